@@ -1,0 +1,591 @@
+//! The expression evaluator: HCL expressions (with their spans) to [`Value`]s.
+//!
+//! Names are looked up in a [`Scope`] by reference, so a lookup costs the length of the
+//! traversal, not the size of the scope. Unknown values flow through every operation.
+
+mod functions;
+
+use crate::value::{format_number, Map, Value};
+use hcl_edit::expr::{
+    BinaryOperator, Expression, ForExpr, FuncCall, ObjectKey, Traversal, TraversalOperator,
+    UnaryOperator,
+};
+use hcl_edit::template::{Directive, Element, Strip, Template};
+use hcl_edit::Span;
+use std::ops::Range;
+use std::path::Path;
+
+pub use functions::FUNCTION_NAMES;
+
+/// What names an expression can see.
+pub trait Scope {
+    /// The value of a root name (`var`, `local`, `tik_data`, ...), if it is defined here.
+    fn root(&self, name: &str) -> Option<&Value>;
+}
+
+/// A scope made of a plain map, for tests and small evaluations.
+impl Scope for Map {
+    fn root(&self, name: &str) -> Option<&Value> {
+        self.get(name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalError {
+    pub message: String,
+    pub span: Option<Range<usize>>,
+    pub help: Option<String>,
+}
+
+impl EvalError {
+    pub fn new(message: impl Into<String>, span: Option<Range<usize>>) -> Self {
+        EvalError { message: message.into(), span, help: None }
+    }
+    fn help(mut self, help: Option<String>) -> Self {
+        self.help = help;
+        self
+    }
+}
+
+type Result<T> = std::result::Result<T, EvalError>;
+
+/// An evaluation: the scope, the directory `file()` reads relative to, and the names bound
+/// by enclosing `for` expressions.
+pub struct Evaluator<'a> {
+    scope: &'a dyn Scope,
+    pub base_dir: &'a Path,
+    bound: Vec<(String, Value)>,
+}
+
+impl<'a> Evaluator<'a> {
+    pub fn new(scope: &'a dyn Scope, base_dir: &'a Path) -> Self {
+        Evaluator { scope, base_dir, bound: Vec::new() }
+    }
+
+    pub fn eval(&mut self, expr: &Expression) -> Result<Value> {
+        let span = expr.span();
+        match expr {
+            Expression::Null(_) => Ok(Value::Null),
+            Expression::Bool(b) => Ok(Value::Bool(*b.value())),
+            Expression::Number(n) => Ok(Value::Number(n.value().as_f64().unwrap_or(f64::NAN))),
+            Expression::String(s) => Ok(Value::String(s.value().clone())),
+            Expression::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for item in items.iter() {
+                    out.push(self.eval(item)?);
+                }
+                Ok(Value::List(out))
+            }
+            Expression::Object(obj) => {
+                let mut out = Map::with_capacity(obj.len());
+                for (key, value) in obj.iter() {
+                    let key = match key {
+                        ObjectKey::Ident(id) => id.as_str().to_string(),
+                        ObjectKey::Expression(e) => match self.eval(e)? {
+                            Value::Unknown => return Ok(Value::Unknown),
+                            v => v.to_template_string().ok_or_else(|| {
+                                EvalError::new(
+                                    format!("an object key must be a string, not {}", v.type_name()),
+                                    e.span(),
+                                )
+                            })?,
+                        },
+                    };
+                    out.insert(key, self.eval(value.expr())?);
+                }
+                Ok(Value::Object(out))
+            }
+            Expression::StringTemplate(t) => self.template(t),
+            Expression::HeredocTemplate(h) => self.template(&h.template),
+            Expression::Parenthesis(p) => self.eval(p.inner()),
+            Expression::Variable(v) => self.variable(v.as_str(), span),
+            Expression::Conditional(c) => match self.eval(&c.cond_expr)? {
+                Value::Unknown => Ok(Value::Unknown),
+                cond => {
+                    if to_bool(&cond).ok_or_else(|| {
+                        EvalError::new(
+                            format!("the condition must be a bool, not {}", cond.type_name()),
+                            c.cond_expr.span(),
+                        )
+                    })? {
+                        self.eval(&c.true_expr)
+                    } else {
+                        self.eval(&c.false_expr)
+                    }
+                }
+            },
+            Expression::FuncCall(call) => self.call(call, span),
+            Expression::Traversal(t) => self.traversal(t),
+            Expression::UnaryOp(op) => {
+                let v = self.eval(&op.expr)?;
+                match (op.operator.value(), v) {
+                    (_, Value::Unknown) => Ok(Value::Unknown),
+                    (UnaryOperator::Neg, v) => to_number(&v)
+                        .map(|n| Value::Number(-n))
+                        .ok_or_else(|| type_error("number", &v, op.expr.span())),
+                    (UnaryOperator::Not, v) => to_bool(&v)
+                        .map(|b| Value::Bool(!b))
+                        .ok_or_else(|| type_error("bool", &v, op.expr.span())),
+                }
+            }
+            Expression::BinaryOp(op) => {
+                let operator = *op.operator.value();
+                let lhs = self.eval(&op.lhs_expr)?;
+                // && and || short-circuit as users expect from `a != null && a.x`.
+                match (operator, to_bool(&lhs)) {
+                    (BinaryOperator::And, Some(false)) => return Ok(Value::Bool(false)),
+                    (BinaryOperator::Or, Some(true)) => return Ok(Value::Bool(true)),
+                    _ => {}
+                }
+                let rhs = self.eval(&op.rhs_expr)?;
+                binary(operator, lhs, rhs, &op.lhs_expr, &op.rhs_expr)
+            }
+            Expression::ForExpr(f) => self.for_expr(f),
+        }
+    }
+
+    fn variable(&self, name: &str, span: Option<Range<usize>>) -> Result<Value> {
+        if let Some((_, v)) = self.bound.iter().rev().find(|(n, _)| n == name) {
+            return Ok(v.clone());
+        }
+        match self.scope.root(name) {
+            Some(v) => Ok(v.clone()),
+            None => Err(EvalError::new(format!("unknown name \"{name}\""), span)),
+        }
+    }
+
+    fn traversal(&mut self, t: &Traversal) -> Result<Value> {
+        // Walk a scope root by reference as far as plain attribute and literal index steps go.
+        if let Expression::Variable(root) = &t.expr {
+            let name = root.as_str();
+            if !self.bound.iter().any(|(n, _)| n == name) {
+                if let Some(mut current) = self.scope.root(name) {
+                    let mut used = 0;
+                    for op in &t.operators {
+                        let next = match op.value() {
+                            TraversalOperator::GetAttr(attr) => {
+                                get_attr_ref(current, attr.as_str(), attr.span())?
+                            }
+                            TraversalOperator::LegacyIndex(i) => {
+                                index_ref(current, *i.value() as usize, op.span())?
+                            }
+                            _ => None,
+                        };
+                        match next {
+                            Some(v) => current = v,
+                            None => break,
+                        }
+                        used += 1;
+                    }
+                    return self.apply_operators(current.clone(), &t.operators[used..]);
+                }
+            }
+        }
+        let base = self.eval(&t.expr)?;
+        self.apply_operators(base, &t.operators)
+    }
+
+    fn apply_operators(
+        &mut self,
+        mut current: Value,
+        ops: &[hcl_edit::Decorated<TraversalOperator>],
+    ) -> Result<Value> {
+        for (i, op) in ops.iter().enumerate() {
+            if current == Value::Unknown {
+                return Ok(Value::Unknown);
+            }
+            current = match op.value() {
+                TraversalOperator::GetAttr(attr) => {
+                    match get_attr_ref(&current, attr.as_str(), attr.span())? {
+                        Some(v) => v.clone(),
+                        None => return Ok(Value::Unknown),
+                    }
+                }
+                TraversalOperator::LegacyIndex(idx) => {
+                    match index_ref(&current, *idx.value() as usize, op.span())? {
+                        Some(v) => v.clone(),
+                        None => return Ok(Value::Unknown),
+                    }
+                }
+                TraversalOperator::Index(e) => {
+                    let key = self.eval(e)?;
+                    index_value(&current, &key, e.span())?
+                }
+                TraversalOperator::AttrSplat(_) | TraversalOperator::FullSplat(_) => {
+                    let items = match current {
+                        Value::Null => Vec::new(),
+                        Value::List(items) => items,
+                        other => vec![other],
+                    };
+                    let rest = &ops[i + 1..];
+                    let mut out = Vec::with_capacity(items.len());
+                    for item in items {
+                        out.push(self.apply_operators(item, rest)?);
+                    }
+                    return Ok(Value::List(out));
+                }
+            };
+        }
+        Ok(current)
+    }
+
+    fn call(&mut self, call: &FuncCall, span: Option<Range<usize>>) -> Result<Value> {
+        let name = call.name.name.as_str();
+        if call.name.is_namespaced() {
+            return Err(EvalError::new(
+                format!(
+                    "unknown function \"{}::{name}\"",
+                    call.name.namespace.iter().map(|n| n.as_str()).collect::<Vec<_>>().join("::")
+                ),
+                call.name.name.span(),
+            ));
+        }
+        match name {
+            "try" => {
+                let mut last = None;
+                for arg in call.args.iter() {
+                    match self.eval(arg) {
+                        Ok(v) => return Ok(v),
+                        Err(e) => last = Some(e),
+                    }
+                }
+                Err(last.unwrap_or_else(|| {
+                    EvalError::new("try needs at least one argument", span.clone())
+                }))
+            }
+            "can" => {
+                if call.args.len() != 1 {
+                    return Err(EvalError::new("can takes exactly one argument", span));
+                }
+                let arg = call.args.iter().next().map(|a| self.eval(a));
+                Ok(match arg {
+                    Some(Ok(Value::Unknown)) => Value::Unknown,
+                    Some(Ok(_)) => Value::Bool(true),
+                    _ => Value::Bool(false),
+                })
+            }
+            _ => {
+                if !FUNCTION_NAMES.contains(&name) {
+                    return Err(EvalError::new(format!("unknown function \"{name}\""), call.name.name.span())
+                        .help(crate::diag::did_you_mean(name, FUNCTION_NAMES.iter().copied())));
+                }
+                let mut args = Vec::with_capacity(call.args.len());
+                for arg in call.args.iter() {
+                    args.push(self.eval(arg)?);
+                }
+                if call.args.expand_final() {
+                    match args.pop() {
+                        Some(Value::List(rest)) => args.extend(rest),
+                        Some(Value::Unknown) => return Ok(Value::Unknown),
+                        _ => return Err(EvalError::new("the last argument before ... must be a list", span)),
+                    }
+                }
+                if args.iter().any(Value::has_unknown) {
+                    return Ok(Value::Unknown);
+                }
+                functions::call(self, name, args).map_err(|m| EvalError::new(format!("{name}: {m}"), span))
+            }
+        }
+    }
+
+    fn for_expr(&mut self, f: &ForExpr) -> Result<Value> {
+        let collection = self.eval(&f.intro.collection_expr)?;
+        let pairs: Vec<(Value, Value)> = match collection {
+            Value::Unknown => return Ok(Value::Unknown),
+            Value::List(items) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| (Value::Number(i as f64), v))
+                .collect(),
+            Value::Object(map) => map.into_iter().map(|(k, v)| (Value::String(k), v)).collect(),
+            other => {
+                return Err(EvalError::new(
+                    format!("a for expression needs a list or an object, not {}", other.type_name()),
+                    f.intro.collection_expr.span(),
+                ))
+            }
+        };
+        let key_var = f.intro.key_var.as_ref().map(|k| k.as_str().to_string());
+        let value_var = f.intro.value_var.as_str().to_string();
+        let mut list = Vec::new();
+        let mut map: Map = Map::new();
+        for (k, v) in pairs {
+            let mark = self.bound.len();
+            if let Some(kv) = &key_var {
+                self.bound.push((kv.clone(), k));
+            }
+            self.bound.push((value_var.clone(), v));
+            let result = self.for_item(f, &mut list, &mut map);
+            self.bound.truncate(mark);
+            if result? {
+                return Ok(Value::Unknown);
+            }
+        }
+        Ok(if f.key_expr.is_some() { Value::Object(map) } else { Value::List(list) })
+    }
+
+    /// One item of a for expression; true when the result can only be unknown.
+    fn for_item(&mut self, f: &ForExpr, list: &mut Vec<Value>, map: &mut Map) -> Result<bool> {
+        if let Some(cond) = &f.cond {
+            match self.eval(&cond.expr)? {
+                Value::Unknown => return Ok(true),
+                v => match to_bool(&v) {
+                    Some(true) => {}
+                    Some(false) => return Ok(false),
+                    None => return Err(type_error("bool", &v, cond.expr.span())),
+                },
+            }
+        }
+        let value = self.eval(&f.value_expr)?;
+        match &f.key_expr {
+            None => list.push(value),
+            Some(key_expr) => {
+                let key = match self.eval(key_expr)? {
+                    Value::Unknown => return Ok(true),
+                    k => k
+                        .to_template_string()
+                        .ok_or_else(|| type_error("string", &k, key_expr.span()))?,
+                };
+                if f.grouping {
+                    if let Value::List(group) = map.entry(key).or_insert_with(|| Value::List(Vec::new())) {
+                        group.push(value);
+                    }
+                } else if map.contains_key(&key) {
+                    return Err(EvalError::new(
+                        format!("duplicate key \"{key}\" in a for expression"),
+                        key_expr.span(),
+                    )
+                    .help(Some("add ... after the value to group values by key".into())));
+                } else {
+                    map.insert(key, value);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Evaluates a template; `Unknown` if any interpolation is unknown.
+    pub fn template(&mut self, template: &Template) -> Result<Value> {
+        // A template of exactly one interpolation keeps the value's type, as in HCL.
+        if let Some(Element::Interpolation(i)) = template.as_single_element() {
+            return self.eval(&i.expr);
+        }
+        let mut out = String::new();
+        let mut unknown = false;
+        let mut strip_next = false;
+        self.render(template, &mut out, &mut unknown, &mut strip_next)?;
+        Ok(if unknown { Value::Unknown } else { Value::String(out) })
+    }
+
+    fn render(
+        &mut self,
+        template: &Template,
+        out: &mut String,
+        unknown: &mut bool,
+        strip_next: &mut bool,
+    ) -> Result<()> {
+        for element in template.iter() {
+            match element {
+                Element::Literal(lit) => {
+                    let text: &str = lit.value();
+                    if std::mem::take(strip_next) {
+                        out.push_str(text.trim_start());
+                    } else {
+                        out.push_str(text);
+                    }
+                }
+                Element::Interpolation(i) => {
+                    strip(out, i.strip, strip_next);
+                    match self.eval(&i.expr)? {
+                        Value::Unknown => *unknown = true,
+                        v => match v.to_template_string() {
+                            Some(s) => out.push_str(&s),
+                            None if v.has_unknown() => *unknown = true,
+                            None => {
+                                return Err(EvalError::new(
+                                    format!("cannot interpolate a {} into a string", v.type_name()),
+                                    i.expr.span(),
+                                )
+                                .help(Some("use jsonencode() or join() to turn it into a string".into())))
+                            }
+                        },
+                    }
+                }
+                Element::Directive(d) => match d.as_ref() {
+                    Directive::If(ifd) => {
+                        strip(out, ifd.if_expr.strip, strip_next);
+                        let cond = self.eval(&ifd.if_expr.cond_expr)?;
+                        match cond {
+                            Value::Unknown => *unknown = true,
+                            v => {
+                                let b = to_bool(&v)
+                                    .ok_or_else(|| type_error("bool", &v, ifd.if_expr.cond_expr.span()))?;
+                                if b {
+                                    self.render(&ifd.if_expr.template, out, unknown, strip_next)?;
+                                } else if let Some(e) = &ifd.else_expr {
+                                    strip(out, e.strip, strip_next);
+                                    self.render(&e.template, out, unknown, strip_next)?;
+                                }
+                            }
+                        }
+                        strip(out, ifd.endif_expr.strip, strip_next);
+                    }
+                    Directive::For(fd) => {
+                        strip(out, fd.for_expr.strip, strip_next);
+                        let collection = self.eval(&fd.for_expr.collection_expr)?;
+                        let pairs: Vec<(Value, Value)> = match collection {
+                            Value::Unknown => {
+                                *unknown = true;
+                                Vec::new()
+                            }
+                            Value::List(items) => items
+                                .into_iter()
+                                .enumerate()
+                                .map(|(i, v)| (Value::Number(i as f64), v))
+                                .collect(),
+                            Value::Object(m) => m.into_iter().map(|(k, v)| (Value::String(k), v)).collect(),
+                            other => {
+                                return Err(type_error("list or object", &other, fd.for_expr.collection_expr.span()))
+                            }
+                        };
+                        for (k, v) in pairs {
+                            let mark = self.bound.len();
+                            if let Some(kv) = &fd.for_expr.key_var {
+                                self.bound.push((kv.as_str().to_string(), k));
+                            }
+                            self.bound.push((fd.for_expr.value_var.as_str().to_string(), v));
+                            let r = self.render(&fd.for_expr.template, out, unknown, strip_next);
+                            self.bound.truncate(mark);
+                            r?;
+                        }
+                        strip(out, fd.endfor_expr.strip, strip_next);
+                    }
+                },
+            }
+        }
+        Ok(())
+    }
+}
+
+fn strip(out: &mut String, s: Strip, strip_next: &mut bool) {
+    if matches!(s, Strip::Start | Strip::Both) {
+        let trimmed = out.trim_end().len();
+        out.truncate(trimmed);
+    }
+    *strip_next = matches!(s, Strip::End | Strip::Both);
+}
+
+fn get_attr_ref<'v>(v: &'v Value, attr: &str, span: Option<Range<usize>>) -> Result<Option<&'v Value>> {
+    match v {
+        Value::Object(map) => match map.get(attr) {
+            Some(v) => Ok(Some(v)),
+            None => Err(EvalError::new(format!("this object has no attribute \"{attr}\""), span)
+                .help(crate::diag::did_you_mean(attr, map.keys().map(String::as_str)))),
+        },
+        Value::Unknown => Ok(None),
+        Value::Null => Err(EvalError::new(format!("cannot read \"{attr}\" of null"), span)),
+        other => Err(EvalError::new(
+            format!("cannot read attribute \"{attr}\" of a {}", other.type_name()),
+            span,
+        )),
+    }
+}
+
+fn index_ref(v: &Value, i: usize, span: Option<Range<usize>>) -> Result<Option<&Value>> {
+    match v {
+        Value::List(items) => items.get(i).map(Some).ok_or_else(|| {
+            EvalError::new(format!("index {i} is out of range for a list of {}", items.len()), span)
+        }),
+        Value::Unknown => Ok(None),
+        other => Err(EvalError::new(format!("cannot index a {}", other.type_name()), span)),
+    }
+}
+
+fn index_value(v: &Value, key: &Value, span: Option<Range<usize>>) -> Result<Value> {
+    match (v, key) {
+        (Value::Unknown, _) | (_, Value::Unknown) => Ok(Value::Unknown),
+        (Value::List(_), k) => {
+            let n = to_number(k).filter(|n| n.fract() == 0.0 && *n >= 0.0).ok_or_else(|| {
+                EvalError::new("a list index must be a whole number that is not negative", span.clone())
+            })?;
+            Ok(index_ref(v, n as usize, span)?.cloned().unwrap_or(Value::Unknown))
+        }
+        (Value::Object(map), k) => {
+            let k = k.to_template_string().ok_or_else(|| type_error("string", k, span.clone()))?;
+            map.get(&k).cloned().ok_or_else(|| {
+                EvalError::new(format!("this object has no key \"{k}\""), span)
+                    .help(crate::diag::did_you_mean(&k, map.keys().map(String::as_str)))
+            })
+        }
+        (other, _) => Err(EvalError::new(format!("cannot index a {}", other.type_name()), span)),
+    }
+}
+
+fn binary(op: BinaryOperator, lhs: Value, rhs: Value, le: &Expression, re: &Expression) -> Result<Value> {
+    use BinaryOperator::*;
+    match op {
+        Eq => return Ok(if lhs.has_unknown() || rhs.has_unknown() { Value::Unknown } else { Value::Bool(lhs == rhs) }),
+        NotEq => return Ok(if lhs.has_unknown() || rhs.has_unknown() { Value::Unknown } else { Value::Bool(lhs != rhs) }),
+        _ => {}
+    }
+    if lhs == Value::Unknown || rhs == Value::Unknown {
+        return Ok(Value::Unknown);
+    }
+    match op {
+        And | Or => {
+            let a = to_bool(&lhs).ok_or_else(|| type_error("bool", &lhs, le.span()))?;
+            let b = to_bool(&rhs).ok_or_else(|| type_error("bool", &rhs, re.span()))?;
+            Ok(Value::Bool(if op == And { a && b } else { a || b }))
+        }
+        _ => {
+            let a = to_number(&lhs).ok_or_else(|| type_error("number", &lhs, le.span()))?;
+            let b = to_number(&rhs).ok_or_else(|| type_error("number", &rhs, re.span()))?;
+            Ok(match op {
+                Plus => Value::Number(a + b),
+                Minus => Value::Number(a - b),
+                Mul => Value::Number(a * b),
+                Div if b == 0.0 => return Err(EvalError::new("division by zero", re.span())),
+                Div => Value::Number(a / b),
+                Mod if b == 0.0 => return Err(EvalError::new("modulo by zero", re.span())),
+                Mod => Value::Number(a % b),
+                Less => Value::Bool(a < b),
+                LessEq => Value::Bool(a <= b),
+                Greater => Value::Bool(a > b),
+                GreaterEq => Value::Bool(a >= b),
+                Eq | NotEq | And | Or => unreachable!("handled above"),
+            })
+        }
+    }
+}
+
+fn type_error(expected: &str, got: &Value, span: Option<Range<usize>>) -> EvalError {
+    EvalError::new(format!("expected a {expected}, got a {}", got.type_name()), span)
+}
+
+/// HCL's safe conversions: "3" is a number, "true" a bool.
+pub fn to_number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => Some(*n),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+pub fn to_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s == "true" => Some(true),
+        Value::String(s) if s == "false" => Some(false),
+        _ => None,
+    }
+}
+
+pub fn to_string(v: &Value) -> Option<String> {
+    match v {
+        Value::Number(n) => Some(format_number(*n)),
+        other => other.to_template_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
