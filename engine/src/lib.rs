@@ -6,3 +6,13 @@
 pub mod diag;
 pub mod eval;
 pub mod value;
+pub mod addr;
+pub mod config;
+pub mod builtin;
+pub mod provider;
+pub mod state;
+pub mod timefmt;
+pub mod graph;
+pub mod walk;
+pub mod plan;
+pub mod apply;

@@ -1,0 +1,133 @@
+//! Resource addresses: `cluster.etl.node.worker["default"][2]`, `tik_data.a`,
+//! `module.net.workspace.dev.dir`. One address names one resource in plans, state and CLI.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Segment {
+    Name(String),
+    Key(String),
+    Index(u64),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Address(pub Vec<Segment>);
+
+impl Address {
+    pub fn new() -> Self {
+        Address(Vec::new())
+    }
+
+    pub fn name(mut self, n: impl Into<String>) -> Self {
+        self.0.push(Segment::Name(n.into()));
+        self
+    }
+
+    pub fn key(mut self, k: impl Into<String>) -> Self {
+        self.0.push(Segment::Key(k.into()));
+        self
+    }
+
+    pub fn index(mut self, i: u64) -> Self {
+        self.0.push(Segment::Index(i));
+        self
+    }
+
+    pub fn join(&self, rel: &Address) -> Address {
+        let mut segs = self.0.clone();
+        segs.extend(rel.0.iter().cloned());
+        Address(segs)
+    }
+
+    pub fn starts_with(&self, prefix: &Address) -> bool {
+        self.0.starts_with(&prefix.0)
+    }
+
+    /// Parses the text form; the inverse of `Display`.
+    pub fn parse(text: &str) -> Result<Address, String> {
+        let bad = |why: &str| format!("\"{text}\" is not a resource address: {why}");
+        let mut segs = Vec::new();
+        let mut rest = text.trim();
+        if rest.is_empty() {
+            return Err(bad("it is empty"));
+        }
+        let mut expect_name = true;
+        while !rest.is_empty() {
+            if let Some(r) = rest.strip_prefix('[') {
+                if let Some(r) = r.strip_prefix('"') {
+                    let end = r.find("\"]").ok_or_else(|| bad("a [\" is not closed by \"]"))?;
+                    segs.push(Segment::Key(r[..end].to_string()));
+                    rest = &r[end + 2..];
+                } else {
+                    let end = r.find(']').ok_or_else(|| bad("a [ is not closed"))?;
+                    let i = r[..end].trim().parse().map_err(|_| bad("an index must be a whole number"))?;
+                    segs.push(Segment::Index(i));
+                    rest = &r[end + 1..];
+                }
+                expect_name = false;
+            } else {
+                if !expect_name {
+                    rest = rest.strip_prefix('.').ok_or_else(|| bad("expected . or ["))?;
+                }
+                let end = rest.find(['.', '[']).unwrap_or(rest.len());
+                let name = &rest[..end];
+                if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
+                    return Err(bad("expected a name"));
+                }
+                segs.push(Segment::Name(name.to_string()));
+                rest = &rest[end..];
+                expect_name = false;
+            }
+        }
+        Ok(Address(segs))
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, seg) in self.0.iter().enumerate() {
+            match seg {
+                Segment::Name(n) if i == 0 => f.write_str(n)?,
+                Segment::Name(n) => write!(f, ".{n}")?,
+                Segment::Key(k) => write!(f, "[{}]", crate::value::quote(k))?,
+                Segment::Index(i) => write!(f, "[{i}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for Address {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Address {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Address::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_form_round_trips() {
+        for text in ["tik_data.a", "cluster.etl.node.worker[\"default\"][2]", "module.m.workspace.dev.dir"] {
+            assert_eq!(Address::parse(text).unwrap().to_string(), text);
+        }
+        let a = Address::new().name("cluster").name("etl").name("node").name("worker").key("default").index(2);
+        assert_eq!(Address::parse("cluster.etl.node.worker[\"default\"][2]").unwrap(), a);
+    }
+
+    #[test]
+    fn bad_text_is_an_error_not_a_panic() {
+        for text in ["", "a..b", "a[", "a[\"x", "a[x]", "a b", ".a", "a]["] {
+            assert!(Address::parse(text).is_err(), "{text}");
+        }
+    }
+}

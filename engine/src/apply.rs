@@ -1,0 +1,459 @@
+//! Apply: walk the graph, evaluate each object once what it references exists, and make
+//! its changes through providers, up to `parallelism` at once. State is recorded after
+//! every change; a create is recorded as pending before it starts.
+
+use crate::addr::Address;
+use crate::config::Config;
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::plan::{diff, Action, Change, Plan, Summary};
+use crate::provider::{ChangeRequest, Operation, Provider, ProviderError, Providers};
+use crate::state::{JournalEntry, OutputState, ResourceState, StateError, StateStore, Status};
+use crate::value::{Map, Value};
+use crate::walk::{InputValue, Inputs, ObjectEval, Walk};
+use indexmap::IndexMap;
+use petgraph::graph::NodeIndex;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    pub parallelism: usize,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions { parallelism: 10 }
+    }
+}
+
+/// What apply reports as it goes; the CLI renders these.
+#[derive(Debug, Clone)]
+pub enum ApplyEvent {
+    Started { address: Address, action: Action },
+    Finished { address: Address, action: Action, elapsed: Duration, id: Option<String> },
+    Failed { address: Address, action: Action, message: String },
+    Interrupted { in_flight: usize },
+}
+
+#[derive(Debug, Default)]
+pub struct ApplyReport {
+    pub done: Summary,
+    pub failures: Vec<(String, String)>,
+    /// Objects not evaluated or changed because something they need failed.
+    pub skipped: Vec<String>,
+    pub interrupted: bool,
+    /// Changes that never started because of the interrupt.
+    pub not_started: usize,
+}
+
+impl ApplyReport {
+    pub fn ok(&self) -> bool {
+        self.failures.is_empty() && !self.interrupted
+    }
+}
+
+struct Unit {
+    change: Change,
+    /// Index into `objects`, for creates and updates of configuration objects.
+    object: Option<usize>,
+    remaining: usize,
+    dependents: Vec<usize>,
+    planned: Map,
+    done: bool,
+}
+
+struct ObjectRun {
+    eval: ObjectEval,
+    pending: usize,
+    failed: bool,
+    values: HashMap<Address, Map>,
+}
+
+type TaskResult = (usize, Result<Map, ProviderError>, Duration);
+
+pub async fn apply<F: Future<Output = ()>>(
+    config: &Config,
+    providers: &Providers,
+    store: &mut StateStore<'_>,
+    plan: &Plan,
+    options: &ApplyOptions,
+    cancel: F,
+    on_event: &mut dyn FnMut(ApplyEvent),
+) -> Result<ApplyReport, Diagnostics> {
+    let state_err = |e: StateError| Diagnostics::from(Diagnostic::new(e.message).help_opt(e.help));
+    if store.is_new() && plan.serial == 0 {
+        store.state.lineage = plan.lineage.clone();
+    }
+    if store.state.lineage != plan.lineage || store.state.serial.get() != plan.serial {
+        return Err(Diagnostic::new(format!(
+            "the saved plan is stale: it was made against state serial {} (lineage {}), but the state is now at serial {} (lineage {})",
+            plan.serial,
+            plan.lineage,
+            store.state.serial.get(),
+            store.state.lineage
+        ))
+        .help("make a new plan with tik plan --out FILE and apply that")
+        .into());
+    }
+    if plan.config_hash != config.hash {
+        return Err(Diagnostic::new("the saved plan is stale: the configuration files changed since it was made")
+            .help("make a new plan with tik plan --out FILE and apply that")
+            .into());
+    }
+    for d in &plan.drift {
+        store.record(d.entry()).map_err(state_err)?;
+    }
+    let inputs = Inputs(plan.variables.iter().map(|(k, v)| (k.clone(), InputValue::Value(v.clone()))).collect());
+    let mut walk = Walk::new(config, providers, inputs)?;
+    let graph_order = walk.graph.topo_order(config)?;
+    let planned: HashMap<&Address, &Change> = plan.changes.iter().map(|c| (&c.address, c)).collect();
+    let mut driver = Driver {
+        units: Vec::new(),
+        objects: Vec::new(),
+        runnable: VecDeque::new(),
+        report: ApplyReport::default(),
+        diags: Diagnostics::default(),
+        blocked: vec![false; graph_order.len()],
+        indegree: Vec::new(),
+        ready: VecDeque::new(),
+    };
+    driver.indegree = (0..graph_order.len()).map(|i| walk.graph.dependencies(NodeIndex::new(i)).count()).collect();
+    if !plan.destroy {
+        driver.ready = graph_order.iter().copied().filter(|i| driver.indegree[i.index()] == 0).collect();
+    }
+    driver.add_deletes(plan);
+
+    let mut tasks: JoinSet<TaskResult> = JoinSet::new();
+    let parallelism = options.parallelism.max(1);
+    let cancel = cancel;
+    tokio::pin!(cancel);
+    loop {
+        while !driver.report.interrupted {
+            let Some(n) = driver.ready.pop_front() else { break };
+            driver.eval(&mut walk, store, n, &planned, providers);
+        }
+        while !driver.report.interrupted && tasks.len() < parallelism {
+            let Some(u) = driver.runnable.pop_front() else { break };
+            driver.start(u, store, providers, &mut tasks, on_event).map_err(state_err)?;
+        }
+        if tasks.is_empty() {
+            break;
+        }
+        tokio::select! {
+            joined = tasks.join_next() => {
+                let Some(joined) = joined else { continue };
+                let (u, result, elapsed) = match joined {
+                    Ok(r) => r,
+                    Err(e) => return Err(Diagnostic::new(format!("internal: a provider task failed: {e}")).into()),
+                };
+                driver.finish(u, result, elapsed, &mut walk, store, on_event).map_err(state_err)?;
+            }
+            _ = &mut cancel, if !driver.report.interrupted => {
+                driver.report.interrupted = true;
+                on_event(ApplyEvent::Interrupted { in_flight: tasks.len() });
+            }
+        }
+    }
+    driver.report.not_started = driver.units.iter().filter(|u| !u.done).count();
+    for (i, blocked) in driver.blocked.iter().enumerate() {
+        if *blocked {
+            if let Some(a) = walk.graph.object_address(config, NodeIndex::new(i)) {
+                driver.report.skipped.push(a.to_string());
+            }
+        }
+    }
+    if !driver.report.interrupted {
+        let outputs = merged_outputs(config, plan, &store.state.outputs, &walk.root_outputs);
+        if outputs != store.state.outputs {
+            store.record(JournalEntry::Outputs { outputs }).map_err(state_err)?;
+        }
+    }
+    store.save().map_err(state_err)?;
+    if !driver.diags.is_empty() {
+        for d in &driver.diags.0 {
+            driver.report.failures.push(("configuration".into(), d.message.clone()));
+        }
+        return Err(driver.diags);
+    }
+    Ok(driver.report)
+}
+
+/// Outputs evaluated now replace the recorded ones; ones not reached keep their old value.
+fn merged_outputs(config: &Config, plan: &Plan, old: &IndexMap<String, OutputState>, new: &IndexMap<String, OutputState>) -> IndexMap<String, OutputState> {
+    if plan.destroy {
+        return IndexMap::new();
+    }
+    let mut out = IndexMap::new();
+    for name in config.modules[0].outputs.keys() {
+        if let Some(o) = new.get(name).or_else(|| old.get(name)) {
+            out.insert(name.clone(), o.clone());
+        }
+    }
+    out
+}
+
+struct Driver {
+    units: Vec<Unit>,
+    objects: Vec<ObjectRun>,
+    runnable: VecDeque<usize>,
+    report: ApplyReport,
+    diags: Diagnostics,
+    blocked: Vec<bool>,
+    indegree: Vec<usize>,
+    ready: VecDeque<NodeIndex>,
+}
+
+impl Driver {
+    fn add_deletes(&mut self, plan: &Plan) {
+        let first = self.units.len();
+        let deletes: Vec<&Change> = plan.changes.iter().filter(|c| c.action == Action::Delete).collect();
+        let index: HashMap<&Address, usize> = deletes.iter().enumerate().map(|(i, c)| (&c.address, first + i)).collect();
+        for c in &deletes {
+            self.units.push(Unit { change: (*c).clone(), object: None, remaining: 0, dependents: Vec::new(), planned: c.before.clone().unwrap_or_default(), done: false });
+        }
+        // A resource is deleted before what it depends on.
+        for (i, c) in deletes.iter().enumerate() {
+            for d in &c.dependencies {
+                if let Some(&j) = index.get(d) {
+                    self.units[first + i].dependents.push(j);
+                    self.units[j].remaining += 1;
+                }
+            }
+        }
+        for u in first..self.units.len() {
+            if self.units[u].remaining == 0 {
+                self.runnable.push_back(u);
+            }
+        }
+    }
+
+    fn complete_node(&mut self, walk: &Walk<'_>, n: NodeIndex) {
+        for d in walk.graph.dependents(n) {
+            self.indegree[d.index()] -= 1;
+            if self.indegree[d.index()] == 0 && !self.blocked[d.index()] {
+                self.ready.push_back(d);
+            }
+        }
+    }
+
+    /// Marks everything that depends on `n` as skipped.
+    fn fail_node(&mut self, walk: &Walk<'_>, n: NodeIndex) {
+        let mut stack: Vec<NodeIndex> = walk.graph.dependents(n).collect();
+        while let Some(d) = stack.pop() {
+            if !self.blocked[d.index()] {
+                self.blocked[d.index()] = true;
+                stack.extend(walk.graph.dependents(d));
+            }
+        }
+    }
+
+    fn eval(&mut self, walk: &mut Walk<'_>, store: &StateStore<'_>, n: NodeIndex, planned: &HashMap<&Address, &Change>, providers: &Providers) {
+        let object = match walk.eval_node(n) {
+            Ok(None) => return self.complete_node(walk, n),
+            Ok(Some(o)) => o,
+            Err(d) => {
+                self.diags.0.extend(d.0);
+                return self.fail_node(walk, n);
+            }
+        };
+        let oi = self.objects.len();
+        let mut run = ObjectRun { eval: object, pending: 0, failed: false, values: HashMap::new() };
+        let mut unit_of: HashMap<Address, usize> = HashMap::new();
+        let mut new_units = Vec::new();
+        for inst in &run.eval.instances {
+            let Some((_, schema)) = providers.schema(&inst.type_name) else { continue };
+            let prior = store.state.resources.get(&inst.address);
+            let expected = planned.get(&inst.address).map(|c| c.action).unwrap_or(Action::NoOp);
+            let forced = planned.get(&inst.address).is_some_and(|c| c.reasons.iter().any(|r| r.starts_with("--replace")));
+            let change = diff(inst, schema, prior, forced);
+            let consistent = change.action == expected || (expected == Action::Update && change.action == Action::NoOp);
+            if !consistent {
+                self.diags.push(
+                    Diagnostic::new(format!(
+                        "{}: the plan said {:?}, but applying it now needs {:?}",
+                        inst.address, expected, change.action
+                    ))
+                    .help("the configuration or the world changed since the plan was made; run tik plan again"),
+                );
+                run.failed = true;
+                continue;
+            }
+            if change.action == Action::NoOp {
+                run.values.insert(inst.address.clone(), prior.map(|p| p.attributes.clone()).unwrap_or_default());
+                continue;
+            }
+            let mut planned_attrs = match change.action {
+                Action::Update => change.after.clone().unwrap_or_default(),
+                _ => inst.config.clone(),
+            };
+            planned_attrs.retain(|_, v| *v != Value::Unknown);
+            unit_of.insert(inst.address.clone(), self.units.len());
+            new_units.push((self.units.len(), inst.intra_deps.clone()));
+            self.units.push(Unit { change, object: Some(oi), remaining: 0, dependents: Vec::new(), planned: planned_attrs, done: false });
+            run.pending += 1;
+        }
+        for (u, deps) in new_units {
+            for d in deps {
+                if let Some(&du) = unit_of.get(&d) {
+                    self.units[du].dependents.push(u);
+                    self.units[u].remaining += 1;
+                }
+            }
+            if self.units[u].remaining == 0 {
+                self.runnable.push_back(u);
+            }
+        }
+        let failed = run.failed;
+        let pending = run.pending;
+        self.objects.push(run);
+        if pending == 0 {
+            self.settle_object(walk, oi, failed);
+        }
+    }
+
+    /// An object whose changes are all done: make its value visible, or skip its dependents.
+    fn settle_object(&mut self, walk: &mut Walk<'_>, oi: usize, failed: bool) {
+        let node = self.objects[oi].eval.node;
+        if failed {
+            self.fail_node(walk, node);
+        } else {
+            walk.finish_object(&self.objects[oi].eval, &self.objects[oi].values);
+            self.complete_node(walk, node);
+        }
+    }
+
+    fn start(&mut self, u: usize, store: &mut StateStore<'_>, providers: &Providers, tasks: &mut JoinSet<TaskResult>, on_event: &mut dyn FnMut(ApplyEvent)) -> Result<(), StateError> {
+        let unit = &self.units[u];
+        let change = &unit.change;
+        let prior = store.state.resources.get(&change.address).cloned();
+        if matches!(change.action, Action::Create | Action::Replace) {
+            // Recorded before the call: a crash now still leaves a state that knows of it.
+            let attributes = match (&prior, change.action) {
+                (Some(p), Action::Replace) => p.attributes.clone(),
+                _ => unit.planned.clone(),
+            };
+            store.record(JournalEntry::Put { resource: resource_state(change, Status::Pending, attributes) })?;
+        }
+        let Some(provider) = providers.get(&change.provider).cloned() else {
+            let msg = format!("provider {} is not available", change.provider);
+            tasks.spawn(async move { (u, Err(ProviderError::new(msg)), Duration::ZERO) });
+            return Ok(());
+        };
+        on_event(ApplyEvent::Started { address: change.address.clone(), action: change.action });
+        let request = ChangeRequest {
+            address: change.address.clone(),
+            type_name: change.type_name.clone(),
+            operation: Operation::Create,
+            prior: prior.map(|p| p.attributes),
+            planned: unit.planned.clone(),
+            lineage: store.state.lineage.clone(),
+        };
+        let action = change.action;
+        let cbd = change.create_before_destroy;
+        tasks.spawn(async move {
+            let started = Instant::now();
+            let result = run_change(provider, request, action, cbd).await;
+            (u, result, started.elapsed())
+        });
+        Ok(())
+    }
+
+    fn finish(&mut self, u: usize, result: Result<Map, ProviderError>, elapsed: Duration, walk: &mut Walk<'_>, store: &mut StateStore<'_>, on_event: &mut dyn FnMut(ApplyEvent)) -> Result<(), StateError> {
+        self.units[u].done = true;
+        let change = self.units[u].change.clone();
+        let ok = result.is_ok();
+        match result {
+            Ok(attrs) => {
+                if change.action == Action::Delete {
+                    store.record(JournalEntry::Remove { address: change.address.clone() })?;
+                } else {
+                    store.record(JournalEntry::Put { resource: resource_state(&change, Status::Ready, attrs.clone()) })?;
+                }
+                let id = attrs.get("id").and_then(Value::as_str).map(str::to_string);
+                on_event(ApplyEvent::Finished { address: change.address.clone(), action: change.action, elapsed, id });
+                match change.action {
+                    Action::Create => self.report.done.add += 1,
+                    Action::Update => self.report.done.change += 1,
+                    Action::Replace => self.report.done.replace += 1,
+                    Action::Delete => self.report.done.destroy += 1,
+                    Action::NoOp => {}
+                }
+                if let Some(oi) = self.units[u].object {
+                    self.objects[oi].values.insert(change.address.clone(), attrs);
+                }
+            }
+            Err(e) => {
+                if matches!(change.action, Action::Create | Action::Replace) {
+                    // It may exist in part: tainted, so the next plan replaces it.
+                    let attrs = self.units[u].planned.clone();
+                    store.record(JournalEntry::Put { resource: resource_state(&change, Status::Tainted, attrs) })?;
+                }
+                let message = e.to_string();
+                on_event(ApplyEvent::Failed { address: change.address.clone(), action: change.action, message: message.clone() });
+                self.report.failures.push((change.address.to_string(), message));
+            }
+        }
+        let mut finished = vec![(u, ok)];
+        while let Some((u, ok)) = finished.pop() {
+            if let Some(oi) = self.units[u].object {
+                self.objects[oi].pending -= 1;
+                self.objects[oi].failed |= !ok;
+                if self.objects[oi].pending == 0 {
+                    let failed = self.objects[oi].failed;
+                    self.settle_object(walk, oi, failed);
+                }
+            }
+            for d in std::mem::take(&mut self.units[u].dependents) {
+                if ok {
+                    self.units[d].remaining -= 1;
+                    if self.units[d].remaining == 0 {
+                        self.runnable.push_back(d);
+                    }
+                } else if !self.units[d].done {
+                    // Something it needs failed: it is skipped, and so is what needs it.
+                    self.units[d].done = true;
+                    self.report.skipped.push(self.units[d].change.address.to_string());
+                    finished.push((d, false));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn resource_state(change: &Change, status: Status, attributes: Map) -> ResourceState {
+    ResourceState {
+        address: change.address.clone(),
+        type_name: change.type_name.clone(),
+        provider: change.provider.clone(),
+        status,
+        attributes,
+        sensitive_attributes: change.sensitive.clone(),
+        dependencies: change.dependencies.clone(),
+    }
+}
+
+/// One change through the provider; a replace is a delete and a create, in the order
+/// the lifecycle asks for.
+async fn run_change(provider: Arc<dyn Provider>, request: ChangeRequest, action: Action, create_before_destroy: bool) -> Result<Map, ProviderError> {
+    let delete = |r: &ChangeRequest| ChangeRequest { operation: Operation::Delete, planned: r.prior.clone().unwrap_or_default(), ..r.clone() };
+    let create = |r: &ChangeRequest| ChangeRequest { operation: Operation::Create, prior: None, ..r.clone() };
+    match action {
+        Action::Create => provider.apply(create(&request)).await,
+        Action::Update => provider.apply(ChangeRequest { operation: Operation::Update, ..request }).await,
+        Action::Delete => provider.apply(delete(&request)).await,
+        Action::Replace if create_before_destroy => {
+            let attrs = provider.apply(create(&request)).await?;
+            provider.apply(delete(&request)).await?;
+            Ok(attrs)
+        }
+        Action::Replace => {
+            provider.apply(delete(&request)).await?;
+            provider.apply(create(&request)).await
+        }
+        Action::NoOp => Ok(request.prior.unwrap_or_default()),
+    }
+}

@@ -1,0 +1,443 @@
+//! Plans: what would change to make the world match the configuration.
+
+use crate::addr::Address;
+use crate::config::Config;
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::provider::{planned_attributes, Providers, ReadRequest, ResourceSchema};
+use crate::state::{JournalEntry, OutputState, ResourceState, State, Status};
+use crate::value::{Map, Value};
+use crate::walk::{Inputs, Instance, Walk};
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+
+pub const PLAN_FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    NoOp,
+    Create,
+    Update,
+    Replace,
+    Delete,
+}
+
+/// One resource's planned change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub address: Address,
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub provider: String,
+    pub action: Action,
+    /// Why: the attributes that force a replacement, a taint, `--replace`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+    pub before: Option<Map>,
+    pub after: Option<Map>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sensitive: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<Address>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub create_before_destroy: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriftKind {
+    /// Recorded in state, gone from the world.
+    Deleted,
+    /// Its attributes in the world differ from what state recorded.
+    Changed,
+    /// A create was interrupted and the object turned out to exist: taken into state.
+    Adopted,
+}
+
+/// A difference between state and the world, found by refresh.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Drift {
+    pub address: Address,
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub kind: DriftKind,
+    pub before: ResourceState,
+    /// What the world holds now; `None` when deleted.
+    pub after: Option<ResourceState>,
+}
+
+impl Drift {
+    /// The state change that records what refresh found.
+    pub fn entry(&self) -> JournalEntry {
+        match &self.after {
+            Some(r) => JournalEntry::Put { resource: r.clone() },
+            None => JournalEntry::Remove { address: self.address.clone() },
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputChange {
+    pub name: String,
+    pub before: Option<Value>,
+    pub after: Value,
+    pub sensitive: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: u32,
+    pub tik_version: String,
+    /// The state the plan was made against: applying it to any other is refused.
+    pub lineage: String,
+    pub serial: u64,
+    pub config_hash: String,
+    pub destroy: bool,
+    pub variables: Map,
+    pub drift: Vec<Drift>,
+    /// Every change but no-ops, creates and updates in dependency order, then deletes.
+    pub changes: Vec<Change>,
+    pub outputs: Vec<OutputChange>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub replace: usize,
+    pub destroy: usize,
+}
+
+impl Plan {
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        for c in &self.changes {
+            match c.action {
+                Action::Create => s.add += 1,
+                Action::Update => s.change += 1,
+                Action::Replace => s.replace += 1,
+                Action::Delete => s.destroy += 1,
+                Action::NoOp => {}
+            }
+        }
+        s
+    }
+
+    pub fn has_changes(&self) -> bool {
+        !self.changes.is_empty() || !self.outputs.is_empty()
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).unwrap_or_default()
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Result<Plan, String> {
+        let raw: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| format!("not a tik plan file: {e}"))?;
+        match raw.get("format_version").and_then(|v| v.as_u64()) {
+            Some(v) if v == u64::from(PLAN_FORMAT_VERSION) => {}
+            Some(v) => return Err(format!("plan file format {v} is not one this tik reads ({PLAN_FORMAT_VERSION})")),
+            None => return Err("not a tik plan file: it has no format_version".into()),
+        }
+        serde_json::from_value(raw).map_err(|e| format!("the plan file is damaged: {e}"))
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    pub destroy: bool,
+    pub targets: Vec<Address>,
+    pub replace: Vec<Address>,
+}
+
+/// Reads every resource in state from its provider, one call per resource type,
+/// all types at once. Returns the differences; `state` is left as it is.
+pub async fn refresh(state: &State, providers: &Providers) -> Result<Vec<Drift>, Diagnostics> {
+    let mut by_type: IndexMap<(String, String), Vec<&ResourceState>> = IndexMap::new();
+    for r in state.resources.values() {
+        by_type.entry((r.provider.clone(), r.type_name.clone())).or_default().push(r);
+    }
+    let mut reads = Vec::new();
+    for ((provider, type_name), items) in &by_type {
+        let p = providers.get(provider).cloned().ok_or_else(|| {
+            Diagnostics::from(Diagnostic::new(format!("state holds {} resources of provider \"{provider}\", which this tik does not have", items.len())))
+        })?;
+        let requests: Vec<ReadRequest> = items.iter().map(|r| ReadRequest { address: r.address.clone(), attributes: r.attributes.clone() }).collect();
+        let type_name = type_name.clone();
+        reads.push(tokio::spawn(async move { p.read(&type_name, &requests).await }));
+    }
+    let mut drift = Vec::new();
+    let mut diags = Diagnostics::default();
+    for (((provider, type_name), items), read) in by_type.iter().zip(reads) {
+        let found = match read.await {
+            Ok(Ok(found)) if found.len() == items.len() => found,
+            Ok(Ok(_)) => {
+                diags.push(Diagnostic::new(format!("provider {provider} answered a read of {type_name} with the wrong number of results")));
+                continue;
+            }
+            Ok(Err(e)) => {
+                diags.push(Diagnostic::new(format!("reading {type_name} resources failed: {e}")));
+                continue;
+            }
+            Err(e) => {
+                diags.push(Diagnostic::new(format!("reading {type_name} resources failed: {e}")));
+                continue;
+            }
+        };
+        for (r, now) in items.iter().zip(found) {
+            let (kind, after) = match (now, r.status) {
+                (None, _) => (DriftKind::Deleted, None),
+                (Some(attrs), Status::Pending) => (DriftKind::Adopted, Some(ResourceState { attributes: attrs, status: Status::Ready, ..(*r).clone() })),
+                (Some(attrs), _) if attrs != r.attributes => (DriftKind::Changed, Some(ResourceState { attributes: attrs, ..(*r).clone() })),
+                (Some(_), _) => continue,
+            };
+            drift.push(Drift { address: r.address.clone(), type_name: r.type_name.clone(), kind, before: (*r).clone(), after });
+        }
+    }
+    if diags.is_empty() {
+        Ok(drift)
+    } else {
+        Err(diags)
+    }
+}
+
+/// Decides what one instance needs, against what state holds for its address.
+pub fn diff(inst: &Instance, schema: &ResourceSchema, prior: Option<&ResourceState>, force_replace: bool) -> Change {
+    let mut change = Change {
+        address: inst.address.clone(),
+        type_name: inst.type_name.clone(),
+        provider: inst.provider.clone(),
+        action: Action::NoOp,
+        reasons: Vec::new(),
+        before: prior.map(|p| p.attributes.clone()),
+        after: None,
+        sensitive: inst.sensitive.clone(),
+        dependencies: inst.dependencies.clone(),
+        create_before_destroy: inst.lifecycle.create_before_destroy,
+    };
+    let Some(prior) = prior else {
+        change.action = Action::Create;
+        change.after = Some(planned_attributes(schema, &inst.config));
+        return change;
+    };
+    let ignored = |name: &str| inst.lifecycle.ignore_all_changes || inst.lifecycle.ignore_changes.iter().any(|i| i == name);
+    let mut after = prior.attributes.clone();
+    let mut changed: Vec<&str> = Vec::new();
+    for a in schema.attributes.iter().filter(|a| !a.computed) {
+        let want = inst.config.get(a.name).cloned().unwrap_or(Value::Null);
+        let have = prior.attributes.get(a.name).cloned().unwrap_or(Value::Null);
+        if want.has_unknown() || want != have {
+            if ignored(a.name) {
+                continue;
+            }
+            changed.push(a.name);
+            after.insert(a.name.to_string(), want);
+        }
+    }
+    if prior.type_name != inst.type_name {
+        change.reasons.push(format!("the type changed from {} to {}", prior.type_name, inst.type_name));
+    } else if prior.status == Status::Tainted {
+        change.reasons.push("a change to it failed part way (tainted)".into());
+    } else if prior.status == Status::Pending {
+        change.reasons.push("its create was interrupted".into());
+    } else if force_replace {
+        change.reasons.push("--replace asked for it".into());
+    }
+    for name in &changed {
+        if schema.attribute(name).is_some_and(|a| a.force_new) {
+            change.reasons.push(format!("{name} forces replacement"));
+        }
+    }
+    if !change.reasons.is_empty() {
+        change.action = Action::Replace;
+        change.after = Some(planned_attributes(schema, &inst.config));
+    } else if !changed.is_empty() {
+        change.action = Action::Update;
+        change.after = Some(after);
+    } else {
+        change.after = Some(prior.attributes.clone());
+    }
+    change
+}
+
+/// The attributes an instance's references see before apply: state's for a no-op,
+/// the planned ones (unknown where computed) otherwise.
+pub fn planned_value(change: &Change) -> Map {
+    change.after.clone().unwrap_or_default()
+}
+
+/// Makes a plan against `state`, which refresh has already brought up to date.
+pub fn plan(config: &Config, providers: &Providers, state: &State, drift: Vec<Drift>, inputs: Inputs, options: &PlanOptions) -> Result<Plan, Diagnostics> {
+    let mut walk = Walk::new(config, providers, inputs)?;
+    let order = walk.graph.topo_order(config)?;
+    let mut changes = Vec::new();
+    let mut wanted: HashSet<Address> = HashSet::new();
+    let mut diags = Diagnostics::default();
+    let lifecycle_of = |addr: &Address| -> Option<(bool, Option<crate::diag::Location>)> {
+        // prevent_destroy of the block an address comes from, if it is still in the configuration.
+        for m in &config.modules {
+            for o in &m.objects {
+                let base = m.prefix.clone().name(o.kind.root()).name(&o.name);
+                if addr.starts_with(&base) {
+                    let loc = o.span.clone().map(|span| crate::diag::Location { file: o.file, span });
+                    return Some((o.lifecycle.prevent_destroy, loc));
+                }
+            }
+        }
+        None
+    };
+    let included = included_nodes(&walk, config, &order, &options.targets);
+    if !options.destroy {
+        for &i in &order {
+            if !included.as_ref().is_none_or(|s| s.contains(&i)) {
+                continue;
+            }
+            let object = match walk.eval_node(i) {
+                Ok(None) => continue,
+                Ok(Some(o)) => o,
+                Err(d) => {
+                    diags.0.extend(d.0);
+                    break;
+                }
+            };
+            let mut values = HashMap::new();
+            for inst in &object.instances {
+                let Some((_, schema)) = providers.schema(&inst.type_name) else { continue };
+                let force = options.replace.iter().any(|r| inst.address.starts_with(r));
+                let change = diff(inst, schema, state.resources.get(&inst.address), force);
+                wanted.insert(inst.address.clone());
+                values.insert(inst.address.clone(), planned_value(&change));
+                if change.action == Action::Replace && inst.lifecycle.prevent_destroy {
+                    diags.push(prevent_destroy_error(&inst.address, "replace", lifecycle_of(&inst.address).and_then(|l| l.1)));
+                }
+                if change.action != Action::NoOp {
+                    changes.push(change);
+                }
+            }
+            walk.finish_object(&object, &values);
+        }
+    }
+    // What state holds and the configuration no longer wants is deleted, dependents first.
+    let mut deletes: Vec<&ResourceState> = state
+        .resources
+        .values()
+        .filter(|r| !wanted.contains(&r.address))
+        .filter(|r| options.targets.is_empty() || options.targets.iter().any(|t| r.address.starts_with(t)))
+        .collect();
+    if !options.destroy && included.is_some() {
+        // With --target, only deletes of what the targets cover are planned.
+        deletes.retain(|r| options.targets.iter().any(|t| r.address.starts_with(t)));
+    }
+    for r in order_deletes(&deletes) {
+        if let Some((true, loc)) = lifecycle_of(&r.address) {
+            diags.push(prevent_destroy_error(&r.address, "destroy", loc));
+        }
+        changes.push(Change {
+            address: r.address.clone(),
+            type_name: r.type_name.clone(),
+            provider: r.provider.clone(),
+            action: Action::Delete,
+            reasons: if options.destroy { Vec::new() } else { vec!["it is no longer in the configuration".into()] },
+            before: Some(r.attributes.clone()),
+            after: None,
+            sensitive: r.sensitive_attributes.clone(),
+            dependencies: r.dependencies.clone(),
+            create_before_destroy: false,
+        });
+    }
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    let outputs = output_changes(&state.outputs, if options.destroy { IndexMap::new() } else { walk.root_outputs.clone() });
+    Ok(Plan {
+        format_version: PLAN_FORMAT_VERSION,
+        tik_version: env!("CARGO_PKG_VERSION").to_string(),
+        lineage: state.lineage.clone(),
+        serial: state.serial.get(),
+        config_hash: config.hash.clone(),
+        destroy: options.destroy,
+        variables: walk.root_variables.clone(),
+        drift,
+        changes,
+        outputs,
+    })
+}
+
+fn prevent_destroy_error(addr: &Address, what: &str, loc: Option<crate::diag::Location>) -> Diagnostic {
+    let mut d = Diagnostic::new(format!("the plan would {what} {addr}, but its lifecycle has prevent_destroy = true"))
+        .help("remove prevent_destroy from its lifecycle block if you mean it, or change the configuration so it is kept");
+    d.location = loc;
+    d
+}
+
+/// With targets: the nodes of the targeted objects and everything they depend on.
+fn included_nodes(walk: &Walk<'_>, config: &Config, order: &[petgraph::graph::NodeIndex], targets: &[Address]) -> Option<HashSet<petgraph::graph::NodeIndex>> {
+    if targets.is_empty() {
+        return None;
+    }
+    let mut set = HashSet::new();
+    let mut stack: Vec<_> = order
+        .iter()
+        .copied()
+        .filter(|&i| walk.graph.object_address(config, i).is_some_and(|a| targets.iter().any(|t| a.starts_with(t) || t.starts_with(&a))))
+        .collect();
+    while let Some(i) = stack.pop() {
+        if set.insert(i) {
+            stack.extend(walk.graph.dependencies(i));
+        }
+    }
+    Some(set)
+}
+
+/// Orders deletes so that a resource goes before the resources it depends on.
+pub fn order_deletes<'a>(items: &[&'a ResourceState]) -> Vec<&'a ResourceState> {
+    let index: HashMap<&Address, usize> = items.iter().enumerate().map(|(i, r)| (&r.address, i)).collect();
+    // blockers[i]: how many deleted resources depend on i and must go first.
+    let mut blockers = vec![0usize; items.len()];
+    for r in items {
+        for d in &r.dependencies {
+            if let Some(&j) = index.get(d) {
+                blockers[j] += 1;
+            }
+        }
+    }
+    let mut queue: Vec<usize> = (0..items.len()).filter(|&i| blockers[i] == 0).collect();
+    let mut out = Vec::with_capacity(items.len());
+    let mut head = 0;
+    while head < queue.len() {
+        let i = queue[head];
+        head += 1;
+        out.push(items[i]);
+        for d in &items[i].dependencies {
+            if let Some(&j) = index.get(d) {
+                blockers[j] -= 1;
+                if blockers[j] == 0 {
+                    queue.push(j);
+                }
+            }
+        }
+    }
+    // A cycle in recorded dependencies cannot come from tik; keep such entries, last.
+    if out.len() < items.len() {
+        let done: HashSet<&Address> = out.iter().map(|r| &r.address).collect();
+        let rest: Vec<&ResourceState> = items.iter().filter(|r| !done.contains(&r.address)).copied().collect();
+        out.extend(rest);
+    }
+    out
+}
+
+fn output_changes(before: &IndexMap<String, OutputState>, after: IndexMap<String, OutputState>) -> Vec<OutputChange> {
+    let mut out = Vec::new();
+    for (name, new) in &after {
+        let old = before.get(name).map(|o| o.value.clone());
+        if old.as_ref() != Some(&new.value) || new.value.has_unknown() {
+            out.push(OutputChange { name: name.clone(), before: old, after: new.value.clone(), sensitive: new.sensitive });
+        }
+    }
+    for (name, old) in before {
+        if !after.contains_key(name) {
+            out.push(OutputChange { name: name.clone(), before: Some(old.value.clone()), after: Value::Null, sensitive: old.sensitive });
+        }
+    }
+    out
+}

@@ -1,0 +1,197 @@
+//! The contract between the engine and a provider (local, aws, gcp, and the built-in `tik`).
+//!
+//! A provider lowers workspace and cluster blocks into resources, reads what exists
+//! (one call per resource type), and creates, updates and deletes single resources.
+//! It never sees state files, the graph or the terminal.
+
+use crate::addr::Address;
+use crate::value::{Map, Value};
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+/// One attribute of a resource type.
+#[derive(Debug, Clone)]
+pub struct AttributeSchema {
+    pub name: &'static str,
+    pub required: bool,
+    /// Set by the provider when the resource is created (an id, an address).
+    pub computed: bool,
+    /// A change of this attribute cannot be made in place: the resource is replaced.
+    pub force_new: bool,
+    pub sensitive: bool,
+}
+
+impl AttributeSchema {
+    pub const fn optional(name: &'static str) -> Self {
+        AttributeSchema { name, required: false, computed: false, force_new: false, sensitive: false }
+    }
+    pub const fn required(name: &'static str) -> Self {
+        AttributeSchema { name, required: true, computed: false, force_new: false, sensitive: false }
+    }
+    pub const fn computed(name: &'static str) -> Self {
+        AttributeSchema { name, required: false, computed: true, force_new: false, sensitive: false }
+    }
+    pub const fn force_new(mut self) -> Self {
+        self.force_new = true;
+        self
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ResourceSchema {
+    pub type_name: &'static str,
+    pub attributes: Vec<AttributeSchema>,
+}
+
+impl ResourceSchema {
+    pub fn attribute(&self, name: &str) -> Option<&AttributeSchema> {
+        self.attributes.iter().find(|a| a.name == name)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockKind {
+    Workspace,
+    Cluster,
+}
+
+/// A workspace or cluster block to lower into resources.
+#[derive(Debug, Clone)]
+pub struct ExpandRequest<'a> {
+    pub kind: BlockKind,
+    pub name: &'a str,
+    /// The evaluated block; for a cluster, `workspace` holds the workspace's value.
+    pub config: &'a Map,
+}
+
+/// One resource of an expansion. `path` is relative to the block's address
+/// (`node.worker["default"][2]` under `cluster.etl`).
+#[derive(Debug, Clone)]
+pub struct ResourceSpec {
+    pub path: Address,
+    pub type_name: String,
+    pub config: Map,
+    /// Other resources of the same expansion this one needs first.
+    pub depends_on: Vec<Address>,
+}
+
+/// A resource as recorded, for a provider to look up.
+#[derive(Debug, Clone)]
+pub struct ReadRequest {
+    pub address: Address,
+    pub attributes: Map,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Operation {
+    Create,
+    Update,
+    Delete,
+}
+
+/// One change for a provider to make.
+#[derive(Debug, Clone)]
+pub struct ChangeRequest {
+    pub address: Address,
+    pub type_name: String,
+    pub operation: Operation,
+    /// What state recorded; `None` for a create.
+    pub prior: Option<Map>,
+    /// The wanted attributes, every one known; for a delete, the prior ones.
+    pub planned: Map,
+    /// The state lineage, for providers that tag what they create.
+    pub lineage: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderError {
+    /// The API's own code where it has one (`InvalidParameterValue`).
+    pub code: Option<String>,
+    pub message: String,
+}
+
+impl ProviderError {
+    pub fn new(message: impl Into<String>) -> Self {
+        ProviderError { code: None, message: message.into() }
+    }
+}
+
+impl fmt::Display for ProviderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.code {
+            Some(code) => write!(f, "{code}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+#[async_trait]
+pub trait Provider: Send + Sync {
+    fn name(&self) -> &'static str;
+
+    /// The resource types this provider offers, for `resource` blocks and expansions.
+    fn resource_types(&self) -> Vec<ResourceSchema>;
+
+    /// Lowers a workspace or cluster block into resources.
+    fn expand(&self, request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, String>;
+
+    /// Reads every listed resource of one type in as few calls as the API allows.
+    /// The answer is parallel to `items`: `None` where the object no longer exists.
+    async fn read(&self, type_name: &str, items: &[ReadRequest]) -> Result<Vec<Option<Map>>, ProviderError>;
+
+    /// Makes one change and returns the resource's attributes afterwards (empty for a delete).
+    async fn apply(&self, change: ChangeRequest) -> Result<Map, ProviderError>;
+}
+
+/// The providers wired into this run, by name.
+#[derive(Clone, Default)]
+pub struct Providers {
+    by_name: BTreeMap<String, Arc<dyn Provider>>,
+    schemas: BTreeMap<String, (String, ResourceSchema)>,
+}
+
+impl Providers {
+    pub fn new() -> Self {
+        let mut p = Providers::default();
+        p.add(Arc::new(crate::builtin::TikProvider));
+        p
+    }
+
+    pub fn add(&mut self, provider: Arc<dyn Provider>) {
+        for schema in provider.resource_types() {
+            self.schemas.insert(schema.type_name.to_string(), (provider.name().to_string(), schema));
+        }
+        self.by_name.insert(provider.name().to_string(), provider);
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Provider>> {
+        self.by_name.get(name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
+    }
+
+    /// The provider name and schema of a resource type.
+    pub fn schema(&self, type_name: &str) -> Option<(&str, &ResourceSchema)> {
+        self.schemas.get(type_name).map(|(p, s)| (p.as_str(), s))
+    }
+
+    pub fn type_names(&self) -> impl Iterator<Item = &str> {
+        self.schemas.keys().map(String::as_str)
+    }
+}
+
+/// Attributes a value has for an address that was never created: computed ones unknown.
+pub fn planned_attributes(schema: &ResourceSchema, config: &Map) -> Map {
+    let mut out = config.clone();
+    for a in schema.attributes.iter().filter(|a| a.computed) {
+        if !out.contains_key(a.name) {
+            out.insert(a.name.to_string(), Value::Unknown);
+        }
+    }
+    out
+}

@@ -1,0 +1,431 @@
+//! State: what tik created, as recorded. A snapshot (JSON) plus an append-only journal
+//! of the changes since, so that saving after each change costs the size of that change.
+
+use crate::addr::Address;
+use crate::value::{Map, Value};
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A state serial: it only grows, by one for every recorded change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[serde(transparent)]
+pub struct Serial(u64);
+
+impl Serial {
+    pub fn get(self) -> u64 {
+        self.0
+    }
+    fn bump(&mut self) {
+        self.0 += 1;
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Created and confirmed.
+    Ready,
+    /// A create was started; the object may or may not exist.
+    Pending,
+    /// A change failed part way; the next plan replaces it.
+    Tainted,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceState {
+    pub address: Address,
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub provider: String,
+    pub status: Status,
+    pub attributes: Map,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sensitive_attributes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<Address>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputState {
+    pub value: Value,
+    #[serde(default)]
+    pub sensitive: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct State {
+    pub serial: Serial,
+    pub lineage: String,
+    pub resources: IndexMap<Address, ResourceState>,
+    pub outputs: IndexMap<String, OutputState>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StateFile {
+    format_version: u32,
+    tik_version: String,
+    serial: Serial,
+    lineage: String,
+    resources: Vec<ResourceState>,
+    outputs: IndexMap<String, OutputState>,
+}
+
+/// One journal line: a change to apply on top of the snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum JournalEntry {
+    Put { resource: ResourceState },
+    Remove { address: Address },
+    Outputs { outputs: IndexMap<String, OutputState> },
+}
+
+#[derive(Serialize, Deserialize)]
+struct JournalHeader {
+    journal: u32,
+    lineage: String,
+    base_serial: Serial,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateError {
+    pub message: String,
+    pub help: Option<String>,
+}
+
+impl StateError {
+    pub fn new(message: impl Into<String>) -> Self {
+        StateError { message: message.into(), help: None }
+    }
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+impl fmt::Display for StateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(h) = &self.help {
+            write!(f, "\n  = help: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+impl State {
+    pub fn new(lineage: String) -> Self {
+        State { serial: Serial::default(), lineage, resources: IndexMap::new(), outputs: IndexMap::new() }
+    }
+
+    pub fn apply_entry(&mut self, entry: &JournalEntry) {
+        match entry {
+            JournalEntry::Put { resource } => {
+                self.resources.insert(resource.address.clone(), resource.clone());
+            }
+            JournalEntry::Remove { address } => {
+                self.resources.shift_remove(address);
+            }
+            JournalEntry::Outputs { outputs } => self.outputs = outputs.clone(),
+        }
+        self.serial.bump();
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut resources: Vec<ResourceState> = self.resources.values().cloned().collect();
+        resources.sort_by(|a, b| a.address.cmp(&b.address));
+        let file = StateFile {
+            format_version: FORMAT_VERSION,
+            tik_version: env!("CARGO_PKG_VERSION").to_string(),
+            serial: self.serial,
+            lineage: self.lineage.clone(),
+            resources,
+            outputs: self.outputs.clone(),
+        };
+        let mut bytes = serde_json::to_vec_pretty(&file).unwrap_or_default();
+        bytes.push(b'\n');
+        bytes
+    }
+
+    /// Reads a snapshot; `what` names it in errors. Never guesses at a damaged file.
+    pub fn from_json(bytes: &[u8], what: &str) -> Result<State, StateError> {
+        let raw: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+            StateError::new(format!("the state {what} is not valid JSON ({e}); tik left it as it is"))
+                .help("restore it from its .backup file, or repair it by hand")
+        })?;
+        match raw.get("format_version").and_then(|v| v.as_u64()) {
+            Some(v) if v == u64::from(FORMAT_VERSION) => {}
+            Some(v) => {
+                return Err(StateError::new(format!(
+                    "the state {what} has format version {v}; this tik ({}) reads version {FORMAT_VERSION}",
+                    env!("CARGO_PKG_VERSION")
+                ))
+                .help("use the tik version that wrote it; tik left the file as it is"))
+            }
+            None => {
+                return Err(StateError::new(format!("the state {what} has no format_version; it is not a tik state"))
+                    .help("check the path of the state; tik left the file as it is"))
+            }
+        }
+        let file: StateFile = serde_json::from_value(raw).map_err(|e| {
+            StateError::new(format!("the state {what} is damaged: {e}; tik left it as it is"))
+                .help("restore it from its .backup file, or repair it by hand")
+        })?;
+        let mut resources = IndexMap::with_capacity(file.resources.len());
+        for r in file.resources {
+            resources.insert(r.address.clone(), r);
+        }
+        Ok(State { serial: file.serial, lineage: file.lineage, resources, outputs: file.outputs })
+    }
+}
+
+/// Where state lives: a local file, an S3 object, ... Backends store bytes; the
+/// engine decides what they mean.
+pub trait Backend: Send + Sync {
+    /// Where the state is, for messages.
+    fn describe(&self) -> String;
+    fn read_snapshot(&self) -> Result<Option<Vec<u8>>, StateError>;
+    /// Replaces the snapshot atomically, keeps the previous one as a backup, and
+    /// then clears the journal.
+    fn write_snapshot(&self, bytes: &[u8]) -> Result<(), StateError>;
+    fn read_journal(&self) -> Result<Option<Vec<u8>>, StateError>;
+    /// Appends whole lines to the journal, so that a crash loses none that returned.
+    fn append_journal(&self, bytes: &[u8]) -> Result<(), StateError>;
+    /// Takes the lock, or fails at once naming who holds it.
+    fn lock(&self, info: &LockInfo) -> Result<(), StateError>;
+    fn unlock(&self, id: &str) -> Result<(), StateError>;
+    /// Removes a lock left by a process that is gone, if its id is `id`.
+    fn force_unlock(&self, id: &str) -> Result<(), StateError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LockInfo {
+    pub id: String,
+    pub who: String,
+    pub operation: String,
+    pub created: String,
+    pub version: String,
+}
+
+impl LockInfo {
+    pub fn new(operation: &str) -> Self {
+        let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_else(|_| "localhost".into());
+        LockInfo {
+            id: crate::builtin::new_uuid(),
+            who: format!("{user}@{host}"),
+            operation: operation.to_string(),
+            created: crate::timefmt::now_utc(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+
+    pub fn locked_error(&self, what: &str) -> StateError {
+        StateError::new(format!(
+            "the state {what} is locked by {} (operation {}, since {}, lock id {})",
+            self.who, self.operation, self.created, self.id
+        ))
+        .help(format!("wait for that run to finish; if it is gone, run `tik force-unlock {}`", self.id))
+    }
+}
+
+/// The state of one run: loaded from a backend, changed through the journal, folded at the end.
+pub struct StateStore<'b> {
+    backend: &'b dyn Backend,
+    pub state: State,
+    journal_started: bool,
+    base_serial: Serial,
+    new: bool,
+}
+
+impl<'b> StateStore<'b> {
+    /// Loads the snapshot and replays any journal a crashed run left behind.
+    pub fn load(backend: &'b dyn Backend) -> Result<StateStore<'b>, StateError> {
+        let what = backend.describe();
+        let snapshot = backend.read_snapshot()?;
+        let new = snapshot.is_none();
+        let mut state = match snapshot {
+            Some(bytes) => State::from_json(&bytes, &what)?,
+            None => State::new(crate::builtin::new_uuid()),
+        };
+        let mut journal_started = false;
+        let base_serial = state.serial;
+        if let Some(bytes) = backend.read_journal()? {
+            journal_started = replay(&mut state, &bytes, &what)?;
+        }
+        let new = new && !journal_started;
+        Ok(StateStore { backend, state, journal_started, base_serial, new })
+    }
+
+    /// Records one change: in memory, and as one appended journal line.
+    pub fn record(&mut self, entry: JournalEntry) -> Result<(), StateError> {
+        let mut bytes = Vec::new();
+        if !self.journal_started {
+            let header = JournalHeader { journal: 1, lineage: self.state.lineage.clone(), base_serial: self.base_serial };
+            bytes.extend(serde_json::to_vec(&header).unwrap_or_default());
+            bytes.push(b'\n');
+        }
+        bytes.extend(serde_json::to_vec(&entry).unwrap_or_default());
+        bytes.push(b'\n');
+        self.backend.append_journal(&bytes)?;
+        self.journal_started = true;
+        self.state.apply_entry(&entry);
+        Ok(())
+    }
+
+    /// Folds the journal into a new snapshot.
+    pub fn save(&mut self) -> Result<(), StateError> {
+        if !self.journal_started {
+            return Ok(());
+        }
+        self.backend.write_snapshot(&self.state.to_json())?;
+        self.journal_started = false;
+        self.base_serial = self.state.serial;
+        Ok(())
+    }
+
+    /// True when no state existed: its lineage is fresh and may still be chosen.
+    pub fn is_new(&self) -> bool {
+        self.new && self.state.serial.get() == 0
+    }
+
+    pub fn backend(&self) -> &dyn Backend {
+        self.backend
+    }
+
+    pub fn has_unsaved(&self) -> bool {
+        self.journal_started
+    }
+}
+
+/// Replays journal lines onto `state`; true when the journal belongs to it.
+fn replay(state: &mut State, bytes: &[u8], what: &str) -> Result<bool, StateError> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut lines = text.split_inclusive('\n');
+    let Some(first) = lines.next() else { return Ok(false) };
+    let header: JournalHeader = match serde_json::from_str(first.trim_end()) {
+        Ok(h) => h,
+        Err(_) if !first.ends_with('\n') => return Ok(false),
+        Err(e) => return Err(StateError::new(format!("the journal of the state {what} is damaged: {e}")).help("move the .journal file aside to ignore it")),
+    };
+    if header.lineage != state.lineage && !state.resources.is_empty() {
+        return Err(StateError::new(format!("the journal of the state {what} belongs to another state (lineage {})", header.lineage))
+            .help("move the .journal file aside if it is left over"));
+    }
+    if header.base_serial != state.serial {
+        // Already folded into the snapshot by a run that stopped before deleting it.
+        return Ok(false);
+    }
+    state.lineage = header.lineage;
+    for line in lines {
+        if !line.ends_with('\n') {
+            break; // the torn tail of a write cut short by a crash
+        }
+        let entry: JournalEntry = serde_json::from_str(line.trim_end()).map_err(|e| {
+            StateError::new(format!("the journal of the state {what} is damaged: {e}")).help("move the .journal file aside to ignore it")
+        })?;
+        state.apply_entry(&entry);
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct MemoryBackend {
+        snapshot: Mutex<Option<Vec<u8>>>,
+        journal: Mutex<Vec<u8>>,
+    }
+
+    impl Backend for MemoryBackend {
+        fn describe(&self) -> String {
+            "in memory".into()
+        }
+        fn read_snapshot(&self) -> Result<Option<Vec<u8>>, StateError> {
+            Ok(self.snapshot.lock().unwrap().clone())
+        }
+        fn write_snapshot(&self, bytes: &[u8]) -> Result<(), StateError> {
+            *self.snapshot.lock().unwrap() = Some(bytes.to_vec());
+            self.journal.lock().unwrap().clear();
+            Ok(())
+        }
+        fn read_journal(&self) -> Result<Option<Vec<u8>>, StateError> {
+            let j = self.journal.lock().unwrap();
+            Ok((!j.is_empty()).then(|| j.clone()))
+        }
+        fn append_journal(&self, bytes: &[u8]) -> Result<(), StateError> {
+            self.journal.lock().unwrap().extend_from_slice(bytes);
+            Ok(())
+        }
+        fn lock(&self, _: &LockInfo) -> Result<(), StateError> {
+            Ok(())
+        }
+        fn unlock(&self, _: &str) -> Result<(), StateError> {
+            Ok(())
+        }
+        fn force_unlock(&self, _: &str) -> Result<(), StateError> {
+            Ok(())
+        }
+    }
+
+    fn resource(name: &str) -> ResourceState {
+        ResourceState {
+            address: Address::new().name("tik_data").name(name),
+            type_name: "tik_data".into(),
+            provider: "tik".into(),
+            status: Status::Ready,
+            attributes: Map::new(),
+            sensitive_attributes: vec![],
+            dependencies: vec![],
+        }
+    }
+
+    #[test]
+    fn a_crash_before_the_fold_loses_no_record() {
+        let backend = MemoryBackend::default();
+        let mut store = StateStore::load(&backend).unwrap();
+        store.record(JournalEntry::Put { resource: resource("a") }).unwrap();
+        store.record(JournalEntry::Put { resource: resource("b") }).unwrap();
+        let lineage = store.state.lineage.clone();
+        drop(store); // the process dies here: no save
+        backend.journal.lock().unwrap().extend_from_slice(b"{\"op\":\"put\",\"resou"); // torn write
+        let store = StateStore::load(&backend).unwrap();
+        assert_eq!(store.state.resources.len(), 2);
+        assert_eq!(store.state.lineage, lineage);
+        assert_eq!(store.state.serial.get(), 2);
+    }
+
+    #[test]
+    fn a_folded_journal_is_not_replayed_twice() {
+        let backend = MemoryBackend::default();
+        let mut store = StateStore::load(&backend).unwrap();
+        store.record(JournalEntry::Put { resource: resource("a") }).unwrap();
+        let journal = backend.journal.lock().unwrap().clone();
+        store.save().unwrap();
+        // A crash between writing the snapshot and clearing the journal.
+        *backend.journal.lock().unwrap() = journal;
+        let mut store = StateStore::load(&backend).unwrap();
+        assert_eq!(store.state.serial.get(), 1);
+        store.record(JournalEntry::Remove { address: Address::new().name("tik_data").name("a") }).unwrap();
+        store.save().unwrap();
+        let store = StateStore::load(&backend).unwrap();
+        assert!(store.state.resources.is_empty());
+        assert_eq!(store.state.serial.get(), 2);
+    }
+
+    #[test]
+    fn damaged_and_future_files_are_refused() {
+        assert!(State::from_json(b"{not json", "x").unwrap_err().message.contains("not valid JSON"));
+        let future = br#"{"format_version": 9, "serial": 1, "lineage": "l", "resources": [], "outputs": {}}"#;
+        assert!(State::from_json(future, "x").unwrap_err().message.contains("format version 9"));
+        assert!(State::from_json(b"[]", "x").unwrap_err().message.contains("not a tik state"));
+    }
+}

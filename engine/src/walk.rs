@@ -1,0 +1,457 @@
+//! Evaluation of the object graph, one node at a time, in dependency order.
+//! Plan and apply both drive a `Walk`: plan with planned values, apply with real ones.
+
+use crate::addr::{Address, Segment};
+use crate::config::body::{self, eval_error, Schema};
+use crate::config::refs;
+use crate::config::{Config, Lifecycle, ObjectKind};
+use crate::diag::{did_you_mean, Diagnostic, Diagnostics};
+use crate::eval::Evaluator;
+use crate::graph::{Graph, Key};
+use crate::provider::{BlockKind, ExpandRequest, Providers};
+use crate::state::OutputState;
+use crate::value::{Map, Value};
+use indexmap::IndexMap;
+use petgraph::graph::NodeIndex;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::rc::Rc;
+
+/// A value given for a root variable.
+#[derive(Debug, Clone)]
+pub enum InputValue {
+    /// Text from `--var` or `TIK_VAR_*`: a string variable takes it as it is, any other
+    /// type parses it as an HCL expression.
+    Raw { text: String, source: String },
+    Value(Value),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Inputs(pub IndexMap<String, InputValue>);
+
+/// One resource a configuration object wants.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub address: Address,
+    /// Relative to the object (`node.head` in `cluster.etl.node.head`); empty for a resource block.
+    pub rel: Address,
+    pub type_name: String,
+    pub provider: String,
+    pub config: Map,
+    /// Other instances of the same object that come first.
+    pub intra_deps: Vec<Address>,
+    /// Every resource this one depends on, as state records it.
+    pub dependencies: Vec<Address>,
+    pub sensitive: Vec<String>,
+    pub lifecycle: Lifecycle,
+}
+
+#[derive(Debug, Clone)]
+pub struct ObjectEval {
+    pub node: NodeIndex,
+    pub address: Address,
+    pub kind: ObjectKind,
+    pub config: Map,
+    pub instances: Vec<Instance>,
+}
+
+pub struct Walk<'c> {
+    pub config: &'c Config,
+    pub providers: &'c Providers,
+    pub graph: Graph,
+    inputs: Inputs,
+    scopes: Vec<Map>,
+    outputs: Vec<Map>,
+    /// The module that calls each module, and the call's name.
+    callers: Vec<Option<(usize, String)>>,
+    sensitive: HashSet<NodeIndex>,
+    /// The resources behind each node, for the dependencies recorded in state.
+    resources: Vec<Rc<Vec<Address>>>,
+    pub root_variables: Map,
+    pub root_outputs: IndexMap<String, OutputState>,
+}
+
+impl<'c> Walk<'c> {
+    pub fn new(config: &'c Config, providers: &'c Providers, inputs: Inputs) -> Result<Walk<'c>, Diagnostics> {
+        let graph = Graph::build(config, providers)?;
+        let root_dir = config.modules[0].dir.display().to_string();
+        let cwd = std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default();
+        let mut callers = vec![None; config.modules.len()];
+        let mut scopes = Vec::with_capacity(config.modules.len());
+        for (mi, m) in config.modules.iter().enumerate() {
+            for c in m.calls.values() {
+                callers[c.child] = Some((mi, c.name.clone()));
+            }
+            let mut scope = Map::new();
+            let path: Map = [
+                ("module".to_string(), Value::String(m.dir.display().to_string())),
+                ("root".to_string(), Value::String(root_dir.clone())),
+                ("cwd".to_string(), Value::String(cwd.clone())),
+            ]
+            .into_iter()
+            .collect();
+            scope.insert("path".into(), Value::Object(path));
+            scopes.push(scope);
+        }
+        let mut diags = Diagnostics::default();
+        for name in inputs.0.keys() {
+            if !config.modules[0].variables.contains_key(name) {
+                let source = match &inputs.0[name] {
+                    InputValue::Raw { source, .. } => source.clone(),
+                    InputValue::Value(_) => "a variables file".into(),
+                };
+                if source.starts_with("TIK_VAR_") {
+                    continue; // the environment may hold variables for other configurations
+                }
+                diags.push(
+                    Diagnostic::new(format!("{source} sets \"{name}\", but no variable \"{name}\" is declared"))
+                        .help_opt(did_you_mean(name, config.modules[0].variables.keys().map(String::as_str)))
+                        .help_opt(Some(format!("declare it with variable \"{name}\" {{}} or remove it"))),
+                );
+            }
+        }
+        if !diags.is_empty() {
+            return Err(diags);
+        }
+        let n = graph.graph.node_count();
+        Ok(Walk {
+            config,
+            providers,
+            graph,
+            inputs,
+            scopes,
+            outputs: vec![Map::new(); config.modules.len()],
+            callers,
+            sensitive: HashSet::new(),
+            resources: vec![Rc::new(Vec::new()); n],
+            root_variables: Map::new(),
+            root_outputs: IndexMap::new(),
+        })
+    }
+
+    fn dir(&self, module: usize) -> PathBuf {
+        self.config.modules[module].dir.clone()
+    }
+
+    fn insert(&mut self, module: usize, root: &str, name: &str, value: Value) {
+        let entry = self.scopes[module].entry(root.to_string()).or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(m) = entry {
+            m.insert(name.to_string(), value);
+        }
+    }
+
+    fn any_dependency_sensitive(&self, i: NodeIndex) -> bool {
+        self.graph.dependencies(i).any(|d| self.sensitive.contains(&d))
+    }
+
+    /// Union of the resources behind the dependencies of `i`.
+    fn dependency_resources(&self, i: NodeIndex) -> Vec<Address> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for d in self.graph.dependencies(i) {
+            for a in self.resources[d.index()].iter() {
+                if seen.insert(a) {
+                    out.push(a.clone());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Evaluates one node. Value nodes are done at once; objects return their instances,
+    /// and are done when `finish_object` gets the instances' attributes.
+    pub fn eval_node(&mut self, i: NodeIndex) -> Result<Option<ObjectEval>, Diagnostics> {
+        let node = self.graph.node(i).clone();
+        let m = node.module;
+        let module = &self.config.modules[m];
+        let dir = self.dir(m);
+        match &node.key {
+            Key::Var(name) => {
+                let value = self.eval_variable(m, name)?;
+                if module.variables[name].sensitive {
+                    self.sensitive.insert(i);
+                }
+                if m == 0 {
+                    self.root_variables.insert(name.clone(), value.clone());
+                }
+                self.resources[i.index()] = Rc::new(self.dependency_resources(i));
+                self.insert(m, "var", name, value);
+                Ok(None)
+            }
+            Key::Local(name) => {
+                let local = &module.locals[name];
+                let value = Evaluator::new(&self.scopes[m], &dir).eval(&local.expr).map_err(|e| eval_error(local.file, e))?;
+                if self.any_dependency_sensitive(i) {
+                    self.sensitive.insert(i);
+                }
+                self.resources[i.index()] = Rc::new(self.dependency_resources(i));
+                self.insert(m, "local", name, value);
+                Ok(None)
+            }
+            Key::Output(name) => {
+                let out = &module.outputs[name];
+                let value = Evaluator::new(&self.scopes[m], &dir).eval(&out.value).map_err(|e| eval_error(out.file, e))?;
+                let sensitive = out.sensitive || self.any_dependency_sensitive(i);
+                if sensitive {
+                    self.sensitive.insert(i);
+                }
+                if m == 0 {
+                    self.root_outputs.insert(name.clone(), OutputState { value: value.clone(), sensitive });
+                }
+                self.resources[i.index()] = Rc::new(self.dependency_resources(i));
+                self.outputs[m].insert(name.clone(), value);
+                Ok(None)
+            }
+            Key::ModuleOutputs(name) => {
+                let child = module.calls[name].child;
+                let value = Value::Object(self.outputs[child].clone());
+                if self.any_dependency_sensitive(i) {
+                    self.sensitive.insert(i);
+                }
+                self.resources[i.index()] = Rc::new(self.dependency_resources(i));
+                self.insert(m, "module", name, value);
+                Ok(None)
+            }
+            Key::Object(kind, name) => self.eval_object(i, kind.clone(), name.clone()).map(Some),
+        }
+    }
+
+    fn eval_variable(&self, m: usize, name: &str) -> Result<Value, Diagnostics> {
+        let module = &self.config.modules[m];
+        let var = &module.variables[name];
+        let raw = match &self.callers[m] {
+            Some((parent, call)) => {
+                let call = &self.config.modules[*parent].calls[call];
+                match call.args.get(name) {
+                    Some(attr) => Some(
+                        Evaluator::new(&self.scopes[*parent], &self.dir(*parent))
+                            .eval(&attr.value)
+                            .map_err(|e| eval_error(call.file, e))?,
+                    ),
+                    None => None,
+                }
+            }
+            None => match self.inputs.0.get(name) {
+                Some(InputValue::Value(v)) => Some(v.clone()),
+                Some(InputValue::Raw { text, source }) if var.ty.is_string() => {
+                    let _ = source;
+                    Some(Value::String(text.clone()))
+                }
+                Some(InputValue::Raw { text, source }) => {
+                    let bad = |why: String| Diagnostic::new(format!("{source}: the value of \"{name}\" is not valid: {why}")).help(format!("variable \"{name}\" has type {}", var.ty));
+                    let expr = hcl_edit::parser::parse_expr(text).map_err(|e| bad(e.message().to_string()))?;
+                    Some(body::eval_literal(&expr).map_err(|e| bad(e.message))?)
+                }
+                None => None,
+            },
+        };
+        let value = match (raw, &var.default) {
+            (Some(v), _) => v,
+            (None, Some(default)) => body::eval_literal(default).map_err(|e| eval_error(var.file, e))?,
+            (None, None) => {
+                let help = match &self.callers[m] {
+                    Some((_, call)) => format!("add {name} = ... to module \"{call}\""),
+                    None => format!("set it with --var {name}=..., in a --var-file, or as TIK_VAR_{name}; or give it a default"),
+                };
+                return Err(Diagnostic::new(format!("no value for the required variable \"{name}\"")).at(var.file, var.span.clone()).help(help).into());
+            }
+        };
+        let value = var.ty.convert(value).map_err(|e| {
+            Diagnostic::new(format!("invalid value for variable \"{name}\": {e}"))
+                .at(var.file, var.span.clone())
+                .help(format!("the variable's type is {}", var.ty))
+        })?;
+        for v in &var.validations {
+            let mut scope = Map::new();
+            scope.insert("var".into(), Value::Object([(name.to_string(), value.clone())].into_iter().collect()));
+            let dir = self.dir(m);
+            let mut ev = Evaluator::new(&scope, &dir);
+            let ok = ev.eval(&v.condition).map_err(|e| eval_error(var.file, e))?;
+            if ok == Value::Bool(false) {
+                let msg = ev.eval(&v.error_message).map_err(|e| eval_error(var.file, e))?;
+                use hcl_edit::Span;
+                return Err(Diagnostic::new(format!("invalid value for variable \"{name}\": {}", msg.to_template_string().unwrap_or_else(|| msg.to_string())))
+                    .at(var.file, v.condition.span())
+                    .help("this validation rule failed; change the value")
+                    .into());
+            }
+            if !matches!(ok, Value::Bool(true) | Value::Unknown) {
+                use hcl_edit::Span;
+                return Err(Diagnostic::new("a validation condition must be true or false").at(var.file, v.condition.span()).into());
+            }
+        }
+        Ok(value)
+    }
+
+    fn eval_object(&mut self, i: NodeIndex, kind: ObjectKind, name: String) -> Result<ObjectEval, Diagnostics> {
+        let m = self.graph.node(i).module;
+        let module = &self.config.modules[m];
+        let def = module
+            .objects
+            .iter()
+            .find(|o| o.kind == kind && o.name == name)
+            .ok_or_else(|| Diagnostics::from(Diagnostic::new(format!("internal: object {name} vanished"))))?;
+        let address = module.prefix.clone().name(kind.root()).name(&name);
+        let dir = self.dir(m);
+        let dependencies = self.dependency_resources(i);
+        let sensitive_attrs = self.sensitive_attributes(m, &def.body);
+        let mut instances = Vec::new();
+        let config;
+        match &kind {
+            ObjectKind::Resource(type_name) => {
+                let (provider, schema) = self.providers.schema(type_name).ok_or_else(|| Diagnostics::from(Diagnostic::new(format!("unknown resource type \"{type_name}\"")).at(def.file, def.span.clone())))?;
+                let mut body_schema = Schema::default();
+                for a in schema.attributes.iter().filter(|a| !a.computed) {
+                    body_schema = if a.required { body_schema.required(a.name) } else { body_schema.attr(a.name) };
+                }
+                let what = format!("resource \"{type_name}\" \"{name}\"");
+                let mut ev = Evaluator::new(&self.scopes[m], &dir);
+                config = body::eval_body(&def.body, &body_schema, &what, def.file, def.span.clone(), &mut ev)?;
+                let mut sensitive = sensitive_attrs;
+                sensitive.extend(schema.attributes.iter().filter(|a| a.sensitive).map(|a| a.name.to_string()));
+                instances.push(Instance {
+                    address: address.clone(),
+                    rel: Address::new(),
+                    type_name: type_name.clone(),
+                    provider: provider.to_string(),
+                    config: config.clone(),
+                    intra_deps: Vec::new(),
+                    dependencies,
+                    sensitive,
+                    lifecycle: def.lifecycle.clone(),
+                });
+            }
+            ObjectKind::Workspace | ObjectKind::Cluster => {
+                let (schema, block_kind, what) = match kind {
+                    ObjectKind::Workspace => (body::workspace_schema(), BlockKind::Workspace, format!("workspace \"{name}\"")),
+                    _ => (body::cluster_schema(), BlockKind::Cluster, format!("cluster \"{name}\"")),
+                };
+                let mut ev = Evaluator::new(&self.scopes[m], &dir);
+                config = body::eval_body(&def.body, &schema, &what, def.file, def.span.clone(), &mut ev)?;
+                let provider_name = match block_kind {
+                    BlockKind::Workspace => config.get("provider").and_then(Value::as_str).map(str::to_string),
+                    BlockKind::Cluster => config.get("workspace").and_then(|w| w.get("provider")).and_then(Value::as_str).map(str::to_string),
+                };
+                let Some(provider_name) = provider_name else {
+                    let msg = match block_kind {
+                        BlockKind::Workspace => "provider must be a string such as \"local\"",
+                        BlockKind::Cluster => "workspace must refer to a workspace block, as in workspace = workspace.NAME",
+                    };
+                    return Err(Diagnostic::new(format!("{what}: {msg}")).at(def.file, def.span.clone()).into());
+                };
+                let provider = self.providers.get(&provider_name).ok_or_else(|| {
+                    Diagnostics::from(
+                        Diagnostic::new(format!("{what}: unknown provider \"{provider_name}\""))
+                            .at(def.file, def.span.clone())
+                            .help(did_you_mean(&provider_name, self.providers.names()).unwrap_or_else(|| {
+                                format!("the providers in this tik are: {}", self.providers.names().filter(|n| *n != "tik").collect::<Vec<_>>().join(", "))
+                            })),
+                    )
+                })?;
+                let specs = provider
+                    .expand(&ExpandRequest { kind: block_kind, name: &name, config: &config })
+                    .map_err(|msg| Diagnostics::from(Diagnostic::new(format!("{what}: {msg}")).at(def.file, def.span.clone())))?;
+                for spec in specs {
+                    let schema_ok = self.providers.schema(&spec.type_name).is_some_and(|(p, _)| p == provider_name);
+                    if !schema_ok {
+                        return Err(Diagnostic::new(format!("internal: provider {provider_name} expanded {what} into unknown type {}", spec.type_name)).into());
+                    }
+                    instances.push(Instance {
+                        address: address.join(&spec.path),
+                        intra_deps: spec.depends_on.iter().map(|d| address.join(d)).collect(),
+                        rel: spec.path,
+                        type_name: spec.type_name,
+                        provider: provider_name.clone(),
+                        config: spec.config,
+                        dependencies: dependencies.clone(),
+                        sensitive: Vec::new(),
+                        lifecycle: def.lifecycle.clone(),
+                    });
+                }
+                for inst in &mut instances {
+                    let mut deps = inst.intra_deps.clone();
+                    deps.extend(inst.dependencies.iter().cloned());
+                    deps.sort();
+                    deps.dedup();
+                    inst.dependencies = deps;
+                }
+            }
+        }
+        self.resources[i.index()] = Rc::new(instances.iter().map(|x| x.address.clone()).collect());
+        if self.any_dependency_sensitive(i) && instances.iter().any(|x| !x.sensitive.is_empty()) {
+            self.sensitive.insert(i);
+        }
+        Ok(ObjectEval { node: i, address, kind, config, instances })
+    }
+
+    /// The top-level attributes of a body that read a sensitive value.
+    fn sensitive_attributes(&self, m: usize, body: &hcl_edit::structure::Body) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.sensitive.is_empty() {
+            return out;
+        }
+        for attr in body.attributes() {
+            let mut found = Vec::new();
+            refs::in_expr(&attr.value, &mut Vec::new(), &mut found);
+            let hit = found.iter().any(|r| matches!(self.graph.resolve(self.config, m, r), Ok(Some(n)) if self.sensitive.contains(&n)));
+            if hit {
+                out.push(attr.key.as_str().to_string());
+            }
+        }
+        out
+    }
+
+    /// Makes an object's value visible to what references it, from its instances' attributes.
+    pub fn finish_object(&mut self, object: &ObjectEval, attributes: &HashMap<Address, Map>) {
+        let m = self.graph.node(object.node).module;
+        let name = match &self.graph.node(object.node).key {
+            Key::Object(_, n) => n.clone(),
+            _ => return,
+        };
+        let value = match &object.kind {
+            ObjectKind::Resource(_) => Value::Object(attributes.get(&object.address).cloned().unwrap_or_default()),
+            _ => {
+                let mut base = Value::Object(object.config.clone());
+                for inst in &object.instances {
+                    if let Some(attrs) = attributes.get(&inst.address) {
+                        insert_path(&mut base, &inst.rel.0, Value::Object(attrs.clone()));
+                    }
+                }
+                base
+            }
+        };
+        self.insert(m, object.kind.root(), &name, value);
+    }
+}
+
+/// Puts `value` at a relative address inside an object: `node.worker["a"][1]` becomes
+/// `.node.worker.a[1]`.
+fn insert_path(target: &mut Value, path: &[Segment], value: Value) {
+    let Some((first, rest)) = path.split_first() else {
+        *target = value;
+        return;
+    };
+    match first {
+        Segment::Name(k) | Segment::Key(k) => {
+            if !matches!(target, Value::Object(_)) {
+                *target = Value::Object(Map::new());
+            }
+            if let Value::Object(m) = target {
+                insert_path(m.entry(k.clone()).or_insert(Value::Null), rest, value);
+            }
+        }
+        Segment::Index(i) => {
+            if !matches!(target, Value::List(_)) {
+                *target = Value::List(Vec::new());
+            }
+            if let Value::List(items) = target {
+                let i = *i as usize;
+                if items.len() <= i {
+                    items.resize(i + 1, Value::Null);
+                }
+                insert_path(&mut items[i], rest, value);
+            }
+        }
+    }
+}
