@@ -1,1 +1,615 @@
-fn main(){}
+//! `tik`: the command line. It parses arguments, wires providers and the state backend
+//! into the engine, and renders what the engine answers. It decides nothing itself.
+
+mod render;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+use render::Style;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use tik_backend_local::LocalBackend;
+use tik_engine::addr::Address;
+use tik_engine::apply::{ApplyEvent, ApplyOptions};
+use tik_engine::config::Config;
+use tik_engine::diag::{Diagnostic, Diagnostics, Sources};
+use tik_engine::plan::{Action, Plan, PlanOptions};
+use tik_engine::provider::Providers;
+use tik_engine::state::{Backend, JournalEntry, LockInfo, State, StateError, StateStore};
+use tik_engine::walk::Inputs;
+use tik_provider_local::LocalProvider;
+
+#[derive(Parser)]
+#[command(name = "tik", version, about = "A declarative planner for analytics and AI clusters", propagate_version = true)]
+struct Cli {
+    /// Run as if tik was started in DIR.
+    #[arg(short = 'C', long = "chdir", global = true, default_value = ".", value_name = "DIR")]
+    dir: PathBuf,
+    /// No colours, also on a terminal (NO_COLOR does the same).
+    #[arg(long, global = true)]
+    no_color: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone, Default)]
+struct VarArgs {
+    /// Set a root variable: --var NAME=VALUE (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    vars: Vec<String>,
+    /// Read variables from a file of NAME = VALUE lines, or a .json object (repeatable).
+    #[arg(long = "var-file", value_name = "FILE")]
+    var_files: Vec<PathBuf>,
+}
+
+#[derive(Args, Clone, Default)]
+struct Selection {
+    /// Plan only this address and what it depends on (repeatable).
+    #[arg(long = "target", value_name = "ADDR")]
+    targets: Vec<String>,
+    /// Replace this resource even if nothing changed (repeatable).
+    #[arg(long = "replace", value_name = "ADDR")]
+    replace: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check the configuration and prepare the project's data directory.
+    Init,
+    /// Check the configuration without reading state or the world.
+    Validate,
+    /// Rewrite *.tik.hcl files in the canonical layout.
+    Fmt {
+        /// Only list files that need formatting; exit 3 if there are any.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Show what would change to make the world match the configuration.
+    Plan {
+        #[command(flatten)]
+        vars: VarArgs,
+        #[command(flatten)]
+        selection: Selection,
+        /// Save the plan for `tik apply FILE`.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.
+        #[arg(long)]
+        detailed_exitcode: bool,
+        /// Read the world first (default true): --refresh=false plans from state alone.
+        #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+        refresh: bool,
+        /// Plan the destruction of everything in state.
+        #[arg(long)]
+        destroy: bool,
+        /// Print the plan as JSON (see docs/json-output.md).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the changes of a plan: a new one, or one saved with `plan --out`.
+    Apply {
+        /// A plan saved by `tik plan --out FILE`.
+        planfile: Option<PathBuf>,
+        /// Apply without asking.
+        #[arg(long)]
+        auto_approve: bool,
+        /// How many changes may run at once.
+        #[arg(long, default_value_t = 10)]
+        parallelism: usize,
+        #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+        refresh: bool,
+        #[command(flatten)]
+        vars: VarArgs,
+        #[command(flatten)]
+        selection: Selection,
+    },
+    /// Destroy everything this configuration's state holds.
+    Destroy {
+        #[arg(long)]
+        auto_approve: bool,
+        #[arg(long, default_value_t = 10)]
+        parallelism: usize,
+        #[command(flatten)]
+        vars: VarArgs,
+        #[command(flatten)]
+        selection: Selection,
+    },
+    /// Compare state with the world, read-only: exit 0 no drift, 2 drift, 1 error.
+    Drift {
+        #[arg(long, conflicts_with = "markdown")]
+        json: bool,
+        #[arg(long)]
+        markdown: bool,
+    },
+    /// Show the state, or a saved plan.
+    Show {
+        planfile: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show root outputs from state.
+    Output {
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+        /// Print a string output without quotes.
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Print the dependency graph in Graphviz DOT.
+    Graph,
+    /// Read and edit state.
+    #[command(subcommand)]
+    State(StateCommand),
+    /// Remove a lock left behind by a run that is gone.
+    ForceUnlock { id: String },
+}
+
+#[derive(Subcommand)]
+enum StateCommand {
+    /// List the addresses in state.
+    List,
+    /// Show one resource's recorded attributes.
+    Show { address: String },
+    /// Forget resources (they are not destroyed); an address covers everything under it.
+    Rm {
+        #[arg(required = true)]
+        addresses: Vec<String>,
+    },
+}
+
+/// A failure to report: diagnostics with the sources they point into.
+struct Failure {
+    sources: Sources,
+    diags: Diagnostics,
+}
+
+impl From<Diagnostics> for Failure {
+    fn from(diags: Diagnostics) -> Self {
+        Failure { sources: Sources::default(), diags }
+    }
+}
+
+impl From<Diagnostic> for Failure {
+    fn from(d: Diagnostic) -> Self {
+        Diagnostics::from(d).into()
+    }
+}
+
+impl From<StateError> for Failure {
+    fn from(e: StateError) -> Self {
+        Diagnostic::new(e.message).help_opt(e.help).into()
+    }
+}
+
+type Result<T> = std::result::Result<T, Failure>;
+
+struct Project {
+    dir: PathBuf,
+    config: Config,
+    providers: Providers,
+    backend: Box<dyn Backend>,
+}
+
+impl Project {
+    fn load(dir: &Path) -> Result<Project> {
+        let dir = dir.canonicalize().map_err(|e| Diagnostic::new(format!("cannot open the directory {}: {e}", dir.display())))?;
+        let config = Config::load(&dir).map_err(|(sources, diags)| Failure { sources, diags })?;
+        let mut providers = Providers::new();
+        providers.add(Arc::new(LocalProvider::new(dir.clone())));
+        let backend: Box<dyn Backend> = match &config.backend {
+            None => Box::new(LocalBackend::new(dir.join("tik.tikstate"))),
+            Some(b) if b.kind == "local" => {
+                let path = match b.settings.get("path") {
+                    None => dir.join("tik.tikstate"),
+                    Some(v) => match v.as_str() {
+                        Some(p) => dir.join(p),
+                        None => return Err(Failure { sources: config.sources.clone(), diags: Diagnostic::new("the local backend's path must be a string").at(b.location.file, Some(b.location.span.clone())).into() }),
+                    },
+                };
+                if let Some(extra) = b.settings.keys().find(|k| *k != "path") {
+                    let d = Diagnostic::new(format!("the local backend has no setting \"{extra}\"")).at(b.location.file, Some(b.location.span.clone())).help("it takes path = \"FILE\"");
+                    return Err(Failure { sources: config.sources.clone(), diags: d.into() });
+                }
+                Box::new(LocalBackend::new(path))
+            }
+            Some(b) => {
+                let d = Diagnostic::new(format!("the \"{}\" state backend is not in this tik yet", b.kind))
+                    .at(b.location.file, Some(b.location.span.clone()))
+                    .help("use backend \"local\" { path = \"...\" } or remove the backend block");
+                return Err(Failure { sources: config.sources.clone(), diags: d.into() });
+            }
+        };
+        Ok(Project { dir, config, providers, backend })
+    }
+
+    fn fail(&self, diags: Diagnostics) -> Failure {
+        Failure { sources: self.config.sources.clone(), diags }
+    }
+
+    fn inputs(&self, vars: &VarArgs) -> Result<Inputs> {
+        let files: Vec<&Path> = vars.var_files.iter().map(PathBuf::as_path).collect();
+        tik_engine::ops::gather_inputs(std::env::vars(), &files, &vars.vars).map_err(|d| self.fail(d))
+    }
+}
+
+/// Holds the state lock for the length of a command.
+struct LockGuard<'b> {
+    backend: &'b dyn Backend,
+    id: String,
+}
+
+impl<'b> LockGuard<'b> {
+    fn take(backend: &'b dyn Backend, operation: &str) -> Result<LockGuard<'b>> {
+        let info = LockInfo::new(operation);
+        backend.lock(&info)?;
+        Ok(LockGuard { backend, id: info.id })
+    }
+}
+
+impl Drop for LockGuard<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.backend.unlock(&self.id) {
+            eprintln!("warning: {e}");
+        }
+    }
+}
+
+fn parse_addresses(list: &[String]) -> Result<Vec<Address>> {
+    list.iter().map(|a| Address::parse(a).map_err(|e| Diagnostic::new(e).help("addresses look like cluster.etl.node.head or tik_data.a").into())).collect()
+}
+
+fn plan_options(sel: &Selection, destroy: bool) -> Result<PlanOptions> {
+    Ok(PlanOptions { destroy, targets: parse_addresses(&sel.targets)?, replace: parse_addresses(&sel.replace)? })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let style = Style { color: !cli.no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal() };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli, style)) {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            let text = f.diags.render(&f.sources);
+            eprint!("{}", if style.color { text.replacen("error:", &style.red("error:"), usize::MAX) } else { text });
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli, style: Style) -> Result<u8> {
+    let dir = cli.dir.clone();
+    match cli.command {
+        Command::Fmt { check } => fmt(&dir, check),
+        Command::Init => {
+            let p = Project::load(&dir)?;
+            let data = p.dir.join(".tik");
+            std::fs::create_dir_all(&data).map_err(|e| Diagnostic::new(format!("cannot create {}: {e}", data.display())))?;
+            let providers: Vec<&str> = p.providers.names().collect();
+            println!("tik is ready in {}.\n  providers: {}\n  state: {}", p.dir.display(), providers.join(", "), p.backend.describe());
+            Ok(0)
+        }
+        Command::Validate => {
+            let p = Project::load(&dir)?;
+            let inputs = Inputs { missing_unknown: true, ..Inputs::default() };
+            tik_engine::plan::plan(&p.config, &p.providers, &State::new(String::new()), Vec::new(), inputs, &PlanOptions::default()).map_err(|d| p.fail(d))?;
+            println!("{}", style.green("The configuration is valid."));
+            Ok(0)
+        }
+        Command::Plan { vars, selection, out, detailed_exitcode, refresh, destroy, json } => {
+            let p = Project::load(&dir)?;
+            let store = StateStore::load(p.backend.as_ref())?;
+            let options = plan_options(&selection, destroy)?;
+            let plan = tik_engine::ops::make_plan(&p.config, &p.providers, &store.state, p.inputs(&vars)?, &options, refresh).await.map_err(|d| p.fail(d))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&render::plan_json(&plan)).unwrap_or_default());
+            } else {
+                print!("{}", render::plan(&plan, style));
+            }
+            if let Some(out) = out {
+                std::fs::write(&out, plan.to_json()).map_err(|e| Diagnostic::new(format!("cannot write the plan to {}: {e}", out.display())))?;
+                if !json {
+                    println!("\nSaved the plan to {}. Apply exactly this plan with: tik apply {}", out.display(), out.display());
+                }
+            }
+            Ok(if detailed_exitcode && plan.has_changes() { 2 } else { 0 })
+        }
+        Command::Apply { planfile, auto_approve, parallelism, refresh, vars, selection } => {
+            let p = Project::load(&dir)?;
+            let _lock = LockGuard::take(p.backend.as_ref(), "apply")?;
+            let mut store = StateStore::load(p.backend.as_ref())?;
+            let (plan, saved) = match planfile {
+                Some(file) => {
+                    let bytes = std::fs::read(&file).map_err(|e| Diagnostic::new(format!("cannot read the plan {}: {e}", file.display())))?;
+                    (Plan::from_json(&bytes).map_err(|e| Diagnostic::new(format!("{}: {e}", file.display())))?, true)
+                }
+                None => {
+                    let options = plan_options(&selection, false)?;
+                    (tik_engine::ops::make_plan(&p.config, &p.providers, &store.state, p.inputs(&vars)?, &options, refresh).await.map_err(|d| p.fail(d))?, false)
+                }
+            };
+            apply(&p, &mut store, plan, saved, auto_approve, parallelism, style).await
+        }
+        Command::Destroy { auto_approve, parallelism, vars, selection } => {
+            let p = Project::load(&dir)?;
+            let _lock = LockGuard::take(p.backend.as_ref(), "destroy")?;
+            let mut store = StateStore::load(p.backend.as_ref())?;
+            let options = plan_options(&selection, true)?;
+            let plan = tik_engine::ops::make_plan(&p.config, &p.providers, &store.state, p.inputs(&vars)?, &options, true).await.map_err(|d| p.fail(d))?;
+            apply(&p, &mut store, plan, false, auto_approve, parallelism, style).await
+        }
+        Command::Drift { json, markdown } => {
+            let p = Project::load(&dir)?;
+            let store = StateStore::load(p.backend.as_ref())?;
+            let (_, drift) = tik_engine::ops::refreshed(&store.state, &p.providers).await.map_err(|d| p.fail(d))?;
+            if json {
+                let plan = Plan { drift: drift.clone(), ..empty_plan() };
+                let body = render::plan_json(&plan);
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "format_version": "1", "drift": body["drift"], "drift_found": !drift.is_empty() })).unwrap_or_default());
+            } else if markdown {
+                print!("{}", drift_markdown(&drift));
+            } else if drift.is_empty() {
+                println!("{}", style.green("No drift: the world matches the state."));
+            } else {
+                println!("{}\n", style.bold("Objects changed outside of tik:"));
+                for d in &drift {
+                    print!("{}", render::drift(d, style));
+                }
+                println!("\n{} object{} drifted. Run tik plan to see how tik would restore them.", drift.len(), if drift.len() == 1 { "" } else { "s" });
+            }
+            Ok(if drift.is_empty() { 0 } else { 2 })
+        }
+        Command::Show { planfile, json } => {
+            if let Some(file) = planfile {
+                let bytes = std::fs::read(&file).map_err(|e| Diagnostic::new(format!("cannot read the plan {}: {e}", file.display())))?;
+                let plan = Plan::from_json(&bytes).map_err(|e| Diagnostic::new(format!("{}: {e}", file.display())))?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&render::plan_json(&plan)).unwrap_or_default());
+                } else {
+                    print!("{}", render::plan(&plan, style));
+                }
+                return Ok(0);
+            }
+            let p = Project::load(&dir)?;
+            let store = StateStore::load(p.backend.as_ref())?;
+            if json {
+                println!("{}", String::from_utf8_lossy(&store.state.to_json()));
+            } else {
+                print!("{}", render::state(&store.state));
+            }
+            Ok(0)
+        }
+        Command::Output { name, json, raw } => {
+            let p = Project::load(&dir)?;
+            let store = StateStore::load(p.backend.as_ref())?;
+            let outputs = &store.state.outputs;
+            match name {
+                Some(n) => {
+                    let o = outputs.get(&n).ok_or_else(|| {
+                        Diagnostic::new(format!("no output \"{n}\" in state"))
+                            .help_opt(tik_engine::diag::did_you_mean(&n, outputs.keys().map(String::as_str)))
+                            .help_opt(Some("outputs are recorded by tik apply".into()))
+                    })?;
+                    match (&o.value, json, raw) {
+                        (v, true, _) => println!("{}", v.to_json()),
+                        (tik_engine::value::Value::String(s), _, true) => print!("{s}"),
+                        (v, _, _) => println!("{v}"),
+                    }
+                }
+                None if json => {
+                    let all: serde_json::Map<String, serde_json::Value> = outputs
+                        .iter()
+                        .map(|(k, o)| (k.clone(), serde_json::json!({ "value": o.value.to_json(), "sensitive": o.sensitive })))
+                        .collect();
+                    println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+                }
+                None => {
+                    for (k, o) in outputs {
+                        println!("{k} = {}", if o.sensitive { "(sensitive value)".to_string() } else { o.value.to_string() });
+                    }
+                }
+            }
+            Ok(0)
+        }
+        Command::Graph => {
+            let p = Project::load(&dir)?;
+            let graph = tik_engine::graph::Graph::build(&p.config, &p.providers).map_err(|d| p.fail(d))?;
+            print!("{}", graph.to_dot(&p.config));
+            Ok(0)
+        }
+        Command::State(cmd) => state_command(&dir, cmd),
+        Command::ForceUnlock { id } => {
+            let p = Project::load(&dir)?;
+            p.backend.force_unlock(&id)?;
+            println!("Removed the lock {id} of {}.", p.backend.describe());
+            Ok(0)
+        }
+    }
+}
+
+fn empty_plan() -> Plan {
+    Plan {
+        format_version: tik_engine::plan::PLAN_FORMAT_VERSION,
+        tik_version: env!("CARGO_PKG_VERSION").into(),
+        lineage: String::new(),
+        serial: 0,
+        config_hash: String::new(),
+        destroy: false,
+        variables: Default::default(),
+        drift: Vec::new(),
+        changes: Vec::new(),
+        outputs: Vec::new(),
+    }
+}
+
+fn drift_markdown(drift: &[tik_engine::plan::Drift]) -> String {
+    if drift.is_empty() {
+        return "### tik drift\n\nNo drift: the world matches the state.\n".into();
+    }
+    let mut out = format!("### tik drift\n\n{} object(s) changed outside of tik.\n\n| address | drift | attributes |\n|---|---|---|\n", drift.len());
+    for d in drift {
+        let attrs = match &d.after {
+            Some(after) => {
+                let mut keys: Vec<&String> = after.attributes.keys().filter(|k| d.before.attributes.get(*k) != after.attributes.get(*k)).collect();
+                keys.sort();
+                keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+            }
+            None => String::new(),
+        };
+        out.push_str(&format!("| `{}` | {:?} | {attrs} |\n", d.address, d.kind).to_lowercase().replacen(&d.address.to_string().to_lowercase(), &d.address.to_string(), 1));
+    }
+    out
+}
+
+fn confirm(question: &str) -> bool {
+    print!("{question}\n  Only 'yes' will be accepted.\n\n  Enter a value: ");
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).is_ok() && line.trim() == "yes"
+}
+
+async fn apply(p: &Project, store: &mut StateStore<'_>, plan: Plan, saved: bool, auto_approve: bool, parallelism: usize, style: Style) -> Result<u8> {
+    if parallelism == 0 {
+        return Err(Diagnostic::new("--parallelism must be at least 1").into());
+    }
+    if !saved {
+        print!("{}", render::plan(&plan, style));
+        if !plan.has_changes() && plan.drift.is_empty() {
+            return Ok(0);
+        }
+        if !auto_approve && plan.has_changes() {
+            let what = if plan.destroy { "Do you really want to destroy everything in this state?" } else { "Do you want to perform these actions?" };
+            if !confirm(what) {
+                println!("\nApply cancelled: nothing was changed.");
+                return Ok(1);
+            }
+        }
+        println!();
+    }
+    let mut on_event = |e: ApplyEvent| match e {
+        ApplyEvent::Started { address, action } => println!("{address}: {}...", verb(action, false)),
+        ApplyEvent::Finished { address, action, elapsed, id } => {
+            let id = id.map(|i| format!(" [id={i}]")).unwrap_or_default();
+            println!("{address}: {} after {}s{id}", verb(action, true), elapsed.as_secs());
+        }
+        ApplyEvent::Failed { address, action, message } => println!("{}", style.red(&format!("{address}: {} failed: {message}", verb(action, false).trim_end_matches("ing").to_lowercase()))),
+        ApplyEvent::Interrupted { in_flight } => {
+            println!("\nInterrupted: no new changes start; waiting for the {in_flight} in flight to finish, then state is saved...")
+        }
+    };
+    let cancel = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let options = ApplyOptions { parallelism };
+    let report = tik_engine::apply::apply(&p.config, &p.providers, store, &plan, &options, cancel, &mut on_event).await.map_err(|d| p.fail(d))?;
+    let d = report.done;
+    let totals = if plan.destroy { format!("Resources: {} destroyed.", d.destroy) } else { format!("Resources: {} added, {} changed, {} replaced, {} destroyed.", d.add, d.change, d.replace, d.destroy) };
+    if report.interrupted {
+        println!("\n{} {totals}", style.yellow("Apply interrupted; state saved."));
+        println!("{} change(s) did not start. Run tik apply again to finish.", report.not_started);
+        return Ok(1);
+    }
+    if !report.ok() {
+        eprintln!("\n{} {totals}", style.red(&format!("Apply failed: {} change(s) failed.", report.failures.len())));
+        for (addr, msg) in &report.failures {
+            eprintln!("  - {addr}: {msg}");
+        }
+        if !report.skipped.is_empty() {
+            eprintln!("Skipped because something they need failed: {}", report.skipped.join(", "));
+        }
+        return Ok(1);
+    }
+    let head = if plan.destroy { "Destroy complete!" } else { "Apply complete!" };
+    println!("\n{} {totals}", style.green(head));
+    if !plan.destroy && !store.state.outputs.is_empty() {
+        println!("\nOutputs:\n");
+        for (k, o) in &store.state.outputs {
+            println!("{k} = {}", if o.sensitive { "(sensitive value)".to_string() } else { o.value.to_string() });
+        }
+    }
+    Ok(0)
+}
+
+fn verb(action: Action, done: bool) -> &'static str {
+    match (action, done) {
+        (Action::Create, false) => "Creating",
+        (Action::Create, true) => "Creation complete",
+        (Action::Update, false) => "Modifying",
+        (Action::Update, true) => "Modifications complete",
+        (Action::Replace, false) => "Replacing",
+        (Action::Replace, true) => "Replacement complete",
+        (Action::Delete, false) => "Destroying",
+        (Action::Delete, true) => "Destruction complete",
+        (Action::NoOp, _) => "Unchanged",
+    }
+}
+
+fn state_command(dir: &Path, cmd: StateCommand) -> Result<u8> {
+    let p = Project::load(dir)?;
+    match cmd {
+        StateCommand::List => {
+            let store = StateStore::load(p.backend.as_ref())?;
+            let mut addrs: Vec<&Address> = store.state.resources.keys().collect();
+            addrs.sort();
+            for a in addrs {
+                println!("{a}");
+            }
+        }
+        StateCommand::Show { address } => {
+            let addr = parse_addresses(&[address])?.remove(0);
+            let store = StateStore::load(p.backend.as_ref())?;
+            let r = store.state.resources.get(&addr).ok_or_else(|| {
+                let names: Vec<String> = store.state.resources.keys().map(|a| a.to_string()).collect();
+                Diagnostic::new(format!("no resource {addr} in state")).help_opt(tik_engine::diag::did_you_mean(&addr.to_string(), names.iter().map(String::as_str)))
+            })?;
+            print!("{}", render::resource(r));
+        }
+        StateCommand::Rm { addresses } => {
+            let addrs = parse_addresses(&addresses)?;
+            let _lock = LockGuard::take(p.backend.as_ref(), "state rm")?;
+            let mut store = StateStore::load(p.backend.as_ref())?;
+            let doomed: Vec<Address> = store.state.resources.keys().filter(|a| addrs.iter().any(|x| a.starts_with(x))).cloned().collect();
+            if doomed.is_empty() {
+                return Err(Diagnostic::new(format!("nothing in state matches {}", addresses.join(", "))).help("tik state list shows what is there").into());
+            }
+            for a in &doomed {
+                store.record(JournalEntry::Remove { address: a.clone() })?;
+                println!("Removed {a}");
+            }
+            store.save()?;
+            println!("Removed {} resource(s) from state; they still exist in the world.", doomed.len());
+        }
+    }
+    Ok(0)
+}
+
+fn fmt(dir: &Path, check: bool) -> Result<u8> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Diagnostic::new(format!("cannot read {}: {e}", dir.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".tik.hcl")))
+        .collect();
+    entries.sort();
+    let mut unformatted = 0;
+    for path in entries {
+        let text = std::fs::read_to_string(&path).map_err(|e| Diagnostic::new(format!("cannot read {}: {e}", path.display())))?;
+        let formatted = tik_engine::fmt::format(&text)
+            .ok_or_else(|| Diagnostic::new(format!("{} has syntax errors, so it was not formatted", path.display())).help("tik validate shows where"))?;
+        if formatted != text {
+            unformatted += 1;
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            println!("{name}");
+            if !check {
+                std::fs::write(&path, formatted).map_err(|e| Diagnostic::new(format!("cannot write {}: {e}", path.display())))?;
+            }
+        }
+    }
+    Ok(if check && unformatted > 0 { 3 } else { 0 })
+}

@@ -106,7 +106,7 @@ pub async fn apply<F: Future<Output = ()>>(
     for d in &plan.drift {
         store.record(d.entry()).map_err(state_err)?;
     }
-    let inputs = Inputs(plan.variables.iter().map(|(k, v)| (k.clone(), InputValue::Value(v.clone()))).collect());
+    let inputs = Inputs { values: plan.variables.iter().map(|(k, v)| (k.clone(), InputValue::Value(v.clone()))).collect(), missing_unknown: false };
     let mut walk = Walk::new(config, providers, inputs)?;
     let graph_order = walk.graph.topo_order(config)?;
     let planned: HashMap<&Address, &Change> = plan.changes.iter().map(|c| (&c.address, c)).collect();

@@ -16,3 +16,5 @@ pub mod graph;
 pub mod walk;
 pub mod plan;
 pub mod apply;
+pub mod ops;
+pub mod fmt;

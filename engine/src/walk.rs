@@ -27,7 +27,11 @@ pub enum InputValue {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct Inputs(pub IndexMap<String, InputValue>);
+pub struct Inputs {
+    pub values: IndexMap<String, InputValue>,
+    /// For `tik validate`: a required variable without a value is unknown, not an error.
+    pub missing_unknown: bool,
+}
 
 /// One resource a configuration object wants.
 #[derive(Debug, Clone)]
@@ -94,9 +98,9 @@ impl<'c> Walk<'c> {
             scopes.push(scope);
         }
         let mut diags = Diagnostics::default();
-        for name in inputs.0.keys() {
+        for name in inputs.values.keys() {
             if !config.modules[0].variables.contains_key(name) {
-                let source = match &inputs.0[name] {
+                let source = match &inputs.values[name] {
                     InputValue::Raw { source, .. } => source.clone(),
                     InputValue::Value(_) => "a variables file".into(),
                 };
@@ -232,12 +236,9 @@ impl<'c> Walk<'c> {
                     None => None,
                 }
             }
-            None => match self.inputs.0.get(name) {
+            None => match self.inputs.values.get(name) {
                 Some(InputValue::Value(v)) => Some(v.clone()),
-                Some(InputValue::Raw { text, source }) if var.ty.is_string() => {
-                    let _ = source;
-                    Some(Value::String(text.clone()))
-                }
+                Some(InputValue::Raw { text, .. }) if var.ty.is_string() => Some(Value::String(text.clone())),
                 Some(InputValue::Raw { text, source }) => {
                     let bad = |why: String| Diagnostic::new(format!("{source}: the value of \"{name}\" is not valid: {why}")).help(format!("variable \"{name}\" has type {}", var.ty));
                     let expr = hcl_edit::parser::parse_expr(text).map_err(|e| bad(e.message().to_string()))?;
@@ -249,6 +250,7 @@ impl<'c> Walk<'c> {
         let value = match (raw, &var.default) {
             (Some(v), _) => v,
             (None, Some(default)) => body::eval_literal(default).map_err(|e| eval_error(var.file, e))?,
+            (None, None) if self.inputs.missing_unknown => return Ok(Value::Unknown),
             (None, None) => {
                 let help = match &self.callers[m] {
                     Some((_, call)) => format!("add {name} = ... to module \"{call}\""),
@@ -412,7 +414,9 @@ impl<'c> Walk<'c> {
         let value = match &object.kind {
             ObjectKind::Resource(_) => Value::Object(attributes.get(&object.address).cloned().unwrap_or_default()),
             _ => {
-                let mut base = Value::Object(object.config.clone());
+                let mut config = object.config.clone();
+                config.insert("name".into(), Value::String(name.clone()));
+                let mut base = Value::Object(config);
                 for inst in &object.instances {
                     if let Some(attrs) = attributes.get(&inst.address) {
                         insert_path(&mut base, &inst.rel.0, Value::Object(attrs.clone()));

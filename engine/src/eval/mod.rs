@@ -55,11 +55,14 @@ pub struct Evaluator<'a> {
     scope: &'a dyn Scope,
     pub base_dir: &'a Path,
     bound: Vec<(String, Value)>,
+    /// The indent of a `<<-` heredoc being evaluated: the parser removes it from the
+    /// template's top-level text only, so text inside directives loses it here.
+    dedent: Option<usize>,
 }
 
 impl<'a> Evaluator<'a> {
     pub fn new(scope: &'a dyn Scope, base_dir: &'a Path) -> Self {
-        Evaluator { scope, base_dir, bound: Vec::new() }
+        Evaluator { scope, base_dir, bound: Vec::new(), dedent: None }
     }
 
     pub fn eval(&mut self, expr: &Expression) -> Result<Value> {
@@ -96,7 +99,12 @@ impl<'a> Evaluator<'a> {
                 Ok(Value::Object(out))
             }
             Expression::StringTemplate(t) => self.template(t),
-            Expression::HeredocTemplate(h) => self.template(&h.template),
+            Expression::HeredocTemplate(h) => {
+                let saved = std::mem::replace(&mut self.dedent, h.indent());
+                let result = self.template(&h.template);
+                self.dedent = saved;
+                result
+            }
             Expression::Parenthesis(p) => self.eval(p.inner()),
             Expression::Variable(v) => self.variable(v.as_str(), span),
             Expression::Conditional(c) => match self.eval(&c.cond_expr)? {
@@ -373,7 +381,7 @@ impl<'a> Evaluator<'a> {
         let mut out = String::new();
         let mut unknown = false;
         let mut strip_next = false;
-        self.render(template, &mut out, &mut unknown, &mut strip_next)?;
+        self.render(template, &mut out, &mut unknown, &mut strip_next, false)?;
         Ok(if unknown { Value::Unknown } else { Value::String(out) })
     }
 
@@ -383,11 +391,17 @@ impl<'a> Evaluator<'a> {
         out: &mut String,
         unknown: &mut bool,
         strip_next: &mut bool,
+        nested: bool,
     ) -> Result<()> {
         for element in template.iter() {
             match element {
                 Element::Literal(lit) => {
-                    let text: &str = lit.value();
+                    let dedented;
+                    let mut text: &str = lit.value();
+                    if let (true, Some(n)) = (nested, self.dedent) {
+                        dedented = dedent_lines(text, n);
+                        text = &dedented;
+                    }
                     if std::mem::take(strip_next) {
                         out.push_str(text.trim_start());
                     } else {
@@ -421,10 +435,13 @@ impl<'a> Evaluator<'a> {
                                 let b = to_bool(&v)
                                     .ok_or_else(|| type_error("bool", &v, ifd.if_expr.cond_expr.span()))?;
                                 if b {
-                                    self.render(&ifd.if_expr.template, out, unknown, strip_next)?;
+                                    self.render(&ifd.if_expr.template, out, unknown, strip_next, true)?;
+                                    if let Some(e) = &ifd.else_expr {
+                                        strip(out, e.strip, &mut false);
+                                    }
                                 } else if let Some(e) = &ifd.else_expr {
                                     strip(out, e.strip, strip_next);
-                                    self.render(&e.template, out, unknown, strip_next)?;
+                                    self.render(&e.template, out, unknown, strip_next, true)?;
                                 }
                             }
                         }
@@ -448,23 +465,46 @@ impl<'a> Evaluator<'a> {
                                 return Err(type_error("list or object", &other, fd.for_expr.collection_expr.span()))
                             }
                         };
+                        let body_strip = matches!(fd.for_expr.strip, Strip::End | Strip::Both);
+                        let end_strip = fd.endfor_expr.strip;
                         for (k, v) in pairs {
                             let mark = self.bound.len();
                             if let Some(kv) = &fd.for_expr.key_var {
                                 self.bound.push((kv.as_str().to_string(), k));
                             }
                             self.bound.push((fd.for_expr.value_var.as_str().to_string(), v));
-                            let r = self.render(&fd.for_expr.template, out, unknown, strip_next);
+                            // Each iteration's text is stripped as the markers around the body say.
+                            *strip_next = body_strip;
+                            let r = self.render(&fd.for_expr.template, out, unknown, strip_next, true);
                             self.bound.truncate(mark);
                             r?;
+                            if matches!(end_strip, Strip::Start | Strip::Both) {
+                                let trimmed = out.trim_end().len();
+                                out.truncate(trimmed);
+                            }
                         }
-                        strip(out, fd.endfor_expr.strip, strip_next);
+                        *strip_next = matches!(end_strip, Strip::End | Strip::Both);
                     }
                 },
             }
         }
         Ok(())
     }
+}
+
+/// Removes up to `n` leading spaces from each line after the first.
+fn dedent_lines(text: &str, n: usize) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+            let spaces = line.len() - line.trim_start_matches(' ').len();
+            out.push_str(&line[spaces.min(n)..]);
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
 }
 
 fn strip(out: &mut String, s: Strip, strip_next: &mut bool) {

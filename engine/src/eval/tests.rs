@@ -38,6 +38,12 @@ fn references_templates_and_conditionals() {
 }
 
 #[test]
+fn heredoc_directives_strip_and_dedent() {
+    let src = "<<-EOT\n    head\n    %{ for w in [1, 2] ~}\n    worker ${w}\n    %{ endfor ~}\n    tail\n  EOT";
+    assert_eq!(eval(src).unwrap(), Value::from("head\nworker 1\nworker 2\ntail\n"));
+}
+
+#[test]
 fn unknown_flows_through_everything() {
     for src in ["id", "\"x-${id}\"", "id + 1", "upper(id)", "id == \"a\" ? 1 : 2", "[for x in id : x]", "{a = id}.a"] {
         assert!(eval(src).unwrap().has_unknown(), "{src}");

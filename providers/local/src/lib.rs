@@ -1,0 +1,405 @@
+//! tik-provider-local: workspaces and clusters on this machine, no cloud account needed.
+//!
+//! A workspace is a directory under the project's data directory (`.tik/local/`);
+//! a node is a directory in it with a loopback address of its own (127.x.y.z) claimed
+//! under `.tik/local/addresses/`, and its attributes in `node.json`. `local_file` writes
+//! a file. Everything is read back from disk, so changes made by hand show up as drift.
+
+use async_trait::async_trait;
+use serde_json::json;
+use std::fs;
+use std::io::ErrorKind;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use tik_engine::addr::Address;
+use tik_engine::provider::{
+    AttributeSchema as A, BlockKind, ChangeRequest, ExpandRequest, Operation, Provider, ProviderError, ReadRequest, ResourceSchema,
+    ResourceSpec,
+};
+use tik_engine::value::{Map, Value};
+
+pub struct LocalProvider {
+    /// The project directory: relative `local_file` paths start here.
+    project: PathBuf,
+    /// Where workspaces, nodes and address claims live.
+    data: PathBuf,
+}
+
+/// Node addresses come from 127.77.0.0/16, away from 127.0.0.1 and its services.
+const DEFAULT_CIDR: &str = "127.77.0.0/16";
+
+impl LocalProvider {
+    pub fn new(project: PathBuf) -> Self {
+        let data = project.join(".tik").join("local");
+        LocalProvider { project, data }
+    }
+
+    fn workspace_dir(&self, name: &str) -> PathBuf {
+        self.data.join("workspaces").join(name)
+    }
+
+    fn node_dir(&self, attrs: &Map) -> Result<PathBuf, ProviderError> {
+        let ws = str_attr(attrs, "workspace")?;
+        let cluster = str_attr(attrs, "cluster")?;
+        let name = str_attr(attrs, "name")?;
+        Ok(self.workspace_dir(ws).join("clusters").join(cluster).join(name))
+    }
+
+    fn claims(&self) -> PathBuf {
+        self.data.join("addresses")
+    }
+
+    /// Claims a free loopback address in `cidr`, starting from one derived from `key`
+    /// so a node tends to get the same address back. A claim is a file created with
+    /// O_EXCL, so parallel creates never share one.
+    fn claim_address(&self, cidr: &str, key: &str) -> Result<Ipv4Addr, ProviderError> {
+        let (base, len) = parse_cidr(cidr).map_err(ProviderError::new)?;
+        let size = 1u32 << (32 - len);
+        if size < 4 {
+            return Err(ProviderError::new(format!("the range {cidr} is too small for nodes")));
+        }
+        fs::create_dir_all(self.claims()).map_err(io("create", &self.claims()))?;
+        let usable = size - 2;
+        let start = fnv(key) % usable;
+        for k in 0..usable {
+            let ip = Ipv4Addr::from(base + 1 + (start + k) % usable);
+            let claim = self.claims().join(ip.to_string());
+            match fs::OpenOptions::new().write(true).create_new(true).open(&claim) {
+                Ok(_) => {
+                    fs::write(&claim, key).map_err(io("write", &claim))?;
+                    return Ok(ip);
+                }
+                // A claim of this very resource (re-created after a manual delete) is its own.
+                Err(e) if e.kind() == ErrorKind::AlreadyExists && fs::read_to_string(&claim).is_ok_and(|o| o == key) => return Ok(ip),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io("create", &claim)(e)),
+            }
+        }
+        Err(ProviderError { code: Some("AddressRangeFull".into()), message: format!("every address of {cidr} is taken") })
+    }
+
+    fn release_address(&self, ip: &str, key: &str) {
+        let claim = self.claims().join(ip);
+        if fs::read_to_string(&claim).is_ok_and(|owner| owner == key) {
+            let _ = fs::remove_file(claim);
+        }
+    }
+
+    fn read_one(&self, type_name: &str, item: &ReadRequest) -> Result<Option<Map>, ProviderError> {
+        match type_name {
+            "local_workspace" => {
+                let name = str_attr(&item.attributes, "name")?;
+                read_json(&self.workspace_dir(name).join("workspace.json"))
+            }
+            "local_node" => read_json(&self.node_dir(&item.attributes)?.join("node.json")),
+            "local_file" => {
+                let path = self.file_path(&item.attributes)?;
+                match fs::read(&path) {
+                    Ok(bytes) => {
+                        let mut attrs = item.attributes.clone();
+                        attrs.insert("content".into(), Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+                        attrs.insert("id".into(), Value::String(content_id(&bytes)));
+                        Ok(Some(attrs))
+                    }
+                    Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(io("read", &path)(e)),
+                }
+            }
+            other => Err(ProviderError::new(format!("the local provider has no resource type {other}"))),
+        }
+    }
+
+    fn file_path(&self, attrs: &Map) -> Result<PathBuf, ProviderError> {
+        Ok(self.project.join(str_attr(attrs, "path")?))
+    }
+
+    fn apply_workspace(&self, change: &ChangeRequest) -> Result<Map, ProviderError> {
+        let name = str_attr(&change.planned, "name")?;
+        let dir = self.workspace_dir(name);
+        if change.operation == Operation::Delete {
+            return remove_dir(&dir).map(|_| Map::new());
+        }
+        fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+        let mut attrs = change.planned.clone();
+        attrs.insert("id".into(), Value::String(format!("local-workspace-{name}")));
+        attrs.insert("directory".into(), Value::String(dir.display().to_string()));
+        write_json(&dir.join("workspace.json"), &attrs)?;
+        Ok(attrs)
+    }
+
+    fn apply_node(&self, change: &ChangeRequest) -> Result<Map, ProviderError> {
+        let dir = self.node_dir(&change.planned)?;
+        let key = change.address.to_string();
+        match change.operation {
+            Operation::Delete => {
+                remove_dir(&dir)?;
+                if let Some(ip) = change.planned.get("private_ip").and_then(Value::as_str) {
+                    self.release_address(ip, &key);
+                }
+                Ok(Map::new())
+            }
+            Operation::Create => {
+                let ws_dir = self.workspace_dir(str_attr(&change.planned, "workspace")?);
+                if !ws_dir.join("workspace.json").exists() {
+                    return Err(ProviderError { code: Some("WorkspaceNotFound".into()), message: format!("workspace directory {} does not exist", ws_dir.display()) });
+                }
+                fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+                let cidr = change.planned.get("cidr").and_then(Value::as_str).unwrap_or(DEFAULT_CIDR).to_string();
+                let ip = self.claim_address(&cidr, &key)?;
+                let mut attrs = change.planned.clone();
+                attrs.insert("id".into(), Value::String(format!("local-node-{}", fnv_hex(&dir.display().to_string()))));
+                attrs.insert("private_ip".into(), Value::String(ip.to_string()));
+                attrs.insert("public_ip".into(), Value::String(ip.to_string()));
+                attrs.insert("directory".into(), Value::String(dir.display().to_string()));
+                if let Err(e) = write_json(&dir.join("node.json"), &attrs) {
+                    self.release_address(&ip.to_string(), &key);
+                    return Err(e);
+                }
+                Ok(attrs)
+            }
+            Operation::Update => {
+                let mut attrs = change.prior.clone().unwrap_or_default();
+                for (k, v) in &change.planned {
+                    attrs.insert(k.clone(), v.clone());
+                }
+                write_json(&dir.join("node.json"), &attrs)?;
+                Ok(attrs)
+            }
+        }
+    }
+
+    fn apply_file(&self, change: &ChangeRequest) -> Result<Map, ProviderError> {
+        let path = self.file_path(&change.planned)?;
+        if change.operation == Operation::Delete {
+            return match fs::remove_file(&path) {
+                Ok(()) => Ok(Map::new()),
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(Map::new()),
+                Err(e) => Err(io("remove", &path)(e)),
+            };
+        }
+        let content = str_attr(&change.planned, "content")?;
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(io("create", dir))?;
+        }
+        fs::write(&path, content).map_err(io("write", &path))?;
+        let mut attrs = change.planned.clone();
+        attrs.insert("id".into(), Value::String(content_id(content.as_bytes())));
+        Ok(attrs)
+    }
+}
+
+#[async_trait]
+impl Provider for LocalProvider {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn resource_types(&self) -> Vec<ResourceSchema> {
+        vec![
+            ResourceSchema {
+                type_name: "local_workspace",
+                attributes: vec![A::required("name").force_new(), A::optional("cidr").force_new(), A::optional("tags"), A::computed("id"), A::computed("directory")],
+            },
+            ResourceSchema {
+                type_name: "local_node",
+                attributes: vec![
+                    A::required("workspace").force_new(),
+                    A::required("cluster").force_new(),
+                    A::required("name").force_new(),
+                    A::required("role").force_new(),
+                    A::optional("pool").force_new(),
+                    A::optional("index").force_new(),
+                    A::optional("cidr").force_new(),
+                    A::optional("instance_type").force_new(),
+                    A::optional("disk_gb").force_new(),
+                    A::optional("image").force_new(),
+                    A::optional("labels"),
+                    A::optional("tags"),
+                    A::computed("id"),
+                    A::computed("private_ip"),
+                    A::computed("public_ip"),
+                    A::computed("directory"),
+                ],
+            },
+            ResourceSchema {
+                type_name: "local_file",
+                attributes: vec![A::required("path").force_new(), A::required("content"), A::computed("id")],
+            },
+        ]
+    }
+
+    fn expand(&self, request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, String> {
+        match request.kind {
+            BlockKind::Workspace => expand_workspace(request),
+            BlockKind::Cluster => expand_cluster(request),
+        }
+    }
+
+    async fn read(&self, type_name: &str, items: &[ReadRequest]) -> Result<Vec<Option<Map>>, ProviderError> {
+        items.iter().map(|item| self.read_one(type_name, item)).collect()
+    }
+
+    async fn apply(&self, change: ChangeRequest) -> Result<Map, ProviderError> {
+        match change.type_name.as_str() {
+            "local_workspace" => self.apply_workspace(&change),
+            "local_node" => self.apply_node(&change),
+            "local_file" => self.apply_file(&change),
+            other => Err(ProviderError::new(format!("the local provider has no resource type {other}"))),
+        }
+    }
+}
+
+fn expand_workspace(request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, String> {
+    let c = request.config;
+    if let Some(mode) = c.get("network").and_then(|n| n.get("mode")).and_then(Value::as_str) {
+        if mode != "public-head" {
+            return Err(format!("the local provider has one network: mode \"{mode}\" needs a cloud provider; remove it or use \"public-head\""));
+        }
+    }
+    if c.get("storage").and_then(|s| s.get("managed")).and_then(Value::as_bool) == Some(true) {
+        return Err("the local provider has no managed storage; remove storage { managed = true }".into());
+    }
+    let cidr = c.get("network").and_then(|n| n.get("cidr")).cloned().unwrap_or(Value::String(DEFAULT_CIDR.into()));
+    if let Some(text) = cidr.as_str() {
+        let (base, _) = parse_cidr(text)?;
+        if Ipv4Addr::from(base).octets()[0] != 127 {
+            return Err(format!("network cidr {text} is not on loopback: local nodes need a range inside 127.0.0.0/8, like {DEFAULT_CIDR}"));
+        }
+    }
+    let mut config = Map::new();
+    config.insert("name".into(), Value::String(request.name.to_string()));
+    config.insert("cidr".into(), cidr);
+    if let Some(tags) = c.get("tags") {
+        config.insert("tags".into(), tags.clone());
+    }
+    Ok(vec![ResourceSpec { path: Address::new().name("directory"), type_name: "local_workspace".into(), config, depends_on: vec![] }])
+}
+
+fn node_config(workspace: &Value, cluster: &str, name: String, role: &str, settings: Option<&Value>) -> Result<Map, String> {
+    let mut config = Map::new();
+    let ws_name = workspace.get("name").cloned().unwrap_or(Value::Unknown);
+    config.insert("workspace".into(), ws_name);
+    config.insert("cluster".into(), Value::String(cluster.to_string()));
+    config.insert("name".into(), Value::String(name));
+    config.insert("role".into(), Value::String(role.to_string()));
+    let cidr = workspace.get("network").and_then(|n| n.get("cidr")).cloned().unwrap_or(Value::String(DEFAULT_CIDR.into()));
+    config.insert("cidr".into(), cidr);
+    config.insert("instance_type".into(), Value::String("local".into()));
+    if let Some(Value::Object(s)) = settings {
+        for key in ["instance_type", "disk_gb", "image", "labels"] {
+            if let Some(v) = s.get(key) {
+                config.insert(key.into(), v.clone());
+            }
+        }
+    }
+    Ok(config)
+}
+
+fn whole(v: Option<&Value>, what: &str, default: Option<u64>) -> Result<u64, String> {
+    match v {
+        None | Some(Value::Null) => default.ok_or_else(|| format!("{what} is required")),
+        Some(Value::Number(n)) if *n >= 0.0 && n.fract() == 0.0 && *n <= 10_000.0 => Ok(*n as u64),
+        Some(other) => Err(format!("{what} must be a whole number from 0 to 10000, got {other}")),
+    }
+}
+
+fn expand_cluster(request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, String> {
+    let c = request.config;
+    let workspace = c.get("workspace").cloned().unwrap_or(Value::Null);
+    if c.contains_key("ssh") {
+        return Err("the local provider reaches its nodes without SSH so far: remove the ssh block".into());
+    }
+    if c.contains_key("container") {
+        return Err("the local provider runs services on the host so far: remove the container block".into());
+    }
+    // Nodes need the workspace's directory; the cluster's reference to the workspace
+    // already orders them after it, so no edge inside the expansion is needed.
+    let mut specs = vec![ResourceSpec {
+        path: Address::new().name("node").name("head"),
+        type_name: "local_node".into(),
+        config: node_config(&workspace, request.name, "head".into(), "head", c.get("head"))?,
+        depends_on: Vec::new(),
+    }];
+    if let Some(Value::Object(pools)) = c.get("workers") {
+        for (pool, settings) in pools {
+            let min = whole(settings.get("min"), &format!("workers \"{pool}\" min"), None)?;
+            let max = whole(settings.get("max"), &format!("workers \"{pool}\" max"), Some(min))?;
+            if min > max {
+                return Err(format!("workers \"{pool}\": min ({min}) is more than max ({max})"));
+            }
+            if settings.get("spot").and_then(Value::as_bool) == Some(true) {
+                return Err(format!("workers \"{pool}\": the local provider has no spot nodes; remove spot = true"));
+            }
+            for i in 0..min {
+                let mut config = node_config(&workspace, request.name, format!("worker-{pool}-{i}"), "worker", Some(settings))?;
+                config.insert("pool".into(), Value::String(pool.clone()));
+                config.insert("index".into(), Value::Number(i as f64));
+                specs.push(ResourceSpec {
+                    path: Address::new().name("node").name("worker").key(pool.clone()).index(i),
+                    type_name: "local_node".into(),
+                    config,
+                    depends_on: Vec::new(),
+                });
+            }
+        }
+    }
+    Ok(specs)
+}
+
+fn str_attr<'m>(attrs: &'m Map, key: &str) -> Result<&'m str, ProviderError> {
+    attrs.get(key).and_then(Value::as_str).ok_or_else(|| ProviderError::new(format!("the attribute {key} must be a string")))
+}
+
+fn io<'p>(what: &'static str, path: &'p Path) -> impl Fn(std::io::Error) -> ProviderError + 'p {
+    move |e| ProviderError { code: Some(format!("{:?}", e.kind())), message: format!("cannot {what} {}: {e}", path.display()) }
+}
+
+fn read_json(path: &Path) -> Result<Option<Map>, ProviderError> {
+    match fs::read(path) {
+        Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(j) => match Value::from_json(&j) {
+                Value::Object(m) => Ok(Some(m)),
+                _ => Err(ProviderError::new(format!("{} does not hold an object", path.display()))),
+            },
+            Err(e) => Err(ProviderError::new(format!("{} is damaged: {e}", path.display()))),
+        },
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io("read", path)(e)),
+    }
+}
+
+fn write_json(path: &Path, attrs: &Map) -> Result<(), ProviderError> {
+    let tmp = path.with_extension("json.tmp");
+    let bytes = serde_json::to_vec_pretty(&json!(Value::Object(attrs.clone()).to_json())).unwrap_or_default();
+    fs::write(&tmp, bytes).map_err(io("write", &tmp))?;
+    fs::rename(&tmp, path).map_err(io("write", path))
+}
+
+fn remove_dir(dir: &Path) -> Result<(), ProviderError> {
+    match fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io("remove", dir)(e)),
+    }
+}
+
+fn parse_cidr(text: &str) -> Result<(u32, u32), String> {
+    let (ip, len) = text.split_once('/').ok_or_else(|| format!("\"{text}\" is not a CIDR range like {DEFAULT_CIDR}"))?;
+    let ip: Ipv4Addr = ip.parse().map_err(|_| format!("\"{text}\" is not an IPv4 range like {DEFAULT_CIDR}"))?;
+    let len: u32 = len.parse().ok().filter(|l| *l <= 32).ok_or_else(|| format!("\"{text}\" has a bad prefix length"))?;
+    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+    Ok((u32::from(ip) & mask, len))
+}
+
+fn fnv(text: &str) -> u32 {
+    text.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+}
+
+fn fnv_hex(text: &str) -> String {
+    format!("{:08x}", fnv(text))
+}
+
+fn content_id(bytes: &[u8]) -> String {
+    let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
+    format!("{h:016x}")
+}

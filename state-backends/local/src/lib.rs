@@ -1,0 +1,224 @@
+//! tik-backend-local: state in a file on this machine.
+//!
+//! `PATH` holds the snapshot, `PATH.journal` the changes since, `PATH.backup` the
+//! previous snapshot and `PATH.lock` the lock. Snapshots are replaced atomically
+//! (temporary file, fsync, rename); the journal is appended one whole write per change.
+//!
+//! ```no_run
+//! use tik_backend_local::LocalBackend;
+//! use tik_engine::state::{Backend, StateStore};
+//! let backend = LocalBackend::new("tik.tikstate".into());
+//! let store = StateStore::load(&backend).expect("state loads");
+//! ```
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use tik_engine::state::{Backend, LockInfo, StateError};
+
+pub struct LocalBackend {
+    path: PathBuf,
+}
+
+impl LocalBackend {
+    pub fn new(path: PathBuf) -> Self {
+        LocalBackend { path }
+    }
+
+    fn sibling(&self, suffix: &str) -> PathBuf {
+        let mut name = self.path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        name.push(suffix);
+        self.path.with_file_name(name)
+    }
+
+    pub fn journal_path(&self) -> PathBuf {
+        self.sibling(".journal")
+    }
+
+    pub fn lock_path(&self) -> PathBuf {
+        self.sibling(".lock")
+    }
+
+    pub fn backup_path(&self) -> PathBuf {
+        self.sibling(".backup")
+    }
+
+    /// Who holds the lock now, if anyone.
+    pub fn current_lock(&self) -> Result<Option<LockInfo>, StateError> {
+        match fs::read(self.lock_path()) {
+            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).unwrap_or_else(|_| LockInfo {
+                id: "unreadable".into(),
+                who: "unknown".into(),
+                operation: "unknown".into(),
+                created: "unknown".into(),
+                version: "unknown".into(),
+            }))),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error("read the lock", &self.lock_path(), e)),
+        }
+    }
+}
+
+fn io_error(what: &str, path: &Path, e: std::io::Error) -> StateError {
+    StateError::new(format!("cannot {what} {}: {e}", path.display()))
+}
+
+fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_error("read", path, e)),
+    }
+}
+
+fn sync_dir(path: &Path) {
+    if let Some(dir) = path.parent() {
+        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+}
+
+impl Backend for LocalBackend {
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn read_snapshot(&self) -> Result<Option<Vec<u8>>, StateError> {
+        read_optional(&self.path)
+    }
+
+    fn write_snapshot(&self, bytes: &[u8]) -> Result<(), StateError> {
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(|e| io_error("create the directory", dir, e))?;
+        }
+        let tmp = self.sibling(".tmp");
+        let mut f = File::create(&tmp).map_err(|e| io_error("create", &tmp, e))?;
+        f.write_all(bytes).map_err(|e| io_error("write", &tmp, e))?;
+        f.sync_all().map_err(|e| io_error("sync", &tmp, e))?;
+        drop(f);
+        if self.path.exists() {
+            let backup_tmp = self.sibling(".backup.tmp");
+            fs::copy(&self.path, &backup_tmp).map_err(|e| io_error("back up", &self.path, e))?;
+            fs::rename(&backup_tmp, self.backup_path()).map_err(|e| io_error("back up", &self.path, e))?;
+        }
+        fs::rename(&tmp, &self.path).map_err(|e| io_error("replace", &self.path, e))?;
+        sync_dir(&self.path);
+        match fs::remove_file(self.journal_path()) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error("remove", &self.journal_path(), e)),
+        }
+    }
+
+    fn read_journal(&self) -> Result<Option<Vec<u8>>, StateError> {
+        read_optional(&self.journal_path())
+    }
+
+    fn append_journal(&self, bytes: &[u8]) -> Result<(), StateError> {
+        let path = self.journal_path();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(|e| io_error("create the directory", dir, e))?;
+        }
+        // One write of whole lines to an O_APPEND file: once it returns, a crash of this
+        // process cannot lose it, and a torn tail is recognised on replay.
+        let mut f = OpenOptions::new().create(true).append(true).open(&path).map_err(|e| io_error("open", &path, e))?;
+        f.write_all(bytes).map_err(|e| io_error("append to", &path, e))
+    }
+
+    fn lock(&self, info: &LockInfo) -> Result<(), StateError> {
+        let path = self.lock_path();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(|e| io_error("create the directory", dir, e))?;
+        }
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(mut f) => {
+                let bytes = serde_json::to_vec_pretty(info).unwrap_or_default();
+                f.write_all(&bytes).and_then(|_| f.sync_all()).map_err(|e| io_error("write the lock", &path, e))
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                let holder = self.current_lock()?.unwrap_or_else(|| info.clone());
+                Err(holder.locked_error(&self.describe()))
+            }
+            Err(e) => Err(io_error("create the lock", &path, e)),
+        }
+    }
+
+    fn unlock(&self, id: &str) -> Result<(), StateError> {
+        match self.current_lock()? {
+            Some(l) if l.id == id => fs::remove_file(self.lock_path()).map_err(|e| io_error("remove the lock", &self.lock_path(), e)),
+            Some(l) => Err(StateError::new(format!("the lock of {} is held by {} (id {}), not by this run", self.describe(), l.who, l.id))),
+            None => Ok(()),
+        }
+    }
+
+    fn force_unlock(&self, id: &str) -> Result<(), StateError> {
+        match self.current_lock()? {
+            Some(l) if l.id == id => fs::remove_file(self.lock_path()).map_err(|e| io_error("remove the lock", &self.lock_path(), e)),
+            Some(l) => Err(StateError::new(format!("the lock of {} has id {}, not {id}", self.describe(), l.id))
+                .help(format!("it is held by {} for {} since {}; pass its id to force-unlock", l.who, l.operation, l.created))),
+            None => Err(StateError::new(format!("the state {} is not locked", self.describe()))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tik_engine::addr::Address;
+    use tik_engine::state::{JournalEntry, ResourceState, StateStore, Status};
+
+    fn resource(name: &str) -> ResourceState {
+        ResourceState {
+            address: Address::new().name("tik_data").name(name),
+            type_name: "tik_data".into(),
+            provider: "tik".into(),
+            status: Status::Ready,
+            attributes: Default::default(),
+            sensitive_attributes: vec![],
+            dependencies: vec![],
+        }
+    }
+
+    #[test]
+    fn a_second_locker_is_told_who_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path().join("s.tikstate"));
+        let first = LockInfo::new("apply");
+        b.lock(&first).unwrap();
+        let err = b.lock(&LockInfo::new("apply")).unwrap_err();
+        assert!(err.message.contains(&first.who) && err.message.contains(&first.id), "{err}");
+        assert!(err.help.unwrap().contains("tik force-unlock"));
+        assert!(b.force_unlock("wrong").is_err());
+        b.force_unlock(&first.id).unwrap();
+        b.lock(&LockInfo::new("plan")).unwrap();
+    }
+
+    #[test]
+    fn snapshots_keep_a_backup_and_clear_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path().join("s.tikstate"));
+        let mut store = StateStore::load(&b).unwrap();
+        store.record(JournalEntry::Put { resource: resource("a") }).unwrap();
+        assert!(b.journal_path().exists());
+        store.save().unwrap();
+        assert!(!b.journal_path().exists());
+        store.record(JournalEntry::Put { resource: resource("b") }).unwrap();
+        store.save().unwrap();
+        let backup = fs::read_to_string(b.backup_path()).unwrap();
+        assert!(backup.contains("tik_data.a") && !backup.contains("tik_data.b"));
+        assert_eq!(StateStore::load(&b).unwrap().state.resources.len(), 2);
+    }
+
+    #[test]
+    fn a_corrupt_state_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.tikstate");
+        fs::write(&path, "{\"format_version\": 1, \"serial\": ").unwrap();
+        let b = LocalBackend::new(path.clone());
+        let err = StateStore::load(&b).err().unwrap();
+        assert!(err.message.contains("not valid JSON"), "{}", err.message);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "{\"format_version\": 1, \"serial\": ");
+    }
+}

@@ -1,0 +1,299 @@
+//! Rendering for the terminal: plans, drift, state, apply progress. Colour only when
+//! asked for; the engine decides, this file only shows.
+
+use similar::{ChangeTag, TextDiff};
+use tik_engine::plan::{Action, Change, Drift, DriftKind, Plan};
+use tik_engine::state::{ResourceState, State};
+use tik_engine::value::{key_repr, Map, Value};
+
+#[derive(Clone, Copy)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+    pub fn bold(&self, t: &str) -> String {
+        self.paint("1", t)
+    }
+    pub fn green(&self, t: &str) -> String {
+        self.paint("32", t)
+    }
+    pub fn yellow(&self, t: &str) -> String {
+        self.paint("33", t)
+    }
+    pub fn red(&self, t: &str) -> String {
+        self.paint("31", t)
+    }
+    fn symbol(&self, action: Action) -> String {
+        match action {
+            Action::Create => self.green("  +"),
+            Action::Update => self.yellow("  ~"),
+            Action::Replace => format!("{}{}", self.red("-"), self.green("/+")),
+            Action::Delete => self.red("  -"),
+            Action::NoOp => "   ".into(),
+        }
+    }
+}
+
+fn shown(v: &Value, sensitive: bool) -> String {
+    shown_at(v, sensitive, 8)
+}
+
+fn shown_at(v: &Value, sensitive: bool, indent: usize) -> String {
+    if sensitive {
+        "(sensitive value)".into()
+    } else {
+        indent_tail(&v.to_string(), indent)
+    }
+}
+
+fn indent_tail(text: &str, n: usize) -> String {
+    text.replace('\n', &format!("\n{:n$}", ""))
+}
+
+fn is_multiline(v: &Value) -> bool {
+    v.as_str().is_some_and(|s| s.contains('\n'))
+}
+
+/// A line diff of two multi-line strings, as a heredoc.
+fn text_diff(old: &str, new: &str, s: Style) -> String {
+    let mut out = String::from("<<-EOT\n");
+    for change in TextDiff::from_lines(old, new).iter_all_changes() {
+        let line = change.value().trim_end_matches('\n');
+        match change.tag() {
+            ChangeTag::Equal => out.push_str(&format!("            {line}\n")),
+            ChangeTag::Delete => out.push_str(&format!("          {} {line}\n", s.red("-"))),
+            ChangeTag::Insert => out.push_str(&format!("          {} {line}\n", s.green("+"))),
+        }
+    }
+    out.push_str("        EOT");
+    out
+}
+
+pub fn change(c: &Change, s: Style) -> String {
+    let verb = match c.action {
+        Action::Create => "will be created",
+        Action::Update => "will be updated in place",
+        Action::Replace => "must be replaced",
+        Action::Delete => "will be destroyed",
+        Action::NoOp => "is unchanged",
+    };
+    let mut out = format!("  {} {}\n", s.bold(&format!("# {}", c.address)), verb);
+    for r in &c.reasons {
+        out.push_str(&format!("  # ({r})\n"));
+    }
+    out.push_str(&format!("{} {} {{\n", s.symbol(c.action), c.type_name));
+    let empty = Map::new();
+    let before = c.before.as_ref().unwrap_or(&empty);
+    let after = c.after.as_ref().unwrap_or(&empty);
+    let mut keys: Vec<&String> = after.keys().chain(before.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let width = keys.iter().map(|k| key_repr(k).len()).max().unwrap_or(0);
+    let mut hidden = 0;
+    for k in keys {
+        let sensitive = c.sensitive.iter().any(|x| x == k);
+        let (old, new) = (before.get(k), after.get(k));
+        let name = format!("{:width$}", key_repr(k));
+        let line = match (c.action, old, new) {
+            (Action::Create, _, Some(v)) => format!("      {} {name} = {}", s.green("+"), shown(v, sensitive)),
+            (Action::Delete, Some(v), _) => format!("      {} {name} = {} -> null", s.red("-"), shown(v, sensitive)),
+            (_, Some(o), Some(n)) if o == n => {
+                hidden += 1;
+                continue;
+            }
+            (_, Some(o), Some(n)) if !sensitive && is_multiline(o) && is_multiline(n) => {
+                format!("      {} {name} = {}", s.yellow("~"), text_diff(o.as_str().unwrap_or(""), n.as_str().unwrap_or(""), s))
+            }
+            (_, Some(o), Some(n)) => {
+                let forces = c.reasons.iter().any(|r| r == &format!("{k} forces replacement"));
+                let note = if forces { s.red(" # forces replacement") } else { String::new() };
+                format!("      {} {name} = {} -> {}{note}", s.yellow("~"), shown(o, sensitive), shown(n, sensitive))
+            }
+            (_, None, Some(n)) => format!("      {} {name} = {}", s.green("+"), shown(n, sensitive)),
+            (_, Some(o), None) => format!("      {} {name} = {} -> null", s.red("-"), shown(o, sensitive)),
+            (_, None, None) => continue,
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    if hidden > 0 && matches!(c.action, Action::Update | Action::Replace) {
+        out.push_str(&format!("        # ({hidden} unchanged attribute{} hidden)\n", if hidden == 1 { "" } else { "s" }));
+    }
+    out.push_str("    }\n");
+    out
+}
+
+pub fn drift(d: &Drift, s: Style) -> String {
+    let verb = match d.kind {
+        DriftKind::Deleted => "was deleted outside of tik",
+        DriftKind::Changed => "was changed outside of tik",
+        DriftKind::Adopted => "was found after an interrupted create and is taken into state",
+    };
+    let mut out = format!("  {} {verb}\n", s.bold(&format!("# {}", d.address)));
+    if let (DriftKind::Changed, Some(after)) = (d.kind, &d.after) {
+        let mut keys: Vec<&String> = after.attributes.keys().chain(d.before.attributes.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        for k in keys {
+            let (o, n) = (d.before.attributes.get(k), after.attributes.get(k));
+            if o != n {
+                let sensitive = d.before.sensitive_attributes.iter().any(|x| x == k);
+                let show = |v: Option<&Value>| v.map_or("null".to_string(), |v| shown(v, sensitive));
+                out.push_str(&format!("      {} {} = {} -> {}\n", s.yellow("~"), key_repr(k), show(o), show(n)));
+            }
+        }
+    }
+    out
+}
+
+pub fn summary_line(plan: &Plan) -> String {
+    let s = plan.summary();
+    format!("Plan: {} to add, {} to change, {} to replace, {} to destroy.", s.add, s.change, s.replace, s.destroy)
+}
+
+pub fn plan(plan: &Plan, s: Style) -> String {
+    let mut out = String::new();
+    if !plan.drift.is_empty() {
+        out.push_str(&s.bold("Objects changed outside of tik:"));
+        out.push_str("\n\n");
+        for d in &plan.drift {
+            out.push_str(&drift(d, s));
+        }
+        out.push_str("\nThe plan below restores what the configuration says.\n\n");
+    }
+    if !plan.has_changes() {
+        out.push_str(&s.green("No changes. The infrastructure matches the configuration."));
+        out.push('\n');
+        return out;
+    }
+    if !plan.changes.is_empty() {
+        out.push_str("tik will perform the following actions:\n\n");
+        for c in &plan.changes {
+            out.push_str(&change(c, s));
+            out.push('\n');
+        }
+    }
+    out.push_str(&s.bold(&summary_line(plan)));
+    out.push('\n');
+    if !plan.outputs.is_empty() {
+        out.push_str("\nChanges to outputs:\n");
+        for o in &plan.outputs {
+            let show = |v: &Value| shown_at(v, o.sensitive, 4);
+            let (sym, text) = match (&o.before, &o.after) {
+                (None, n) => (s.green("+"), show(n)),
+                (Some(old), Value::Null) => (s.red("-"), format!("{} -> null", show(old))),
+                (Some(old), n) => (s.yellow("~"), format!("{} -> {}", show(old), show(n))),
+            };
+            out.push_str(&format!("  {sym} {} = {text}\n", o.name));
+        }
+    }
+    out
+}
+
+/// The machine-readable plan: documented in docs/json-output.md.
+pub fn plan_json(plan: &Plan) -> serde_json::Value {
+    let hide = |attrs: &Option<Map>, sensitive: &[String]| -> serde_json::Value {
+        match attrs {
+            None => serde_json::Value::Null,
+            Some(m) => serde_json::Value::Object(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), if sensitive.contains(k) { serde_json::Value::String("(sensitive)".into()) } else { v.to_json() }))
+                    .collect(),
+            ),
+        }
+    };
+    let unknown = |attrs: &Option<Map>| -> Vec<String> {
+        attrs.as_ref().map(|m| m.iter().filter(|(_, v)| v.has_unknown()).map(|(k, _)| k.clone()).collect()).unwrap_or_default()
+    };
+    let changes: Vec<serde_json::Value> = plan
+        .changes
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "address": c.address.to_string(),
+                "type": c.type_name,
+                "provider": c.provider,
+                "action": c.action,
+                "reasons": c.reasons,
+                "before": hide(&c.before, &c.sensitive),
+                "after": hide(&c.after, &c.sensitive),
+                "after_unknown": unknown(&c.after),
+                "sensitive": c.sensitive,
+            })
+        })
+        .collect();
+    let drift: Vec<serde_json::Value> = plan
+        .drift
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "address": d.address.to_string(),
+                "type": d.type_name,
+                "kind": d.kind,
+                "before": hide(&Some(d.before.attributes.clone()), &d.before.sensitive_attributes),
+                "after": hide(&d.after.as_ref().map(|a| a.attributes.clone()), &d.before.sensitive_attributes),
+            })
+        })
+        .collect();
+    let outputs: Vec<serde_json::Value> = plan
+        .outputs
+        .iter()
+        .map(|o| {
+            let v = |x: &Value| if o.sensitive { serde_json::Value::String("(sensitive)".into()) } else { x.to_json() };
+            serde_json::json!({ "name": o.name, "before": o.before.as_ref().map(v), "after": v(&o.after), "after_unknown": o.after.has_unknown(), "sensitive": o.sensitive })
+        })
+        .collect();
+    serde_json::json!({
+        "format_version": "1",
+        "tik_version": plan.tik_version,
+        "destroy": plan.destroy,
+        "drift": drift,
+        "changes": changes,
+        "outputs": outputs,
+        "summary": plan.summary(),
+        "has_changes": plan.has_changes(),
+    })
+}
+
+pub fn resource(r: &ResourceState) -> String {
+    let mut out = format!("# {}:\n{} {{\n", r.address, r.type_name);
+    let width = r.attributes.keys().map(|k| key_repr(k).len()).max().unwrap_or(0);
+    for (k, v) in &r.attributes {
+        let sensitive = r.sensitive_attributes.iter().any(|x| x == k);
+        let text = if sensitive { "(sensitive value)".to_string() } else { indent_tail(&v.to_string(), 4) };
+        out.push_str(&format!("    {:width$} = {text}\n", key_repr(k)));
+    }
+    if !matches!(r.status, tik_engine::state::Status::Ready) {
+        out.push_str(&format!("    # status: {:?}\n", r.status).to_lowercase());
+    }
+    out.push_str("}\n");
+    out
+}
+
+pub fn state(state: &State) -> String {
+    if state.resources.is_empty() && state.outputs.is_empty() {
+        return "The state is empty: tik has created nothing here yet.\n".into();
+    }
+    let mut out = String::new();
+    let mut resources: Vec<&ResourceState> = state.resources.values().collect();
+    resources.sort_by(|a, b| a.address.cmp(&b.address));
+    for r in resources {
+        out.push_str(&resource(r));
+        out.push('\n');
+    }
+    if !state.outputs.is_empty() {
+        out.push_str("Outputs:\n\n");
+        for (name, o) in &state.outputs {
+            out.push_str(&format!("{name} = {}\n", if o.sensitive { "(sensitive value)".into() } else { o.value.to_string() }));
+        }
+    }
+    out
+}
