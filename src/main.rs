@@ -3,6 +3,33 @@
 
 mod render;
 
+/// Output that a closed pipe (`tik plan | head`) cannot turn into a panic: an apply
+/// in progress must finish and save its state whoever stopped reading.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+macro_rules! err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 use clap::{ArgAction, Args, Parser, Subcommand};
 use render::Style;
 use std::io::{BufRead, IsTerminal, Write};
@@ -21,10 +48,21 @@ use tik_engine::walk::Inputs;
 use tik_provider_local::LocalProvider;
 
 #[derive(Parser)]
-#[command(name = "tik", version, about = "A declarative planner for analytics and AI clusters", propagate_version = true)]
+#[command(
+    name = "tik",
+    version,
+    about = "A declarative planner for analytics and AI clusters",
+    propagate_version = true
+)]
 struct Cli {
     /// Run as if tik was started in DIR.
-    #[arg(short = 'C', long = "chdir", global = true, default_value = ".", value_name = "DIR")]
+    #[arg(
+        short = 'C',
+        long = "chdir",
+        global = true,
+        default_value = ".",
+        value_name = "DIR"
+    )]
     dir: PathBuf,
     /// No colours, also on a terminal (NO_COLOR does the same).
     #[arg(long, global = true)]
@@ -167,7 +205,10 @@ struct Failure {
 
 impl From<Diagnostics> for Failure {
     fn from(diags: Diagnostics) -> Self {
-        Failure { sources: Sources::default(), diags }
+        Failure {
+            sources: Sources::default(),
+            diags,
+        }
     }
 }
 
@@ -194,7 +235,9 @@ struct Project {
 
 impl Project {
     fn load(dir: &Path) -> Result<Project> {
-        let dir = dir.canonicalize().map_err(|e| Diagnostic::new(format!("cannot open the directory {}: {e}", dir.display())))?;
+        let dir = dir.canonicalize().map_err(|e| {
+            Diagnostic::new(format!("cannot open the directory {}: {e}", dir.display()))
+        })?;
         let config = Config::load(&dir).map_err(|(sources, diags)| Failure { sources, diags })?;
         let mut providers = Providers::new();
         providers.add(Arc::new(LocalProvider::new(dir.clone())));
@@ -205,32 +248,60 @@ impl Project {
                     None => dir.join("tik.tikstate"),
                     Some(v) => match v.as_str() {
                         Some(p) => dir.join(p),
-                        None => return Err(Failure { sources: config.sources.clone(), diags: Diagnostic::new("the local backend's path must be a string").at(b.location.file, Some(b.location.span.clone())).into() }),
+                        None => {
+                            return Err(Failure {
+                                sources: config.sources.clone(),
+                                diags: Diagnostic::new("the local backend's path must be a string")
+                                    .at(b.location.file, Some(b.location.span.clone()))
+                                    .into(),
+                            })
+                        }
                     },
                 };
                 if let Some(extra) = b.settings.keys().find(|k| *k != "path") {
-                    let d = Diagnostic::new(format!("the local backend has no setting \"{extra}\"")).at(b.location.file, Some(b.location.span.clone())).help("it takes path = \"FILE\"");
-                    return Err(Failure { sources: config.sources.clone(), diags: d.into() });
+                    let d =
+                        Diagnostic::new(format!("the local backend has no setting \"{extra}\""))
+                            .at(b.location.file, Some(b.location.span.clone()))
+                            .help("it takes path = \"FILE\"");
+                    return Err(Failure {
+                        sources: config.sources.clone(),
+                        diags: d.into(),
+                    });
                 }
                 Box::new(LocalBackend::new(path))
             }
             Some(b) => {
-                let d = Diagnostic::new(format!("the \"{}\" state backend is not in this tik yet", b.kind))
-                    .at(b.location.file, Some(b.location.span.clone()))
-                    .help("use backend \"local\" { path = \"...\" } or remove the backend block");
-                return Err(Failure { sources: config.sources.clone(), diags: d.into() });
+                let d = Diagnostic::new(format!(
+                    "the \"{}\" state backend is not in this tik yet",
+                    b.kind
+                ))
+                .at(b.location.file, Some(b.location.span.clone()))
+                .help("use backend \"local\" { path = \"...\" } or remove the backend block");
+                return Err(Failure {
+                    sources: config.sources.clone(),
+                    diags: d.into(),
+                });
             }
         };
-        Ok(Project { dir, config, providers, backend })
+        Ok(Project {
+            dir,
+            config,
+            providers,
+            backend,
+        })
     }
 
     fn fail(&self, diags: Diagnostics) -> Failure {
-        Failure { sources: self.config.sources.clone(), diags }
+        Failure {
+            sources: self.config.sources.clone(),
+            diags,
+        }
     }
 
     fn inputs(&self, vars: &VarArgs) -> Result<Inputs> {
         let files: Vec<&Path> = vars.var_files.iter().map(PathBuf::as_path).collect();
-        tik_engine::ops::gather_inputs(std::env::vars(), &files, &vars.vars).map_err(|d| self.fail(d))
+        tik_engine::ops::gather_inputs(std::env::vars(), &files, &vars.vars)
+            .map_err(|d| self.fail(d))
     }
 }
 
@@ -244,33 +315,55 @@ impl<'b> LockGuard<'b> {
     fn take(backend: &'b dyn Backend, operation: &str) -> Result<LockGuard<'b>> {
         let info = LockInfo::new(operation);
         backend.lock(&info)?;
-        Ok(LockGuard { backend, id: info.id })
+        Ok(LockGuard {
+            backend,
+            id: info.id,
+        })
     }
 }
 
 impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
         if let Err(e) = self.backend.unlock(&self.id) {
-            eprintln!("warning: {e}");
+            errln!("warning: {e}");
         }
     }
 }
 
 fn parse_addresses(list: &[String]) -> Result<Vec<Address>> {
-    list.iter().map(|a| Address::parse(a).map_err(|e| Diagnostic::new(e).help("addresses look like cluster.etl.node.head or tik_data.a").into())).collect()
+    list.iter()
+        .map(|a| {
+            Address::parse(a).map_err(|e| {
+                Diagnostic::new(e)
+                    .help("addresses look like cluster.etl.node.head or tik_data.a")
+                    .into()
+            })
+        })
+        .collect()
 }
 
 fn plan_options(sel: &Selection, destroy: bool) -> Result<PlanOptions> {
-    Ok(PlanOptions { destroy, targets: parse_addresses(&sel.targets)?, replace: parse_addresses(&sel.replace)? })
+    Ok(PlanOptions {
+        destroy,
+        targets: parse_addresses(&sel.targets)?,
+        replace: parse_addresses(&sel.replace)?,
+    })
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let style = Style { color: !cli.no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal() };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let style = Style {
+        color: !cli.no_color
+            && std::env::var_os("NO_COLOR").is_none()
+            && std::io::stdout().is_terminal(),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start: {e}");
+            errln!("error: cannot start: {e}");
             return ExitCode::from(1);
         }
     };
@@ -278,7 +371,14 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
             let text = f.diags.render(&f.sources);
-            eprint!("{}", if style.color { text.replacen("error:", &style.red("error:"), usize::MAX) } else { text });
+            err!(
+                "{}",
+                if style.color {
+                    text.replacen("error:", &style.red("error:"), usize::MAX)
+                } else {
+                    text
+                }
+            );
             ExitCode::from(1)
         }
     }
@@ -291,98 +391,217 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
         Command::Init => {
             let p = Project::load(&dir)?;
             let data = p.dir.join(".tik");
-            std::fs::create_dir_all(&data).map_err(|e| Diagnostic::new(format!("cannot create {}: {e}", data.display())))?;
+            std::fs::create_dir_all(&data)
+                .map_err(|e| Diagnostic::new(format!("cannot create {}: {e}", data.display())))?;
             let providers: Vec<&str> = p.providers.names().collect();
-            println!("tik is ready in {}.\n  providers: {}\n  state: {}", p.dir.display(), providers.join(", "), p.backend.describe());
+            outln!(
+                "tik is ready in {}.\n  providers: {}\n  state: {}",
+                p.dir.display(),
+                providers.join(", "),
+                p.backend.describe()
+            );
             Ok(0)
         }
         Command::Validate => {
             let p = Project::load(&dir)?;
-            let inputs = Inputs { missing_unknown: true, ..Inputs::default() };
-            tik_engine::plan::plan(&p.config, &p.providers, &State::new(String::new()), Vec::new(), inputs, &PlanOptions::default()).map_err(|d| p.fail(d))?;
-            println!("{}", style.green("The configuration is valid."));
+            let inputs = Inputs {
+                missing_unknown: true,
+                ..Inputs::default()
+            };
+            tik_engine::plan::plan(
+                &p.config,
+                &p.providers,
+                &State::new(String::new()),
+                Vec::new(),
+                inputs,
+                &PlanOptions::default(),
+            )
+            .map_err(|d| p.fail(d))?;
+            outln!("{}", style.green("The configuration is valid."));
             Ok(0)
         }
-        Command::Plan { vars, selection, out, detailed_exitcode, refresh, destroy, json } => {
+        Command::Plan {
+            vars,
+            selection,
+            out,
+            detailed_exitcode,
+            refresh,
+            destroy,
+            json,
+        } => {
             let p = Project::load(&dir)?;
             let store = StateStore::load(p.backend.as_ref())?;
             let options = plan_options(&selection, destroy)?;
-            let plan = tik_engine::ops::make_plan(&p.config, &p.providers, &store.state, p.inputs(&vars)?, &options, refresh).await.map_err(|d| p.fail(d))?;
+            let plan = tik_engine::ops::make_plan(
+                &p.config,
+                &p.providers,
+                &store.state,
+                p.inputs(&vars)?,
+                &options,
+                refresh,
+            )
+            .await
+            .map_err(|d| p.fail(d))?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&render::plan_json(&plan)).unwrap_or_default());
+                outln!(
+                    "{}",
+                    serde_json::to_string_pretty(&render::plan_json(&plan)).unwrap_or_default()
+                );
             } else {
-                print!("{}", render::plan(&plan, style));
+                out!("{}", render::plan(&plan, style));
             }
             if let Some(out) = out {
-                std::fs::write(&out, plan.to_json()).map_err(|e| Diagnostic::new(format!("cannot write the plan to {}: {e}", out.display())))?;
+                std::fs::write(&out, plan.to_json()).map_err(|e| {
+                    Diagnostic::new(format!("cannot write the plan to {}: {e}", out.display()))
+                })?;
                 if !json {
-                    println!("\nSaved the plan to {}. Apply exactly this plan with: tik apply {}", out.display(), out.display());
+                    outln!(
+                        "\nSaved the plan to {}. Apply exactly this plan with: tik apply {}",
+                        out.display(),
+                        out.display()
+                    );
                 }
             }
-            Ok(if detailed_exitcode && plan.has_changes() { 2 } else { 0 })
+            Ok(if detailed_exitcode && plan.has_changes() {
+                2
+            } else {
+                0
+            })
         }
-        Command::Apply { planfile, auto_approve, parallelism, refresh, vars, selection } => {
+        Command::Apply {
+            planfile,
+            auto_approve,
+            parallelism,
+            refresh,
+            vars,
+            selection,
+        } => {
             let p = Project::load(&dir)?;
             let _lock = LockGuard::take(p.backend.as_ref(), "apply")?;
             let mut store = StateStore::load(p.backend.as_ref())?;
             let (plan, saved) = match planfile {
                 Some(file) => {
-                    let bytes = std::fs::read(&file).map_err(|e| Diagnostic::new(format!("cannot read the plan {}: {e}", file.display())))?;
-                    (Plan::from_json(&bytes).map_err(|e| Diagnostic::new(format!("{}: {e}", file.display())))?, true)
+                    let bytes = std::fs::read(&file).map_err(|e| {
+                        Diagnostic::new(format!("cannot read the plan {}: {e}", file.display()))
+                    })?;
+                    (
+                        Plan::from_json(&bytes)
+                            .map_err(|e| Diagnostic::new(format!("{}: {e}", file.display())))?,
+                        true,
+                    )
                 }
                 None => {
                     let options = plan_options(&selection, false)?;
-                    (tik_engine::ops::make_plan(&p.config, &p.providers, &store.state, p.inputs(&vars)?, &options, refresh).await.map_err(|d| p.fail(d))?, false)
+                    (
+                        tik_engine::ops::make_plan(
+                            &p.config,
+                            &p.providers,
+                            &store.state,
+                            p.inputs(&vars)?,
+                            &options,
+                            refresh,
+                        )
+                        .await
+                        .map_err(|d| p.fail(d))?,
+                        false,
+                    )
                 }
             };
-            apply(&p, &mut store, plan, saved, auto_approve, parallelism, style).await
+            apply(
+                &p,
+                &mut store,
+                plan,
+                saved,
+                auto_approve,
+                parallelism,
+                style,
+            )
+            .await
         }
-        Command::Destroy { auto_approve, parallelism, vars, selection } => {
+        Command::Destroy {
+            auto_approve,
+            parallelism,
+            vars,
+            selection,
+        } => {
             let p = Project::load(&dir)?;
             let _lock = LockGuard::take(p.backend.as_ref(), "destroy")?;
             let mut store = StateStore::load(p.backend.as_ref())?;
             let options = plan_options(&selection, true)?;
-            let plan = tik_engine::ops::make_plan(&p.config, &p.providers, &store.state, p.inputs(&vars)?, &options, true).await.map_err(|d| p.fail(d))?;
-            apply(&p, &mut store, plan, false, auto_approve, parallelism, style).await
+            let plan = tik_engine::ops::make_plan(
+                &p.config,
+                &p.providers,
+                &store.state,
+                p.inputs(&vars)?,
+                &options,
+                true,
+            )
+            .await
+            .map_err(|d| p.fail(d))?;
+            apply(
+                &p,
+                &mut store,
+                plan,
+                false,
+                auto_approve,
+                parallelism,
+                style,
+            )
+            .await
         }
         Command::Drift { json, markdown } => {
             let p = Project::load(&dir)?;
             let store = StateStore::load(p.backend.as_ref())?;
-            let (_, drift) = tik_engine::ops::refreshed(&store.state, &p.providers).await.map_err(|d| p.fail(d))?;
+            let (_, drift) = tik_engine::ops::refreshed(&store.state, &p.providers)
+                .await
+                .map_err(|d| p.fail(d))?;
             if json {
-                let plan = Plan { drift: drift.clone(), ..empty_plan() };
+                let plan = Plan {
+                    drift: drift.clone(),
+                    ..empty_plan()
+                };
                 let body = render::plan_json(&plan);
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "format_version": "1", "drift": body["drift"], "drift_found": !drift.is_empty() })).unwrap_or_default());
+                outln!("{}", serde_json::to_string_pretty(&serde_json::json!({ "format_version": "1", "drift": body["drift"], "drift_found": !drift.is_empty() })).unwrap_or_default());
             } else if markdown {
-                print!("{}", drift_markdown(&drift));
+                out!("{}", drift_markdown(&drift));
             } else if drift.is_empty() {
-                println!("{}", style.green("No drift: the world matches the state."));
+                outln!("{}", style.green("No drift: the world matches the state."));
             } else {
-                println!("{}\n", style.bold("Objects changed outside of tik:"));
+                outln!("{}\n", style.bold("Objects changed outside of tik:"));
                 for d in &drift {
-                    print!("{}", render::drift(d, style));
+                    out!("{}", render::drift(d, style));
                 }
-                println!("\n{} object{} drifted. Run tik plan to see how tik would restore them.", drift.len(), if drift.len() == 1 { "" } else { "s" });
+                outln!(
+                    "\n{} object{} drifted. Run tik plan to see how tik would restore them.",
+                    drift.len(),
+                    if drift.len() == 1 { "" } else { "s" }
+                );
             }
             Ok(if drift.is_empty() { 0 } else { 2 })
         }
         Command::Show { planfile, json } => {
             if let Some(file) = planfile {
-                let bytes = std::fs::read(&file).map_err(|e| Diagnostic::new(format!("cannot read the plan {}: {e}", file.display())))?;
-                let plan = Plan::from_json(&bytes).map_err(|e| Diagnostic::new(format!("{}: {e}", file.display())))?;
+                let bytes = std::fs::read(&file).map_err(|e| {
+                    Diagnostic::new(format!("cannot read the plan {}: {e}", file.display()))
+                })?;
+                let plan = Plan::from_json(&bytes)
+                    .map_err(|e| Diagnostic::new(format!("{}: {e}", file.display())))?;
                 if json {
-                    println!("{}", serde_json::to_string_pretty(&render::plan_json(&plan)).unwrap_or_default());
+                    outln!(
+                        "{}",
+                        serde_json::to_string_pretty(&render::plan_json(&plan)).unwrap_or_default()
+                    );
                 } else {
-                    print!("{}", render::plan(&plan, style));
+                    out!("{}", render::plan(&plan, style));
                 }
                 return Ok(0);
             }
             let p = Project::load(&dir)?;
             let store = StateStore::load(p.backend.as_ref())?;
             if json {
-                println!("{}", String::from_utf8_lossy(&store.state.to_json()));
+                outln!("{}", String::from_utf8_lossy(&store.state.to_json()));
             } else {
-                print!("{}", render::state(&store.state));
+                out!("{}", render::state(&store.state));
             }
             Ok(0)
         }
@@ -393,14 +612,15 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
             match name {
                 Some(n) => {
                     let o = outputs.get(&n).ok_or_else(|| {
-                        Diagnostic::new(format!("no output \"{n}\" in state"))
-                            .help_opt(tik_engine::diag::did_you_mean(&n, outputs.keys().map(String::as_str)))
-                            .help_opt(Some("outputs are recorded by tik apply".into()))
+                        Diagnostic::new(format!("no output \"{n}\" in state")).help(
+                            tik_engine::diag::did_you_mean(&n, outputs.keys().map(String::as_str))
+                                .unwrap_or_else(|| "outputs are recorded by tik apply".into()),
+                        )
                     })?;
                     match (&o.value, json, raw) {
-                        (v, true, _) => println!("{}", v.to_json()),
-                        (tik_engine::value::Value::String(s), _, true) => print!("{s}"),
-                        (v, _, _) => println!("{v}"),
+                        (v, true, _) => outln!("{}", v.to_json()),
+                        (tik_engine::value::Value::String(s), _, true) => out!("{s}"),
+                        (v, _, _) => outln!("{v}"),
                     }
                 }
                 None if json => {
@@ -408,11 +628,18 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
                         .iter()
                         .map(|(k, o)| (k.clone(), serde_json::json!({ "value": o.value.to_json(), "sensitive": o.sensitive })))
                         .collect();
-                    println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+                    outln!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
                 }
                 None => {
                     for (k, o) in outputs {
-                        println!("{k} = {}", if o.sensitive { "(sensitive value)".to_string() } else { o.value.to_string() });
+                        outln!(
+                            "{k} = {}",
+                            if o.sensitive {
+                                "(sensitive value)".to_string()
+                            } else {
+                                o.value.to_string()
+                            }
+                        );
                     }
                 }
             }
@@ -420,15 +647,16 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
         }
         Command::Graph => {
             let p = Project::load(&dir)?;
-            let graph = tik_engine::graph::Graph::build(&p.config, &p.providers).map_err(|d| p.fail(d))?;
-            print!("{}", graph.to_dot(&p.config));
+            let graph =
+                tik_engine::graph::Graph::build(&p.config, &p.providers).map_err(|d| p.fail(d))?;
+            out!("{}", graph.to_dot(&p.config));
             Ok(0)
         }
         Command::State(cmd) => state_command(&dir, cmd),
         Command::ForceUnlock { id } => {
             let p = Project::load(&dir)?;
             p.backend.force_unlock(&id)?;
-            println!("Removed the lock {id} of {}.", p.backend.describe());
+            outln!("Removed the lock {id} of {}.", p.backend.describe());
             Ok(0)
         }
     }
@@ -457,81 +685,170 @@ fn drift_markdown(drift: &[tik_engine::plan::Drift]) -> String {
     for d in drift {
         let attrs = match &d.after {
             Some(after) => {
-                let mut keys: Vec<&String> = after.attributes.keys().filter(|k| d.before.attributes.get(*k) != after.attributes.get(*k)).collect();
+                let mut keys: Vec<&String> = after
+                    .attributes
+                    .keys()
+                    .filter(|k| d.before.attributes.get(*k) != after.attributes.get(*k))
+                    .collect();
                 keys.sort();
-                keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                keys.iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             }
             None => String::new(),
         };
-        out.push_str(&format!("| `{}` | {:?} | {attrs} |\n", d.address, d.kind).to_lowercase().replacen(&d.address.to_string().to_lowercase(), &d.address.to_string(), 1));
+        out.push_str(
+            &format!("| `{}` | {:?} | {attrs} |\n", d.address, d.kind)
+                .to_lowercase()
+                .replacen(
+                    &d.address.to_string().to_lowercase(),
+                    &d.address.to_string(),
+                    1,
+                ),
+        );
     }
     out
 }
 
 fn confirm(question: &str) -> bool {
-    print!("{question}\n  Only 'yes' will be accepted.\n\n  Enter a value: ");
+    out!("{question}\n  Only 'yes' will be accepted.\n\n  Enter a value: ");
     let _ = std::io::stdout().flush();
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line).is_ok() && line.trim() == "yes"
 }
 
-async fn apply(p: &Project, store: &mut StateStore<'_>, plan: Plan, saved: bool, auto_approve: bool, parallelism: usize, style: Style) -> Result<u8> {
+async fn apply(
+    p: &Project,
+    store: &mut StateStore<'_>,
+    plan: Plan,
+    saved: bool,
+    auto_approve: bool,
+    parallelism: usize,
+    style: Style,
+) -> Result<u8> {
     if parallelism == 0 {
         return Err(Diagnostic::new("--parallelism must be at least 1").into());
     }
     if !saved {
-        print!("{}", render::plan(&plan, style));
+        out!("{}", render::plan(&plan, style));
         if !plan.has_changes() && plan.drift.is_empty() {
             return Ok(0);
         }
         if !auto_approve && plan.has_changes() {
-            let what = if plan.destroy { "Do you really want to destroy everything in this state?" } else { "Do you want to perform these actions?" };
+            let what = if plan.destroy {
+                "Do you really want to destroy everything in this state?"
+            } else {
+                "Do you want to perform these actions?"
+            };
             if !confirm(what) {
-                println!("\nApply cancelled: nothing was changed.");
+                outln!("\nApply cancelled: nothing was changed.");
                 return Ok(1);
             }
         }
-        println!();
+        outln!();
     }
     let mut on_event = |e: ApplyEvent| match e {
-        ApplyEvent::Started { address, action } => println!("{address}: {}...", verb(action, false)),
-        ApplyEvent::Finished { address, action, elapsed, id } => {
+        ApplyEvent::Started { address, action } => outln!("{address}: {}...", verb(action, false)),
+        ApplyEvent::Finished {
+            address,
+            action,
+            elapsed,
+            id,
+        } => {
             let id = id.map(|i| format!(" [id={i}]")).unwrap_or_default();
-            println!("{address}: {} after {}s{id}", verb(action, true), elapsed.as_secs());
+            outln!(
+                "{address}: {} after {}s{id}",
+                verb(action, true),
+                elapsed.as_secs()
+            );
         }
-        ApplyEvent::Failed { address, action, message } => println!("{}", style.red(&format!("{address}: {} failed: {message}", verb(action, false).trim_end_matches("ing").to_lowercase()))),
+        ApplyEvent::Failed {
+            address,
+            action,
+            message,
+        } => outln!(
+            "{}",
+            style.red(&format!(
+                "{address}: {} failed: {message}",
+                verb(action, false).trim_end_matches("ing").to_lowercase()
+            ))
+        ),
         ApplyEvent::Interrupted { in_flight } => {
-            println!("\nInterrupted: no new changes start; waiting for the {in_flight} in flight to finish, then state is saved...")
+            outln!("\nInterrupted: no new changes start; waiting for the {in_flight} in flight to finish, then state is saved...")
         }
     };
     let cancel = async {
         let _ = tokio::signal::ctrl_c().await;
     };
     let options = ApplyOptions { parallelism };
-    let report = tik_engine::apply::apply(&p.config, &p.providers, store, &plan, &options, cancel, &mut on_event).await.map_err(|d| p.fail(d))?;
+    let report = tik_engine::apply::apply(
+        &p.config,
+        &p.providers,
+        store,
+        &plan,
+        &options,
+        cancel,
+        &mut on_event,
+    )
+    .await
+    .map_err(|d| p.fail(d))?;
     let d = report.done;
-    let totals = if plan.destroy { format!("Resources: {} destroyed.", d.destroy) } else { format!("Resources: {} added, {} changed, {} replaced, {} destroyed.", d.add, d.change, d.replace, d.destroy) };
+    let totals = if plan.destroy {
+        format!("Resources: {} destroyed.", d.destroy)
+    } else {
+        format!(
+            "Resources: {} added, {} changed, {} replaced, {} destroyed.",
+            d.add, d.change, d.replace, d.destroy
+        )
+    };
     if report.interrupted {
-        println!("\n{} {totals}", style.yellow("Apply interrupted; state saved."));
-        println!("{} change(s) did not start. Run tik apply again to finish.", report.not_started);
+        outln!(
+            "\n{} {totals}",
+            style.yellow("Apply interrupted; state saved.")
+        );
+        outln!(
+            "{} change(s) did not start. Run tik apply again to finish.",
+            report.not_started
+        );
         return Ok(1);
     }
     if !report.ok() {
-        eprintln!("\n{} {totals}", style.red(&format!("Apply failed: {} change(s) failed.", report.failures.len())));
+        errln!(
+            "\n{} {totals}",
+            style.red(&format!(
+                "Apply failed: {} change(s) failed.",
+                report.failures.len()
+            ))
+        );
         for (addr, msg) in &report.failures {
-            eprintln!("  - {addr}: {msg}");
+            errln!("  - {addr}: {msg}");
         }
         if !report.skipped.is_empty() {
-            eprintln!("Skipped because something they need failed: {}", report.skipped.join(", "));
+            errln!(
+                "Skipped because something they need failed: {}",
+                report.skipped.join(", ")
+            );
         }
         return Ok(1);
     }
-    let head = if plan.destroy { "Destroy complete!" } else { "Apply complete!" };
-    println!("\n{} {totals}", style.green(head));
+    let head = if plan.destroy {
+        "Destroy complete!"
+    } else {
+        "Apply complete!"
+    };
+    outln!("\n{} {totals}", style.green(head));
     if !plan.destroy && !store.state.outputs.is_empty() {
-        println!("\nOutputs:\n");
+        outln!("\nOutputs:\n");
         for (k, o) in &store.state.outputs {
-            println!("{k} = {}", if o.sensitive { "(sensitive value)".to_string() } else { o.value.to_string() });
+            outln!(
+                "{k} = {}",
+                if o.sensitive {
+                    "(sensitive value)".to_string()
+                } else {
+                    o.value.to_string()
+                }
+            );
         }
     }
     Ok(0)
@@ -559,32 +876,56 @@ fn state_command(dir: &Path, cmd: StateCommand) -> Result<u8> {
             let mut addrs: Vec<&Address> = store.state.resources.keys().collect();
             addrs.sort();
             for a in addrs {
-                println!("{a}");
+                outln!("{a}");
             }
         }
         StateCommand::Show { address } => {
             let addr = parse_addresses(&[address])?.remove(0);
             let store = StateStore::load(p.backend.as_ref())?;
             let r = store.state.resources.get(&addr).ok_or_else(|| {
-                let names: Vec<String> = store.state.resources.keys().map(|a| a.to_string()).collect();
-                Diagnostic::new(format!("no resource {addr} in state")).help_opt(tik_engine::diag::did_you_mean(&addr.to_string(), names.iter().map(String::as_str)))
+                let names: Vec<String> = store
+                    .state
+                    .resources
+                    .keys()
+                    .map(|a| a.to_string())
+                    .collect();
+                Diagnostic::new(format!("no resource {addr} in state")).help_opt(
+                    tik_engine::diag::did_you_mean(
+                        &addr.to_string(),
+                        names.iter().map(String::as_str),
+                    ),
+                )
             })?;
-            print!("{}", render::resource(r));
+            out!("{}", render::resource(r));
         }
         StateCommand::Rm { addresses } => {
             let addrs = parse_addresses(&addresses)?;
             let _lock = LockGuard::take(p.backend.as_ref(), "state rm")?;
             let mut store = StateStore::load(p.backend.as_ref())?;
-            let doomed: Vec<Address> = store.state.resources.keys().filter(|a| addrs.iter().any(|x| a.starts_with(x))).cloned().collect();
+            let doomed: Vec<Address> = store
+                .state
+                .resources
+                .keys()
+                .filter(|a| addrs.iter().any(|x| a.starts_with(x)))
+                .cloned()
+                .collect();
             if doomed.is_empty() {
-                return Err(Diagnostic::new(format!("nothing in state matches {}", addresses.join(", "))).help("tik state list shows what is there").into());
+                return Err(Diagnostic::new(format!(
+                    "nothing in state matches {}",
+                    addresses.join(", ")
+                ))
+                .help("tik state list shows what is there")
+                .into());
             }
             for a in &doomed {
                 store.record(JournalEntry::Remove { address: a.clone() })?;
-                println!("Removed {a}");
+                outln!("Removed {a}");
             }
             store.save()?;
-            println!("Removed {} resource(s) from state; they still exist in the world.", doomed.len());
+            outln!(
+                "Removed {} resource(s) from state; they still exist in the world.",
+                doomed.len()
+            );
         }
     }
     Ok(0)
@@ -594,20 +935,35 @@ fn fmt(dir: &Path, check: bool) -> Result<u8> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| Diagnostic::new(format!("cannot read {}: {e}", dir.display())))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".tik.hcl")))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(".tik.hcl"))
+        })
         .collect();
     entries.sort();
     let mut unformatted = 0;
     for path in entries {
-        let text = std::fs::read_to_string(&path).map_err(|e| Diagnostic::new(format!("cannot read {}: {e}", path.display())))?;
-        let formatted = tik_engine::fmt::format(&text)
-            .ok_or_else(|| Diagnostic::new(format!("{} has syntax errors, so it was not formatted", path.display())).help("tik validate shows where"))?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Diagnostic::new(format!("cannot read {}: {e}", path.display())))?;
+        let formatted = tik_engine::fmt::format(&text).ok_or_else(|| {
+            Diagnostic::new(format!(
+                "{} has syntax errors, so it was not formatted",
+                path.display()
+            ))
+            .help("tik validate shows where")
+        })?;
         if formatted != text {
             unformatted += 1;
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            println!("{name}");
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            outln!("{name}");
             if !check {
-                std::fs::write(&path, formatted).map_err(|e| Diagnostic::new(format!("cannot write {}: {e}", path.display())))?;
+                std::fs::write(&path, formatted).map_err(|e| {
+                    Diagnostic::new(format!("cannot write {}: {e}", path.display()))
+                })?;
             }
         }
     }

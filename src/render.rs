@@ -103,29 +103,60 @@ pub fn change(c: &Change, s: Style) -> String {
         let (old, new) = (before.get(k), after.get(k));
         let name = format!("{:width$}", key_repr(k));
         let line = match (c.action, old, new) {
-            (Action::Create, _, Some(v)) => format!("      {} {name} = {}", s.green("+"), shown(v, sensitive)),
-            (Action::Delete, Some(v), _) => format!("      {} {name} = {} -> null", s.red("-"), shown(v, sensitive)),
+            (Action::Create, _, Some(v)) => {
+                format!("      {} {name} = {}", s.green("+"), shown(v, sensitive))
+            }
+            (Action::Delete, Some(v), _) => format!(
+                "      {} {name} = {} -> null",
+                s.red("-"),
+                shown(v, sensitive)
+            ),
             (_, Some(o), Some(n)) if o == n => {
                 hidden += 1;
                 continue;
             }
             (_, Some(o), Some(n)) if !sensitive && is_multiline(o) && is_multiline(n) => {
-                format!("      {} {name} = {}", s.yellow("~"), text_diff(o.as_str().unwrap_or(""), n.as_str().unwrap_or(""), s))
+                format!(
+                    "      {} {name} = {}",
+                    s.yellow("~"),
+                    text_diff(o.as_str().unwrap_or(""), n.as_str().unwrap_or(""), s)
+                )
             }
             (_, Some(o), Some(n)) => {
-                let forces = c.reasons.iter().any(|r| r == &format!("{k} forces replacement"));
-                let note = if forces { s.red(" # forces replacement") } else { String::new() };
-                format!("      {} {name} = {} -> {}{note}", s.yellow("~"), shown(o, sensitive), shown(n, sensitive))
+                let forces = c
+                    .reasons
+                    .iter()
+                    .any(|r| r == &format!("{k} forces replacement"));
+                let note = if forces {
+                    s.red(" # forces replacement")
+                } else {
+                    String::new()
+                };
+                format!(
+                    "      {} {name} = {} -> {}{note}",
+                    s.yellow("~"),
+                    shown(o, sensitive),
+                    shown(n, sensitive)
+                )
             }
-            (_, None, Some(n)) => format!("      {} {name} = {}", s.green("+"), shown(n, sensitive)),
-            (_, Some(o), None) => format!("      {} {name} = {} -> null", s.red("-"), shown(o, sensitive)),
+            (_, None, Some(n)) => {
+                format!("      {} {name} = {}", s.green("+"), shown(n, sensitive))
+            }
+            (_, Some(o), None) => format!(
+                "      {} {name} = {} -> null",
+                s.red("-"),
+                shown(o, sensitive)
+            ),
             (_, None, None) => continue,
         };
         out.push_str(&line);
         out.push('\n');
     }
     if hidden > 0 && matches!(c.action, Action::Update | Action::Replace) {
-        out.push_str(&format!("        # ({hidden} unchanged attribute{} hidden)\n", if hidden == 1 { "" } else { "s" }));
+        out.push_str(&format!(
+            "        # ({hidden} unchanged attribute{} hidden)\n",
+            if hidden == 1 { "" } else { "s" }
+        ));
     }
     out.push_str("    }\n");
     out
@@ -139,15 +170,26 @@ pub fn drift(d: &Drift, s: Style) -> String {
     };
     let mut out = format!("  {} {verb}\n", s.bold(&format!("# {}", d.address)));
     if let (DriftKind::Changed, Some(after)) = (d.kind, &d.after) {
-        let mut keys: Vec<&String> = after.attributes.keys().chain(d.before.attributes.keys()).collect();
+        let mut keys: Vec<&String> = after
+            .attributes
+            .keys()
+            .chain(d.before.attributes.keys())
+            .collect();
         keys.sort();
         keys.dedup();
         for k in keys {
             let (o, n) = (d.before.attributes.get(k), after.attributes.get(k));
             if o != n {
                 let sensitive = d.before.sensitive_attributes.iter().any(|x| x == k);
-                let show = |v: Option<&Value>| v.map_or("null".to_string(), |v| shown(v, sensitive));
-                out.push_str(&format!("      {} {} = {} -> {}\n", s.yellow("~"), key_repr(k), show(o), show(n)));
+                let show =
+                    |v: Option<&Value>| v.map_or("null".to_string(), |v| shown(v, sensitive));
+                out.push_str(&format!(
+                    "      {} {} = {} -> {}\n",
+                    s.yellow("~"),
+                    key_repr(k),
+                    show(o),
+                    show(n)
+                ));
             }
         }
     }
@@ -156,7 +198,10 @@ pub fn drift(d: &Drift, s: Style) -> String {
 
 pub fn summary_line(plan: &Plan) -> String {
     let s = plan.summary();
-    format!("Plan: {} to add, {} to change, {} to replace, {} to destroy.", s.add, s.change, s.replace, s.destroy)
+    format!(
+        "Plan: {} to add, {} to change, {} to replace, {} to destroy.",
+        s.add, s.change, s.replace, s.destroy
+    )
 }
 
 pub fn plan(plan: &Plan, s: Style) -> String {
@@ -205,13 +250,32 @@ pub fn plan_json(plan: &Plan) -> serde_json::Value {
             None => serde_json::Value::Null,
             Some(m) => serde_json::Value::Object(
                 m.iter()
-                    .map(|(k, v)| (k.clone(), if sensitive.contains(k) { serde_json::Value::String("(sensitive)".into()) } else { v.to_json() }))
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            if sensitive.contains(k) {
+                                serde_json::Value::String("(sensitive)".into())
+                            } else {
+                                v.to_json()
+                            },
+                        )
+                    })
                     .collect(),
             ),
         }
     };
     let unknown = |attrs: &Option<Map>| -> Vec<String> {
-        attrs.as_ref().map(|m| m.iter().filter(|(_, v)| v.has_unknown()).map(|(k, _)| k.clone()).collect()).unwrap_or_default()
+        let mut names: Vec<String> = attrs
+            .as_ref()
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, v)| v.has_unknown())
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
     };
     let changes: Vec<serde_json::Value> = plan
         .changes
@@ -265,10 +329,19 @@ pub fn plan_json(plan: &Plan) -> serde_json::Value {
 
 pub fn resource(r: &ResourceState) -> String {
     let mut out = format!("# {}:\n{} {{\n", r.address, r.type_name);
-    let width = r.attributes.keys().map(|k| key_repr(k).len()).max().unwrap_or(0);
+    let width = r
+        .attributes
+        .keys()
+        .map(|k| key_repr(k).len())
+        .max()
+        .unwrap_or(0);
     for (k, v) in &r.attributes {
         let sensitive = r.sensitive_attributes.iter().any(|x| x == k);
-        let text = if sensitive { "(sensitive value)".to_string() } else { indent_tail(&v.to_string(), 4) };
+        let text = if sensitive {
+            "(sensitive value)".to_string()
+        } else {
+            indent_tail(&v.to_string(), 4)
+        };
         out.push_str(&format!("    {:width$} = {text}\n", key_repr(k)));
     }
     if !matches!(r.status, tik_engine::state::Status::Ready) {
@@ -292,7 +365,14 @@ pub fn state(state: &State) -> String {
     if !state.outputs.is_empty() {
         out.push_str("Outputs:\n\n");
         for (name, o) in &state.outputs {
-            out.push_str(&format!("{name} = {}\n", if o.sensitive { "(sensitive value)".into() } else { o.value.to_string() }));
+            out.push_str(&format!(
+                "{name} = {}\n",
+                if o.sensitive {
+                    "(sensitive value)".into()
+                } else {
+                    o.value.to_string()
+                }
+            ));
         }
     }
     out

@@ -56,23 +56,34 @@ impl Address {
         while !rest.is_empty() {
             if let Some(r) = rest.strip_prefix('[') {
                 if let Some(r) = r.strip_prefix('"') {
-                    let end = r.find("\"]").ok_or_else(|| bad("a [\" is not closed by \"]"))?;
+                    let end = r
+                        .find("\"]")
+                        .ok_or_else(|| bad("a [\" is not closed by \"]"))?;
                     segs.push(Segment::Key(r[..end].to_string()));
                     rest = &r[end + 2..];
                 } else {
                     let end = r.find(']').ok_or_else(|| bad("a [ is not closed"))?;
-                    let i = r[..end].trim().parse().map_err(|_| bad("an index must be a whole number"))?;
+                    let i = r[..end]
+                        .trim()
+                        .parse()
+                        .map_err(|_| bad("an index must be a whole number"))?;
                     segs.push(Segment::Index(i));
                     rest = &r[end + 1..];
                 }
                 expect_name = false;
             } else {
                 if !expect_name {
-                    rest = rest.strip_prefix('.').ok_or_else(|| bad("expected . or ["))?;
+                    rest = rest
+                        .strip_prefix('.')
+                        .ok_or_else(|| bad("expected . or ["))?;
                 }
                 let end = rest.find(['.', '[']).unwrap_or(rest.len());
                 let name = &rest[..end];
-                if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
+                if name.is_empty()
+                    || !name
+                        .chars()
+                        .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+                {
                     return Err(bad("expected a name"));
                 }
                 segs.push(Segment::Name(name.to_string()));
@@ -117,11 +128,24 @@ mod tests {
 
     #[test]
     fn text_form_round_trips() {
-        for text in ["tik_data.a", "cluster.etl.node.worker[\"default\"][2]", "module.m.workspace.dev.dir"] {
+        for text in [
+            "tik_data.a",
+            "cluster.etl.node.worker[\"default\"][2]",
+            "module.m.workspace.dev.dir",
+        ] {
             assert_eq!(Address::parse(text).unwrap().to_string(), text);
         }
-        let a = Address::new().name("cluster").name("etl").name("node").name("worker").key("default").index(2);
-        assert_eq!(Address::parse("cluster.etl.node.worker[\"default\"][2]").unwrap(), a);
+        let a = Address::new()
+            .name("cluster")
+            .name("etl")
+            .name("node")
+            .name("worker")
+            .key("default")
+            .index(2);
+        assert_eq!(
+            Address::parse("cluster.etl.node.worker[\"default\"][2]").unwrap(),
+            a
+        );
     }
 
     #[test]

@@ -32,10 +32,24 @@ impl Default for ApplyOptions {
 /// What apply reports as it goes; the CLI renders these.
 #[derive(Debug, Clone)]
 pub enum ApplyEvent {
-    Started { address: Address, action: Action },
-    Finished { address: Address, action: Action, elapsed: Duration, id: Option<String> },
-    Failed { address: Address, action: Action, message: String },
-    Interrupted { in_flight: usize },
+    Started {
+        address: Address,
+        action: Action,
+    },
+    Finished {
+        address: Address,
+        action: Action,
+        elapsed: Duration,
+        id: Option<String>,
+    },
+    Failed {
+        address: Address,
+        action: Action,
+        message: String,
+    },
+    Interrupted {
+        in_flight: usize,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -99,17 +113,27 @@ pub async fn apply<F: Future<Output = ()>>(
         .into());
     }
     if plan.config_hash != config.hash {
-        return Err(Diagnostic::new("the saved plan is stale: the configuration files changed since it was made")
-            .help("make a new plan with tik plan --out FILE and apply that")
-            .into());
+        return Err(Diagnostic::new(
+            "the saved plan is stale: the configuration files changed since it was made",
+        )
+        .help("make a new plan with tik plan --out FILE and apply that")
+        .into());
     }
     for d in &plan.drift {
         store.record(d.entry()).map_err(state_err)?;
     }
-    let inputs = Inputs { values: plan.variables.iter().map(|(k, v)| (k.clone(), InputValue::Value(v.clone()))).collect(), missing_unknown: false };
+    let inputs = Inputs {
+        values: plan
+            .variables
+            .iter()
+            .map(|(k, v)| (k.clone(), InputValue::Value(v.clone())))
+            .collect(),
+        missing_unknown: false,
+    };
     let mut walk = Walk::new(config, providers, inputs)?;
     let graph_order = walk.graph.topo_order(config)?;
-    let planned: HashMap<&Address, &Change> = plan.changes.iter().map(|c| (&c.address, c)).collect();
+    let planned: HashMap<&Address, &Change> =
+        plan.changes.iter().map(|c| (&c.address, c)).collect();
     let mut driver = Driver {
         units: Vec::new(),
         objects: Vec::new(),
@@ -120,9 +144,15 @@ pub async fn apply<F: Future<Output = ()>>(
         indegree: Vec::new(),
         ready: VecDeque::new(),
     };
-    driver.indegree = (0..graph_order.len()).map(|i| walk.graph.dependencies(NodeIndex::new(i)).count()).collect();
+    driver.indegree = (0..graph_order.len())
+        .map(|i| walk.graph.dependencies(NodeIndex::new(i)).count())
+        .collect();
     if !plan.destroy {
-        driver.ready = graph_order.iter().copied().filter(|i| driver.indegree[i.index()] == 0).collect();
+        driver.ready = graph_order
+            .iter()
+            .copied()
+            .filter(|i| driver.indegree[i.index()] == 0)
+            .collect();
     }
     driver.add_deletes(plan);
 
@@ -132,12 +162,18 @@ pub async fn apply<F: Future<Output = ()>>(
     tokio::pin!(cancel);
     loop {
         while !driver.report.interrupted {
-            let Some(n) = driver.ready.pop_front() else { break };
+            let Some(n) = driver.ready.pop_front() else {
+                break;
+            };
             driver.eval(&mut walk, store, n, &planned, providers);
         }
         while !driver.report.interrupted && tasks.len() < parallelism {
-            let Some(u) = driver.runnable.pop_front() else { break };
-            driver.start(u, store, providers, &mut tasks, on_event).map_err(state_err)?;
+            let Some(u) = driver.runnable.pop_front() else {
+                break;
+            };
+            driver
+                .start(u, store, providers, &mut tasks, on_event)
+                .map_err(state_err)?;
         }
         if tasks.is_empty() {
             break;
@@ -168,13 +204,18 @@ pub async fn apply<F: Future<Output = ()>>(
     if !driver.report.interrupted {
         let outputs = merged_outputs(config, plan, &store.state.outputs, &walk.root_outputs);
         if outputs != store.state.outputs {
-            store.record(JournalEntry::Outputs { outputs }).map_err(state_err)?;
+            store
+                .record(JournalEntry::Outputs { outputs })
+                .map_err(state_err)?;
         }
     }
     store.save().map_err(state_err)?;
     if !driver.diags.is_empty() {
         for d in &driver.diags.0 {
-            driver.report.failures.push(("configuration".into(), d.message.clone()));
+            driver
+                .report
+                .failures
+                .push(("configuration".into(), d.message.clone()));
         }
         return Err(driver.diags);
     }
@@ -182,7 +223,12 @@ pub async fn apply<F: Future<Output = ()>>(
 }
 
 /// Outputs evaluated now replace the recorded ones; ones not reached keep their old value.
-fn merged_outputs(config: &Config, plan: &Plan, old: &IndexMap<String, OutputState>, new: &IndexMap<String, OutputState>) -> IndexMap<String, OutputState> {
+fn merged_outputs(
+    config: &Config,
+    plan: &Plan,
+    old: &IndexMap<String, OutputState>,
+    new: &IndexMap<String, OutputState>,
+) -> IndexMap<String, OutputState> {
     if plan.destroy {
         return IndexMap::new();
     }
@@ -209,10 +255,25 @@ struct Driver {
 impl Driver {
     fn add_deletes(&mut self, plan: &Plan) {
         let first = self.units.len();
-        let deletes: Vec<&Change> = plan.changes.iter().filter(|c| c.action == Action::Delete).collect();
-        let index: HashMap<&Address, usize> = deletes.iter().enumerate().map(|(i, c)| (&c.address, first + i)).collect();
+        let deletes: Vec<&Change> = plan
+            .changes
+            .iter()
+            .filter(|c| c.action == Action::Delete)
+            .collect();
+        let index: HashMap<&Address, usize> = deletes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (&c.address, first + i))
+            .collect();
         for c in &deletes {
-            self.units.push(Unit { change: (*c).clone(), object: None, remaining: 0, dependents: Vec::new(), planned: c.before.clone().unwrap_or_default(), done: false });
+            self.units.push(Unit {
+                change: (*c).clone(),
+                object: None,
+                remaining: 0,
+                dependents: Vec::new(),
+                planned: c.before.clone().unwrap_or_default(),
+                done: false,
+            });
         }
         // A resource is deleted before what it depends on.
         for (i, c) in deletes.iter().enumerate() {
@@ -250,7 +311,14 @@ impl Driver {
         }
     }
 
-    fn eval(&mut self, walk: &mut Walk<'_>, store: &StateStore<'_>, n: NodeIndex, planned: &HashMap<&Address, &Change>, providers: &Providers) {
+    fn eval(
+        &mut self,
+        walk: &mut Walk<'_>,
+        store: &StateStore<'_>,
+        n: NodeIndex,
+        planned: &HashMap<&Address, &Change>,
+        providers: &Providers,
+    ) {
         let object = match walk.eval_node(n) {
             Ok(None) => return self.complete_node(walk, n),
             Ok(Some(o)) => o,
@@ -260,16 +328,29 @@ impl Driver {
             }
         };
         let oi = self.objects.len();
-        let mut run = ObjectRun { eval: object, pending: 0, failed: false, values: HashMap::new() };
+        let mut run = ObjectRun {
+            eval: object,
+            pending: 0,
+            failed: false,
+            values: HashMap::new(),
+        };
         let mut unit_of: HashMap<Address, usize> = HashMap::new();
         let mut new_units = Vec::new();
         for inst in &run.eval.instances {
-            let Some((_, schema)) = providers.schema(&inst.type_name) else { continue };
+            let Some((_, schema)) = providers.schema(&inst.type_name) else {
+                continue;
+            };
             let prior = store.state.resources.get(&inst.address);
-            let expected = planned.get(&inst.address).map(|c| c.action).unwrap_or(Action::NoOp);
-            let forced = planned.get(&inst.address).is_some_and(|c| c.reasons.iter().any(|r| r.starts_with("--replace")));
+            let expected = planned
+                .get(&inst.address)
+                .map(|c| c.action)
+                .unwrap_or(Action::NoOp);
+            let forced = planned
+                .get(&inst.address)
+                .is_some_and(|c| c.reasons.iter().any(|r| r.starts_with("--replace")));
             let change = diff(inst, schema, prior, forced);
-            let consistent = change.action == expected || (expected == Action::Update && change.action == Action::NoOp);
+            let consistent = change.action == expected
+                || (expected == Action::Update && change.action == Action::NoOp);
             if !consistent {
                 self.diags.push(
                     Diagnostic::new(format!(
@@ -282,7 +363,10 @@ impl Driver {
                 continue;
             }
             if change.action == Action::NoOp {
-                run.values.insert(inst.address.clone(), prior.map(|p| p.attributes.clone()).unwrap_or_default());
+                run.values.insert(
+                    inst.address.clone(),
+                    prior.map(|p| p.attributes.clone()).unwrap_or_default(),
+                );
                 continue;
             }
             let mut planned_attrs = match change.action {
@@ -292,7 +376,14 @@ impl Driver {
             planned_attrs.retain(|_, v| *v != Value::Unknown);
             unit_of.insert(inst.address.clone(), self.units.len());
             new_units.push((self.units.len(), inst.intra_deps.clone()));
-            self.units.push(Unit { change, object: Some(oi), remaining: 0, dependents: Vec::new(), planned: planned_attrs, done: false });
+            self.units.push(Unit {
+                change,
+                object: Some(oi),
+                remaining: 0,
+                dependents: Vec::new(),
+                planned: planned_attrs,
+                done: false,
+            });
             run.pending += 1;
         }
         for (u, deps) in new_units {
@@ -325,7 +416,14 @@ impl Driver {
         }
     }
 
-    fn start(&mut self, u: usize, store: &mut StateStore<'_>, providers: &Providers, tasks: &mut JoinSet<TaskResult>, on_event: &mut dyn FnMut(ApplyEvent)) -> Result<(), StateError> {
+    fn start(
+        &mut self,
+        u: usize,
+        store: &mut StateStore<'_>,
+        providers: &Providers,
+        tasks: &mut JoinSet<TaskResult>,
+        on_event: &mut dyn FnMut(ApplyEvent),
+    ) -> Result<(), StateError> {
         let unit = &self.units[u];
         let change = &unit.change;
         let prior = store.state.resources.get(&change.address).cloned();
@@ -335,14 +433,19 @@ impl Driver {
                 (Some(p), Action::Replace) => p.attributes.clone(),
                 _ => unit.planned.clone(),
             };
-            store.record(JournalEntry::Put { resource: resource_state(change, Status::Pending, attributes) })?;
+            store.record(JournalEntry::Put {
+                resource: resource_state(change, Status::Pending, attributes),
+            })?;
         }
         let Some(provider) = providers.get(&change.provider).cloned() else {
             let msg = format!("provider {} is not available", change.provider);
             tasks.spawn(async move { (u, Err(ProviderError::new(msg)), Duration::ZERO) });
             return Ok(());
         };
-        on_event(ApplyEvent::Started { address: change.address.clone(), action: change.action });
+        on_event(ApplyEvent::Started {
+            address: change.address.clone(),
+            action: change.action,
+        });
         let request = ChangeRequest {
             address: change.address.clone(),
             type_name: change.type_name.clone(),
@@ -361,19 +464,36 @@ impl Driver {
         Ok(())
     }
 
-    fn finish(&mut self, u: usize, result: Result<Map, ProviderError>, elapsed: Duration, walk: &mut Walk<'_>, store: &mut StateStore<'_>, on_event: &mut dyn FnMut(ApplyEvent)) -> Result<(), StateError> {
+    fn finish(
+        &mut self,
+        u: usize,
+        result: Result<Map, ProviderError>,
+        elapsed: Duration,
+        walk: &mut Walk<'_>,
+        store: &mut StateStore<'_>,
+        on_event: &mut dyn FnMut(ApplyEvent),
+    ) -> Result<(), StateError> {
         self.units[u].done = true;
         let change = self.units[u].change.clone();
         let ok = result.is_ok();
         match result {
             Ok(attrs) => {
                 if change.action == Action::Delete {
-                    store.record(JournalEntry::Remove { address: change.address.clone() })?;
+                    store.record(JournalEntry::Remove {
+                        address: change.address.clone(),
+                    })?;
                 } else {
-                    store.record(JournalEntry::Put { resource: resource_state(&change, Status::Ready, attrs.clone()) })?;
+                    store.record(JournalEntry::Put {
+                        resource: resource_state(&change, Status::Ready, attrs.clone()),
+                    })?;
                 }
                 let id = attrs.get("id").and_then(Value::as_str).map(str::to_string);
-                on_event(ApplyEvent::Finished { address: change.address.clone(), action: change.action, elapsed, id });
+                on_event(ApplyEvent::Finished {
+                    address: change.address.clone(),
+                    action: change.action,
+                    elapsed,
+                    id,
+                });
                 match change.action {
                     Action::Create => self.report.done.add += 1,
                     Action::Update => self.report.done.change += 1,
@@ -382,18 +502,28 @@ impl Driver {
                     Action::NoOp => {}
                 }
                 if let Some(oi) = self.units[u].object {
-                    self.objects[oi].values.insert(change.address.clone(), attrs);
+                    self.objects[oi]
+                        .values
+                        .insert(change.address.clone(), attrs);
                 }
             }
             Err(e) => {
                 if matches!(change.action, Action::Create | Action::Replace) {
                     // It may exist in part: tainted, so the next plan replaces it.
                     let attrs = self.units[u].planned.clone();
-                    store.record(JournalEntry::Put { resource: resource_state(&change, Status::Tainted, attrs) })?;
+                    store.record(JournalEntry::Put {
+                        resource: resource_state(&change, Status::Tainted, attrs),
+                    })?;
                 }
                 let message = e.to_string();
-                on_event(ApplyEvent::Failed { address: change.address.clone(), action: change.action, message: message.clone() });
-                self.report.failures.push((change.address.to_string(), message));
+                on_event(ApplyEvent::Failed {
+                    address: change.address.clone(),
+                    action: change.action,
+                    message: message.clone(),
+                });
+                self.report
+                    .failures
+                    .push((change.address.to_string(), message));
             }
         }
         let mut finished = vec![(u, ok)];
@@ -415,7 +545,9 @@ impl Driver {
                 } else if !self.units[d].done {
                     // Something it needs failed: it is skipped, and so is what needs it.
                     self.units[d].done = true;
-                    self.report.skipped.push(self.units[d].change.address.to_string());
+                    self.report
+                        .skipped
+                        .push(self.units[d].change.address.to_string());
                     finished.push((d, false));
                 }
             }
@@ -438,12 +570,32 @@ fn resource_state(change: &Change, status: Status, attributes: Map) -> ResourceS
 
 /// One change through the provider; a replace is a delete and a create, in the order
 /// the lifecycle asks for.
-async fn run_change(provider: Arc<dyn Provider>, request: ChangeRequest, action: Action, create_before_destroy: bool) -> Result<Map, ProviderError> {
-    let delete = |r: &ChangeRequest| ChangeRequest { operation: Operation::Delete, planned: r.prior.clone().unwrap_or_default(), ..r.clone() };
-    let create = |r: &ChangeRequest| ChangeRequest { operation: Operation::Create, prior: None, ..r.clone() };
+async fn run_change(
+    provider: Arc<dyn Provider>,
+    request: ChangeRequest,
+    action: Action,
+    create_before_destroy: bool,
+) -> Result<Map, ProviderError> {
+    let delete = |r: &ChangeRequest| ChangeRequest {
+        operation: Operation::Delete,
+        planned: r.prior.clone().unwrap_or_default(),
+        ..r.clone()
+    };
+    let create = |r: &ChangeRequest| ChangeRequest {
+        operation: Operation::Create,
+        prior: None,
+        ..r.clone()
+    };
     match action {
         Action::Create => provider.apply(create(&request)).await,
-        Action::Update => provider.apply(ChangeRequest { operation: Operation::Update, ..request }).await,
+        Action::Update => {
+            provider
+                .apply(ChangeRequest {
+                    operation: Operation::Update,
+                    ..request
+                })
+                .await
+        }
         Action::Delete => provider.apply(delete(&request)).await,
         Action::Replace if create_before_destroy => {
             let attrs = provider.apply(create(&request)).await?;

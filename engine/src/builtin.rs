@@ -1,7 +1,10 @@
 //! The built-in `tik` provider: `tik_data`, which stores a value and has an id,
 //! like Terraform's terraform_data. It needs no cloud and no files.
 
-use crate::provider::{AttributeSchema, ChangeRequest, ExpandRequest, Operation, Provider, ProviderError, ReadRequest, ResourceSchema, ResourceSpec};
+use crate::provider::{
+    AttributeSchema, ChangeRequest, ExpandRequest, Operation, Provider, ProviderError, ReadRequest,
+    ResourceSchema, ResourceSpec,
+};
 use crate::value::{Map, Value};
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
@@ -21,7 +24,7 @@ impl Provider for TikProvider {
                 AttributeSchema::optional("input"),
                 AttributeSchema::optional("triggers_replace").force_new(),
                 AttributeSchema::computed("id"),
-                AttributeSchema::computed("output"),
+                AttributeSchema::computed("output").copy_of("input"),
             ],
         }]
     }
@@ -30,7 +33,11 @@ impl Provider for TikProvider {
         Err("the tik provider has no workspaces or clusters".into())
     }
 
-    async fn read(&self, _type_name: &str, items: &[ReadRequest]) -> Result<Vec<Option<Map>>, ProviderError> {
+    async fn read(
+        &self,
+        _type_name: &str,
+        items: &[ReadRequest],
+    ) -> Result<Vec<Option<Map>>, ProviderError> {
         // tik_data lives only in state: what was recorded is what exists.
         Ok(items.iter().map(|i| Some(i.attributes.clone())).collect())
     }
@@ -40,10 +47,18 @@ impl Provider for TikProvider {
         match change.operation {
             Operation::Delete => return Ok(Map::new()),
             Operation::Create => {
-                attrs.insert("id".into(), Value::String(new_id(&change.address.to_string(), &change.lineage)));
+                attrs.insert(
+                    "id".into(),
+                    Value::String(new_id(&change.address.to_string(), &change.lineage)),
+                );
             }
             Operation::Update => {
-                let id = change.prior.as_ref().and_then(|p| p.get("id")).cloned().unwrap_or(Value::Null);
+                let id = change
+                    .prior
+                    .as_ref()
+                    .and_then(|p| p.get("id"))
+                    .cloned()
+                    .unwrap_or(Value::Null);
                 attrs.insert("id".into(), id);
             }
         }
@@ -57,7 +72,10 @@ impl Provider for TikProvider {
 fn new_id(address: &str, lineage: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     let mut h = Sha256::new();
     h.update(address.as_bytes());
     h.update(lineage.as_bytes());
@@ -66,7 +84,14 @@ fn new_id(address: &str, lineage: &str) -> String {
     h.update(COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
     let d = h.finalize();
     let hex: String = d.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 /// A new random-enough identifier (for lineages and lock ids), without a crate for it.

@@ -55,7 +55,12 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(message: impl Into<String>) -> Self {
-        Diagnostic { message: message.into(), location: None, notes: Vec::new(), help: None }
+        Diagnostic {
+            message: message.into(),
+            location: None,
+            notes: Vec::new(),
+            help: None,
+        }
     }
 
     pub fn at(mut self, file: FileId, span: Option<Range<usize>>) -> Self {
@@ -163,7 +168,11 @@ pub struct Diagnostics(pub Vec<Diagnostic>);
 
 impl Diagnostics {
     pub fn render(&self, sources: &Sources) -> String {
-        self.0.iter().map(|d| d.render(sources)).collect::<Vec<_>>().join("\n")
+        self.0
+            .iter()
+            .map(|d| d.render(sources))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -180,7 +189,10 @@ impl From<Diagnostic> for Diagnostics {
 }
 
 /// "did you mean" for a misspelt name: the closest candidate within a small edit distance.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     let limit = (name.chars().count() / 3).clamp(1, 3);
     candidates
         .into_iter()
@@ -211,7 +223,10 @@ mod tests {
     #[test]
     fn renders_file_line_column_and_caret() {
         let mut sources = Sources::default();
-        let id = sources.add(PathBuf::from("/x/main.tik.hcl"), "a = 1\n  bad = 2\n".into());
+        let id = sources.add(
+            PathBuf::from("/x/main.tik.hcl"),
+            "a = 1\n  bad = 2\n".into(),
+        );
         let d = Diagnostic::new("Unsupported attribute \"bad\"")
             .at(id, Some(8..11))
             .help("did you mean \"bar\"?");

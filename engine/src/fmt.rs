@@ -36,11 +36,24 @@ fn scan(text: &str) -> Vec<LineInfo> {
             if line.trim() == delim {
                 heredoc = None;
             }
-            infos.push(LineInfo { depth: start_depth, verbatim: true, leading_closers: 0, assign: None, balanced: false });
+            infos.push(LineInfo {
+                depth: start_depth,
+                verbatim: true,
+                leading_closers: 0,
+                assign: None,
+                balanced: false,
+            });
             continue;
         }
         let trimmed = line.trim_start();
-        let leading_closers = if verbatim { 0 } else { trimmed.chars().take_while(|c| matches!(c, '}' | ']' | ')')).count() };
+        let leading_closers = if verbatim {
+            0
+        } else {
+            trimmed
+                .chars()
+                .take_while(|c| matches!(c, '}' | ']' | ')'))
+                .count()
+        };
         let mut assign = None;
         let mut first_token = true;
         let bytes = line.as_bytes();
@@ -84,7 +97,10 @@ fn scan(text: &str) -> Vec<LineInfo> {
                     }
                     if line[i..].starts_with("<<") && mode == Mode::Code {
                         let rest = line[i + 2..].trim_start_matches('-');
-                        let delim: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                        let delim: String = rest
+                            .chars()
+                            .take_while(|c| c.is_alphanumeric() || *c == '_')
+                            .collect();
                         if !delim.is_empty() {
                             opened_heredoc = Some(delim);
                         }
@@ -92,14 +108,18 @@ fn scan(text: &str) -> Vec<LineInfo> {
                     match c {
                         b'"' => stack.push(Mode::Str),
                         b'{' | b'[' | b'(' => match mode {
-                            Mode::Interp(n) => *stack.last_mut().unwrap_or(&mut Mode::Code) = Mode::Interp(n + 1),
+                            Mode::Interp(n) => {
+                                *stack.last_mut().unwrap_or(&mut Mode::Code) = Mode::Interp(n + 1)
+                            }
                             _ => depth += 1,
                         },
                         b'}' | b']' | b')' => match mode {
                             Mode::Interp(0) => {
                                 stack.pop();
                             }
-                            Mode::Interp(n) => *stack.last_mut().unwrap_or(&mut Mode::Code) = Mode::Interp(n - 1),
+                            Mode::Interp(n) => {
+                                *stack.last_mut().unwrap_or(&mut Mode::Code) = Mode::Interp(n - 1)
+                            }
                             _ => {
                                 depth = depth.saturating_sub(1);
                                 min_depth = min_depth.min(depth);
@@ -108,9 +128,16 @@ fn scan(text: &str) -> Vec<LineInfo> {
                         b'=' if mode == Mode::Code && depth == start_depth && first_token => {
                             let next = bytes.get(i + 1).copied();
                             let prev = if i > 0 { bytes[i - 1] } else { b' ' };
-                            if next != Some(b'=') && next != Some(b'>') && !matches!(prev, b'=' | b'!' | b'<' | b'>') {
+                            if next != Some(b'=')
+                                && next != Some(b'>')
+                                && !matches!(prev, b'=' | b'!' | b'<' | b'>')
+                            {
                                 let key = line[..i].trim();
-                                if !key.is_empty() && key.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '"') {
+                                if !key.is_empty()
+                                    && key.chars().all(|c| {
+                                        c.is_alphanumeric() || c == '_' || c == '-' || c == '"'
+                                    })
+                                {
                                     assign = Some(i);
                                 }
                                 first_token = false;
@@ -122,11 +149,21 @@ fn scan(text: &str) -> Vec<LineInfo> {
             }
             i += 1;
         }
-        let balanced = depth == start_depth && min_depth == start_depth && stack.len() == 1 && opened_heredoc.is_none() && !block_comment;
+        let balanced = depth == start_depth
+            && min_depth == start_depth
+            && stack.len() == 1
+            && opened_heredoc.is_none()
+            && !block_comment;
         if let Some(d) = opened_heredoc {
             heredoc = Some(d);
         }
-        infos.push(LineInfo { depth: start_depth, verbatim, leading_closers, assign, balanced });
+        infos.push(LineInfo {
+            depth: start_depth,
+            verbatim,
+            leading_closers,
+            assign,
+            balanced,
+        });
     }
     infos
 }
@@ -173,10 +210,17 @@ pub fn format(text: &str) -> Option<String> {
             .map(|&k| {
                 let raw = lines[k];
                 let eq = infos[k].assign.unwrap_or(0);
-                (raw[..eq].trim().to_string(), raw[eq + 1..].trim().to_string())
+                (
+                    raw[..eq].trim().to_string(),
+                    raw[eq + 1..].trim().to_string(),
+                )
             })
             .collect();
-        let width = keys.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+        let width = keys
+            .iter()
+            .map(|(k, _)| k.chars().count())
+            .max()
+            .unwrap_or(0);
         for (&k, (key, value)) in members.iter().zip(keys) {
             let indent = infos[k].depth * 2;
             out[k] = format!("{:indent$}{key:<width$} = {value}", "");
@@ -209,7 +253,8 @@ mod tests {
     #[test]
     fn multi_line_values_end_an_alignment_run() {
         let src = "locals {\n  a = 1\n  long_name = {\n    x = \"${var.y}\"\n  }\n  b = 2\n}\n";
-        let want = "locals {\n  a         = 1\n  long_name = {\n    x = \"${var.y}\"\n  }\n  b = 2\n}\n";
+        let want =
+            "locals {\n  a         = 1\n  long_name = {\n    x = \"${var.y}\"\n  }\n  b = 2\n}\n";
         assert_eq!(format(src).as_deref(), Some(want));
     }
 

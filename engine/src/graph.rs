@@ -82,7 +82,13 @@ impl Graph {
     pub fn object_address(&self, config: &Config, i: NodeIndex) -> Option<Address> {
         let n = &self.graph[i];
         match &n.key {
-            Key::Object(kind, name) => Some(config.modules[n.module].prefix.clone().name(kind.root()).name(name)),
+            Key::Object(kind, name) => Some(
+                config.modules[n.module]
+                    .prefix
+                    .clone()
+                    .name(kind.root())
+                    .name(name),
+            ),
             _ => None,
         }
     }
@@ -90,8 +96,13 @@ impl Graph {
     /// Nodes in dependency order (Kahn), or the diagnostics of a cycle.
     pub fn topo_order(&self, config: &Config) -> Result<Vec<NodeIndex>, Diagnostics> {
         let n = self.graph.node_count();
-        let mut indegree: Vec<usize> = (0..n).map(|i| self.dependencies(NodeIndex::new(i)).count()).collect();
-        let mut queue: Vec<NodeIndex> = (0..n).filter(|&i| indegree[i] == 0).map(NodeIndex::new).collect();
+        let mut indegree: Vec<usize> = (0..n)
+            .map(|i| self.dependencies(NodeIndex::new(i)).count())
+            .collect();
+        let mut queue: Vec<NodeIndex> = (0..n)
+            .filter(|&i| indegree[i] == 0)
+            .map(NodeIndex::new)
+            .collect();
         let mut order = Vec::with_capacity(n);
         let mut head = 0;
         while head < queue.len() {
@@ -118,7 +129,9 @@ impl Graph {
         // so the walk must come back to a node it has seen.
         let mut seen: HashMap<NodeIndex, usize> = HashMap::new();
         let mut path: Vec<NodeIndex> = Vec::new();
-        let mut cur = (0..self.graph.node_count()).map(NodeIndex::new).find(|&i| stuck(i));
+        let mut cur = (0..self.graph.node_count())
+            .map(NodeIndex::new)
+            .find(|&i| stuck(i));
         while let Some(i) = cur {
             if let Some(&pos) = seen.get(&i) {
                 path.drain(..pos);
@@ -129,15 +142,31 @@ impl Graph {
             cur = self.dependencies(i).find(|&d| stuck(d));
         }
         path.reverse();
-        let names: Vec<String> = path.iter().map(|&i| self.display(config, i)).collect();
-        let mut d = Diagnostic::new(format!("dependency cycle: {} -> {}", names.join(" -> "), names.first().cloned().unwrap_or_default()));
+        // Shown as "a -> b": a refers to b.
+        let names: Vec<String> = path
+            .iter()
+            .rev()
+            .map(|&i| self.display(config, i))
+            .collect();
+        let mut d = Diagnostic::new(format!(
+            "dependency cycle (each refers to the next): {} -> {}",
+            names.join(" -> "),
+            names.first().cloned().unwrap_or_default()
+        ));
         for (k, &i) in path.iter().enumerate() {
             let next = path[(k + 1) % path.len()];
             if let Some(e) = self.graph.find_edge(i, next) {
                 let site = &self.graph[e];
                 d = d.note(
-                    format!("{} refers to {} here", self.display(config, next), self.display(config, i)),
-                    site.span.clone().map(|span| Location { file: site.file, span }),
+                    format!(
+                        "{} refers to {} here",
+                        self.display(config, next),
+                        self.display(config, i)
+                    ),
+                    site.span.clone().map(|span| Location {
+                        file: site.file,
+                        span,
+                    }),
                 );
             }
         }
@@ -145,7 +174,10 @@ impl Graph {
     }
 
     pub fn build(config: &Config, providers: &Providers) -> Result<Graph, Diagnostics> {
-        let mut g = Graph { graph: DiGraph::new(), index: HashMap::new() };
+        let mut g = Graph {
+            graph: DiGraph::new(),
+            index: HashMap::new(),
+        };
         let mut diags = Diagnostics::default();
         for (mi, m) in config.modules.iter().enumerate() {
             for v in m.variables.values() {
@@ -158,7 +190,12 @@ impl Graph {
                 g.add(mi, Key::Output(o.name.clone()), o.file, o.span.clone());
             }
             for c in m.calls.values() {
-                g.add(mi, Key::ModuleOutputs(c.name.clone()), c.file, c.span.clone());
+                g.add(
+                    mi,
+                    Key::ModuleOutputs(c.name.clone()),
+                    c.file,
+                    c.span.clone(),
+                );
             }
             for o in &m.objects {
                 if let ObjectKind::Resource(t) = &o.kind {
@@ -166,13 +203,23 @@ impl Graph {
                         diags.push(
                             Diagnostic::new(format!("unknown resource type \"{t}\""))
                                 .at(o.file, o.span.clone())
-                                .help(did_you_mean(t, providers.type_names()).unwrap_or_else(|| {
-                                    format!("the resource types here are: {}", providers.type_names().collect::<Vec<_>>().join(", "))
-                                })),
+                                .help(did_you_mean(t, providers.type_names()).unwrap_or_else(
+                                    || {
+                                        format!(
+                                            "the resource types here are: {}",
+                                            providers.type_names().collect::<Vec<_>>().join(", ")
+                                        )
+                                    },
+                                )),
                         );
                     }
                 }
-                g.add(mi, Key::Object(o.kind.clone(), o.name.clone()), o.file, o.span.clone());
+                g.add(
+                    mi,
+                    Key::Object(o.kind.clone(), o.name.clone()),
+                    o.file,
+                    o.span.clone(),
+                );
             }
         }
         for (mi, m) in config.modules.iter().enumerate() {
@@ -183,7 +230,12 @@ impl Graph {
                 out
             };
             for l in m.locals.values() {
-                edges.push((g.index[&(mi, Key::Local(l.name.clone()))], mi, l.file, collect(&l.expr)));
+                edges.push((
+                    g.index[&(mi, Key::Local(l.name.clone()))],
+                    mi,
+                    l.file,
+                    collect(&l.expr),
+                ));
             }
             for o in m.outputs.values() {
                 let mut r = collect(&o.value);
@@ -194,7 +246,12 @@ impl Graph {
                 let mut r = Vec::new();
                 refs::in_body(&o.body, &[], &mut r);
                 o.depends_on.iter().for_each(|e| r.extend(collect(e)));
-                edges.push((g.index[&(mi, Key::Object(o.kind.clone(), o.name.clone()))], mi, o.file, r));
+                edges.push((
+                    g.index[&(mi, Key::Object(o.kind.clone(), o.name.clone()))],
+                    mi,
+                    o.file,
+                    r,
+                ));
             }
             for c in m.calls.values() {
                 let child = &config.modules[c.child];
@@ -202,7 +259,14 @@ impl Graph {
                 let to = g.index[&(mi, Key::ModuleOutputs(c.name.clone()))];
                 for o in child.outputs.values() {
                     let from = g.index[&(c.child, Key::Output(o.name.clone()))];
-                    g.graph.add_edge(from, to, RefSite { file: o.file, span: o.span.clone() });
+                    g.graph.add_edge(
+                        from,
+                        to,
+                        RefSite {
+                            file: o.file,
+                            span: o.span.clone(),
+                        },
+                    );
                 }
                 // Each argument is the value of a child variable, evaluated here.
                 for (name, attr) in &c.args {
@@ -214,11 +278,25 @@ impl Graph {
                             edges.push((var, mi, c.file, r));
                         }
                         None => diags.push(
-                            Diagnostic::new(format!("module \"{}\" has no variable \"{name}\"", c.name))
-                                .at(c.file, attr.key.span())
-                                .help(did_you_mean(name, child.variables.keys().map(String::as_str)).unwrap_or_else(|| {
-                                    format!("its variables are: {}", child.variables.keys().cloned().collect::<Vec<_>>().join(", "))
-                                })),
+                            Diagnostic::new(format!(
+                                "module \"{}\" has no variable \"{name}\"",
+                                c.name
+                            ))
+                            .at(c.file, attr.key.span())
+                            .help(
+                                did_you_mean(name, child.variables.keys().map(String::as_str))
+                                    .unwrap_or_else(|| {
+                                        format!(
+                                            "its variables are: {}",
+                                            child
+                                                .variables
+                                                .keys()
+                                                .cloned()
+                                                .collect::<Vec<_>>()
+                                                .join(", ")
+                                        )
+                                    }),
+                            ),
                         ),
                     }
                 }
@@ -228,11 +306,22 @@ impl Graph {
                     match g.resolve(config, module, &r) {
                         Ok(Some(from)) => {
                             if g.graph.find_edge(from, to).is_none() {
-                                g.graph.add_edge(from, to, RefSite { file, span: r.span.clone() });
+                                g.graph.add_edge(
+                                    from,
+                                    to,
+                                    RefSite {
+                                        file,
+                                        span: r.span.clone(),
+                                    },
+                                );
                             }
                         }
                         Ok(None) => {}
-                        Err(msg) => diags.push(Diagnostic::new(msg.0).at(file, r.span.clone()).help_opt(msg.1)),
+                        Err(msg) => diags.push(
+                            Diagnostic::new(msg.0)
+                                .at(file, r.span.clone())
+                                .help_opt(msg.1),
+                        ),
                     }
                 }
             }
@@ -245,25 +334,52 @@ impl Graph {
     }
 
     fn add(&mut self, module: usize, key: Key, file: FileId, span: Option<Range<usize>>) {
-        let i = self.graph.add_node(Node { module, key: key.clone(), file, span });
+        let i = self.graph.add_node(Node {
+            module,
+            key: key.clone(),
+            file,
+            span,
+        });
         self.index.insert((module, key), i);
     }
 
     /// The node a reference points at; `None` for names that are not nodes (`path`).
-    pub(crate) fn resolve(&self, config: &Config, module: usize, r: &Reference) -> Result<Option<NodeIndex>, (String, Option<String>)> {
+    pub(crate) fn resolve(
+        &self,
+        config: &Config,
+        module: usize,
+        r: &Reference,
+    ) -> Result<Option<NodeIndex>, (String, Option<String>)> {
         let m = &config.modules[module];
         let attr = r.attrs.first().cloned();
-        let need_attr = |what: &str| (format!("\"{}\" alone is not a value", r.root), Some(format!("write {}.{what}", r.root)));
-        let lookup = |key: Key, kind: &str, names: Vec<&str>| -> Result<Option<NodeIndex>, (String, Option<String>)> {
+        let need_attr = |what: &str| {
+            (
+                format!("\"{}\" alone is not a value", r.root),
+                Some(format!("write {}.{what}", r.root)),
+            )
+        };
+        let lookup = |key: Key,
+                      kind: &str,
+                      names: Vec<&str>|
+         -> Result<Option<NodeIndex>, (String, Option<String>)> {
             match self.index.get(&(module, key.clone())) {
                 Some(i) => Ok(Some(*i)),
                 None => {
                     let name = match &key {
-                        Key::Var(n) | Key::Local(n) | Key::ModuleOutputs(n) | Key::Output(n) | Key::Object(_, n) => n.clone(),
+                        Key::Var(n)
+                        | Key::Local(n)
+                        | Key::ModuleOutputs(n)
+                        | Key::Output(n)
+                        | Key::Object(_, n) => n.clone(),
                     };
                     Err((
                         format!("reference to undeclared {kind} \"{}.{name}\"", r.root),
-                        did_you_mean(&name, names.iter().copied()).or_else(|| Some(format!("declare it, or check the spelling of {}.{name}", r.root))),
+                        did_you_mean(&name, names.iter().copied()).or_else(|| {
+                            Some(format!(
+                                "declare it, or check the spelling of {}.{name}",
+                                r.root
+                            ))
+                        }),
                     ))
                 }
             }
@@ -271,34 +387,62 @@ impl Graph {
         match r.root.as_str() {
             "var" => {
                 let a = attr.ok_or_else(|| need_attr("NAME"))?;
-                lookup(Key::Var(a), "variable", m.variables.keys().map(String::as_str).collect())
+                lookup(
+                    Key::Var(a),
+                    "variable",
+                    m.variables.keys().map(String::as_str).collect(),
+                )
             }
             "local" => {
                 let a = attr.ok_or_else(|| need_attr("NAME"))?;
-                lookup(Key::Local(a), "local value", m.locals.keys().map(String::as_str).collect())
+                lookup(
+                    Key::Local(a),
+                    "local value",
+                    m.locals.keys().map(String::as_str).collect(),
+                )
             }
             "module" => {
                 let a = attr.ok_or_else(|| need_attr("NAME.OUTPUT"))?;
-                lookup(Key::ModuleOutputs(a), "module", m.calls.keys().map(String::as_str).collect())
+                lookup(
+                    Key::ModuleOutputs(a),
+                    "module",
+                    m.calls.keys().map(String::as_str).collect(),
+                )
             }
             "path" => Ok(None),
             "workspace" | "cluster" => {
                 let a = attr.ok_or_else(|| need_attr("NAME"))?;
-                let kind = if r.root == "workspace" { ObjectKind::Workspace } else { ObjectKind::Cluster };
-                let names = m.objects.iter().filter(|o| o.kind == kind).map(|o| o.name.as_str()).collect();
+                let kind = if r.root == "workspace" {
+                    ObjectKind::Workspace
+                } else {
+                    ObjectKind::Cluster
+                };
+                let names = m
+                    .objects
+                    .iter()
+                    .filter(|o| o.kind == kind)
+                    .map(|o| o.name.as_str())
+                    .collect();
                 lookup(Key::Object(kind, a), &r.root, names)
             }
             root if m.objects.iter().any(|o| o.kind.root() == root) => {
                 let a = attr.ok_or_else(|| need_attr("NAME"))?;
                 let kind = ObjectKind::Resource(root.to_string());
-                let names = m.objects.iter().filter(|o| o.kind == kind).map(|o| o.name.as_str()).collect();
+                let names = m
+                    .objects
+                    .iter()
+                    .filter(|o| o.kind == kind)
+                    .map(|o| o.name.as_str())
+                    .collect();
                 lookup(Key::Object(kind, a), "resource", names)
             }
             root => {
-                let mut roots: Vec<&str> = vec!["var", "local", "module", "path", "workspace", "cluster"];
+                let mut roots: Vec<&str> =
+                    vec!["var", "local", "module", "path", "workspace", "cluster"];
                 roots.extend(m.objects.iter().map(|o| o.kind.root()));
                 let help = did_you_mean(root, roots.iter().copied()).or_else(|| {
-                    (root.contains('_')).then(|| format!("there is no resource of type {root} in this module"))
+                    (root.contains('_'))
+                        .then(|| format!("there is no resource of type {root} in this module"))
                 });
                 Err((format!("unknown name \"{root}\""), help.or_else(|| Some("references start with var., local., module., workspace., cluster. or a resource type".into()))))
             }
@@ -313,7 +457,11 @@ impl Graph {
         }
         for e in self.graph.edge_indices() {
             if let Some((a, b)) = self.graph.edge_endpoints(e) {
-                out.push_str(&format!("  \"{}\" -> \"{}\";\n", self.display(config, b), self.display(config, a)));
+                out.push_str(&format!(
+                    "  \"{}\" -> \"{}\";\n",
+                    self.display(config, b),
+                    self.display(config, a)
+                ));
             }
         }
         out.push_str("}\n");

@@ -3,18 +3,18 @@
 //! The engine knows no cloud by name: providers and state backends plug in through the
 //! [`provider::Provider`] and [`state::Backend`] traits, and the binary wires them in.
 
+pub mod addr;
+pub mod apply;
+pub mod builtin;
+pub mod config;
 pub mod diag;
 pub mod eval;
-pub mod value;
-pub mod addr;
-pub mod config;
-pub mod builtin;
+pub mod fmt;
+pub mod graph;
+pub mod ops;
+pub mod plan;
 pub mod provider;
 pub mod state;
 pub mod timefmt;
-pub mod graph;
+pub mod value;
 pub mod walk;
-pub mod plan;
-pub mod apply;
-pub mod ops;
-pub mod fmt;

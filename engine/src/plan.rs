@@ -71,8 +71,12 @@ impl Drift {
     /// The state change that records what refresh found.
     pub fn entry(&self) -> JournalEntry {
         match &self.after {
-            Some(r) => JournalEntry::Put { resource: r.clone() },
-            None => JournalEntry::Remove { address: self.address.clone() },
+            Some(r) => JournalEntry::Put {
+                resource: r.clone(),
+            },
+            None => JournalEntry::Remove {
+                address: self.address.clone(),
+            },
         }
     }
 }
@@ -133,10 +137,15 @@ impl Plan {
     }
 
     pub fn from_json(bytes: &[u8]) -> Result<Plan, String> {
-        let raw: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| format!("not a tik plan file: {e}"))?;
+        let raw: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| format!("not a tik plan file: {e}"))?;
         match raw.get("format_version").and_then(|v| v.as_u64()) {
             Some(v) if v == u64::from(PLAN_FORMAT_VERSION) => {}
-            Some(v) => return Err(format!("plan file format {v} is not one this tik reads ({PLAN_FORMAT_VERSION})")),
+            Some(v) => {
+                return Err(format!(
+                    "plan file format {v} is not one this tik reads ({PLAN_FORMAT_VERSION})"
+                ))
+            }
             None => return Err("not a tik plan file: it has no format_version".into()),
         }
         serde_json::from_value(raw).map_err(|e| format!("the plan file is damaged: {e}"))
@@ -155,16 +164,30 @@ pub struct PlanOptions {
 pub async fn refresh(state: &State, providers: &Providers) -> Result<Vec<Drift>, Diagnostics> {
     let mut by_type: IndexMap<(String, String), Vec<&ResourceState>> = IndexMap::new();
     for r in state.resources.values() {
-        by_type.entry((r.provider.clone(), r.type_name.clone())).or_default().push(r);
+        by_type
+            .entry((r.provider.clone(), r.type_name.clone()))
+            .or_default()
+            .push(r);
     }
     let mut reads = Vec::new();
     for ((provider, type_name), items) in &by_type {
         let p = providers.get(provider).cloned().ok_or_else(|| {
-            Diagnostics::from(Diagnostic::new(format!("state holds {} resources of provider \"{provider}\", which this tik does not have", items.len())))
+            Diagnostics::from(Diagnostic::new(format!(
+                "state holds {} resources of provider \"{provider}\", which this tik does not have",
+                items.len()
+            )))
         })?;
-        let requests: Vec<ReadRequest> = items.iter().map(|r| ReadRequest { address: r.address.clone(), attributes: r.attributes.clone() }).collect();
+        let requests: Vec<ReadRequest> = items
+            .iter()
+            .map(|r| ReadRequest {
+                address: r.address.clone(),
+                attributes: r.attributes.clone(),
+            })
+            .collect();
         let type_name = type_name.clone();
-        reads.push(tokio::spawn(async move { p.read(&type_name, &requests).await }));
+        reads.push(tokio::spawn(
+            async move { p.read(&type_name, &requests).await },
+        ));
     }
     let mut drift = Vec::new();
     let mut diags = Diagnostics::default();
@@ -176,22 +199,45 @@ pub async fn refresh(state: &State, providers: &Providers) -> Result<Vec<Drift>,
                 continue;
             }
             Ok(Err(e)) => {
-                diags.push(Diagnostic::new(format!("reading {type_name} resources failed: {e}")));
+                diags.push(Diagnostic::new(format!(
+                    "reading {type_name} resources failed: {e}"
+                )));
                 continue;
             }
             Err(e) => {
-                diags.push(Diagnostic::new(format!("reading {type_name} resources failed: {e}")));
+                diags.push(Diagnostic::new(format!(
+                    "reading {type_name} resources failed: {e}"
+                )));
                 continue;
             }
         };
         for (r, now) in items.iter().zip(found) {
             let (kind, after) = match (now, r.status) {
                 (None, _) => (DriftKind::Deleted, None),
-                (Some(attrs), Status::Pending) => (DriftKind::Adopted, Some(ResourceState { attributes: attrs, status: Status::Ready, ..(*r).clone() })),
-                (Some(attrs), _) if attrs != r.attributes => (DriftKind::Changed, Some(ResourceState { attributes: attrs, ..(*r).clone() })),
+                (Some(attrs), Status::Pending) => (
+                    DriftKind::Adopted,
+                    Some(ResourceState {
+                        attributes: attrs,
+                        status: Status::Ready,
+                        ..(*r).clone()
+                    }),
+                ),
+                (Some(attrs), _) if attrs != r.attributes => (
+                    DriftKind::Changed,
+                    Some(ResourceState {
+                        attributes: attrs,
+                        ..(*r).clone()
+                    }),
+                ),
                 (Some(_), _) => continue,
             };
-            drift.push(Drift { address: r.address.clone(), type_name: r.type_name.clone(), kind, before: (*r).clone(), after });
+            drift.push(Drift {
+                address: r.address.clone(),
+                type_name: r.type_name.clone(),
+                kind,
+                before: (*r).clone(),
+                after,
+            });
         }
     }
     if diags.is_empty() {
@@ -202,7 +248,12 @@ pub async fn refresh(state: &State, providers: &Providers) -> Result<Vec<Drift>,
 }
 
 /// Decides what one instance needs, against what state holds for its address.
-pub fn diff(inst: &Instance, schema: &ResourceSchema, prior: Option<&ResourceState>, force_replace: bool) -> Change {
+pub fn diff(
+    inst: &Instance,
+    schema: &ResourceSchema,
+    prior: Option<&ResourceState>,
+    force_replace: bool,
+) -> Change {
     let mut change = Change {
         address: inst.address.clone(),
         type_name: inst.type_name.clone(),
@@ -220,7 +271,9 @@ pub fn diff(inst: &Instance, schema: &ResourceSchema, prior: Option<&ResourceSta
         change.after = Some(planned_attributes(schema, &inst.config));
         return change;
     };
-    let ignored = |name: &str| inst.lifecycle.ignore_all_changes || inst.lifecycle.ignore_changes.iter().any(|i| i == name);
+    let ignored = |name: &str| {
+        inst.lifecycle.ignore_all_changes || inst.lifecycle.ignore_changes.iter().any(|i| i == name)
+    };
     let mut after = prior.attributes.clone();
     let mut changed: Vec<&str> = Vec::new();
     for a in schema.attributes.iter().filter(|a| !a.computed) {
@@ -235,9 +288,14 @@ pub fn diff(inst: &Instance, schema: &ResourceSchema, prior: Option<&ResourceSta
         }
     }
     if prior.type_name != inst.type_name {
-        change.reasons.push(format!("the type changed from {} to {}", prior.type_name, inst.type_name));
+        change.reasons.push(format!(
+            "the type changed from {} to {}",
+            prior.type_name, inst.type_name
+        ));
     } else if prior.status == Status::Tainted {
-        change.reasons.push("a change to it failed part way (tainted)".into());
+        change
+            .reasons
+            .push("a change to it failed part way (tainted)".into());
     } else if prior.status == Status::Pending {
         change.reasons.push("its create was interrupted".into());
     } else if force_replace {
@@ -253,6 +311,12 @@ pub fn diff(inst: &Instance, schema: &ResourceSchema, prior: Option<&ResourceSta
         change.after = Some(planned_attributes(schema, &inst.config));
     } else if !changed.is_empty() {
         change.action = Action::Update;
+        for a in schema.attributes.iter().filter(|a| a.computed) {
+            if let Some(src) = a.copies.filter(|src| changed.contains(src)) {
+                let value = after.get(src).cloned().unwrap_or(Value::Null);
+                after.insert(a.name.to_string(), value);
+            }
+        }
         change.after = Some(after);
     } else {
         change.after = Some(prior.attributes.clone());
@@ -267,7 +331,14 @@ pub fn planned_value(change: &Change) -> Map {
 }
 
 /// Makes a plan against `state`, which refresh has already brought up to date.
-pub fn plan(config: &Config, providers: &Providers, state: &State, drift: Vec<Drift>, inputs: Inputs, options: &PlanOptions) -> Result<Plan, Diagnostics> {
+pub fn plan(
+    config: &Config,
+    providers: &Providers,
+    state: &State,
+    drift: Vec<Drift>,
+    inputs: Inputs,
+    options: &PlanOptions,
+) -> Result<Plan, Diagnostics> {
     let mut walk = Walk::new(config, providers, inputs)?;
     let order = walk.graph.topo_order(config)?;
     let mut changes = Vec::new();
@@ -279,7 +350,10 @@ pub fn plan(config: &Config, providers: &Providers, state: &State, drift: Vec<Dr
             for o in &m.objects {
                 let base = m.prefix.clone().name(o.kind.root()).name(&o.name);
                 if addr.starts_with(&base) {
-                    let loc = o.span.clone().map(|span| crate::diag::Location { file: o.file, span });
+                    let loc = o
+                        .span
+                        .clone()
+                        .map(|span| crate::diag::Location { file: o.file, span });
                     return Some((o.lifecycle.prevent_destroy, loc));
                 }
             }
@@ -292,23 +366,27 @@ pub fn plan(config: &Config, providers: &Providers, state: &State, drift: Vec<Dr
             if !included.as_ref().is_none_or(|s| s.contains(&i)) {
                 continue;
             }
-            let object = match walk.eval_node(i) {
-                Ok(None) => continue,
-                Ok(Some(o)) => o,
-                Err(d) => {
-                    diags.0.extend(d.0);
-                    break;
-                }
+            // An error here ends the plan: without the whole configuration, what is
+            // missing from it cannot be told from what was removed.
+            let object = match walk.eval_node(i)? {
+                None => continue,
+                Some(o) => o,
             };
             let mut values = HashMap::new();
             for inst in &object.instances {
-                let Some((_, schema)) = providers.schema(&inst.type_name) else { continue };
+                let Some((_, schema)) = providers.schema(&inst.type_name) else {
+                    continue;
+                };
                 let force = options.replace.iter().any(|r| inst.address.starts_with(r));
                 let change = diff(inst, schema, state.resources.get(&inst.address), force);
                 wanted.insert(inst.address.clone());
                 values.insert(inst.address.clone(), planned_value(&change));
                 if change.action == Action::Replace && inst.lifecycle.prevent_destroy {
-                    diags.push(prevent_destroy_error(&inst.address, "replace", lifecycle_of(&inst.address).and_then(|l| l.1)));
+                    diags.push(prevent_destroy_error(
+                        &inst.address,
+                        "replace",
+                        lifecycle_of(&inst.address).and_then(|l| l.1),
+                    ));
                 }
                 if change.action != Action::NoOp {
                     changes.push(change);
@@ -322,7 +400,9 @@ pub fn plan(config: &Config, providers: &Providers, state: &State, drift: Vec<Dr
         .resources
         .values()
         .filter(|r| !wanted.contains(&r.address))
-        .filter(|r| options.targets.is_empty() || options.targets.iter().any(|t| r.address.starts_with(t)))
+        .filter(|r| {
+            options.targets.is_empty() || options.targets.iter().any(|t| r.address.starts_with(t))
+        })
         .collect();
     if !options.destroy && included.is_some() {
         // With --target, only deletes of what the targets cover are planned.
@@ -337,7 +417,11 @@ pub fn plan(config: &Config, providers: &Providers, state: &State, drift: Vec<Dr
             type_name: r.type_name.clone(),
             provider: r.provider.clone(),
             action: Action::Delete,
-            reasons: if options.destroy { Vec::new() } else { vec!["it is no longer in the configuration".into()] },
+            reasons: if options.destroy {
+                Vec::new()
+            } else {
+                vec!["it is no longer in the configuration".into()]
+            },
             before: Some(r.attributes.clone()),
             after: None,
             sensitive: r.sensitive_attributes.clone(),
@@ -348,7 +432,14 @@ pub fn plan(config: &Config, providers: &Providers, state: &State, drift: Vec<Dr
     if !diags.is_empty() {
         return Err(diags);
     }
-    let outputs = output_changes(&state.outputs, if options.destroy { IndexMap::new() } else { walk.root_outputs.clone() });
+    let outputs = output_changes(
+        &state.outputs,
+        if options.destroy {
+            IndexMap::new()
+        } else {
+            walk.root_outputs.clone()
+        },
+    );
     Ok(Plan {
         format_version: PLAN_FORMAT_VERSION,
         tik_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -363,7 +454,11 @@ pub fn plan(config: &Config, providers: &Providers, state: &State, drift: Vec<Dr
     })
 }
 
-fn prevent_destroy_error(addr: &Address, what: &str, loc: Option<crate::diag::Location>) -> Diagnostic {
+fn prevent_destroy_error(
+    addr: &Address,
+    what: &str,
+    loc: Option<crate::diag::Location>,
+) -> Diagnostic {
     let mut d = Diagnostic::new(format!("the plan would {what} {addr}, but its lifecycle has prevent_destroy = true"))
         .help("remove prevent_destroy from its lifecycle block if you mean it, or change the configuration so it is kept");
     d.location = loc;
@@ -371,7 +466,12 @@ fn prevent_destroy_error(addr: &Address, what: &str, loc: Option<crate::diag::Lo
 }
 
 /// With targets: the nodes of the targeted objects and everything they depend on.
-fn included_nodes(walk: &Walk<'_>, config: &Config, order: &[petgraph::graph::NodeIndex], targets: &[Address]) -> Option<HashSet<petgraph::graph::NodeIndex>> {
+fn included_nodes(
+    walk: &Walk<'_>,
+    config: &Config,
+    order: &[petgraph::graph::NodeIndex],
+    targets: &[Address],
+) -> Option<HashSet<petgraph::graph::NodeIndex>> {
     if targets.is_empty() {
         return None;
     }
@@ -379,7 +479,13 @@ fn included_nodes(walk: &Walk<'_>, config: &Config, order: &[petgraph::graph::No
     let mut stack: Vec<_> = order
         .iter()
         .copied()
-        .filter(|&i| walk.graph.object_address(config, i).is_some_and(|a| targets.iter().any(|t| a.starts_with(t) || t.starts_with(&a))))
+        .filter(|&i| {
+            walk.graph.object_address(config, i).is_some_and(|a| {
+                targets
+                    .iter()
+                    .any(|t| a.starts_with(t) || t.starts_with(&a))
+            })
+        })
         .collect();
     while let Some(i) = stack.pop() {
         if set.insert(i) {
@@ -391,7 +497,11 @@ fn included_nodes(walk: &Walk<'_>, config: &Config, order: &[petgraph::graph::No
 
 /// Orders deletes so that a resource goes before the resources it depends on.
 pub fn order_deletes<'a>(items: &[&'a ResourceState]) -> Vec<&'a ResourceState> {
-    let index: HashMap<&Address, usize> = items.iter().enumerate().map(|(i, r)| (&r.address, i)).collect();
+    let index: HashMap<&Address, usize> = items
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (&r.address, i))
+        .collect();
     // blockers[i]: how many deleted resources depend on i and must go first.
     let mut blockers = vec![0usize; items.len()];
     for r in items {
@@ -420,23 +530,40 @@ pub fn order_deletes<'a>(items: &[&'a ResourceState]) -> Vec<&'a ResourceState> 
     // A cycle in recorded dependencies cannot come from tik; keep such entries, last.
     if out.len() < items.len() {
         let done: HashSet<&Address> = out.iter().map(|r| &r.address).collect();
-        let rest: Vec<&ResourceState> = items.iter().filter(|r| !done.contains(&r.address)).copied().collect();
+        let rest: Vec<&ResourceState> = items
+            .iter()
+            .filter(|r| !done.contains(&r.address))
+            .copied()
+            .collect();
         out.extend(rest);
     }
     out
 }
 
-fn output_changes(before: &IndexMap<String, OutputState>, after: IndexMap<String, OutputState>) -> Vec<OutputChange> {
+fn output_changes(
+    before: &IndexMap<String, OutputState>,
+    after: IndexMap<String, OutputState>,
+) -> Vec<OutputChange> {
     let mut out = Vec::new();
     for (name, new) in &after {
         let old = before.get(name).map(|o| o.value.clone());
         if old.as_ref() != Some(&new.value) || new.value.has_unknown() {
-            out.push(OutputChange { name: name.clone(), before: old, after: new.value.clone(), sensitive: new.sensitive });
+            out.push(OutputChange {
+                name: name.clone(),
+                before: old,
+                after: new.value.clone(),
+                sensitive: new.sensitive,
+            });
         }
     }
     for (name, old) in before {
         if !after.contains_key(name) {
-            out.push(OutputChange { name: name.clone(), before: Some(old.value.clone()), after: Value::Null, sensitive: old.sensitive });
+            out.push(OutputChange {
+                name: name.clone(),
+                before: Some(old.value.clone()),
+                after: Value::Null,
+                sensitive: old.sensitive,
+            });
         }
     }
     out

@@ -21,20 +21,48 @@ pub struct AttributeSchema {
     /// A change of this attribute cannot be made in place: the resource is replaced.
     pub force_new: bool,
     pub sensitive: bool,
+    /// A computed attribute that the provider sets to a copy of another one: its planned
+    /// value and its sensitivity follow that attribute.
+    pub copies: Option<&'static str>,
 }
 
 impl AttributeSchema {
     pub const fn optional(name: &'static str) -> Self {
-        AttributeSchema { name, required: false, computed: false, force_new: false, sensitive: false }
+        AttributeSchema {
+            name,
+            required: false,
+            computed: false,
+            force_new: false,
+            sensitive: false,
+            copies: None,
+        }
     }
     pub const fn required(name: &'static str) -> Self {
-        AttributeSchema { name, required: true, computed: false, force_new: false, sensitive: false }
+        AttributeSchema {
+            name,
+            required: true,
+            computed: false,
+            force_new: false,
+            sensitive: false,
+            copies: None,
+        }
     }
     pub const fn computed(name: &'static str) -> Self {
-        AttributeSchema { name, required: false, computed: true, force_new: false, sensitive: false }
+        AttributeSchema {
+            name,
+            required: false,
+            computed: true,
+            force_new: false,
+            sensitive: false,
+            copies: None,
+        }
     }
     pub const fn force_new(mut self) -> Self {
         self.force_new = true;
+        self
+    }
+    pub const fn copy_of(mut self, source: &'static str) -> Self {
+        self.copies = Some(source);
         self
     }
 }
@@ -115,7 +143,10 @@ pub struct ProviderError {
 
 impl ProviderError {
     pub fn new(message: impl Into<String>) -> Self {
-        ProviderError { code: None, message: message.into() }
+        ProviderError {
+            code: None,
+            message: message.into(),
+        }
     }
 }
 
@@ -140,7 +171,11 @@ pub trait Provider: Send + Sync {
 
     /// Reads every listed resource of one type in as few calls as the API allows.
     /// The answer is parallel to `items`: `None` where the object no longer exists.
-    async fn read(&self, type_name: &str, items: &[ReadRequest]) -> Result<Vec<Option<Map>>, ProviderError>;
+    async fn read(
+        &self,
+        type_name: &str,
+        items: &[ReadRequest],
+    ) -> Result<Vec<Option<Map>>, ProviderError>;
 
     /// Makes one change and returns the resource's attributes afterwards (empty for a delete).
     async fn apply(&self, change: ChangeRequest) -> Result<Map, ProviderError>;
@@ -162,7 +197,10 @@ impl Providers {
 
     pub fn add(&mut self, provider: Arc<dyn Provider>) {
         for schema in provider.resource_types() {
-            self.schemas.insert(schema.type_name.to_string(), (provider.name().to_string(), schema));
+            self.schemas.insert(
+                schema.type_name.to_string(),
+                (provider.name().to_string(), schema),
+            );
         }
         self.by_name.insert(provider.name().to_string(), provider);
     }
@@ -185,12 +223,16 @@ impl Providers {
     }
 }
 
-/// Attributes a value has for an address that was never created: computed ones unknown.
+/// Attributes a value has for an address that was never created: computed ones unknown,
+/// or copies of the attribute they copy.
 pub fn planned_attributes(schema: &ResourceSchema, config: &Map) -> Map {
     let mut out = config.clone();
     for a in schema.attributes.iter().filter(|a| a.computed) {
         if !out.contains_key(a.name) {
-            out.insert(a.name.to_string(), Value::Unknown);
+            let value = a.copies.map_or(Value::Unknown, |src| {
+                config.get(src).cloned().unwrap_or(Value::Null)
+            });
+            out.insert(a.name.to_string(), value);
         }
     }
     out

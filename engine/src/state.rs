@@ -77,9 +77,15 @@ struct StateFile {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase")]
 pub enum JournalEntry {
-    Put { resource: ResourceState },
-    Remove { address: Address },
-    Outputs { outputs: IndexMap<String, OutputState> },
+    Put {
+        resource: ResourceState,
+    },
+    Remove {
+        address: Address,
+    },
+    Outputs {
+        outputs: IndexMap<String, OutputState>,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -97,7 +103,10 @@ pub struct StateError {
 
 impl StateError {
     pub fn new(message: impl Into<String>) -> Self {
-        StateError { message: message.into(), help: None }
+        StateError {
+            message: message.into(),
+            help: None,
+        }
     }
     pub fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
@@ -117,13 +126,19 @@ impl fmt::Display for StateError {
 
 impl State {
     pub fn new(lineage: String) -> Self {
-        State { serial: Serial::default(), lineage, resources: IndexMap::new(), outputs: IndexMap::new() }
+        State {
+            serial: Serial::default(),
+            lineage,
+            resources: IndexMap::new(),
+            outputs: IndexMap::new(),
+        }
     }
 
     pub fn apply_entry(&mut self, entry: &JournalEntry) {
         match entry {
             JournalEntry::Put { resource } => {
-                self.resources.insert(resource.address.clone(), resource.clone());
+                self.resources
+                    .insert(resource.address.clone(), resource.clone());
             }
             JournalEntry::Remove { address } => {
                 self.resources.shift_remove(address);
@@ -152,8 +167,10 @@ impl State {
     /// Reads a snapshot; `what` names it in errors. Never guesses at a damaged file.
     pub fn from_json(bytes: &[u8], what: &str) -> Result<State, StateError> {
         let raw: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-            StateError::new(format!("the state {what} is not valid JSON ({e}); tik left it as it is"))
-                .help("restore it from its .backup file, or repair it by hand")
+            StateError::new(format!(
+                "the state {what} is not valid JSON ({e}); tik left it as it is"
+            ))
+            .help("restore it from its .backup file, or repair it by hand")
         })?;
         match raw.get("format_version").and_then(|v| v.as_u64()) {
             Some(v) if v == u64::from(FORMAT_VERSION) => {}
@@ -170,14 +187,21 @@ impl State {
             }
         }
         let file: StateFile = serde_json::from_value(raw).map_err(|e| {
-            StateError::new(format!("the state {what} is damaged: {e}; tik left it as it is"))
-                .help("restore it from its .backup file, or repair it by hand")
+            StateError::new(format!(
+                "the state {what} is damaged: {e}; tik left it as it is"
+            ))
+            .help("restore it from its .backup file, or repair it by hand")
         })?;
         let mut resources = IndexMap::with_capacity(file.resources.len());
         for r in file.resources {
             resources.insert(r.address.clone(), r);
         }
-        Ok(State { serial: file.serial, lineage: file.lineage, resources, outputs: file.outputs })
+        Ok(State {
+            serial: file.serial,
+            lineage: file.lineage,
+            resources,
+            outputs: file.outputs,
+        })
     }
 }
 
@@ -211,7 +235,9 @@ pub struct LockInfo {
 
 impl LockInfo {
     pub fn new(operation: &str) -> Self {
-        let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
+        let user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "unknown".into());
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
             .or_else(|_| std::env::var("HOSTNAME"))
@@ -230,7 +256,10 @@ impl LockInfo {
             "the state {what} is locked by {} (operation {}, since {}, lock id {})",
             self.who, self.operation, self.created, self.id
         ))
-        .help(format!("wait for that run to finish; if it is gone, run `tik force-unlock {}`", self.id))
+        .help(format!(
+            "wait for that run to finish; if it is gone, run `tik force-unlock {}`",
+            self.id
+        ))
     }
 }
 
@@ -259,14 +288,24 @@ impl<'b> StateStore<'b> {
             journal_started = replay(&mut state, &bytes, &what)?;
         }
         let new = new && !journal_started;
-        Ok(StateStore { backend, state, journal_started, base_serial, new })
+        Ok(StateStore {
+            backend,
+            state,
+            journal_started,
+            base_serial,
+            new,
+        })
     }
 
     /// Records one change: in memory, and as one appended journal line.
     pub fn record(&mut self, entry: JournalEntry) -> Result<(), StateError> {
         let mut bytes = Vec::new();
         if !self.journal_started {
-            let header = JournalHeader { journal: 1, lineage: self.state.lineage.clone(), base_serial: self.base_serial };
+            let header = JournalHeader {
+                journal: 1,
+                lineage: self.state.lineage.clone(),
+                base_serial: self.base_serial,
+            };
             bytes.extend(serde_json::to_vec(&header).unwrap_or_default());
             bytes.push(b'\n');
         }
@@ -307,15 +346,25 @@ impl<'b> StateStore<'b> {
 fn replay(state: &mut State, bytes: &[u8], what: &str) -> Result<bool, StateError> {
     let text = String::from_utf8_lossy(bytes);
     let mut lines = text.split_inclusive('\n');
-    let Some(first) = lines.next() else { return Ok(false) };
+    let Some(first) = lines.next() else {
+        return Ok(false);
+    };
     let header: JournalHeader = match serde_json::from_str(first.trim_end()) {
         Ok(h) => h,
         Err(_) if !first.ends_with('\n') => return Ok(false),
-        Err(e) => return Err(StateError::new(format!("the journal of the state {what} is damaged: {e}")).help("move the .journal file aside to ignore it")),
+        Err(e) => {
+            return Err(
+                StateError::new(format!("the journal of the state {what} is damaged: {e}"))
+                    .help("move the .journal file aside to ignore it"),
+            )
+        }
     };
     if header.lineage != state.lineage && !state.resources.is_empty() {
-        return Err(StateError::new(format!("the journal of the state {what} belongs to another state (lineage {})", header.lineage))
-            .help("move the .journal file aside if it is left over"));
+        return Err(StateError::new(format!(
+            "the journal of the state {what} belongs to another state (lineage {})",
+            header.lineage
+        ))
+        .help("move the .journal file aside if it is left over"));
     }
     if header.base_serial != state.serial {
         // Already folded into the snapshot by a run that stopped before deleting it.
@@ -327,7 +376,8 @@ fn replay(state: &mut State, bytes: &[u8], what: &str) -> Result<bool, StateErro
             break; // the torn tail of a write cut short by a crash
         }
         let entry: JournalEntry = serde_json::from_str(line.trim_end()).map_err(|e| {
-            StateError::new(format!("the journal of the state {what} is damaged: {e}")).help("move the .journal file aside to ignore it")
+            StateError::new(format!("the journal of the state {what} is damaged: {e}"))
+                .help("move the .journal file aside to ignore it")
         })?;
         state.apply_entry(&entry);
     }
@@ -392,11 +442,23 @@ mod tests {
     fn a_crash_before_the_fold_loses_no_record() {
         let backend = MemoryBackend::default();
         let mut store = StateStore::load(&backend).unwrap();
-        store.record(JournalEntry::Put { resource: resource("a") }).unwrap();
-        store.record(JournalEntry::Put { resource: resource("b") }).unwrap();
+        store
+            .record(JournalEntry::Put {
+                resource: resource("a"),
+            })
+            .unwrap();
+        store
+            .record(JournalEntry::Put {
+                resource: resource("b"),
+            })
+            .unwrap();
         let lineage = store.state.lineage.clone();
         drop(store); // the process dies here: no save
-        backend.journal.lock().unwrap().extend_from_slice(b"{\"op\":\"put\",\"resou"); // torn write
+        backend
+            .journal
+            .lock()
+            .unwrap()
+            .extend_from_slice(b"{\"op\":\"put\",\"resou"); // torn write
         let store = StateStore::load(&backend).unwrap();
         assert_eq!(store.state.resources.len(), 2);
         assert_eq!(store.state.lineage, lineage);
@@ -407,14 +469,22 @@ mod tests {
     fn a_folded_journal_is_not_replayed_twice() {
         let backend = MemoryBackend::default();
         let mut store = StateStore::load(&backend).unwrap();
-        store.record(JournalEntry::Put { resource: resource("a") }).unwrap();
+        store
+            .record(JournalEntry::Put {
+                resource: resource("a"),
+            })
+            .unwrap();
         let journal = backend.journal.lock().unwrap().clone();
         store.save().unwrap();
         // A crash between writing the snapshot and clearing the journal.
         *backend.journal.lock().unwrap() = journal;
         let mut store = StateStore::load(&backend).unwrap();
         assert_eq!(store.state.serial.get(), 1);
-        store.record(JournalEntry::Remove { address: Address::new().name("tik_data").name("a") }).unwrap();
+        store
+            .record(JournalEntry::Remove {
+                address: Address::new().name("tik_data").name("a"),
+            })
+            .unwrap();
         store.save().unwrap();
         let store = StateStore::load(&backend).unwrap();
         assert!(store.state.resources.is_empty());
@@ -423,9 +493,18 @@ mod tests {
 
     #[test]
     fn damaged_and_future_files_are_refused() {
-        assert!(State::from_json(b"{not json", "x").unwrap_err().message.contains("not valid JSON"));
+        assert!(State::from_json(b"{not json", "x")
+            .unwrap_err()
+            .message
+            .contains("not valid JSON"));
         let future = br#"{"format_version": 9, "serial": 1, "lineage": "l", "resources": [], "outputs": {}}"#;
-        assert!(State::from_json(future, "x").unwrap_err().message.contains("format version 9"));
-        assert!(State::from_json(b"[]", "x").unwrap_err().message.contains("not a tik state"));
+        assert!(State::from_json(future, "x")
+            .unwrap_err()
+            .message
+            .contains("format version 9"));
+        assert!(State::from_json(b"[]", "x")
+            .unwrap_err()
+            .message
+            .contains("not a tik state"));
     }
 }

@@ -92,7 +92,9 @@ impl Value {
             Value::Bool(b) => serde_json::Value::Bool(*b),
             Value::Number(n) => number_to_json(*n),
             Value::String(s) => serde_json::Value::String(s.clone()),
-            Value::List(items) => serde_json::Value::Array(items.iter().map(Value::to_json).collect()),
+            Value::List(items) => {
+                serde_json::Value::Array(items.iter().map(Value::to_json).collect())
+            }
             Value::Object(map) => serde_json::Value::Object(
                 map.iter().map(|(k, v)| (k.clone(), v.to_json())).collect(),
             ),
@@ -106,9 +108,11 @@ impl Value {
             serde_json::Value::Number(n) => Value::Number(n.as_f64().unwrap_or(f64::NAN)),
             serde_json::Value::String(s) => Value::String(s.clone()),
             serde_json::Value::Array(a) => Value::List(a.iter().map(Value::from_json).collect()),
-            serde_json::Value::Object(o) => {
-                Value::Object(o.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect())
-            }
+            serde_json::Value::Object(o) => Value::Object(
+                o.iter()
+                    .map(|(k, v)| (k.clone(), Value::from_json(v)))
+                    .collect(),
+            ),
         }
     }
 }
@@ -199,7 +203,14 @@ fn write_hcl(v: &Value, f: &mut fmt::Formatter<'_>, indent: usize) -> fmt::Resul
             f.write_str("{\n")?;
             let width = map.keys().map(|k| key_repr(k).len()).max().unwrap_or(0);
             for (k, item) in map {
-                write!(f, "{:w$}{:kw$} = ", "", key_repr(k), w = indent + 2, kw = width)?;
+                write!(
+                    f,
+                    "{:w$}{:kw$} = ",
+                    "",
+                    key_repr(k),
+                    w = indent + 2,
+                    kw = width
+                )?;
                 write_hcl(item, f, indent + 2)?;
                 f.write_str("\n")?;
             }
@@ -211,9 +222,7 @@ fn write_hcl(v: &Value, f: &mut fmt::Formatter<'_>, indent: usize) -> fmt::Resul
 /// An object key as HCL accepts it: bare when it is an identifier, quoted otherwise.
 pub fn key_repr(k: &str) -> String {
     let mut chars = k.chars();
-    let ident = chars
-        .next()
-        .is_some_and(|c| c.is_alphabetic() || c == '_')
+    let ident = chars.next().is_some_and(|c| c.is_alphabetic() || c == '_')
         && chars.all(|c| c.is_alphanumeric() || c == '_' || c == '-');
     if ident {
         k.to_string()
@@ -260,7 +269,10 @@ mod tests {
         m.insert("a".into(), Value::from("x\"y"));
         m.insert("long key".into(), Value::List(vec![Value::Bool(true)]));
         let text = Value::Object(m).to_string();
-        assert_eq!(text, "{\n  a          = \"x\\\"y\"\n  \"long key\" = [\n    true,\n  ]\n}");
+        assert_eq!(
+            text,
+            "{\n  a          = \"x\\\"y\"\n  \"long key\" = [\n    true,\n  ]\n}"
+        );
     }
 
     #[test]

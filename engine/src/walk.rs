@@ -22,7 +22,10 @@ use std::rc::Rc;
 pub enum InputValue {
     /// Text from `--var` or `TIK_VAR_*`: a string variable takes it as it is, any other
     /// type parses it as an HCL expression.
-    Raw { text: String, source: String },
+    Raw {
+        text: String,
+        source: String,
+    },
     Value(Value),
 }
 
@@ -76,10 +79,16 @@ pub struct Walk<'c> {
 }
 
 impl<'c> Walk<'c> {
-    pub fn new(config: &'c Config, providers: &'c Providers, inputs: Inputs) -> Result<Walk<'c>, Diagnostics> {
+    pub fn new(
+        config: &'c Config,
+        providers: &'c Providers,
+        inputs: Inputs,
+    ) -> Result<Walk<'c>, Diagnostics> {
         let graph = Graph::build(config, providers)?;
         let root_dir = config.modules[0].dir.display().to_string();
-        let cwd = std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default();
+        let cwd = std::env::current_dir()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
         let mut callers = vec![None; config.modules.len()];
         let mut scopes = Vec::with_capacity(config.modules.len());
         for (mi, m) in config.modules.iter().enumerate() {
@@ -88,7 +97,10 @@ impl<'c> Walk<'c> {
             }
             let mut scope = Map::new();
             let path: Map = [
-                ("module".to_string(), Value::String(m.dir.display().to_string())),
+                (
+                    "module".to_string(),
+                    Value::String(m.dir.display().to_string()),
+                ),
                 ("root".to_string(), Value::String(root_dir.clone())),
                 ("cwd".to_string(), Value::String(cwd.clone())),
             ]
@@ -108,9 +120,16 @@ impl<'c> Walk<'c> {
                     continue; // the environment may hold variables for other configurations
                 }
                 diags.push(
-                    Diagnostic::new(format!("{source} sets \"{name}\", but no variable \"{name}\" is declared"))
-                        .help_opt(did_you_mean(name, config.modules[0].variables.keys().map(String::as_str)))
-                        .help_opt(Some(format!("declare it with variable \"{name}\" {{}} or remove it"))),
+                    Diagnostic::new(format!(
+                        "{source} sets \"{name}\", but no variable \"{name}\" is declared"
+                    ))
+                    .help_opt(did_you_mean(
+                        name,
+                        config.modules[0].variables.keys().map(String::as_str),
+                    ))
+                    .help_opt(Some(format!(
+                        "declare it with variable \"{name}\" {{}} or remove it"
+                    ))),
                 );
             }
         }
@@ -127,7 +146,7 @@ impl<'c> Walk<'c> {
             outputs: vec![Map::new(); config.modules.len()],
             callers,
             sensitive: HashSet::new(),
-            resources: vec![Rc::new(Vec::new()); n],
+            resources: (0..n).map(|_| Rc::new(Vec::new())).collect(),
             root_variables: Map::new(),
             root_outputs: IndexMap::new(),
         })
@@ -138,14 +157,18 @@ impl<'c> Walk<'c> {
     }
 
     fn insert(&mut self, module: usize, root: &str, name: &str, value: Value) {
-        let entry = self.scopes[module].entry(root.to_string()).or_insert_with(|| Value::Object(Map::new()));
+        let entry = self.scopes[module]
+            .entry(root.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(m) = entry {
             m.insert(name.to_string(), value);
         }
     }
 
     fn any_dependency_sensitive(&self, i: NodeIndex) -> bool {
-        self.graph.dependencies(i).any(|d| self.sensitive.contains(&d))
+        self.graph
+            .dependencies(i)
+            .any(|d| self.sensitive.contains(&d))
     }
 
     /// Union of the resources behind the dependencies of `i`.
@@ -185,7 +208,9 @@ impl<'c> Walk<'c> {
             }
             Key::Local(name) => {
                 let local = &module.locals[name];
-                let value = Evaluator::new(&self.scopes[m], &dir).eval(&local.expr).map_err(|e| eval_error(local.file, e))?;
+                let value = Evaluator::new(&self.scopes[m], &dir)
+                    .eval(&local.expr)
+                    .map_err(|e| eval_error(local.file, e))?;
                 if self.any_dependency_sensitive(i) {
                     self.sensitive.insert(i);
                 }
@@ -195,13 +220,21 @@ impl<'c> Walk<'c> {
             }
             Key::Output(name) => {
                 let out = &module.outputs[name];
-                let value = Evaluator::new(&self.scopes[m], &dir).eval(&out.value).map_err(|e| eval_error(out.file, e))?;
+                let value = Evaluator::new(&self.scopes[m], &dir)
+                    .eval(&out.value)
+                    .map_err(|e| eval_error(out.file, e))?;
                 let sensitive = out.sensitive || self.any_dependency_sensitive(i);
                 if sensitive {
                     self.sensitive.insert(i);
                 }
                 if m == 0 {
-                    self.root_outputs.insert(name.clone(), OutputState { value: value.clone(), sensitive });
+                    self.root_outputs.insert(
+                        name.clone(),
+                        OutputState {
+                            value: value.clone(),
+                            sensitive,
+                        },
+                    );
                 }
                 self.resources[i.index()] = Rc::new(self.dependency_resources(i));
                 self.outputs[m].insert(name.clone(), value);
@@ -238,10 +271,18 @@ impl<'c> Walk<'c> {
             }
             None => match self.inputs.values.get(name) {
                 Some(InputValue::Value(v)) => Some(v.clone()),
-                Some(InputValue::Raw { text, .. }) if var.ty.is_string() => Some(Value::String(text.clone())),
+                Some(InputValue::Raw { text, .. }) if var.ty.takes_raw_text() => {
+                    Some(Value::String(text.clone()))
+                }
                 Some(InputValue::Raw { text, source }) => {
-                    let bad = |why: String| Diagnostic::new(format!("{source}: the value of \"{name}\" is not valid: {why}")).help(format!("variable \"{name}\" has type {}", var.ty));
-                    let expr = hcl_edit::parser::parse_expr(text).map_err(|e| bad(e.message().to_string()))?;
+                    let bad = |why: String| {
+                        Diagnostic::new(format!(
+                            "{source}: the value of \"{name}\" is not valid: {why}"
+                        ))
+                        .help(format!("variable \"{name}\" has type {}", var.ty))
+                    };
+                    let expr = hcl_edit::parser::parse_expr(text)
+                        .map_err(|e| bad(e.message().to_string()))?;
                     Some(body::eval_literal(&expr).map_err(|e| bad(e.message))?)
                 }
                 None => None,
@@ -249,14 +290,21 @@ impl<'c> Walk<'c> {
         };
         let value = match (raw, &var.default) {
             (Some(v), _) => v,
-            (None, Some(default)) => body::eval_literal(default).map_err(|e| eval_error(var.file, e))?,
+            (None, Some(default)) => {
+                body::eval_literal(default).map_err(|e| eval_error(var.file, e))?
+            }
             (None, None) if self.inputs.missing_unknown => return Ok(Value::Unknown),
             (None, None) => {
                 let help = match &self.callers[m] {
                     Some((_, call)) => format!("add {name} = ... to module \"{call}\""),
                     None => format!("set it with --var {name}=..., in a --var-file, or as TIK_VAR_{name}; or give it a default"),
                 };
-                return Err(Diagnostic::new(format!("no value for the required variable \"{name}\"")).at(var.file, var.span.clone()).help(help).into());
+                return Err(Diagnostic::new(format!(
+                    "no value for the required variable \"{name}\""
+                ))
+                .at(var.file, var.span.clone())
+                .help(help)
+                .into());
             }
         };
         let value = var.ty.convert(value).map_err(|e| {
@@ -266,34 +314,53 @@ impl<'c> Walk<'c> {
         })?;
         for v in &var.validations {
             let mut scope = Map::new();
-            scope.insert("var".into(), Value::Object([(name.to_string(), value.clone())].into_iter().collect()));
+            scope.insert(
+                "var".into(),
+                Value::Object([(name.to_string(), value.clone())].into_iter().collect()),
+            );
             let dir = self.dir(m);
             let mut ev = Evaluator::new(&scope, &dir);
             let ok = ev.eval(&v.condition).map_err(|e| eval_error(var.file, e))?;
             if ok == Value::Bool(false) {
-                let msg = ev.eval(&v.error_message).map_err(|e| eval_error(var.file, e))?;
+                let msg = ev
+                    .eval(&v.error_message)
+                    .map_err(|e| eval_error(var.file, e))?;
                 use hcl_edit::Span;
-                return Err(Diagnostic::new(format!("invalid value for variable \"{name}\": {}", msg.to_template_string().unwrap_or_else(|| msg.to_string())))
-                    .at(var.file, v.condition.span())
-                    .help("this validation rule failed; change the value")
-                    .into());
+                return Err(Diagnostic::new(format!(
+                    "invalid value for variable \"{name}\": {}",
+                    msg.to_template_string().unwrap_or_else(|| msg.to_string())
+                ))
+                .at(var.file, v.condition.span())
+                .help("this validation rule failed; change the value")
+                .into());
             }
             if !matches!(ok, Value::Bool(true) | Value::Unknown) {
                 use hcl_edit::Span;
-                return Err(Diagnostic::new("a validation condition must be true or false").at(var.file, v.condition.span()).into());
+                return Err(
+                    Diagnostic::new("a validation condition must be true or false")
+                        .at(var.file, v.condition.span())
+                        .into(),
+                );
             }
         }
         Ok(value)
     }
 
-    fn eval_object(&mut self, i: NodeIndex, kind: ObjectKind, name: String) -> Result<ObjectEval, Diagnostics> {
+    fn eval_object(
+        &mut self,
+        i: NodeIndex,
+        kind: ObjectKind,
+        name: String,
+    ) -> Result<ObjectEval, Diagnostics> {
         let m = self.graph.node(i).module;
         let module = &self.config.modules[m];
         let def = module
             .objects
             .iter()
             .find(|o| o.kind == kind && o.name == name)
-            .ok_or_else(|| Diagnostics::from(Diagnostic::new(format!("internal: object {name} vanished"))))?;
+            .ok_or_else(|| {
+                Diagnostics::from(Diagnostic::new(format!("internal: object {name} vanished")))
+            })?;
         let address = module.prefix.clone().name(kind.root()).name(&name);
         let dir = self.dir(m);
         let dependencies = self.dependency_resources(i);
@@ -302,16 +369,49 @@ impl<'c> Walk<'c> {
         let config;
         match &kind {
             ObjectKind::Resource(type_name) => {
-                let (provider, schema) = self.providers.schema(type_name).ok_or_else(|| Diagnostics::from(Diagnostic::new(format!("unknown resource type \"{type_name}\"")).at(def.file, def.span.clone())))?;
+                let (provider, schema) = self.providers.schema(type_name).ok_or_else(|| {
+                    Diagnostics::from(
+                        Diagnostic::new(format!("unknown resource type \"{type_name}\""))
+                            .at(def.file, def.span.clone()),
+                    )
+                })?;
                 let mut body_schema = Schema::default();
                 for a in schema.attributes.iter().filter(|a| !a.computed) {
-                    body_schema = if a.required { body_schema.required(a.name) } else { body_schema.attr(a.name) };
+                    body_schema = if a.required {
+                        body_schema.required(a.name)
+                    } else {
+                        body_schema.attr(a.name)
+                    };
                 }
                 let what = format!("resource \"{type_name}\" \"{name}\"");
                 let mut ev = Evaluator::new(&self.scopes[m], &dir);
-                config = body::eval_body(&def.body, &body_schema, &what, def.file, def.span.clone(), &mut ev)?;
+                config = body::eval_body(
+                    &def.body,
+                    &body_schema,
+                    &what,
+                    def.file,
+                    def.span.clone(),
+                    &mut ev,
+                )?;
                 let mut sensitive = sensitive_attrs;
-                sensitive.extend(schema.attributes.iter().filter(|a| a.sensitive).map(|a| a.name.to_string()));
+                sensitive.extend(
+                    schema
+                        .attributes
+                        .iter()
+                        .filter(|a| a.sensitive)
+                        .map(|a| a.name.to_string()),
+                );
+                // A copy of a sensitive attribute is as sensitive as its source.
+                let copies: Vec<String> = schema
+                    .attributes
+                    .iter()
+                    .filter(|a| {
+                        a.copies
+                            .is_some_and(|src| sensitive.iter().any(|s| s == src))
+                    })
+                    .map(|a| a.name.to_string())
+                    .collect();
+                sensitive.extend(copies);
                 instances.push(Instance {
                     address: address.clone(),
                     rel: Address::new(),
@@ -326,36 +426,82 @@ impl<'c> Walk<'c> {
             }
             ObjectKind::Workspace | ObjectKind::Cluster => {
                 let (schema, block_kind, what) = match kind {
-                    ObjectKind::Workspace => (body::workspace_schema(), BlockKind::Workspace, format!("workspace \"{name}\"")),
-                    _ => (body::cluster_schema(), BlockKind::Cluster, format!("cluster \"{name}\"")),
+                    ObjectKind::Workspace => (
+                        body::workspace_schema(),
+                        BlockKind::Workspace,
+                        format!("workspace \"{name}\""),
+                    ),
+                    _ => (
+                        body::cluster_schema(),
+                        BlockKind::Cluster,
+                        format!("cluster \"{name}\""),
+                    ),
                 };
                 let mut ev = Evaluator::new(&self.scopes[m], &dir);
-                config = body::eval_body(&def.body, &schema, &what, def.file, def.span.clone(), &mut ev)?;
+                config = body::eval_body(
+                    &def.body,
+                    &schema,
+                    &what,
+                    def.file,
+                    def.span.clone(),
+                    &mut ev,
+                )?;
                 let provider_name = match block_kind {
-                    BlockKind::Workspace => config.get("provider").and_then(Value::as_str).map(str::to_string),
-                    BlockKind::Cluster => config.get("workspace").and_then(|w| w.get("provider")).and_then(Value::as_str).map(str::to_string),
+                    BlockKind::Workspace => config
+                        .get("provider")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                    BlockKind::Cluster => config
+                        .get("workspace")
+                        .and_then(|w| w.get("provider"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
                 };
                 let Some(provider_name) = provider_name else {
                     let msg = match block_kind {
                         BlockKind::Workspace => "provider must be a string such as \"local\"",
                         BlockKind::Cluster => "workspace must refer to a workspace block, as in workspace = workspace.NAME",
                     };
-                    return Err(Diagnostic::new(format!("{what}: {msg}")).at(def.file, def.span.clone()).into());
+                    return Err(Diagnostic::new(format!("{what}: {msg}"))
+                        .at(def.file, def.span.clone())
+                        .into());
                 };
                 let provider = self.providers.get(&provider_name).ok_or_else(|| {
                     Diagnostics::from(
                         Diagnostic::new(format!("{what}: unknown provider \"{provider_name}\""))
                             .at(def.file, def.span.clone())
-                            .help(did_you_mean(&provider_name, self.providers.names()).unwrap_or_else(|| {
-                                format!("the providers in this tik are: {}", self.providers.names().filter(|n| *n != "tik").collect::<Vec<_>>().join(", "))
-                            })),
+                            .help(
+                                did_you_mean(&provider_name, self.providers.names())
+                                    .unwrap_or_else(|| {
+                                        format!(
+                                            "the providers in this tik are: {}",
+                                            self.providers
+                                                .names()
+                                                .filter(|n| *n != "tik")
+                                                .collect::<Vec<_>>()
+                                                .join(", ")
+                                        )
+                                    }),
+                            ),
                     )
                 })?;
                 let specs = provider
-                    .expand(&ExpandRequest { kind: block_kind, name: &name, config: &config })
-                    .map_err(|msg| Diagnostics::from(Diagnostic::new(format!("{what}: {msg}")).at(def.file, def.span.clone())))?;
+                    .expand(&ExpandRequest {
+                        kind: block_kind,
+                        name: &name,
+                        config: &config,
+                    })
+                    .map_err(|msg| {
+                        Diagnostics::from(
+                            Diagnostic::new(format!("{what}: {msg}"))
+                                .at(def.file, def.span.clone()),
+                        )
+                    })?;
                 for spec in specs {
-                    let schema_ok = self.providers.schema(&spec.type_name).is_some_and(|(p, _)| p == provider_name);
+                    let schema_ok = self
+                        .providers
+                        .schema(&spec.type_name)
+                        .is_some_and(|(p, _)| p == provider_name);
                     if !schema_ok {
                         return Err(Diagnostic::new(format!("internal: provider {provider_name} expanded {what} into unknown type {}", spec.type_name)).into());
                     }
@@ -384,7 +530,13 @@ impl<'c> Walk<'c> {
         if self.any_dependency_sensitive(i) && instances.iter().any(|x| !x.sensitive.is_empty()) {
             self.sensitive.insert(i);
         }
-        Ok(ObjectEval { node: i, address, kind, config, instances })
+        Ok(ObjectEval {
+            node: i,
+            address,
+            kind,
+            config,
+            instances,
+        })
     }
 
     /// The top-level attributes of a body that read a sensitive value.
@@ -412,7 +564,9 @@ impl<'c> Walk<'c> {
             _ => return,
         };
         let value = match &object.kind {
-            ObjectKind::Resource(_) => Value::Object(attributes.get(&object.address).cloned().unwrap_or_default()),
+            ObjectKind::Resource(_) => {
+                Value::Object(attributes.get(&object.address).cloned().unwrap_or_default())
+            }
             _ => {
                 let mut config = object.config.clone();
                 config.insert("name".into(), Value::String(name.clone()));

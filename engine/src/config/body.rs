@@ -32,19 +32,33 @@ pub struct BlockSpec {
 
 impl Schema {
     pub fn attr(mut self, name: &str) -> Self {
-        self.attributes.push(AttrSpec { name: name.into(), required: false });
+        self.attributes.push(AttrSpec {
+            name: name.into(),
+            required: false,
+        });
         self
     }
     pub fn required(mut self, name: &str) -> Self {
-        self.attributes.push(AttrSpec { name: name.into(), required: true });
+        self.attributes.push(AttrSpec {
+            name: name.into(),
+            required: true,
+        });
         self
     }
     pub fn block(mut self, name: &str, schema: Schema) -> Self {
-        self.blocks.push(BlockSpec { name: name.into(), labeled: false, schema });
+        self.blocks.push(BlockSpec {
+            name: name.into(),
+            labeled: false,
+            schema,
+        });
         self
     }
     pub fn labeled_block(mut self, name: &str, schema: Schema) -> Self {
-        self.blocks.push(BlockSpec { name: name.into(), labeled: true, schema });
+        self.blocks.push(BlockSpec {
+            name: name.into(),
+            labeled: true,
+            schema,
+        });
         self
     }
 }
@@ -77,13 +91,29 @@ pub fn eval_body(
                 if !schema.attributes.iter().any(|s| s.name == key) {
                     let names = schema.attributes.iter().map(|s| s.name.as_str());
                     let help = did_you_mean(key, names.clone())
-                        .or_else(|| schema.blocks.iter().any(|b| b.name == key).then(|| format!("{key} is a block: write {key} {{ ... }}")))
-                        .unwrap_or_else(|| format!("{what} takes: {}", names.collect::<Vec<_>>().join(", ")));
-                    diags.push(Diagnostic::new(format!("unsupported attribute \"{key}\" in {what}")).at(file, a.key.span()).help(help));
+                        .or_else(|| {
+                            schema
+                                .blocks
+                                .iter()
+                                .any(|b| b.name == key)
+                                .then(|| format!("{key} is a block: write {key} {{ ... }}"))
+                        })
+                        .unwrap_or_else(|| {
+                            format!("{what} takes: {}", names.collect::<Vec<_>>().join(", "))
+                        });
+                    diags.push(
+                        Diagnostic::new(format!("unsupported attribute \"{key}\" in {what}"))
+                            .at(file, a.key.span())
+                            .help(help),
+                    );
                     continue;
                 }
                 if out.contains_key(key) {
-                    diags.push(Diagnostic::new(format!("attribute \"{key}\" is set twice in {what}")).at(file, a.key.span()).help("remove one of them"));
+                    diags.push(
+                        Diagnostic::new(format!("attribute \"{key}\" is set twice in {what}"))
+                            .at(file, a.key.span())
+                            .help("remove one of them"),
+                    );
                     continue;
                 }
                 match ev.eval(&a.value) {
@@ -98,18 +128,40 @@ pub fn eval_body(
                 let Some(spec) = schema.blocks.iter().find(|s| s.name == key) else {
                     let names = schema.blocks.iter().map(|s| s.name.as_str());
                     let help = did_you_mean(key, names.clone())
-                        .or_else(|| schema.attributes.iter().any(|a| a.name == key).then(|| format!("{key} is an attribute: write {key} = ...")))
-                        .unwrap_or_else(|| format!("{what} takes these blocks: {}", names.collect::<Vec<_>>().join(", ")));
-                    diags.push(Diagnostic::new(format!("unsupported block \"{key}\" in {what}")).at(file, b.ident.span()).help(help));
+                        .or_else(|| {
+                            schema
+                                .attributes
+                                .iter()
+                                .any(|a| a.name == key)
+                                .then(|| format!("{key} is an attribute: write {key} = ..."))
+                        })
+                        .unwrap_or_else(|| {
+                            format!(
+                                "{what} takes these blocks: {}",
+                                names.collect::<Vec<_>>().join(", ")
+                            )
+                        });
+                    diags.push(
+                        Diagnostic::new(format!("unsupported block \"{key}\" in {what}"))
+                            .at(file, b.ident.span())
+                            .help(help),
+                    );
                     continue;
                 };
                 let want = usize::from(spec.labeled);
                 if b.labels.len() != want {
-                    let example = if spec.labeled { format!("{key} \"name\" {{ ... }}") } else { format!("{key} {{ ... }}") };
+                    let example = if spec.labeled {
+                        format!("{key} \"name\" {{ ... }}")
+                    } else {
+                        format!("{key} {{ ... }}")
+                    };
                     diags.push(
-                        Diagnostic::new(format!("a {key} block takes {want} label{}", if want == 1 { "" } else { "s" }))
-                            .at(file, b.ident.span())
-                            .help(format!("write it as {example}")),
+                        Diagnostic::new(format!(
+                            "a {key} block takes {want} label{}",
+                            if want == 1 { "" } else { "s" }
+                        ))
+                        .at(file, b.ident.span())
+                        .help(format!("write it as {example}")),
                     );
                     continue;
                 }
@@ -117,25 +169,35 @@ pub fn eval_body(
                     Some(l) => format!("{key} \"{}\"", l.as_str()),
                     None => key.to_string(),
                 };
-                let value = match eval_body(&b.body, &spec.schema, &inner_what, file, b.ident.span(), ev) {
-                    Ok(v) => Value::Object(v),
-                    Err(d) => {
-                        diags.0.extend(d.0);
-                        continue;
-                    }
-                };
+                let value =
+                    match eval_body(&b.body, &spec.schema, &inner_what, file, b.ident.span(), ev) {
+                        Ok(v) => Value::Object(v),
+                        Err(d) => {
+                            diags.0.extend(d.0);
+                            continue;
+                        }
+                    };
                 if spec.labeled {
                     let label = b.labels[0].as_str().to_string();
-                    let entry = out.entry(key.to_string()).or_insert_with(|| Value::Object(Map::new()));
+                    let entry = out
+                        .entry(key.to_string())
+                        .or_insert_with(|| Value::Object(Map::new()));
                     if let Value::Object(m) = entry {
                         if m.contains_key(&label) {
-                            diags.push(Diagnostic::new(format!("duplicate {inner_what} block")).at(file, b.ident.span()).help("each block needs a label of its own"));
+                            diags.push(
+                                Diagnostic::new(format!("duplicate {inner_what} block"))
+                                    .at(file, b.ident.span())
+                                    .help("each block needs a label of its own"),
+                            );
                         } else {
                             m.insert(label, value);
                         }
                     }
                 } else if out.contains_key(key) {
-                    diags.push(Diagnostic::new(format!("only one {key} block is allowed in {what}")).at(file, b.ident.span()));
+                    diags.push(
+                        Diagnostic::new(format!("only one {key} block is allowed in {what}"))
+                            .at(file, b.ident.span()),
+                    );
                 } else {
                     out.insert(key.to_string(), value);
                 }
@@ -167,18 +229,40 @@ pub fn workspace_schema() -> Schema {
         .attr("tags")
         .block(
             "network",
-            Schema::default().attr("cidr").attr("mode").attr("allowed_ssh").attr("vpc_id").attr("peer_vpc_id"),
+            Schema::default()
+                .attr("cidr")
+                .attr("mode")
+                .attr("allowed_ssh")
+                .attr("vpc_id")
+                .attr("peer_vpc_id"),
         )
-        .block("storage", Schema::default().attr("managed").attr("bucket").attr("keep_on_destroy"))
+        .block(
+            "storage",
+            Schema::default()
+                .attr("managed")
+                .attr("bucket")
+                .attr("keep_on_destroy"),
+        )
 }
 
 /// What a cluster block may hold, whatever its provider.
 pub fn cluster_schema() -> Schema {
-    let node = Schema::default().attr("instance_type").attr("disk_gb").attr("image").attr("labels");
+    let node = Schema::default()
+        .attr("instance_type")
+        .attr("disk_gb")
+        .attr("image")
+        .attr("labels");
     Schema::default()
         .required("workspace")
         .attr("tags")
-        .block("ssh", Schema::default().attr("user").attr("port").attr("private_key").attr("public_key"))
+        .block(
+            "ssh",
+            Schema::default()
+                .attr("user")
+                .attr("port")
+                .attr("private_key")
+                .attr("public_key"),
+        )
         .block("head", node.clone())
         .labeled_block("workers", node.attr("min").attr("max").attr("spot"))
         .block("container", Schema::default().attr("image").attr("engine"))

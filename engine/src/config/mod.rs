@@ -136,7 +136,12 @@ pub struct Lifecycle {
 impl Config {
     /// Loads the root module in `dir` and every module it calls.
     pub fn load(dir: &Path) -> Result<Config, (Sources, Diagnostics)> {
-        let mut loader = Loader { sources: Sources::default(), modules: Vec::new(), diags: Diagnostics::default(), backend: None };
+        let mut loader = Loader {
+            sources: Sources::default(),
+            modules: Vec::new(),
+            diags: Diagnostics::default(),
+            backend: None,
+        };
         let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
         loader.load_module(&dir, Address::new(), &mut Vec::new(), None);
         if !loader.diags.is_empty() {
@@ -149,8 +154,17 @@ impl Config {
             hasher.update(f.text.as_bytes());
             hasher.update([0]);
         }
-        let hash = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
-        Ok(Config { sources: loader.sources, modules: loader.modules, backend: loader.backend, hash })
+        let hash = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(Config {
+            sources: loader.sources,
+            modules: loader.modules,
+            backend: loader.backend,
+            hash,
+        })
     }
 }
 
@@ -165,7 +179,12 @@ struct Loader {
 fn config_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".tik.hcl")))
+        .filter(|p| {
+            p.is_file()
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.ends_with(".tik.hcl"))
+        })
         .collect();
     files.sort();
     Ok(files)
@@ -173,34 +192,49 @@ fn config_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 fn str_attr(a: &Attribute, file: FileId) -> Result<String, Diagnostic> {
     a.value.as_str().map(str::to_string).ok_or_else(|| {
-        Diagnostic::new(format!("\"{}\" must be a literal string here", a.key.as_str()))
-            .at(file, a.value.span())
-            .help("write it in double quotes, without references")
+        Diagnostic::new(format!(
+            "\"{}\" must be a literal string here",
+            a.key.as_str()
+        ))
+        .at(file, a.value.span())
+        .help("write it in double quotes, without references")
     })
 }
 
 fn bool_attr(a: &Attribute, file: FileId) -> Result<bool, Diagnostic> {
     a.value.as_bool().ok_or_else(|| {
-        Diagnostic::new(format!("\"{}\" must be true or false", a.key.as_str())).at(file, a.value.span())
+        Diagnostic::new(format!("\"{}\" must be true or false", a.key.as_str()))
+            .at(file, a.value.span())
     })
 }
 
 fn unknown_attr(a: &Attribute, file: FileId, within: &str, allowed: &[&str]) -> Diagnostic {
-    Diagnostic::new(format!("unsupported attribute \"{}\" in {within}", a.key.as_str()))
-        .at(file, a.key.span())
-        .help(did_you_mean(a.key.as_str(), allowed.iter().copied()).unwrap_or_else(|| format!("{within} takes: {}", allowed.join(", "))))
+    Diagnostic::new(format!(
+        "unsupported attribute \"{}\" in {within}",
+        a.key.as_str()
+    ))
+    .at(file, a.key.span())
+    .help(
+        did_you_mean(a.key.as_str(), allowed.iter().copied())
+            .unwrap_or_else(|| format!("{within} takes: {}", allowed.join(", "))),
+    )
 }
 
 fn unknown_block(b: &Block, file: FileId, within: &str, allowed: &[&str]) -> Diagnostic {
-    Diagnostic::new(format!("unsupported block \"{}\" in {within}", b.ident.as_str()))
-        .at(file, b.ident.span())
-        .help(did_you_mean(b.ident.as_str(), allowed.iter().copied()).unwrap_or_else(|| {
+    Diagnostic::new(format!(
+        "unsupported block \"{}\" in {within}",
+        b.ident.as_str()
+    ))
+    .at(file, b.ident.span())
+    .help(
+        did_you_mean(b.ident.as_str(), allowed.iter().copied()).unwrap_or_else(|| {
             if allowed.is_empty() {
                 format!("{within} takes no blocks")
             } else {
                 format!("{within} takes these blocks: {}", allowed.join(", "))
             }
-        }))
+        }),
+    )
 }
 
 fn labels(b: &Block, n: usize, file: FileId, what: &str) -> Result<Vec<String>, Diagnostic> {
@@ -220,18 +254,39 @@ fn labels(b: &Block, n: usize, file: FileId, what: &str) -> Result<Vec<String>, 
 fn list_exprs(a: &Attribute, file: FileId) -> Result<Vec<Expression>, Diagnostic> {
     match &a.value {
         Expression::Array(items) => Ok(items.iter().cloned().collect()),
-        other => Err(Diagnostic::new(format!("\"{}\" must be a list", a.key.as_str()))
-            .at(file, other.span())
-            .help("write it as [a.b, c.d]")),
+        other => Err(
+            Diagnostic::new(format!("\"{}\" must be a list", a.key.as_str()))
+                .at(file, other.span())
+                .help("write it as [a.b, c.d]"),
+        ),
     }
 }
 
-const TOP_BLOCKS: &[&str] = &["tik", "variable", "locals", "output", "module", "resource", "workspace", "cluster"];
+const TOP_BLOCKS: &[&str] = &[
+    "tik",
+    "variable",
+    "locals",
+    "output",
+    "module",
+    "resource",
+    "workspace",
+    "cluster",
+];
 
 impl Loader {
-    fn load_module(&mut self, dir: &Path, prefix: Address, chain: &mut Vec<PathBuf>, call_site: Option<Location>) -> usize {
+    fn load_module(
+        &mut self,
+        dir: &Path,
+        prefix: Address,
+        chain: &mut Vec<PathBuf>,
+        call_site: Option<Location>,
+    ) -> usize {
         let index = self.modules.len();
-        self.modules.push(Module { dir: dir.to_path_buf(), prefix: prefix.clone(), ..Module::default() });
+        self.modules.push(Module {
+            dir: dir.to_path_buf(),
+            prefix: prefix.clone(),
+            ..Module::default()
+        });
         let files = match config_files(dir) {
             Ok(f) if !f.is_empty() => f,
             Ok(_) => {
@@ -242,7 +297,8 @@ impl Loader {
                 return index;
             }
             Err(e) => {
-                let mut d = Diagnostic::new(format!("cannot read the directory {}: {e}", dir.display()));
+                let mut d =
+                    Diagnostic::new(format!("cannot read the directory {}: {e}", dir.display()));
                 d.location = call_site;
                 self.diags.push(d);
                 return index;
@@ -253,7 +309,10 @@ impl Loader {
             let bytes = match std::fs::read(&path) {
                 Ok(b) => b,
                 Err(e) => {
-                    self.diags.push(Diagnostic::new(format!("cannot read {}: {e}", path.display())));
+                    self.diags.push(Diagnostic::new(format!(
+                        "cannot read {}: {e}",
+                        path.display()
+                    )));
                     continue;
                 }
             };
@@ -295,9 +354,12 @@ impl Loader {
             let block = match structure {
                 Structure::Attribute(a) => {
                     self.diags.push(
-                        Diagnostic::new(format!("unexpected attribute \"{}\" at the top level", a.key.as_str()))
-                            .at(file, a.key.span())
-                            .help("put it inside a block, such as locals { ... }"),
+                        Diagnostic::new(format!(
+                            "unexpected attribute \"{}\" at the top level",
+                            a.key.as_str()
+                        ))
+                        .at(file, a.key.span())
+                        .help("put it inside a block, such as locals { ... }"),
                     );
                     continue;
                 }
@@ -310,7 +372,12 @@ impl Loader {
                 "output" => self.decode_output(module, file, &block),
                 "module" => self.decode_module(module, file, &block, chain),
                 "resource" | "workspace" | "cluster" => self.decode_object(module, file, block),
-                _ => Err(unknown_block(&block, file, "a configuration file", TOP_BLOCKS)),
+                _ => Err(unknown_block(
+                    &block,
+                    file,
+                    "a configuration file",
+                    TOP_BLOCKS,
+                )),
             };
             if let Err(d) = result {
                 self.diags.push(d);
@@ -318,11 +385,20 @@ impl Loader {
         }
     }
 
-    fn duplicate(&self, what: &str, name: &str, file: FileId, span: Option<Range<usize>>, first: Location) -> Diagnostic {
+    fn duplicate(
+        &self,
+        what: &str,
+        name: &str,
+        file: FileId,
+        span: Option<Range<usize>>,
+        first: Location,
+    ) -> Diagnostic {
         Diagnostic::new(format!("duplicate {what} \"{name}\""))
             .at(file, span)
             .note("first defined here", Some(first))
-            .help(format!("each {what} needs a name of its own; rename or remove one"))
+            .help(format!(
+                "each {what} needs a name of its own; rename or remove one"
+            ))
     }
 
     fn decode_tik(&mut self, module: usize, file: FileId, block: &Block) -> Result<(), Diagnostic> {
@@ -333,10 +409,20 @@ impl Loader {
                     let req = str_attr(a, file)?;
                     check_version(&req).map_err(|m| Diagnostic::new(m).at(file, a.value.span()))?;
                 }
-                Structure::Attribute(a) => return Err(unknown_attr(a, file, "the tik block", &["required_version"])),
+                Structure::Attribute(a) => {
+                    return Err(unknown_attr(
+                        a,
+                        file,
+                        "the tik block",
+                        &["required_version"],
+                    ))
+                }
                 Structure::Block(b) if b.ident.as_str() == "backend" => {
                     if module != 0 {
-                        return Err(Diagnostic::new("a backend can only be set in the root module").at(file, b.ident.span()));
+                        return Err(Diagnostic::new(
+                            "a backend can only be set in the root module",
+                        )
+                        .at(file, b.ident.span()));
                     }
                     let kind = labels(b, 1, file, "backend \"local\" { ... }")?.remove(0);
                     let mut settings = IndexMap::new();
@@ -344,75 +430,154 @@ impl Loader {
                         match s {
                             Structure::Attribute(a) => {
                                 let v = body::eval_literal(&a.value).map_err(|e| {
-                                    Diagnostic::new(format!("backend settings must be literal values: {}", e.message))
-                                        .at(file, e.span.or(a.value.span()))
+                                    Diagnostic::new(format!(
+                                        "backend settings must be literal values: {}",
+                                        e.message
+                                    ))
+                                    .at(file, e.span.or(a.value.span()))
                                 })?;
                                 settings.insert(a.key.as_str().to_string(), v);
                             }
-                            Structure::Block(inner) => return Err(unknown_block(inner, file, "a backend block", &[])),
+                            Structure::Block(inner) => {
+                                return Err(unknown_block(inner, file, "a backend block", &[]))
+                            }
                         }
                     }
-                    self.backend = Some(BackendConfig { kind, settings, location: Location { file, span: b.ident.span().unwrap_or(0..0) } });
+                    self.backend = Some(BackendConfig {
+                        kind,
+                        settings,
+                        location: Location {
+                            file,
+                            span: b.ident.span().unwrap_or(0..0),
+                        },
+                    });
                 }
-                Structure::Block(b) => return Err(unknown_block(b, file, "the tik block", &["backend"])),
+                Structure::Block(b) => {
+                    return Err(unknown_block(b, file, "the tik block", &["backend"]))
+                }
             }
         }
         Ok(())
     }
 
-    fn decode_variable(&mut self, module: usize, file: FileId, block: &Block) -> Result<(), Diagnostic> {
+    fn decode_variable(
+        &mut self,
+        module: usize,
+        file: FileId,
+        block: &Block,
+    ) -> Result<(), Diagnostic> {
         let name = labels(block, 1, file, "variable \"name\" { ... }")?.remove(0);
-        let mut v = Variable { name: name.clone(), file, span: block.ident.span(), ty: Type::Any, default: None, description: None, sensitive: false, validations: Vec::new() };
+        let mut v = Variable {
+            name: name.clone(),
+            file,
+            span: block.ident.span(),
+            ty: Type::Any,
+            default: None,
+            description: None,
+            sensitive: false,
+            validations: Vec::new(),
+        };
         for s in block.body.iter() {
             match s {
                 Structure::Attribute(a) => match a.key.as_str() {
-                    "type" => v.ty = Type::parse(&a.value).map_err(|(m, span)| Diagnostic::new(m).at(file, span))?,
+                    "type" => {
+                        v.ty = Type::parse(&a.value)
+                            .map_err(|(m, span)| Diagnostic::new(m).at(file, span))?
+                    }
                     "default" => v.default = Some(a.value.clone()),
                     "description" => v.description = Some(str_attr(a, file)?),
                     "sensitive" => v.sensitive = bool_attr(a, file)?,
                     "nullable" => {
                         bool_attr(a, file)?;
                     }
-                    _ => return Err(unknown_attr(a, file, "a variable block", &["type", "default", "description", "sensitive", "nullable"])),
+                    _ => {
+                        return Err(unknown_attr(
+                            a,
+                            file,
+                            "a variable block",
+                            &["type", "default", "description", "sensitive", "nullable"],
+                        ))
+                    }
                 },
                 Structure::Block(b) if b.ident.as_str() == "validation" => {
                     let cond = b.body.get_attribute("condition");
                     let msg = b.body.get_attribute("error_message");
-                    if let Some(extra) = b.body.attributes().find(|a| !matches!(a.key.as_str(), "condition" | "error_message")) {
-                        return Err(unknown_attr(extra, file, "a validation block", &["condition", "error_message"]));
+                    if let Some(extra) = b
+                        .body
+                        .attributes()
+                        .find(|a| !matches!(a.key.as_str(), "condition" | "error_message"))
+                    {
+                        return Err(unknown_attr(
+                            extra,
+                            file,
+                            "a validation block",
+                            &["condition", "error_message"],
+                        ));
                     }
                     match (cond, msg) {
-                        (Some(c), Some(m)) => v.validations.push(Validation { condition: c.value.clone(), error_message: m.value.clone() }),
+                        (Some(c), Some(m)) => v.validations.push(Validation {
+                            condition: c.value.clone(),
+                            error_message: m.value.clone(),
+                        }),
                         _ => {
-                            return Err(Diagnostic::new("a validation block needs both condition and error_message")
-                                .at(file, b.ident.span())
-                                .help("validation { condition = ..., error_message = \"...\" }"))
+                            return Err(Diagnostic::new(
+                                "a validation block needs both condition and error_message",
+                            )
+                            .at(file, b.ident.span())
+                            .help("validation { condition = ..., error_message = \"...\" }"))
                         }
                     }
                 }
-                Structure::Block(b) => return Err(unknown_block(b, file, "a variable block", &["validation"])),
+                Structure::Block(b) => {
+                    return Err(unknown_block(b, file, "a variable block", &["validation"]))
+                }
             }
         }
         let m = &mut self.modules[module];
         if let Some(first) = m.variables.get(&name) {
-            let first = Location { file: first.file, span: first.span.clone().unwrap_or(0..0) };
+            let first = Location {
+                file: first.file,
+                span: first.span.clone().unwrap_or(0..0),
+            };
             return Err(self.duplicate("variable", &name, file, block.ident.span(), first));
         }
         m.variables.insert(name, v);
         Ok(())
     }
 
-    fn decode_locals(&mut self, module: usize, file: FileId, block: &Block) -> Result<(), Diagnostic> {
+    fn decode_locals(
+        &mut self,
+        module: usize,
+        file: FileId,
+        block: &Block,
+    ) -> Result<(), Diagnostic> {
         labels(block, 0, file, "locals { ... }")?;
         for s in block.body.iter() {
             match s {
                 Structure::Attribute(a) => {
                     let name = a.key.as_str().to_string();
                     if let Some(first) = self.modules[module].locals.get(&name) {
-                        let first = Location { file: first.file, span: first.span.clone().unwrap_or(0..0) };
-                        return Err(self.duplicate("local value", &name, file, a.key.span(), first));
+                        let first = Location {
+                            file: first.file,
+                            span: first.span.clone().unwrap_or(0..0),
+                        };
+                        return Err(self.duplicate(
+                            "local value",
+                            &name,
+                            file,
+                            a.key.span(),
+                            first,
+                        ));
                     }
-                    self.modules[module].locals.insert(name.clone(), Local { name, file, span: a.key.span(), expr: a.value.clone() });
+                    self.modules[module].locals.insert(
+                        name.clone(),
+                        Local {
+                            name,
+                            file,
+                            span: a.key.span(),
+                            expr: a.value.clone(),
+                        },
+                    );
                 }
                 Structure::Block(b) => return Err(unknown_block(b, file, "a locals block", &[])),
             }
@@ -420,10 +585,23 @@ impl Loader {
         Ok(())
     }
 
-    fn decode_output(&mut self, module: usize, file: FileId, block: &Block) -> Result<(), Diagnostic> {
+    fn decode_output(
+        &mut self,
+        module: usize,
+        file: FileId,
+        block: &Block,
+    ) -> Result<(), Diagnostic> {
         let name = labels(block, 1, file, "output \"name\" { value = ... }")?.remove(0);
         let mut value = None;
-        let mut out = Output { name: name.clone(), file, span: block.ident.span(), value: Expression::null(), description: None, sensitive: false, depends_on: Vec::new() };
+        let mut out = Output {
+            name: name.clone(),
+            file,
+            span: block.ident.span(),
+            value: Expression::null(),
+            description: None,
+            sensitive: false,
+            depends_on: Vec::new(),
+        };
         for s in block.body.iter() {
             match s {
                 Structure::Attribute(a) => match a.key.as_str() {
@@ -431,24 +609,47 @@ impl Loader {
                     "description" => out.description = Some(str_attr(a, file)?),
                     "sensitive" => out.sensitive = bool_attr(a, file)?,
                     "depends_on" => out.depends_on = list_exprs(a, file)?,
-                    _ => return Err(unknown_attr(a, file, "an output block", &["value", "description", "sensitive", "depends_on"])),
+                    _ => {
+                        return Err(unknown_attr(
+                            a,
+                            file,
+                            "an output block",
+                            &["value", "description", "sensitive", "depends_on"],
+                        ))
+                    }
                 },
                 Structure::Block(b) => return Err(unknown_block(b, file, "an output block", &[])),
             }
         }
-        out.value = value.ok_or_else(|| Diagnostic::new(format!("output \"{name}\" has no value")).at(file, block.ident.span()).help("add value = <expression>"))?;
+        out.value = value.ok_or_else(|| {
+            Diagnostic::new(format!("output \"{name}\" has no value"))
+                .at(file, block.ident.span())
+                .help("add value = <expression>")
+        })?;
         if let Some(first) = self.modules[module].outputs.get(&name) {
-            let first = Location { file: first.file, span: first.span.clone().unwrap_or(0..0) };
+            let first = Location {
+                file: first.file,
+                span: first.span.clone().unwrap_or(0..0),
+            };
             return Err(self.duplicate("output", &name, file, block.ident.span(), first));
         }
         self.modules[module].outputs.insert(name, out);
         Ok(())
     }
 
-    fn decode_module(&mut self, module: usize, file: FileId, block: &Block, chain: &mut Vec<PathBuf>) -> Result<(), Diagnostic> {
+    fn decode_module(
+        &mut self,
+        module: usize,
+        file: FileId,
+        block: &Block,
+        chain: &mut Vec<PathBuf>,
+    ) -> Result<(), Diagnostic> {
         let name = labels(block, 1, file, "module \"name\" { source = \"./dir\" }")?.remove(0);
         if let Some(first) = self.modules[module].calls.get(&name) {
-            let first = Location { file: first.file, span: first.span.clone().unwrap_or(0..0) };
+            let first = Location {
+                file: first.file,
+                span: first.span.clone().unwrap_or(0..0),
+            };
             return Err(self.duplicate("module", &name, file, block.ident.span(), first));
         }
         let mut source = None;
@@ -456,8 +657,12 @@ impl Loader {
         let mut depends_on = Vec::new();
         for s in block.body.iter() {
             match s {
-                Structure::Attribute(a) if a.key.as_str() == "source" => source = Some((str_attr(a, file)?, a.value.span())),
-                Structure::Attribute(a) if a.key.as_str() == "depends_on" => depends_on = list_exprs(a, file)?,
+                Structure::Attribute(a) if a.key.as_str() == "source" => {
+                    source = Some((str_attr(a, file)?, a.value.span()))
+                }
+                Structure::Attribute(a) if a.key.as_str() == "depends_on" => {
+                    depends_on = list_exprs(a, file)?
+                }
                 Structure::Attribute(a) => {
                     args.insert(a.key.as_str().to_string(), a.clone());
                 }
@@ -465,7 +670,9 @@ impl Loader {
             }
         }
         let (source, source_span) = source.ok_or_else(|| {
-            Diagnostic::new(format!("module \"{name}\" has no source")).at(file, block.ident.span()).help("add source = \"./path/to/module\"")
+            Diagnostic::new(format!("module \"{name}\" has no source"))
+                .at(file, block.ident.span())
+                .help("add source = \"./path/to/module\"")
         })?;
         if !(source.starts_with("./") || source.starts_with("../")) {
             return Err(Diagnostic::new(format!("module source \"{source}\" is not a local path"))
@@ -474,29 +681,76 @@ impl Loader {
         }
         let dir = self.modules[module].dir.join(&source);
         let dir = dir.canonicalize().map_err(|e| {
-            Diagnostic::new(format!("module source {} cannot be read: {e}", dir.display())).at(file, source_span.clone())
+            Diagnostic::new(format!(
+                "module source {} cannot be read: {e}",
+                dir.display()
+            ))
+            .at(file, source_span.clone())
         })?;
         if chain.contains(&dir) || chain.len() >= MAX_MODULE_DEPTH {
-            return Err(Diagnostic::new(format!("module \"{name}\" calls itself through {}", dir.display()))
-                .at(file, source_span)
-                .help("a module cannot include itself, directly or through other modules"));
+            return Err(Diagnostic::new(format!(
+                "module \"{name}\" calls itself through {}",
+                dir.display()
+            ))
+            .at(file, source_span)
+            .help("a module cannot include itself, directly or through other modules"));
         }
-        let prefix = self.modules[module].prefix.clone().name("module").name(&name);
-        let site = Location { file, span: source_span.unwrap_or(0..0) };
+        let prefix = self.modules[module]
+            .prefix
+            .clone()
+            .name("module")
+            .name(&name);
+        let site = Location {
+            file,
+            span: source_span.unwrap_or(0..0),
+        };
         let child = self.load_module(&dir, prefix, chain, Some(site));
-        self.modules[module].calls.insert(name.clone(), ModuleCall { name, file, span: block.ident.span(), args, depends_on, child });
+        self.modules[module].calls.insert(
+            name.clone(),
+            ModuleCall {
+                name,
+                file,
+                span: block.ident.span(),
+                args,
+                depends_on,
+                child,
+            },
+        );
         Ok(())
     }
 
-    fn decode_object(&mut self, module: usize, file: FileId, mut block: Block) -> Result<(), Diagnostic> {
+    fn decode_object(
+        &mut self,
+        module: usize,
+        file: FileId,
+        mut block: Block,
+    ) -> Result<(), Diagnostic> {
         let (kind, name) = match block.ident.as_str() {
             "resource" => {
                 let mut l = labels(&block, 2, file, "resource \"type\" \"name\" { ... }")?;
                 let name = l.pop().unwrap_or_default();
                 (ObjectKind::Resource(l.pop().unwrap_or_default()), name)
             }
-            "workspace" => (ObjectKind::Workspace, labels(&block, 1, file, "workspace \"name\" { provider = \"local\" }")?.remove(0)),
-            _ => (ObjectKind::Cluster, labels(&block, 1, file, "cluster \"name\" { workspace = workspace.NAME }")?.remove(0)),
+            "workspace" => (
+                ObjectKind::Workspace,
+                labels(
+                    &block,
+                    1,
+                    file,
+                    "workspace \"name\" { provider = \"local\" }",
+                )?
+                .remove(0),
+            ),
+            _ => (
+                ObjectKind::Cluster,
+                labels(
+                    &block,
+                    1,
+                    file,
+                    "cluster \"name\" { workspace = workspace.NAME }",
+                )?
+                .remove(0),
+            ),
         };
         if let ObjectKind::Resource(t) = &kind {
             if !t.contains('_') || t.starts_with('_') {
@@ -505,16 +759,34 @@ impl Loader {
                     .help("resource types are named PROVIDER_KIND, like tik_data or local_file"));
             }
         }
-        let valid_name = name.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
-            && name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-');
+        let valid_name = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_alphabetic() || c == '_')
+            && name
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '-');
         if !valid_name {
             return Err(Diagnostic::new(format!("\"{name}\" is not a valid name"))
                 .at(file, block.labels.last().and_then(|l| l.span()))
                 .help("names start with a letter or _ and hold letters, digits, _ and -"));
         }
-        if let Some(first) = self.modules[module].objects.iter().find(|o| o.kind == kind && o.name == name) {
-            let first = Location { file: first.file, span: first.span.clone().unwrap_or(0..0) };
-            return Err(self.duplicate(&format!("{} block", block.ident.as_str()), &name, file, block.ident.span(), first));
+        if let Some(first) = self.modules[module]
+            .objects
+            .iter()
+            .find(|o| o.kind == kind && o.name == name)
+        {
+            let first = Location {
+                file: first.file,
+                span: first.span.clone().unwrap_or(0..0),
+            };
+            return Err(self.duplicate(
+                &format!("{} block", block.ident.as_str()),
+                &name,
+                file,
+                block.ident.span(),
+                first,
+            ));
         }
         let mut depends_on = Vec::new();
         if let Some(a) = block.body.remove_attribute("depends_on") {
@@ -523,13 +795,22 @@ impl Loader {
         let mut lifecycle = Lifecycle::default();
         let lifecycles = block.body.remove_blocks("lifecycle");
         if lifecycles.len() > 1 {
-            return Err(Diagnostic::new("only one lifecycle block is allowed").at(file, lifecycles[1].ident.span()));
+            return Err(Diagnostic::new("only one lifecycle block is allowed")
+                .at(file, lifecycles[1].ident.span()));
         }
         if let Some(lc) = lifecycles.first() {
             lifecycle = decode_lifecycle(lc, file)?;
         }
         let span = block.ident.span();
-        self.modules[module].objects.push(ObjectDef { kind, name, file, span, body: block.body, depends_on, lifecycle });
+        self.modules[module].objects.push(ObjectDef {
+            kind,
+            name,
+            file,
+            span,
+            body: block.body,
+            depends_on,
+            lifecycle,
+        });
         Ok(())
     }
 }
@@ -547,25 +828,40 @@ fn decode_lifecycle(b: &Block, file: FileId) -> Result<Lifecycle, Diagnostic> {
                     Expression::Array(items) => {
                         for item in items.iter() {
                             match item {
-                                Expression::Variable(v) => lc.ignore_changes.push(v.as_str().to_string()),
-                                Expression::String(s) => lc.ignore_changes.push(s.value().clone()),
-                                other => {
-                                    return Err(Diagnostic::new("ignore_changes lists attribute names")
-                                        .at(file, other.span())
-                                        .help("write ignore_changes = [input, tags] or ignore_changes = all"))
+                                Expression::Variable(v) => {
+                                    lc.ignore_changes.push(v.as_str().to_string())
                                 }
+                                Expression::String(s) => lc.ignore_changes.push(s.value().clone()),
+                                other => return Err(Diagnostic::new(
+                                    "ignore_changes lists attribute names",
+                                )
+                                .at(file, other.span())
+                                .help(
+                                    "write ignore_changes = [input, tags] or ignore_changes = all",
+                                )),
                             }
                         }
                     }
                     other => {
-                        return Err(Diagnostic::new("ignore_changes must be a list of attribute names or all")
-                            .at(file, other.span())
-                            .help("write ignore_changes = [input, tags] or ignore_changes = all"))
+                        return Err(Diagnostic::new(
+                            "ignore_changes must be a list of attribute names or all",
+                        )
+                        .at(file, other.span())
+                        .help("write ignore_changes = [input, tags] or ignore_changes = all"))
                     }
                 },
-                _ => return Err(unknown_attr(a, file, "a lifecycle block", &["prevent_destroy", "create_before_destroy", "ignore_changes"])),
+                _ => {
+                    return Err(unknown_attr(
+                        a,
+                        file,
+                        "a lifecycle block",
+                        &["prevent_destroy", "create_before_destroy", "ignore_changes"],
+                    ))
+                }
             },
-            Structure::Block(inner) => return Err(unknown_block(inner, file, "a lifecycle block", &[])),
+            Structure::Block(inner) => {
+                return Err(unknown_block(inner, file, "a lifecycle block", &[]))
+            }
         }
     }
     Ok(lc)
@@ -576,7 +872,9 @@ fn first_line(s: &str) -> &str {
 }
 
 fn syntax_help(msg: &str) -> String {
-    if msg.contains("heredoc") {
+    if msg.contains("nesting depth") {
+        "tik reads at most 64 nested levels; move inner parts into locals".into()
+    } else if msg.contains("heredoc") {
         "close the heredoc with its delimiter alone on a line".into()
     } else if msg.contains('}') || msg.contains("block") {
         "check that every { has its } and that each attribute is on its own line".into()
@@ -587,7 +885,13 @@ fn syntax_help(msg: &str) -> String {
 
 /// Checks `required_version` constraints like ">= 0.1, < 2" against this tik.
 pub fn check_version(req: &str) -> Result<(), String> {
-    let parse = |s: &str| -> Option<Vec<u64>> { s.trim().trim_start_matches('v').split('.').map(|p| p.parse().ok()).collect() };
+    let parse = |s: &str| -> Option<Vec<u64>> {
+        s.trim()
+            .trim_start_matches('v')
+            .split('.')
+            .map(|p| p.parse().ok())
+            .collect()
+    };
     let ours = parse(env!("CARGO_PKG_VERSION")).unwrap_or_default();
     for part in req.split(',') {
         let part = part.trim();
@@ -595,9 +899,12 @@ pub fn check_version(req: &str) -> Result<(), String> {
             .iter()
             .find_map(|op| part.strip_prefix(op).map(|v| (*op, v)))
             .unwrap_or(("=", part));
-        let want = parse(ver).ok_or_else(|| format!("\"{part}\" is not a version constraint: write it like \">= 0.1\""))?;
+        let want = parse(ver).ok_or_else(|| {
+            format!("\"{part}\" is not a version constraint: write it like \">= 0.1\"")
+        })?;
         let n = want.len().max(ours.len());
-        let pad = |v: &[u64]| -> Vec<u64> { (0..n).map(|i| v.get(i).copied().unwrap_or(0)).collect() };
+        let pad =
+            |v: &[u64]| -> Vec<u64> { (0..n).map(|i| v.get(i).copied().unwrap_or(0)).collect() };
         let (a, b) = (pad(&ours), pad(&want));
         let ok = match op {
             ">=" => a >= b,
@@ -605,11 +912,16 @@ pub fn check_version(req: &str) -> Result<(), String> {
             ">" => a > b,
             "<" => a < b,
             "!=" => a != b,
-            "~>" => a >= b && a[..want.len().saturating_sub(1)] == b[..want.len().saturating_sub(1)],
+            "~>" => {
+                a >= b && a[..want.len().saturating_sub(1)] == b[..want.len().saturating_sub(1)]
+            }
             _ => a == b,
         };
         if !ok {
-            return Err(format!("this configuration needs tik {req}, but this is tik {}", env!("CARGO_PKG_VERSION")));
+            return Err(format!(
+                "this configuration needs tik {req}, but this is tik {}",
+                env!("CARGO_PKG_VERSION")
+            ));
         }
     }
     Ok(())

@@ -17,7 +17,9 @@ pub struct Reference {
 pub fn in_body(body: &Body, skip: &[&str], out: &mut Vec<Reference>) {
     for s in body.iter() {
         match s {
-            Structure::Attribute(a) if !skip.contains(&a.key.as_str()) => in_expr(&a.value, &mut Vec::new(), out),
+            Structure::Attribute(a) if !skip.contains(&a.key.as_str()) => {
+                in_expr(&a.value, &mut Vec::new(), out)
+            }
             Structure::Attribute(_) => {}
             Structure::Block(b) if !skip.contains(&b.ident.as_str()) => in_body(&b.body, &[], out),
             Structure::Block(_) => {}
@@ -27,7 +29,10 @@ pub fn in_body(body: &Body, skip: &[&str], out: &mut Vec<Reference>) {
 
 pub fn in_expr(expr: &Expression, bound: &mut Vec<String>, out: &mut Vec<Reference>) {
     match expr {
-        Expression::Null(_) | Expression::Bool(_) | Expression::Number(_) | Expression::String(_) => {}
+        Expression::Null(_)
+        | Expression::Bool(_)
+        | Expression::Number(_)
+        | Expression::String(_) => {}
         Expression::Array(items) => items.iter().for_each(|e| in_expr(e, bound, out)),
         Expression::Object(obj) => {
             for (k, v) in obj.iter() {
@@ -45,7 +50,11 @@ pub fn in_expr(expr: &Expression, bound: &mut Vec<String>, out: &mut Vec<Referen
         Expression::Parenthesis(p) => in_expr(p.inner(), bound, out),
         Expression::Variable(v) => {
             if !bound.iter().any(|b| b == v.as_str()) {
-                out.push(Reference { root: v.as_str().to_string(), attrs: Vec::new(), span: v.span() });
+                out.push(Reference {
+                    root: v.as_str().to_string(),
+                    attrs: Vec::new(),
+                    span: v.span(),
+                });
             }
         }
         Expression::Conditional(c) => {
@@ -66,12 +75,20 @@ pub fn in_expr(expr: &Expression, bound: &mut Vec<String>, out: &mut Vec<Referen
                         })
                         .take(2)
                         .collect();
-                    let end = t.operators.get(attrs.len().max(1) - 1).and_then(|o| o.span()).map(|s| s.end);
+                    let end = t
+                        .operators
+                        .get(attrs.len().max(1) - 1)
+                        .and_then(|o| o.span())
+                        .map(|s| s.end);
                     let span = match (v.span(), end) {
                         (Some(s), Some(e)) if !attrs.is_empty() => Some(s.start..e),
                         (s, _) => s,
                     };
-                    out.push(Reference { root: v.as_str().to_string(), attrs, span });
+                    out.push(Reference {
+                        root: v.as_str().to_string(),
+                        attrs,
+                        span,
+                    });
                 }
                 other => in_expr(other, bound, out),
             }
@@ -145,7 +162,10 @@ mod tests {
         .unwrap();
         let mut out = Vec::new();
         in_expr(&e, &mut Vec::new(), &mut out);
-        let names: Vec<String> = out.iter().map(|r| format!("{}.{}", r.root, r.attrs.join("."))).collect();
+        let names: Vec<String> = out
+            .iter()
+            .map(|r| format!("{}.{}", r.root, r.attrs.join(".")))
+            .collect();
         assert_eq!(names, ["var.list", "local.p", "tik_data.b.id"]);
     }
 }

@@ -43,7 +43,9 @@ impl Type {
                     "set" => Ok(Type::Set(Box::new(Type::parse(arg)?))),
                     "map" => Ok(Type::Map(Box::new(Type::parse(arg)?))),
                     "tuple" => match arg {
-                        Expression::Array(items) => Ok(Type::Tuple(items.iter().map(Type::parse).collect::<Result<_, _>>()?)),
+                        Expression::Array(items) => Ok(Type::Tuple(
+                            items.iter().map(Type::parse).collect::<Result<_, _>>()?,
+                        )),
                         _ => Err(bad(arg)),
                     },
                     "object" => match arg {
@@ -52,11 +54,16 @@ impl Type {
                             for (k, v) in obj.iter() {
                                 let name = match k {
                                     ObjectKey::Ident(i) => i.as_str().to_string(),
-                                    ObjectKey::Expression(e) => e.as_str().ok_or_else(|| bad(e))?.to_string(),
+                                    ObjectKey::Expression(e) => {
+                                        e.as_str().ok_or_else(|| bad(e))?.to_string()
+                                    }
                                 };
                                 let (ty, optional) = match v.expr() {
-                                    Expression::FuncCall(c) if c.name.name.as_str() == "optional" => {
-                                        let inner = c.args.iter().next().ok_or_else(|| bad(v.expr()))?;
+                                    Expression::FuncCall(c)
+                                        if c.name.name.as_str() == "optional" =>
+                                    {
+                                        let inner =
+                                            c.args.iter().next().ok_or_else(|| bad(v.expr()))?;
                                         (Type::parse(inner)?, true)
                                     }
                                     e => (Type::parse(e)?, false),
@@ -105,14 +112,22 @@ impl Type {
                 .map(Value::List),
             (Type::Map(t), Value::Object(m)) => m
                 .into_iter()
-                .map(|(k, v)| t.convert(v).map(|v| (k.clone(), v)).map_err(|e| format!("key \"{k}\": {e}")))
+                .map(|(k, v)| {
+                    t.convert(v)
+                        .map(|v| (k.clone(), v))
+                        .map_err(|e| format!("key \"{k}\": {e}"))
+                })
                 .collect::<Result<Map, _>>()
                 .map(Value::Object),
             (Type::Object(attrs), Value::Object(mut m)) => {
                 let mut out = Map::new();
                 for (name, t, optional) in attrs {
                     match m.shift_remove(name) {
-                        Some(v) => out.insert(name.clone(), t.convert(v).map_err(|e| format!("attribute \"{name}\": {e}"))?),
+                        Some(v) => out.insert(
+                            name.clone(),
+                            t.convert(v)
+                                .map_err(|e| format!("attribute \"{name}\": {e}"))?,
+                        ),
                         None if *optional => out.insert(name.clone(), Value::Null),
                         None => return Err(format!("attribute \"{name}\" is required")),
                     };
@@ -126,9 +141,10 @@ impl Type {
         }
     }
 
-    /// True for types whose CLI value is taken literally rather than parsed as HCL.
-    pub fn is_string(&self) -> bool {
-        matches!(self, Type::String)
+    /// True for types whose CLI value is taken literally rather than parsed as HCL:
+    /// strings, and untyped variables, as Terraform users expect of `-var`.
+    pub fn takes_raw_text(&self) -> bool {
+        matches!(self, Type::String | Type::Any)
     }
 }
 
@@ -142,11 +158,22 @@ impl fmt::Display for Type {
             Type::List(t) => write!(f, "list({t})"),
             Type::Set(t) => write!(f, "set({t})"),
             Type::Map(t) => write!(f, "map({t})"),
-            Type::Tuple(ts) => write!(f, "tuple([{}])", ts.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")),
+            Type::Tuple(ts) => write!(
+                f,
+                "tuple([{}])",
+                ts.iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             Type::Object(attrs) => write!(
                 f,
                 "object({{{}}})",
-                attrs.iter().map(|(n, t, _)| format!("{n} = {t}")).collect::<Vec<_>>().join(", ")
+                attrs
+                    .iter()
+                    .map(|(n, t, _)| format!("{n} = {t}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         }
     }
@@ -163,14 +190,20 @@ mod tests {
     #[test]
     fn converts_like_hcl() {
         assert_eq!(ty("number").convert("3".into()), Ok(Value::Number(3.0)));
-        assert_eq!(ty("list(string)").convert(Value::List(vec![Value::Number(1.0)])), Ok(Value::List(vec!["1".into()])));
+        assert_eq!(
+            ty("list(string)").convert(Value::List(vec![Value::Number(1.0)])),
+            Ok(Value::List(vec!["1".into()]))
+        );
         assert!(ty("bool").convert("yes".into()).is_err());
         let obj = ty("object({ a = number, b = optional(string) })");
         let mut m = Map::new();
         m.insert("a".into(), Value::Number(1.0));
         let v = obj.convert(Value::Object(m)).unwrap();
         assert_eq!(v.get("b"), Some(&Value::Null));
-        assert!(ty("map(number)").convert("x".into()).unwrap_err().contains("map(number) is required"));
+        assert!(ty("map(number)")
+            .convert("x".into())
+            .unwrap_err()
+            .contains("map(number) is required"));
     }
 
     #[test]

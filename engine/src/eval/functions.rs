@@ -6,12 +6,59 @@ use sha2::{Digest, Sha256};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 pub const FUNCTION_NAMES: &[&str] = &[
-    "abs", "can", "ceil", "cidrsubnet", "coalesce", "compact", "concat", "contains", "distinct",
-    "element", "endswith", "file", "fileexists", "flatten", "floor", "format", "index", "join",
-    "jsondecode", "jsonencode", "keys", "length", "lookup", "lower", "max", "merge", "min", "range",
-    "regex", "regexall", "replace", "reverse", "sha256", "slice", "sort", "split", "startswith",
-    "substr", "templatefile", "tobool", "tolist", "tomap", "tonumber", "toset", "tostring", "trim",
-    "trimprefix", "trimspace", "trimsuffix", "try", "upper", "values", "zipmap",
+    "abs",
+    "can",
+    "ceil",
+    "cidrsubnet",
+    "coalesce",
+    "compact",
+    "concat",
+    "contains",
+    "distinct",
+    "element",
+    "endswith",
+    "file",
+    "fileexists",
+    "flatten",
+    "floor",
+    "format",
+    "index",
+    "join",
+    "jsondecode",
+    "jsonencode",
+    "keys",
+    "length",
+    "lookup",
+    "lower",
+    "max",
+    "merge",
+    "min",
+    "range",
+    "regex",
+    "regexall",
+    "replace",
+    "reverse",
+    "sha256",
+    "slice",
+    "sort",
+    "split",
+    "startswith",
+    "substr",
+    "templatefile",
+    "tobool",
+    "tolist",
+    "tomap",
+    "tonumber",
+    "toset",
+    "tostring",
+    "trim",
+    "trimprefix",
+    "trimspace",
+    "trimsuffix",
+    "try",
+    "upper",
+    "values",
+    "zipmap",
 ];
 
 type R = Result<Value, String>;
@@ -20,7 +67,11 @@ fn arity(args: &[Value], n: usize) -> Result<(), String> {
     if args.len() == n {
         Ok(())
     } else {
-        Err(format!("takes {n} argument{}, got {}", if n == 1 { "" } else { "s" }, args.len()))
+        Err(format!(
+            "takes {n} argument{}, got {}",
+            if n == 1 { "" } else { "s" },
+            args.len()
+        ))
     }
 }
 
@@ -35,14 +86,20 @@ fn number(v: &Value, what: &str) -> Result<f64, String> {
 fn list<'v>(v: &'v Value, what: &str) -> Result<&'v Vec<Value>, String> {
     match v {
         Value::List(items) => Ok(items),
-        other => Err(format!("{what} must be a list, got a {}", other.type_name())),
+        other => Err(format!(
+            "{what} must be a list, got a {}",
+            other.type_name()
+        )),
     }
 }
 
 fn object<'v>(v: &'v Value, what: &str) -> Result<&'v Map, String> {
     match v {
         Value::Object(m) => Ok(m),
-        other => Err(format!("{what} must be an object or map, got a {}", other.type_name())),
+        other => Err(format!(
+            "{what} must be an object or map, got a {}",
+            other.type_name()
+        )),
     }
 }
 
@@ -59,13 +116,20 @@ pub(super) fn call(ev: &mut Evaluator<'_>, name: &str, args: Vec<Value>) -> R {
         "ceil" | "floor" => {
             arity(&args, 1)?;
             let n = number(&args[0], "the argument")?;
-            Ok(Value::Number(if name == "ceil" { n.ceil() } else { n.floor() }))
+            Ok(Value::Number(if name == "ceil" {
+                n.ceil()
+            } else {
+                n.floor()
+            }))
         }
         "min" | "max" => {
             if args.is_empty() {
                 return Err("needs at least one number".into());
             }
-            let nums = args.iter().map(|a| number(a, "each argument")).collect::<Result<Vec<_>, _>>()?;
+            let nums = args
+                .iter()
+                .map(|a| number(a, "each argument"))
+                .collect::<Result<Vec<_>, _>>()?;
             let pick = if name == "min" { f64::min } else { f64::max };
             Ok(Value::Number(nums.into_iter().reduce(pick).unwrap_or(0.0)))
         }
@@ -106,14 +170,24 @@ pub(super) fn call(ev: &mut Evaluator<'_>, name: &str, args: Vec<Value>) -> R {
             let chars: Vec<char> = s.chars().collect();
             let off = number(&args[1], "the offset")?;
             let len = number(&args[2], "the length")?;
-            let start = if off < 0.0 { chars.len().saturating_sub((-off) as usize) } else { (off as usize).min(chars.len()) };
-            let end = if len < 0.0 { chars.len() } else { (start + len as usize).min(chars.len()) };
+            let start = if off < 0.0 {
+                chars.len().saturating_sub((-off) as usize)
+            } else {
+                (off as usize).min(chars.len())
+            };
+            let end = if len < 0.0 {
+                chars.len()
+            } else {
+                (start + len as usize).min(chars.len())
+            };
             Ok(Value::String(chars[start..end].iter().collect()))
         }
         "join" => {
             arity(&args, 2)?;
             let sep = string(&args[0], "the separator")?;
-            Ok(Value::String(strings(list(&args[1], "the second argument")?)?.join(&sep)))
+            Ok(Value::String(
+                strings(list(&args[1], "the second argument")?)?.join(&sep),
+            ))
         }
         "split" => {
             arity(&args, 2)?;
@@ -122,7 +196,9 @@ pub(super) fn call(ev: &mut Evaluator<'_>, name: &str, args: Vec<Value>) -> R {
             if s.is_empty() {
                 return Ok(Value::List(vec![]));
             }
-            Ok(Value::List(s.split(sep.as_str()).map(Value::from).collect()))
+            Ok(Value::List(
+                s.split(sep.as_str()).map(Value::from).collect(),
+            ))
         }
         "replace" => {
             arity(&args, 3)?;
@@ -144,10 +220,23 @@ pub(super) fn call(ev: &mut Evaluator<'_>, name: &str, args: Vec<Value>) -> R {
                 let named: Vec<&str> = re.capture_names().flatten().collect();
                 if !named.is_empty() {
                     Value::Object(
-                        named.iter().map(|n| (n.to_string(), c.name(n).map_or(Value::Null, |m| m.as_str().into()))).collect(),
+                        named
+                            .iter()
+                            .map(|n| {
+                                (
+                                    n.to_string(),
+                                    c.name(n).map_or(Value::Null, |m| m.as_str().into()),
+                                )
+                            })
+                            .collect(),
                     )
                 } else if c.len() > 1 {
-                    Value::List(c.iter().skip(1).map(|m| m.map_or(Value::Null, |m| m.as_str().into())).collect())
+                    Value::List(
+                        c.iter()
+                            .skip(1)
+                            .map(|m| m.map_or(Value::Null, |m| m.as_str().into()))
+                            .collect(),
+                    )
                 } else {
                     Value::from(c.get(0).map_or("", |m| m.as_str()))
                 }
@@ -155,7 +244,9 @@ pub(super) fn call(ev: &mut Evaluator<'_>, name: &str, args: Vec<Value>) -> R {
             if name == "regexall" {
                 Ok(Value::List(re.captures_iter(&s).map(captures).collect()))
             } else {
-                re.captures(&s).map(captures).ok_or_else(|| "the pattern did not match".to_string())
+                re.captures(&s)
+                    .map(captures)
+                    .ok_or_else(|| "the pattern did not match".to_string())
             }
         }
         "format" => format(&args),
@@ -170,14 +261,18 @@ pub(super) fn call(ev: &mut Evaluator<'_>, name: &str, args: Vec<Value>) -> R {
             arity(&args, 1)?;
             match &args[0] {
                 Value::Null => Ok(Value::Null),
-                v => to_number(v).map(Value::Number).ok_or_else(|| format!("cannot convert {v} to a number")),
+                v => to_number(v)
+                    .map(Value::Number)
+                    .ok_or_else(|| format!("cannot convert {v} to a number")),
             }
         }
         "tobool" => {
             arity(&args, 1)?;
             match &args[0] {
                 Value::Null => Ok(Value::Null),
-                v => to_bool(v).map(Value::Bool).ok_or_else(|| format!("cannot convert {v} to a bool")),
+                v => to_bool(v)
+                    .map(Value::Bool)
+                    .ok_or_else(|| format!("cannot convert {v} to a bool")),
             }
         }
         "tolist" => {
@@ -231,7 +326,9 @@ pub(super) fn call(ev: &mut Evaluator<'_>, name: &str, args: Vec<Value>) -> R {
         }
         "contains" => {
             arity(&args, 2)?;
-            Ok(Value::Bool(list(&args[0], "the first argument")?.contains(&args[1])))
+            Ok(Value::Bool(
+                list(&args[0], "the first argument")?.contains(&args[1]),
+            ))
         }
         "index" => {
             arity(&args, 2)?;
@@ -256,7 +353,10 @@ pub(super) fn call(ev: &mut Evaluator<'_>, name: &str, args: Vec<Value>) -> R {
         "slice" => {
             arity(&args, 3)?;
             let l = list(&args[0], "the first argument")?;
-            let (a, b) = (number(&args[1], "the start")? as usize, number(&args[2], "the end")? as usize);
+            let (a, b) = (
+                number(&args[1], "the start")? as usize,
+                number(&args[2], "the end")? as usize,
+            );
             if a > b || b > l.len() {
                 return Err(format!("cannot slice {a}..{b} of a list of {}", l.len()));
             }
@@ -264,7 +364,13 @@ pub(super) fn call(ev: &mut Evaluator<'_>, name: &str, args: Vec<Value>) -> R {
         }
         "reverse" => {
             arity(&args, 1)?;
-            Ok(Value::List(list(&args[0], "the argument")?.iter().rev().cloned().collect()))
+            Ok(Value::List(
+                list(&args[0], "the argument")?
+                    .iter()
+                    .rev()
+                    .cloned()
+                    .collect(),
+            ))
         }
         "sort" => {
             arity(&args, 1)?;
@@ -278,7 +384,10 @@ pub(super) fn call(ev: &mut Evaluator<'_>, name: &str, args: Vec<Value>) -> R {
             let mut pairs: Vec<(&String, &Value)> = m.iter().collect();
             pairs.sort_by(|a, b| a.0.cmp(b.0));
             Ok(Value::List(if name == "keys" {
-                pairs.into_iter().map(|(k, _)| Value::from(k.as_str())).collect()
+                pairs
+                    .into_iter()
+                    .map(|(k, _)| Value::from(k.as_str()))
+                    .collect()
             } else {
                 pairs.into_iter().map(|(_, v)| v.clone()).collect()
             }))
@@ -313,7 +422,9 @@ pub(super) fn call(ev: &mut Evaluator<'_>, name: &str, args: Vec<Value>) -> R {
             if k.len() != v.len() {
                 return Err(format!("{} keys but {} values", k.len(), v.len()));
             }
-            Ok(Value::Object(k.into_iter().zip(v.iter().cloned()).collect()))
+            Ok(Value::Object(
+                k.into_iter().zip(v.iter().cloned()).collect(),
+            ))
         }
         "coalesce" => args
             .into_iter()
@@ -374,7 +485,13 @@ pub(super) fn call(ev: &mut Evaluator<'_>, name: &str, args: Vec<Value>) -> R {
 
 fn read_text(path: &std::path::Path) -> Result<String, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    String::from_utf8(bytes).map_err(|e| format!("{} is not UTF-8 text (byte {})", path.display(), e.utf8_error().valid_up_to()))
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "{} is not UTF-8 text (byte {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })
 }
 
 fn compile(pattern: &str) -> Result<regex::Regex, String> {
@@ -386,7 +503,10 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn range(args: &[Value]) -> R {
-    let nums = args.iter().map(|a| number(a, "each argument")).collect::<Result<Vec<_>, _>>()?;
+    let nums = args
+        .iter()
+        .map(|a| number(a, "each argument"))
+        .collect::<Result<Vec<_>, _>>()?;
     let (start, end, step) = match nums.as_slice() {
         [end] => (0.0, *end, 1.0),
         [start, end] => (*start, *end, if end >= start { 1.0 } else { -1.0 }),
@@ -400,7 +520,11 @@ fn range(args: &[Value]) -> R {
     if count > 1_000_000.0 {
         return Err("a range may hold at most 1,000,000 numbers".into());
     }
-    Ok(Value::List((0..count as usize).map(|i| Value::Number(start + i as f64 * step)).collect()))
+    Ok(Value::List(
+        (0..count as usize)
+            .map(|i| Value::Number(start + i as f64 * step))
+            .collect(),
+    ))
 }
 
 fn format(args: &[Value]) -> R {
@@ -425,30 +549,54 @@ fn format(args: &[Value]) -> R {
                 break;
             }
         }
-        let verb = chars.next().ok_or("the format ends in the middle of a verb")?;
+        let verb = chars
+            .next()
+            .ok_or("the format ends in the middle of a verb")?;
         if verb == '%' {
             out.push('%');
             continue;
         }
-        let arg = next.next().ok_or_else(|| format!("not enough arguments for %{verb}"))?;
-        let (width, precision) = match flags.trim_start_matches(['-', '+', '#', ' ']).split_once('.') {
+        let arg = next
+            .next()
+            .ok_or_else(|| format!("not enough arguments for %{verb}"))?;
+        let (width, precision) = match flags
+            .trim_start_matches(['-', '+', '#', ' '])
+            .split_once('.')
+        {
             Some((w, p)) => (w.parse::<usize>().ok(), p.parse::<usize>().ok()),
-            None => (flags.trim_start_matches(['-', '+', '#', ' ']).parse::<usize>().ok(), None),
+            None => (
+                flags
+                    .trim_start_matches(['-', '+', '#', ' '])
+                    .parse::<usize>()
+                    .ok(),
+                None,
+            ),
         };
         let text = match verb {
             's' => string(arg, "a %s argument")?,
             'q' => crate::value::quote(&string(arg, "a %q argument")?),
             'd' => format!("{}", number(arg, "a %d argument")?.trunc() as i64),
-            'f' => format!("{:.*}", precision.unwrap_or(6), number(arg, "a %f argument")?),
+            'f' => format!(
+                "{:.*}",
+                precision.unwrap_or(6),
+                number(arg, "a %f argument")?
+            ),
             'v' => to_string(arg).unwrap_or_else(|| arg.to_json().to_string()),
-            't' => to_bool(arg).ok_or("a %t argument must be a bool")?.to_string(),
+            't' => to_bool(arg)
+                .ok_or("a %t argument must be a bool")?
+                .to_string(),
             other => return Err(format!("unsupported verb %{other}")),
         };
         let w = width.unwrap_or(0);
         let zero_pad = flags.starts_with('0') && matches!(verb, 'd' | 'f');
         if zero_pad {
-            let (sign, digits) = text.strip_prefix('-').map_or(("", text.as_str()), |d| ("-", d));
-            out.push_str(&format!("{sign}{digits:0>w$}", w = w.saturating_sub(sign.len())));
+            let (sign, digits) = text
+                .strip_prefix('-')
+                .map_or(("", text.as_str()), |d| ("-", d));
+            out.push_str(&format!(
+                "{sign}{digits:0>w$}",
+                w = w.saturating_sub(sign.len())
+            ));
         } else if flags.starts_with('-') {
             out.push_str(&format!("{text:<w$}"));
         } else {
@@ -462,8 +610,12 @@ fn format(args: &[Value]) -> R {
 }
 
 fn cidrsubnet(prefix: &str, newbits: f64, netnum: f64) -> Result<String, String> {
-    let (addr, len) = prefix.split_once('/').ok_or_else(|| format!("\"{prefix}\" is not a CIDR prefix"))?;
-    let len: u32 = len.parse().map_err(|_| format!("\"{prefix}\" has a bad prefix length"))?;
+    let (addr, len) = prefix
+        .split_once('/')
+        .ok_or_else(|| format!("\"{prefix}\" is not a CIDR prefix"))?;
+    let len: u32 = len
+        .parse()
+        .map_err(|_| format!("\"{prefix}\" has a bad prefix length"))?;
     if newbits < 0.0 || newbits.fract() != 0.0 || netnum < 0.0 || netnum.fract() != 0.0 {
         return Err("newbits and netnum must be whole numbers that are not negative".into());
     }
@@ -477,13 +629,19 @@ fn cidrsubnet(prefix: &str, newbits: f64, netnum: f64) -> Result<String, String>
     };
     let new_len = len + newbits;
     if len > bits || new_len > bits {
-        return Err(format!("cannot extend a /{len} prefix by {newbits} bits: the address has {bits}"));
+        return Err(format!(
+            "cannot extend a /{len} prefix by {newbits} bits: the address has {bits}"
+        ));
     }
     if newbits < 128 && netnum >= (1u128 << newbits) {
         return Err(format!("netnum {netnum} does not fit in {newbits} bits"));
     }
     let host_bits = bits - new_len;
-    let mask: u128 = if len == 0 { 0 } else { (!0u128 >> (128 - bits)) & !((1u128 << (bits - len)) - 1) };
+    let mask: u128 = if len == 0 {
+        0
+    } else {
+        (!0u128 >> (128 - bits)) & !((1u128 << (bits - len)) - 1)
+    };
     let network = (base & mask) | netnum.checked_shl(host_bits).unwrap_or(0);
     Ok(if bits == 32 {
         format!("{}/{new_len}", Ipv4Addr::from(network as u32))

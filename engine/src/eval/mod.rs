@@ -39,7 +39,11 @@ pub struct EvalError {
 
 impl EvalError {
     pub fn new(message: impl Into<String>, span: Option<Range<usize>>) -> Self {
-        EvalError { message: message.into(), span, help: None }
+        EvalError {
+            message: message.into(),
+            span,
+            help: None,
+        }
     }
     fn help(mut self, help: Option<String>) -> Self {
         self.help = help;
@@ -62,7 +66,12 @@ pub struct Evaluator<'a> {
 
 impl<'a> Evaluator<'a> {
     pub fn new(scope: &'a dyn Scope, base_dir: &'a Path) -> Self {
-        Evaluator { scope, base_dir, bound: Vec::new(), dedent: None }
+        Evaluator {
+            scope,
+            base_dir,
+            bound: Vec::new(),
+            dedent: None,
+        }
     }
 
     pub fn eval(&mut self, expr: &Expression) -> Result<Value> {
@@ -88,7 +97,10 @@ impl<'a> Evaluator<'a> {
                             Value::Unknown => return Ok(Value::Unknown),
                             v => v.to_template_string().ok_or_else(|| {
                                 EvalError::new(
-                                    format!("an object key must be a string, not {}", v.type_name()),
+                                    format!(
+                                        "an object key must be a string, not {}",
+                                        v.type_name()
+                                    ),
                                     e.span(),
                                 )
                             })?,
@@ -243,7 +255,12 @@ impl<'a> Evaluator<'a> {
             return Err(EvalError::new(
                 format!(
                     "unknown function \"{}::{name}\"",
-                    call.name.namespace.iter().map(|n| n.as_str()).collect::<Vec<_>>().join("::")
+                    call.name
+                        .namespace
+                        .iter()
+                        .map(|n| n.as_str())
+                        .collect::<Vec<_>>()
+                        .join("::")
                 ),
                 call.name.name.span(),
             ));
@@ -274,8 +291,14 @@ impl<'a> Evaluator<'a> {
             }
             _ => {
                 if !FUNCTION_NAMES.contains(&name) {
-                    return Err(EvalError::new(format!("unknown function \"{name}\""), call.name.name.span())
-                        .help(crate::diag::did_you_mean(name, FUNCTION_NAMES.iter().copied())));
+                    return Err(EvalError::new(
+                        format!("unknown function \"{name}\""),
+                        call.name.name.span(),
+                    )
+                    .help(crate::diag::did_you_mean(
+                        name,
+                        FUNCTION_NAMES.iter().copied(),
+                    )));
                 }
                 let mut args = Vec::with_capacity(call.args.len());
                 for arg in call.args.iter() {
@@ -285,13 +308,19 @@ impl<'a> Evaluator<'a> {
                     match args.pop() {
                         Some(Value::List(rest)) => args.extend(rest),
                         Some(Value::Unknown) => return Ok(Value::Unknown),
-                        _ => return Err(EvalError::new("the last argument before ... must be a list", span)),
+                        _ => {
+                            return Err(EvalError::new(
+                                "the last argument before ... must be a list",
+                                span,
+                            ))
+                        }
                     }
                 }
                 if args.iter().any(Value::has_unknown) {
                     return Ok(Value::Unknown);
                 }
-                functions::call(self, name, args).map_err(|m| EvalError::new(format!("{name}: {m}"), span))
+                functions::call(self, name, args)
+                    .map_err(|m| EvalError::new(format!("{name}: {m}"), span))
             }
         }
     }
@@ -305,10 +334,16 @@ impl<'a> Evaluator<'a> {
                 .enumerate()
                 .map(|(i, v)| (Value::Number(i as f64), v))
                 .collect(),
-            Value::Object(map) => map.into_iter().map(|(k, v)| (Value::String(k), v)).collect(),
+            Value::Object(map) => map
+                .into_iter()
+                .map(|(k, v)| (Value::String(k), v))
+                .collect(),
             other => {
                 return Err(EvalError::new(
-                    format!("a for expression needs a list or an object, not {}", other.type_name()),
+                    format!(
+                        "a for expression needs a list or an object, not {}",
+                        other.type_name()
+                    ),
                     f.intro.collection_expr.span(),
                 ))
             }
@@ -329,7 +364,11 @@ impl<'a> Evaluator<'a> {
                 return Ok(Value::Unknown);
             }
         }
-        Ok(if f.key_expr.is_some() { Value::Object(map) } else { Value::List(list) })
+        Ok(if f.key_expr.is_some() {
+            Value::Object(map)
+        } else {
+            Value::List(list)
+        })
     }
 
     /// One item of a for expression; true when the result can only be unknown.
@@ -355,7 +394,9 @@ impl<'a> Evaluator<'a> {
                         .ok_or_else(|| type_error("string", &k, key_expr.span()))?,
                 };
                 if f.grouping {
-                    if let Value::List(group) = map.entry(key).or_insert_with(|| Value::List(Vec::new())) {
+                    if let Value::List(group) =
+                        map.entry(key).or_insert_with(|| Value::List(Vec::new()))
+                    {
                         group.push(value);
                     }
                 } else if map.contains_key(&key) {
@@ -363,7 +404,9 @@ impl<'a> Evaluator<'a> {
                         format!("duplicate key \"{key}\" in a for expression"),
                         key_expr.span(),
                     )
-                    .help(Some("add ... after the value to group values by key".into())));
+                    .help(Some(
+                        "add ... after the value to group values by key".into(),
+                    )));
                 } else {
                     map.insert(key, value);
                 }
@@ -382,7 +425,11 @@ impl<'a> Evaluator<'a> {
         let mut unknown = false;
         let mut strip_next = false;
         self.render(template, &mut out, &mut unknown, &mut strip_next, false)?;
-        Ok(if unknown { Value::Unknown } else { Value::String(out) })
+        Ok(if unknown {
+            Value::Unknown
+        } else {
+            Value::String(out)
+        })
     }
 
     fn render(
@@ -420,7 +467,9 @@ impl<'a> Evaluator<'a> {
                                     format!("cannot interpolate a {} into a string", v.type_name()),
                                     i.expr.span(),
                                 )
-                                .help(Some("use jsonencode() or join() to turn it into a string".into())))
+                                .help(Some(
+                                    "use jsonencode() or join() to turn it into a string".into(),
+                                )))
                             }
                         },
                     }
@@ -432,10 +481,17 @@ impl<'a> Evaluator<'a> {
                         match cond {
                             Value::Unknown => *unknown = true,
                             v => {
-                                let b = to_bool(&v)
-                                    .ok_or_else(|| type_error("bool", &v, ifd.if_expr.cond_expr.span()))?;
+                                let b = to_bool(&v).ok_or_else(|| {
+                                    type_error("bool", &v, ifd.if_expr.cond_expr.span())
+                                })?;
                                 if b {
-                                    self.render(&ifd.if_expr.template, out, unknown, strip_next, true)?;
+                                    self.render(
+                                        &ifd.if_expr.template,
+                                        out,
+                                        unknown,
+                                        strip_next,
+                                        true,
+                                    )?;
                                     if let Some(e) = &ifd.else_expr {
                                         strip(out, e.strip, &mut false);
                                     }
@@ -460,9 +516,15 @@ impl<'a> Evaluator<'a> {
                                 .enumerate()
                                 .map(|(i, v)| (Value::Number(i as f64), v))
                                 .collect(),
-                            Value::Object(m) => m.into_iter().map(|(k, v)| (Value::String(k), v)).collect(),
+                            Value::Object(m) => {
+                                m.into_iter().map(|(k, v)| (Value::String(k), v)).collect()
+                            }
                             other => {
-                                return Err(type_error("list or object", &other, fd.for_expr.collection_expr.span()))
+                                return Err(type_error(
+                                    "list or object",
+                                    &other,
+                                    fd.for_expr.collection_expr.span(),
+                                ))
                             }
                         };
                         let body_strip = matches!(fd.for_expr.strip, Strip::End | Strip::Both);
@@ -472,10 +534,12 @@ impl<'a> Evaluator<'a> {
                             if let Some(kv) = &fd.for_expr.key_var {
                                 self.bound.push((kv.as_str().to_string(), k));
                             }
-                            self.bound.push((fd.for_expr.value_var.as_str().to_string(), v));
+                            self.bound
+                                .push((fd.for_expr.value_var.as_str().to_string(), v));
                             // Each iteration's text is stripped as the markers around the body say.
                             *strip_next = body_strip;
-                            let r = self.render(&fd.for_expr.template, out, unknown, strip_next, true);
+                            let r =
+                                self.render(&fd.for_expr.template, out, unknown, strip_next, true);
                             self.bound.truncate(mark);
                             r?;
                             if matches!(end_strip, Strip::Start | Strip::Both) {
@@ -515,17 +579,30 @@ fn strip(out: &mut String, s: Strip, strip_next: &mut bool) {
     *strip_next = matches!(s, Strip::End | Strip::Both);
 }
 
-fn get_attr_ref<'v>(v: &'v Value, attr: &str, span: Option<Range<usize>>) -> Result<Option<&'v Value>> {
+fn get_attr_ref<'v>(
+    v: &'v Value,
+    attr: &str,
+    span: Option<Range<usize>>,
+) -> Result<Option<&'v Value>> {
     match v {
         Value::Object(map) => match map.get(attr) {
             Some(v) => Ok(Some(v)),
-            None => Err(EvalError::new(format!("this object has no attribute \"{attr}\""), span)
-                .help(crate::diag::did_you_mean(attr, map.keys().map(String::as_str)))),
+            None => Err(
+                EvalError::new(format!("this object has no attribute \"{attr}\""), span).help(
+                    crate::diag::did_you_mean(attr, map.keys().map(String::as_str)),
+                ),
+            ),
         },
         Value::Unknown => Ok(None),
-        Value::Null => Err(EvalError::new(format!("cannot read \"{attr}\" of null"), span)),
+        Value::Null => Err(EvalError::new(
+            format!("cannot read \"{attr}\" of null"),
+            span,
+        )),
         other => Err(EvalError::new(
-            format!("cannot read attribute \"{attr}\" of a {}", other.type_name()),
+            format!(
+                "cannot read attribute \"{attr}\" of a {}",
+                other.type_name()
+            ),
             span,
         )),
     }
@@ -534,10 +611,16 @@ fn get_attr_ref<'v>(v: &'v Value, attr: &str, span: Option<Range<usize>>) -> Res
 fn index_ref(v: &Value, i: usize, span: Option<Range<usize>>) -> Result<Option<&Value>> {
     match v {
         Value::List(items) => items.get(i).map(Some).ok_or_else(|| {
-            EvalError::new(format!("index {i} is out of range for a list of {}", items.len()), span)
+            EvalError::new(
+                format!("index {i} is out of range for a list of {}", items.len()),
+                span,
+            )
         }),
         Value::Unknown => Ok(None),
-        other => Err(EvalError::new(format!("cannot index a {}", other.type_name()), span)),
+        other => Err(EvalError::new(
+            format!("cannot index a {}", other.type_name()),
+            span,
+        )),
     }
 }
 
@@ -545,27 +628,58 @@ fn index_value(v: &Value, key: &Value, span: Option<Range<usize>>) -> Result<Val
     match (v, key) {
         (Value::Unknown, _) | (_, Value::Unknown) => Ok(Value::Unknown),
         (Value::List(_), k) => {
-            let n = to_number(k).filter(|n| n.fract() == 0.0 && *n >= 0.0).ok_or_else(|| {
-                EvalError::new("a list index must be a whole number that is not negative", span.clone())
-            })?;
-            Ok(index_ref(v, n as usize, span)?.cloned().unwrap_or(Value::Unknown))
+            let n = to_number(k)
+                .filter(|n| n.fract() == 0.0 && *n >= 0.0)
+                .ok_or_else(|| {
+                    EvalError::new(
+                        "a list index must be a whole number that is not negative",
+                        span.clone(),
+                    )
+                })?;
+            Ok(index_ref(v, n as usize, span)?
+                .cloned()
+                .unwrap_or(Value::Unknown))
         }
         (Value::Object(map), k) => {
-            let k = k.to_template_string().ok_or_else(|| type_error("string", k, span.clone()))?;
+            let k = k
+                .to_template_string()
+                .ok_or_else(|| type_error("string", k, span.clone()))?;
             map.get(&k).cloned().ok_or_else(|| {
-                EvalError::new(format!("this object has no key \"{k}\""), span)
-                    .help(crate::diag::did_you_mean(&k, map.keys().map(String::as_str)))
+                EvalError::new(format!("this object has no key \"{k}\""), span).help(
+                    crate::diag::did_you_mean(&k, map.keys().map(String::as_str)),
+                )
             })
         }
-        (other, _) => Err(EvalError::new(format!("cannot index a {}", other.type_name()), span)),
+        (other, _) => Err(EvalError::new(
+            format!("cannot index a {}", other.type_name()),
+            span,
+        )),
     }
 }
 
-fn binary(op: BinaryOperator, lhs: Value, rhs: Value, le: &Expression, re: &Expression) -> Result<Value> {
+fn binary(
+    op: BinaryOperator,
+    lhs: Value,
+    rhs: Value,
+    le: &Expression,
+    re: &Expression,
+) -> Result<Value> {
     use BinaryOperator::*;
     match op {
-        Eq => return Ok(if lhs.has_unknown() || rhs.has_unknown() { Value::Unknown } else { Value::Bool(lhs == rhs) }),
-        NotEq => return Ok(if lhs.has_unknown() || rhs.has_unknown() { Value::Unknown } else { Value::Bool(lhs != rhs) }),
+        Eq => {
+            return Ok(if lhs.has_unknown() || rhs.has_unknown() {
+                Value::Unknown
+            } else {
+                Value::Bool(lhs == rhs)
+            })
+        }
+        NotEq => {
+            return Ok(if lhs.has_unknown() || rhs.has_unknown() {
+                Value::Unknown
+            } else {
+                Value::Bool(lhs != rhs)
+            })
+        }
         _ => {}
     }
     if lhs == Value::Unknown || rhs == Value::Unknown {
@@ -599,7 +713,10 @@ fn binary(op: BinaryOperator, lhs: Value, rhs: Value, le: &Expression, re: &Expr
 }
 
 fn type_error(expected: &str, got: &Value, span: Option<Range<usize>>) -> EvalError {
-    EvalError::new(format!("expected a {expected}, got a {}", got.type_name()), span)
+    EvalError::new(
+        format!("expected a {expected}, got a {}", got.type_name()),
+        span,
+    )
 }
 
 /// HCL's safe conversions: "3" is a number, "true" a bool.

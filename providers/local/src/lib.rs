@@ -13,8 +13,8 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use tik_engine::addr::Address;
 use tik_engine::provider::{
-    AttributeSchema as A, BlockKind, ChangeRequest, ExpandRequest, Operation, Provider, ProviderError, ReadRequest, ResourceSchema,
-    ResourceSpec,
+    AttributeSchema as A, BlockKind, ChangeRequest, ExpandRequest, Operation, Provider,
+    ProviderError, ReadRequest, ResourceSchema, ResourceSpec,
 };
 use tik_engine::value::{Map, Value};
 
@@ -42,7 +42,11 @@ impl LocalProvider {
         let ws = str_attr(attrs, "workspace")?;
         let cluster = str_attr(attrs, "cluster")?;
         let name = str_attr(attrs, "name")?;
-        Ok(self.workspace_dir(ws).join("clusters").join(cluster).join(name))
+        Ok(self
+            .workspace_dir(ws)
+            .join("clusters")
+            .join(cluster)
+            .join(name))
     }
 
     fn claims(&self) -> PathBuf {
@@ -56,7 +60,9 @@ impl LocalProvider {
         let (base, len) = parse_cidr(cidr).map_err(ProviderError::new)?;
         let size = 1u32 << (32 - len);
         if size < 4 {
-            return Err(ProviderError::new(format!("the range {cidr} is too small for nodes")));
+            return Err(ProviderError::new(format!(
+                "the range {cidr} is too small for nodes"
+            )));
         }
         fs::create_dir_all(self.claims()).map_err(io("create", &self.claims()))?;
         let usable = size - 2;
@@ -64,18 +70,30 @@ impl LocalProvider {
         for k in 0..usable {
             let ip = Ipv4Addr::from(base + 1 + (start + k) % usable);
             let claim = self.claims().join(ip.to_string());
-            match fs::OpenOptions::new().write(true).create_new(true).open(&claim) {
+            match fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&claim)
+            {
                 Ok(_) => {
                     fs::write(&claim, key).map_err(io("write", &claim))?;
                     return Ok(ip);
                 }
                 // A claim of this very resource (re-created after a manual delete) is its own.
-                Err(e) if e.kind() == ErrorKind::AlreadyExists && fs::read_to_string(&claim).is_ok_and(|o| o == key) => return Ok(ip),
+                Err(e)
+                    if e.kind() == ErrorKind::AlreadyExists
+                        && fs::read_to_string(&claim).is_ok_and(|o| o == key) =>
+                {
+                    return Ok(ip)
+                }
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(io("create", &claim)(e)),
             }
         }
-        Err(ProviderError { code: Some("AddressRangeFull".into()), message: format!("every address of {cidr} is taken") })
+        Err(ProviderError {
+            code: Some("AddressRangeFull".into()),
+            message: format!("every address of {cidr} is taken"),
+        })
     }
 
     fn release_address(&self, ip: &str, key: &str) {
@@ -97,7 +115,10 @@ impl LocalProvider {
                 match fs::read(&path) {
                     Ok(bytes) => {
                         let mut attrs = item.attributes.clone();
-                        attrs.insert("content".into(), Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+                        attrs.insert(
+                            "content".into(),
+                            Value::String(String::from_utf8_lossy(&bytes).into_owned()),
+                        );
                         attrs.insert("id".into(), Value::String(content_id(&bytes)));
                         Ok(Some(attrs))
                     }
@@ -105,7 +126,9 @@ impl LocalProvider {
                     Err(e) => Err(io("read", &path)(e)),
                 }
             }
-            other => Err(ProviderError::new(format!("the local provider has no resource type {other}"))),
+            other => Err(ProviderError::new(format!(
+                "the local provider has no resource type {other}"
+            ))),
         }
     }
 
@@ -121,7 +144,10 @@ impl LocalProvider {
         }
         fs::create_dir_all(&dir).map_err(io("create", &dir))?;
         let mut attrs = change.planned.clone();
-        attrs.insert("id".into(), Value::String(format!("local-workspace-{name}")));
+        attrs.insert(
+            "id".into(),
+            Value::String(format!("local-workspace-{name}")),
+        );
         attrs.insert("directory".into(), Value::String(dir.display().to_string()));
         write_json(&dir.join("workspace.json"), &attrs)?;
         Ok(attrs)
@@ -141,13 +167,27 @@ impl LocalProvider {
             Operation::Create => {
                 let ws_dir = self.workspace_dir(str_attr(&change.planned, "workspace")?);
                 if !ws_dir.join("workspace.json").exists() {
-                    return Err(ProviderError { code: Some("WorkspaceNotFound".into()), message: format!("workspace directory {} does not exist", ws_dir.display()) });
+                    return Err(ProviderError {
+                        code: Some("WorkspaceNotFound".into()),
+                        message: format!("workspace directory {} does not exist", ws_dir.display()),
+                    });
                 }
                 fs::create_dir_all(&dir).map_err(io("create", &dir))?;
-                let cidr = change.planned.get("cidr").and_then(Value::as_str).unwrap_or(DEFAULT_CIDR).to_string();
+                let cidr = change
+                    .planned
+                    .get("cidr")
+                    .and_then(Value::as_str)
+                    .unwrap_or(DEFAULT_CIDR)
+                    .to_string();
                 let ip = self.claim_address(&cidr, &key)?;
                 let mut attrs = change.planned.clone();
-                attrs.insert("id".into(), Value::String(format!("local-node-{}", fnv_hex(&dir.display().to_string()))));
+                attrs.insert(
+                    "id".into(),
+                    Value::String(format!(
+                        "local-node-{}",
+                        fnv_hex(&dir.display().to_string())
+                    )),
+                );
                 attrs.insert("private_ip".into(), Value::String(ip.to_string()));
                 attrs.insert("public_ip".into(), Value::String(ip.to_string()));
                 attrs.insert("directory".into(), Value::String(dir.display().to_string()));
@@ -198,7 +238,13 @@ impl Provider for LocalProvider {
         vec![
             ResourceSchema {
                 type_name: "local_workspace",
-                attributes: vec![A::required("name").force_new(), A::optional("cidr").force_new(), A::optional("tags"), A::computed("id"), A::computed("directory")],
+                attributes: vec![
+                    A::required("name").force_new(),
+                    A::optional("cidr").force_new(),
+                    A::optional("tags"),
+                    A::computed("id"),
+                    A::computed("directory"),
+                ],
             },
             ResourceSchema {
                 type_name: "local_node",
@@ -223,7 +269,11 @@ impl Provider for LocalProvider {
             },
             ResourceSchema {
                 type_name: "local_file",
-                attributes: vec![A::required("path").force_new(), A::required("content"), A::computed("id")],
+                attributes: vec![
+                    A::required("path").force_new(),
+                    A::required("content"),
+                    A::computed("id"),
+                ],
             },
         ]
     }
@@ -235,8 +285,15 @@ impl Provider for LocalProvider {
         }
     }
 
-    async fn read(&self, type_name: &str, items: &[ReadRequest]) -> Result<Vec<Option<Map>>, ProviderError> {
-        items.iter().map(|item| self.read_one(type_name, item)).collect()
+    async fn read(
+        &self,
+        type_name: &str,
+        items: &[ReadRequest],
+    ) -> Result<Vec<Option<Map>>, ProviderError> {
+        items
+            .iter()
+            .map(|item| self.read_one(type_name, item))
+            .collect()
     }
 
     async fn apply(&self, change: ChangeRequest) -> Result<Map, ProviderError> {
@@ -244,22 +301,38 @@ impl Provider for LocalProvider {
             "local_workspace" => self.apply_workspace(&change),
             "local_node" => self.apply_node(&change),
             "local_file" => self.apply_file(&change),
-            other => Err(ProviderError::new(format!("the local provider has no resource type {other}"))),
+            other => Err(ProviderError::new(format!(
+                "the local provider has no resource type {other}"
+            ))),
         }
     }
 }
 
 fn expand_workspace(request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, String> {
     let c = request.config;
-    if let Some(mode) = c.get("network").and_then(|n| n.get("mode")).and_then(Value::as_str) {
+    if let Some(mode) = c
+        .get("network")
+        .and_then(|n| n.get("mode"))
+        .and_then(Value::as_str)
+    {
         if mode != "public-head" {
             return Err(format!("the local provider has one network: mode \"{mode}\" needs a cloud provider; remove it or use \"public-head\""));
         }
     }
-    if c.get("storage").and_then(|s| s.get("managed")).and_then(Value::as_bool) == Some(true) {
-        return Err("the local provider has no managed storage; remove storage { managed = true }".into());
+    if c.get("storage")
+        .and_then(|s| s.get("managed"))
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
+        return Err(
+            "the local provider has no managed storage; remove storage { managed = true }".into(),
+        );
     }
-    let cidr = c.get("network").and_then(|n| n.get("cidr")).cloned().unwrap_or(Value::String(DEFAULT_CIDR.into()));
+    let cidr = c
+        .get("network")
+        .and_then(|n| n.get("cidr"))
+        .cloned()
+        .unwrap_or(Value::String(DEFAULT_CIDR.into()));
     if let Some(text) = cidr.as_str() {
         let (base, _) = parse_cidr(text)?;
         if Ipv4Addr::from(base).octets()[0] != 127 {
@@ -272,17 +345,32 @@ fn expand_workspace(request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, St
     if let Some(tags) = c.get("tags") {
         config.insert("tags".into(), tags.clone());
     }
-    Ok(vec![ResourceSpec { path: Address::new().name("directory"), type_name: "local_workspace".into(), config, depends_on: vec![] }])
+    Ok(vec![ResourceSpec {
+        path: Address::new().name("directory"),
+        type_name: "local_workspace".into(),
+        config,
+        depends_on: vec![],
+    }])
 }
 
-fn node_config(workspace: &Value, cluster: &str, name: String, role: &str, settings: Option<&Value>) -> Result<Map, String> {
+fn node_config(
+    workspace: &Value,
+    cluster: &str,
+    name: String,
+    role: &str,
+    settings: Option<&Value>,
+) -> Result<Map, String> {
     let mut config = Map::new();
     let ws_name = workspace.get("name").cloned().unwrap_or(Value::Unknown);
     config.insert("workspace".into(), ws_name);
     config.insert("cluster".into(), Value::String(cluster.to_string()));
     config.insert("name".into(), Value::String(name));
     config.insert("role".into(), Value::String(role.to_string()));
-    let cidr = workspace.get("network").and_then(|n| n.get("cidr")).cloned().unwrap_or(Value::String(DEFAULT_CIDR.into()));
+    let cidr = workspace
+        .get("network")
+        .and_then(|n| n.get("cidr"))
+        .cloned()
+        .unwrap_or(Value::String(DEFAULT_CIDR.into()));
     config.insert("cidr".into(), cidr);
     config.insert("instance_type".into(), Value::String("local".into()));
     if let Some(Value::Object(s)) = settings {
@@ -299,7 +387,9 @@ fn whole(v: Option<&Value>, what: &str, default: Option<u64>) -> Result<u64, Str
     match v {
         None | Some(Value::Null) => default.ok_or_else(|| format!("{what} is required")),
         Some(Value::Number(n)) if *n >= 0.0 && n.fract() == 0.0 && *n <= 10_000.0 => Ok(*n as u64),
-        Some(other) => Err(format!("{what} must be a whole number from 0 to 10000, got {other}")),
+        Some(other) => Err(format!(
+            "{what} must be a whole number from 0 to 10000, got {other}"
+        )),
     }
 }
 
@@ -307,35 +397,68 @@ fn expand_cluster(request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, Stri
     let c = request.config;
     let workspace = c.get("workspace").cloned().unwrap_or(Value::Null);
     if c.contains_key("ssh") {
-        return Err("the local provider reaches its nodes without SSH so far: remove the ssh block".into());
+        return Err(
+            "the local provider reaches its nodes without SSH so far: remove the ssh block".into(),
+        );
     }
     if c.contains_key("container") {
-        return Err("the local provider runs services on the host so far: remove the container block".into());
+        return Err(
+            "the local provider runs services on the host so far: remove the container block"
+                .into(),
+        );
     }
     // Nodes need the workspace's directory; the cluster's reference to the workspace
     // already orders them after it, so no edge inside the expansion is needed.
     let mut specs = vec![ResourceSpec {
         path: Address::new().name("node").name("head"),
         type_name: "local_node".into(),
-        config: node_config(&workspace, request.name, "head".into(), "head", c.get("head"))?,
+        config: node_config(
+            &workspace,
+            request.name,
+            "head".into(),
+            "head",
+            c.get("head"),
+        )?,
         depends_on: Vec::new(),
     }];
     if let Some(Value::Object(pools)) = c.get("workers") {
         for (pool, settings) in pools {
-            let min = whole(settings.get("min"), &format!("workers \"{pool}\" min"), None)?;
-            let max = whole(settings.get("max"), &format!("workers \"{pool}\" max"), Some(min))?;
+            let min = whole(
+                settings.get("min"),
+                &format!("workers \"{pool}\" min"),
+                None,
+            )?;
+            let max = whole(
+                settings.get("max"),
+                &format!("workers \"{pool}\" max"),
+                Some(min),
+            )?;
             if min > max {
-                return Err(format!("workers \"{pool}\": min ({min}) is more than max ({max})"));
+                return Err(format!(
+                    "workers \"{pool}\": min ({min}) is more than max ({max})"
+                ));
             }
             if settings.get("spot").and_then(Value::as_bool) == Some(true) {
-                return Err(format!("workers \"{pool}\": the local provider has no spot nodes; remove spot = true"));
+                return Err(format!(
+                    "workers \"{pool}\": the local provider has no spot nodes; remove spot = true"
+                ));
             }
             for i in 0..min {
-                let mut config = node_config(&workspace, request.name, format!("worker-{pool}-{i}"), "worker", Some(settings))?;
+                let mut config = node_config(
+                    &workspace,
+                    request.name,
+                    format!("worker-{pool}-{i}"),
+                    "worker",
+                    Some(settings),
+                )?;
                 config.insert("pool".into(), Value::String(pool.clone()));
                 config.insert("index".into(), Value::Number(i as f64));
                 specs.push(ResourceSpec {
-                    path: Address::new().name("node").name("worker").key(pool.clone()).index(i),
+                    path: Address::new()
+                        .name("node")
+                        .name("worker")
+                        .key(pool.clone())
+                        .index(i),
                     type_name: "local_node".into(),
                     config,
                     depends_on: Vec::new(),
@@ -347,11 +470,17 @@ fn expand_cluster(request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, Stri
 }
 
 fn str_attr<'m>(attrs: &'m Map, key: &str) -> Result<&'m str, ProviderError> {
-    attrs.get(key).and_then(Value::as_str).ok_or_else(|| ProviderError::new(format!("the attribute {key} must be a string")))
+    attrs
+        .get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| ProviderError::new(format!("the attribute {key} must be a string")))
 }
 
 fn io<'p>(what: &'static str, path: &'p Path) -> impl Fn(std::io::Error) -> ProviderError + 'p {
-    move |e| ProviderError { code: Some(format!("{:?}", e.kind())), message: format!("cannot {what} {}: {e}", path.display()) }
+    move |e| ProviderError {
+        code: Some(format!("{:?}", e.kind())),
+        message: format!("cannot {what} {}: {e}", path.display()),
+    }
 }
 
 fn read_json(path: &Path) -> Result<Option<Map>, ProviderError> {
@@ -359,9 +488,15 @@ fn read_json(path: &Path) -> Result<Option<Map>, ProviderError> {
         Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
             Ok(j) => match Value::from_json(&j) {
                 Value::Object(m) => Ok(Some(m)),
-                _ => Err(ProviderError::new(format!("{} does not hold an object", path.display()))),
+                _ => Err(ProviderError::new(format!(
+                    "{} does not hold an object",
+                    path.display()
+                ))),
             },
-            Err(e) => Err(ProviderError::new(format!("{} is damaged: {e}", path.display()))),
+            Err(e) => Err(ProviderError::new(format!(
+                "{} is damaged: {e}",
+                path.display()
+            ))),
         },
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io("read", path)(e)),
@@ -370,7 +505,8 @@ fn read_json(path: &Path) -> Result<Option<Map>, ProviderError> {
 
 fn write_json(path: &Path, attrs: &Map) -> Result<(), ProviderError> {
     let tmp = path.with_extension("json.tmp");
-    let bytes = serde_json::to_vec_pretty(&json!(Value::Object(attrs.clone()).to_json())).unwrap_or_default();
+    let bytes = serde_json::to_vec_pretty(&json!(Value::Object(attrs.clone()).to_json()))
+        .unwrap_or_default();
     fs::write(&tmp, bytes).map_err(io("write", &tmp))?;
     fs::rename(&tmp, path).map_err(io("write", path))
 }
@@ -384,15 +520,25 @@ fn remove_dir(dir: &Path) -> Result<(), ProviderError> {
 }
 
 fn parse_cidr(text: &str) -> Result<(u32, u32), String> {
-    let (ip, len) = text.split_once('/').ok_or_else(|| format!("\"{text}\" is not a CIDR range like {DEFAULT_CIDR}"))?;
-    let ip: Ipv4Addr = ip.parse().map_err(|_| format!("\"{text}\" is not an IPv4 range like {DEFAULT_CIDR}"))?;
-    let len: u32 = len.parse().ok().filter(|l| *l <= 32).ok_or_else(|| format!("\"{text}\" has a bad prefix length"))?;
+    let (ip, len) = text
+        .split_once('/')
+        .ok_or_else(|| format!("\"{text}\" is not a CIDR range like {DEFAULT_CIDR}"))?;
+    let ip: Ipv4Addr = ip
+        .parse()
+        .map_err(|_| format!("\"{text}\" is not an IPv4 range like {DEFAULT_CIDR}"))?;
+    let len: u32 = len
+        .parse()
+        .ok()
+        .filter(|l| *l <= 32)
+        .ok_or_else(|| format!("\"{text}\" has a bad prefix length"))?;
     let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
     Ok((u32::from(ip) & mask, len))
 }
 
 fn fnv(text: &str) -> u32 {
-    text.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+    text.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
 }
 
 fn fnv_hex(text: &str) -> String {
@@ -400,6 +546,8 @@ fn fnv_hex(text: &str) -> String {
 }
 
 fn content_id(bytes: &[u8]) -> String {
-    let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
+    let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    });
     format!("{h:016x}")
 }

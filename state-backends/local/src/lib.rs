@@ -11,22 +11,33 @@
 //! let store = StateStore::load(&backend).expect("state loads");
 //! ```
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{ErrorKind, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use tik_engine::state::{Backend, LockInfo, StateError};
 
 pub struct LocalBackend {
     path: PathBuf,
+    /// The open lock file while this process holds the lock. The operating system's lock
+    /// on it dies with the process, so a crashed run never leaves the state locked.
+    held: Mutex<Option<File>>,
 }
 
 impl LocalBackend {
     pub fn new(path: PathBuf) -> Self {
-        LocalBackend { path }
+        LocalBackend {
+            path,
+            held: Mutex::new(None),
+        }
     }
 
     fn sibling(&self, suffix: &str) -> PathBuf {
-        let mut name = self.path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        let mut name = self
+            .path
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
         name.push(suffix);
         self.path.with_file_name(name)
     }
@@ -46,12 +57,14 @@ impl LocalBackend {
     /// Who holds the lock now, if anyone.
     pub fn current_lock(&self) -> Result<Option<LockInfo>, StateError> {
         match fs::read(self.lock_path()) {
-            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).unwrap_or_else(|_| LockInfo {
-                id: "unreadable".into(),
-                who: "unknown".into(),
-                operation: "unknown".into(),
-                created: "unknown".into(),
-                version: "unknown".into(),
+            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                LockInfo {
+                    id: "unreadable".into(),
+                    who: "unknown".into(),
+                    operation: "unknown".into(),
+                    created: "unknown".into(),
+                    version: "unknown".into(),
+                }
             }))),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_error("read the lock", &self.lock_path(), e)),
@@ -73,7 +86,11 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
 
 fn sync_dir(path: &Path) {
     if let Some(dir) = path.parent() {
-        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
         if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
         }
@@ -101,7 +118,8 @@ impl Backend for LocalBackend {
         if self.path.exists() {
             let backup_tmp = self.sibling(".backup.tmp");
             fs::copy(&self.path, &backup_tmp).map_err(|e| io_error("back up", &self.path, e))?;
-            fs::rename(&backup_tmp, self.backup_path()).map_err(|e| io_error("back up", &self.path, e))?;
+            fs::rename(&backup_tmp, self.backup_path())
+                .map_err(|e| io_error("back up", &self.path, e))?;
         }
         fs::rename(&tmp, &self.path).map_err(|e| io_error("replace", &self.path, e))?;
         sync_dir(&self.path);
@@ -123,8 +141,13 @@ impl Backend for LocalBackend {
         }
         // One write of whole lines to an O_APPEND file: once it returns, a crash of this
         // process cannot lose it, and a torn tail is recognised on replay.
-        let mut f = OpenOptions::new().create(true).append(true).open(&path).map_err(|e| io_error("open", &path, e))?;
-        f.write_all(bytes).map_err(|e| io_error("append to", &path, e))
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| io_error("open", &path, e))?;
+        f.write_all(bytes)
+            .map_err(|e| io_error("append to", &path, e))
     }
 
     fn lock(&self, info: &LockInfo) -> Result<(), StateError> {
@@ -132,33 +155,74 @@ impl Backend for LocalBackend {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(|e| io_error("create the directory", dir, e))?;
         }
-        match OpenOptions::new().write(true).create_new(true).open(&path) {
-            Ok(mut f) => {
-                let bytes = serde_json::to_vec_pretty(info).unwrap_or_default();
-                f.write_all(&bytes).and_then(|_| f.sync_all()).map_err(|e| io_error("write the lock", &path, e))
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| io_error("open the lock", &path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let holder = self.current_lock()?.unwrap_or_else(|| LockInfo {
+                    id: "unknown".into(),
+                    ..info.clone()
+                });
+                return Err(holder.locked_error(&self.describe()));
             }
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                let holder = self.current_lock()?.unwrap_or_else(|| info.clone());
-                Err(holder.locked_error(&self.describe()))
-            }
-            Err(e) => Err(io_error("create the lock", &path, e)),
+            Err(TryLockError::Error(e)) => return Err(io_error("lock", &path, e)),
         }
+        // Whatever the file held before was left by a run that is gone.
+        let bytes = serde_json::to_vec_pretty(info).unwrap_or_default();
+        file.set_len(0)
+            .and_then(|_| file.rewind())
+            .and_then(|_| file.write_all(&bytes))
+            .and_then(|_| file.sync_all())
+            .map_err(|e| io_error("write the lock", &path, e))?;
+        *self.held.lock().unwrap_or_else(|p| p.into_inner()) = Some(file);
+        Ok(())
     }
 
     fn unlock(&self, id: &str) -> Result<(), StateError> {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         match self.current_lock()? {
-            Some(l) if l.id == id => fs::remove_file(self.lock_path()).map_err(|e| io_error("remove the lock", &self.lock_path(), e)),
-            Some(l) => Err(StateError::new(format!("the lock of {} is held by {} (id {}), not by this run", self.describe(), l.who, l.id))),
-            None => Ok(()),
+            Some(l) if l.id == id => {
+                fs::remove_file(self.lock_path())
+                    .map_err(|e| io_error("remove the lock", &self.lock_path(), e))?;
+                *held = None;
+                Ok(())
+            }
+            Some(l) => Err(StateError::new(format!(
+                "the lock of {} is held by {} (id {}), not by this run",
+                self.describe(),
+                l.who,
+                l.id
+            ))),
+            None => {
+                *held = None;
+                Ok(())
+            }
         }
     }
 
     fn force_unlock(&self, id: &str) -> Result<(), StateError> {
         match self.current_lock()? {
-            Some(l) if l.id == id => fs::remove_file(self.lock_path()).map_err(|e| io_error("remove the lock", &self.lock_path(), e)),
-            Some(l) => Err(StateError::new(format!("the lock of {} has id {}, not {id}", self.describe(), l.id))
-                .help(format!("it is held by {} for {} since {}; pass its id to force-unlock", l.who, l.operation, l.created))),
-            None => Err(StateError::new(format!("the state {} is not locked", self.describe()))),
+            Some(l) if l.id == id => fs::remove_file(self.lock_path())
+                .map_err(|e| io_error("remove the lock", &self.lock_path(), e)),
+            Some(l) => Err(StateError::new(format!(
+                "the lock of {} has id {}, not {id}",
+                self.describe(),
+                l.id
+            ))
+            .help(format!(
+                "it is held by {} for {} since {}; pass its id to force-unlock",
+                l.who, l.operation, l.created
+            ))),
+            None => Err(StateError::new(format!(
+                "the state {} is not locked",
+                self.describe()
+            ))),
         }
     }
 }
@@ -182,17 +246,30 @@ mod tests {
     }
 
     #[test]
+    fn a_lock_whose_holder_is_gone_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path().join("s.tikstate"));
+        fs::write(b.lock_path(), "{\"id\": \"old\"}").unwrap();
+        b.lock(&LockInfo::new("apply")).unwrap();
+        assert_ne!(b.current_lock().unwrap().unwrap().id, "old");
+    }
+
+    #[test]
     fn a_second_locker_is_told_who_holds_it() {
         let dir = tempfile::tempdir().unwrap();
         let b = LocalBackend::new(dir.path().join("s.tikstate"));
+        let other = LocalBackend::new(dir.path().join("s.tikstate"));
         let first = LockInfo::new("apply");
         b.lock(&first).unwrap();
-        let err = b.lock(&LockInfo::new("apply")).unwrap_err();
-        assert!(err.message.contains(&first.who) && err.message.contains(&first.id), "{err}");
+        let err = other.lock(&LockInfo::new("apply")).unwrap_err();
+        assert!(
+            err.message.contains(&first.who) && err.message.contains(&first.id),
+            "{err}"
+        );
         assert!(err.help.unwrap().contains("tik force-unlock"));
         assert!(b.force_unlock("wrong").is_err());
         b.force_unlock(&first.id).unwrap();
-        b.lock(&LockInfo::new("plan")).unwrap();
+        other.lock(&LockInfo::new("plan")).unwrap();
     }
 
     #[test]
@@ -200,11 +277,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let b = LocalBackend::new(dir.path().join("s.tikstate"));
         let mut store = StateStore::load(&b).unwrap();
-        store.record(JournalEntry::Put { resource: resource("a") }).unwrap();
+        store
+            .record(JournalEntry::Put {
+                resource: resource("a"),
+            })
+            .unwrap();
         assert!(b.journal_path().exists());
         store.save().unwrap();
         assert!(!b.journal_path().exists());
-        store.record(JournalEntry::Put { resource: resource("b") }).unwrap();
+        store
+            .record(JournalEntry::Put {
+                resource: resource("b"),
+            })
+            .unwrap();
         store.save().unwrap();
         let backup = fs::read_to_string(b.backup_path()).unwrap();
         assert!(backup.contains("tik_data.a") && !backup.contains("tik_data.b"));
@@ -219,6 +304,9 @@ mod tests {
         let b = LocalBackend::new(path.clone());
         let err = StateStore::load(&b).err().unwrap();
         assert!(err.message.contains("not valid JSON"), "{}", err.message);
-        assert_eq!(fs::read_to_string(&path).unwrap(), "{\"format_version\": 1, \"serial\": ");
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "{\"format_version\": 1, \"serial\": "
+        );
     }
 }

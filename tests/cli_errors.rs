@@ -1,0 +1,193 @@
+//! Bad input gets a clear error naming file, line and column, and never a panic.
+
+mod common;
+use common::Project;
+
+fn error_of(files: &[(&str, &str)]) -> String {
+    let p = Project::new(files);
+    let r = p.tik(&["validate"]);
+    assert_eq!(r.code, 1, "{}", r.out());
+    assert!(!r.stderr.contains("panicked"), "{}", r.out());
+    r.stderr
+}
+
+#[test]
+fn a_syntax_error_shows_the_line_and_a_caret() {
+    let e = error_of(&[("main.tik.hcl", "locals {\n  a = 1\n  b = = 2\n}\n")]);
+    assert!(e.contains("error: syntax error"), "{e}");
+    assert!(e.contains("--> main.tik.hcl:3:"), "{e}");
+    assert!(e.contains("3 |   b = = 2\n"), "{e}");
+    assert!(e.contains('^'), "{e}");
+}
+
+#[test]
+fn misspelt_attributes_and_blocks_get_did_you_mean() {
+    let e = error_of(&[("main.tik.hcl", "workspace \"dev\" {\n  provider = \"local\"\n}\ncluster \"c\" {\n  workspace = workspace.dev\n  head {\n    instanc_type = \"x\"\n  }\n  worker \"w\" {\n    min = 1\n  }\n}\n")]);
+    assert!(
+        e.contains("unsupported attribute \"instanc_type\" in head"),
+        "{e}"
+    );
+    assert!(e.contains("--> main.tik.hcl:7:5"), "{e}");
+    assert!(e.contains("did you mean \"instance_type\"?"), "{e}");
+    assert!(
+        e.contains("unsupported block \"worker\" in cluster \"c\""),
+        "{e}"
+    );
+    assert!(e.contains("did you mean \"workers\"?"), "{e}");
+    let e = error_of(&[("main.tik.hcl", "resurce \"tik_data\" \"a\" {}\n")]);
+    assert!(e.contains("did you mean \"resource\"?"), "{e}");
+    let e = error_of(&[("main.tik.hcl", "resource \"tik_dat\" \"a\" {}\n")]);
+    assert!(e.contains("unknown resource type \"tik_dat\""), "{e}");
+    assert!(e.contains("did you mean \"tik_data\"?"), "{e}");
+}
+
+#[test]
+fn undefined_references_and_functions_are_named() {
+    let e = error_of(&[(
+        "main.tik.hcl",
+        "variable \"region\" { default = \"x\" }\nlocals {\n  a = var.regoin\n}\n",
+    )]);
+    assert!(
+        e.contains("reference to undeclared variable \"var.regoin\""),
+        "{e}"
+    );
+    assert!(e.contains("--> main.tik.hcl:3:7"), "{e}");
+    assert!(e.contains("did you mean \"region\"?"), "{e}");
+    let e = error_of(&[("main.tik.hcl", "locals {\n  a = lenght([1])\n}\n")]);
+    assert!(e.contains("unknown function \"lenght\""), "{e}");
+    assert!(e.contains("did you mean \"length\"?"), "{e}");
+    let e = error_of(&[(
+        "main.tik.hcl",
+        "resource \"tik_data\" \"a\" {\n  input = tik_data.b.id\n}\n",
+    )]);
+    assert!(
+        e.contains("reference to undeclared resource \"tik_data.b\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_cycle_lists_its_members_and_where_each_reference_is() {
+    let e = error_of(&[(
+        "main.tik.hcl",
+        "resource \"tik_data\" \"a\" {\n  input = tik_data.c.id\n}\nresource \"tik_data\" \"b\" {\n  input = tik_data.a.id\n}\nresource \"tik_data\" \"c\" {\n  input = tik_data.b.id\n}\n",
+    )]);
+    assert!(e.contains("dependency cycle (each refers to the next): tik_data.a -> tik_data.c -> tik_data.b -> tik_data.a"), "{e}");
+    assert!(e.contains("tik_data.a refers to tik_data.c here"), "{e}");
+    for line in [":2:11", ":5:11", ":8:11"] {
+        assert!(e.contains(&format!("main.tik.hcl{line}")), "{line}\n{e}");
+    }
+}
+
+#[test]
+fn types_validations_and_duplicates_are_checked() {
+    let e = error_of(&[(
+        "main.tik.hcl",
+        "variable \"n\" {\n  type    = number\n  default = \"many\"\n}\n",
+    )]);
+    assert!(
+        e.contains("invalid value for variable \"n\": a number is required"),
+        "{e}"
+    );
+    let p = Project::new(&[("main.tik.hcl", "variable \"region\" {\n  type = string\n  validation {\n    condition     = can(regex(\"^[a-z]+-[a-z]+-[0-9]$\", var.region))\n    error_message = \"region looks like us-west-2\"\n  }\n}\n")]);
+    let r = p.tik(&["plan", "--var", "region=Mars"]);
+    assert_eq!(r.code, 1, "{}", r.out());
+    assert!(
+        r.stderr
+            .contains("invalid value for variable \"region\": region looks like us-west-2"),
+        "{}",
+        r.out()
+    );
+    assert!(r.stderr.contains("--> main.tik.hcl:4:21"), "{}", r.out());
+    p.ok(&["plan", "--var", "region=us-west-2"], 0);
+    let r = p.tik(&["plan"]);
+    assert!(
+        r.stderr
+            .contains("no value for the required variable \"region\""),
+        "{}",
+        r.out()
+    );
+    assert!(r.stderr.contains("TIK_VAR_region"), "{}", r.out());
+    let e = error_of(&[
+        ("a.tik.hcl", "resource \"tik_data\" \"x\" {}\n"),
+        ("b.tik.hcl", "\nresource \"tik_data\" \"x\" {}\n"),
+    ]);
+    assert!(e.contains("duplicate resource block \"x\""), "{e}");
+    assert!(
+        e.contains("--> b.tik.hcl:2:1")
+            && e.contains("first defined here")
+            && e.contains("--> a.tik.hcl:1:1"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_utf8_deep_nesting_and_empty_directories_do_not_panic() {
+    let p = Project::new(&[]);
+    std::fs::write(p.file("main.tik.hcl"), b"locals {\n  a = \"\xff\xfe\"\n}\n").unwrap();
+    let r = p.tik(&["validate"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("is not valid UTF-8") && r.stderr.contains("main.tik.hcl:2:8"),
+        "{}",
+        r.out()
+    );
+
+    for depth in [200usize, 100_000] {
+        let deep = format!(
+            "locals {{\n  a = {}1{}\n}}\n",
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        let e = error_of(&[("main.tik.hcl", &deep)]);
+        assert!(e.contains("error:"), "{e}");
+        let deep_blocks = format!(
+            "{}{}",
+            "a {\n".repeat(depth.min(5000)),
+            "}\n".repeat(depth.min(5000))
+        );
+        let e = error_of(&[("main.tik.hcl", &deep_blocks)]);
+        assert!(e.contains("error:"), "{e}");
+    }
+    let empty = Project::new(&[]);
+    let r = empty.tik(&["plan"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("no *.tik.hcl files"), "{}", r.out());
+}
+
+#[test]
+fn provider_level_mistakes_point_at_the_block() {
+    let e = error_of(&[(
+        "main.tik.hcl",
+        "workspace \"dev\" {\n  provider = \"lokal\"\n}\n",
+    )]);
+    assert!(
+        e.contains("unknown provider \"lokal\"") && e.contains("did you mean \"local\"?"),
+        "{e}"
+    );
+    let e = error_of(&[("main.tik.hcl", "workspace \"dev\" {\n  provider = \"local\"\n}\ncluster \"c\" {\n  workspace = workspace.dev\n  workers \"w\" {\n    min = 5\n    max = 2\n  }\n}\n")]);
+    assert!(
+        e.contains("cluster \"c\": workers \"w\": min (5) is more than max (2)"),
+        "{e}"
+    );
+    assert!(e.contains("--> main.tik.hcl:4:1"), "{e}");
+}
+
+#[test]
+fn bad_state_files_are_refused_and_kept() {
+    let p = Project::new(&[("main.tik.hcl", "resource \"tik_data\" \"a\" {}\n")]);
+    p.write("tik.tikstate", "{\"format_version\": 1, \"serial\"");
+    let r = p.tik(&["apply", "--auto-approve"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("is not valid JSON") && r.stderr.contains("left it as it is"),
+        "{}",
+        r.out()
+    );
+    assert_eq!(p.read("tik.tikstate"), "{\"format_version\": 1, \"serial\"");
+    p.write("tik.tikstate", "{\"format_version\": 7, \"serial\": 1, \"lineage\": \"x\", \"resources\": [], \"outputs\": {}}");
+    let r = p.tik(&["plan"]);
+    assert!(r.stderr.contains("format version 7"), "{}", r.out());
+    // The lock taken by apply was released despite the error.
+    assert!(!p.file("tik.tikstate.lock").exists());
+}

@@ -1,0 +1,300 @@
+//! The language as users write it: variables from every source, locals, modules,
+//! tik_data, lifecycle, sensitive values, outputs and the other commands.
+
+mod common;
+use common::Project;
+
+#[test]
+fn variables_come_from_flags_files_and_the_environment() {
+    let p = Project::new(&[(
+        "main.tik.hcl",
+        "variable \"n\" {\n  type = number\n}\nvariable \"tags\" {\n  type    = map(string)\n  default = {}\n}\nvariable \"name\" {\n  type = string\n}\nresource \"tik_data\" \"x\" {\n  input = \"${var.name}-${var.n * 2}-${lookup(var.tags, \"team\", \"none\")}\"\n}\noutput \"x\" {\n  value = tik_data.x.output\n}\n",
+    )]);
+    p.write("dev.tikvars", "n = 4\ntags = { team = \"data\" }\n");
+    let r = p.tik_env(
+        &[
+            "apply",
+            "--auto-approve",
+            "--var-file",
+            "dev.tikvars",
+            "--var",
+            "n=5",
+        ],
+        &[("TIK_VAR_name", "etl"), ("TIK_VAR_unrelated", "x")],
+    );
+    assert_eq!(r.code, 0, "{}", r.out());
+    assert_eq!(p.ok(&["output", "x", "--raw"], 0).stdout, "etl-10-data");
+    let r = p.tik(&["plan", "--var", "nope=1", "--var", "n=1", "--var", "name=x"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("--var nope sets \"nope\", but no variable \"nope\" is declared"),
+        "{}",
+        r.out()
+    );
+    let r = p.tik(&["plan", "--var", "n=[1", "--var", "name=x"]);
+    assert!(
+        r.stderr
+            .contains("--var n: the value of \"n\" is not valid"),
+        "{}",
+        r.out()
+    );
+    p.write("vars.json", "{\"n\": 3, \"name\": \"j\"}");
+    let r = p.ok(&["plan", "--var-file", "vars.json", "--json"], 0);
+    let plan: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(plan["changes"][0]["after"]["input"], "j-6-none");
+    assert_eq!(plan["changes"][0]["action"], "update");
+}
+
+#[test]
+fn tik_data_ids_references_and_triggers_replace() {
+    let p = Project::new(&[(
+        "main.tik.hcl",
+        "variable \"v\" {\n  default = \"1\"\n}\nresource \"tik_data\" \"a\" {\n  input            = { version = var.v }\n  triggers_replace = var.v\n}\nresource \"tik_data\" \"b\" {\n  input = \"after ${tik_data.a.id}\"\n}\noutput \"a_id\" {\n  value = tik_data.a.id\n}\n",
+    )]);
+    let r = p.ok(&["plan", "--json"], 0);
+    let plan: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(plan["changes"][1]["address"], "tik_data.b");
+    assert_eq!(
+        plan["changes"][1]["after_unknown"],
+        serde_json::json!(["id", "input", "output"])
+    );
+    assert_eq!(plan["summary"]["add"], 2);
+    p.ok(&["apply", "--auto-approve"], 0);
+    let first = p.ok(&["output", "a_id", "--raw"], 0).stdout;
+    assert_eq!(first.len(), 36, "{first}");
+    let b = p.ok(&["state", "show", "tik_data.b"], 0).stdout;
+    assert!(b.contains(&format!("input  = \"after {first}\"")), "{b}");
+    let r = p.ok(&["plan", "--var", "v=2"], 0);
+    assert!(
+        r.stdout
+            .contains("# tik_data.a must be replaced\n  # (triggers_replace forces replacement)"),
+        "{}",
+        r.out()
+    );
+    assert!(
+        r.stdout.contains("# tik_data.b will be updated in place"),
+        "{}",
+        r.out()
+    );
+    p.ok(&["apply", "--auto-approve", "--var", "v=2"], 0);
+    let second = p.ok(&["output", "a_id", "--raw"], 0).stdout;
+    assert_ne!(first, second);
+    assert!(p
+        .ok(&["state", "show", "tik_data.b"], 0)
+        .stdout
+        .contains(&second));
+    // The dependency is recorded in state, direct only.
+    let state: serde_json::Value = serde_json::from_str(&p.read("tik.tikstate")).unwrap();
+    let b = state["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["address"] == "tik_data.b")
+        .unwrap()
+        .clone();
+    assert_eq!(b["dependencies"], serde_json::json!(["tik_data.a"]));
+}
+
+#[test]
+fn modules_take_inputs_and_give_outputs() {
+    let p = Project::new(&[
+        (
+            "main.tik.hcl",
+            "module \"net\" {\n  source = \"./modules/net\"\n  cidr   = \"10.1.0.0/16\"\n}\nresource \"tik_data\" \"subnets\" {\n  input = module.net.subnets\n}\noutput \"second\" {\n  value = module.net.subnets[1]\n}\n",
+        ),
+        (
+            "modules/net/net.tik.hcl",
+            "variable \"cidr\" {\n  type = string\n}\nlocals {\n  subnets = [for i in range(3) : cidrsubnet(var.cidr, 8, i)]\n}\nresource \"tik_data\" \"plan\" {\n  input = local.subnets\n}\noutput \"subnets\" {\n  value = tik_data.plan.output\n}\n",
+        ),
+    ]);
+    let r = p.ok(&["apply", "--auto-approve"], 0);
+    assert!(
+        r.stdout
+            .contains("module.net.tik_data.plan: Creation complete"),
+        "{}",
+        r.out()
+    );
+    assert_eq!(
+        p.ok(&["output", "second", "--raw"], 0).stdout,
+        "10.1.1.0/24"
+    );
+    let dot = p.ok(&["graph"], 0).stdout;
+    assert!(dot.starts_with("digraph tik {"), "{dot}");
+    assert!(
+        dot.contains("\"tik_data.subnets\" -> \"module.net\""),
+        "{dot}"
+    );
+    assert!(
+        dot.contains("\"module.net.output.subnets\" -> \"module.net.tik_data.plan\""),
+        "{dot}"
+    );
+    p.write(
+        "main.tik.hcl",
+        "module \"net\" {\n  source = \"./modules/net\"\n  cidrr  = \"x\"\n}\n",
+    );
+    let r = p.tik(&["validate"]);
+    assert!(
+        r.stderr
+            .contains("module \"net\" has no variable \"cidrr\"")
+            && r.stderr.contains("did you mean \"cidr\"?"),
+        "{}",
+        r.out()
+    );
+    p.write(
+        "main.tik.hcl",
+        "module \"net\" {\n  source = \"git::https://example.com/x.git\"\n}\n",
+    );
+    assert!(p.tik(&["validate"]).stderr.contains("is not a local path"));
+}
+
+#[test]
+fn lifecycle_rules_are_honoured() {
+    let p = Project::new(&[(
+        "main.tik.hcl",
+        "variable \"v\" {\n  default = \"a\"\n}\nresource \"tik_data\" \"kept\" {\n  input = var.v\n  lifecycle {\n    prevent_destroy = true\n  }\n}\nresource \"tik_data\" \"ignored\" {\n  input = var.v\n  lifecycle {\n    ignore_changes = [input]\n  }\n}\nresource \"tik_data\" \"order\" {\n  depends_on = [tik_data.ignored]\n}\n",
+    )]);
+    let r = p.ok(&["apply", "--auto-approve", "--parallelism", "1"], 0);
+    let pos = |s: &str| r.stdout.find(s).unwrap();
+    assert!(
+        pos("tik_data.ignored: Creation complete") < pos("tik_data.order: Creating"),
+        "{}",
+        r.out()
+    );
+    let r = p.ok(&["plan", "--var", "v=b"], 0);
+    assert!(
+        r.stdout
+            .contains("# tik_data.kept will be updated in place"),
+        "{}",
+        r.out()
+    );
+    assert!(!r.stdout.contains("tik_data.ignored will"), "{}", r.out());
+    let r = p.tik(&["destroy", "--auto-approve"]);
+    assert_eq!(r.code, 1, "{}", r.out());
+    assert!(
+        r.stderr.contains(
+            "the plan would destroy tik_data.kept, but its lifecycle has prevent_destroy = true"
+        ),
+        "{}",
+        r.out()
+    );
+    assert_eq!(p.ok(&["state", "list"], 0).stdout.lines().count(), 3);
+    let r = p.ok(&["plan", "--replace", "tik_data.order"], 0);
+    assert!(
+        r.stdout.contains("# (--replace asked for it)"),
+        "{}",
+        r.out()
+    );
+}
+
+#[test]
+fn sensitive_values_are_never_printed() {
+    let p = Project::new(&[(
+        "main.tik.hcl",
+        "variable \"password\" {\n  type      = string\n  sensitive = true\n}\nresource \"tik_data\" \"db\" {\n  input = \"user:${var.password}\"\n}\noutput \"dsn\" {\n  value = tik_data.db.input\n}\n",
+    )]);
+    let env = [("TIK_VAR_password", "hunter2")];
+    let r = p.tik_env(&["apply", "--auto-approve"], &env);
+    assert_eq!(r.code, 0, "{}", r.out());
+    assert!(
+        !r.stdout.contains("hunter2") && r.stdout.contains("(sensitive value)"),
+        "{}",
+        r.out()
+    );
+    let r = p.tik_env(&["plan", "--json"], &env);
+    assert!(!r.stdout.contains("hunter2"), "{}", r.out());
+    for args in [
+        vec!["show"],
+        vec!["output"],
+        vec!["state", "show", "tik_data.db"],
+    ] {
+        let r = p.ok(&args, 0);
+        assert!(!r.stdout.contains("hunter2"), "{args:?}\n{}", r.out());
+    }
+    let state: serde_json::Value = serde_json::from_str(&p.read("tik.tikstate")).unwrap();
+    assert_eq!(
+        state["resources"][0]["sensitive_attributes"],
+        serde_json::json!(["input", "output"])
+    );
+    assert_eq!(state["outputs"]["dsn"]["sensitive"], true);
+    // Asked for by name, the value is given, as a script needs it.
+    assert_eq!(p.ok(&["output", "dsn", "--raw"], 0).stdout, "user:hunter2");
+}
+
+#[test]
+fn show_output_state_and_fmt_commands() {
+    let p = Project::new(&[(
+        "main.tik.hcl",
+        "resource \"tik_data\" \"a\" {\ninput=\"x\"\n  }\noutput \"o\" {\n value = { a = 1 }\n}\n",
+    )]);
+    let r = p.ok(&["fmt", "--check"], 3);
+    assert_eq!(r.stdout, "main.tik.hcl\n");
+    p.ok(&["fmt"], 0);
+    assert_eq!(p.read("main.tik.hcl"), "resource \"tik_data\" \"a\" {\n  input = \"x\"\n}\noutput \"o\" {\n  value = { a = 1 }\n}\n");
+    p.ok(&["fmt", "--check"], 0);
+    p.ok(&["init"], 0);
+    p.ok(&["apply", "--auto-approve"], 0);
+    let shown = p.ok(&["show"], 0).stdout;
+    assert!(
+        shown.contains("# tik_data.a:\ntik_data {\n") && shown.contains("Outputs:"),
+        "{shown}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&p.ok(&["output", "--json"], 0).stdout).unwrap();
+    assert_eq!(json["o"]["value"]["a"], 1);
+    assert_eq!(
+        p.ok(&["output", "o", "--json"], 0).stdout.trim(),
+        "{\"a\":1}"
+    );
+    let r = p.ok(&["output", "p"], 1);
+    assert!(
+        r.stderr.contains("no output \"p\" in state") && r.stderr.contains("did you mean \"o\"?"),
+        "{}",
+        r.out()
+    );
+    let r = p.ok(&["state", "show", "tik_data.b"], 1);
+    assert!(
+        r.stderr.contains("did you mean \"tik_data.a\"?"),
+        "{}",
+        r.out()
+    );
+    p.ok(&["state", "rm", "tik_data.a"], 0);
+    assert_eq!(p.ok(&["state", "list"], 0).stdout, "");
+    assert!(p.ok(&["plan"], 0).stdout.contains("Plan: 1 to add"));
+}
+
+#[test]
+fn the_plan_reads_like_terraform() {
+    let p = Project::new(&[(
+        "main.tik.hcl",
+        "resource \"tik_data\" \"a\" {\n  input = \"one\\ntwo\\nthree\\n\"\n}\n",
+    )]);
+    p.ok(&["apply", "--auto-approve"], 0);
+    p.write(
+        "main.tik.hcl",
+        "resource \"tik_data\" \"a\" {\n  input = \"one\\n2\\nthree\\n\"\n}\n",
+    );
+    let r = p.ok(&["plan", "--refresh=false"], 0);
+    let expected = "tik will perform the following actions:
+
+  # tik_data.a will be updated in place
+  ~ tik_data {
+      ~ input  = <<-EOT
+            one
+          - two
+          + 2
+            three
+        EOT
+      ~ output = <<-EOT
+            one
+          - two
+          + 2
+            three
+        EOT
+        # (1 unchanged attribute hidden)
+    }
+
+Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy.
+";
+    assert_eq!(r.stdout, expected);
+}

@@ -1,0 +1,300 @@
+//! The life of a local cluster, as a user types it: plan, apply, change, drift, destroy.
+
+mod common;
+use common::{cluster_config, Project};
+
+fn node_dir(p: &Project, name: &str) -> std::path::PathBuf {
+    p.file(&format!(".tik/local/workspaces/dev/clusters/etl/{name}"))
+}
+
+#[test]
+fn plan_lists_every_resource_and_exits_by_what_it_found() {
+    let p = Project::new(&[("main.tik.hcl", &cluster_config(2, "small"))]);
+    let r = p.ok(&["plan", "--detailed-exitcode"], 2);
+    for addr in [
+        "workspace.dev.directory",
+        "cluster.etl.node.head",
+        "cluster.etl.node.worker[\"default\"][0]",
+        "cluster.etl.node.worker[\"default\"][1]",
+    ] {
+        assert!(
+            r.stdout.contains(&format!("# {addr} will be created")),
+            "{addr}\n{}",
+            r.out()
+        );
+    }
+    assert!(
+        r.stdout.contains("      + instance_type = \"small\"\n"),
+        "{}",
+        r.out()
+    );
+    assert!(
+        r.stdout
+            .contains("      + private_ip    = (known after apply)\n"),
+        "{}",
+        r.out()
+    );
+    assert!(
+        r.stdout
+            .contains("Plan: 4 to add, 0 to change, 0 to replace, 0 to destroy."),
+        "{}",
+        r.out()
+    );
+    assert_eq!(p.ok(&["plan"], 0).code, 0);
+    p.write("bad.tik.hcl", "cluster \"x\" {\n");
+    p.ok(&["plan", "--detailed-exitcode"], 1);
+}
+
+#[test]
+fn apply_creates_in_dependency_order_and_a_second_plan_is_empty() {
+    let p = Project::new(&[("main.tik.hcl", &cluster_config(2, "small"))]);
+    let r = p.ok(&["apply", "--auto-approve"], 0);
+    let pos = |s: &str| {
+        r.stdout
+            .find(s)
+            .unwrap_or_else(|| panic!("{s} missing\n{}", r.out()))
+    };
+    assert!(
+        pos("workspace.dev.directory: Creation complete")
+            < pos("cluster.etl.node.head: Creating...")
+    );
+    assert!(
+        r.stdout
+            .contains("Apply complete! Resources: 4 added, 0 changed, 0 replaced, 0 destroyed."),
+        "{}",
+        r.out()
+    );
+    assert!(node_dir(&p, "head").join("node.json").exists());
+    let state = p.ok(&["state", "list"], 0).stdout;
+    assert_eq!(state.lines().count(), 4, "{state}");
+    let r = p.ok(&["plan", "--detailed-exitcode"], 0);
+    assert!(r.stdout.contains("No changes."), "{}", r.out());
+    // Each node has its own loopback address.
+    let mut ips: Vec<String> = (0..2)
+        .map(|i| {
+            p.read(&format!(
+                ".tik/local/workspaces/dev/clusters/etl/worker-default-{i}/node.json"
+            ))
+        })
+        .collect();
+    ips.push(p.read(".tik/local/workspaces/dev/clusters/etl/head/node.json"));
+    let ips: std::collections::HashSet<String> = ips
+        .iter()
+        .map(|j| {
+            serde_json::from_str::<serde_json::Value>(j).unwrap()["private_ip"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ips.len(), 3);
+    assert!(ips.iter().all(|ip| ip.starts_with("127.")));
+    let head_ip = p.ok(&["output", "head_ip", "--raw"], 0).stdout;
+    assert!(ips.contains(&head_ip), "{head_ip}");
+}
+
+#[test]
+fn scaling_up_adds_one_node_and_a_new_instance_type_replaces() {
+    let p = Project::new(&[("main.tik.hcl", &cluster_config(2, "small"))]);
+    p.ok(&["apply", "--auto-approve"], 0);
+    p.write("main.tik.hcl", &cluster_config(3, "small"));
+    let r = p.ok(&["plan", "--detailed-exitcode"], 2);
+    assert!(
+        r.stdout
+            .contains("Plan: 1 to add, 0 to change, 0 to replace, 0 to destroy."),
+        "{}",
+        r.out()
+    );
+    assert!(
+        r.stdout
+            .contains("# cluster.etl.node.worker[\"default\"][2] will be created"),
+        "{}",
+        r.out()
+    );
+    assert_eq!(
+        r.stdout.matches("will be created").count(),
+        1,
+        "{}",
+        r.out()
+    );
+
+    p.write("main.tik.hcl", &cluster_config(3, "large"));
+    let r = p.ok(&["plan"], 0);
+    assert!(r.stdout.contains("# cluster.etl.node.head must be replaced\n  # (instance_type forces replacement)\n-/+ local_node {"), "{}", r.out());
+    assert!(
+        r.stdout
+            .contains("~ instance_type = \"small\" -> \"large\" # forces replacement"),
+        "{}",
+        r.out()
+    );
+    assert!(
+        r.stdout
+            .contains("Plan: 1 to add, 0 to change, 1 to replace, 0 to destroy."),
+        "{}",
+        r.out()
+    );
+    let r = p.ok(&["apply", "--auto-approve"], 0);
+    assert!(
+        r.stdout
+            .contains("Resources: 1 added, 0 changed, 1 replaced, 0 destroyed."),
+        "{}",
+        r.out()
+    );
+    assert!(p
+        .read(".tik/local/workspaces/dev/clusters/etl/head/node.json")
+        .contains("\"large\""));
+    p.ok(&["plan", "--detailed-exitcode"], 0);
+
+    p.write("main.tik.hcl", &cluster_config(1, "large"));
+    let r = p.ok(&["apply", "--auto-approve"], 0);
+    assert!(
+        r.stdout
+            .contains("Resources: 0 added, 0 changed, 0 replaced, 2 destroyed."),
+        "{}",
+        r.out()
+    );
+    assert!(
+        !node_dir(&p, "worker-default-2").exists() && !node_dir(&p, "worker-default-1").exists()
+    );
+}
+
+#[test]
+fn a_node_deleted_by_hand_is_drift_and_is_recreated() {
+    let p = Project::new(&[("main.tik.hcl", &cluster_config(2, "small"))]);
+    p.ok(&["apply", "--auto-approve"], 0);
+    p.ok(&["drift"], 0);
+    std::fs::remove_dir_all(node_dir(&p, "worker-default-1")).unwrap();
+    let before = p.read("tik.tikstate");
+    let r = p.ok(&["drift"], 2);
+    assert!(
+        r.stdout
+            .contains("# cluster.etl.node.worker[\"default\"][1] was deleted outside of tik"),
+        "{}",
+        r.out()
+    );
+    let r = p.ok(&["drift", "--json"], 2);
+    let json: serde_json::Value = serde_json::from_str(&r.stdout).expect("drift --json is JSON");
+    assert_eq!(json["drift"][0]["kind"], "deleted");
+    assert_eq!(json["drift_found"], true);
+    let r = p.ok(&["drift", "--markdown"], 2);
+    assert!(
+        r.stdout
+            .contains("| `cluster.etl.node.worker[\"default\"][1]` | deleted |"),
+        "{}",
+        r.out()
+    );
+    assert_eq!(p.read("tik.tikstate"), before, "drift must not write state");
+
+    let r = p.ok(&["plan", "--detailed-exitcode"], 2);
+    let drift_at = r
+        .stdout
+        .find("Objects changed outside of tik:")
+        .expect("drift section");
+    let changes_at = r
+        .stdout
+        .find("tik will perform the following actions:")
+        .expect("changes section");
+    assert!(drift_at < changes_at, "{}", r.out());
+    assert!(
+        r.stdout
+            .contains("# cluster.etl.node.worker[\"default\"][1] will be created"),
+        "{}",
+        r.out()
+    );
+    assert!(
+        r.stdout
+            .contains("Plan: 1 to add, 0 to change, 0 to replace, 0 to destroy."),
+        "{}",
+        r.out()
+    );
+    p.ok(&["apply", "--auto-approve"], 0);
+    assert!(node_dir(&p, "worker-default-1").exists());
+    p.ok(&["drift"], 0);
+    p.ok(&["plan", "--detailed-exitcode"], 0);
+
+    // An attribute changed by hand is drift with the attribute named.
+    let node_json = node_dir(&p, "head").join("node.json");
+    let text = std::fs::read_to_string(&node_json)
+        .unwrap()
+        .replace("\"small\"", "\"tiny\"");
+    std::fs::write(&node_json, text).unwrap();
+    let r = p.ok(&["drift"], 2);
+    assert!(
+        r.stdout.contains("~ instance_type = \"small\" -> \"tiny\""),
+        "{}",
+        r.out()
+    );
+}
+
+#[test]
+fn a_saved_plan_applies_exactly_and_goes_stale() {
+    let p = Project::new(&[("main.tik.hcl", &cluster_config(1, "small"))]);
+    let r = p.ok(&["plan", "--out", "first.plan"], 0);
+    assert!(r.stdout.contains("tik apply first.plan"), "{}", r.out());
+    let shown = p.ok(&["show", "first.plan"], 0);
+    assert!(shown.stdout.contains("Plan: 3 to add"), "{}", shown.out());
+    let r = p.ok(&["apply", "first.plan"], 0);
+    assert!(r.stdout.contains("Resources: 3 added"), "{}", r.out());
+    assert!(
+        !r.stdout.contains("will be created"),
+        "a saved plan is not shown again\n{}",
+        r.out()
+    );
+    // Applying it twice: the state moved on.
+    let r = p.ok(&["apply", "first.plan"], 1);
+    assert!(r.stderr.contains("the saved plan is stale"), "{}", r.out());
+
+    p.write("main.tik.hcl", &cluster_config(2, "small"));
+    p.ok(&["plan", "--out", "second.plan"], 0);
+    p.write("main.tik.hcl", &cluster_config(3, "small"));
+    let r = p.ok(&["apply", "second.plan"], 1);
+    assert!(
+        r.stderr.contains("configuration files changed"),
+        "{}",
+        r.out()
+    );
+    p.write("main.tik.hcl", &cluster_config(2, "small"));
+    p.ok(&["plan", "--out", "third.plan"], 0);
+    p.ok(&["state", "rm", "cluster.etl.node.head"], 0);
+    let r = p.ok(&["apply", "third.plan"], 1);
+    assert!(r.stderr.contains("the saved plan is stale"), "{}", r.out());
+}
+
+#[test]
+fn destroy_removes_everything_in_reverse_order() {
+    let p = Project::new(&[("main.tik.hcl", &cluster_config(2, "small"))]);
+    p.ok(&["apply", "--auto-approve"], 0);
+    let r = p.ok(&["destroy", "--auto-approve"], 0);
+    let pos = |s: &str| {
+        r.stdout
+            .find(s)
+            .unwrap_or_else(|| panic!("{s} missing\n{}", r.out()))
+    };
+    assert!(
+        pos("cluster.etl.node.head: Destruction complete")
+            < pos("workspace.dev.directory: Destroying...")
+    );
+    assert!(
+        r.stdout
+            .contains("Destroy complete! Resources: 4 destroyed."),
+        "{}",
+        r.out()
+    );
+    assert_eq!(p.ok(&["state", "list"], 0).stdout, "");
+    assert!(!p.file(".tik/local/workspaces/dev").exists());
+    let state: serde_json::Value = serde_json::from_str(&p.read("tik.tikstate")).unwrap();
+    assert_eq!(state["resources"], serde_json::json!([]));
+    assert_eq!(state["outputs"], serde_json::json!({}));
+}
+
+#[test]
+fn apply_without_approval_changes_nothing() {
+    let p = Project::new(&[("main.tik.hcl", &cluster_config(1, "small"))]);
+    let r = p.ok(&["apply"], 1);
+    assert!(
+        r.stdout.contains("Apply cancelled: nothing was changed."),
+        "{}",
+        r.out()
+    );
+    assert!(!p.file(".tik/local/workspaces").exists());
+}

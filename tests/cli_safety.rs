@@ -1,0 +1,230 @@
+//! Failures, locks and interruptions: the state always knows what exists.
+
+mod common;
+use common::Project;
+use std::time::{Duration, Instant};
+
+#[test]
+fn a_failure_skips_its_dependents_and_independent_branches_go_on() {
+    let p = Project::new(&[(
+        "main.tik.hcl",
+        // `blocker` is a file, so a file cannot be created below it.
+        "resource \"local_file\" \"bad\" {\n  path    = \"blocker/child.txt\"\n  content = \"x\"\n}\nresource \"tik_data\" \"after_bad\" {\n  input = local_file.bad.id\n}\nresource \"tik_data\" \"independent\" {\n  input = \"fine\"\n}\nresource \"tik_data\" \"after_independent\" {\n  input = tik_data.independent.id\n}\n",
+    )]);
+    p.write("blocker", "a file, not a directory");
+    let r = p.tik(&["apply", "--auto-approve"]);
+    assert_eq!(r.code, 1, "{}", r.out());
+    assert!(
+        r.stderr.contains("Apply failed: 1 change(s) failed."),
+        "{}",
+        r.out()
+    );
+    assert!(r.stderr.contains("  - local_file.bad: "), "{}", r.out());
+    assert!(
+        r.stderr
+            .contains("Skipped because something they need failed: tik_data.after_bad"),
+        "{}",
+        r.out()
+    );
+    let listed = p.ok(&["state", "list"], 0).stdout;
+    assert!(
+        listed.contains("tik_data.independent") && listed.contains("tik_data.after_independent"),
+        "{listed}"
+    );
+    assert!(!listed.contains("tik_data.after_bad"), "{listed}");
+    // The failed create is recorded as tainted, and the next plan replaces it.
+    assert!(p
+        .ok(&["state", "show", "local_file.bad"], 0)
+        .stdout
+        .contains("# status: tainted"));
+    std::fs::remove_file(p.file("blocker")).unwrap();
+    let r = p.ok(&["apply", "--auto-approve"], 0);
+    assert!(
+        r.stdout.contains("tik_data.after_bad: Creation complete"),
+        "{}",
+        r.out()
+    );
+    assert_eq!(p.read("blocker/child.txt"), "x");
+}
+
+#[test]
+fn a_second_apply_fails_at_once_naming_the_holder_and_force_unlock_frees_it() {
+    let p = Project::new(&[("main.tik.hcl", &many_files(3000))]);
+    let log = p.file("first.log");
+    let mut first = p
+        .command(&["apply", "--auto-approve", "--parallelism", "1"])
+        .stdout(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !p.file("tik.tikstate.journal").exists() {
+        assert!(
+            Instant::now() < deadline && first.try_wait().unwrap().is_none(),
+            "the first apply never got going"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let started = Instant::now();
+    let r = p.tik(&["apply", "--auto-approve"]);
+    assert_eq!(r.code, 1, "{}", r.out());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "it must fail at once, not wait"
+    );
+    let lock: serde_json::Value = serde_json::from_str(&p.read("tik.tikstate.lock")).unwrap();
+    let id = lock["id"].as_str().unwrap().to_string();
+    let holder = format!(
+        "is locked by {} (operation apply, since {}, lock id {id})",
+        lock["who"].as_str().unwrap(),
+        lock["created"].as_str().unwrap()
+    );
+    assert!(r.stderr.contains(&holder), "{holder}\n{}", r.out());
+    assert!(
+        r.stderr.contains(&format!("tik force-unlock {id}")),
+        "{}",
+        r.out()
+    );
+    assert!(first.wait().unwrap().success());
+    assert!(
+        !p.file("tik.tikstate.lock").exists(),
+        "a finished apply releases its lock"
+    );
+
+    // A lock file whose holder is gone (a crash) does not block the next run.
+    p.write("tik.tikstate.lock", "{\"id\": \"1b2c\", \"who\": \"ana@ci-7\", \"operation\": \"apply\", \"created\": \"2026-11-22T10:00:00Z\", \"version\": \"0.1.0\"}");
+    assert!(p
+        .ok(&["force-unlock", "nope"], 1)
+        .stderr
+        .contains("not nope"));
+    p.ok(&["force-unlock", "1b2c"], 0);
+    assert!(!p.file("tik.tikstate.lock").exists());
+    p.write("tik.tikstate.lock", "{\"id\": \"1b2c\"}");
+    p.ok(&["plan"], 0);
+    p.ok(&["state", "rm", "local_file.f0"], 0);
+}
+
+fn many_files(n: usize) -> String {
+    let mut s = String::new();
+    for i in 0..n {
+        s.push_str(&format!("resource \"local_file\" \"f{i}\" {{\n  path    = \"out/f{i}.txt\"\n  content = \"{i}\"\n}}\n"));
+    }
+    s
+}
+
+/// Files that exist under out/ and addresses in state.
+fn files_and_state(p: &Project) -> (Vec<String>, Vec<String>) {
+    let mut files: Vec<String> = std::fs::read_dir(p.file("out"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .trim_end_matches(".txt")
+                        .to_string()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    let state = p.ok(&["state", "list"], 0).stdout;
+    let mut names: Vec<String> = state
+        .lines()
+        .map(|l| l.trim_start_matches("local_file.").to_string())
+        .collect();
+    names.sort();
+    (files, names)
+}
+
+#[test]
+fn kill_9_in_the_middle_of_an_apply_loses_no_record_of_what_was_created() {
+    let p = Project::new(&[("main.tik.hcl", &many_files(3000))]);
+    let mut child = p
+        .command(&["apply", "--auto-approve", "--parallelism", "1"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let journal = p.file("tik.tikstate.journal");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // Wait until a few hundred changes are journalled, then kill without warning.
+    while std::fs::metadata(&journal).map(|m| m.len()).unwrap_or(0) < 100_000 {
+        assert!(Instant::now() < deadline, "the apply never got going");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the apply finished before it could be killed: give it more work"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (files, names) = files_and_state(&p);
+    assert!(
+        !files.is_empty() && files.len() < 3000,
+        "{} files",
+        files.len()
+    );
+    for f in &files {
+        assert!(names.contains(f), "{f} exists but state does not know it");
+    }
+    // The next apply finishes the job, creating each file once.
+    let r = p.ok(&["apply", "--auto-approve"], 0);
+    let added: usize = r
+        .stdout
+        .lines()
+        .filter(|l| l.ends_with("Creating..."))
+        .count();
+    assert!(added <= 3000 - files.len() + 1, "{added} created again");
+    let (files, names) = files_and_state(&p);
+    assert_eq!(files.len(), 3000);
+    assert_eq!(names.len(), 3000);
+    p.ok(&["plan", "--detailed-exitcode"], 0);
+}
+
+#[test]
+fn ctrl_c_stops_scheduling_finishes_what_runs_and_saves_state() {
+    let p = Project::new(&[("main.tik.hcl", &many_files(3000))]);
+    let log = p.file("apply.log");
+    let mut child = p
+        .command(&["apply", "--auto-approve", "--parallelism", "2"])
+        .stdout(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let journal = p.file("tik.tikstate.journal");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::metadata(&journal).map(|m| m.len()).unwrap_or(0) < 50_000 {
+        assert!(Instant::now() < deadline, "the apply never got going");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the apply finished before the interrupt: give it more work"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = child.wait().unwrap();
+    let stdout = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("Interrupted: no new changes start"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Apply interrupted; state saved."),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("did not start. Run tik apply again to finish."),
+        "{stdout}"
+    );
+    // Saved means folded into the snapshot: no journal left, and no lock.
+    assert!(!journal.exists());
+    assert!(!p.file("tik.tikstate.lock").exists());
+    let (files, names) = files_and_state(&p);
+    assert_eq!(
+        files, names,
+        "every file that exists is in state, and only those"
+    );
+    p.ok(&["apply", "--auto-approve"], 0);
+}

@@ -1,0 +1,125 @@
+//! Helpers for end-to-end tests: a project directory on disk and the `tik` binary.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn out(&self) -> String {
+        format!(
+            "--- exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+pub fn tik_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tik")
+}
+
+impl Project {
+    pub fn new(files: &[(&str, &str)]) -> Project {
+        let p = Project {
+            dir: tempfile::tempdir().expect("temp dir"),
+        };
+        for (name, text) in files {
+            p.write(name, text);
+        }
+        p
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn file(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write(&self, name: &str, text: &str) {
+        let path = self.file(name);
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        std::fs::write(path, text).expect("write");
+    }
+
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.file(name)).unwrap_or_default()
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(tik_bin());
+        c.args(args)
+            .current_dir(self.path())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("TIK_VAR_") {
+                c.env_remove(k);
+            }
+        }
+        c
+    }
+
+    pub fn tik(&self, args: &[&str]) -> Run {
+        self.tik_env(args, &[])
+    }
+
+    pub fn tik_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut c = self.command(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().expect("tik runs");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Runs tik and insists on an exit code.
+    pub fn ok(&self, args: &[&str], code: i32) -> Run {
+        let r = self.tik(args);
+        assert_eq!(r.code, code, "tik {}\n{}", args.join(" "), r.out());
+        r
+    }
+}
+
+/// A workspace and a cluster of a head and `workers` workers on the local provider.
+pub fn cluster_config(workers: u32, head_type: &str) -> String {
+    format!(
+        r#"workspace "dev" {{
+  provider = "local"
+}}
+
+cluster "etl" {{
+  workspace = workspace.dev
+  head {{
+    instance_type = "{head_type}"
+  }}
+  workers "default" {{
+    instance_type = "small"
+    min           = {workers}
+    max           = 10
+  }}
+}}
+
+output "head_ip" {{
+  value = cluster.etl.node.head.private_ip
+}}
+"#
+    )
+}
