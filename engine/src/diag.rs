@@ -87,18 +87,30 @@ impl Diagnostic {
 
     /// Renders the diagnostic as rustc does: message, `--> file:line:col`, the line, a caret.
     pub fn render(&self, sources: &Sources) -> String {
+        // `=` lines stand under the gutter's `|`, which widens with the line numbers.
+        let gutter = std::iter::once(&self.location)
+            .chain(self.notes.iter().map(|(_, l)| l))
+            .flatten()
+            .map(|l| {
+                line_col(&sources.get(l.file).text, l.span.start)
+                    .0
+                    .to_string()
+                    .len()
+            })
+            .max()
+            .unwrap_or(1);
         let mut out = format!("error: {}\n", self.message);
         if let Some(loc) = &self.location {
             out.push_str(&snippet(sources, loc));
         }
         for (text, loc) in &self.notes {
-            out.push_str(&format!("  = note: {text}\n"));
+            out.push_str(&format!("{:gutter$} = note: {text}\n", ""));
             if let Some(loc) = loc {
                 out.push_str(&snippet(sources, loc));
             }
         }
         if let Some(help) = &self.help {
-            out.push_str(&format!("  = help: {help}\n"));
+            out.push_str(&format!("{:gutter$} = help: {help}\n", ""));
         }
         out
     }

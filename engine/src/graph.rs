@@ -25,6 +25,8 @@ pub enum Key {
 #[derive(Debug, Clone)]
 pub struct Node {
     pub module: usize,
+    /// For an object: its index in the module's `objects`.
+    pub object: Option<usize>,
     pub key: Key,
     pub file: FileId,
     pub span: Option<Range<usize>>,
@@ -40,6 +42,8 @@ pub struct RefSite {
 pub struct Graph {
     pub graph: DiGraph<Node, RefSite>,
     index: HashMap<(usize, Key), NodeIndex>,
+    /// Per module, the resource types its blocks use: the roots a reference may start with.
+    resource_roots: Vec<std::collections::HashSet<String>>,
 }
 
 impl Graph {
@@ -177,9 +181,16 @@ impl Graph {
         let mut g = Graph {
             graph: DiGraph::new(),
             index: HashMap::new(),
+            resource_roots: Vec::new(),
         };
         let mut diags = Diagnostics::default();
         for (mi, m) in config.modules.iter().enumerate() {
+            g.resource_roots.push(
+                m.objects
+                    .iter()
+                    .map(|o| o.kind.root().to_string())
+                    .collect(),
+            );
             for v in m.variables.values() {
                 g.add(mi, Key::Var(v.name.clone()), v.file, v.span.clone());
             }
@@ -197,7 +208,7 @@ impl Graph {
                     c.span.clone(),
                 );
             }
-            for o in &m.objects {
+            for (oi, o) in m.objects.iter().enumerate() {
                 if let ObjectKind::Resource(t) = &o.kind {
                     if providers.schema(t).is_none() {
                         diags.push(
@@ -220,6 +231,8 @@ impl Graph {
                     o.file,
                     o.span.clone(),
                 );
+                let added = NodeIndex::new(g.graph.node_count() - 1);
+                g.graph[added].object = Some(oi);
             }
         }
         for (mi, m) in config.modules.iter().enumerate() {
@@ -336,6 +349,7 @@ impl Graph {
     fn add(&mut self, module: usize, key: Key, file: FileId, span: Option<Range<usize>>) {
         let i = self.graph.add_node(Node {
             module,
+            object: None,
             key: key.clone(),
             file,
             span,
@@ -344,6 +358,7 @@ impl Graph {
     }
 
     /// The node a reference points at; `None` for names that are not nodes (`path`).
+    /// Costs a hash lookup; the candidates for "did you mean" are gathered only on an error.
     pub(crate) fn resolve(
         &self,
         config: &Config,
@@ -351,102 +366,74 @@ impl Graph {
         r: &Reference,
     ) -> Result<Option<NodeIndex>, (String, Option<String>)> {
         let m = &config.modules[module];
-        let attr = r.attrs.first().cloned();
-        let need_attr = |what: &str| {
-            (
-                format!("\"{}\" alone is not a value", r.root),
-                Some(format!("write {}.{what}", r.root)),
-            )
-        };
-        let lookup = |key: Key,
-                      kind: &str,
-                      names: Vec<&str>|
-         -> Result<Option<NodeIndex>, (String, Option<String>)> {
-            match self.index.get(&(module, key.clone())) {
-                Some(i) => Ok(Some(*i)),
-                None => {
-                    let name = match &key {
-                        Key::Var(n)
-                        | Key::Local(n)
-                        | Key::ModuleOutputs(n)
-                        | Key::Output(n)
-                        | Key::Object(_, n) => n.clone(),
-                    };
-                    Err((
-                        format!("reference to undeclared {kind} \"{}.{name}\"", r.root),
-                        did_you_mean(&name, names.iter().copied()).or_else(|| {
-                            Some(format!(
-                                "declare it, or check the spelling of {}.{name}",
-                                r.root
-                            ))
-                        }),
-                    ))
-                }
-            }
-        };
-        match r.root.as_str() {
-            "var" => {
-                let a = attr.ok_or_else(|| need_attr("NAME"))?;
-                lookup(
-                    Key::Var(a),
-                    "variable",
-                    m.variables.keys().map(String::as_str).collect(),
-                )
-            }
-            "local" => {
-                let a = attr.ok_or_else(|| need_attr("NAME"))?;
-                lookup(
-                    Key::Local(a),
-                    "local value",
-                    m.locals.keys().map(String::as_str).collect(),
-                )
-            }
-            "module" => {
-                let a = attr.ok_or_else(|| need_attr("NAME.OUTPUT"))?;
-                lookup(
-                    Key::ModuleOutputs(a),
-                    "module",
-                    m.calls.keys().map(String::as_str).collect(),
-                )
-            }
-            "path" => Ok(None),
-            "workspace" | "cluster" => {
-                let a = attr.ok_or_else(|| need_attr("NAME"))?;
-                let kind = if r.root == "workspace" {
-                    ObjectKind::Workspace
-                } else {
-                    ObjectKind::Cluster
-                };
-                let names = m
-                    .objects
-                    .iter()
-                    .filter(|o| o.kind == kind)
-                    .map(|o| o.name.as_str())
-                    .collect();
-                lookup(Key::Object(kind, a), &r.root, names)
-            }
-            root if m.objects.iter().any(|o| o.kind.root() == root) => {
-                let a = attr.ok_or_else(|| need_attr("NAME"))?;
-                let kind = ObjectKind::Resource(root.to_string());
-                let names = m
-                    .objects
-                    .iter()
-                    .filter(|o| o.kind == kind)
-                    .map(|o| o.name.as_str())
-                    .collect();
-                lookup(Key::Object(kind, a), "resource", names)
-            }
+        let (key, kind_name) = match r.root.as_str() {
+            "path" => return Ok(None),
+            "var" => (r.attrs.first().map(|a| Key::Var(a.clone())), "variable"),
+            "local" => (
+                r.attrs.first().map(|a| Key::Local(a.clone())),
+                "local value",
+            ),
+            "module" => (
+                r.attrs.first().map(|a| Key::ModuleOutputs(a.clone())),
+                "module",
+            ),
+            "workspace" => (
+                r.attrs
+                    .first()
+                    .map(|a| Key::Object(ObjectKind::Workspace, a.clone())),
+                "workspace",
+            ),
+            "cluster" => (
+                r.attrs
+                    .first()
+                    .map(|a| Key::Object(ObjectKind::Cluster, a.clone())),
+                "cluster",
+            ),
+            root if self.resource_roots[module].contains(root) => (
+                r.attrs
+                    .first()
+                    .map(|a| Key::Object(ObjectKind::Resource(root.to_string()), a.clone())),
+                "resource",
+            ),
             root => {
                 let mut roots: Vec<&str> =
                     vec!["var", "local", "module", "path", "workspace", "cluster"];
-                roots.extend(m.objects.iter().map(|o| o.kind.root()));
-                let help = did_you_mean(root, roots.iter().copied()).or_else(|| {
-                    (root.contains('_'))
-                        .then(|| format!("there is no resource of type {root} in this module"))
-                });
-                Err((format!("unknown name \"{root}\""), help.or_else(|| Some("references start with var., local., module., workspace., cluster. or a resource type".into()))))
+                roots.extend(self.resource_roots[module].iter().map(String::as_str));
+                let help = did_you_mean(root, roots.iter().copied())
+                    .or_else(|| root.contains('_').then(|| format!("there is no resource of type {root} in this module")))
+                    .unwrap_or_else(|| "references start with var., local., module., workspace., cluster. or a resource type".into());
+                return Err((format!("unknown name \"{root}\""), Some(help)));
             }
+        };
+        let Some(key) = key else {
+            return Err((
+                format!("\"{}\" alone is not a value", r.root),
+                Some(format!("write {}.NAME", r.root)),
+            ));
+        };
+        if let Some(i) = self.index.get(&(module, key.clone())) {
+            return Ok(Some(*i));
         }
+        let (name, names): (&String, Vec<&str>) = match &key {
+            Key::Var(n) => (n, m.variables.keys().map(String::as_str).collect()),
+            Key::Local(n) => (n, m.locals.keys().map(String::as_str).collect()),
+            Key::ModuleOutputs(n) => (n, m.calls.keys().map(String::as_str).collect()),
+            Key::Output(n) => (n, m.outputs.keys().map(String::as_str).collect()),
+            Key::Object(kind, n) => (
+                n,
+                m.objects
+                    .iter()
+                    .filter(|o| &o.kind == kind)
+                    .map(|o| o.name.as_str())
+                    .collect(),
+            ),
+        };
+        let help = did_you_mean(name, names.iter().copied())
+            .unwrap_or_else(|| format!("declare it, or check the spelling of {}.{name}", r.root));
+        Err((
+            format!("reference to undeclared {kind_name} \"{}.{name}\"", r.root),
+            Some(help),
+        ))
     }
 
     /// Graphviz DOT text of the graph, for `tik graph`.

@@ -344,21 +344,22 @@ pub fn plan(
     let mut changes = Vec::new();
     let mut wanted: HashSet<Address> = HashSet::new();
     let mut diags = Diagnostics::default();
-    let lifecycle_of = |addr: &Address| -> Option<(bool, Option<crate::diag::Location>)> {
-        // prevent_destroy of the block an address comes from, if it is still in the configuration.
-        for m in &config.modules {
-            for o in &m.objects {
-                let base = m.prefix.clone().name(o.kind.root()).name(&o.name);
-                if addr.starts_with(&base) {
-                    let loc = o
-                        .span
-                        .clone()
-                        .map(|span| crate::diag::Location { file: o.file, span });
-                    return Some((o.lifecycle.prevent_destroy, loc));
-                }
-            }
+    // prevent_destroy of the block an address comes from, if it is still in the configuration.
+    let mut blocks: HashMap<Address, (bool, Option<crate::diag::Location>)> = HashMap::new();
+    for m in &config.modules {
+        for o in &m.objects {
+            let loc = o
+                .span
+                .clone()
+                .map(|span| crate::diag::Location { file: o.file, span });
+            let base = m.prefix.clone().name(o.kind.root()).name(&o.name);
+            blocks.insert(base, (o.lifecycle.prevent_destroy, loc));
         }
-        None
+    }
+    let lifecycle_of = |addr: &Address| -> Option<(bool, Option<crate::diag::Location>)> {
+        (1..=addr.0.len())
+            .rev()
+            .find_map(|n| blocks.get(&Address(addr.0[..n].to_vec())).cloned())
     };
     let included = included_nodes(&walk, config, &order, &options.targets);
     if !options.destroy {

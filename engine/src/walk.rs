@@ -354,10 +354,11 @@ impl<'c> Walk<'c> {
     ) -> Result<ObjectEval, Diagnostics> {
         let m = self.graph.node(i).module;
         let module = &self.config.modules[m];
-        let def = module
-            .objects
-            .iter()
-            .find(|o| o.kind == kind && o.name == name)
+        let def = self
+            .graph
+            .node(i)
+            .object
+            .and_then(|oi| module.objects.get(oi))
             .ok_or_else(|| {
                 Diagnostics::from(Diagnostic::new(format!("internal: object {name} vanished")))
             })?;
