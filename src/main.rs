@@ -674,6 +674,7 @@ fn empty_plan() -> Plan {
         drift: Vec::new(),
         changes: Vec::new(),
         outputs: Vec::new(),
+        targets: Vec::new(),
     }
 }
 

@@ -298,3 +298,29 @@ Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy.
 ";
     assert_eq!(r.stdout, expected);
 }
+
+#[test]
+fn a_targeted_apply_leaves_the_rest_and_its_outputs_alone() {
+    let p = Project::new(&[(
+        "main.tik.hcl",
+        "resource \"tik_data\" \"a\" {\n  input = \"a\"\n}\nresource \"tik_data\" \"b\" {\n  input = \"b\"\n}\noutput \"b\" {\n  value = tik_data.b.output\n}\n",
+    )]);
+    p.ok(&["apply", "--auto-approve"], 0);
+    p.write("main.tik.hcl", "resource \"tik_data\" \"a\" {\n  input = \"a2\"\n}\nresource \"tik_data\" \"b\" {\n  input = \"b2\"\n}\noutput \"b\" {\n  value = tik_data.b.output\n}\n");
+    let r = p.ok(&["apply", "--auto-approve", "--target", "tik_data.a"], 0);
+    assert!(
+        r.stdout
+            .contains("Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy."),
+        "{}",
+        r.out()
+    );
+    assert!(!r.stdout.contains("Changes to outputs"), "{}", r.out());
+    assert_eq!(p.ok(&["output", "b", "--raw"], 0).stdout, "b");
+    let r = p.ok(&["plan"], 0);
+    assert!(
+        r.stdout.contains("# tik_data.b will be updated in place")
+            && !r.stdout.contains("tik_data.a will"),
+        "{}",
+        r.out()
+    );
+}

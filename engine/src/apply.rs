@@ -143,6 +143,7 @@ pub async fn apply<F: Future<Output = ()>>(
         blocked: vec![false; graph_order.len()],
         indegree: Vec::new(),
         ready: VecDeque::new(),
+        included: crate::plan::included_nodes(&walk, config, &graph_order, &plan.targets),
     };
     driver.indegree = (0..graph_order.len())
         .map(|i| walk.graph.dependencies(NodeIndex::new(i)).count())
@@ -250,6 +251,8 @@ struct Driver {
     blocked: Vec<bool>,
     indegree: Vec<usize>,
     ready: VecDeque<NodeIndex>,
+    /// With targets: the nodes the plan covered.
+    included: Option<std::collections::HashSet<NodeIndex>>,
 }
 
 impl Driver {
@@ -319,6 +322,10 @@ impl Driver {
         planned: &HashMap<&Address, &Change>,
         providers: &Providers,
     ) {
+        if self.included.as_ref().is_some_and(|set| !set.contains(&n)) {
+            // Outside the plan's targets: nothing included depends on it.
+            return self.complete_node(walk, n);
+        }
         let object = match walk.eval_node(n) {
             Ok(None) => return self.complete_node(walk, n),
             Ok(Some(o)) => o,

@@ -103,6 +103,9 @@ pub struct Plan {
     /// Every change but no-ops, creates and updates in dependency order, then deletes.
     pub changes: Vec<Change>,
     pub outputs: Vec<OutputChange>,
+    /// `--target`s: apply walks only these and what they depend on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<Address>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -433,14 +436,20 @@ pub fn plan(
     if !diags.is_empty() {
         return Err(diags);
     }
-    let outputs = output_changes(
-        &state.outputs,
-        if options.destroy {
-            IndexMap::new()
-        } else {
-            walk.root_outputs.clone()
-        },
-    );
+    let after = if options.destroy {
+        IndexMap::new()
+    } else {
+        walk.root_outputs.clone()
+    };
+    // Outputs a targeted plan did not reach keep their values; only undeclared ones go.
+    let declared = if options.destroy {
+        None
+    } else {
+        Some(&config.modules[0].outputs)
+    };
+    let outputs = output_changes(&state.outputs, after, |name| {
+        declared.is_some_and(|d| d.contains_key(name))
+    });
     Ok(Plan {
         format_version: PLAN_FORMAT_VERSION,
         tik_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -452,6 +461,7 @@ pub fn plan(
         drift,
         changes,
         outputs,
+        targets: options.targets.clone(),
     })
 }
 
@@ -467,7 +477,7 @@ fn prevent_destroy_error(
 }
 
 /// With targets: the nodes of the targeted objects and everything they depend on.
-fn included_nodes(
+pub(crate) fn included_nodes(
     walk: &Walk<'_>,
     config: &Config,
     order: &[petgraph::graph::NodeIndex],
@@ -544,6 +554,7 @@ pub fn order_deletes<'a>(items: &[&'a ResourceState]) -> Vec<&'a ResourceState> 
 fn output_changes(
     before: &IndexMap<String, OutputState>,
     after: IndexMap<String, OutputState>,
+    still_declared: impl Fn(&str) -> bool,
 ) -> Vec<OutputChange> {
     let mut out = Vec::new();
     for (name, new) in &after {
@@ -558,7 +569,7 @@ fn output_changes(
         }
     }
     for (name, old) in before {
-        if !after.contains_key(name) {
+        if !after.contains_key(name) && !still_declared(name) {
             out.push(OutputChange {
                 name: name.clone(),
                 before: Some(old.value.clone()),

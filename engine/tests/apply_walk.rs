@@ -1,0 +1,239 @@
+//! The apply walker against a provider that records what it is asked, and a state
+//! kept in memory: parallelism, replacement order, targets.
+
+use async_trait::async_trait;
+use std::sync::{Arc, Mutex};
+use tik_engine::apply::{apply, ApplyEvent, ApplyOptions};
+use tik_engine::config::Config;
+use tik_engine::plan::PlanOptions;
+use tik_engine::provider::{
+    AttributeSchema as A, ChangeRequest, ExpandRequest, Operation, Provider, ProviderError,
+    Providers, ReadRequest, ResourceSchema, ResourceSpec,
+};
+use tik_engine::state::{Backend, LockInfo, StateError, StateStore};
+use tik_engine::value::{Map, Value};
+use tik_engine::walk::Inputs;
+
+#[derive(Default)]
+struct Memory {
+    snapshot: Mutex<Option<Vec<u8>>>,
+    journal: Mutex<Vec<u8>>,
+}
+
+impl Backend for Memory {
+    fn describe(&self) -> String {
+        "memory".into()
+    }
+    fn read_snapshot(&self) -> Result<Option<Vec<u8>>, StateError> {
+        Ok(self.snapshot.lock().unwrap().clone())
+    }
+    fn write_snapshot(&self, bytes: &[u8]) -> Result<(), StateError> {
+        *self.snapshot.lock().unwrap() = Some(bytes.to_vec());
+        self.journal.lock().unwrap().clear();
+        Ok(())
+    }
+    fn read_journal(&self) -> Result<Option<Vec<u8>>, StateError> {
+        let j = self.journal.lock().unwrap();
+        Ok((!j.is_empty()).then(|| j.clone()))
+    }
+    fn append_journal(&self, bytes: &[u8]) -> Result<(), StateError> {
+        self.journal.lock().unwrap().extend_from_slice(bytes);
+        Ok(())
+    }
+    fn lock(&self, _: &LockInfo) -> Result<(), StateError> {
+        Ok(())
+    }
+    fn unlock(&self, _: &str) -> Result<(), StateError> {
+        Ok(())
+    }
+    fn force_unlock(&self, _: &str) -> Result<(), StateError> {
+        Ok(())
+    }
+}
+
+/// Records every call; the first `gate` creates wait for each other at a barrier, which
+/// only opens if that many run at the same time.
+struct Recorder {
+    calls: Mutex<Vec<String>>,
+    in_flight: Mutex<(usize, usize)>,
+    barrier: tokio::sync::Barrier,
+    gated: Mutex<usize>,
+    gate: usize,
+}
+
+impl Recorder {
+    fn new(gate: usize) -> Arc<Recorder> {
+        Arc::new(Recorder {
+            calls: Mutex::new(Vec::new()),
+            in_flight: Mutex::new((0, 0)),
+            barrier: tokio::sync::Barrier::new(gate.max(1)),
+            gated: Mutex::new(0),
+            gate,
+        })
+    }
+}
+
+struct Fake(Arc<Recorder>);
+
+#[async_trait]
+impl Provider for Fake {
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+    fn resource_types(&self) -> Vec<ResourceSchema> {
+        vec![ResourceSchema {
+            type_name: "fake_thing",
+            attributes: vec![
+                A::optional("name").force_new(),
+                A::optional("value"),
+                A::computed("id"),
+            ],
+        }]
+    }
+    fn expand(&self, _: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, String> {
+        Err("no blocks".into())
+    }
+    async fn read(
+        &self,
+        _: &str,
+        items: &[ReadRequest],
+    ) -> Result<Vec<Option<Map>>, ProviderError> {
+        Ok(items.iter().map(|i| Some(i.attributes.clone())).collect())
+    }
+    async fn apply(&self, change: ChangeRequest) -> Result<Map, ProviderError> {
+        let r = &self.0;
+        {
+            let mut f = r.in_flight.lock().unwrap();
+            f.0 += 1;
+            f.1 = f.1.max(f.0);
+        }
+        let wait = change.operation == Operation::Create && {
+            let mut g = r.gated.lock().unwrap();
+            *g += 1;
+            *g <= r.gate
+        };
+        if wait {
+            r.barrier.wait().await;
+        }
+        tokio::task::yield_now().await;
+        r.calls
+            .lock()
+            .unwrap()
+            .push(format!("{:?} {}", change.operation, change.address).to_lowercase());
+        r.in_flight.lock().unwrap().0 -= 1;
+        let mut attrs = change.planned;
+        attrs.insert("id".into(), Value::String(format!("id-{}", change.address)));
+        Ok(attrs)
+    }
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    providers: Providers,
+    recorder: Arc<Recorder>,
+    backend: Memory,
+}
+
+fn setup(config: &str, gate: usize) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("main.tik.hcl"), config).unwrap();
+    let recorder = Recorder::new(gate);
+    let mut providers = Providers::new();
+    providers.add(Arc::new(Fake(recorder.clone())));
+    Setup {
+        dir,
+        providers,
+        recorder,
+        backend: Memory::default(),
+    }
+}
+
+async fn run(s: &Setup, options: PlanOptions, parallelism: usize) -> Vec<String> {
+    let config = Config::load(s.dir.path()).map_err(|(_, d)| d).unwrap();
+    let mut store = StateStore::load(&s.backend).unwrap();
+    let plan = tik_engine::ops::make_plan(
+        &config,
+        &s.providers,
+        &store.state,
+        Inputs::default(),
+        &options,
+        true,
+    )
+    .await
+    .unwrap();
+    let mut events = Vec::new();
+    let mut on_event = |e: ApplyEvent| events.push(format!("{e:?}"));
+    let never = std::future::pending::<()>();
+    let opts = ApplyOptions { parallelism };
+    let report = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        apply(
+            &config,
+            &s.providers,
+            &mut store,
+            &plan,
+            &opts,
+            never,
+            &mut on_event,
+        ),
+    )
+    .await
+    .expect("apply finishes (a barrier that never opens means too little parallelism)")
+    .unwrap();
+    assert!(report.ok(), "{report:?}");
+    std::mem::take(&mut *s.recorder.calls.lock().unwrap())
+}
+
+fn things(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("resource \"fake_thing\" \"t{i}\" {{\n  value = {i}\n}}\n"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn independent_changes_run_in_parallel_up_to_the_limit() {
+    let s = setup(&things(12), 4);
+    let calls = run(&s, PlanOptions::default(), 4).await;
+    assert_eq!(calls.len(), 12);
+    assert_eq!(
+        s.recorder.in_flight.lock().unwrap().1,
+        4,
+        "never more than --parallelism at once"
+    );
+    let s = setup(&things(5), 1);
+    run(&s, PlanOptions::default(), 1).await;
+    assert_eq!(s.recorder.in_flight.lock().unwrap().1, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_before_destroy_creates_the_replacement_first() {
+    let cfg = |name: &str, cbd: bool| {
+        format!("resource \"fake_thing\" \"a\" {{\n  name = \"{name}\"\n  lifecycle {{\n    create_before_destroy = {cbd}\n  }}\n}}\n")
+    };
+    let s = setup(&cfg("one", true), 0);
+    run(&s, PlanOptions::default(), 10).await;
+    std::fs::write(s.dir.path().join("main.tik.hcl"), cfg("two", true)).unwrap();
+    assert_eq!(
+        run(&s, PlanOptions::default(), 10).await,
+        ["create fake_thing.a", "delete fake_thing.a"]
+    );
+    std::fs::write(s.dir.path().join("main.tik.hcl"), cfg("three", false)).unwrap();
+    assert_eq!(
+        run(&s, PlanOptions::default(), 10).await,
+        ["delete fake_thing.a", "create fake_thing.a"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_plans_only_it_and_what_it_needs() {
+    let cfg = "resource \"fake_thing\" \"base\" {}\nresource \"fake_thing\" \"app\" {\n  value = fake_thing.base.id\n}\nresource \"fake_thing\" \"other\" {}\n";
+    let s = setup(cfg, 0);
+    let target = PlanOptions {
+        targets: vec![tik_engine::addr::Address::parse("fake_thing.app").unwrap()],
+        ..Default::default()
+    };
+    let calls = run(&s, target, 10).await;
+    assert_eq!(calls, ["create fake_thing.base", "create fake_thing.app"]);
+    let calls = run(&s, PlanOptions::default(), 10).await;
+    assert_eq!(calls, ["create fake_thing.other"]);
+}
