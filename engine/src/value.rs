@@ -33,6 +33,17 @@ impl Value {
         }
     }
 
+    /// True when lists and objects nest deeper than `limit` levels. Stops looking at
+    /// `limit`, so it costs at most the part of the value above that depth.
+    pub fn deeper_than(&self, limit: usize) -> bool {
+        match self {
+            Value::List(_) | Value::Object(_) if limit == 0 => true,
+            Value::List(items) => items.iter().any(|v| v.deeper_than(limit - 1)),
+            Value::Object(map) => map.values().any(|v| v.deeper_than(limit - 1)),
+            _ => false,
+        }
+    }
+
     /// True when the value or anything inside it is unknown.
     pub fn has_unknown(&self) -> bool {
         match self {

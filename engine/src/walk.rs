@@ -196,7 +196,9 @@ impl<'c> Walk<'c> {
         match &node.key {
             Key::Var(name) => {
                 let value = self.eval_variable(m, name)?;
-                if module.variables[name].sensitive {
+                let var = &module.variables[name];
+                check_depth(&value, var.file, &var.span)?;
+                if var.sensitive {
                     self.sensitive.insert(i);
                 }
                 if m == 0 {
@@ -211,6 +213,7 @@ impl<'c> Walk<'c> {
                 let value = Evaluator::new(&self.scopes[m], &dir)
                     .eval(&local.expr)
                     .map_err(|e| eval_error(local.file, e))?;
+                check_depth(&value, local.file, &local.span)?;
                 if self.any_dependency_sensitive(i) {
                     self.sensitive.insert(i);
                 }
@@ -223,6 +226,7 @@ impl<'c> Walk<'c> {
                 let value = Evaluator::new(&self.scopes[m], &dir)
                     .eval(&out.value)
                     .map_err(|e| eval_error(out.file, e))?;
+                check_depth(&value, out.file, &out.span)?;
                 let sensitive = out.sensitive || self.any_dependency_sensitive(i);
                 if sensitive {
                     self.sensitive.insert(i);
@@ -394,6 +398,9 @@ impl<'c> Walk<'c> {
                     def.span.clone(),
                     &mut ev,
                 )?;
+                for v in config.values() {
+                    check_depth(v, def.file, &def.span)?;
+                }
                 let mut sensitive = sensitive_attrs;
                 sensitive.extend(
                     schema
@@ -447,6 +454,9 @@ impl<'c> Walk<'c> {
                     def.span.clone(),
                     &mut ev,
                 )?;
+                for v in config.values() {
+                    check_depth(v, def.file, &def.span)?;
+                }
                 let provider_name = match block_kind {
                     BlockKind::Workspace => config
                         .get("provider")
@@ -582,6 +592,26 @@ impl<'c> Walk<'c> {
         };
         self.insert(m, object.kind.root(), &name, value);
     }
+}
+
+/// How deep lists and objects may nest: deep enough for any real configuration, shallow
+/// enough that printing and storing a value can never exhaust the stack.
+pub const MAX_VALUE_DEPTH: usize = 256;
+
+fn check_depth(
+    value: &Value,
+    file: crate::diag::FileId,
+    span: &Option<std::ops::Range<usize>>,
+) -> Result<(), Diagnostics> {
+    if value.deeper_than(MAX_VALUE_DEPTH) {
+        return Err(Diagnostic::new(format!(
+            "this value nests lists and objects more than {MAX_VALUE_DEPTH} levels deep"
+        ))
+        .at(file, span.clone())
+        .help("flatten the structure")
+        .into());
+    }
+    Ok(())
 }
 
 /// Puts `value` at a relative address inside an object: `node.worker["a"][1]` becomes

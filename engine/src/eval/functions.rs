@@ -572,6 +572,9 @@ fn format(args: &[Value]) -> R {
                 None,
             ),
         };
+        if width.unwrap_or(0) > 1000 || precision.unwrap_or(0) > 100 {
+            return Err("a width over 1000 or a precision over 100 is not supported".into());
+        }
         let text = match verb {
             's' => string(arg, "a %s argument")?,
             'q' => crate::value::quote(&string(arg, "a %q argument")?),
@@ -627,7 +630,7 @@ fn cidrsubnet(prefix: &str, newbits: f64, netnum: f64) -> Result<String, String>
     } else {
         return Err(format!("\"{addr}\" is not an IP address"));
     };
-    let new_len = len + newbits;
+    let new_len = len.saturating_add(newbits);
     if len > bits || new_len > bits {
         return Err(format!(
             "cannot extend a /{len} prefix by {newbits} bits: the address has {bits}"
