@@ -385,7 +385,16 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli, style: Style) -> Result<u8> {
-    let dir = cli.dir.clone();
+    // Like Terraform's -chdir: every other path on the command line is relative to DIR.
+    if cli.dir != Path::new(".") {
+        std::env::set_current_dir(&cli.dir).map_err(|e| {
+            Diagnostic::new(format!(
+                "cannot change to the directory {}: {e}",
+                cli.dir.display()
+            ))
+        })?;
+    }
+    let dir = PathBuf::from(".");
     match cli.command {
         Command::Fmt { check } => fmt(&dir, check),
         Command::Init => {
@@ -476,6 +485,16 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
             vars,
             selection,
         } => {
+            if planfile.is_some()
+                && (!vars.vars.is_empty()
+                    || !vars.var_files.is_empty()
+                    || !selection.targets.is_empty()
+                    || !selection.replace.is_empty())
+            {
+                return Err(Diagnostic::new("a saved plan is applied exactly as it was made: --var, --var-file, --target and --replace do not go with it")
+                    .help("pass them to tik plan --out FILE instead")
+                    .into());
+            }
             let p = Project::load(&dir)?;
             let _lock = LockGuard::take(p.backend.as_ref(), "apply")?;
             let mut store = StateStore::load(p.backend.as_ref())?;
@@ -782,6 +801,16 @@ async fn apply(
     let cancel = async {
         let _ = tokio::signal::ctrl_c().await;
     };
+    // A second Ctrl-C stops at once: the journal already holds every change started.
+    tokio::spawn(async {
+        for _ in 0..2 {
+            if tokio::signal::ctrl_c().await.is_err() {
+                return;
+            }
+        }
+        errln!("\nTwo interrupts: stopping at once. State records every change that was started; run tik plan to see where things stand.");
+        std::process::exit(130);
+    });
     let options = ApplyOptions { parallelism };
     let report = tik_engine::apply::apply(
         &p.config,

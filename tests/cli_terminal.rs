@@ -1,0 +1,75 @@
+//! What the terminal sees: colour only on a terminal, paths relative to -C.
+
+mod common;
+use common::{tik_bin, Project};
+use std::process::Command;
+
+/// Runs tik under a pseudo-terminal with `script` (util-linux).
+fn on_a_terminal(p: &Project, args: &str, no_color_env: bool) -> String {
+    let mut c = Command::new("script");
+    c.args(["-qec", &format!("{} {args}", tik_bin()), "/dev/null"])
+        .current_dir(p.path());
+    if no_color_env {
+        c.env("NO_COLOR", "1");
+    } else {
+        c.env_remove("NO_COLOR");
+    }
+    let out = c.output().expect(
+        "this test runs tik on a terminal with `script`: install it with apt-get install bsdutils",
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn colour_only_on_a_terminal_and_never_when_asked_not_to() {
+    let p = Project::new(&[(
+        "main.tik.hcl",
+        "resource \"tik_data\" \"a\" {\n  input = 1\n}\n",
+    )]);
+    let tty = on_a_terminal(&p, "plan", false);
+    assert!(tty.contains("\x1b[32m  +\x1b[0m tik_data {"), "{tty:?}");
+    assert!(!on_a_terminal(&p, "plan --no-color", false).contains('\x1b'));
+    assert!(!on_a_terminal(&p, "plan", true).contains('\x1b'));
+    let piped = p.ok(&["plan"], 0).stdout;
+    assert!(!piped.contains('\x1b'), "{piped:?}");
+}
+
+#[test]
+fn paths_on_the_command_line_are_relative_to_dash_c() {
+    let p = Project::new(&[
+        (
+            "infra/main.tik.hcl",
+            "variable \"v\" {}\nresource \"tik_data\" \"a\" {\n  input = var.v\n}\n",
+        ),
+        ("infra/dev.tikvars", "v = \"from-file\"\n"),
+    ]);
+    let r = p.ok(
+        &[
+            "-C",
+            "infra",
+            "plan",
+            "--var-file",
+            "dev.tikvars",
+            "--out",
+            "saved.plan",
+        ],
+        0,
+    );
+    assert!(r.stdout.contains("+ input  = \"from-file\""), "{}", r.out());
+    assert!(p.file("infra/saved.plan").exists());
+    let r = p.ok(&["-C", "infra", "apply", "saved.plan", "--var", "v=x"], 1);
+    assert!(
+        r.stderr
+            .contains("a saved plan is applied exactly as it was made"),
+        "{}",
+        r.out()
+    );
+    p.ok(&["-C", "infra", "apply", "saved.plan"], 0);
+    assert!(p.file("infra/tik.tikstate").exists());
+    let r = p.ok(&["-C", "nowhere", "plan"], 1);
+    assert!(
+        r.stderr.contains("cannot change to the directory nowhere"),
+        "{}",
+        r.out()
+    );
+}
