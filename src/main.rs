@@ -649,18 +649,7 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
                         .collect();
                     outln!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
                 }
-                None => {
-                    for (k, o) in outputs {
-                        outln!(
-                            "{k} = {}",
-                            if o.sensitive {
-                                "(sensitive value)".to_string()
-                            } else {
-                                o.value.to_string()
-                            }
-                        );
-                    }
-                }
+                None => out!("{}", render::outputs(outputs)),
             }
             Ok(0)
         }
@@ -869,17 +858,7 @@ async fn apply(
     };
     outln!("\n{} {totals}", style.green(head));
     if !plan.destroy && !store.state.outputs.is_empty() {
-        outln!("\nOutputs:\n");
-        for (k, o) in &store.state.outputs {
-            outln!(
-                "{k} = {}",
-                if o.sensitive {
-                    "(sensitive value)".to_string()
-                } else {
-                    o.value.to_string()
-                }
-            );
-        }
+        out!("\nOutputs:\n\n{}", render::outputs(&store.state.outputs));
     }
     Ok(0)
 }

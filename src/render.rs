@@ -364,16 +364,22 @@ pub fn state(state: &State) -> String {
     }
     if !state.outputs.is_empty() {
         out.push_str("Outputs:\n\n");
-        for (name, o) in &state.outputs {
-            out.push_str(&format!(
-                "{name} = {}\n",
-                if o.sensitive {
-                    "(sensitive value)".into()
-                } else {
-                    o.value.to_string()
-                }
-            ));
-        }
+        out.push_str(&outputs(&state.outputs));
     }
     out
+}
+
+/// `name = value` lines; sensitive values hidden.
+pub fn outputs(outputs: &tik_engine::state::Outputs) -> String {
+    outputs
+        .iter()
+        .map(|(name, o)| {
+            let value = if o.sensitive {
+                "(sensitive value)".to_string()
+            } else {
+                o.value.to_string()
+            };
+            format!("{name} = {value}\n")
+        })
+        .collect()
 }

@@ -55,6 +55,9 @@ pub struct OutputState {
     pub sensitive: bool,
 }
 
+/// Root outputs by name, in the order the configuration declares them.
+pub type Outputs = IndexMap<String, OutputState>;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct State {
     pub serial: Serial,
@@ -384,47 +387,72 @@ fn replay(state: &mut State, bytes: &[u8], what: &str) -> Result<bool, StateErro
     Ok(true)
 }
 
+/// State kept in memory: for tests of providers and of the engine, and for previews
+/// that must not touch a real state.
+#[derive(Default)]
+pub struct MemoryBackend {
+    snapshot: std::sync::Mutex<Option<Vec<u8>>>,
+    journal: std::sync::Mutex<Vec<u8>>,
+}
+
+impl MemoryBackend {
+    /// The journal as it stands, as a crash would leave it.
+    pub fn journal(&self) -> Vec<u8> {
+        self.journal.lock().map(|j| j.clone()).unwrap_or_default()
+    }
+
+    /// Replaces the journal, to stage what a crash could leave behind.
+    pub fn set_journal(&self, bytes: Vec<u8>) {
+        if let Ok(mut j) = self.journal.lock() {
+            *j = bytes;
+        }
+    }
+}
+
+impl Backend for MemoryBackend {
+    fn describe(&self) -> String {
+        "in memory".into()
+    }
+    fn read_snapshot(&self) -> Result<Option<Vec<u8>>, StateError> {
+        Ok(self
+            .snapshot
+            .lock()
+            .map_err(|_| StateError::new("memory state poisoned"))?
+            .clone())
+    }
+    fn write_snapshot(&self, bytes: &[u8]) -> Result<(), StateError> {
+        *self
+            .snapshot
+            .lock()
+            .map_err(|_| StateError::new("memory state poisoned"))? = Some(bytes.to_vec());
+        self.set_journal(Vec::new());
+        Ok(())
+    }
+    fn read_journal(&self) -> Result<Option<Vec<u8>>, StateError> {
+        let j = self.journal();
+        Ok((!j.is_empty()).then_some(j))
+    }
+    fn append_journal(&self, bytes: &[u8]) -> Result<(), StateError> {
+        self.journal
+            .lock()
+            .map_err(|_| StateError::new("memory state poisoned"))?
+            .extend_from_slice(bytes);
+        Ok(())
+    }
+    fn lock(&self, _: &LockInfo) -> Result<(), StateError> {
+        Ok(())
+    }
+    fn unlock(&self, _: &str) -> Result<(), StateError> {
+        Ok(())
+    }
+    fn force_unlock(&self, _: &str) -> Result<(), StateError> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex;
-
-    #[derive(Default)]
-    struct MemoryBackend {
-        snapshot: Mutex<Option<Vec<u8>>>,
-        journal: Mutex<Vec<u8>>,
-    }
-
-    impl Backend for MemoryBackend {
-        fn describe(&self) -> String {
-            "in memory".into()
-        }
-        fn read_snapshot(&self) -> Result<Option<Vec<u8>>, StateError> {
-            Ok(self.snapshot.lock().unwrap().clone())
-        }
-        fn write_snapshot(&self, bytes: &[u8]) -> Result<(), StateError> {
-            *self.snapshot.lock().unwrap() = Some(bytes.to_vec());
-            self.journal.lock().unwrap().clear();
-            Ok(())
-        }
-        fn read_journal(&self) -> Result<Option<Vec<u8>>, StateError> {
-            let j = self.journal.lock().unwrap();
-            Ok((!j.is_empty()).then(|| j.clone()))
-        }
-        fn append_journal(&self, bytes: &[u8]) -> Result<(), StateError> {
-            self.journal.lock().unwrap().extend_from_slice(bytes);
-            Ok(())
-        }
-        fn lock(&self, _: &LockInfo) -> Result<(), StateError> {
-            Ok(())
-        }
-        fn unlock(&self, _: &str) -> Result<(), StateError> {
-            Ok(())
-        }
-        fn force_unlock(&self, _: &str) -> Result<(), StateError> {
-            Ok(())
-        }
-    }
 
     fn resource(name: &str) -> ResourceState {
         ResourceState {
@@ -474,10 +502,10 @@ mod tests {
                 resource: resource("a"),
             })
             .unwrap();
-        let journal = backend.journal.lock().unwrap().clone();
+        let journal = backend.journal();
         store.save().unwrap();
         // A crash between writing the snapshot and clearing the journal.
-        *backend.journal.lock().unwrap() = journal;
+        backend.set_journal(journal);
         let mut store = StateStore::load(&backend).unwrap();
         assert_eq!(store.state.serial.get(), 1);
         store

@@ -367,7 +367,6 @@ impl<'c> Walk<'c> {
                 Diagnostics::from(Diagnostic::new(format!("internal: object {name} vanished")))
             })?;
         let address = module.prefix.clone().name(kind.root()).name(&name);
-        let dir = self.dir(m);
         let dependencies = self.dependency_resources(i);
         let sensitive_attrs = self.sensitive_attributes(m, &def.body);
         let mut instances = Vec::new();
@@ -389,18 +388,7 @@ impl<'c> Walk<'c> {
                     };
                 }
                 let what = format!("resource \"{type_name}\" \"{name}\"");
-                let mut ev = Evaluator::new(&self.scopes[m], &dir);
-                config = body::eval_body(
-                    &def.body,
-                    &body_schema,
-                    &what,
-                    def.file,
-                    def.span.clone(),
-                    &mut ev,
-                )?;
-                for v in config.values() {
-                    check_depth(v, def.file, &def.span)?;
-                }
+                config = self.eval_block(m, def, &body_schema, &what)?;
                 let mut sensitive = sensitive_attrs;
                 sensitive.extend(
                     schema
@@ -445,18 +433,7 @@ impl<'c> Walk<'c> {
                         format!("cluster \"{name}\""),
                     ),
                 };
-                let mut ev = Evaluator::new(&self.scopes[m], &dir);
-                config = body::eval_body(
-                    &def.body,
-                    &schema,
-                    &what,
-                    def.file,
-                    def.span.clone(),
-                    &mut ev,
-                )?;
-                for v in config.values() {
-                    check_depth(v, def.file, &def.span)?;
-                }
+                config = self.eval_block(m, def, &schema, &what)?;
                 let provider_name = match block_kind {
                     BlockKind::Workspace => config
                         .get("provider")
@@ -548,6 +525,23 @@ impl<'c> Walk<'c> {
             config,
             instances,
         })
+    }
+
+    /// Evaluates an object's block against its schema; `what` names it in errors.
+    fn eval_block(
+        &self,
+        m: usize,
+        def: &crate::config::ObjectDef,
+        schema: &Schema,
+        what: &str,
+    ) -> Result<Map, Diagnostics> {
+        let dir = self.dir(m);
+        let mut ev = Evaluator::new(&self.scopes[m], &dir);
+        let config = body::eval_body(&def.body, schema, what, def.file, def.span.clone(), &mut ev)?;
+        for v in config.values() {
+            check_depth(v, def.file, &def.span)?;
+        }
+        Ok(config)
     }
 
     /// The top-level attributes of a body that read a sensitive value.

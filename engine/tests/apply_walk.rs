@@ -10,46 +10,9 @@ use tik_engine::provider::{
     AttributeSchema as A, ChangeRequest, ExpandRequest, Operation, Provider, ProviderError,
     Providers, ReadRequest, ResourceSchema, ResourceSpec,
 };
-use tik_engine::state::{Backend, LockInfo, StateError, StateStore};
+use tik_engine::state::{MemoryBackend, StateStore};
 use tik_engine::value::{Map, Value};
 use tik_engine::walk::Inputs;
-
-#[derive(Default)]
-struct Memory {
-    snapshot: Mutex<Option<Vec<u8>>>,
-    journal: Mutex<Vec<u8>>,
-}
-
-impl Backend for Memory {
-    fn describe(&self) -> String {
-        "memory".into()
-    }
-    fn read_snapshot(&self) -> Result<Option<Vec<u8>>, StateError> {
-        Ok(self.snapshot.lock().unwrap().clone())
-    }
-    fn write_snapshot(&self, bytes: &[u8]) -> Result<(), StateError> {
-        *self.snapshot.lock().unwrap() = Some(bytes.to_vec());
-        self.journal.lock().unwrap().clear();
-        Ok(())
-    }
-    fn read_journal(&self) -> Result<Option<Vec<u8>>, StateError> {
-        let j = self.journal.lock().unwrap();
-        Ok((!j.is_empty()).then(|| j.clone()))
-    }
-    fn append_journal(&self, bytes: &[u8]) -> Result<(), StateError> {
-        self.journal.lock().unwrap().extend_from_slice(bytes);
-        Ok(())
-    }
-    fn lock(&self, _: &LockInfo) -> Result<(), StateError> {
-        Ok(())
-    }
-    fn unlock(&self, _: &str) -> Result<(), StateError> {
-        Ok(())
-    }
-    fn force_unlock(&self, _: &str) -> Result<(), StateError> {
-        Ok(())
-    }
-}
 
 /// Records every call; the first `gate` creates wait for each other at a barrier, which
 /// only opens if that many run at the same time.
@@ -131,7 +94,7 @@ struct Setup {
     dir: tempfile::TempDir,
     providers: Providers,
     recorder: Arc<Recorder>,
-    backend: Memory,
+    backend: MemoryBackend,
 }
 
 fn setup(config: &str, gate: usize) -> Setup {
@@ -144,7 +107,7 @@ fn setup(config: &str, gate: usize) -> Setup {
         dir,
         providers,
         recorder,
-        backend: Memory::default(),
+        backend: MemoryBackend::default(),
     }
 }
 
