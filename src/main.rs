@@ -195,6 +195,16 @@ enum StateCommand {
         #[arg(required = true)]
         addresses: Vec<String>,
     },
+    /// Move resources to another address (after renaming a block); FROM covers everything under it.
+    Mv { from: String, to: String },
+    /// Print the state as JSON.
+    Pull,
+    /// Replace the state with a file from `state pull` (refused if it is another or an older state).
+    Push {
+        file: PathBuf,
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// A failure to report: diagnostics with the sources they point into.
@@ -906,6 +916,43 @@ fn state_command(dir: &Path, cmd: StateCommand) -> Result<u8> {
                 )
             })?;
             out!("{}", render::resource(r));
+        }
+        StateCommand::Mv { from, to } => {
+            let addrs = parse_addresses(&[from, to])?;
+            let _lock = LockGuard::take(p.backend.as_ref(), "state mv")?;
+            let mut store = StateStore::load(p.backend.as_ref())?;
+            let entries = store.state.moves(&addrs[0], &addrs[1])?;
+            let moved = entries
+                .iter()
+                .filter(|e| matches!(e, JournalEntry::Remove { .. }))
+                .count();
+            for e in entries {
+                store.record(e)?;
+            }
+            store.save()?;
+            outln!(
+                "Moved {moved} resource(s) from {} to {}.",
+                addrs[0],
+                addrs[1]
+            );
+        }
+        StateCommand::Pull => {
+            let store = StateStore::load(p.backend.as_ref())?;
+            out!("{}", String::from_utf8_lossy(&store.state.to_json()));
+        }
+        StateCommand::Push { file, force } => {
+            let bytes = std::fs::read(&file)
+                .map_err(|e| Diagnostic::new(format!("cannot read {}: {e}", file.display())))?;
+            let new = State::from_json(&bytes, &file.display().to_string())?;
+            let _lock = LockGuard::take(p.backend.as_ref(), "state push")?;
+            let mut store = StateStore::load(p.backend.as_ref())?;
+            store.replace(new, force)?;
+            outln!(
+                "Pushed {} to {} (serial {}).",
+                file.display(),
+                p.backend.describe(),
+                store.state.serial.get()
+            );
         }
         StateCommand::Rm { addresses } => {
             let addrs = parse_addresses(&addresses)?;

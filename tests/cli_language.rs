@@ -324,3 +324,52 @@ fn a_targeted_apply_leaves_the_rest_and_its_outputs_alone() {
         r.out()
     );
 }
+
+#[test]
+fn state_mv_pull_and_push() {
+    let p = Project::new(&[("main.tik.hcl", &common::cluster_config(1, "small"))]);
+    p.ok(&["apply", "--auto-approve"], 0);
+    // A renamed cluster block: move its state instead of replacing its nodes.
+    p.write(
+        "main.tik.hcl",
+        &common::cluster_config(1, "small")
+            .replace("cluster \"etl\"", "cluster \"spark\"")
+            .replace("cluster.etl", "cluster.spark"),
+    );
+    assert!(p.ok(&["plan"], 0).stdout.contains("2 to add"));
+    let r = p.ok(&["state", "mv", "cluster.etl", "cluster.spark"], 0);
+    assert!(
+        r.stdout
+            .contains("Moved 2 resource(s) from cluster.etl to cluster.spark."),
+        "{}",
+        r.out()
+    );
+    let r = p.ok(&["state", "mv", "cluster.etl", "cluster.x"], 1);
+    assert!(
+        r.stderr.contains("nothing in state is at cluster.etl"),
+        "{}",
+        r.out()
+    );
+    // The local nodes' directories keep their old cluster name, so the plan replaces
+    // them in place; the addresses, though, are the new ones.
+    let listed = p.ok(&["state", "list"], 0).stdout;
+    assert!(
+        listed.contains("cluster.spark.node.head") && !listed.contains("cluster.etl"),
+        "{listed}"
+    );
+
+    let pulled = p.ok(&["state", "pull"], 0).stdout;
+    let json: serde_json::Value = serde_json::from_str(&pulled).unwrap();
+    p.write("copy.tikstate", &pulled);
+    p.ok(&["state", "rm", "cluster.spark"], 0);
+    assert_eq!(p.ok(&["state", "list"], 0).stdout.lines().count(), 1);
+    // The copy is older than the state now: refused without --force.
+    let r = p.ok(&["state", "push", "copy.tikstate"], 1);
+    assert!(r.stderr.contains("older than this one"), "{}", r.out());
+    p.ok(&["state", "push", "copy.tikstate", "--force"], 0);
+    assert_eq!(p.ok(&["state", "list"], 0).stdout, listed);
+    let other = pulled.replace(json["lineage"].as_str().unwrap(), "another-lineage");
+    p.write("other.tikstate", &other);
+    let r = p.ok(&["state", "push", "other.tikstate"], 1);
+    assert!(r.stderr.contains("it is another state"), "{}", r.out());
+}

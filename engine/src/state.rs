@@ -208,6 +208,71 @@ impl State {
     }
 }
 
+impl State {
+    /// The changes that move every resource under `from` to the same place under `to`,
+    /// and rewrite the dependencies that point at them.
+    pub fn moves(&self, from: &Address, to: &Address) -> Result<Vec<JournalEntry>, StateError> {
+        let rename = |a: &Address| -> Option<Address> {
+            a.starts_with(from).then(|| {
+                let mut segs = to.0.clone();
+                segs.extend(a.0[from.0.len()..].iter().cloned());
+                Address(segs)
+            })
+        };
+        let moved: Vec<(&ResourceState, Address)> = self
+            .resources
+            .values()
+            .filter_map(|r| rename(&r.address).map(|n| (r, n)))
+            .collect();
+        if moved.is_empty() {
+            return Err(StateError::new(format!("nothing in state is at {from}"))
+                .help("tik state list shows what is there"));
+        }
+        if let Some((_, clash)) = moved
+            .iter()
+            .find(|(_, n)| self.resources.contains_key(n) && rename(n).is_none())
+        {
+            return Err(StateError::new(format!("{clash} is already in state"))
+                .help("move or remove it first"));
+        }
+        let mut entries: Vec<JournalEntry> = moved
+            .iter()
+            .map(|(r, _)| JournalEntry::Remove {
+                address: r.address.clone(),
+            })
+            .collect();
+        let rewrite = |deps: &[Address]| -> Vec<Address> {
+            deps.iter()
+                .map(|d| rename(d).unwrap_or_else(|| d.clone()))
+                .collect()
+        };
+        for (r, new) in &moved {
+            entries.push(JournalEntry::Put {
+                resource: ResourceState {
+                    address: new.clone(),
+                    dependencies: rewrite(&r.dependencies),
+                    ..(*r).clone()
+                },
+            });
+        }
+        for r in self
+            .resources
+            .values()
+            .filter(|r| rename(&r.address).is_none())
+        {
+            if r.dependencies.iter().any(|d| rename(d).is_some()) {
+                entries.push(JournalEntry::Put {
+                    resource: ResourceState {
+                        dependencies: rewrite(&r.dependencies),
+                        ..r.clone()
+                    },
+                });
+            }
+        }
+        Ok(entries)
+    }
+}
+
 /// Where state lives: a local file, an S3 object, ... Backends store bytes; the
 /// engine decides what they mean.
 pub trait Backend: Send + Sync {
@@ -328,6 +393,37 @@ impl<'b> StateStore<'b> {
         self.backend.write_snapshot(&self.state.to_json())?;
         self.journal_started = false;
         self.base_serial = self.state.serial;
+        Ok(())
+    }
+
+    /// Replaces the whole state with `new` (`tik state push`). Refused when it is another
+    /// state (lineage) or older than the one here (serial), unless `force`.
+    pub fn replace(&mut self, mut new: State, force: bool) -> Result<(), StateError> {
+        if !force && !self.is_new() {
+            if new.lineage != self.state.lineage {
+                return Err(StateError::new(format!(
+                    "that state has lineage {}, this one {}: it is another state",
+                    new.lineage, self.state.lineage
+                ))
+                .help("pass --force to replace it anyway"));
+            }
+            if new.serial < self.state.serial {
+                return Err(StateError::new(format!(
+                    "that state has serial {}, older than this one ({})",
+                    new.serial.get(),
+                    self.state.serial.get()
+                ))
+                .help("pull the current state first, or pass --force"));
+            }
+        }
+        // The pushed state is newer than anything a reader may hold.
+        new.serial = new.serial.max(self.state.serial);
+        new.serial.bump();
+        self.backend.write_snapshot(&new.to_json())?;
+        self.base_serial = new.serial;
+        self.state = new;
+        self.journal_started = false;
+        self.new = false;
         Ok(())
     }
 
