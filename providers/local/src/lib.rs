@@ -551,3 +551,66 @@ fn content_id(bytes: &[u8]) -> String {
     });
     format!("{h:016x}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parallel_claims_never_share_an_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = std::sync::Arc::new(LocalProvider::new(dir.path().to_path_buf()));
+        // A /27 has 30 usable addresses: 30 claimers from 6 threads fill it exactly.
+        let handles: Vec<_> = (0..6)
+            .map(|t| {
+                let p = p.clone();
+                std::thread::spawn(move || {
+                    (0..5)
+                        .map(|i| {
+                            p.claim_address("127.88.0.0/27", &format!("n{t}-{i}"))
+                                .unwrap()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut all: Vec<Ipv4Addr> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 30);
+        let full = p
+            .claim_address("127.88.0.0/27", "one-too-many")
+            .unwrap_err();
+        assert_eq!(full.code.as_deref(), Some("AddressRangeFull"));
+        // The same resource asking again gets its own address back.
+        assert!(all.contains(&p.claim_address("127.88.0.0/27", "n0-0").unwrap()));
+    }
+
+    #[test]
+    fn expansion_checks_what_the_local_provider_cannot_do() {
+        let ws = |net: &str| -> Map {
+            let body = format!("{{ \"provider\": \"local\", \"network\": {net} }}");
+            match Value::from_json(&serde_json::from_str(&body).unwrap()) {
+                Value::Object(m) => m,
+                _ => unreachable!(),
+            }
+        };
+        let expand = |config: &Map| {
+            expand_workspace(&ExpandRequest {
+                kind: BlockKind::Workspace,
+                name: "w",
+                config,
+            })
+        };
+        assert!(expand(&ws("{ \"cidr\": \"10.0.0.0/16\" }"))
+            .unwrap_err()
+            .contains("is not on loopback"));
+        assert!(expand(&ws("{ \"mode\": \"peering\" }"))
+            .unwrap_err()
+            .contains("needs a cloud provider"));
+        assert_eq!(expand(&ws("{}")).unwrap()[0].path.to_string(), "directory");
+    }
+}
