@@ -6,7 +6,7 @@ use crate::addr::Address;
 use crate::config::Config;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::plan::{diff, Action, Change, Plan, Summary};
-use crate::provider::{ChangeRequest, Operation, Provider, ProviderError, Providers};
+use crate::provider::{ChangeRequest, Operation, Provider, ProviderError, Providers, SiblingRef};
 use crate::state::{JournalEntry, OutputState, ResourceState, StateError, StateStore, Status};
 use crate::value::{Map, Value};
 use crate::walk::{InputValue, Inputs, ObjectEval, Walk};
@@ -76,6 +76,8 @@ struct Unit {
     remaining: usize,
     dependents: Vec<usize>,
     planned: Map,
+    /// Attributes to take from siblings' results when the change starts.
+    refs: Vec<SiblingRef>,
     done: bool,
 }
 
@@ -275,6 +277,7 @@ impl Driver {
                 remaining: 0,
                 dependents: Vec::new(),
                 planned: c.before.clone().unwrap_or_default(),
+                refs: Vec::new(),
                 done: false,
             });
         }
@@ -343,7 +346,10 @@ impl Driver {
         };
         let mut unit_of: HashMap<Address, usize> = HashMap::new();
         let mut new_units = Vec::new();
-        for inst in &run.eval.instances {
+        // Siblings as the plan saw them: what attributes taken from them resolve to now.
+        let mut planned_siblings: HashMap<Address, Map> = HashMap::new();
+        for inst in &mut run.eval.instances {
+            inst.resolve_refs(&planned_siblings);
             let Some((_, schema)) = providers.schema(&inst.type_name) else {
                 continue;
             };
@@ -356,6 +362,7 @@ impl Driver {
                 .get(&inst.address)
                 .is_some_and(|c| c.reasons.iter().any(|r| r.starts_with("--replace")));
             let change = diff(inst, schema, prior, forced);
+            planned_siblings.insert(inst.address.clone(), crate::plan::planned_value(&change));
             let consistent = change.action == expected
                 || (expected == Action::Update && change.action == Action::NoOp);
             if !consistent {
@@ -389,6 +396,7 @@ impl Driver {
                 remaining: 0,
                 dependents: Vec::new(),
                 planned: planned_attrs,
+                refs: inst.refs.clone(),
                 done: false,
             });
             run.pending += 1;
@@ -431,6 +439,13 @@ impl Driver {
         tasks: &mut JoinSet<TaskResult>,
         on_event: &mut dyn FnMut(ApplyEvent),
     ) -> Result<(), StateError> {
+        if let (Some(oi), false) = (self.units[u].object, self.units[u].refs.is_empty()) {
+            // Every sibling it takes from has finished: fill in their real values.
+            let refs = std::mem::take(&mut self.units[u].refs);
+            let planned = &mut self.units[u].planned;
+            crate::walk::resolve_refs(planned, &refs, &self.objects[oi].values);
+            planned.retain(|_, v| *v != Value::Unknown);
+        }
         let unit = &self.units[u];
         let change = &unit.change;
         let prior = store.state.resources.get(&change.address).cloned();

@@ -376,8 +376,10 @@ pub fn plan(
                 None => continue,
                 Some(o) => o,
             };
+            let mut object = object;
             let mut values = HashMap::new();
-            for inst in &object.instances {
+            for inst in &mut object.instances {
+                inst.resolve_refs(&values);
                 let Some((_, schema)) = providers.schema(&inst.type_name) else {
                     continue;
                 };

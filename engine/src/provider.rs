@@ -103,6 +103,47 @@ pub struct ResourceSpec {
     pub config: Map,
     /// Other resources of the same expansion this one needs first.
     pub depends_on: Vec<Address>,
+    /// Attributes that take a sibling's attribute once the sibling exists.
+    pub refs: Vec<SiblingRef>,
+}
+
+/// `attribute` is set to `sibling`'s `sibling_attribute` (a subnet's `vpc_id` from the
+/// VPC's `id`): unknown in a plan until the sibling exists, filled in before the change runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SiblingRef {
+    pub attribute: String,
+    pub sibling: Address,
+    pub sibling_attribute: String,
+}
+
+impl ResourceSpec {
+    pub fn new(path: Address, type_name: &str, config: Map) -> Self {
+        ResourceSpec {
+            path,
+            type_name: type_name.to_string(),
+            config,
+            depends_on: Vec::new(),
+            refs: Vec::new(),
+        }
+    }
+
+    /// Orders this resource after `sibling`.
+    pub fn after(mut self, sibling: &Address) -> Self {
+        if !self.depends_on.contains(sibling) {
+            self.depends_on.push(sibling.clone());
+        }
+        self
+    }
+
+    /// Sets `attribute` from `sibling`'s `sibling_attribute`, and orders it after the sibling.
+    pub fn with_ref(mut self, attribute: &str, sibling: &Address, sibling_attribute: &str) -> Self {
+        self.refs.push(SiblingRef {
+            attribute: attribute.to_string(),
+            sibling: sibling.clone(),
+            sibling_attribute: sibling_attribute.to_string(),
+        });
+        self.after(sibling)
+    }
 }
 
 /// A resource as recorded, for a provider to look up.

@@ -8,7 +8,7 @@ use crate::config::{Config, Lifecycle, ObjectKind};
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics};
 use crate::eval::Evaluator;
 use crate::graph::{Graph, Key};
-use crate::provider::{BlockKind, ExpandRequest, Providers};
+use crate::provider::{BlockKind, ExpandRequest, Providers, SiblingRef};
 use crate::state::OutputState;
 use crate::value::{Map, Value};
 use indexmap::IndexMap;
@@ -51,6 +51,27 @@ pub struct Instance {
     pub dependencies: Vec<Address>,
     pub sensitive: Vec<String>,
     pub lifecycle: Lifecycle,
+    /// Attributes taken from siblings, with absolute sibling addresses.
+    pub refs: Vec<SiblingRef>,
+}
+
+impl Instance {
+    /// Fills the attributes taken from siblings, from what is known of them: unknown
+    /// where a sibling is not created yet.
+    pub fn resolve_refs(&mut self, siblings: &HashMap<Address, Map>) {
+        resolve_refs(&mut self.config, &self.refs, siblings);
+    }
+}
+
+pub fn resolve_refs(config: &mut Map, refs: &[SiblingRef], siblings: &HashMap<Address, Map>) {
+    for r in refs {
+        let value = siblings
+            .get(&r.sibling)
+            .and_then(|attrs| attrs.get(&r.sibling_attribute))
+            .cloned()
+            .unwrap_or(Value::Unknown);
+        config.insert(r.attribute.clone(), value);
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -418,6 +439,7 @@ impl<'c> Walk<'c> {
                     dependencies,
                     sensitive,
                     lifecycle: def.lifecycle.clone(),
+                    refs: Vec::new(),
                 });
             }
             ObjectKind::Workspace | ObjectKind::Cluster => {
@@ -493,9 +515,18 @@ impl<'c> Walk<'c> {
                     if !schema_ok {
                         return Err(Diagnostic::new(format!("internal: provider {provider_name} expanded {what} into unknown type {}", spec.type_name)).into());
                     }
+                    let refs = spec
+                        .refs
+                        .iter()
+                        .map(|r| SiblingRef {
+                            sibling: address.join(&r.sibling),
+                            ..r.clone()
+                        })
+                        .collect();
                     instances.push(Instance {
                         address: address.join(&spec.path),
                         intra_deps: spec.depends_on.iter().map(|d| address.join(d)).collect(),
+                        refs,
                         rel: spec.path,
                         type_name: spec.type_name,
                         provider: provider_name.clone(),
@@ -505,6 +536,11 @@ impl<'c> Walk<'c> {
                         lifecycle: def.lifecycle.clone(),
                     });
                 }
+                instances = order_siblings(instances).map_err(|msg| {
+                    Diagnostics::from(Diagnostic::new(format!(
+                        "internal: provider {provider_name} expanded {what} badly: {msg}"
+                    )))
+                })?;
                 for inst in &mut instances {
                     let mut deps = inst.intra_deps.clone();
                     deps.extend(inst.dependencies.iter().cloned());
@@ -586,6 +622,43 @@ impl<'c> Walk<'c> {
         };
         self.insert(m, object.kind.root(), &name, value);
     }
+}
+
+/// Orders an expansion so every instance comes after the siblings it needs (Kahn).
+fn order_siblings(instances: Vec<Instance>) -> Result<Vec<Instance>, String> {
+    let index: HashMap<&Address, usize> = instances
+        .iter()
+        .enumerate()
+        .map(|(i, x)| (&x.address, i))
+        .collect();
+    let mut waiting = vec![0usize; instances.len()];
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); instances.len()];
+    for (i, inst) in instances.iter().enumerate() {
+        for d in &inst.intra_deps {
+            let &j = index
+                .get(d)
+                .ok_or_else(|| format!("{} needs {d}, which it did not produce", inst.address))?;
+            waiting[i] += 1;
+            dependents[j].push(i);
+        }
+    }
+    let mut queue: Vec<usize> = (0..instances.len()).filter(|&i| waiting[i] == 0).collect();
+    let mut head = 0;
+    while head < queue.len() {
+        let i = queue[head];
+        head += 1;
+        for &d in &dependents[i] {
+            waiting[d] -= 1;
+            if waiting[d] == 0 {
+                queue.push(d);
+            }
+        }
+    }
+    if queue.len() < instances.len() {
+        return Err("its resources depend on each other in a cycle".into());
+    }
+    let mut slots: Vec<Option<Instance>> = instances.into_iter().map(Some).collect();
+    Ok(queue.into_iter().filter_map(|i| slots[i].take()).collect())
 }
 
 /// How deep lists and objects may nest: deep enough for any real configuration, shallow

@@ -10,7 +10,7 @@ use tik_engine::provider::{
     AttributeSchema as A, ChangeRequest, ExpandRequest, Operation, Provider, ProviderError,
     Providers, ReadRequest, ResourceSchema, ResourceSpec,
 };
-use tik_engine::state::{MemoryBackend, StateStore};
+use tik_engine::state::{Backend, MemoryBackend, StateStore};
 use tik_engine::value::{Map, Value};
 use tik_engine::walk::Inputs;
 
@@ -53,8 +53,23 @@ impl Provider for Fake {
             ],
         }]
     }
-    fn expand(&self, _: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, String> {
-        Err("no blocks".into())
+    /// A workspace is a `net` and a `sub` that takes the net's id.
+    fn expand(&self, request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, String> {
+        let net = tik_engine::addr::Address::new().name("net");
+        let mut config = Map::new();
+        config.insert(
+            "name".into(),
+            request.config.get("region").cloned().unwrap_or(Value::Null),
+        );
+        Ok(vec![
+            ResourceSpec::new(
+                tik_engine::addr::Address::new().name("sub"),
+                "fake_thing",
+                Map::new(),
+            )
+            .with_ref("value", &net, "id"),
+            ResourceSpec::new(net, "fake_thing", config),
+        ])
     }
     async fn read(
         &self,
@@ -85,7 +100,16 @@ impl Provider for Fake {
             .push(format!("{:?} {}", change.operation, change.address).to_lowercase());
         r.in_flight.lock().unwrap().0 -= 1;
         let mut attrs = change.planned;
-        attrs.insert("id".into(), Value::String(format!("id-{}", change.address)));
+        let serial = r.calls.lock().unwrap().len();
+        match (change.operation, change.prior) {
+            (Operation::Update, Some(prior)) => {
+                attrs.insert("id".into(), prior.get("id").cloned().unwrap_or(Value::Null))
+            }
+            _ => attrs.insert(
+                "id".into(),
+                Value::String(format!("id-{}-{serial}", change.address)),
+            ),
+        };
         Ok(attrs)
     }
 }
@@ -199,4 +223,55 @@ async fn a_target_plans_only_it_and_what_it_needs() {
     assert_eq!(calls, ["create fake_thing.base", "create fake_thing.app"]);
     let calls = run(&s, PlanOptions::default(), 10).await;
     assert_eq!(calls, ["create fake_thing.other"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expansion_takes_sibling_attributes_once_they_exist() {
+    let cfg = |region: &str| {
+        format!("workspace \"w\" {{\n  provider = \"fake\"\n  region   = \"{region}\"\n}}\n")
+    };
+    let s = setup(&cfg("r1"), 0);
+    let calls = run(&s, PlanOptions::default(), 10).await;
+    assert_eq!(calls, ["create workspace.w.net", "create workspace.w.sub"]);
+    let state = String::from_utf8(s.backend.read_snapshot().unwrap().unwrap()).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&state).unwrap();
+    let res = json["resources"].as_array().unwrap();
+    let net_id = res
+        .iter()
+        .find(|r| r["address"] == "workspace.w.net")
+        .unwrap()["attributes"]["id"]
+        .clone();
+    let sub = res
+        .iter()
+        .find(|r| r["address"] == "workspace.w.sub")
+        .unwrap();
+    assert_eq!(sub["attributes"]["value"], net_id);
+    assert_eq!(sub["dependencies"], serde_json::json!(["workspace.w.net"]));
+    // Nothing changed: nothing to do, the sibling value resolves from state.
+    assert!(run(&s, PlanOptions::default(), 10).await.is_empty());
+    // A new net: the sub follows with the new id.
+    std::fs::write(s.dir.path().join("main.tik.hcl"), cfg("r2")).unwrap();
+    let calls = run(&s, PlanOptions::default(), 10).await;
+    assert_eq!(
+        calls,
+        [
+            "delete workspace.w.net",
+            "create workspace.w.net",
+            "update workspace.w.sub"
+        ]
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&s.backend.read_snapshot().unwrap().unwrap()).unwrap();
+    let res = json["resources"].as_array().unwrap();
+    let net_id = res
+        .iter()
+        .find(|r| r["address"] == "workspace.w.net")
+        .unwrap()["attributes"]["id"]
+        .clone();
+    assert_eq!(
+        res.iter()
+            .find(|r| r["address"] == "workspace.w.sub")
+            .unwrap()["attributes"]["value"],
+        net_id
+    );
 }

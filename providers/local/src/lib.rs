@@ -345,12 +345,11 @@ fn expand_workspace(request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, St
     if let Some(tags) = c.get("tags") {
         config.insert("tags".into(), tags.clone());
     }
-    Ok(vec![ResourceSpec {
-        path: Address::new().name("directory"),
-        type_name: "local_workspace".into(),
+    Ok(vec![ResourceSpec::new(
+        Address::new().name("directory"),
+        "local_workspace",
         config,
-        depends_on: vec![],
-    }])
+    )])
 }
 
 fn node_config(
@@ -409,18 +408,18 @@ fn expand_cluster(request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, Stri
     }
     // Nodes need the workspace's directory; the cluster's reference to the workspace
     // already orders them after it, so no edge inside the expansion is needed.
-    let mut specs = vec![ResourceSpec {
-        path: Address::new().name("node").name("head"),
-        type_name: "local_node".into(),
-        config: node_config(
-            &workspace,
-            request.name,
-            "head".into(),
-            "head",
-            c.get("head"),
-        )?,
-        depends_on: Vec::new(),
-    }];
+    let head = node_config(
+        &workspace,
+        request.name,
+        "head".into(),
+        "head",
+        c.get("head"),
+    )?;
+    let mut specs = vec![ResourceSpec::new(
+        Address::new().name("node").name("head"),
+        "local_node",
+        head,
+    )];
     if let Some(Value::Object(pools)) = c.get("workers") {
         for (pool, settings) in pools {
             let min = whole(
@@ -453,16 +452,12 @@ fn expand_cluster(request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, Stri
                 )?;
                 config.insert("pool".into(), Value::String(pool.clone()));
                 config.insert("index".into(), Value::Number(i as f64));
-                specs.push(ResourceSpec {
-                    path: Address::new()
-                        .name("node")
-                        .name("worker")
-                        .key(pool.clone())
-                        .index(i),
-                    type_name: "local_node".into(),
-                    config,
-                    depends_on: Vec::new(),
-                });
+                let path = Address::new()
+                    .name("node")
+                    .name("worker")
+                    .key(pool.clone())
+                    .index(i);
+                specs.push(ResourceSpec::new(path, "local_node", config));
             }
         }
     }
