@@ -251,6 +251,7 @@ impl Project {
         let config = Config::load(&dir).map_err(|(sources, diags)| Failure { sources, diags })?;
         let mut providers = Providers::new();
         providers.add(Arc::new(LocalProvider::new(dir.clone())));
+        providers.add(Arc::new(tik_provider_aws::AwsProvider::default()));
         let backend: Box<dyn Backend> = match &config.backend {
             None => Box::new(LocalBackend::new(dir.join("tik.tikstate"))),
             Some(b) if b.kind == "local" => {

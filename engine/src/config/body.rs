@@ -234,7 +234,8 @@ pub fn workspace_schema() -> Schema {
                 .attr("mode")
                 .attr("allowed_ssh")
                 .attr("vpc_id")
-                .attr("peer_vpc_id"),
+                .attr("peer_vpc_id")
+                .attr("availability_zones"),
         )
         .block(
             "storage",

@@ -612,7 +612,7 @@ fn format(args: &[Value]) -> R {
     Ok(Value::String(out))
 }
 
-fn cidrsubnet(prefix: &str, newbits: f64, netnum: f64) -> Result<String, String> {
+pub fn cidrsubnet(prefix: &str, newbits: f64, netnum: f64) -> Result<String, String> {
     let (addr, len) = prefix
         .split_once('/')
         .ok_or_else(|| format!("\"{prefix}\" is not a CIDR prefix"))?;

@@ -15,7 +15,7 @@ use hcl_edit::Span;
 use std::ops::Range;
 use std::path::Path;
 
-pub use functions::FUNCTION_NAMES;
+pub use functions::{cidrsubnet, FUNCTION_NAMES};
 
 /// What names an expression can see.
 pub trait Scope {

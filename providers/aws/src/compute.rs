@@ -1,0 +1,259 @@
+//! Key pairs and instances: the nodes of a cluster.
+
+use crate::attrs::{carry, filter, int, opt_s, read_tags, s, tag_spec, update_tags};
+use crate::errors::{api_error, code_of};
+use crate::network::merged;
+use crate::Found;
+use aws_sdk_ec2::client::Waiters as _;
+use aws_sdk_ec2::types::{
+    BlockDeviceMapping, EbsBlockDevice, Filter, InstanceStateName, InstanceType, ResourceType,
+    VolumeType,
+};
+use aws_sdk_ec2::Client;
+use std::time::Duration;
+use tik_engine::provider::{ChangeRequest, Operation, ProviderError};
+use tik_engine::value::{Map, Value};
+
+/// How long a node may take to start or stop before tik reports it.
+const NODE_WAIT: Duration = Duration::from_secs(600);
+
+pub async fn read_key_pairs(
+    ec2: &Client,
+    filters: Vec<Filter>,
+) -> Result<Vec<Found>, ProviderError> {
+    let out = ec2
+        .describe_key_pairs()
+        .set_filters(Some(filters))
+        .send()
+        .await
+        .map_err(|e| api_error("DescribeKeyPairs", e))?;
+    Ok(out
+        .key_pairs()
+        .iter()
+        .map(|k| {
+            let mut attrs = Map::new();
+            attrs.insert(
+                "id".into(),
+                Value::from(k.key_pair_id().unwrap_or_default()),
+            );
+            attrs.insert(
+                "fingerprint".into(),
+                Value::from(k.key_fingerprint().unwrap_or_default()),
+            );
+            read_tags(k.tags(), &mut attrs);
+            attrs.insert("name".into(), Value::from(k.key_name().unwrap_or_default()));
+            Found::new(attrs, k.tags())
+        })
+        .collect())
+}
+
+pub async fn apply_key_pair(ec2: &Client, change: &ChangeRequest) -> Result<Map, ProviderError> {
+    let a = &change.planned;
+    let name = s(a, "name")?;
+    match change.operation {
+        Operation::Create => {
+            let mut attrs = a.clone();
+            match opt_s(a, "public_key") {
+                Some(key) => {
+                    let out = ec2
+                        .import_key_pair()
+                        .key_name(name)
+                        .public_key_material(aws_smithy_types::Blob::new(key.as_bytes()))
+                        .tag_specifications(tag_spec(ResourceType::KeyPair, change))
+                        .send()
+                        .await
+                        .map_err(|e| api_error("ImportKeyPair", e))?;
+                    attrs.insert(
+                        "id".into(),
+                        Value::from(out.key_pair_id().unwrap_or_default()),
+                    );
+                    attrs.insert(
+                        "fingerprint".into(),
+                        Value::from(out.key_fingerprint().unwrap_or_default()),
+                    );
+                }
+                None => {
+                    let out = ec2
+                        .create_key_pair()
+                        .key_name(name)
+                        .tag_specifications(tag_spec(ResourceType::KeyPair, change))
+                        .send()
+                        .await
+                        .map_err(|e| api_error("CreateKeyPair", e))?;
+                    attrs.insert(
+                        "id".into(),
+                        Value::from(out.key_pair_id().unwrap_or_default()),
+                    );
+                    attrs.insert(
+                        "fingerprint".into(),
+                        Value::from(out.key_fingerprint().unwrap_or_default()),
+                    );
+                    // Only this answer ever holds the private key: it is kept, sensitive, in state.
+                    attrs.insert(
+                        "private_key".into(),
+                        Value::from(out.key_material().unwrap_or_default()),
+                    );
+                }
+            }
+            Ok(attrs)
+        }
+        Operation::Update => {
+            update_tags(ec2, s(change.prior.as_ref().unwrap_or(a), "id")?, change).await?;
+            Ok(merged(change))
+        }
+        Operation::Delete => match ec2.delete_key_pair().key_name(name).send().await {
+            Ok(_) => Ok(Map::new()),
+            Err(e) if code_of(&e).is_some_and(|c| c.ends_with(".NotFound")) => Ok(Map::new()),
+            Err(e) => Err(api_error("DeleteKeyPair", e)),
+        },
+    }
+}
+
+pub async fn read_instances(
+    ec2: &Client,
+    filters: Vec<Filter>,
+) -> Result<Vec<Found>, ProviderError> {
+    let mut out = Vec::new();
+    // The largest page AWS allows: a thousand nodes in one call.
+    let mut pages = ec2
+        .describe_instances()
+        .set_filters(Some(filters))
+        .max_results(1000)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for r in page
+            .map_err(|e| api_error("DescribeInstances", e))?
+            .reservations()
+        {
+            for i in r.instances() {
+                let state = i.state().and_then(|s| s.name()).cloned();
+                // A terminated node is gone, whatever DescribeInstances still says of it.
+                if matches!(
+                    state,
+                    Some(InstanceStateName::Terminated | InstanceStateName::ShuttingDown)
+                ) {
+                    continue;
+                }
+                let mut attrs = Map::new();
+                attrs.insert(
+                    "id".into(),
+                    Value::from(i.instance_id().unwrap_or_default()),
+                );
+                attrs.insert(
+                    "image".into(),
+                    Value::from(i.image_id().unwrap_or_default()),
+                );
+                attrs.insert(
+                    "instance_type".into(),
+                    Value::from(i.instance_type().map(|t| t.as_str()).unwrap_or_default()),
+                );
+                attrs.insert(
+                    "subnet_id".into(),
+                    Value::from(i.subnet_id().unwrap_or_default()),
+                );
+                attrs.insert(
+                    "private_ip".into(),
+                    i.private_ip_address().map_or(Value::Null, Value::from),
+                );
+                attrs.insert(
+                    "public_ip".into(),
+                    i.public_ip_address().map_or(Value::Null, Value::from),
+                );
+                attrs.insert(
+                    "key_name".into(),
+                    i.key_name().map_or(Value::Null, Value::from),
+                );
+                if let Some(g) = i.security_groups().first().and_then(|g| g.group_id()) {
+                    attrs.insert("security_group_id".into(), Value::from(g));
+                }
+                read_tags(i.tags(), &mut attrs);
+                out.push(Found::new(attrs, i.tags()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub async fn apply_instance(ec2: &Client, change: &ChangeRequest) -> Result<Map, ProviderError> {
+    let a = &change.planned;
+    match change.operation {
+        Operation::Create => {
+            let disk = BlockDeviceMapping::builder()
+                .device_name("/dev/xvda")
+                .ebs(
+                    EbsBlockDevice::builder()
+                        .volume_size(int(a, "disk_gb")?)
+                        .volume_type(VolumeType::Gp3)
+                        .delete_on_termination(true)
+                        .build(),
+                )
+                .build();
+            let mut run = ec2
+                .run_instances()
+                .image_id(s(a, "image")?)
+                .instance_type(InstanceType::from(s(a, "instance_type")?))
+                .min_count(1)
+                .max_count(1)
+                .subnet_id(s(a, "subnet_id")?)
+                .security_group_ids(s(a, "security_group_id")?)
+                .block_device_mappings(disk)
+                .tag_specifications(tag_spec(ResourceType::Instance, change))
+                .tag_specifications(tag_spec(ResourceType::Volume, change));
+            if let Some(key) = opt_s(a, "key_name") {
+                run = run.key_name(key);
+            }
+            let out = run.send().await.map_err(|e| api_error("RunInstances", e))?;
+            let id = out
+                .instances()
+                .first()
+                .and_then(|i| i.instance_id())
+                .unwrap_or_default()
+                .to_string();
+            ec2.wait_until_instance_running()
+                .instance_ids(&id)
+                .wait(NODE_WAIT)
+                .await
+                .map_err(|e| {
+                    ProviderError::new(format!(
+                        "{id} did not reach running within {} s: {e}",
+                        NODE_WAIT.as_secs()
+                    ))
+                })?;
+            // Addresses are known once it runs.
+            let found = read_instances(ec2, vec![filter("instance-id", vec![id.clone()])]).await?;
+            let mut attrs = a.clone();
+            if let Some(f) = found.into_iter().next() {
+                carry(&f.attrs, &mut attrs, &["id", "private_ip", "public_ip"]);
+            }
+            attrs.insert("id".into(), Value::from(id));
+            Ok(attrs)
+        }
+        Operation::Update => {
+            update_tags(ec2, s(change.prior.as_ref().unwrap_or(a), "id")?, change).await?;
+            Ok(merged(change))
+        }
+        Operation::Delete => {
+            let id = s(a, "id")?;
+            match ec2.terminate_instances().instance_ids(id).send().await {
+                Ok(_) => {}
+                Err(e) if code_of(&e).is_some_and(|c| c.ends_with(".NotFound")) => {
+                    return Ok(Map::new())
+                }
+                Err(e) => return Err(api_error("TerminateInstances", e)),
+            }
+            // Its network interface holds the security group until it is gone.
+            ec2.wait_until_instance_terminated()
+                .instance_ids(id)
+                .wait(NODE_WAIT)
+                .await
+                .map_err(|e| {
+                    ProviderError::new(format!(
+                        "{id} did not terminate within {} s: {e}",
+                        NODE_WAIT.as_secs()
+                    ))
+                })?;
+            Ok(Map::new())
+        }
+    }
+}

@@ -1,0 +1,430 @@
+//! How workspace and cluster blocks become AWS resources, with deterministic names.
+
+use tik_engine::addr::Address;
+use tik_engine::provider::{BlockKind, ExpandRequest, ResourceSpec};
+use tik_engine::value::{Map, Value};
+
+pub fn expand(request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, String> {
+    match request.kind {
+        BlockKind::Workspace => workspace(request.name, request.config),
+        BlockKind::Cluster => cluster(request.name, request.config),
+    }
+}
+
+fn get<'v>(v: &'v Map, path: &[&str]) -> Option<&'v Value> {
+    let (first, rest) = path.split_first()?;
+    rest.iter().try_fold(v.get(*first)?, |cur, k| cur.get(k))
+}
+
+fn text(v: &Map, path: &[&str]) -> Option<String> {
+    get(v, path).and_then(Value::as_str).map(str::to_string)
+}
+
+fn obj(pairs: &[(&str, Value)]) -> Map {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+/// Region and endpoint, which every resource carries, and the workspace's tags.
+fn base(config: &Map, workspace: &str, extra_tags: &[(&str, &str)]) -> Result<Map, String> {
+    let region = text(config, &["region"])
+        .ok_or("region is required for the aws provider, as in region = \"us-east-1\"")?;
+    let mut tags = get(config, &["tags"])
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    tags.insert("tik:workspace".into(), Value::from(workspace));
+    for (k, v) in extra_tags {
+        tags.insert(k.to_string(), Value::from(*v));
+    }
+    let mut m = obj(&[
+        ("region", Value::String(region)),
+        ("tags", Value::Object(tags)),
+    ]);
+    if let Some(e) = get(config, &["endpoint"]).filter(|v| !matches!(v, Value::Null)) {
+        m.insert("endpoint".into(), e.clone());
+    }
+    Ok(m)
+}
+
+fn with(mut base: Map, pairs: &[(&str, Value)]) -> Map {
+    for (k, v) in pairs {
+        base.insert(k.to_string(), v.clone());
+    }
+    base
+}
+
+fn without_tags(mut m: Map) -> Map {
+    m.shift_remove("tags");
+    m
+}
+
+fn workspace(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, String> {
+    match text(c, &["network", "mode"]).as_deref() {
+        None | Some("public-head") => {}
+        Some(mode @ ("peering" | "shared")) => {
+            return Err(format!(
+                "network mode \"{mode}\" is not in the aws provider yet; use \"public-head\""
+            ))
+        }
+        Some(other) => {
+            return Err(format!(
+                "network mode \"{other}\" is not one of public-head, peering, shared"
+            ))
+        }
+    }
+    if get(c, &["storage", "managed"]).and_then(Value::as_bool) == Some(true) {
+        return Err("managed storage (an S3 bucket) is not in the aws provider yet: remove storage { managed = true }".into());
+    }
+    let b = base(c, name, &[])?;
+    let region = text(&b, &["region"]).unwrap_or_default();
+    let cidr = text(c, &["network", "cidr"]).unwrap_or_else(|| "10.0.0.0/16".into());
+    let azs: Vec<String> = match get(c, &["network", "availability_zones"]) {
+        Some(Value::List(items)) if !items.is_empty() => items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or("availability_zones lists names like \"us-east-1a\"")
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err("availability_zones must be a non-empty list of zone names".into()),
+        None => vec![format!("{region}a"), format!("{region}b")],
+    };
+    let subnet = |n: usize| {
+        tik_engine::eval::cidrsubnet(&cidr, 8.0, n as f64)
+            .map_err(|e| format!("network cidr {cidr}: {e}"))
+    };
+    let vpc = Address::new().name("vpc");
+    let igw = Address::new().name("internet_gateway");
+    let sg = Address::new().name("security_group");
+    let rt = |k: &str| Address::new().name("route_table").key(k);
+    let sn = |k: &str| Address::new().name("subnet").key(k);
+    let mut specs = vec![
+        ResourceSpec::new(
+            vpc.clone(),
+            "aws_vpc",
+            with(
+                b.clone(),
+                &[
+                    ("name", Value::from(format!("{name}-vpc"))),
+                    ("cidr", Value::from(cidr.as_str())),
+                ],
+            ),
+        ),
+        ResourceSpec::new(
+            igw.clone(),
+            "aws_internet_gateway",
+            with(b.clone(), &[("name", Value::from(format!("{name}-igw")))]),
+        )
+        .with_ref("vpc_id", &vpc, "id"),
+        ResourceSpec::new(
+            sn("public"),
+            "aws_subnet",
+            with(
+                b.clone(),
+                &[
+                    ("name", Value::from(format!("{name}-public-subnet"))),
+                    ("cidr", Value::String(subnet(0)?)),
+                    ("availability_zone", Value::from(azs[0].as_str())),
+                    ("public", Value::Bool(true)),
+                ],
+            ),
+        )
+        .with_ref("vpc_id", &vpc, "id"),
+        ResourceSpec::new(
+            rt("public"),
+            "aws_route_table",
+            with(
+                b.clone(),
+                &[("name", Value::from(format!("{name}-public-rt")))],
+            ),
+        )
+        .with_ref("vpc_id", &vpc, "id"),
+        ResourceSpec::new(
+            Address::new().name("route").key("public-internet"),
+            "aws_route",
+            without_tags(with(
+                b.clone(),
+                &[("destination", Value::from("0.0.0.0/0"))],
+            )),
+        )
+        .with_ref("route_table_id", &rt("public"), "id")
+        .with_ref("gateway_id", &igw, "id"),
+        ResourceSpec::new(
+            Address::new().name("route_table_association").key("public"),
+            "aws_route_table_association",
+            without_tags(b.clone()),
+        )
+        .with_ref("route_table_id", &rt("public"), "id")
+        .with_ref("subnet_id", &sn("public"), "id"),
+        ResourceSpec::new(
+            rt("private"),
+            "aws_route_table",
+            with(
+                b.clone(),
+                &[("name", Value::from(format!("{name}-private-rt")))],
+            ),
+        )
+        .with_ref("vpc_id", &vpc, "id"),
+        ResourceSpec::new(
+            sg.clone(),
+            "aws_security_group",
+            with(
+                b.clone(),
+                &[
+                    ("name", Value::from(format!("{name}-sg"))),
+                    ("description", Value::from(format!("tik workspace {name}"))),
+                ],
+            ),
+        )
+        .with_ref("vpc_id", &vpc, "id"),
+    ];
+    for (i, az) in azs.iter().enumerate() {
+        let key = format!("private-{}", i + 1);
+        specs.push(
+            ResourceSpec::new(
+                sn(&key),
+                "aws_subnet",
+                with(
+                    b.clone(),
+                    &[
+                        ("name", Value::from(format!("{name}-{key}-subnet"))),
+                        ("cidr", Value::String(subnet(i + 1)?)),
+                        ("availability_zone", Value::from(az.as_str())),
+                        ("public", Value::Bool(false)),
+                    ],
+                ),
+            )
+            .with_ref("vpc_id", &vpc, "id"),
+        );
+        specs.push(
+            ResourceSpec::new(
+                Address::new()
+                    .name("route_table_association")
+                    .key(key.as_str()),
+                "aws_route_table_association",
+                without_tags(b.clone()),
+            )
+            .with_ref("route_table_id", &rt("private"), "id")
+            .with_ref("subnet_id", &sn(&key), "id"),
+        );
+    }
+    // Each rule is a resource of its own: a changed rule is revoked or authorized alone.
+    let rule = |key: String, pairs: &[(&str, Value)]| {
+        ResourceSpec::new(
+            Address::new().name("security_group_rule").key(key),
+            "aws_security_group_rule",
+            without_tags(with(b.clone(), pairs)),
+        )
+        .with_ref("security_group_id", &sg, "id")
+    };
+    let n = |x: f64| Value::Number(x);
+    specs.push(rule(
+        "self".into(),
+        &[
+            ("protocol", Value::from("-1")),
+            ("from_port", n(-1.0)),
+            ("to_port", n(-1.0)),
+            ("source_self", Value::Bool(true)),
+            (
+                "description",
+                Value::from("all traffic within the workspace"),
+            ),
+        ],
+    ));
+    specs.push(rule(
+        "ssh-vpc".into(),
+        &[
+            ("protocol", Value::from("tcp")),
+            ("from_port", n(22.0)),
+            ("to_port", n(22.0)),
+            ("cidr", Value::from(cidr.as_str())),
+            ("description", Value::from("ssh from the vpc")),
+        ],
+    ));
+    if let Some(list) = get(c, &["network", "allowed_ssh"]) {
+        let Value::List(items) = list else {
+            return Err("allowed_ssh must be a list of CIDR ranges".into());
+        };
+        for item in items {
+            let range = item
+                .as_str()
+                .ok_or("allowed_ssh lists CIDR ranges like \"203.0.113.0/24\"")?;
+            specs.push(rule(
+                format!("ssh-{range}"),
+                &[
+                    ("protocol", Value::from("tcp")),
+                    ("from_port", n(22.0)),
+                    ("to_port", n(22.0)),
+                    ("cidr", Value::from(range)),
+                    ("description", Value::from("ssh from allowed_ssh")),
+                ],
+            ));
+        }
+    }
+    Ok(specs)
+}
+
+fn whole(v: Option<&Value>, what: &str, default: Option<u64>) -> Result<u64, String> {
+    match v {
+        None | Some(Value::Null) => default.ok_or_else(|| format!("{what} is required")),
+        Some(Value::Number(n)) if *n >= 0.0 && n.fract() == 0.0 && *n <= 10_000.0 => Ok(*n as u64),
+        Some(Value::Unknown) => Err(format!("{what} must be known when planning")),
+        Some(other) => Err(format!("{what} must be a whole number, got {other}")),
+    }
+}
+
+/// A short hash of what a node was launched with, kept in its `tik:launch-hash` tag.
+fn launch_hash(parts: &[&Value]) -> String {
+    let text: String = parts
+        .iter()
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join("|");
+    let h = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{h:016x}")
+}
+
+fn cluster(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, String> {
+    let ws = get(c, &["workspace"])
+        .and_then(Value::as_object)
+        .ok_or("workspace must refer to a workspace block")?;
+    let ws_name = text(ws, &["name"]).ok_or("the workspace has no name")?;
+    if c.contains_key("container") {
+        return Err(
+            "container execution is not in the aws provider yet: remove the container block".into(),
+        );
+    }
+    let b = base(ws, &ws_name, &[("tik:cluster", name)])?;
+    let key = Address::new().name("key_pair");
+    let key_name = format!("{ws_name}-{name}");
+    let mut key_config = with(b.clone(), &[("name", Value::from(key_name.as_str()))]);
+    if let Some(pk) = get(c, &["ssh", "public_key"]) {
+        key_config.insert("public_key".into(), pk.clone());
+    }
+    let mut specs = vec![ResourceSpec::new(key.clone(), "aws_key_pair", key_config)];
+    let sg = get(ws, &["security_group", "id"])
+        .cloned()
+        .unwrap_or(Value::Unknown);
+    let subnet = |k: &str| {
+        get(ws, &["subnet", k, "id"])
+            .cloned()
+            .unwrap_or(Value::Unknown)
+    };
+    let privates: Vec<String> = match get(ws, &["subnet"]) {
+        Some(Value::Object(m)) => m
+            .keys()
+            .filter(|k| k.starts_with("private-"))
+            .cloned()
+            .collect(),
+        _ => Vec::new(),
+    };
+    let empty = Map::new();
+    let head = get(c, &["head"])
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let image = get(head, &["image"])
+        .cloned()
+        .ok_or("head needs image = \"ami-...\" (the AMI nodes boot from)")?;
+    let head_type = get(head, &["instance_type"])
+        .cloned()
+        .ok_or("head needs instance_type, as in instance_type = \"m5.xlarge\"")?;
+    let node = |kind: &str,
+                node_name: String,
+                settings: &Map,
+                subnet_id: Value,
+                pool: Option<&str>|
+     -> Result<Map, String> {
+        let image = get(settings, &["image"])
+            .cloned()
+            .unwrap_or_else(|| image.clone());
+        let itype = get(settings, &["instance_type"])
+            .cloned()
+            .unwrap_or_else(|| head_type.clone());
+        let disk = Value::Number(whole(get(settings, &["disk_gb"]), "disk_gb", Some(100))? as f64);
+        let hash = launch_hash(&[&image, &itype, &disk, &subnet_id]);
+        let mut m = with(
+            b.clone(),
+            &[
+                ("name", Value::String(node_name)),
+                ("image", image),
+                ("instance_type", itype),
+                ("disk_gb", disk),
+                ("subnet_id", subnet_id),
+                ("security_group_id", sg.clone()),
+                ("key_name", Value::from(key_name.as_str())),
+            ],
+        );
+        // Until the subnet exists the launch is not fully known, and neither is its hash.
+        let hash = if m.values().any(Value::has_unknown) {
+            Value::Unknown
+        } else {
+            Value::String(hash)
+        };
+        if let Some(Value::Object(tags)) = m.get_mut("tags") {
+            tags.insert("tik:node-kind".into(), Value::from(kind));
+            if let Some(p) = pool {
+                tags.insert("tik:pool".into(), Value::from(p));
+            }
+            tags.insert("tik:launch-hash".into(), hash);
+        }
+        Ok(m)
+    };
+    specs.push(
+        ResourceSpec::new(
+            Address::new().name("node").name("head"),
+            "aws_instance",
+            node("head", format!("{name}-head"), head, subnet("public"), None)?,
+        )
+        .after(&key),
+    );
+    if let Some(Value::Object(pools)) = get(c, &["workers"]) {
+        for (pool, settings) in pools {
+            let settings = settings.as_object().unwrap_or(&empty);
+            let min = whole(
+                get(settings, &["min"]),
+                &format!("workers \"{pool}\" min"),
+                None,
+            )?;
+            let max = whole(
+                get(settings, &["max"]),
+                &format!("workers \"{pool}\" max"),
+                Some(min),
+            )?;
+            if min > max {
+                return Err(format!(
+                    "workers \"{pool}\": min ({min}) is more than max ({max})"
+                ));
+            }
+            if get(settings, &["spot"]).and_then(Value::as_bool) == Some(true) {
+                return Err(format!("workers \"{pool}\": spot nodes are not in the aws provider yet; remove spot = true"));
+            }
+            for i in 0..min {
+                // Workers spread over the private subnets, one availability zone after another.
+                let subnet_id = match privates.len() {
+                    0 => Value::Unknown,
+                    n => subnet(&privates[i as usize % n]),
+                };
+                let config = node(
+                    "worker",
+                    format!("{name}-{pool}-{i}"),
+                    settings,
+                    subnet_id,
+                    Some(pool),
+                )?;
+                let path = Address::new()
+                    .name("node")
+                    .name("worker")
+                    .key(pool.clone())
+                    .index(i);
+                specs.push(ResourceSpec::new(path, "aws_instance", config).after(&key));
+            }
+        }
+    }
+    Ok(specs)
+}

@@ -1,0 +1,374 @@
+//! tik-provider-aws: workspaces and clusters on EC2, through the real aws-sdk-* crates.
+//!
+//! A workspace lowers into a VPC, an internet gateway, a public and private subnets,
+//! route tables, and a security group with its rules; a cluster into a key pair and
+//! instances. Every object carries the tags `tik:address` and `tik:lineage`, so one
+//! that a crash left unrecorded is found again. Each resource type is read with one
+//! filtered Describe call (per page), never one call per resource.
+//!
+//! ```no_run
+//! let provider = tik_provider_aws::AwsProvider::default();
+//! let calls_so_far = provider.api_calls();
+//! ```
+
+mod attrs;
+mod clients;
+mod compute;
+mod errors;
+mod expand;
+mod network;
+mod security;
+
+use async_trait::async_trait;
+use attrs::{filter, opt_s, tag_value, target, ADDRESS_TAG};
+use clients::{ClientCache, Target};
+use std::collections::HashMap;
+use std::future::Future;
+use tik_engine::provider::{
+    AttributeSchema as A, ChangeRequest, ExpandRequest, Provider, ProviderError, ReadRequest,
+    ResourceSchema, ResourceSpec,
+};
+use tik_engine::value::Map;
+
+/// An object as a Describe call found it, with the address tag it carries.
+pub(crate) struct Found {
+    attrs: Map,
+    address: Option<String>,
+}
+
+impl Found {
+    fn new(attrs: Map, tags: &[aws_sdk_ec2::types::Tag]) -> Self {
+        Found {
+            attrs,
+            address: tag_value(tags, ADDRESS_TAG).map(str::to_string),
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct AwsProvider {
+    clients: ClientCache,
+}
+
+impl AwsProvider {
+    /// How many API operations this provider has made (retries not counted).
+    pub fn api_calls(&self) -> u64 {
+        self.clients.calls.get()
+    }
+
+    /// API operations made so far, by operation name.
+    pub fn api_calls_by_operation(&self) -> std::collections::BTreeMap<String, u64> {
+        self.clients.calls.by_operation()
+    }
+
+    async fn ec2(&self, attrs: &Map) -> Result<aws_sdk_ec2::Client, ProviderError> {
+        Ok(self.clients.get(&target(attrs)?).await.ec2)
+    }
+
+    /// Reads one type by id with a filtered Describe per region, plus one by address tag
+    /// for objects whose create was interrupted before their id was recorded.
+    async fn by_filter<F, Fut>(
+        &self,
+        items: &[ReadRequest],
+        id_filter: &str,
+        fetch: F,
+    ) -> Result<Vec<Option<Map>>, ProviderError>
+    where
+        F: Fn(aws_sdk_ec2::Client, Vec<aws_sdk_ec2::types::Filter>) -> Fut,
+        Fut: Future<Output = Result<Vec<Found>, ProviderError>>,
+    {
+        let mut results = vec![None; items.len()];
+        for (t, idxs) in by_target(items)? {
+            let ec2 = self.clients.get(&t).await.ec2;
+            let ids: Vec<String> = idxs
+                .iter()
+                .filter_map(|&i| opt_s(&items[i].attributes, "id").map(str::to_string))
+                .collect();
+            let pending: Vec<String> = idxs
+                .iter()
+                .filter(|&&i| opt_s(&items[i].attributes, "id").is_none())
+                .map(|&i| items[i].address.to_string())
+                .collect();
+            let mut found = Vec::new();
+            if !ids.is_empty() {
+                found.extend(fetch(ec2.clone(), vec![filter(id_filter, ids)]).await?);
+            }
+            if !pending.is_empty() {
+                found.extend(
+                    fetch(
+                        ec2.clone(),
+                        vec![filter(&format!("tag:{ADDRESS_TAG}"), pending)],
+                    )
+                    .await?,
+                );
+            }
+            for i in idxs {
+                let item = &items[i];
+                let hit = match opt_s(&item.attributes, "id") {
+                    Some(id) => found.iter().find(|f| opt_s(&f.attrs, "id") == Some(id)),
+                    None => found
+                        .iter()
+                        .find(|f| f.address.as_deref() == Some(&item.address.to_string())),
+                };
+                results[i] = hit.map(|f| overlay(&item.attributes, &f.attrs));
+            }
+        }
+        Ok(results)
+    }
+
+    /// Reads types that live inside another object (routes, associations, rules).
+    async fn nested<F, Fut>(
+        &self,
+        items: &[ReadRequest],
+        read: F,
+    ) -> Result<Vec<Option<Map>>, ProviderError>
+    where
+        F: Fn(aws_sdk_ec2::Client, Vec<Map>) -> Fut,
+        Fut: Future<Output = Result<Vec<Option<Map>>, ProviderError>>,
+    {
+        let mut results = vec![None; items.len()];
+        for (t, idxs) in by_target(items)? {
+            let ec2 = self.clients.get(&t).await.ec2;
+            let group: Vec<Map> = idxs.iter().map(|&i| items[i].attributes.clone()).collect();
+            for (i, found) in idxs.into_iter().zip(read(ec2, group).await?) {
+                results[i] = found;
+            }
+        }
+        Ok(results)
+    }
+}
+
+/// Recorded attributes with what was read over them: what the API does not return
+/// (region, endpoint, a private key) is kept; what it returns shows drift.
+fn overlay(recorded: &Map, read: &Map) -> Map {
+    let mut attrs = recorded.clone();
+    for (k, v) in read {
+        attrs.insert(k.clone(), v.clone());
+    }
+    attrs
+}
+
+fn by_target(items: &[ReadRequest]) -> Result<Vec<(Target, Vec<usize>)>, ProviderError> {
+    let mut groups: HashMap<Target, Vec<usize>> = HashMap::new();
+    for (i, item) in items.iter().enumerate() {
+        groups.entry(target(&item.attributes)?).or_default().push(i);
+    }
+    Ok(groups.into_iter().collect())
+}
+
+fn place() -> Vec<A> {
+    vec![A::required("region").force_new(), A::optional("endpoint")]
+}
+
+fn schema(type_name: &'static str, attrs: Vec<A>) -> ResourceSchema {
+    let mut attributes = place();
+    attributes.extend(attrs);
+    ResourceSchema {
+        type_name,
+        attributes,
+    }
+}
+
+#[async_trait]
+impl Provider for AwsProvider {
+    fn name(&self) -> &'static str {
+        "aws"
+    }
+
+    fn resource_types(&self) -> Vec<ResourceSchema> {
+        let tagged = |mut v: Vec<A>| {
+            v.push(A::optional("tags"));
+            v.push(A::computed("id"));
+            v
+        };
+        vec![
+            schema(
+                "aws_vpc",
+                tagged(vec![A::required("name"), A::required("cidr").force_new()]),
+            ),
+            schema(
+                "aws_internet_gateway",
+                tagged(vec![A::required("name"), A::required("vpc_id").force_new()]),
+            ),
+            schema(
+                "aws_subnet",
+                tagged(vec![
+                    A::required("name"),
+                    A::required("vpc_id").force_new(),
+                    A::required("cidr").force_new(),
+                    A::required("availability_zone").force_new(),
+                    A::optional("public").force_new(),
+                ]),
+            ),
+            schema(
+                "aws_route_table",
+                tagged(vec![A::required("name"), A::required("vpc_id").force_new()]),
+            ),
+            schema(
+                "aws_route",
+                vec![
+                    A::required("route_table_id").force_new(),
+                    A::required("destination").force_new(),
+                    A::required("gateway_id").force_new(),
+                    A::computed("id"),
+                ],
+            ),
+            schema(
+                "aws_route_table_association",
+                vec![
+                    A::required("route_table_id").force_new(),
+                    A::required("subnet_id").force_new(),
+                    A::computed("id"),
+                ],
+            ),
+            schema(
+                "aws_security_group",
+                tagged(vec![
+                    A::required("name").force_new(),
+                    A::required("description").force_new(),
+                    A::required("vpc_id").force_new(),
+                ]),
+            ),
+            schema(
+                "aws_security_group_rule",
+                vec![
+                    A::required("security_group_id").force_new(),
+                    A::required("protocol").force_new(),
+                    A::required("from_port").force_new(),
+                    A::required("to_port").force_new(),
+                    A::optional("cidr").force_new(),
+                    A::optional("source_self").force_new(),
+                    A::optional("description").force_new(),
+                    A::computed("id"),
+                ],
+            ),
+            schema(
+                "aws_key_pair",
+                tagged(vec![
+                    A::required("name").force_new(),
+                    A::optional("public_key").force_new(),
+                    A::computed("fingerprint"),
+                    A {
+                        sensitive: true,
+                        ..A::computed("private_key")
+                    },
+                ]),
+            ),
+            schema(
+                "aws_instance",
+                tagged(vec![
+                    A::required("name"),
+                    A::required("image").force_new(),
+                    A::required("instance_type").force_new(),
+                    A::required("disk_gb").force_new(),
+                    A::required("subnet_id").force_new(),
+                    A::required("security_group_id").force_new(),
+                    A::optional("key_name").force_new(),
+                    A::computed("private_ip"),
+                    A::computed("public_ip"),
+                ]),
+            ),
+        ]
+    }
+
+    fn expand(&self, request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, String> {
+        expand::expand(request)
+    }
+
+    async fn read(
+        &self,
+        type_name: &str,
+        items: &[ReadRequest],
+    ) -> Result<Vec<Option<Map>>, ProviderError> {
+        match type_name {
+            "aws_vpc" => {
+                self.by_filter(items, "vpc-id", |c, f| async move {
+                    network::read_vpcs(&c, f).await
+                })
+                .await
+            }
+            "aws_internet_gateway" => {
+                self.by_filter(items, "internet-gateway-id", |c, f| async move {
+                    network::read_internet_gateways(&c, f).await
+                })
+                .await
+            }
+            "aws_subnet" => {
+                self.by_filter(items, "subnet-id", |c, f| async move {
+                    network::read_subnets(&c, f).await
+                })
+                .await
+            }
+            "aws_route_table" => {
+                self.by_filter(items, "route-table-id", |c, f| async move {
+                    network::read_route_tables(&c, f).await
+                })
+                .await
+            }
+            "aws_security_group" => {
+                self.by_filter(items, "group-id", |c, f| async move {
+                    security::read_groups(&c, f).await
+                })
+                .await
+            }
+            "aws_key_pair" => {
+                self.by_filter(items, "key-pair-id", |c, f| async move {
+                    compute::read_key_pairs(&c, f).await
+                })
+                .await
+            }
+            "aws_instance" => {
+                self.by_filter(items, "instance-id", |c, f| async move {
+                    compute::read_instances(&c, f).await
+                })
+                .await
+            }
+            "aws_route" => {
+                self.nested(
+                    items,
+                    |c, i| async move { network::read_routes(&c, &i).await },
+                )
+                .await
+            }
+            "aws_route_table_association" => {
+                self.nested(items, |c, i| async move {
+                    network::read_associations(&c, &i).await
+                })
+                .await
+            }
+            "aws_security_group_rule" => {
+                self.nested(
+                    items,
+                    |c, i| async move { security::read_rules(&c, &i).await },
+                )
+                .await
+            }
+            other => Err(ProviderError::new(format!(
+                "the aws provider has no resource type {other}"
+            ))),
+        }
+    }
+
+    async fn apply(&self, change: ChangeRequest) -> Result<Map, ProviderError> {
+        let ec2 = self.ec2(&change.planned).await?;
+        let mut attrs = match change.type_name.as_str() {
+            "aws_vpc" => network::apply_vpc(&ec2, &change).await,
+            "aws_internet_gateway" => network::apply_internet_gateway(&ec2, &change).await,
+            "aws_subnet" => network::apply_subnet(&ec2, &change).await,
+            "aws_route_table" => network::apply_route_table(&ec2, &change).await,
+            "aws_route" => network::apply_route(&ec2, &change).await,
+            "aws_route_table_association" => network::apply_association(&ec2, &change).await,
+            "aws_security_group" => security::apply_group(&ec2, &change).await,
+            "aws_security_group_rule" => security::apply_rule(&ec2, &change).await,
+            "aws_key_pair" => compute::apply_key_pair(&ec2, &change).await,
+            "aws_instance" => compute::apply_instance(&ec2, &change).await,
+            other => Err(ProviderError::new(format!(
+                "the aws provider has no resource type {other}"
+            ))),
+        }?;
+        if !attrs.is_empty() {
+            network::keep(&change.planned, &mut attrs);
+        }
+        Ok(attrs)
+    }
+}

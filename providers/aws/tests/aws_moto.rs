@@ -1,0 +1,337 @@
+//! The AWS provider against moto's server, through the real aws-sdk-ec2 crate.
+
+mod moto;
+use moto::{config, Moto, World};
+use tik_engine::plan::{Action, DriftKind};
+
+fn count(plan: &tik_engine::plan::Plan, action: Action) -> usize {
+    plan.changes.iter().filter(|c| c.action == action).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_and_cluster_are_created_read_back_and_destroyed() {
+    let moto = Moto::start();
+    let w = World::new(&config(&moto.endpoint, 3, ""));
+    let (plan, report) = w.apply().await;
+    assert!(report.ok(), "{report:?}");
+    // vpc, igw, 3 subnets, 2 route tables, 1 route, 3 associations, sg, 3 rules, key, head, 3 workers
+    assert_eq!(
+        count(&plan, Action::Create),
+        20,
+        "{:#?}",
+        plan.changes
+            .iter()
+            .map(|c| c.address.to_string())
+            .collect::<Vec<_>>()
+    );
+    let vpc_id = w.attr("workspace.lab.vpc", "id");
+    assert!(vpc_id.as_str().unwrap().starts_with("vpc-"));
+    assert_eq!(w.attr("workspace.lab.subnet[\"public\"]", "vpc_id"), vpc_id);
+    assert_eq!(
+        w.attr("workspace.lab.subnet[\"private-2\"]", "availability_zone"),
+        "us-east-1b"
+    );
+    assert_eq!(
+        w.attr("workspace.lab.subnet[\"private-1\"]", "cidr"),
+        "10.20.1.0/24"
+    );
+    let head_subnet = w.attr("cluster.etl.node.head", "subnet_id");
+    assert_eq!(
+        head_subnet,
+        w.attr("workspace.lab.subnet[\"public\"]", "id")
+    );
+    assert_eq!(
+        w.attr("cluster.etl.node.worker[\"default\"][1]", "subnet_id"),
+        w.attr("workspace.lab.subnet[\"private-2\"]", "id")
+    );
+    assert!(w
+        .attr("cluster.etl.key_pair", "private_key")
+        .as_str()
+        .unwrap()
+        .contains("PRIVATE KEY"));
+
+    // What tik created carries its tags, and is named deterministically.
+    let ec2 = moto.ec2().await;
+    let vpcs = ec2
+        .describe_vpcs()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:tik:workspace")
+                .values("lab")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let tags = vpcs.vpcs()[0].tags();
+    let tag = |k: &str| {
+        tags.iter()
+            .find(|t| t.key() == Some(k))
+            .and_then(|t| t.value())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(tag("Name"), "lab-vpc");
+    assert_eq!(tag("tik:address"), "workspace.lab.vpc");
+    assert!(!tag("tik:lineage").is_empty());
+
+    // Nothing changed: nothing to do.
+    let again = w.plan().await;
+    assert!(again.drift.is_empty(), "{:#?}", again.drift);
+    assert!(again.changes.is_empty(), "{:#?}", again.changes);
+
+    let config_text = config(&moto.endpoint, 3, "");
+    w.write(&config_text);
+    let (plan, report) = w
+        .apply_with(
+            tik_engine::plan::PlanOptions {
+                destroy: true,
+                ..Default::default()
+            },
+            10,
+        )
+        .await;
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(count(&plan, Action::Delete), 20);
+    let left = ec2
+        .describe_vpcs()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:tik:workspace")
+                .values("lab")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(left.vpcs().is_empty());
+    let running = ec2
+        .describe_instances()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("instance-state-name")
+                .values("running")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(running
+        .reservations()
+        .iter()
+        .all(|r| r.instances().is_empty()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_is_found_and_only_the_difference_is_fixed() {
+    let moto = Moto::start();
+    let w = World::new(&config(&moto.endpoint, 2, ""));
+    assert!(w.apply().await.1.ok());
+    let ec2 = moto.ec2().await;
+    // A worker terminated, a rule revoked and a tag changed, all by hand.
+    let worker = w
+        .attr("cluster.etl.node.worker[\"default\"][0]", "id")
+        .as_str()
+        .unwrap()
+        .to_string();
+    ec2.terminate_instances()
+        .instance_ids(&worker)
+        .send()
+        .await
+        .unwrap();
+    let sg = w
+        .attr("workspace.lab.security_group", "id")
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rule = w
+        .attr(
+            "workspace.lab.security_group_rule[\"ssh-203.0.113.0/24\"]",
+            "id",
+        )
+        .as_str()
+        .unwrap()
+        .to_string();
+    ec2.revoke_security_group_ingress()
+        .group_id(&sg)
+        .security_group_rule_ids(&rule)
+        .send()
+        .await
+        .unwrap();
+    let vpc = w
+        .attr("workspace.lab.vpc", "id")
+        .as_str()
+        .unwrap()
+        .to_string();
+    ec2.create_tags()
+        .resources(&vpc)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("team")
+                .value("someone-else")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let plan = w.plan().await;
+    let drift: Vec<(String, DriftKind)> = plan
+        .drift
+        .iter()
+        .map(|d| (d.address.to_string(), d.kind))
+        .collect();
+    assert!(
+        drift.contains(&(
+            "cluster.etl.node.worker[\"default\"][0]".into(),
+            DriftKind::Deleted
+        )),
+        "{drift:?}"
+    );
+    assert!(
+        drift.contains(&(
+            "workspace.lab.security_group_rule[\"ssh-203.0.113.0/24\"]".into(),
+            DriftKind::Deleted
+        )),
+        "{drift:?}"
+    );
+    let vpc_drift = plan
+        .drift
+        .iter()
+        .find(|d| d.address.to_string() == "workspace.lab.vpc")
+        .expect("the tag change is drift");
+    assert_eq!(
+        vpc_drift.after.as_ref().unwrap().attributes["tags"].get("team"),
+        Some(&"someone-else".into())
+    );
+    assert_eq!(drift.len(), 3, "{drift:?}");
+    let changes: Vec<(String, Action)> = plan
+        .changes
+        .iter()
+        .map(|c| (c.address.to_string(), c.action))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            ("workspace.lab.vpc".to_string(), Action::Update),
+            (
+                "workspace.lab.security_group_rule[\"ssh-203.0.113.0/24\"]".to_string(),
+                Action::Create
+            ),
+            (
+                "cluster.etl.node.worker[\"default\"][0]".to_string(),
+                Action::Create
+            ),
+        ]
+    );
+    let (_, report) = w.apply().await;
+    assert!(report.ok(), "{report:?}");
+    assert!(w.plan().await.changes.is_empty());
+    let tags = ec2
+        .describe_tags()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("resource-id")
+                .values(&vpc)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        tags.tags().iter().all(|t| t.key() != Some("team")),
+        "the hand-made tag is removed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_rule_is_replaced_alone() {
+    let moto = Moto::start();
+    let w = World::new(&config(&moto.endpoint, 0, ""));
+    assert!(w.apply().await.1.ok());
+    let kept = w.attr("workspace.lab.security_group_rule[\"self\"]", "id");
+    w.write(&config(&moto.endpoint, 0, "").replace("203.0.113.0/24", "198.51.100.0/24"));
+    let plan = w.plan().await;
+    let changes: Vec<(String, Action)> = plan
+        .changes
+        .iter()
+        .map(|c| (c.address.to_string(), c.action))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            (
+                "workspace.lab.security_group_rule[\"ssh-198.51.100.0/24\"]".to_string(),
+                Action::Create
+            ),
+            (
+                "workspace.lab.security_group_rule[\"ssh-203.0.113.0/24\"]".to_string(),
+                Action::Delete
+            ),
+        ]
+    );
+    assert!(w.apply().await.1.ok());
+    assert_eq!(
+        w.attr("workspace.lab.security_group_rule[\"self\"]", "id"),
+        kept
+    );
+    assert!(w.plan().await.changes.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_errors_name_the_resource_and_the_api_code() {
+    let moto = Moto::start();
+    let w = World::new(&config(&moto.endpoint, 1, "").replace("ami-03cf127a", "ami-00000000"));
+    let (_, report) = w.apply().await;
+    assert!(!report.ok());
+    let (addr, msg) = report
+        .failures
+        .iter()
+        .find(|(a, _)| a == "cluster.etl.node.head")
+        .expect("the head fails");
+    assert_eq!(addr, "cluster.etl.node.head");
+    assert!(
+        msg.starts_with("InvalidAMIID.NotFound: RunInstances:"),
+        "{msg}"
+    );
+    // The workspace, which does not need the AMI, was created all the same.
+    assert!(w
+        .attr("workspace.lab.vpc", "id")
+        .as_str()
+        .is_some_and(|id| id.starts_with("vpc-")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_no_op_plan_of_100_workers_reads_each_type_once() {
+    let moto = Moto::start();
+    let w = World::new(&config(&moto.endpoint, 100, ""));
+    let (plan, report) = w
+        .apply_with(tik_engine::plan::PlanOptions::default(), 20)
+        .await;
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(count(&plan, Action::Create), 117);
+    let before = w.aws.api_calls();
+    let ops_before = w.aws.api_calls_by_operation();
+    let again = w.plan().await;
+    let calls = w.aws.api_calls() - before;
+    let ops: Vec<(String, u64)> = w
+        .aws
+        .api_calls_by_operation()
+        .into_iter()
+        .map(|(k, v)| (k.clone(), v - ops_before.get(&k).copied().unwrap_or(0)))
+        .filter(|(_, v)| *v > 0)
+        .collect();
+    eprintln!("no-op plan calls: {ops:?}");
+    assert!(
+        again.changes.is_empty() && again.drift.is_empty(),
+        "{:#?}",
+        again.changes
+    );
+    assert!(calls <= 15, "a no-op plan made {calls} API calls: {ops:?}");
+    // Each Describe once; route tables serve route tables, routes and associations.
+    assert!(
+        ops.iter()
+            .all(|(op, n)| *n == 1 || (op == "DescribeRouteTables" && *n == 3)),
+        "{ops:?}"
+    );
+}
