@@ -100,6 +100,7 @@ fn workspace(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, String> {
     let vpc = Address::new().name("vpc");
     let igw = Address::new().name("internet_gateway");
     let sg = Address::new().name("security_group");
+    let nat = Address::new().name("nat_gateway");
     let rt = |k: &str| Address::new().name("route_table").key(k);
     let sn = |k: &str| Address::new().name("subnet").key(k);
     let mut specs = vec![
@@ -169,6 +170,38 @@ fn workspace(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, String> {
             ),
         )
         .with_ref("vpc_id", &vpc, "id"),
+        // Private subnets reach out through a NAT gateway in the public subnet.
+        ResourceSpec::new(
+            nat.clone(),
+            "aws_nat_gateway",
+            with(b.clone(), &[("name", Value::from(format!("{name}-nat")))]),
+        )
+        .with_ref("subnet_id", &sn("public"), "id")
+        .after(&igw),
+        ResourceSpec::new(
+            Address::new().name("route").key("private-nat"),
+            "aws_route",
+            without_tags(with(
+                b.clone(),
+                &[("destination", Value::from("0.0.0.0/0"))],
+            )),
+        )
+        .with_ref("route_table_id", &rt("private"), "id")
+        .with_ref("nat_gateway_id", &nat, "id"),
+        // S3 traffic from the private subnets stays inside AWS.
+        ResourceSpec::new(
+            Address::new().name("s3_endpoint"),
+            "aws_vpc_endpoint",
+            with(
+                b.clone(),
+                &[
+                    ("name", Value::from(format!("{name}-s3-endpoint"))),
+                    ("service", Value::from(format!("com.amazonaws.{region}.s3"))),
+                ],
+            ),
+        )
+        .with_ref("vpc_id", &vpc, "id")
+        .with_ref("route_table_id", &rt("private"), "id"),
         ResourceSpec::new(
             sg.clone(),
             "aws_security_group",

@@ -16,6 +16,7 @@ mod clients;
 mod compute;
 mod errors;
 mod expand;
+mod gateways;
 mod network;
 mod security;
 
@@ -77,21 +78,40 @@ impl AwsProvider {
         F: Fn(aws_sdk_ec2::Client, Vec<aws_sdk_ec2::types::Filter>) -> Fut,
         Fut: Future<Output = Result<Vec<Found>, ProviderError>>,
     {
+        self.by_filter_on(items, id_filter, "id", fetch).await
+    }
+
+    /// Like `by_filter`, filtering on another attribute of the items (an endpoint's
+    /// `vpc_id`, where the API cannot filter on the endpoint's own id); matches stay by id.
+    async fn by_filter_on<F, Fut>(
+        &self,
+        items: &[ReadRequest],
+        filter_name: &str,
+        key: &str,
+        fetch: F,
+    ) -> Result<Vec<Option<Map>>, ProviderError>
+    where
+        F: Fn(aws_sdk_ec2::Client, Vec<aws_sdk_ec2::types::Filter>) -> Fut,
+        Fut: Future<Output = Result<Vec<Found>, ProviderError>>,
+    {
         let mut results = vec![None; items.len()];
         for (t, idxs) in by_target(items)? {
             let ec2 = self.clients.get(&t).await.ec2;
-            let ids: Vec<String> = idxs
+            let mut keys: Vec<String> = idxs
                 .iter()
-                .filter_map(|&i| opt_s(&items[i].attributes, "id").map(str::to_string))
+                .filter(|&&i| opt_s(&items[i].attributes, "id").is_some())
+                .filter_map(|&i| opt_s(&items[i].attributes, key).map(str::to_string))
                 .collect();
+            keys.sort();
+            keys.dedup();
             let pending: Vec<String> = idxs
                 .iter()
                 .filter(|&&i| opt_s(&items[i].attributes, "id").is_none())
                 .map(|&i| items[i].address.to_string())
                 .collect();
             let mut found = Vec::new();
-            if !ids.is_empty() {
-                found.extend(fetch(ec2.clone(), vec![filter(id_filter, ids)]).await?);
+            if !keys.is_empty() {
+                found.extend(fetch(ec2.clone(), vec![filter(filter_name, keys)]).await?);
             }
             if !pending.is_empty() {
                 found.extend(
@@ -209,9 +229,28 @@ impl Provider for AwsProvider {
                 vec![
                     A::required("route_table_id").force_new(),
                     A::required("destination").force_new(),
-                    A::required("gateway_id").force_new(),
+                    A::optional("gateway_id").force_new(),
+                    A::optional("nat_gateway_id").force_new(),
                     A::computed("id"),
                 ],
+            ),
+            schema(
+                "aws_nat_gateway",
+                tagged(vec![
+                    A::required("name"),
+                    A::required("subnet_id").force_new(),
+                    A::computed("allocation_id"),
+                    A::computed("public_ip"),
+                ]),
+            ),
+            schema(
+                "aws_vpc_endpoint",
+                tagged(vec![
+                    A::required("name"),
+                    A::required("vpc_id").force_new(),
+                    A::required("service").force_new(),
+                    A::required("route_table_id").force_new(),
+                ]),
             ),
             schema(
                 "aws_route_table_association",
@@ -305,6 +344,18 @@ impl Provider for AwsProvider {
                 })
                 .await
             }
+            "aws_nat_gateway" => {
+                self.by_filter(items, "nat-gateway-id", |c, f| async move {
+                    gateways::read_nat_gateways(&c, f).await
+                })
+                .await
+            }
+            "aws_vpc_endpoint" => {
+                self.by_filter_on(items, "vpc-id", "vpc_id", |c, f| async move {
+                    gateways::read_endpoints(&c, f).await
+                })
+                .await
+            }
             "aws_security_group" => {
                 self.by_filter(items, "group-id", |c, f| async move {
                     security::read_groups(&c, f).await
@@ -358,6 +409,8 @@ impl Provider for AwsProvider {
             "aws_route_table" => network::apply_route_table(&ec2, &change).await,
             "aws_route" => network::apply_route(&ec2, &change).await,
             "aws_route_table_association" => network::apply_association(&ec2, &change).await,
+            "aws_nat_gateway" => gateways::apply_nat_gateway(&ec2, &change).await,
+            "aws_vpc_endpoint" => gateways::apply_endpoint(&ec2, &change).await,
             "aws_security_group" => security::apply_group(&ec2, &change).await,
             "aws_security_group_rule" => security::apply_rule(&ec2, &change).await,
             "aws_key_pair" => compute::apply_key_pair(&ec2, &change).await,

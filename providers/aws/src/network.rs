@@ -355,10 +355,19 @@ pub async fn read_routes(ec2: &Client, items: &[Map]) -> Result<Vec<Option<Map>>
                 .find(|r| r.destination_cidr_block() == Some(dest))?;
             let mut attrs = item.clone();
             attrs.insert("id".into(), Value::String(format!("{table}_{dest}")));
-            attrs.insert(
-                "gateway_id".into(),
-                r.gateway_id().map_or(Value::Null, Value::from),
-            );
+            // A route goes to a gateway or to a NAT gateway: only the kind it has is read.
+            if item.contains_key("gateway_id") {
+                attrs.insert(
+                    "gateway_id".into(),
+                    r.gateway_id().map_or(Value::Null, Value::from),
+                );
+            }
+            if item.contains_key("nat_gateway_id") {
+                attrs.insert(
+                    "nat_gateway_id".into(),
+                    r.nat_gateway_id().map_or(Value::Null, Value::from),
+                );
+            }
             Some(attrs)
         })
         .collect())
@@ -369,10 +378,20 @@ pub async fn apply_route(ec2: &Client, change: &ChangeRequest) -> Result<Map, Pr
     let (table, dest) = (s(a, "route_table_id")?, s(a, "destination")?);
     match change.operation {
         Operation::Create | Operation::Update => {
-            ec2.create_route()
+            let mut route = ec2
+                .create_route()
                 .route_table_id(table)
-                .destination_cidr_block(dest)
-                .gateway_id(s(a, "gateway_id")?)
+                .destination_cidr_block(dest);
+            route = match (opt_s(a, "gateway_id"), opt_s(a, "nat_gateway_id")) {
+                (Some(g), None) => route.gateway_id(g),
+                (None, Some(n)) => route.nat_gateway_id(n),
+                _ => {
+                    return Err(ProviderError::new(
+                        "a route goes to exactly one of gateway_id and nat_gateway_id",
+                    ))
+                }
+            };
+            route
                 .send()
                 .await
                 .map_err(|e| api_error("CreateRoute", e))?;

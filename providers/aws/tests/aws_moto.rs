@@ -14,10 +14,10 @@ async fn a_workspace_and_cluster_are_created_read_back_and_destroyed() {
     let w = World::new(&config(&moto.endpoint, 3, ""));
     let (plan, report) = w.apply().await;
     assert!(report.ok(), "{report:?}");
-    // vpc, igw, 3 subnets, 2 route tables, 1 route, 3 associations, sg, 3 rules, key, head, 3 workers
+    // vpc, igw, 3 subnets, 2 route tables, 2 routes, 3 associations, nat, s3 endpoint, sg, 3 rules, key, head, 3 workers
     assert_eq!(
         count(&plan, Action::Create),
-        20,
+        23,
         "{:#?}",
         plan.changes
             .iter()
@@ -92,7 +92,7 @@ async fn a_workspace_and_cluster_are_created_read_back_and_destroyed() {
         )
         .await;
     assert!(report.ok(), "{report:?}");
-    assert_eq!(count(&plan, Action::Delete), 20);
+    assert_eq!(count(&plan, Action::Delete), 23);
     let left = ec2
         .describe_vpcs()
         .filters(
@@ -309,7 +309,7 @@ async fn a_no_op_plan_of_100_workers_reads_each_type_once() {
         .apply_with(tik_engine::plan::PlanOptions::default(), 20)
         .await;
     assert!(report.ok(), "{report:?}");
-    assert_eq!(count(&plan, Action::Create), 117);
+    assert_eq!(count(&plan, Action::Create), 120);
     let before = w.aws.api_calls();
     let ops_before = w.aws.api_calls_by_operation();
     let again = w.plan().await;
