@@ -64,13 +64,13 @@ fn plan_apply_drift_and_destroy_on_aws() {
     );
     assert!(
         r.stdout
-            .contains("Plan: 21 to add, 0 to change, 0 to replace, 0 to destroy."),
+            .contains("Plan: 25 to add, 0 to change, 0 to replace, 0 to destroy."),
         "{}",
         r.out()
     );
     let r = p.ok(&["apply", "--auto-approve"], 0);
     assert!(
-        r.stdout.contains("Apply complete! Resources: 21 added"),
+        r.stdout.contains("Apply complete! Resources: 25 added"),
         "{}",
         r.out()
     );
@@ -109,7 +109,7 @@ fn plan_apply_drift_and_destroy_on_aws() {
     let r = p.ok(&["destroy", "--auto-approve"], 0);
     assert!(
         r.stdout
-            .contains("Destroy complete! Resources: 21 destroyed."),
+            .contains("Destroy complete! Resources: 25 destroyed."),
         "{}",
         r.out()
     );
@@ -124,7 +124,7 @@ fn the_standard_endpoint_variable_is_honoured() {
         &[("AWS_ENDPOINT_URL", &moto.endpoint)],
     );
     assert_eq!(r.code, 0, "{}", r.out());
-    assert!(r.stdout.contains("Resources: 19 added"), "{}", r.out());
+    assert!(r.stdout.contains("Resources: 23 added"), "{}", r.out());
     let r = p.tik_env(
         &["destroy", "--auto-approve"],
         &[("AWS_ENDPOINT_URL", &moto.endpoint)],

@@ -238,6 +238,12 @@ pub fn workspace_schema() -> Schema {
                 .attr("availability_zones"),
         )
         .block(
+            "iam",
+            Schema::default()
+                .attr("head_statements")
+                .attr("worker_statements"),
+        )
+        .block(
             "storage",
             Schema::default()
                 .attr("managed")

@@ -57,6 +57,8 @@ impl Intercept for CallCounter {
 #[derive(Clone)]
 pub struct Clients {
     pub ec2: aws_sdk_ec2::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub s3: aws_sdk_s3::Client,
 }
 
 /// Where a resource's API is: its region, and an endpoint when one is set.
@@ -89,8 +91,18 @@ impl ClientCache {
         let ec2 = aws_sdk_ec2::config::Builder::from(&shared)
             .interceptor(self.calls.clone())
             .build();
+        let iam = aws_sdk_iam::config::Builder::from(&shared)
+            .interceptor(self.calls.clone())
+            .build();
+        // Buckets by path, not by host name, where an endpoint is given (moto, MinIO, ...).
+        let s3 = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(target.endpoint.is_some())
+            .interceptor(self.calls.clone())
+            .build();
         let clients = Clients {
             ec2: aws_sdk_ec2::Client::from_conf(ec2),
+            iam: aws_sdk_iam::Client::from_conf(iam),
+            s3: aws_sdk_s3::Client::from_conf(s3),
         };
         cache.insert(target.clone(), clients.clone());
         clients

@@ -6,8 +6,8 @@ use crate::network::merged;
 use crate::Found;
 use aws_sdk_ec2::client::Waiters as _;
 use aws_sdk_ec2::types::{
-    BlockDeviceMapping, EbsBlockDevice, Filter, InstanceStateName, InstanceType, ResourceType,
-    VolumeType,
+    BlockDeviceMapping, EbsBlockDevice, Filter, IamInstanceProfileSpecification, InstanceStateName,
+    InstanceType, ResourceType, VolumeType,
 };
 use aws_sdk_ec2::Client;
 use std::time::Duration;
@@ -109,6 +109,39 @@ pub async fn apply_key_pair(ec2: &Client, change: &ChangeRequest) -> Result<Map,
     }
 }
 
+/// Runs an instance. A new instance profile takes a while to become visible to EC2
+/// (IAM is eventually consistent): that one error is retried with growing waits.
+async fn launch(
+    run: aws_sdk_ec2::operation::run_instances::builders::RunInstancesFluentBuilder,
+) -> Result<aws_sdk_ec2::operation::run_instances::RunInstancesOutput, ProviderError> {
+    let mut wait = Duration::from_secs(1);
+    loop {
+        match run.clone().send().await {
+            Ok(out) => return Ok(out),
+            Err(e) if profile_not_visible_yet(&e) && wait < Duration::from_secs(64) => {
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            Err(e) => return Err(api_error("RunInstances", e)),
+        }
+    }
+}
+
+fn profile_not_visible_yet<R>(
+    e: &aws_sdk_ec2::error::SdkError<aws_sdk_ec2::operation::run_instances::RunInstancesError, R>,
+) -> bool {
+    use aws_sdk_ec2::error::ProvideErrorMetadata;
+    match e {
+        aws_sdk_ec2::error::SdkError::ServiceError(s) => {
+            s.err().code() == Some("InvalidParameterValue")
+                && s.err()
+                    .message()
+                    .is_some_and(|m| m.contains("iamInstanceProfile"))
+        }
+        _ => false,
+    }
+}
+
 pub async fn read_instances(
     ec2: &Client,
     filters: Vec<Filter>,
@@ -203,7 +236,14 @@ pub async fn apply_instance(ec2: &Client, change: &ChangeRequest) -> Result<Map,
             if let Some(key) = opt_s(a, "key_name") {
                 run = run.key_name(key);
             }
-            let out = run.send().await.map_err(|e| api_error("RunInstances", e))?;
+            if let Some(profile) = opt_s(a, "iam_instance_profile") {
+                run = run.iam_instance_profile(
+                    IamInstanceProfileSpecification::builder()
+                        .name(profile)
+                        .build(),
+                );
+            }
+            let out = launch(run).await?;
             let id = out
                 .instances()
                 .first()

@@ -75,9 +75,6 @@ fn workspace(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, String> {
             ))
         }
     }
-    if get(c, &["storage", "managed"]).and_then(Value::as_bool) == Some(true) {
-        return Err("managed storage (an S3 bucket) is not in the aws provider yet: remove storage { managed = true }".into());
-    }
     let b = base(c, name, &[])?;
     let region = text(&b, &["region"]).unwrap_or_default();
     let cidr = text(c, &["network", "cidr"]).unwrap_or_else(|| "10.0.0.0/16".into());
@@ -298,6 +295,94 @@ fn workspace(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, String> {
             ));
         }
     }
+    specs.extend(identity_and_storage(name, c, &b, &region)?);
+    Ok(specs)
+}
+
+/// The bucket's name: the configured one, or one derived from the workspace and region.
+fn bucket_name(name: &str, c: &Map, region: &str) -> Option<String> {
+    if get(c, &["storage", "managed"]).and_then(Value::as_bool) != Some(true) {
+        return None;
+    }
+    Some(text(c, &["storage", "bucket"]).unwrap_or_else(|| format!("tik-{name}-{region}")))
+}
+
+/// Roles and instance profiles for heads and workers, with narrow policies the
+/// configuration can widen (`iam { head_statements = [...] }`), and the bucket.
+fn identity_and_storage(
+    name: &str,
+    c: &Map,
+    b: &Map,
+    region: &str,
+) -> Result<Vec<ResourceSpec>, String> {
+    let bucket = bucket_name(name, c, region);
+    let assume = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{ "Effect": "Allow", "Principal": { "Service": "ec2.amazonaws.com" }, "Action": "sts:AssumeRole" }]
+    });
+    let mut specs = Vec::new();
+    for role in ["head", "worker"] {
+        let mut statements = vec![
+            serde_json::json!({ "Effect": "Allow", "Action": ["ec2:DescribeTags", "ec2:DescribeInstances"], "Resource": "*" }),
+        ];
+        if let Some(bucket) = &bucket {
+            statements.push(serde_json::json!({
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")]
+            }));
+        }
+        match get(c, &["iam", &format!("{role}_statements")]) {
+            None | Some(Value::Null) => {}
+            Some(Value::List(extra)) => statements.extend(extra.iter().map(Value::to_json)),
+            Some(_) => {
+                return Err(format!(
+                    "iam {role}_statements must be a list of policy statements"
+                ))
+            }
+        }
+        let policy = serde_json::json!({ "Version": "2012-10-17", "Statement": statements });
+        let role_path = Address::new().name("role").key(role);
+        specs.push(ResourceSpec::new(
+            role_path.clone(),
+            "aws_iam_role",
+            with(
+                b.clone(),
+                &[
+                    ("name", Value::String(format!("{name}-{role}-role"))),
+                    ("assume_policy", Value::String(assume.to_string())),
+                    ("policy", Value::String(policy.to_string())),
+                ],
+            ),
+        ));
+        specs.push(
+            ResourceSpec::new(
+                Address::new().name("instance_profile").key(role),
+                "aws_iam_instance_profile",
+                without_tags(with(
+                    b.clone(),
+                    &[
+                        ("name", Value::String(format!("{name}-{role}-profile"))),
+                        ("role_name", Value::String(format!("{name}-{role}-role"))),
+                    ],
+                )),
+            )
+            .after(&role_path),
+        );
+    }
+    if let Some(bucket) = bucket {
+        let keep = get(c, &["storage", "keep_on_destroy"])
+            .cloned()
+            .unwrap_or(Value::Bool(true));
+        specs.push(ResourceSpec::new(
+            Address::new().name("bucket"),
+            "aws_s3_bucket",
+            with(
+                b.clone(),
+                &[("name", Value::String(bucket)), ("keep_on_destroy", keep)],
+            ),
+        ));
+    }
     Ok(specs)
 }
 
@@ -391,6 +476,10 @@ fn cluster(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, String> {
                 ("subnet_id", subnet_id),
                 ("security_group_id", sg.clone()),
                 ("key_name", Value::from(key_name.as_str())),
+                (
+                    "iam_instance_profile",
+                    Value::String(format!("{ws_name}-{kind}-profile")),
+                ),
             ],
         );
         // Until the subnet exists the launch is not fully known, and neither is its hash.

@@ -17,8 +17,10 @@ mod compute;
 mod errors;
 mod expand;
 mod gateways;
+mod iam;
 mod network;
 mod security;
+mod storage;
 
 use async_trait::async_trait;
 use attrs::{filter, opt_s, tag_value, target, ADDRESS_TAG};
@@ -60,10 +62,6 @@ impl AwsProvider {
     /// API operations made so far, by operation name.
     pub fn api_calls_by_operation(&self) -> std::collections::BTreeMap<String, u64> {
         self.clients.calls.by_operation()
-    }
-
-    async fn ec2(&self, attrs: &Map) -> Result<aws_sdk_ec2::Client, ProviderError> {
-        Ok(self.clients.get(&target(attrs)?).await.ec2)
     }
 
     /// Reads one type by id with a filtered Describe per region, plus one by address tag
@@ -151,6 +149,29 @@ impl AwsProvider {
             let ec2 = self.clients.get(&t).await.ec2;
             let group: Vec<Map> = idxs.iter().map(|&i| items[i].attributes.clone()).collect();
             for (i, found) in idxs.into_iter().zip(read(ec2, group).await?) {
+                results[i] = found;
+            }
+        }
+        Ok(results)
+    }
+}
+
+impl AwsProvider {
+    /// Reads a type whose API is not EC2's (IAM, S3): one listing per region and endpoint.
+    async fn listed<F, Fut>(
+        &self,
+        items: &[ReadRequest],
+        read: F,
+    ) -> Result<Vec<Option<Map>>, ProviderError>
+    where
+        F: Fn(clients::Clients, Vec<Map>) -> Fut,
+        Fut: Future<Output = Result<Vec<Option<Map>>, ProviderError>>,
+    {
+        let mut results = vec![None; items.len()];
+        for (t, idxs) in by_target(items)? {
+            let clients = self.clients.get(&t).await;
+            let group: Vec<Map> = idxs.iter().map(|&i| items[i].attributes.clone()).collect();
+            for (i, found) in idxs.into_iter().zip(read(clients, group).await?) {
                 results[i] = found;
             }
         }
@@ -261,6 +282,35 @@ impl Provider for AwsProvider {
                 ],
             ),
             schema(
+                "aws_iam_role",
+                vec![
+                    A::required("name").force_new(),
+                    A::required("assume_policy").force_new(),
+                    A::required("policy"),
+                    A::optional("tags"),
+                    A::computed("id"),
+                    A::computed("arn"),
+                ],
+            ),
+            schema(
+                "aws_iam_instance_profile",
+                vec![
+                    A::required("name").force_new(),
+                    A::required("role_name").force_new(),
+                    A::computed("id"),
+                    A::computed("arn"),
+                ],
+            ),
+            schema(
+                "aws_s3_bucket",
+                vec![
+                    A::required("name").force_new(),
+                    A::optional("keep_on_destroy"),
+                    A::optional("tags"),
+                    A::computed("id"),
+                ],
+            ),
+            schema(
                 "aws_security_group",
                 tagged(vec![
                     A::required("name").force_new(),
@@ -303,6 +353,7 @@ impl Provider for AwsProvider {
                     A::required("subnet_id").force_new(),
                     A::required("security_group_id").force_new(),
                     A::optional("key_name").force_new(),
+                    A::optional("iam_instance_profile").force_new(),
                     A::computed("private_ip"),
                     A::computed("public_ip"),
                 ]),
@@ -374,6 +425,26 @@ impl Provider for AwsProvider {
                 })
                 .await
             }
+            "aws_iam_role" => {
+                self.listed(
+                    items,
+                    |c, i| async move { iam::read_roles(&c.iam, i).await },
+                )
+                .await
+            }
+            "aws_iam_instance_profile" => {
+                self.listed(
+                    items,
+                    |c, i| async move { iam::read_profiles(&c.iam, i).await },
+                )
+                .await
+            }
+            "aws_s3_bucket" => {
+                self.listed(items, |c, i| async move {
+                    storage::read_buckets(&c.s3, i).await
+                })
+                .await
+            }
             "aws_route" => {
                 self.nested(
                     items,
@@ -401,8 +472,12 @@ impl Provider for AwsProvider {
     }
 
     async fn apply(&self, change: ChangeRequest) -> Result<Map, ProviderError> {
-        let ec2 = self.ec2(&change.planned).await?;
+        let clients = self.clients.get(&target(&change.planned)?).await;
+        let ec2 = clients.ec2;
         let mut attrs = match change.type_name.as_str() {
+            "aws_iam_role" => iam::apply_role(&clients.iam, &change).await,
+            "aws_iam_instance_profile" => iam::apply_profile(&clients.iam, &change).await,
+            "aws_s3_bucket" => storage::apply_bucket(&clients.s3, &change).await,
             "aws_vpc" => network::apply_vpc(&ec2, &change).await,
             "aws_internet_gateway" => network::apply_internet_gateway(&ec2, &change).await,
             "aws_subnet" => network::apply_subnet(&ec2, &change).await,

@@ -14,10 +14,11 @@ async fn a_workspace_and_cluster_are_created_read_back_and_destroyed() {
     let w = World::new(&config(&moto.endpoint, 3, ""));
     let (plan, report) = w.apply().await;
     assert!(report.ok(), "{report:?}");
-    // vpc, igw, 3 subnets, 2 route tables, 2 routes, 3 associations, nat, s3 endpoint, sg, 3 rules, key, head, 3 workers
+    // vpc, igw, 3 subnets, 2 route tables, 2 routes, 3 associations, nat, s3 endpoint, sg, 3 rules,
+    // 2 roles, 2 instance profiles, bucket, key, head, 3 workers
     assert_eq!(
         count(&plan, Action::Create),
-        23,
+        28,
         "{:#?}",
         plan.changes
             .iter()
@@ -92,7 +93,7 @@ async fn a_workspace_and_cluster_are_created_read_back_and_destroyed() {
         )
         .await;
     assert!(report.ok(), "{report:?}");
-    assert_eq!(count(&plan, Action::Delete), 23);
+    assert_eq!(count(&plan, Action::Delete), 28);
     let left = ec2
         .describe_vpcs()
         .filters(
@@ -309,7 +310,7 @@ async fn a_no_op_plan_of_100_workers_reads_each_type_once() {
         .apply_with(tik_engine::plan::PlanOptions::default(), 20)
         .await;
     assert!(report.ok(), "{report:?}");
-    assert_eq!(count(&plan, Action::Create), 120);
+    assert_eq!(count(&plan, Action::Create), 125);
     let before = w.aws.api_calls();
     let ops_before = w.aws.api_calls_by_operation();
     let again = w.plan().await;
@@ -333,5 +334,105 @@ async fn a_no_op_plan_of_100_workers_reads_each_type_once() {
         ops.iter()
             .all(|(op, n)| *n == 1 || (op == "DescribeRouteTables" && *n == 3)),
         "{ops:?}"
+    );
+}
+
+async fn s3(moto: &Moto) -> aws_sdk_s3::Client {
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(&moto.endpoint)
+        .load()
+        .await;
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&conf)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bucket_is_encrypted_and_kept_unless_the_configuration_says_otherwise() {
+    let moto = Moto::start();
+    let extra = "iam {\n    head_statements = [{ Effect = \"Allow\", Action = \"s3:ListAllMyBuckets\", Resource = \"*\" }]\n  }";
+    let cfg = config(&moto.endpoint, 0, "").replacen(
+        "  network {",
+        &format!("  {extra}\n  network {{"),
+        1,
+    );
+    let w = World::new(&cfg);
+    assert!(w.apply().await.1.ok());
+    let s3 = s3(&moto).await;
+    let enc = s3
+        .get_bucket_encryption()
+        .bucket("lab-data")
+        .send()
+        .await
+        .expect("the bucket is encrypted");
+    let rule = &enc.server_side_encryption_configuration().unwrap().rules()[0];
+    assert_eq!(
+        rule.apply_server_side_encryption_by_default()
+            .unwrap()
+            .sse_algorithm()
+            .as_str(),
+        "AES256"
+    );
+    // The head may use the bucket and what the configuration added; workers only the bucket.
+    let head = w
+        .attr("workspace.lab.role[\"head\"]", "policy")
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        head.contains("arn:aws:s3:::lab-data/*") && head.contains("s3:ListAllMyBuckets"),
+        "{head}"
+    );
+    let worker = w
+        .attr("workspace.lab.role[\"worker\"]", "policy")
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        worker.contains("arn:aws:s3:::lab-data") && !worker.contains("ListAllMyBuckets"),
+        "{worker}"
+    );
+    assert!(w.attr("cluster.etl.node.head", "iam_instance_profile") == "lab-head-profile");
+
+    // Destroying the workspace keeps the data: the bucket outlives it, forgotten by tik.
+    let (_, report) = w
+        .apply_with(
+            tik_engine::plan::PlanOptions {
+                destroy: true,
+                ..Default::default()
+            },
+            10,
+        )
+        .await;
+    assert!(report.ok(), "{report:?}");
+    assert!(
+        s3.head_bucket().bucket("lab-data").send().await.is_ok(),
+        "the bucket is kept"
+    );
+    assert!(w.state()["resources"].as_array().unwrap().is_empty());
+
+    // Told otherwise, tik deletes it.
+    let w2 = World::new(
+        &cfg.replace("keep_on_destroy = true", "keep_on_destroy = false")
+            .replace("lab-data", "lab-scratch"),
+    );
+    assert!(w2.apply().await.1.ok());
+    assert!(w2
+        .apply_with(
+            tik_engine::plan::PlanOptions {
+                destroy: true,
+                ..Default::default()
+            },
+            10
+        )
+        .await
+        .1
+        .ok());
+    assert!(
+        s3.head_bucket().bucket("lab-scratch").send().await.is_err(),
+        "the bucket is deleted"
     );
 }

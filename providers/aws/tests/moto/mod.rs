@@ -136,6 +136,11 @@ pub fn config(endpoint: &str, workers: u32, extra: &str) -> String {
     cidr        = "10.20.0.0/16"
     allowed_ssh = ["203.0.113.0/24"]
   }}
+  storage {{
+    managed         = true
+    bucket          = "lab-data"
+    keep_on_destroy = true
+  }}
 }}
 
 cluster "etl" {{

@@ -1,0 +1,371 @@
+//! IAM roles (with tik's inline policy) and instance profiles for heads and workers.
+
+use crate::attrs::{opt_s, s};
+use crate::errors::{api_error, code_of};
+use aws_sdk_iam::types::{EntityType, Tag};
+use aws_sdk_iam::Client;
+use tik_engine::provider::{ChangeRequest, Operation, ProviderError};
+use tik_engine::value::{Map, Value};
+
+/// Everything tik creates in IAM lives under this path, so one listing finds it all.
+pub const PATH: &str = "/tik/";
+const POLICY_NAME: &str = "tik";
+
+/// A policy document in one canonical form, so that layout never shows up as a change.
+/// IAM answers with URL-encoded JSON; configuration gives plain JSON.
+pub fn canonical_policy(text: &str) -> String {
+    let decoded = if text.trim_start().starts_with('{') {
+        text.to_string()
+    } else {
+        percent_decode(text)
+    };
+    match serde_json::from_str::<serde_json::Value>(&decoded) {
+        Ok(v) => v.to_string(),
+        Err(_) => decoded,
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                match u8::from_str_radix(
+                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                    16,
+                ) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn tags(attrs: &Map) -> Vec<Tag> {
+    let mut out: Vec<Tag> = attrs
+        .get("tags")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| {
+                    Tag::builder()
+                        .key(k)
+                        .value(v.to_template_string()?)
+                        .build()
+                        .ok()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.retain(|t| !t.key().is_empty());
+    out
+}
+
+fn read_iam_tags(tags: &[Tag]) -> Value {
+    let mut m: Map = tags
+        .iter()
+        .filter(|t| {
+            !matches!(
+                t.key(),
+                crate::attrs::ADDRESS_TAG | crate::attrs::LINEAGE_TAG
+            )
+        })
+        .map(|t| (t.key().to_string(), Value::from(t.value())))
+        .collect();
+    m.sort_keys();
+    Value::Object(m)
+}
+
+/// Every tik role, with its inline policy, in one paginated call.
+pub async fn read_roles(iam: &Client, items: Vec<Map>) -> Result<Vec<Option<Map>>, ProviderError> {
+    let mut roles = Vec::new();
+    let mut pages = iam
+        .get_account_authorization_details()
+        .filter(EntityType::Role)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        roles.extend(
+            page.map_err(|e| api_error("GetAccountAuthorizationDetails", e))?
+                .role_detail_list()
+                .iter()
+                .cloned(),
+        );
+    }
+    Ok(items
+        .iter()
+        .map(|item| {
+            let name = opt_s(item, "name")?;
+            let r = roles.iter().find(|r| r.role_name() == Some(name))?;
+            let mut attrs = item.clone();
+            attrs.insert("id".into(), Value::from(r.role_id().unwrap_or_default()));
+            attrs.insert("arn".into(), Value::from(r.arn().unwrap_or_default()));
+            attrs.insert(
+                "assume_policy".into(),
+                Value::String(canonical_policy(
+                    r.assume_role_policy_document().unwrap_or("{}"),
+                )),
+            );
+            let policy = r
+                .role_policy_list()
+                .iter()
+                .find(|p| p.policy_name() == Some(POLICY_NAME))
+                .and_then(|p| p.policy_document());
+            attrs.insert(
+                "policy".into(),
+                policy.map_or(Value::Null, |p| Value::String(canonical_policy(p))),
+            );
+            attrs.insert("tags".into(), read_iam_tags(r.tags()));
+            Some(attrs)
+        })
+        .collect())
+}
+
+pub async fn apply_role(iam: &Client, change: &ChangeRequest) -> Result<Map, ProviderError> {
+    let a = &change.planned;
+    let name = s(a, "name")?;
+    match change.operation {
+        Operation::Create => {
+            let mut all = tags(a);
+            all.extend(
+                Tag::builder()
+                    .key(crate::attrs::ADDRESS_TAG)
+                    .value(change.address.to_string())
+                    .build()
+                    .ok(),
+            );
+            all.extend(
+                Tag::builder()
+                    .key(crate::attrs::LINEAGE_TAG)
+                    .value(&change.lineage)
+                    .build()
+                    .ok(),
+            );
+            let out = iam
+                .create_role()
+                .role_name(name)
+                .path(PATH)
+                .assume_role_policy_document(s(a, "assume_policy")?)
+                .set_tags(Some(all))
+                .send()
+                .await
+                .map_err(|e| api_error("CreateRole", e))?;
+            iam.put_role_policy()
+                .role_name(name)
+                .policy_name(POLICY_NAME)
+                .policy_document(s(a, "policy")?)
+                .send()
+                .await
+                .map_err(|e| api_error("PutRolePolicy", e))?;
+            let mut attrs = a.clone();
+            attrs.insert(
+                "id".into(),
+                Value::from(out.role().map(|r| r.role_id()).unwrap_or_default()),
+            );
+            attrs.insert(
+                "arn".into(),
+                Value::from(out.role().map(|r| r.arn()).unwrap_or_default()),
+            );
+            canonicalize(&mut attrs);
+            Ok(attrs)
+        }
+        Operation::Update => {
+            let prior = change.prior.clone().unwrap_or_default();
+            if prior.get("policy") != a.get("policy") {
+                iam.put_role_policy()
+                    .role_name(name)
+                    .policy_name(POLICY_NAME)
+                    .policy_document(s(a, "policy")?)
+                    .send()
+                    .await
+                    .map_err(|e| api_error("PutRolePolicy", e))?;
+            }
+            if prior.get("tags") != a.get("tags") {
+                let keep = tags(a);
+                let gone: Vec<String> = prior
+                    .get("tags")
+                    .and_then(Value::as_object)
+                    .map(|m| {
+                        m.keys()
+                            .filter(|k| !keep.iter().any(|t| t.key() == k.as_str()))
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if !gone.is_empty() {
+                    iam.untag_role()
+                        .role_name(name)
+                        .set_tag_keys(Some(gone))
+                        .send()
+                        .await
+                        .map_err(|e| api_error("UntagRole", e))?;
+                }
+                if !keep.is_empty() {
+                    iam.tag_role()
+                        .role_name(name)
+                        .set_tags(Some(keep))
+                        .send()
+                        .await
+                        .map_err(|e| api_error("TagRole", e))?;
+                }
+            }
+            let mut attrs = prior;
+            for (k, v) in a {
+                attrs.insert(k.clone(), v.clone());
+            }
+            canonicalize(&mut attrs);
+            Ok(attrs)
+        }
+        Operation::Delete => {
+            match iam
+                .delete_role_policy()
+                .role_name(name)
+                .policy_name(POLICY_NAME)
+                .send()
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if code_of(&e) == Some("NoSuchEntity") => {}
+                Err(e) => return Err(api_error("DeleteRolePolicy", e)),
+            }
+            match iam.delete_role().role_name(name).send().await {
+                Ok(_) => Ok(Map::new()),
+                Err(e) if code_of(&e) == Some("NoSuchEntity") => Ok(Map::new()),
+                Err(e) => Err(api_error("DeleteRole", e)),
+            }
+        }
+    }
+}
+
+fn canonicalize(attrs: &mut Map) {
+    for key in ["policy", "assume_policy"] {
+        if let Some(text) = attrs.get(key).and_then(Value::as_str).map(canonical_policy) {
+            attrs.insert(key.into(), Value::String(text));
+        }
+    }
+}
+
+/// Every tik instance profile, in one paginated call.
+pub async fn read_profiles(
+    iam: &Client,
+    items: Vec<Map>,
+) -> Result<Vec<Option<Map>>, ProviderError> {
+    let mut profiles = Vec::new();
+    let mut pages = iam
+        .list_instance_profiles()
+        .path_prefix(PATH)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        profiles.extend(
+            page.map_err(|e| api_error("ListInstanceProfiles", e))?
+                .instance_profiles()
+                .iter()
+                .cloned(),
+        );
+    }
+    Ok(items
+        .iter()
+        .map(|item| {
+            let name = opt_s(item, "name")?;
+            let p = profiles
+                .iter()
+                .find(|p| p.instance_profile_name() == name)?;
+            let mut attrs = item.clone();
+            attrs.insert("id".into(), Value::from(p.instance_profile_id()));
+            attrs.insert("arn".into(), Value::from(p.arn()));
+            attrs.insert(
+                "role_name".into(),
+                p.roles()
+                    .first()
+                    .map_or(Value::Null, |r| Value::from(r.role_name())),
+            );
+            Some(attrs)
+        })
+        .collect())
+}
+
+pub async fn apply_profile(iam: &Client, change: &ChangeRequest) -> Result<Map, ProviderError> {
+    let a = &change.planned;
+    let name = s(a, "name")?;
+    match change.operation {
+        Operation::Create | Operation::Update => {
+            let out = iam
+                .create_instance_profile()
+                .instance_profile_name(name)
+                .path(PATH)
+                .send()
+                .await
+                .map_err(|e| api_error("CreateInstanceProfile", e))?;
+            iam.add_role_to_instance_profile()
+                .instance_profile_name(name)
+                .role_name(s(a, "role_name")?)
+                .send()
+                .await
+                .map_err(|e| api_error("AddRoleToInstanceProfile", e))?;
+            let mut attrs = a.clone();
+            attrs.insert(
+                "id".into(),
+                Value::from(
+                    out.instance_profile()
+                        .map(|p| p.instance_profile_id())
+                        .unwrap_or_default(),
+                ),
+            );
+            attrs.insert(
+                "arn".into(),
+                Value::from(out.instance_profile().map(|p| p.arn()).unwrap_or_default()),
+            );
+            Ok(attrs)
+        }
+        Operation::Delete => {
+            if let Some(role) = opt_s(a, "role_name") {
+                match iam
+                    .remove_role_from_instance_profile()
+                    .instance_profile_name(name)
+                    .role_name(role)
+                    .send()
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e) if code_of(&e) == Some("NoSuchEntity") => {}
+                    Err(e) => return Err(api_error("RemoveRoleFromInstanceProfile", e)),
+                }
+            }
+            match iam
+                .delete_instance_profile()
+                .instance_profile_name(name)
+                .send()
+                .await
+            {
+                Ok(_) => Ok(Map::new()),
+                Err(e) if code_of(&e) == Some("NoSuchEntity") => Ok(Map::new()),
+                Err(e) => Err(api_error("DeleteInstanceProfile", e)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_policy;
+
+    #[test]
+    fn policies_compare_by_content_not_layout() {
+        let plain = "{\"Version\": \"2012-10-17\", \"Statement\": []}";
+        let encoded = "%7B%22Version%22%3A%20%222012-10-17%22%2C%20%22Statement%22%3A%20%5B%5D%7D";
+        assert_eq!(canonical_policy(plain), canonical_policy(encoded));
+        assert_eq!(canonical_policy("%"), "%");
+    }
+}
