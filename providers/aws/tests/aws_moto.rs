@@ -436,3 +436,65 @@ async fn the_bucket_is_encrypted_and_kept_unless_the_configuration_says_otherwis
         "the bucket is deleted"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_min_adds_or_removes_only_the_difference_and_a_new_type_replaces() {
+    let moto = Moto::start();
+    let w = World::new(&config(&moto.endpoint, 3, ""));
+    assert!(w.apply().await.1.ok());
+    let first = w.attr("cluster.etl.node.worker[\"default\"][0]", "id");
+    w.write(&config(&moto.endpoint, 5, ""));
+    let plan = w.plan().await;
+    let changes: Vec<(String, Action)> = plan
+        .changes
+        .iter()
+        .map(|c| (c.address.to_string(), c.action))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            (
+                "cluster.etl.node.worker[\"default\"][3]".to_string(),
+                Action::Create
+            ),
+            (
+                "cluster.etl.node.worker[\"default\"][4]".to_string(),
+                Action::Create
+            ),
+        ]
+    );
+    assert!(w.apply().await.1.ok());
+    w.write(&config(&moto.endpoint, 2, ""));
+    let plan = w.plan().await;
+    assert_eq!(count(&plan, Action::Delete), 3);
+    assert_eq!(plan.changes.len(), 3);
+    assert!(w.apply().await.1.ok());
+    assert_eq!(
+        w.attr("cluster.etl.node.worker[\"default\"][0]", "id"),
+        first,
+        "kept workers are untouched"
+    );
+
+    // A new instance type cannot be changed in place: the node is replaced, with the reason.
+    w.write(&config(&moto.endpoint, 2, "").replacen(
+        "instance_type = \"m5.large\"\n    min",
+        "instance_type = \"m5.xlarge\"\n    min",
+        1,
+    ));
+    let plan = w.plan().await;
+    let replaced: Vec<&tik_engine::plan::Change> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Replace)
+        .collect();
+    assert_eq!(replaced.len(), 2, "{:#?}", plan.changes);
+    assert!(
+        replaced[0]
+            .reasons
+            .contains(&"instance_type forces replacement".to_string()),
+        "{:?}",
+        replaced[0].reasons
+    );
+    assert!(w.apply().await.1.ok());
+    assert!(w.plan().await.changes.is_empty());
+}
