@@ -11,12 +11,10 @@ enum Mode {
 
 /// What the scanner learnt about one line.
 struct LineInfo {
-    /// Nesting depth at the start of the line.
-    depth: usize,
+    /// How the line changes the bracket nesting: +2 for `x = [{`, -1 for `}`.
+    net: isize,
     /// Inside a heredoc or block comment at the start: left exactly as it is.
     verbatim: bool,
-    /// Closing brackets at the start of the line (they dedent it).
-    leading_closers: usize,
     /// Byte offset of a top-level `=` of an attribute on this line.
     assign: Option<usize>,
     /// The line is complete at its own depth (no bracket or string left open).
@@ -37,23 +35,13 @@ fn scan(text: &str) -> Vec<LineInfo> {
                 heredoc = None;
             }
             infos.push(LineInfo {
-                depth: start_depth,
+                net: 0,
                 verbatim: true,
-                leading_closers: 0,
                 assign: None,
                 balanced: false,
             });
             continue;
         }
-        let trimmed = line.trim_start();
-        let leading_closers = if verbatim {
-            0
-        } else {
-            trimmed
-                .chars()
-                .take_while(|c| matches!(c, '}' | ']' | ')'))
-                .count()
-        };
         let mut assign = None;
         let mut first_token = true;
         let bytes = line.as_bytes();
@@ -158,9 +146,8 @@ fn scan(text: &str) -> Vec<LineInfo> {
             heredoc = Some(d);
         }
         infos.push(LineInfo {
-            depth: start_depth,
+            net: depth as isize - start_depth as isize,
             verbatim,
-            leading_closers,
             assign,
             balanced,
         });
@@ -168,13 +155,45 @@ fn scan(text: &str) -> Vec<LineInfo> {
     infos
 }
 
+/// The indent level of each line, as `terraform fmt` counts it: a line that opens
+/// brackets indents what follows by one level however many it opens, and the line
+/// that closes them comes back to where the opener stood.
+fn levels(infos: &[LineInfo]) -> Vec<usize> {
+    let mut indents: Vec<isize> = Vec::new();
+    infos
+        .iter()
+        .map(|info| {
+            let mut closed = -info.net;
+            while closed > 0 {
+                match indents.last_mut() {
+                    None => break,
+                    Some(top) if closed >= *top => {
+                        closed -= *top;
+                        indents.pop();
+                    }
+                    Some(top) => {
+                        *top -= closed;
+                        closed = 0;
+                    }
+                }
+            }
+            let level = indents.len();
+            if info.net > 0 {
+                indents.push(info.net);
+            }
+            level
+        })
+        .collect()
+}
+
 /// Formats one file's text; `None` when it is not valid HCL (fmt leaves such files alone).
 pub fn format(text: &str) -> Option<String> {
     hcl_edit::parser::parse_body(text).ok()?;
     let lines: Vec<&str> = text.split('\n').collect();
     let infos = scan(text);
+    let level = levels(&infos);
     let mut out: Vec<String> = Vec::with_capacity(lines.len());
-    for (line, info) in lines.iter().zip(&infos) {
+    for ((line, info), level) in lines.iter().zip(&infos).zip(&level) {
         if info.verbatim {
             out.push(line.to_string());
             continue;
@@ -184,7 +203,7 @@ pub fn format(text: &str) -> Option<String> {
             out.push(String::new());
             continue;
         }
-        let indent = info.depth.saturating_sub(info.leading_closers) * 2;
+        let indent = level * 2;
         out.push(format!("{:indent$}{trimmed}", ""));
     }
     // Align `=` in runs of single-line attributes at the same depth.
@@ -197,7 +216,7 @@ pub fn format(text: &str) -> Option<String> {
         }
         let mut j = i;
         let mut members = Vec::new();
-        while j < out.len() && is_attr(j) && infos[j].depth == infos[i].depth {
+        while j < out.len() && is_attr(j) && level[j] == level[i] {
             members.push(j);
             let multi_line = !infos[j].balanced;
             j += 1;
@@ -222,7 +241,7 @@ pub fn format(text: &str) -> Option<String> {
             .max()
             .unwrap_or(0);
         for (&k, (key, value)) in members.iter().zip(keys) {
-            let indent = infos[k].depth * 2;
+            let indent = level[k] * 2;
             out[k] = format!("{:indent$}{key:<width$} = {value}", "");
         }
         i = j.max(i + 1);
@@ -255,6 +274,13 @@ mod tests {
         let src = "locals {\n  a = 1\n  long_name = {\n    x = \"${var.y}\"\n  }\n  b = 2\n}\n";
         let want =
             "locals {\n  a         = 1\n  long_name = {\n    x = \"${var.y}\"\n  }\n  b = 2\n}\n";
+        assert_eq!(format(src).as_deref(), Some(want));
+    }
+
+    #[test]
+    fn brackets_opened_on_one_line_indent_once() {
+        let src = "locals {\n  s = [{\n      a = 1\n  }]\n}\n";
+        let want = "locals {\n  s = [{\n    a = 1\n  }]\n}\n";
         assert_eq!(format(src).as_deref(), Some(want));
     }
 
