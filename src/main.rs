@@ -89,6 +89,14 @@ struct Selection {
     /// Replace this resource even if nothing changed (repeatable).
     #[arg(long = "replace", value_name = "ADDR")]
     replace: Vec<String>,
+    /// Take objects with this state's tags that it does not record into state:
+    /// what the configuration wants is kept, the rest destroyed.
+    #[arg(long, conflicts_with = "destroy_orphans")]
+    adopt_orphans: bool,
+    /// Destroy objects with this state's tags that it does not record (those the
+    /// configuration wants are replaced).
+    #[arg(long)]
+    destroy_orphans: bool,
 }
 
 #[derive(Subcommand)]
@@ -354,8 +362,14 @@ fn parse_addresses(list: &[String]) -> Result<Vec<Address>> {
 }
 
 fn plan_options(sel: &Selection, destroy: bool) -> Result<PlanOptions> {
+    use tik_engine::plan::OrphanAction;
     Ok(PlanOptions {
         destroy,
+        orphans: match (sel.adopt_orphans, sel.destroy_orphans) {
+            (true, _) => OrphanAction::Adopt,
+            (_, true) => OrphanAction::Destroy,
+            _ => OrphanAction::Report,
+        },
         targets: parse_addresses(&sel.targets)?,
         replace: parse_addresses(&sel.replace)?,
     })
@@ -582,32 +596,39 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
         Command::Drift { json, markdown } => {
             let p = Project::load(&dir)?;
             let store = StateStore::load(p.backend.as_ref())?;
-            let (_, drift) = tik_engine::ops::refreshed(&store.state, &p.providers)
+            let (_, found) = tik_engine::ops::refreshed(&store.state, &p.providers)
                 .await
                 .map_err(|d| p.fail(d))?;
+            let (drift, orphans) = (found.drift, found.orphans);
+            let any = !drift.is_empty() || !orphans.is_empty();
             if json {
                 let plan = Plan {
                     drift: drift.clone(),
+                    orphans: orphans.clone(),
                     ..empty_plan()
                 };
                 let body = render::plan_json(&plan);
-                outln!("{}", serde_json::to_string_pretty(&serde_json::json!({ "format_version": "1", "drift": body["drift"], "drift_found": !drift.is_empty() })).unwrap_or_default());
+                let doc = serde_json::json!({ "format_version": "1", "drift": body["drift"], "orphans": body["orphans"], "drift_found": any });
+                outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
             } else if markdown {
-                out!("{}", drift_markdown(&drift));
-            } else if drift.is_empty() {
+                out!("{}", render::drift_markdown(&drift, &orphans));
+            } else if !any {
                 outln!("{}", style.green("No drift: the world matches the state."));
             } else {
-                outln!("{}\n", style.bold("Objects changed outside of tik:"));
-                for d in &drift {
-                    out!("{}", render::drift(d, style));
+                if !drift.is_empty() {
+                    outln!("{}\n", style.bold("Objects changed outside of tik:"));
+                    for d in &drift {
+                        out!("{}", render::drift(d, style));
+                    }
+                    outln!(
+                        "\n{} object{} drifted. Run tik plan to see how tik would restore them.",
+                        drift.len(),
+                        if drift.len() == 1 { "" } else { "s" }
+                    );
                 }
-                outln!(
-                    "\n{} object{} drifted. Run tik plan to see how tik would restore them.",
-                    drift.len(),
-                    if drift.len() == 1 { "" } else { "s" }
-                );
+                out!("{}", render::orphans(&orphans, style));
             }
-            Ok(if drift.is_empty() { 0 } else { 2 })
+            Ok(if any { 2 } else { 0 })
         }
         Command::Show { planfile, json } => {
             if let Some(file) = planfile {
@@ -693,42 +714,9 @@ fn empty_plan() -> Plan {
         drift: Vec::new(),
         changes: Vec::new(),
         outputs: Vec::new(),
+        orphans: Vec::new(),
         targets: Vec::new(),
     }
-}
-
-fn drift_markdown(drift: &[tik_engine::plan::Drift]) -> String {
-    if drift.is_empty() {
-        return "### tik drift\n\nNo drift: the world matches the state.\n".into();
-    }
-    let mut out = format!("### tik drift\n\n{} object(s) changed outside of tik.\n\n| address | drift | attributes |\n|---|---|---|\n", drift.len());
-    for d in drift {
-        let attrs = match &d.after {
-            Some(after) => {
-                let mut keys: Vec<&String> = after
-                    .attributes
-                    .keys()
-                    .filter(|k| d.before.attributes.get(*k) != after.attributes.get(*k))
-                    .collect();
-                keys.sort();
-                keys.iter()
-                    .map(|k| format!("`{k}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            }
-            None => String::new(),
-        };
-        out.push_str(
-            &format!("| `{}` | {:?} | {attrs} |\n", d.address, d.kind)
-                .to_lowercase()
-                .replacen(
-                    &d.address.to_string().to_lowercase(),
-                    &d.address.to_string(),
-                    1,
-                ),
-        );
-    }
-    out
 }
 
 fn confirm(question: &str) -> bool {

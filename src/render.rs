@@ -162,11 +162,24 @@ pub fn change(c: &Change, s: Style) -> String {
     out
 }
 
+fn kind_label(kind: DriftKind) -> &'static str {
+    match kind {
+        DriftKind::Deleted => "deleted",
+        DriftKind::Changed => "changed",
+        DriftKind::Adopted => "adopted",
+        DriftKind::Orphan => "orphan",
+    }
+}
+
 pub fn drift(d: &Drift, s: Style) -> String {
-    let verb = match d.kind {
-        DriftKind::Deleted => "was deleted outside of tik",
-        DriftKind::Changed => "was changed outside of tik",
-        DriftKind::Adopted => "was found after an interrupted create and is taken into state",
+    let verb = match (d.kind, d.after.as_ref().map(|a| a.status)) {
+        (DriftKind::Deleted, _) => "was deleted outside of tik",
+        (DriftKind::Changed, _) => "was changed outside of tik",
+        (DriftKind::Adopted, _) => "was found after an interrupted create and is taken into state",
+        (DriftKind::Orphan, Some(tik_engine::state::Status::Tainted)) => {
+            "is an orphan, taken into state to be destroyed"
+        }
+        (DriftKind::Orphan, _) => "is an orphan, taken into state",
     };
     let mut out = format!("  {} {verb}\n", s.bold(&format!("# {}", d.address)));
     if let (DriftKind::Changed, Some(after)) = (d.kind, &d.after) {
@@ -217,6 +230,7 @@ pub fn plan(plan: &Plan, s: Style) -> String {
     if !plan.has_changes() {
         out.push_str(&s.green("No changes. The infrastructure matches the configuration."));
         out.push('\n');
+        out.push_str(&orphans(&plan.orphans, s));
         return out;
     }
     if !plan.changes.is_empty() {
@@ -240,6 +254,7 @@ pub fn plan(plan: &Plan, s: Style) -> String {
             out.push_str(&format!("  {sym} {} = {text}\n", o.name));
         }
     }
+    out.push_str(&orphans(&plan.orphans, s));
     out
 }
 
@@ -315,9 +330,15 @@ pub fn plan_json(plan: &Plan) -> serde_json::Value {
             serde_json::json!({ "name": o.name, "before": o.before.as_ref().map(v), "after": v(&o.after), "after_unknown": o.after.has_unknown(), "sensitive": o.sensitive })
         })
         .collect();
+    let orphans: Vec<serde_json::Value> = plan
+        .orphans
+        .iter()
+        .map(|o| serde_json::json!({ "address": o.address.to_string(), "type": o.type_name, "provider": o.provider, "attributes": hide(&Some(o.attributes.clone()), &[]) }))
+        .collect();
     serde_json::json!({
         "format_version": "1",
         "tik_version": plan.tik_version,
+        "orphans": orphans,
         "destroy": plan.destroy,
         "drift": drift,
         "changes": changes,
@@ -382,4 +403,62 @@ pub fn outputs(outputs: &tik_engine::state::Outputs) -> String {
             format!("{name} = {value}\n")
         })
         .collect()
+}
+
+/// Objects with this state's tags that it does not record, and what to do about them.
+pub fn orphans(orphans: &[tik_engine::plan::OrphanReport], s: Style) -> String {
+    if orphans.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "\n{}\n\n",
+        s.bold("Objects with this state's tags that it does not record (orphans):")
+    );
+    for o in orphans {
+        let id = o
+            .attributes
+            .get("id")
+            .and_then(Value::as_str)
+            .map(|i| format!(" [id={i}]"))
+            .unwrap_or_default();
+        out.push_str(&format!("  # {} ({}){id}\n", o.address, o.type_name));
+    }
+    out.push_str("\nThey cost money and nothing manages them. Take them into state with tik apply --adopt-orphans,\nor remove them with tik apply --destroy-orphans.\n");
+    out
+}
+
+/// `tik drift --markdown`: a summary for a CI job's page.
+pub fn drift_markdown(drift: &[Drift], orphans: &[tik_engine::plan::OrphanReport]) -> String {
+    if drift.is_empty() && orphans.is_empty() {
+        return "### tik drift\n\nNo drift: the world matches the state.\n".into();
+    }
+    let mut out = format!(
+        "### tik drift\n\n{} object(s) changed outside of tik, {} orphan(s).\n\n| address | drift | attributes |\n|---|---|---|\n",
+        drift.len(),
+        orphans.len()
+    );
+    for d in drift {
+        let mut changed: Vec<String> = match &d.after {
+            Some(after) => after
+                .attributes
+                .keys()
+                .chain(d.before.attributes.keys())
+                .filter(|k| d.before.attributes.get(*k) != after.attributes.get(*k))
+                .map(|k| format!("`{k}`"))
+                .collect(),
+            None => Vec::new(),
+        };
+        changed.sort();
+        changed.dedup();
+        out.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            d.address,
+            kind_label(d.kind),
+            changed.join(", ")
+        ));
+    }
+    for o in orphans {
+        out.push_str(&format!("| `{}` | orphan | |\n", o.address));
+    }
+    out
 }

@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::plan::{self, Drift, Plan, PlanOptions};
+use crate::plan::{self, Plan, PlanOptions};
 use crate::provider::Providers;
 use crate::state::State;
 use crate::value::{Map, Value};
@@ -118,22 +118,43 @@ fn read_var_file(path: &Path) -> Result<Map, Diagnostics> {
 pub async fn refreshed(
     state: &State,
     providers: &Providers,
-) -> Result<(State, Vec<Drift>), Diagnostics> {
-    let drift = plan::refresh(state, providers).await?;
+) -> Result<(State, plan::Refreshed), Diagnostics> {
+    let found = plan::refresh(state, providers).await?;
     let mut now = state.clone();
-    for d in &drift {
+    for d in &found.drift {
         // Applied in memory only: a plan writes nothing.
-        match d.entry() {
-            crate::state::JournalEntry::Put { resource } => {
-                now.resources.insert(resource.address.clone(), resource);
-            }
-            crate::state::JournalEntry::Remove { address } => {
-                now.resources.shift_remove(&address);
-            }
-            crate::state::JournalEntry::Outputs { .. } => {}
-        }
+        now.apply_entry(&d.entry());
     }
-    Ok((now, drift))
+    Ok((now, found))
+}
+
+/// Orphans as drift that takes them into state: kept (adopt) or tainted (destroy).
+fn orphans_into_state(found: &mut plan::Refreshed, action: plan::OrphanAction, now: &mut State) {
+    let status = match action {
+        plan::OrphanAction::Report => return,
+        plan::OrphanAction::Adopt => crate::state::Status::Ready,
+        plan::OrphanAction::Destroy => crate::state::Status::Tainted,
+    };
+    for o in std::mem::take(&mut found.orphans) {
+        let resource = crate::state::ResourceState {
+            address: o.address.clone(),
+            type_name: o.type_name.clone(),
+            provider: o.provider,
+            status,
+            attributes: o.attributes,
+            sensitive_attributes: Vec::new(),
+            dependencies: Vec::new(),
+        };
+        let drift = plan::Drift {
+            address: o.address,
+            type_name: o.type_name,
+            kind: plan::DriftKind::Orphan,
+            before: resource.clone(),
+            after: Some(resource),
+        };
+        now.apply_entry(&drift.entry());
+        found.drift.push(drift);
+    }
 }
 
 /// Refresh (unless turned off), then plan.
@@ -145,12 +166,14 @@ pub async fn make_plan(
     options: &PlanOptions,
     refresh: bool,
 ) -> Result<Plan, Diagnostics> {
-    let (now, drift) = if refresh {
+    let (mut now, mut found) = if refresh {
         refreshed(state, providers).await?
     } else {
-        (state.clone(), Vec::new())
+        (state.clone(), plan::Refreshed::default())
     };
-    let mut plan = plan::plan(config, providers, &now, drift, inputs, options)?;
+    orphans_into_state(&mut found, options.orphans, &mut now);
+    let mut plan = plan::plan(config, providers, &now, found.drift, inputs, options)?;
+    plan.orphans = found.orphans;
     // The plan applies to the state as recorded; the drift it found is recorded first.
     plan.serial = state.serial.get();
     plan.lineage = state.lineage.clone();

@@ -53,6 +53,38 @@ pub enum DriftKind {
     Changed,
     /// A create was interrupted and the object turned out to exist: taken into state.
     Adopted,
+    /// An object with this state's tags that the state did not record, taken into state
+    /// on request (`--adopt-orphans`, or tainted by `--destroy-orphans`).
+    Orphan,
+}
+
+/// An object with this state's tags that the state does not record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrphanReport {
+    pub address: Address,
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub provider: String,
+    pub attributes: Map,
+}
+
+/// What a plan does with orphans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OrphanAction {
+    /// Show them; change nothing.
+    #[default]
+    Report,
+    /// Take them into state: what the configuration wants is kept, the rest deleted.
+    Adopt,
+    /// Take them into state tainted: what the configuration wants is replaced, the rest deleted.
+    Destroy,
+}
+
+/// What refresh found: differences for what state records, and orphans.
+#[derive(Debug, Default)]
+pub struct Refreshed {
+    pub drift: Vec<Drift>,
+    pub orphans: Vec<OrphanReport>,
 }
 
 /// A difference between state and the world, found by refresh.
@@ -103,6 +135,9 @@ pub struct Plan {
     /// Every change but no-ops, creates and updates in dependency order, then deletes.
     pub changes: Vec<Change>,
     pub outputs: Vec<OutputChange>,
+    /// Objects with this state's tags that it does not record, left alone by this plan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub orphans: Vec<OrphanReport>,
     /// `--target`s: apply walks only these and what they depend on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<Address>,
@@ -158,19 +193,43 @@ impl Plan {
 #[derive(Debug, Clone, Default)]
 pub struct PlanOptions {
     pub destroy: bool,
+    pub orphans: OrphanAction,
     pub targets: Vec<Address>,
     pub replace: Vec<Address>,
 }
 
 /// Reads every resource in state from its provider, one call per resource type,
 /// all types at once. Returns the differences; `state` is left as it is.
-pub async fn refresh(state: &State, providers: &Providers) -> Result<Vec<Drift>, Diagnostics> {
+pub async fn refresh(state: &State, providers: &Providers) -> Result<Refreshed, Diagnostics> {
     let mut by_type: IndexMap<(String, String), Vec<&ResourceState>> = IndexMap::new();
     for r in state.resources.values() {
         by_type
             .entry((r.provider.clone(), r.type_name.clone()))
             .or_default()
             .push(r);
+    }
+    let mut known: IndexMap<String, Vec<ReadRequest>> = IndexMap::new();
+    for ((provider, _), items) in &by_type {
+        let entry = known.entry(provider.clone()).or_default();
+        entry.extend(items.iter().map(|r| ReadRequest {
+            address: r.address.clone(),
+            attributes: r.attributes.clone(),
+        }));
+    }
+    for provider in known.keys() {
+        if let Some(p) = providers.get(provider) {
+            p.begin_refresh().await;
+        }
+    }
+    let mut discoveries = Vec::new();
+    for (provider, items) in known {
+        if let Some(p) = providers.get(&provider).cloned() {
+            let lineage = state.lineage.clone();
+            discoveries.push((
+                provider,
+                tokio::spawn(async move { p.discover(&lineage, &items).await }),
+            ));
+        }
     }
     let mut reads = Vec::new();
     for ((provider, type_name), items) in &by_type {
@@ -243,8 +302,31 @@ pub async fn refresh(state: &State, providers: &Providers) -> Result<Vec<Drift>,
             });
         }
     }
+    let mut orphans = Vec::new();
+    for (provider, discovery) in discoveries {
+        match discovery.await {
+            Ok(Ok(found)) => orphans.extend(
+                found
+                    .into_iter()
+                    .filter(|o| !state.resources.contains_key(&o.address))
+                    .map(|o| OrphanReport {
+                        address: o.address,
+                        type_name: o.type_name,
+                        provider: provider.clone(),
+                        attributes: o.attributes,
+                    }),
+            ),
+            Ok(Err(e)) => diags.push(Diagnostic::new(format!(
+                "looking for orphans of provider {provider} failed: {e}"
+            ))),
+            Err(e) => diags.push(Diagnostic::new(format!(
+                "looking for orphans of provider {provider} failed: {e}"
+            ))),
+        }
+    }
+    orphans.sort_by(|a, b| a.address.cmp(&b.address));
     if diags.is_empty() {
-        Ok(drift)
+        Ok(Refreshed { drift, orphans })
     } else {
         Err(diags)
     }
@@ -338,11 +420,21 @@ pub fn plan(
     config: &Config,
     providers: &Providers,
     state: &State,
-    drift: Vec<Drift>,
+    mut drift: Vec<Drift>,
     inputs: Inputs,
     options: &PlanOptions,
 ) -> Result<Plan, Diagnostics> {
     let mut walk = Walk::new(config, providers, inputs)?;
+    // Adopted orphans, whose records hold only what the provider could read back.
+    let adopted: HashMap<Address, usize> = drift
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| {
+            d.kind == DriftKind::Orphan
+                && d.after.as_ref().is_some_and(|a| a.status == Status::Ready)
+        })
+        .map(|(i, d)| (d.address.clone(), i))
+        .collect();
     let order = walk.graph.topo_order(config)?;
     let mut changes = Vec::new();
     let mut wanted: HashSet<Address> = HashSet::new();
@@ -384,7 +476,25 @@ pub fn plan(
                     continue;
                 };
                 let force = options.replace.iter().any(|r| inst.address.starts_with(r));
-                let change = diff(inst, schema, state.resources.get(&inst.address), force);
+                let mut prior = state.resources.get(&inst.address);
+                if let Some(after) = adopted
+                    .get(&inst.address)
+                    .and_then(|&i| drift[i].after.as_mut())
+                {
+                    // What the API cannot report (a disk size, say) is taken from the
+                    // configuration and recorded so: adoption must not replace what it adopts.
+                    for a in schema.attributes.iter().filter(|a| !a.computed) {
+                        if let (false, Some(v)) = (
+                            after.attributes.contains_key(a.name),
+                            inst.config.get(a.name),
+                        ) {
+                            after.attributes.insert(a.name.to_string(), v.clone());
+                        }
+                    }
+                    after.dependencies = inst.dependencies.clone();
+                    prior = Some(after);
+                }
+                let change = diff(inst, schema, prior, force);
                 wanted.insert(inst.address.clone());
                 values.insert(inst.address.clone(), planned_value(&change));
                 if change.action == Action::Replace && inst.lifecycle.prevent_destroy {
@@ -463,6 +573,7 @@ pub fn plan(
         drift,
         changes,
         outputs,
+        orphans: Vec::new(),
         targets: options.targets.clone(),
     })
 }

@@ -220,6 +220,27 @@ pub trait Provider: Send + Sync {
 
     /// Makes one change and returns the resource's attributes afterwards (empty for a delete).
     async fn apply(&self, change: ChangeRequest) -> Result<Map, ProviderError>;
+
+    /// Called before the reads of one refresh, which may then share calls between types.
+    async fn begin_refresh(&self) {}
+
+    /// Objects tagged with this state's `lineage` that are not among `known` (the state's
+    /// resources of this provider): orphans, such as resources removed from state by hand.
+    async fn discover(
+        &self,
+        _lineage: &str,
+        _known: &[ReadRequest],
+    ) -> Result<Vec<Orphan>, ProviderError> {
+        Ok(Vec::new())
+    }
+}
+
+/// An object that carries tik's tags but that the state does not record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Orphan {
+    pub address: Address,
+    pub type_name: String,
+    pub attributes: Map,
 }
 
 /// The providers wired into this run, by name.

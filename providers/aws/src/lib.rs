@@ -19,6 +19,7 @@ mod expand;
 mod gateways;
 mod iam;
 mod network;
+mod orphans;
 mod security;
 mod storage;
 
@@ -27,6 +28,7 @@ use attrs::{filter, opt_s, tag_value, target, ADDRESS_TAG};
 use clients::{ClientCache, Target};
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 use tik_engine::provider::{
     AttributeSchema as A, ChangeRequest, ExpandRequest, Provider, ProviderError, ReadRequest,
     ResourceSchema, ResourceSpec,
@@ -51,7 +53,13 @@ impl Found {
 #[derive(Default)]
 pub struct AwsProvider {
     clients: ClientCache,
+    /// Route tables read in this refresh: route tables, routes and associations are
+    /// three types but one Describe call.
+    route_tables: std::sync::Mutex<HashMap<(Target, Vec<String>), RouteTablesOnce>>,
 }
+
+type RouteTablesOnce =
+    Arc<tokio::sync::OnceCell<Result<Vec<aws_sdk_ec2::types::RouteTable>, ProviderError>>>;
 
 impl AwsProvider {
     /// How many API operations this provider has made (retries not counted).
@@ -157,6 +165,67 @@ impl AwsProvider {
 }
 
 impl AwsProvider {
+    /// The route tables with these ids, described once per refresh whichever type asks.
+    async fn route_tables(
+        &self,
+        target: &Target,
+        mut ids: Vec<String>,
+    ) -> Result<Vec<aws_sdk_ec2::types::RouteTable>, ProviderError> {
+        ids.sort();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cell = {
+            let mut memo = self.route_tables.lock().unwrap_or_else(|p| p.into_inner());
+            memo.entry((target.clone(), ids.clone()))
+                .or_default()
+                .clone()
+        };
+        let ec2 = self.clients.get(target).await.ec2;
+        cell.get_or_init(|| async move {
+            network::describe_route_tables(&ec2, vec![filter("route-table-id", ids)]).await
+        })
+        .await
+        .clone()
+    }
+
+    /// Route tables, routes or associations, from the tables their items name.
+    async fn in_route_tables(
+        &self,
+        items: &[ReadRequest],
+        kind: &str,
+    ) -> Result<Vec<Option<Map>>, ProviderError> {
+        let mut results = vec![None; items.len()];
+        for (t, idxs) in by_target(items)? {
+            let group: Vec<Map> = idxs.iter().map(|&i| items[i].attributes.clone()).collect();
+            let key = if kind == "aws_route_table" {
+                "id"
+            } else {
+                "route_table_id"
+            };
+            let tables = self
+                .route_tables(&t, network::distinct(&group, key))
+                .await?;
+            let found = match kind {
+                "aws_route" => network::read_routes(&tables, &group),
+                "aws_route_table_association" => network::read_associations(&tables, &group),
+                _ => group
+                    .iter()
+                    .map(|item| {
+                        let id = opt_s(item, "id")?;
+                        let table = tables.iter().find(|t| t.route_table_id() == Some(id))?;
+                        Some(overlay(item, &network::route_table_attrs(table)))
+                    })
+                    .collect(),
+            };
+            for (i, f) in idxs.into_iter().zip(found) {
+                results[i] = f;
+            }
+        }
+        Ok(results)
+    }
+
     /// Reads a type whose API is not EC2's (IAM, S3): one listing per region and endpoint.
     async fn listed<F, Fut>(
         &self,
@@ -389,11 +458,15 @@ impl Provider for AwsProvider {
                 })
                 .await
             }
-            "aws_route_table" => {
+            // A table whose create was interrupted has no id yet: it is looked up by its tag.
+            "aws_route_table" if items.iter().any(|i| opt_s(&i.attributes, "id").is_none()) => {
                 self.by_filter(items, "route-table-id", |c, f| async move {
                     network::read_route_tables(&c, f).await
                 })
                 .await
+            }
+            "aws_route_table" | "aws_route" | "aws_route_table_association" => {
+                self.in_route_tables(items, type_name).await
             }
             "aws_nat_gateway" => {
                 self.by_filter(items, "nat-gateway-id", |c, f| async move {
@@ -445,19 +518,6 @@ impl Provider for AwsProvider {
                 })
                 .await
             }
-            "aws_route" => {
-                self.nested(
-                    items,
-                    |c, i| async move { network::read_routes(&c, &i).await },
-                )
-                .await
-            }
-            "aws_route_table_association" => {
-                self.nested(items, |c, i| async move {
-                    network::read_associations(&c, &i).await
-                })
-                .await
-            }
             "aws_security_group_rule" => {
                 self.nested(
                     items,
@@ -469,6 +529,31 @@ impl Provider for AwsProvider {
                 "the aws provider has no resource type {other}"
             ))),
         }
+    }
+
+    async fn begin_refresh(&self) {
+        self.route_tables
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    async fn discover(
+        &self,
+        lineage: &str,
+        known: &[ReadRequest],
+    ) -> Result<Vec<tik_engine::provider::Orphan>, ProviderError> {
+        let ids: std::collections::HashSet<String> = known
+            .iter()
+            .filter_map(|k| orphans::id_of(&k.attributes))
+            .collect();
+        let mut found = Vec::new();
+        for (t, idxs) in by_target(known)? {
+            let ec2 = self.clients.get(&t).await.ec2;
+            let place = orphans::place_of(&known[idxs[0]].attributes);
+            found.extend(orphans::discover(&ec2, lineage, &ids, &place).await?);
+        }
+        Ok(found)
     }
 
     async fn apply(&self, change: ChangeRequest) -> Result<Map, ProviderError> {

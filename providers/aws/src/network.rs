@@ -1,9 +1,9 @@
 //! VPC, internet gateway, subnets, route tables, routes and route table associations.
 
-use crate::attrs::{carry, filter, int, opt_s, read_tags, s, tag_spec, update_tags};
+use crate::attrs::{carry, int, opt_s, read_tags, s, tag_spec, update_tags};
 use crate::errors::{api_error, code_of};
 use crate::Found;
-use aws_sdk_ec2::types::{AttributeBooleanValue, Filter, ResourceType};
+use aws_sdk_ec2::types::{AttributeBooleanValue, Filter, ResourceType, RouteTable};
 use aws_sdk_ec2::Client;
 use tik_engine::provider::{ChangeRequest, Operation, ProviderError};
 use tik_engine::value::{Map, Value};
@@ -283,6 +283,18 @@ pub async fn describe_route_tables(
     Ok(out)
 }
 
+/// A route table's attributes, as read.
+pub fn route_table_attrs(t: &RouteTable) -> Map {
+    let mut attrs = Map::new();
+    attrs.insert(
+        "id".into(),
+        Value::from(t.route_table_id().unwrap_or_default()),
+    );
+    attrs.insert("vpc_id".into(), Value::from(t.vpc_id().unwrap_or_default()));
+    read_tags(t.tags(), &mut attrs);
+    attrs
+}
+
 pub async fn read_route_tables(
     ec2: &Client,
     filters: Vec<Filter>,
@@ -336,15 +348,9 @@ pub async fn apply_route_table(ec2: &Client, change: &ChangeRequest) -> Result<M
     }
 }
 
-/// Routes of the listed tables: each found by its table and destination.
-pub async fn read_routes(ec2: &Client, items: &[Map]) -> Result<Vec<Option<Map>>, ProviderError> {
-    let tables = distinct(items, "route_table_id");
-    let found = if tables.is_empty() {
-        Vec::new()
-    } else {
-        describe_route_tables(ec2, vec![filter("route-table-id", tables)]).await?
-    };
-    Ok(items
+/// Routes, each found by its table and destination among the tables read.
+pub fn read_routes(found: &[RouteTable], items: &[Map]) -> Vec<Option<Map>> {
+    items
         .iter()
         .map(|item| {
             let (table, dest) = (opt_s(item, "route_table_id")?, opt_s(item, "destination")?);
@@ -370,7 +376,7 @@ pub async fn read_routes(ec2: &Client, items: &[Map]) -> Result<Vec<Option<Map>>
             }
             Some(attrs)
         })
-        .collect())
+        .collect()
 }
 
 pub async fn apply_route(ec2: &Client, change: &ChangeRequest) -> Result<Map, ProviderError> {
@@ -409,18 +415,9 @@ pub async fn apply_route(ec2: &Client, change: &ChangeRequest) -> Result<Map, Pr
     }
 }
 
-/// Associations of the listed tables: by id, or (after an interrupted create) by subnet.
-pub async fn read_associations(
-    ec2: &Client,
-    items: &[Map],
-) -> Result<Vec<Option<Map>>, ProviderError> {
-    let tables = distinct(items, "route_table_id");
-    let found = if tables.is_empty() {
-        Vec::new()
-    } else {
-        describe_route_tables(ec2, vec![filter("route-table-id", tables)]).await?
-    };
-    Ok(items
+/// Associations, by id or (after an interrupted create) by subnet, among the tables read.
+pub fn read_associations(found: &[RouteTable], items: &[Map]) -> Vec<Option<Map>> {
+    items
         .iter()
         .map(|item| {
             let table = opt_s(item, "route_table_id")?;
@@ -440,7 +437,7 @@ pub async fn read_associations(
             );
             Some(attrs)
         })
-        .collect())
+        .collect()
 }
 
 pub async fn apply_association(ec2: &Client, change: &ChangeRequest) -> Result<Map, ProviderError> {

@@ -498,3 +498,100 @@ async fn changing_min_adds_or_removes_only_the_difference_and_a_new_type_replace
     assert!(w.apply().await.1.ok());
     assert!(w.plan().await.changes.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphans_are_reported_then_adopted_or_destroyed_on_request() {
+    use tik_engine::plan::{OrphanAction, PlanOptions};
+    use tik_engine::state::{JournalEntry, StateStore};
+    let moto = Moto::start();
+    let w = World::new(&config(&moto.endpoint, 2, ""));
+    assert!(w.apply().await.1.ok());
+    let forget = |addr: &str| {
+        let mut store = StateStore::load(&w.backend).unwrap();
+        store
+            .record(JournalEntry::Remove {
+                address: tik_engine::addr::Address::parse(addr).unwrap(),
+            })
+            .unwrap();
+        store.save().unwrap();
+    };
+    // State loses two records (as `tik state rm` would): the objects still exist.
+    let worker = "cluster.etl.node.worker[\"default\"][1]";
+    let worker_id = w.attr(worker, "id");
+    forget(worker);
+    forget("workspace.lab.subnet[\"private-2\"]");
+
+    let plan = w.plan().await;
+    let orphans: Vec<String> = plan.orphans.iter().map(|o| o.address.to_string()).collect();
+    assert_eq!(
+        orphans,
+        [
+            "cluster.etl.node.worker[\"default\"][1]",
+            "workspace.lab.subnet[\"private-2\"]"
+        ]
+    );
+    assert_eq!(
+        plan.orphans[0].attributes["id"],
+        tik_engine::value::Value::from(worker_id.as_str().unwrap())
+    );
+
+    // Adopted, the worker is back in state and nothing needs creating.
+    let (plan, report) = w
+        .apply_with(
+            PlanOptions {
+                orphans: OrphanAction::Adopt,
+                ..Default::default()
+            },
+            10,
+        )
+        .await;
+    assert!(report.ok(), "{report:?}");
+    assert!(
+        plan.changes.iter().all(|c| c.action != Action::Create),
+        "{:#?}",
+        plan.changes
+    );
+    assert_eq!(w.attr(worker, "id"), worker_id);
+    let again = w.plan().await;
+    assert!(
+        again.orphans.is_empty() && again.changes.is_empty(),
+        "{:#?} {:#?}",
+        again.orphans,
+        again.changes
+    );
+
+    // Destroyed on request: what the configuration still wants is replaced by a new one.
+    forget(worker);
+    let (plan, report) = w
+        .apply_with(
+            PlanOptions {
+                orphans: OrphanAction::Destroy,
+                ..Default::default()
+            },
+            10,
+        )
+        .await;
+    assert!(report.ok(), "{report:?}");
+    let change = plan
+        .changes
+        .iter()
+        .find(|c| c.address.to_string() == worker)
+        .unwrap();
+    assert_eq!(change.action, Action::Replace);
+    assert_ne!(w.attr(worker, "id"), worker_id);
+    let ec2 = moto.ec2().await;
+    let old = ec2
+        .describe_instances()
+        .instance_ids(worker_id.as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let state = old.reservations()[0].instances()[0]
+        .state()
+        .and_then(|s| s.name())
+        .cloned();
+    assert_eq!(
+        state,
+        Some(aws_sdk_ec2::types::InstanceStateName::Terminated)
+    );
+}
