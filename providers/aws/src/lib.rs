@@ -20,6 +20,7 @@ mod gateways;
 mod iam;
 mod network;
 mod orphans;
+mod peering;
 mod security;
 mod storage;
 
@@ -321,6 +322,7 @@ impl Provider for AwsProvider {
                     A::required("destination").force_new(),
                     A::optional("gateway_id").force_new(),
                     A::optional("nat_gateway_id").force_new(),
+                    A::optional("vpc_peering_connection_id").force_new(),
                     A::computed("id"),
                 ],
             ),
@@ -349,6 +351,17 @@ impl Provider for AwsProvider {
                     A::required("subnet_id").force_new(),
                     A::computed("id"),
                 ],
+            ),
+            schema(
+                "aws_vpc_peering_connection",
+                tagged(vec![
+                    A::required("name"),
+                    A::required("vpc_id").force_new(),
+                    A::required("peer_vpc_id").force_new(),
+                    A::required("cidr").force_new(),
+                    A::computed("peer_cidr"),
+                    A::computed("peer_route_table_ids"),
+                ]),
             ),
             schema(
                 "aws_iam_role",
@@ -468,6 +481,12 @@ impl Provider for AwsProvider {
             "aws_route_table" | "aws_route" | "aws_route_table_association" => {
                 self.in_route_tables(items, type_name).await
             }
+            "aws_vpc_peering_connection" => {
+                self.by_filter(items, "vpc-peering-connection-id", |c, f| async move {
+                    peering::read_peerings(&c, f).await
+                })
+                .await
+            }
             "aws_nat_gateway" => {
                 self.by_filter(items, "nat-gateway-id", |c, f| async move {
                     gateways::read_nat_gateways(&c, f).await
@@ -569,6 +588,7 @@ impl Provider for AwsProvider {
             "aws_route_table" => network::apply_route_table(&ec2, &change).await,
             "aws_route" => network::apply_route(&ec2, &change).await,
             "aws_route_table_association" => network::apply_association(&ec2, &change).await,
+            "aws_vpc_peering_connection" => peering::apply_peering(&ec2, &change).await,
             "aws_nat_gateway" => gateways::apply_nat_gateway(&ec2, &change).await,
             "aws_vpc_endpoint" => gateways::apply_endpoint(&ec2, &change).await,
             "aws_security_group" => security::apply_group(&ec2, &change).await,

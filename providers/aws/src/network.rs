@@ -374,6 +374,13 @@ pub fn read_routes(found: &[RouteTable], items: &[Map]) -> Vec<Option<Map>> {
                     r.nat_gateway_id().map_or(Value::Null, Value::from),
                 );
             }
+            if item.contains_key("vpc_peering_connection_id") {
+                attrs.insert(
+                    "vpc_peering_connection_id".into(),
+                    r.vpc_peering_connection_id()
+                        .map_or(Value::Null, Value::from),
+                );
+            }
             Some(attrs)
         })
         .collect()
@@ -388,12 +395,13 @@ pub async fn apply_route(ec2: &Client, change: &ChangeRequest) -> Result<Map, Pr
                 .create_route()
                 .route_table_id(table)
                 .destination_cidr_block(dest);
-            route = match (opt_s(a, "gateway_id"), opt_s(a, "nat_gateway_id")) {
-                (Some(g), None) => route.gateway_id(g),
-                (None, Some(n)) => route.nat_gateway_id(n),
+            route = match (opt_s(a, "gateway_id"), opt_s(a, "nat_gateway_id"), opt_s(a, "vpc_peering_connection_id")) {
+                (Some(g), None, None) => route.gateway_id(g),
+                (None, Some(n), None) => route.nat_gateway_id(n),
+                (None, None, Some(p)) => route.vpc_peering_connection_id(p),
                 _ => {
                     return Err(ProviderError::new(
-                        "a route goes to exactly one of gateway_id and nat_gateway_id",
+                        "a route goes to exactly one of gateway_id, nat_gateway_id and vpc_peering_connection_id",
                     ))
                 }
             };

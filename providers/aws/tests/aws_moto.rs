@@ -595,3 +595,120 @@ async fn orphans_are_reported_then_adopted_or_destroyed_on_request() {
         Some(aws_sdk_ec2::types::InstanceStateName::Terminated)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peering_routes_both_ways_and_refuses_overlapping_ranges() {
+    let moto = Moto::start();
+    let ec2 = moto.ec2().await;
+    // The working VPC the workspace peers with, with a route table of its own.
+    let work = ec2
+        .create_vpc()
+        .cidr_block("10.50.0.0/16")
+        .send()
+        .await
+        .unwrap()
+        .vpc()
+        .unwrap()
+        .vpc_id()
+        .unwrap()
+        .to_string();
+    let work_rt = ec2
+        .create_route_table()
+        .vpc_id(&work)
+        .send()
+        .await
+        .unwrap()
+        .route_table()
+        .unwrap()
+        .route_table_id()
+        .unwrap()
+        .to_string();
+    let peered = |peer: &str| {
+        config(&moto.endpoint, 0, "").replacen("    cidr        = \"10.20.0.0/16\"", &format!("    cidr        = \"10.20.0.0/16\"\n    mode        = \"peering\"\n    peer_vpc_id = \"{peer}\""), 1)
+    };
+    let w = World::new(&peered(&work));
+    let (_, report) = w.apply().await;
+    assert!(report.ok(), "{report:?}");
+    let pcx = w
+        .attr("workspace.lab.peering", "id")
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(w.attr("workspace.lab.peering", "peer_cidr"), "10.50.0.0/16");
+    let routes_of = |table: String| {
+        let ec2 = ec2.clone();
+        async move {
+            let out = ec2
+                .describe_route_tables()
+                .route_table_ids(table)
+                .send()
+                .await
+                .unwrap();
+            out.route_tables()[0]
+                .routes()
+                .iter()
+                .map(|r| {
+                    (
+                        r.destination_cidr_block().unwrap_or_default().to_string(),
+                        r.vpc_peering_connection_id().map(str::to_string),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let ours = w
+        .attr("workspace.lab.route_table[\"private\"]", "id")
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(routes_of(ours)
+        .await
+        .contains(&("10.50.0.0/16".to_string(), Some(pcx.clone()))));
+    assert!(routes_of(work_rt.clone())
+        .await
+        .contains(&("10.20.0.0/16".to_string(), Some(pcx.clone()))));
+    assert!(w.plan().await.changes.is_empty());
+    // Destroying the workspace takes its route out of the peer's table too.
+    assert!(w
+        .apply_with(
+            tik_engine::plan::PlanOptions {
+                destroy: true,
+                ..Default::default()
+            },
+            10
+        )
+        .await
+        .1
+        .ok());
+    assert!(!routes_of(work_rt)
+        .await
+        .iter()
+        .any(|(d, _)| d == "10.20.0.0/16"));
+
+    // A peer whose range overlaps ours is refused before anything is peered.
+    let clash = ec2
+        .create_vpc()
+        .cidr_block("10.20.0.0/16")
+        .send()
+        .await
+        .unwrap()
+        .vpc()
+        .unwrap()
+        .vpc_id()
+        .unwrap()
+        .to_string();
+    let w = World::new(&peered(&clash));
+    let (_, report) = w.apply().await;
+    let (addr, msg) = report
+        .failures
+        .iter()
+        .find(|(a, _)| a == "workspace.lab.peering")
+        .expect("the peering fails");
+    assert_eq!(addr, "workspace.lab.peering");
+    assert!(
+        msg.starts_with(
+            "CidrOverlap: network cidr 10.20.0.0/16 overlaps the peer VPC's 10.20.0.0/16"
+        ),
+        "{msg}"
+    );
+}
