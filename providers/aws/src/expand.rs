@@ -65,9 +65,7 @@ fn workspace(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, String> {
     match text(c, &["network", "mode"]).as_deref() {
         None | Some("public-head") => {}
         Some("peering") => {}
-        Some("shared") => {
-            return Err("network mode \"shared\" is not in the aws provider yet; use \"public-head\" or \"peering\"".into())
-        }
+        Some("shared") => {}
         Some(other) => {
             return Err(format!(
                 "network mode \"{other}\" is not one of public-head, peering, shared"
@@ -241,6 +239,18 @@ fn workspace(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, String> {
             .with_ref("subnet_id", &sn(&key), "id"),
         );
     }
+    if text(c, &["network", "mode"]).as_deref() == Some("shared") {
+        // An existing VPC: looked up, never created or destroyed, and nothing network-wide
+        // is added to it; only the workspace's own security group goes in.
+        let vpc_id = text(c, &["network", "vpc_id"])
+            .ok_or("network mode \"shared\" needs vpc_id = \"vpc-...\", the VPC to use")?;
+        specs.retain(|spec| spec.type_name == "aws_security_group");
+        let lookup = without_tags(with(b.clone(), &[("vpc_id", Value::String(vpc_id))]));
+        specs.insert(
+            0,
+            ResourceSpec::new(vpc.clone(), "aws_existing_vpc", lookup),
+        );
+    }
     // Each rule is a resource of its own: a changed rule is revoked or authorized alone.
     let rule = |key: String, pairs: &[(&str, Value)]| {
         ResourceSpec::new(
@@ -264,16 +274,19 @@ fn workspace(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, String> {
             ),
         ],
     ));
-    specs.push(rule(
-        "ssh-vpc".into(),
-        &[
-            ("protocol", Value::from("tcp")),
-            ("from_port", n(22.0)),
-            ("to_port", n(22.0)),
-            ("cidr", Value::from(cidr.as_str())),
-            ("description", Value::from("ssh from the vpc")),
-        ],
-    ));
+    // The VPC's own range, whether tik made the VPC or looked it up.
+    specs.push(
+        rule(
+            "ssh-vpc".into(),
+            &[
+                ("protocol", Value::from("tcp")),
+                ("from_port", n(22.0)),
+                ("to_port", n(22.0)),
+                ("description", Value::from("ssh from the vpc")),
+            ],
+        )
+        .with_ref("cidr", &vpc, "cidr"),
+    );
     if let Some(list) = get(c, &["network", "allowed_ssh"]) {
         let Value::List(items) = list else {
             return Err("allowed_ssh must be a list of CIDR ranges".into());
@@ -469,19 +482,40 @@ fn cluster(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, String> {
     let sg = get(ws, &["security_group", "id"])
         .cloned()
         .unwrap_or(Value::Unknown);
-    let subnet = |k: &str| {
-        get(ws, &["subnet", k, "id"])
-            .cloned()
-            .unwrap_or(Value::Unknown)
-    };
-    let privates: Vec<String> = match get(ws, &["subnet"]) {
-        Some(Value::Object(m)) => m
-            .keys()
-            .filter(|k| k.starts_with("private-"))
-            .cloned()
-            .collect(),
-        _ => Vec::new(),
-    };
+    // Subnets tik made (`subnet["public"]`, `subnet["private-N"]`) or, in a shared VPC,
+    // the ones it found there: the head in a public one, workers spread over the private.
+    let (head_subnet, worker_subnets): (Value, Vec<Value>) =
+        match get(ws, &["vpc", "private_subnet_ids"]) {
+            Some(Value::List(private)) => {
+                let public = match get(ws, &["vpc", "public_subnet_ids"]) {
+                    Some(Value::List(p)) => p.first().cloned(),
+                    _ => None,
+                };
+                (
+                    public
+                        .or_else(|| private.first().cloned())
+                        .unwrap_or(Value::Unknown),
+                    private.clone(),
+                )
+            }
+            Some(_) => (Value::Unknown, Vec::new()),
+            None => {
+                let subnet = |k: &str| {
+                    get(ws, &["subnet", k, "id"])
+                        .cloned()
+                        .unwrap_or(Value::Unknown)
+                };
+                let privates: Vec<Value> = match get(ws, &["subnet"]) {
+                    Some(Value::Object(m)) => m
+                        .keys()
+                        .filter(|k| k.starts_with("private-"))
+                        .map(|k| subnet(k))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                (subnet("public"), privates)
+            }
+        };
     let empty = Map::new();
     let head = get(c, &["head"])
         .and_then(Value::as_object)
@@ -541,7 +575,13 @@ fn cluster(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, String> {
         ResourceSpec::new(
             Address::new().name("node").name("head"),
             "aws_instance",
-            node("head", format!("{name}-head"), head, subnet("public"), None)?,
+            node(
+                "head",
+                format!("{name}-head"),
+                head,
+                head_subnet.clone(),
+                None,
+            )?,
         )
         .after(&key),
     );
@@ -568,9 +608,9 @@ fn cluster(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, String> {
             }
             for i in 0..min {
                 // Workers spread over the private subnets, one availability zone after another.
-                let subnet_id = match privates.len() {
+                let subnet_id = match worker_subnets.len() {
                     0 => Value::Unknown,
-                    n => subnet(&privates[i as usize % n]),
+                    n => worker_subnets[i as usize % n].clone(),
                 };
                 let config = node(
                     "worker",

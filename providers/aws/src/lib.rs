@@ -22,6 +22,7 @@ mod network;
 mod orphans;
 mod peering;
 mod security;
+mod shared;
 mod storage;
 
 use async_trait::async_trait;
@@ -251,7 +252,7 @@ impl AwsProvider {
 
 /// Recorded attributes with what was read over them: what the API does not return
 /// (region, endpoint, a private key) is kept; what it returns shows drift.
-fn overlay(recorded: &Map, read: &Map) -> Map {
+pub(crate) fn overlay(recorded: &Map, read: &Map) -> Map {
     let mut attrs = recorded.clone();
     for (k, v) in read {
         attrs.insert(k.clone(), v.clone());
@@ -362,6 +363,16 @@ impl Provider for AwsProvider {
                     A::computed("peer_cidr"),
                     A::computed("peer_route_table_ids"),
                 ]),
+            ),
+            schema(
+                "aws_existing_vpc",
+                vec![
+                    A::required("vpc_id").force_new(),
+                    A::computed("id"),
+                    A::computed("cidr"),
+                    A::computed("public_subnet_ids"),
+                    A::computed("private_subnet_ids"),
+                ],
             ),
             schema(
                 "aws_iam_role",
@@ -517,6 +528,12 @@ impl Provider for AwsProvider {
                 })
                 .await
             }
+            "aws_existing_vpc" => {
+                self.listed(items, |c, i| async move {
+                    shared::read_existing(&c.ec2, i).await
+                })
+                .await
+            }
             "aws_iam_role" => {
                 self.listed(
                     items,
@@ -579,6 +596,7 @@ impl Provider for AwsProvider {
         let clients = self.clients.get(&target(&change.planned)?).await;
         let ec2 = clients.ec2;
         let mut attrs = match change.type_name.as_str() {
+            "aws_existing_vpc" => shared::apply_existing(&ec2, &change).await,
             "aws_iam_role" => iam::apply_role(&clients.iam, &change).await,
             "aws_iam_instance_profile" => iam::apply_profile(&clients.iam, &change).await,
             "aws_s3_bucket" => storage::apply_bucket(&clients.s3, &change).await,

@@ -712,3 +712,115 @@ async fn peering_routes_both_ways_and_refuses_overlapping_ranges() {
         "{msg}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_vpc_is_used_and_never_created_changed_or_destroyed() {
+    let moto = Moto::start();
+    let ec2 = moto.ec2().await;
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block("10.70.0.0/16")
+        .send()
+        .await
+        .unwrap()
+        .vpc()
+        .unwrap()
+        .vpc_id()
+        .unwrap()
+        .to_string();
+    let subnet = |cidr: &'static str| {
+        let (ec2, vpc) = (ec2.clone(), vpc.clone());
+        async move {
+            ec2.create_subnet()
+                .vpc_id(vpc)
+                .cidr_block(cidr)
+                .send()
+                .await
+                .unwrap()
+                .subnet()
+                .unwrap()
+                .subnet_id()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let public = subnet("10.70.0.0/24").await;
+    ec2.modify_subnet_attribute()
+        .subnet_id(&public)
+        .map_public_ip_on_launch(
+            aws_sdk_ec2::types::AttributeBooleanValue::builder()
+                .value(true)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let private = subnet("10.70.1.0/24").await;
+    let cfg = config(&moto.endpoint, 2, "").replacen(
+        "    cidr        = \"10.20.0.0/16\"",
+        &format!("    mode        = \"shared\"\n    vpc_id      = \"{vpc}\""),
+        1,
+    );
+    let w = World::new(&cfg);
+    let (plan, report) = w.apply().await;
+    assert!(report.ok(), "{report:?}");
+    let types: std::collections::BTreeSet<String> =
+        plan.changes.iter().map(|c| c.type_name.clone()).collect();
+    for not_made in [
+        "aws_vpc",
+        "aws_subnet",
+        "aws_internet_gateway",
+        "aws_route_table",
+        "aws_nat_gateway",
+        "aws_vpc_endpoint",
+    ] {
+        assert!(!types.contains(not_made), "{not_made} in {types:?}");
+    }
+    assert_eq!(w.attr("workspace.lab.vpc", "cidr"), "10.70.0.0/16");
+    assert_eq!(
+        w.attr("workspace.lab.security_group", "vpc_id").as_str(),
+        Some(vpc.as_str())
+    );
+    assert_eq!(
+        w.attr("workspace.lab.security_group_rule[\"ssh-vpc\"]", "cidr"),
+        "10.70.0.0/16"
+    );
+    assert_eq!(
+        w.attr("cluster.etl.node.head", "subnet_id").as_str(),
+        Some(public.as_str())
+    );
+    assert_eq!(
+        w.attr("cluster.etl.node.worker[\"default\"][1]", "subnet_id")
+            .as_str(),
+        Some(private.as_str())
+    );
+    assert!(w.plan().await.changes.is_empty());
+
+    assert!(w
+        .apply_with(
+            tik_engine::plan::PlanOptions {
+                destroy: true,
+                ..Default::default()
+            },
+            10
+        )
+        .await
+        .1
+        .ok());
+    let left = ec2
+        .describe_subnets()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("vpc-id")
+                .values(&vpc)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        left.subnets().len(),
+        2,
+        "the shared VPC and its subnets are untouched"
+    );
+}
