@@ -60,10 +60,11 @@ pub async fn read_existing(
 ) -> Result<Vec<Option<Map>>, ProviderError> {
     let mut out = Vec::with_capacity(items.len());
     for item in items {
-        out.push(match look_up(ec2, s(&item, "vpc_id")?).await? {
-            Some(found) => Some(crate::overlay(&item, &found)),
-            None => None,
-        });
+        out.push(
+            look_up(ec2, s(&item, "vpc_id")?)
+                .await?
+                .map(|found| crate::overlay(&item, &found)),
+        );
     }
     Ok(out)
 }
