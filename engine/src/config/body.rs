@@ -271,6 +271,12 @@ pub fn cluster_schema() -> Schema {
                 .attr("public_key"),
         )
         .block("head", node.clone())
-        .labeled_block("workers", node.attr("min").attr("max").attr("spot"))
+        .labeled_block(
+            "workers",
+            node.attr("min")
+                .attr("max")
+                .attr("spot")
+                .attr("spot_fallback"),
+        )
         .block("container", Schema::default().attr("image").attr("engine"))
 }

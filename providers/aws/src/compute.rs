@@ -6,8 +6,9 @@ use crate::network::merged;
 use crate::Found;
 use aws_sdk_ec2::client::Waiters as _;
 use aws_sdk_ec2::types::{
-    BlockDeviceMapping, EbsBlockDevice, Filter, IamInstanceProfileSpecification, InstanceStateName,
-    InstanceType, ResourceType, VolumeType,
+    BlockDeviceMapping, EbsBlockDevice, Filter, IamInstanceProfileSpecification,
+    InstanceInterruptionBehavior, InstanceMarketOptionsRequest, InstanceStateName, InstanceType,
+    MarketType, ResourceType, SpotInstanceType, SpotMarketOptions, VolumeType,
 };
 use aws_sdk_ec2::Client;
 use std::time::Duration;
@@ -127,6 +128,19 @@ async fn launch(
     }
 }
 
+/// The errors that mean "no capacity for this request now", where on-demand may still work.
+pub fn is_capacity_error(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some(
+            "InsufficientInstanceCapacity"
+                | "InsufficientCapacity"
+                | "SpotMaxPriceTooLow"
+                | "MaxSpotInstanceCountExceeded"
+        )
+    )
+}
+
 fn profile_not_visible_yet<R>(
     e: &aws_sdk_ec2::error::SdkError<aws_sdk_ec2::operation::run_instances::RunInstancesError, R>,
 ) -> bool {
@@ -197,6 +211,12 @@ pub async fn read_instances(
                     "key_name".into(),
                     i.key_name().map_or(Value::Null, Value::from),
                 );
+                let spot = i.instance_lifecycle()
+                    == Some(&aws_sdk_ec2::types::InstanceLifecycleType::Spot);
+                attrs.insert(
+                    "lifecycle".into(),
+                    Value::from(if spot { "spot" } else { "on-demand" }),
+                );
                 if let Some(g) = i.security_groups().first().and_then(|g| g.group_id()) {
                     attrs.insert("security_group_id".into(), Value::from(g));
                 }
@@ -243,7 +263,28 @@ pub async fn apply_instance(ec2: &Client, change: &ChangeRequest) -> Result<Map,
                         .build(),
                 );
             }
-            let out = launch(run).await?;
+            let spot = a.get("spot").and_then(Value::as_bool) == Some(true);
+            let fallback = a.get("spot_fallback").and_then(Value::as_bool) == Some(true);
+            let out = if spot {
+                let market = InstanceMarketOptionsRequest::builder()
+                    .market_type(MarketType::Spot)
+                    .spot_options(
+                        SpotMarketOptions::builder()
+                            .spot_instance_type(SpotInstanceType::OneTime)
+                            .instance_interruption_behavior(InstanceInterruptionBehavior::Terminate)
+                            .build(),
+                    )
+                    .build();
+                match launch(run.clone().instance_market_options(market)).await {
+                    // No spot capacity: on demand instead, where the configuration allows it.
+                    Err(e) if fallback && is_capacity_error(e.code.as_deref()) => {
+                        launch(run).await?
+                    }
+                    other => other?,
+                }
+            } else {
+                launch(run).await?
+            };
             let id = out
                 .instances()
                 .first()
@@ -264,7 +305,11 @@ pub async fn apply_instance(ec2: &Client, change: &ChangeRequest) -> Result<Map,
             let found = read_instances(ec2, vec![filter("instance-id", vec![id.clone()])]).await?;
             let mut attrs = a.clone();
             if let Some(f) = found.into_iter().next() {
-                carry(&f.attrs, &mut attrs, &["id", "private_ip", "public_ip"]);
+                carry(
+                    &f.attrs,
+                    &mut attrs,
+                    &["id", "private_ip", "public_ip", "lifecycle"],
+                );
             }
             attrs.insert("id".into(), Value::from(id));
             Ok(attrs)
@@ -295,5 +340,18 @@ pub async fn apply_instance(ec2: &Client, change: &ChangeRequest) -> Result<Map,
                 })?;
             Ok(Map::new())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_capacity_errors_fall_back_to_on_demand() {
+        assert!(super::is_capacity_error(Some(
+            "InsufficientInstanceCapacity"
+        )));
+        assert!(super::is_capacity_error(Some("SpotMaxPriceTooLow")));
+        assert!(!super::is_capacity_error(Some("InvalidAMIID.NotFound")));
+        assert!(!super::is_capacity_error(None));
     }
 }

@@ -603,22 +603,24 @@ fn cluster(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, String> {
                     "workers \"{pool}\": min ({min}) is more than max ({max})"
                 ));
             }
-            if get(settings, &["spot"]).and_then(Value::as_bool) == Some(true) {
-                return Err(format!("workers \"{pool}\": spot nodes are not in the aws provider yet; remove spot = true"));
-            }
             for i in 0..min {
                 // Workers spread over the private subnets, one availability zone after another.
                 let subnet_id = match worker_subnets.len() {
                     0 => Value::Unknown,
                     n => worker_subnets[i as usize % n].clone(),
                 };
-                let config = node(
+                let mut config = node(
                     "worker",
                     format!("{name}-{pool}-{i}"),
                     settings,
                     subnet_id,
                     Some(pool),
                 )?;
+                for key in ["spot", "spot_fallback"] {
+                    if let Some(v) = get(settings, &[key]).filter(|v| !matches!(v, Value::Null)) {
+                        config.insert(key.into(), v.clone());
+                    }
+                }
                 let path = Address::new()
                     .name("node")
                     .name("worker")

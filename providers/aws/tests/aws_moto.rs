@@ -824,3 +824,38 @@ async fn a_shared_vpc_is_used_and_never_created_changed_or_destroyed() {
         "the shared VPC and its subnets are untouched"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spot_pools_launch_spot_instances() {
+    let moto = Moto::start();
+    let cfg = config(&moto.endpoint, 2, "").replacen(
+        "    min           = 2\n",
+        "    min           = 2\n    spot          = true\n    spot_fallback = true\n",
+        1,
+    );
+    assert!(cfg.contains("spot_fallback"), "{cfg}");
+    let w = World::new(&cfg);
+    assert!(w.apply().await.1.ok());
+    assert_eq!(
+        w.attr("cluster.etl.node.worker[\"default\"][0]", "lifecycle"),
+        "spot"
+    );
+    assert_eq!(w.attr("cluster.etl.node.head", "lifecycle"), "on-demand");
+    let ec2 = moto.ec2().await;
+    let id = w
+        .attr("cluster.etl.node.worker[\"default\"][1]", "id")
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = ec2
+        .describe_instances()
+        .instance_ids(&id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.reservations()[0].instances()[0].instance_lifecycle(),
+        Some(&aws_sdk_ec2::types::InstanceLifecycleType::Spot)
+    );
+    assert!(w.plan().await.changes.is_empty());
+}
