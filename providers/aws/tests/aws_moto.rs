@@ -859,3 +859,38 @@ async fn spot_pools_launch_spot_instances() {
     );
     assert!(w.plan().await.changes.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_pool_does_not_stop_the_others() {
+    let moto = Moto::start();
+    let bad_pool = "  workers \"broken\" {\n    image = \"ami-00000000\"\n    min   = 2\n  }\n}\n";
+    let cfg = config(&moto.endpoint, 3, "");
+    let at = cfg.rfind("}\n").unwrap();
+    let cfg = format!("{}{}{}", &cfg[..at], bad_pool, &cfg[at + 2..]);
+    let w = World::new(&cfg);
+    let (_, report) = w.apply().await;
+    let mut failed: Vec<&str> = report.failures.iter().map(|(a, _)| a.as_str()).collect();
+    failed.sort();
+    assert_eq!(
+        failed,
+        [
+            "cluster.etl.node.worker[\"broken\"][0]",
+            "cluster.etl.node.worker[\"broken\"][1]"
+        ]
+    );
+    assert!(
+        report
+            .failures
+            .iter()
+            .all(|(_, m)| m.starts_with("InvalidAMIID.NotFound")),
+        "{:?}",
+        report.failures
+    );
+    for i in 0..3 {
+        let id = w.attr(&format!("cluster.etl.node.worker[\"default\"][{i}]"), "id");
+        assert!(
+            id.as_str().is_some_and(|s| s.starts_with("i-")),
+            "worker {i}: {id}"
+        );
+    }
+}
