@@ -162,3 +162,14 @@ pub async fn update_tags(
     }
     Ok(())
 }
+
+/// An in-place update of a taggable EC2 resource: only its tags can change in place.
+/// Returns the prior attributes with the planned ones over them.
+pub async fn retag(
+    ec2: &aws_sdk_ec2::Client,
+    change: &ChangeRequest,
+) -> Result<Map, ProviderError> {
+    let prior = change.prior.as_ref().unwrap_or(&change.planned);
+    update_tags(ec2, s(prior, "id")?, change).await?;
+    Ok(crate::network::merged(change))
+}

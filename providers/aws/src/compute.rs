@@ -1,8 +1,7 @@
 //! Key pairs and instances: the nodes of a cluster.
 
-use crate::attrs::{carry, filter, int, opt_s, read_tags, s, tag_spec, update_tags};
-use crate::errors::{api_error, code_of};
-use crate::network::merged;
+use crate::attrs::{carry, filter, int, opt_s, read_tags, retag, s, tag_spec};
+use crate::errors::{api_error, code_of, gone_ok};
 use crate::Found;
 use aws_sdk_ec2::client::Waiters as _;
 use aws_sdk_ec2::types::{
@@ -98,15 +97,11 @@ pub async fn apply_key_pair(ec2: &Client, change: &ChangeRequest) -> Result<Map,
             }
             Ok(attrs)
         }
-        Operation::Update => {
-            update_tags(ec2, s(change.prior.as_ref().unwrap_or(a), "id")?, change).await?;
-            Ok(merged(change))
-        }
-        Operation::Delete => match ec2.delete_key_pair().key_name(name).send().await {
-            Ok(_) => Ok(Map::new()),
-            Err(e) if code_of(&e).is_some_and(|c| c.ends_with(".NotFound")) => Ok(Map::new()),
-            Err(e) => Err(api_error("DeleteKeyPair", e)),
-        },
+        Operation::Update => retag(ec2, change).await,
+        Operation::Delete => gone_ok(
+            "DeleteKeyPair",
+            ec2.delete_key_pair().key_name(name).send().await,
+        ),
     }
 }
 
@@ -314,10 +309,7 @@ pub async fn apply_instance(ec2: &Client, change: &ChangeRequest) -> Result<Map,
             attrs.insert("id".into(), Value::from(id));
             Ok(attrs)
         }
-        Operation::Update => {
-            update_tags(ec2, s(change.prior.as_ref().unwrap_or(a), "id")?, change).await?;
-            Ok(merged(change))
-        }
+        Operation::Update => retag(ec2, change).await,
         Operation::Delete => {
             let id = s(a, "id")?;
             match ec2.terminate_instances().instance_ids(id).send().await {

@@ -33,3 +33,21 @@ pub fn code_of<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
         _ => None,
     }
 }
+
+/// A delete's answer: done, or already gone (`...NotFound`), which is as good.
+pub fn gone_ok<T, E, R>(
+    what: &str,
+    r: Result<T, SdkError<E, R>>,
+) -> Result<tik_engine::value::Map, ProviderError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    match r {
+        Ok(_) => Ok(tik_engine::value::Map::new()),
+        Err(e) if code_of(&e).is_some_and(|c| c.contains("NotFound")) => {
+            Ok(tik_engine::value::Map::new())
+        }
+        Err(e) => Err(api_error(what, e)),
+    }
+}

@@ -1,8 +1,7 @@
 //! The NAT gateway, with the elastic IP it owns, and the S3 gateway endpoint.
 
-use crate::attrs::{opt_s, read_tags, s, tag_spec, update_tags};
+use crate::attrs::{opt_s, read_tags, retag, s, tag_spec};
 use crate::errors::{api_error, code_of};
-use crate::network::merged;
 use crate::Found;
 use aws_sdk_ec2::client::Waiters as _;
 use aws_sdk_ec2::types::{
@@ -122,10 +121,7 @@ pub async fn apply_nat_gateway(ec2: &Client, change: &ChangeRequest) -> Result<M
             );
             Ok(attrs)
         }
-        Operation::Update => {
-            update_tags(ec2, s(change.prior.as_ref().unwrap_or(a), "id")?, change).await?;
-            Ok(merged(change))
-        }
+        Operation::Update => retag(ec2, change).await,
         Operation::Delete => {
             let id = s(a, "id")?;
             match ec2.delete_nat_gateway().nat_gateway_id(id).send().await {
@@ -225,10 +221,7 @@ pub async fn apply_endpoint(ec2: &Client, change: &ChangeRequest) -> Result<Map,
             );
             Ok(attrs)
         }
-        Operation::Update => {
-            update_tags(ec2, s(change.prior.as_ref().unwrap_or(a), "id")?, change).await?;
-            Ok(merged(change))
-        }
+        Operation::Update => retag(ec2, change).await,
         Operation::Delete => {
             let out = ec2
                 .delete_vpc_endpoints()

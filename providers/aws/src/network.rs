@@ -1,26 +1,12 @@
 //! VPC, internet gateway, subnets, route tables, routes and route table associations.
 
-use crate::attrs::{carry, int, opt_s, read_tags, s, tag_spec, update_tags};
-use crate::errors::{api_error, code_of};
+use crate::attrs::{carry, int, opt_s, read_tags, retag, s, tag_spec};
+use crate::errors::{api_error, gone_ok};
 use crate::Found;
 use aws_sdk_ec2::types::{AttributeBooleanValue, Filter, ResourceType, RouteTable};
 use aws_sdk_ec2::Client;
 use tik_engine::provider::{ChangeRequest, Operation, ProviderError};
 use tik_engine::value::{Map, Value};
-
-fn gone_ok<
-    E: aws_sdk_ec2::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
->(
-    what: &str,
-    r: Result<impl Sized, aws_sdk_ec2::error::SdkError<E, R>>,
-) -> Result<(), ProviderError> {
-    match r {
-        Ok(_) => Ok(()),
-        Err(e) if code_of(&e).is_some_and(|c| c.ends_with(".NotFound")) => Ok(()),
-        Err(e) => Err(api_error(what, e)),
-    }
-}
 
 fn id_of(attrs: &Map) -> Result<&str, ProviderError> {
     s(attrs, "id")
@@ -85,12 +71,8 @@ pub async fn apply_vpc(ec2: &Client, change: &ChangeRequest) -> Result<Map, Prov
                 .map_err(|e| api_error("ModifyVpcAttribute", e))?;
             Ok(created(change, &id))
         }
-        Operation::Update => {
-            update_tags(ec2, id_of(change.prior.as_ref().unwrap_or(a))?, change).await?;
-            Ok(merged(change))
-        }
-        Operation::Delete => gone_ok("DeleteVpc", ec2.delete_vpc().vpc_id(id_of(a)?).send().await)
-            .map(|_| Map::new()),
+        Operation::Update => retag(ec2, change).await,
+        Operation::Delete => gone_ok("DeleteVpc", ec2.delete_vpc().vpc_id(id_of(a)?).send().await),
     }
 }
 
@@ -162,10 +144,7 @@ pub async fn apply_internet_gateway(
                 .map_err(|e| api_error("AttachInternetGateway", e))?;
             Ok(created(change, &id))
         }
-        Operation::Update => {
-            update_tags(ec2, id_of(change.prior.as_ref().unwrap_or(a))?, change).await?;
-            Ok(merged(change))
-        }
+        Operation::Update => retag(ec2, change).await,
         Operation::Delete => {
             let id = id_of(a)?;
             if let Some(vpc) = opt_s(a, "vpc_id") {
@@ -185,7 +164,6 @@ pub async fn apply_internet_gateway(
                     .send()
                     .await,
             )
-            .map(|_| Map::new())
         }
     }
 }
@@ -249,15 +227,11 @@ pub async fn apply_subnet(ec2: &Client, change: &ChangeRequest) -> Result<Map, P
             }
             Ok(created(change, &id))
         }
-        Operation::Update => {
-            update_tags(ec2, id_of(change.prior.as_ref().unwrap_or(a))?, change).await?;
-            Ok(merged(change))
-        }
+        Operation::Update => retag(ec2, change).await,
         Operation::Delete => gone_ok(
             "DeleteSubnet",
             ec2.delete_subnet().subnet_id(id_of(a)?).send().await,
-        )
-        .map(|_| Map::new()),
+        ),
     }
 }
 
@@ -333,18 +307,14 @@ pub async fn apply_route_table(ec2: &Client, change: &ChangeRequest) -> Result<M
                 .to_string();
             Ok(created(change, &id))
         }
-        Operation::Update => {
-            update_tags(ec2, id_of(change.prior.as_ref().unwrap_or(a))?, change).await?;
-            Ok(merged(change))
-        }
+        Operation::Update => retag(ec2, change).await,
         Operation::Delete => gone_ok(
             "DeleteRouteTable",
             ec2.delete_route_table()
                 .route_table_id(id_of(a)?)
                 .send()
                 .await,
-        )
-        .map(|_| Map::new()),
+        ),
     }
 }
 
@@ -418,8 +388,7 @@ pub async fn apply_route(ec2: &Client, change: &ChangeRequest) -> Result<Map, Pr
                 .destination_cidr_block(dest)
                 .send()
                 .await,
-        )
-        .map(|_| Map::new()),
+        ),
     }
 }
 
@@ -467,8 +436,7 @@ pub async fn apply_association(ec2: &Client, change: &ChangeRequest) -> Result<M
                 .association_id(id_of(a)?)
                 .send()
                 .await,
-        )
-        .map(|_| Map::new()),
+        ),
     }
 }
 

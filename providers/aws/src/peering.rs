@@ -1,9 +1,8 @@
 //! `network { mode = "peering" }`: a peering connection to a working VPC, accepted, with
 //! routes on both sides. Ours are route resources; the peer's are owned by the connection.
 
-use crate::attrs::{filter, opt_s, read_tags, s, tag_spec, update_tags};
-use crate::errors::{api_error, code_of};
-use crate::network::merged;
+use crate::attrs::{filter, opt_s, read_tags, retag, s, tag_spec};
+use crate::errors::{api_error, code_of, gone_ok};
 use crate::Found;
 use aws_sdk_ec2::types::{Filter, ResourceType, VpcPeeringConnectionStateReasonCode as Code};
 use aws_sdk_ec2::Client;
@@ -145,10 +144,7 @@ pub async fn apply_peering(ec2: &Client, change: &ChangeRequest) -> Result<Map, 
             attrs.insert("peer_route_table_ids".into(), Value::List(routed));
             Ok(attrs)
         }
-        Operation::Update => {
-            update_tags(ec2, s(change.prior.as_ref().unwrap_or(a), "id")?, change).await?;
-            Ok(merged(change))
-        }
+        Operation::Update => retag(ec2, change).await,
         Operation::Delete => {
             if let (Some(Value::List(tables)), Some(own)) =
                 (a.get("peer_route_table_ids"), opt_s(a, "cidr"))
@@ -167,16 +163,13 @@ pub async fn apply_peering(ec2: &Client, change: &ChangeRequest) -> Result<Map, 
                     }
                 }
             }
-            match ec2
-                .delete_vpc_peering_connection()
-                .vpc_peering_connection_id(s(a, "id")?)
-                .send()
-                .await
-            {
-                Ok(_) => Ok(Map::new()),
-                Err(e) if code_of(&e).is_some_and(|c| c.contains("NotFound")) => Ok(Map::new()),
-                Err(e) => Err(api_error("DeleteVpcPeeringConnection", e)),
-            }
+            gone_ok(
+                "DeleteVpcPeeringConnection",
+                ec2.delete_vpc_peering_connection()
+                    .vpc_peering_connection_id(s(a, "id")?)
+                    .send()
+                    .await,
+            )
         }
     }
 }

@@ -1,9 +1,9 @@
 //! The workspace's security group, and its ingress rules one resource each, so that a
 //! changed rule is revoked or authorized alone, never all rules at once.
 
-use crate::attrs::{filter, opt_s, read_tags, s, tag_spec, update_tags};
-use crate::errors::{api_error, code_of};
-use crate::network::{distinct, merged};
+use crate::attrs::{filter, opt_s, read_tags, retag, s, tag_spec};
+use crate::errors::{api_error, code_of, gone_ok};
+use crate::network::distinct;
 use crate::Found;
 use aws_sdk_ec2::types::{Filter, IpPermission, IpRange, ResourceType, UserIdGroupPair};
 use aws_sdk_ec2::Client;
@@ -57,20 +57,14 @@ pub async fn apply_group(ec2: &Client, change: &ChangeRequest) -> Result<Map, Pr
             attrs.insert("id".into(), Value::from(out.group_id().unwrap_or_default()));
             Ok(attrs)
         }
-        Operation::Update => {
-            update_tags(ec2, s(change.prior.as_ref().unwrap_or(a), "id")?, change).await?;
-            Ok(merged(change))
-        }
-        Operation::Delete => match ec2
-            .delete_security_group()
-            .group_id(s(a, "id")?)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(Map::new()),
-            Err(e) if code_of(&e).is_some_and(|c| c.ends_with(".NotFound")) => Ok(Map::new()),
-            Err(e) => Err(api_error("DeleteSecurityGroup", e)),
-        },
+        Operation::Update => retag(ec2, change).await,
+        Operation::Delete => gone_ok(
+            "DeleteSecurityGroup",
+            ec2.delete_security_group()
+                .group_id(s(a, "id")?)
+                .send()
+                .await,
+        ),
     }
 }
 
