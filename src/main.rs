@@ -317,6 +317,26 @@ impl Project {
         }
     }
 
+    /// Refresh (unless turned off) and plan against `state`.
+    async fn plan(
+        &self,
+        state: &State,
+        vars: &VarArgs,
+        options: &PlanOptions,
+        refresh: bool,
+    ) -> Result<Plan> {
+        tik_engine::ops::make_plan(
+            &self.config,
+            &self.providers,
+            state,
+            self.inputs(vars)?,
+            options,
+            refresh,
+        )
+        .await
+        .map_err(|d| self.fail(d))
+    }
+
     fn inputs(&self, vars: &VarArgs) -> Result<Inputs> {
         let files: Vec<&Path> = vars.var_files.iter().map(PathBuf::as_path).collect();
         tik_engine::ops::gather_inputs(std::env::vars(), &files, &vars.vars)
@@ -466,16 +486,7 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
             let p = Project::load(&dir)?;
             let store = StateStore::load(p.backend.as_ref())?;
             let options = plan_options(&selection, destroy)?;
-            let plan = tik_engine::ops::make_plan(
-                &p.config,
-                &p.providers,
-                &store.state,
-                p.inputs(&vars)?,
-                &options,
-                refresh,
-            )
-            .await
-            .map_err(|d| p.fail(d))?;
+            let plan = p.plan(&store.state, &vars, &options, refresh).await?;
             if json {
                 outln!(
                     "{}",
@@ -536,19 +547,7 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
                 }
                 None => {
                     let options = plan_options(&selection, false)?;
-                    (
-                        tik_engine::ops::make_plan(
-                            &p.config,
-                            &p.providers,
-                            &store.state,
-                            p.inputs(&vars)?,
-                            &options,
-                            refresh,
-                        )
-                        .await
-                        .map_err(|d| p.fail(d))?,
-                        false,
-                    )
+                    (p.plan(&store.state, &vars, &options, refresh).await?, false)
                 }
             };
             apply(
@@ -572,16 +571,7 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
             let _lock = LockGuard::take(p.backend.as_ref(), "destroy")?;
             let mut store = StateStore::load(p.backend.as_ref())?;
             let options = plan_options(&selection, true)?;
-            let plan = tik_engine::ops::make_plan(
-                &p.config,
-                &p.providers,
-                &store.state,
-                p.inputs(&vars)?,
-                &options,
-                true,
-            )
-            .await
-            .map_err(|d| p.fail(d))?;
+            let plan = p.plan(&store.state, &vars, &options, true).await?;
             apply(
                 &p,
                 &mut store,

@@ -53,7 +53,7 @@ pub async fn apply_key_pair(ec2: &Client, change: &ChangeRequest) -> Result<Map,
     match change.operation {
         Operation::Create => {
             let mut attrs = a.clone();
-            match opt_s(a, "public_key") {
+            let (id, fingerprint) = match opt_s(a, "public_key") {
                 Some(key) => {
                     let out = ec2
                         .import_key_pair()
@@ -63,14 +63,10 @@ pub async fn apply_key_pair(ec2: &Client, change: &ChangeRequest) -> Result<Map,
                         .send()
                         .await
                         .map_err(|e| api_error("ImportKeyPair", e))?;
-                    attrs.insert(
-                        "id".into(),
-                        Value::from(out.key_pair_id().unwrap_or_default()),
-                    );
-                    attrs.insert(
-                        "fingerprint".into(),
-                        Value::from(out.key_fingerprint().unwrap_or_default()),
-                    );
+                    (
+                        out.key_pair_id().map(str::to_string),
+                        out.key_fingerprint().map(str::to_string),
+                    )
                 }
                 None => {
                     let out = ec2
@@ -80,21 +76,22 @@ pub async fn apply_key_pair(ec2: &Client, change: &ChangeRequest) -> Result<Map,
                         .send()
                         .await
                         .map_err(|e| api_error("CreateKeyPair", e))?;
-                    attrs.insert(
-                        "id".into(),
-                        Value::from(out.key_pair_id().unwrap_or_default()),
-                    );
-                    attrs.insert(
-                        "fingerprint".into(),
-                        Value::from(out.key_fingerprint().unwrap_or_default()),
-                    );
                     // Only this answer ever holds the private key: it is kept, sensitive, in state.
                     attrs.insert(
                         "private_key".into(),
                         Value::from(out.key_material().unwrap_or_default()),
                     );
+                    (
+                        out.key_pair_id().map(str::to_string),
+                        out.key_fingerprint().map(str::to_string),
+                    )
                 }
-            }
+            };
+            attrs.insert("id".into(), Value::from(id.unwrap_or_default()));
+            attrs.insert(
+                "fingerprint".into(),
+                Value::from(fingerprint.unwrap_or_default()),
+            );
             Ok(attrs)
         }
         Operation::Update => retag(ec2, change).await,

@@ -601,17 +601,7 @@ async fn peering_routes_both_ways_and_refuses_overlapping_ranges() {
     let moto = Moto::start();
     let ec2 = moto.ec2().await;
     // The working VPC the workspace peers with, with a route table of its own.
-    let work = ec2
-        .create_vpc()
-        .cidr_block("10.50.0.0/16")
-        .send()
-        .await
-        .unwrap()
-        .vpc()
-        .unwrap()
-        .vpc_id()
-        .unwrap()
-        .to_string();
+    let work = moto.vpc("10.50.0.0/16").await;
     let work_rt = ec2
         .create_route_table()
         .vpc_id(&work)
@@ -686,17 +676,7 @@ async fn peering_routes_both_ways_and_refuses_overlapping_ranges() {
         .any(|(d, _)| d == "10.20.0.0/16"));
 
     // A peer whose range overlaps ours is refused before anything is peered.
-    let clash = ec2
-        .create_vpc()
-        .cidr_block("10.20.0.0/16")
-        .send()
-        .await
-        .unwrap()
-        .vpc()
-        .unwrap()
-        .vpc_id()
-        .unwrap()
-        .to_string();
+    let clash = moto.vpc("10.20.0.0/16").await;
     let w = World::new(&peered(&clash));
     let (_, report) = w.apply().await;
     let (addr, msg) = report
@@ -717,17 +697,7 @@ async fn peering_routes_both_ways_and_refuses_overlapping_ranges() {
 async fn a_shared_vpc_is_used_and_never_created_changed_or_destroyed() {
     let moto = Moto::start();
     let ec2 = moto.ec2().await;
-    let vpc = ec2
-        .create_vpc()
-        .cidr_block("10.70.0.0/16")
-        .send()
-        .await
-        .unwrap()
-        .vpc()
-        .unwrap()
-        .vpc_id()
-        .unwrap()
-        .to_string();
+    let vpc = moto.vpc("10.70.0.0/16").await;
     let subnet = |cidr: &'static str| {
         let (ec2, vpc) = (ec2.clone(), vpc.clone());
         async move {

@@ -24,6 +24,22 @@ impl Moto {
             .await;
         aws_sdk_ec2::Client::new(&conf)
     }
+
+    /// A VPC made by hand, as a user's own network would be.
+    pub async fn vpc(&self, cidr: &str) -> String {
+        let out = self
+            .ec2()
+            .await
+            .create_vpc()
+            .cidr_block(cidr)
+            .send()
+            .await
+            .expect("create a VPC by hand");
+        out.vpc()
+            .and_then(|v| v.vpc_id())
+            .expect("a VPC id")
+            .to_string()
+    }
 }
 
 /// A configuration directory, the AWS provider, and state in memory.
