@@ -43,32 +43,38 @@ pub fn filter(name: &str, values: Vec<String>) -> Filter {
         .build()
 }
 
-/// The tags a resource is created with: its own, its name, and tik's identity tags.
+/// The user's `tags` of a set of attributes, as key and value.
+pub fn user_tag_pairs(attrs: &Map) -> Vec<(String, String)> {
+    attrs
+        .get("tags")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.to_template_string()?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What every object tik creates is tagged with, in any service: its own tags, and
+/// tik's identity tags, by which a refresh finds it again.
+pub fn tag_pairs(change: &ChangeRequest) -> Vec<(String, String)> {
+    let mut pairs = user_tag_pairs(&change.planned);
+    pairs.push((ADDRESS_TAG.to_string(), change.address.to_string()));
+    pairs.push((LINEAGE_TAG.to_string(), change.lineage.clone()));
+    pairs
+}
+
+/// EC2 tags of a new object: `tag_pairs`, and its name where EC2 shows names.
 pub fn tags_for(change: &ChangeRequest) -> Vec<Tag> {
-    let mut tags = Vec::new();
-    if let Some(Value::Object(user)) = change.planned.get("tags") {
-        for (k, v) in user {
-            if let Some(v) = v.to_template_string() {
-                tags.push(Tag::builder().key(k).value(v).build());
-            }
-        }
-    }
+    let mut pairs = tag_pairs(change);
     if let Some(name) = opt_s(&change.planned, "name") {
-        tags.push(Tag::builder().key("Name").value(name).build());
+        pairs.push(("Name".to_string(), name.to_string()));
     }
-    tags.push(
-        Tag::builder()
-            .key(ADDRESS_TAG)
-            .value(change.address.to_string())
-            .build(),
-    );
-    tags.push(
-        Tag::builder()
-            .key(LINEAGE_TAG)
-            .value(&change.lineage)
-            .build(),
-    );
-    tags
+    pairs
+        .into_iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
 }
 
 pub fn tag_spec(kind: ResourceType, change: &ChangeRequest) -> TagSpecification {

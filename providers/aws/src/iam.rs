@@ -52,24 +52,11 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn tags(attrs: &Map) -> Vec<Tag> {
-    let mut out: Vec<Tag> = attrs
-        .get("tags")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| {
-                    Tag::builder()
-                        .key(k)
-                        .value(v.to_template_string()?)
-                        .build()
-                        .ok()
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    out.retain(|t| !t.key().is_empty());
-    out
+fn iam_tags(pairs: Vec<(String, String)>) -> Vec<Tag> {
+    pairs
+        .into_iter()
+        .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
+        .collect()
 }
 
 fn read_iam_tags(tags: &[Tag]) -> Value {
@@ -137,21 +124,7 @@ pub async fn apply_role(iam: &Client, change: &ChangeRequest) -> Result<Map, Pro
     let name = s(a, "name")?;
     match change.operation {
         Operation::Create => {
-            let mut all = tags(a);
-            all.extend(
-                Tag::builder()
-                    .key(crate::attrs::ADDRESS_TAG)
-                    .value(change.address.to_string())
-                    .build()
-                    .ok(),
-            );
-            all.extend(
-                Tag::builder()
-                    .key(crate::attrs::LINEAGE_TAG)
-                    .value(&change.lineage)
-                    .build()
-                    .ok(),
-            );
+            let all = iam_tags(crate::attrs::tag_pairs(change));
             let out = iam
                 .create_role()
                 .role_name(name)
@@ -192,7 +165,7 @@ pub async fn apply_role(iam: &Client, change: &ChangeRequest) -> Result<Map, Pro
                     .map_err(|e| api_error("PutRolePolicy", e))?;
             }
             if prior.get("tags") != a.get("tags") {
-                let keep = tags(a);
+                let keep = iam_tags(crate::attrs::user_tag_pairs(a));
                 let gone: Vec<String> = prior
                     .get("tags")
                     .and_then(Value::as_object)

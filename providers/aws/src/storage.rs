@@ -34,32 +34,16 @@ pub async fn read_buckets(s3: &Client, items: Vec<Map>) -> Result<Vec<Option<Map
 }
 
 fn tagging(change: &ChangeRequest) -> Result<Tagging, ProviderError> {
-    let mut tags = Vec::new();
-    if let Some(Value::Object(user)) = change.planned.get("tags") {
-        for (k, v) in user {
-            if let Some(v) = v.to_template_string() {
-                tags.push(
-                    Tag::builder()
-                        .key(k)
-                        .value(v)
-                        .build()
-                        .map_err(|e| ProviderError::new(format!("bad tag {k}: {e}")))?,
-                );
-            }
-        }
-    }
-    for (k, v) in [
-        (crate::attrs::ADDRESS_TAG, change.address.to_string()),
-        (crate::attrs::LINEAGE_TAG, change.lineage.clone()),
-    ] {
-        tags.push(
+    let tags = crate::attrs::tag_pairs(change)
+        .into_iter()
+        .map(|(k, v)| {
             Tag::builder()
-                .key(k)
+                .key(&k)
                 .value(v)
                 .build()
-                .map_err(|e| ProviderError::new(format!("bad tag {k}: {e}")))?,
-        );
-    }
+                .map_err(|e| ProviderError::new(format!("bad tag {k}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Tagging::builder()
         .set_tag_set(Some(tags))
         .build()
