@@ -90,6 +90,7 @@ impl ClientCache {
         let shared = loader.load().await;
         let ec2 = aws_sdk_ec2::config::Builder::from(&shared)
             .interceptor(self.calls.clone())
+            .retry_classifier(crate::compute::CapacityIsFinal)
             .build();
         let iam = aws_sdk_iam::config::Builder::from(&shared)
             .interceptor(self.calls.clone())

@@ -10,6 +10,8 @@ use aws_sdk_ec2::types::{
     MarketType, ResourceType, SpotInstanceType, SpotMarketOptions, VolumeType,
 };
 use aws_sdk_ec2::Client;
+use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
+use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryAction};
 use std::time::Duration;
 use tik_engine::provider::{ChangeRequest, Operation, ProviderError};
 use tik_engine::value::{Map, Value};
@@ -131,6 +133,36 @@ pub fn is_capacity_error(code: Option<&str>) -> bool {
                 | "MaxSpotInstanceCountExceeded"
         )
     )
+}
+
+/// EC2 answers a capacity error with a server status, which the SDK's standard mode
+/// retries for a minute or more. For a spot request with a fallback that is time lost,
+/// and without one the answer will not change soon: capacity errors are final.
+#[derive(Debug)]
+pub struct CapacityIsFinal;
+
+impl ClassifyRetry for CapacityIsFinal {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        use aws_sdk_ec2::error::ProvideErrorMetadata;
+        let code = match ctx.output_or_error() {
+            Some(Err(e)) => e
+                .as_operation_error()
+                .and_then(|e| {
+                    e.downcast_ref::<aws_sdk_ec2::operation::run_instances::RunInstancesError>()
+                })
+                .and_then(|e| e.code()),
+            _ => None,
+        };
+        if is_capacity_error(code) {
+            RetryAction::RetryForbidden
+        } else {
+            RetryAction::NoActionIndicated
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "tik: capacity errors are final"
+    }
 }
 
 fn profile_not_visible_yet<R>(

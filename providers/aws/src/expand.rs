@@ -432,7 +432,11 @@ fn identity_and_storage(
             "aws_s3_bucket",
             with(
                 b.clone(),
-                &[("name", Value::String(bucket)), ("keep_on_destroy", keep)],
+                &[
+                    ("name", Value::String(bucket)),
+                    ("keep_on_destroy", keep),
+                    ("encryption", Value::from(crate::storage::ENCRYPTION)),
+                ],
             ),
         ));
     }

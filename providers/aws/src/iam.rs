@@ -1,10 +1,13 @@
 //! IAM roles (with tik's inline policy) and instance profiles for heads and workers.
 
 use crate::attrs::{opt_s, s};
+use crate::attrs::{ADDRESS_TAG, LINEAGE_TAG};
 use crate::errors::{api_error, code_of};
-use aws_sdk_iam::types::{EntityType, Tag};
+use aws_sdk_iam::types::{EntityType, InstanceProfile, RoleDetail, Tag};
 use aws_sdk_iam::Client;
-use tik_engine::provider::{ChangeRequest, Operation, ProviderError};
+use std::collections::HashSet;
+use tik_engine::addr::Address;
+use tik_engine::provider::{ChangeRequest, Operation, Orphan, ProviderError};
 use tik_engine::value::{Map, Value};
 
 /// Everything tik creates in IAM lives under this path, so one listing finds it all.
@@ -74,8 +77,9 @@ fn read_iam_tags(tags: &[Tag]) -> Value {
     Value::Object(m)
 }
 
-/// Every tik role, with its inline policy, in one paginated call.
-pub async fn read_roles(iam: &Client, items: Vec<Map>) -> Result<Vec<Option<Map>>, ProviderError> {
+/// Every tik role, with its inline policy, tags and instance profiles, in one paginated
+/// call: roles and profiles are both read from it, and so is the orphan search.
+pub async fn list_roles(iam: &Client) -> Result<Vec<RoleDetail>, ProviderError> {
     let mut roles = Vec::new();
     let mut pages = iam
         .get_account_authorization_details()
@@ -87,36 +91,121 @@ pub async fn read_roles(iam: &Client, items: Vec<Map>) -> Result<Vec<Option<Map>
             page.map_err(|e| api_error("GetAccountAuthorizationDetails", e))?
                 .role_detail_list()
                 .iter()
+                .filter(|r| r.path() == Some(PATH))
                 .cloned(),
         );
     }
-    Ok(items
+    Ok(roles)
+}
+
+fn role_attrs(r: &RoleDetail, mut attrs: Map) -> Map {
+    attrs.insert(
+        "name".into(),
+        Value::from(r.role_name().unwrap_or_default()),
+    );
+    attrs.insert("id".into(), Value::from(r.role_id().unwrap_or_default()));
+    attrs.insert("arn".into(), Value::from(r.arn().unwrap_or_default()));
+    attrs.insert(
+        "assume_policy".into(),
+        Value::String(canonical_policy(
+            r.assume_role_policy_document().unwrap_or("{}"),
+        )),
+    );
+    let policy = r
+        .role_policy_list()
         .iter()
+        .find(|p| p.policy_name() == Some(POLICY_NAME))
+        .and_then(|p| p.policy_document());
+    attrs.insert(
+        "policy".into(),
+        policy.map_or(Value::Null, |p| Value::String(canonical_policy(p))),
+    );
+    attrs.insert("tags".into(), read_iam_tags(r.tags()));
+    attrs
+}
+
+fn profile_attrs(p: &InstanceProfile, mut attrs: Map) -> Map {
+    attrs.insert("name".into(), Value::from(p.instance_profile_name()));
+    attrs.insert("id".into(), Value::from(p.instance_profile_id()));
+    attrs.insert("arn".into(), Value::from(p.arn()));
+    attrs.insert(
+        "role_name".into(),
+        p.roles()
+            .first()
+            .map_or(Value::Null, |r| Value::from(r.role_name())),
+    );
+    attrs
+}
+
+/// The instance profiles of tik's roles. A profile that has no role yet (its create
+/// was interrupted) is not listed; creating it again takes it over.
+fn profiles(roles: &[RoleDetail]) -> impl Iterator<Item = &InstanceProfile> {
+    roles
+        .iter()
+        .flat_map(|r| r.instance_profile_list())
+        .filter(|p| p.path() == PATH)
+}
+
+pub fn read_roles(roles: &[RoleDetail], items: Vec<Map>) -> Vec<Option<Map>> {
+    items
+        .into_iter()
         .map(|item| {
-            let name = opt_s(item, "name")?;
+            let name = opt_s(&item, "name")?;
             let r = roles.iter().find(|r| r.role_name() == Some(name))?;
-            let mut attrs = item.clone();
-            attrs.insert("id".into(), Value::from(r.role_id().unwrap_or_default()));
-            attrs.insert("arn".into(), Value::from(r.arn().unwrap_or_default()));
-            attrs.insert(
-                "assume_policy".into(),
-                Value::String(canonical_policy(
-                    r.assume_role_policy_document().unwrap_or("{}"),
-                )),
-            );
-            let policy = r
-                .role_policy_list()
-                .iter()
-                .find(|p| p.policy_name() == Some(POLICY_NAME))
-                .and_then(|p| p.policy_document());
-            attrs.insert(
-                "policy".into(),
-                policy.map_or(Value::Null, |p| Value::String(canonical_policy(p))),
-            );
-            attrs.insert("tags".into(), read_iam_tags(r.tags()));
-            Some(attrs)
+            Some(role_attrs(r, item))
         })
-        .collect())
+        .collect()
+}
+
+pub fn read_profiles(roles: &[RoleDetail], items: Vec<Map>) -> Vec<Option<Map>> {
+    items
+        .into_iter()
+        .map(|item| {
+            let name = opt_s(&item, "name")?;
+            let p = profiles(roles).find(|p| p.instance_profile_name() == name)?;
+            Some(profile_attrs(p, item))
+        })
+        .collect()
+}
+
+fn tag_of<'t>(tags: &'t [Tag], key: &str) -> Option<&'t str> {
+    tags.iter().find(|t| t.key() == key).map(|t| t.value())
+}
+
+/// Roles and profiles of this lineage that the state does not record, from the
+/// listing the refresh already made.
+pub fn orphans(
+    roles: &[RoleDetail],
+    lineage: &str,
+    known_ids: &HashSet<String>,
+    place: &Map,
+) -> Vec<Orphan> {
+    let ours = |tags: &[Tag], id: &str| -> Option<Address> {
+        if known_ids.contains(id) || tag_of(tags, LINEAGE_TAG) != Some(lineage) {
+            return None;
+        }
+        Address::parse(tag_of(tags, ADDRESS_TAG)?).ok()
+    };
+    let mut found = Vec::new();
+    for r in roles {
+        if let Some(address) = ours(r.tags(), r.role_id().unwrap_or_default()) {
+            found.push(Orphan {
+                address,
+                type_name: "aws_iam_role".into(),
+                attributes: role_attrs(r, place.clone()),
+            });
+        }
+    }
+    for p in profiles(roles) {
+        if let Some(address) = ours(p.tags(), p.instance_profile_id()) {
+            found.push(Orphan {
+                address,
+                type_name: "aws_iam_instance_profile".into(),
+                attributes: profile_attrs(p, place.clone()),
+            });
+        }
+    }
+    found
 }
 
 pub async fn apply_role(iam: &Client, change: &ChangeRequest) -> Result<Map, ProviderError> {
@@ -229,77 +318,47 @@ fn canonicalize(attrs: &mut Map) {
     }
 }
 
-/// Every tik instance profile, in one paginated call.
-pub async fn read_profiles(
-    iam: &Client,
-    items: Vec<Map>,
-) -> Result<Vec<Option<Map>>, ProviderError> {
-    let mut profiles = Vec::new();
-    let mut pages = iam
-        .list_instance_profiles()
-        .path_prefix(PATH)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        profiles.extend(
-            page.map_err(|e| api_error("ListInstanceProfiles", e))?
-                .instance_profiles()
-                .iter()
-                .cloned(),
-        );
-    }
-    Ok(items
-        .iter()
-        .map(|item| {
-            let name = opt_s(item, "name")?;
-            let p = profiles
-                .iter()
-                .find(|p| p.instance_profile_name() == name)?;
-            let mut attrs = item.clone();
-            attrs.insert("id".into(), Value::from(p.instance_profile_id()));
-            attrs.insert("arn".into(), Value::from(p.arn()));
-            attrs.insert(
-                "role_name".into(),
-                p.roles()
-                    .first()
-                    .map_or(Value::Null, |r| Value::from(r.role_name())),
-            );
-            Some(attrs)
-        })
-        .collect())
-}
-
 pub async fn apply_profile(iam: &Client, change: &ChangeRequest) -> Result<Map, ProviderError> {
     let a = &change.planned;
     let name = s(a, "name")?;
     match change.operation {
         Operation::Create | Operation::Update => {
-            let out = iam
+            let role = s(a, "role_name")?;
+            let created = iam
                 .create_instance_profile()
                 .instance_profile_name(name)
                 .path(PATH)
+                .set_tags(Some(iam_tags(crate::attrs::tag_pairs(change))))
                 .send()
-                .await
-                .map_err(|e| api_error("CreateInstanceProfile", e))?;
-            iam.add_role_to_instance_profile()
-                .instance_profile_name(name)
-                .role_name(s(a, "role_name")?)
-                .send()
-                .await
-                .map_err(|e| api_error("AddRoleToInstanceProfile", e))?;
+                .await;
+            // A create interrupted between the profile and its role left the profile
+            // behind, invisible to the refresh: take it over rather than fail.
+            let profile = match created {
+                Ok(out) => out.instance_profile,
+                Err(e) if code_of(&e) == Some("EntityAlreadyExists") => {
+                    iam.get_instance_profile()
+                        .instance_profile_name(name)
+                        .send()
+                        .await
+                        .map_err(|e| api_error("GetInstanceProfile", e))?
+                        .instance_profile
+                }
+                Err(e) => return Err(api_error("CreateInstanceProfile", e)),
+            }
+            .ok_or_else(|| {
+                ProviderError::new(format!("IAM returned no instance profile {name}"))
+            })?;
+            if !profile.roles().iter().any(|r| r.role_name() == role) {
+                iam.add_role_to_instance_profile()
+                    .instance_profile_name(name)
+                    .role_name(role)
+                    .send()
+                    .await
+                    .map_err(|e| api_error("AddRoleToInstanceProfile", e))?;
+            }
             let mut attrs = a.clone();
-            attrs.insert(
-                "id".into(),
-                Value::from(
-                    out.instance_profile()
-                        .map(|p| p.instance_profile_id())
-                        .unwrap_or_default(),
-                ),
-            );
-            attrs.insert(
-                "arn".into(),
-                Value::from(out.instance_profile().map(|p| p.arn()).unwrap_or_default()),
-            );
+            attrs.insert("id".into(), Value::from(profile.instance_profile_id()));
+            attrs.insert("arn".into(), Value::from(profile.arn()));
             Ok(attrs)
         }
         Operation::Delete => {

@@ -57,11 +57,43 @@ pub struct AwsProvider {
     clients: ClientCache,
     /// Route tables read in this refresh: route tables, routes and associations are
     /// three types but one Describe call.
-    route_tables: std::sync::Mutex<HashMap<(Target, Vec<String>), RouteTablesOnce>>,
+    route_tables: PerRefresh<(Target, Vec<String>), Vec<aws_sdk_ec2::types::RouteTable>>,
+    /// IAM's roles with their profiles, read in this refresh: roles, profiles and the
+    /// orphan search share one listing.
+    roles: PerRefresh<Target, Vec<aws_sdk_iam::types::RoleDetail>>,
 }
 
-type RouteTablesOnce =
-    Arc<tokio::sync::OnceCell<Result<Vec<aws_sdk_ec2::types::RouteTable>, ProviderError>>>;
+/// Results read at most once per refresh, whichever type asks first.
+struct PerRefresh<K, T>(std::sync::Mutex<HashMap<K, Once<T>>>);
+
+type Once<T> = Arc<tokio::sync::OnceCell<Result<T, ProviderError>>>;
+
+impl<K, T> Default for PerRefresh<K, T> {
+    fn default() -> Self {
+        PerRefresh(Default::default())
+    }
+}
+
+impl<K: std::hash::Hash + Eq, T: Clone> PerRefresh<K, T> {
+    async fn get<Fut: Future<Output = Result<T, ProviderError>>>(
+        &self,
+        key: K,
+        read: impl FnOnce() -> Fut,
+    ) -> Result<T, ProviderError> {
+        let cell = self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key)
+            .or_default()
+            .clone();
+        cell.get_or_init(read).await.clone()
+    }
+
+    fn clear(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
 
 impl AwsProvider {
     /// How many API operations this provider has made (retries not counted).
@@ -178,18 +210,26 @@ impl AwsProvider {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let cell = {
-            let mut memo = self.route_tables.lock().unwrap_or_else(|p| p.into_inner());
-            memo.entry((target.clone(), ids.clone()))
-                .or_default()
-                .clone()
-        };
         let ec2 = self.clients.get(target).await.ec2;
-        cell.get_or_init(|| async move {
-            network::describe_route_tables(&ec2, vec![filter("route-table-id", ids)]).await
-        })
-        .await
-        .clone()
+        self.route_tables
+            .get((target.clone(), ids.clone()), || async move {
+                network::describe_route_tables(&ec2, vec![filter("route-table-id", ids)]).await
+            })
+            .await
+    }
+
+    /// tik's IAM roles, listed once per refresh.
+    async fn roles(
+        &self,
+        target: &Target,
+    ) -> Result<Vec<aws_sdk_iam::types::RoleDetail>, ProviderError> {
+        let iam = self.clients.get(target).await.iam;
+        self.roles
+            .get(
+                target.clone(),
+                || async move { iam::list_roles(&iam).await },
+            )
+            .await
     }
 
     /// Route tables, routes or associations, from the tables their items name.
@@ -399,6 +439,7 @@ impl Provider for AwsProvider {
                 vec![
                     A::required("name").force_new(),
                     A::optional("keep_on_destroy"),
+                    A::optional("encryption"),
                     A::optional("tags"),
                     A::computed("id"),
                 ],
@@ -537,19 +578,21 @@ impl Provider for AwsProvider {
                 })
                 .await
             }
-            "aws_iam_role" => {
-                self.listed(
-                    items,
-                    |c, i| async move { iam::read_roles(&c.iam, i).await },
-                )
-                .await
-            }
-            "aws_iam_instance_profile" => {
-                self.listed(
-                    items,
-                    |c, i| async move { iam::read_profiles(&c.iam, i).await },
-                )
-                .await
+            "aws_iam_role" | "aws_iam_instance_profile" => {
+                let mut results = vec![None; items.len()];
+                for (t, idxs) in by_target(items)? {
+                    let roles = self.roles(&t).await?;
+                    let group = idxs.iter().map(|&i| items[i].attributes.clone()).collect();
+                    let found = if type_name == "aws_iam_role" {
+                        iam::read_roles(&roles, group)
+                    } else {
+                        iam::read_profiles(&roles, group)
+                    };
+                    for (i, f) in idxs.into_iter().zip(found) {
+                        results[i] = f.map(|f| overlay(&items[i].attributes, &f));
+                    }
+                }
+                Ok(results)
             }
             "aws_s3_bucket" => {
                 self.listed(items, |c, i| async move {
@@ -571,10 +614,8 @@ impl Provider for AwsProvider {
     }
 
     async fn begin_refresh(&self) {
-        self.route_tables
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        self.route_tables.clear();
+        self.roles.clear();
     }
 
     async fn discover(
@@ -591,6 +632,9 @@ impl Provider for AwsProvider {
             let ec2 = self.clients.get(&t).await.ec2;
             let place = orphans::place_of(&known[idxs[0]].attributes);
             found.extend(orphans::discover(&ec2, lineage, &ids, &place).await?);
+            found.extend(iam::orphans(&self.roles(&t).await?, lineage, &ids, &place));
+            let s3 = self.clients.get(&t).await.s3;
+            found.extend(storage::orphans(&s3, lineage, &ids, &place).await?);
         }
         Ok(found)
     }

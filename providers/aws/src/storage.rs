@@ -1,40 +1,188 @@
 //! The workspace's bucket: encrypted by default, closed to the public, and kept when
 //! the workspace is destroyed unless the configuration says otherwise.
 
-use crate::attrs::{opt_s, s};
-use crate::errors::api_error;
+use crate::attrs::{opt_s, s, ADDRESS_TAG, LINEAGE_TAG};
+use crate::errors::{api_error, code_of};
 use aws_sdk_s3::types::{
     BucketLocationConstraint, CreateBucketConfiguration, PublicAccessBlockConfiguration,
     ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
     ServerSideEncryptionRule, Tag, Tagging,
 };
 use aws_sdk_s3::Client;
-use tik_engine::provider::{ChangeRequest, Operation, ProviderError};
+use std::collections::HashSet;
+use tik_engine::addr::Address;
+use tik_engine::provider::{ChangeRequest, Operation, Orphan, ProviderError};
 use tik_engine::value::{Map, Value};
 
-/// All buckets of the account in one call; a bucket is found by its name.
+/// The encryption tik asks for, and what a bucket without default encryption reads as.
+pub const ENCRYPTION: &str = "AES256";
+
+/// A bucket is found by its name: its tags and its default encryption are read, one
+/// call each (S3 has no call that reads them for several buckets).
 pub async fn read_buckets(s3: &Client, items: Vec<Map>) -> Result<Vec<Option<Map>>, ProviderError> {
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let Some(name) = opt_s(&item, "name").map(str::to_string) else {
+            out.push(None);
+            continue;
+        };
+        let Some(tags) = bucket_tags(s3, &name).await? else {
+            out.push(None);
+            continue;
+        };
+        let mut attrs = item;
+        attrs.insert("id".into(), Value::from(name.as_str()));
+        attrs.insert("tags".into(), user_tags(&tags));
+        attrs.insert("encryption".into(), encryption(s3, &name).await?);
+        out.push(Some(attrs));
+    }
+    Ok(out)
+}
+
+/// A bucket's tags; `None` when the bucket is gone.
+async fn bucket_tags(s3: &Client, name: &str) -> Result<Option<Vec<Tag>>, ProviderError> {
+    match s3.get_bucket_tagging().bucket(name).send().await {
+        Ok(out) => Ok(Some(out.tag_set)),
+        Err(e) => match code_of(&e) {
+            Some("NoSuchTagSet") => Ok(Some(Vec::new())),
+            Some("NoSuchBucket") => Ok(None),
+            _ => Err(api_error("GetBucketTagging", e)),
+        },
+    }
+}
+
+fn tag_of<'t>(tags: &'t [Tag], key: &str) -> Option<&'t str> {
+    tags.iter().find(|t| t.key() == key).map(|t| t.value())
+}
+
+fn user_tags(tags: &[Tag]) -> Value {
+    let mut m: Map = tags
+        .iter()
+        .filter(|t| !matches!(t.key(), ADDRESS_TAG | LINEAGE_TAG))
+        .map(|t| (t.key().to_string(), Value::from(t.value())))
+        .collect();
+    m.sort_keys();
+    Value::Object(m)
+}
+
+/// The algorithm of a bucket's default encryption, or null where it has none.
+async fn encryption(s3: &Client, name: &str) -> Result<Value, ProviderError> {
+    match s3.get_bucket_encryption().bucket(name).send().await {
+        Ok(out) => Ok(out
+            .server_side_encryption_configuration()
+            .and_then(|c| c.rules().first())
+            .and_then(|r| r.apply_server_side_encryption_by_default())
+            .map_or(Value::Null, |d| Value::from(d.sse_algorithm().as_str()))),
+        Err(e) if code_of(&e) == Some("ServerSideEncryptionConfigurationNotFoundError") => {
+            Ok(Value::Null)
+        }
+        Err(e) => Err(api_error("GetBucketEncryption", e)),
+    }
+}
+
+/// Buckets of this lineage that the state does not record. Listing names costs one
+/// call; only buckets named like tik's default names (`tik-...`) and not in state
+/// have their tags read, so a refresh of a recorded workspace reads no more.
+pub async fn orphans(
+    s3: &Client,
+    lineage: &str,
+    known: &HashSet<String>,
+    place: &Map,
+) -> Result<Vec<Orphan>, ProviderError> {
     let out = s3
         .list_buckets()
         .send()
         .await
         .map_err(|e| api_error("ListBuckets", e))?;
-    let names: Vec<&str> = out.buckets().iter().filter_map(|b| b.name()).collect();
-    Ok(items
-        .iter()
-        .map(|item| {
-            let name = opt_s(item, "name")?;
-            names.contains(&name).then(|| {
-                let mut attrs = item.clone();
-                attrs.insert("id".into(), Value::from(name));
-                attrs
+    let mut found = Vec::new();
+    for name in out.buckets().iter().filter_map(|b| b.name()) {
+        if known.contains(name) || !name.starts_with("tik-") {
+            continue;
+        }
+        let Some(tags) = bucket_tags(s3, name).await? else {
+            continue;
+        };
+        if tag_of(&tags, LINEAGE_TAG) != Some(lineage) {
+            continue;
+        }
+        let Some(address) = tag_of(&tags, ADDRESS_TAG).and_then(|a| Address::parse(a).ok()) else {
+            continue;
+        };
+        let mut attributes = place.clone();
+        attributes.insert("name".into(), Value::from(name));
+        attributes.insert("id".into(), Value::from(name));
+        attributes.insert("tags".into(), user_tags(&tags));
+        attributes.insert("encryption".into(), encryption(s3, name).await?);
+        found.push(Orphan {
+            address,
+            type_name: "aws_s3_bucket".into(),
+            attributes,
+        });
+    }
+    Ok(found)
+}
+
+async fn put_encryption(s3: &Client, name: &str, algorithm: &str) -> Result<(), ProviderError> {
+    let by_default = ServerSideEncryptionByDefault::builder()
+        .sse_algorithm(ServerSideEncryption::from(algorithm))
+        .build()
+        .map_err(|e| ProviderError::new(e.to_string()))?;
+    let rule = ServerSideEncryptionRule::builder()
+        .apply_server_side_encryption_by_default(by_default)
+        .build();
+    let encryption = ServerSideEncryptionConfiguration::builder()
+        .rules(rule)
+        .build()
+        .map_err(|e| ProviderError::new(e.to_string()))?;
+    s3.put_bucket_encryption()
+        .bucket(name)
+        .server_side_encryption_configuration(encryption)
+        .send()
+        .await
+        .map_err(|e| api_error("PutBucketEncryption", e))?;
+    Ok(())
+}
+
+async fn release(s3: &Client, name: &str, attrs: &Map) -> Result<(), ProviderError> {
+    let user = crate::attrs::user_tag_pairs(attrs);
+    let result = if user.is_empty() {
+        s3.delete_bucket_tagging()
+            .bucket(name)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                (
+                    code_of(&e) == Some("NoSuchBucket"),
+                    api_error("DeleteBucketTagging", e),
+                )
             })
-        })
-        .collect())
+    } else {
+        s3.put_bucket_tagging()
+            .bucket(name)
+            .tagging(tag_set(user)?)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                (
+                    code_of(&e) == Some("NoSuchBucket"),
+                    api_error("PutBucketTagging", e),
+                )
+            })
+    };
+    match result {
+        Ok(()) | Err((true, _)) => Ok(()),
+        Err((false, e)) => Err(e),
+    }
 }
 
 fn tagging(change: &ChangeRequest) -> Result<Tagging, ProviderError> {
-    let tags = crate::attrs::tag_pairs(change)
+    tag_set(crate::attrs::tag_pairs(change))
+}
+
+fn tag_set(pairs: Vec<(String, String)>) -> Result<Tagging, ProviderError> {
+    let tags = pairs
         .into_iter()
         .map(|(k, v)| {
             Tag::builder()
@@ -67,23 +215,7 @@ pub async fn apply_bucket(s3: &Client, change: &ChangeRequest) -> Result<Map, Pr
                 .send()
                 .await
                 .map_err(|e| api_error("CreateBucket", e))?;
-            let by_default = ServerSideEncryptionByDefault::builder()
-                .sse_algorithm(ServerSideEncryption::Aes256)
-                .build()
-                .map_err(|e| ProviderError::new(e.to_string()))?;
-            let rule = ServerSideEncryptionRule::builder()
-                .apply_server_side_encryption_by_default(by_default)
-                .build();
-            let encryption = ServerSideEncryptionConfiguration::builder()
-                .rules(rule)
-                .build()
-                .map_err(|e| ProviderError::new(e.to_string()))?;
-            s3.put_bucket_encryption()
-                .bucket(name)
-                .server_side_encryption_configuration(encryption)
-                .send()
-                .await
-                .map_err(|e| api_error("PutBucketEncryption", e))?;
+            put_encryption(s3, name, opt_s(a, "encryption").unwrap_or(ENCRYPTION)).await?;
             let closed = PublicAccessBlockConfiguration::builder()
                 .block_public_acls(true)
                 .block_public_policy(true)
@@ -107,22 +239,31 @@ pub async fn apply_bucket(s3: &Client, change: &ChangeRequest) -> Result<Map, Pr
             Ok(attrs)
         }
         Operation::Update => {
-            s3.put_bucket_tagging()
-                .bucket(name)
-                .tagging(tagging(change)?)
-                .send()
-                .await
-                .map_err(|e| api_error("PutBucketTagging", e))?;
+            let prior = change.prior.clone().unwrap_or_default();
+            if prior.get("tags") != a.get("tags") {
+                s3.put_bucket_tagging()
+                    .bucket(name)
+                    .tagging(tagging(change)?)
+                    .send()
+                    .await
+                    .map_err(|e| api_error("PutBucketTagging", e))?;
+            }
+            if prior.get("encryption") != a.get("encryption") {
+                put_encryption(s3, name, opt_s(a, "encryption").unwrap_or(ENCRYPTION)).await?;
+            }
             Ok(crate::network::merged(change))
         }
         Operation::Delete => {
             // The data is the user's: unless told otherwise, tik only forgets the bucket.
+            // A kept bucket loses tik's identity tags, so that no later refresh of
+            // this state takes it for an orphan (and nobody destroys it as one).
             if a.get("keep_on_destroy").and_then(Value::as_bool) != Some(false) {
+                release(s3, name, a).await?;
                 return Ok(Map::new());
             }
             match s3.delete_bucket().bucket(name).send().await {
                 Ok(_) => Ok(Map::new()),
-                Err(e) if crate::errors::code_of(&e) == Some("NoSuchBucket") => Ok(Map::new()),
+                Err(e) if code_of(&e) == Some("NoSuchBucket") => Ok(Map::new()),
                 Err(e) => Err(api_error("DeleteBucket", e)),
             }
         }

@@ -1,7 +1,7 @@
 //! The AWS provider against moto's server, through the real aws-sdk-ec2 crate.
 
 mod moto;
-use moto::{config, Moto, World};
+use moto::{config, Faults, Moto, World};
 use tik_engine::plan::{Action, DriftKind};
 
 fn count(plan: &tik_engine::plan::Plan, action: Action) -> usize {
@@ -413,6 +413,15 @@ async fn the_bucket_is_encrypted_and_kept_unless_the_configuration_says_otherwis
         "the bucket is kept"
     );
     assert!(w.state()["resources"].as_array().unwrap().is_empty());
+    // ... and no longer carries tik's identity, so it is nobody's orphan.
+    let tags = s3.get_bucket_tagging().bucket("lab-data").send().await;
+    assert!(
+        tags.as_ref().map_or(true, |t| t
+            .tag_set()
+            .iter()
+            .all(|t| t.key() != "tik:lineage" && t.key() != "tik:address")),
+        "{tags:?}"
+    );
 
     // Told otherwise, tik deletes it.
     let w2 = World::new(
@@ -500,11 +509,116 @@ async fn changing_min_adds_or_removes_only_the_difference_and_a_new_type_replace
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bucket_tags_and_encryption_changed_by_hand_are_drift_and_fixed() {
+    use aws_sdk_s3::types::{
+        ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+        ServerSideEncryptionRule, Tag, Tagging,
+    };
+    let moto = Moto::start();
+    let cfg = config(&moto.endpoint, 0, "").replacen(
+        "    keep_on_destroy = true",
+        "    keep_on_destroy = true\n  }\n  tags = {\n    team = \"data\"",
+        1,
+    );
+    let w = World::new(&cfg);
+    let (_, report) = w.apply().await;
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(w.attr("workspace.lab.bucket", "tags")["team"], "data");
+    let s3 = s3(&moto).await;
+    // By hand: the team tag is changed (tik's own tags kept) and KMS replaces AES256.
+    let mut tags: Vec<Tag> = s3
+        .get_bucket_tagging()
+        .bucket("lab-data")
+        .send()
+        .await
+        .unwrap()
+        .tag_set()
+        .iter()
+        .filter(|t| t.key() != "team")
+        .cloned()
+        .collect();
+    tags.push(Tag::builder().key("team").value("ml").build().unwrap());
+    s3.put_bucket_tagging()
+        .bucket("lab-data")
+        .tagging(Tagging::builder().set_tag_set(Some(tags)).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let kms = ServerSideEncryptionConfiguration::builder()
+        .rules(
+            ServerSideEncryptionRule::builder()
+                .apply_server_side_encryption_by_default(
+                    ServerSideEncryptionByDefault::builder()
+                        .sse_algorithm(ServerSideEncryption::AwsKms)
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .build()
+        .unwrap();
+    s3.put_bucket_encryption()
+        .bucket("lab-data")
+        .server_side_encryption_configuration(kms)
+        .send()
+        .await
+        .unwrap();
+
+    let plan = w.plan().await;
+    let drift = plan
+        .drift
+        .iter()
+        .find(|d| d.address.to_string() == "workspace.lab.bucket")
+        .unwrap_or_else(|| panic!("no bucket drift in {:#?}", plan.drift));
+    let changed = format!("{drift:?}");
+    assert!(
+        changed.contains("encryption") && changed.contains("tags"),
+        "{changed}"
+    );
+    let fix = plan
+        .changes
+        .iter()
+        .find(|c| c.address.to_string() == "workspace.lab.bucket")
+        .unwrap();
+    assert_eq!(fix.action, Action::Update, "{fix:#?}");
+
+    let (_, report) = w.apply().await;
+    assert!(report.ok(), "{report:?}");
+    let enc = s3
+        .get_bucket_encryption()
+        .bucket("lab-data")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        enc.server_side_encryption_configuration().unwrap().rules()[0]
+            .apply_server_side_encryption_by_default()
+            .unwrap()
+            .sse_algorithm(),
+        &ServerSideEncryption::Aes256
+    );
+    let tags = s3
+        .get_bucket_tagging()
+        .bucket("lab-data")
+        .send()
+        .await
+        .unwrap();
+    assert!(tags
+        .tag_set()
+        .iter()
+        .any(|t| t.key() == "team" && t.value() == "data"));
+    assert!(tags.tag_set().iter().any(|t| t.key() == "tik:lineage"));
+    assert!(w.plan().await.changes.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orphans_are_reported_then_adopted_or_destroyed_on_request() {
     use tik_engine::plan::{OrphanAction, PlanOptions};
     use tik_engine::state::{JournalEntry, StateStore};
     let moto = Moto::start();
-    let w = World::new(&config(&moto.endpoint, 2, ""));
+    // The bucket takes tik's default name, the one the orphan search looks at.
+    let cfg = config(&moto.endpoint, 2, "").replace("    bucket          = \"lab-data\"\n", "");
+    let w = World::new(&cfg);
     assert!(w.apply().await.1.ok());
     let forget = |addr: &str| {
         let mut store = StateStore::load(&w.backend).unwrap();
@@ -520,18 +634,31 @@ async fn orphans_are_reported_then_adopted_or_destroyed_on_request() {
     let worker_id = w.attr(worker, "id");
     forget(worker);
     forget("workspace.lab.subnet[\"private-2\"]");
+    // IAM and S3 objects too: each service is searched.
+    forget("workspace.lab.role[\"worker\"]");
+    forget("workspace.lab.instance_profile[\"worker\"]");
+    forget("workspace.lab.bucket");
 
     let plan = w.plan().await;
-    let orphans: Vec<String> = plan.orphans.iter().map(|o| o.address.to_string()).collect();
+    let mut orphans: Vec<String> = plan.orphans.iter().map(|o| o.address.to_string()).collect();
+    orphans.sort();
     assert_eq!(
         orphans,
         [
             "cluster.etl.node.worker[\"default\"][1]",
+            "workspace.lab.bucket",
+            "workspace.lab.instance_profile[\"worker\"]",
+            "workspace.lab.role[\"worker\"]",
             "workspace.lab.subnet[\"private-2\"]"
         ]
     );
+    let worker_orphan = plan
+        .orphans
+        .iter()
+        .position(|o| o.address.to_string() == worker)
+        .unwrap();
     assert_eq!(
-        plan.orphans[0].attributes["id"],
+        plan.orphans[worker_orphan].attributes["id"],
         tik_engine::value::Value::from(worker_id.as_str().unwrap())
     );
 
@@ -792,6 +919,80 @@ async fn a_shared_vpc_is_used_and_never_created_changed_or_destroyed() {
         left.subnets().len(),
         2,
         "the shared VPC and its subnets are untouched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_aws_sends_and_moto_does_not_are_retried_or_fallen_back_from() {
+    let moto = Moto::start();
+    // What moto never answers, the proxy does: no spot capacity once, an instance
+    // profile EC2 cannot see yet twice, and throttling twice.
+    let faults = Faults::start(
+        &moto,
+        r#"[
+          {"when": ["Action=RunInstances", "InstanceMarketOptions.MarketType=spot"],
+           "status": 500, "code": "InsufficientInstanceCapacity",
+           "message": "There is no Spot capacity available that matches your request.",
+           "times": 1},
+          {"when": ["Action=RunInstances", "IamInstanceProfile.Name=lab-worker-profile"],
+           "status": 400, "code": "InvalidParameterValue",
+           "message": "Value (lab-worker-profile) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name",
+           "times": 2},
+          {"when": ["Action=DescribeVpcs"], "status": 503, "code": "RequestLimitExceeded",
+           "message": "Request limit exceeded.", "times": 2}
+        ]"#,
+    );
+    let cfg = config(&faults.endpoint, 2, "").replacen(
+        "    min           = 2\n",
+        "    min           = 2\n    spot          = true\n    spot_fallback = true\n",
+        1,
+    );
+    let w = World::new(&cfg);
+    let (_, report) = w.apply().await;
+    assert!(report.ok(), "{report:?}");
+    let plan = w.plan().await;
+    assert!(plan.changes.is_empty(), "{:#?}", plan.changes);
+    assert_eq!(faults.fired(), [1, 2, 2]);
+    // One worker fell back to on-demand; the other got its spot instance.
+    let mut lifecycles: Vec<String> = (0..2)
+        .map(|i| {
+            w.attr(
+                &format!("cluster.etl.node.worker[\"default\"][{i}]"),
+                "lifecycle",
+            )
+            .as_str()
+            .unwrap()
+            .to_string()
+        })
+        .collect();
+    lifecycles.sort();
+    assert_eq!(lifecycles, ["on-demand", "spot"]);
+
+    // Without fallback, the capacity error is the pool's failure, with its code.
+    let moto = Moto::start();
+    let faults = Faults::start(
+        &moto,
+        r#"[{"when": ["Action=RunInstances", "InstanceMarketOptions.MarketType=spot"],
+             "status": 500, "code": "InsufficientInstanceCapacity",
+             "message": "There is no Spot capacity available that matches your request.",
+             "times": 1}]"#,
+    );
+    let cfg = config(&faults.endpoint, 1, "").replacen(
+        "    min           = 1\n",
+        "    min           = 1\n    spot          = true\n",
+        1,
+    );
+    let w = World::new(&cfg);
+    let (_, report) = w.apply().await;
+    let (addr, msg) = report
+        .failures
+        .iter()
+        .find(|(a, _)| a.contains("worker"))
+        .unwrap_or_else(|| panic!("the spot worker fails: {report:?}"));
+    assert_eq!(addr, "cluster.etl.node.worker[\"default\"][0]");
+    assert!(
+        msg.starts_with("InsufficientInstanceCapacity: RunInstances"),
+        "{msg}"
     );
 }
 

@@ -2,7 +2,9 @@
 
 #![allow(dead_code)]
 
+mod faults;
 mod server;
+pub use faults::Faults;
 pub use server::Moto;
 
 use std::sync::Arc;

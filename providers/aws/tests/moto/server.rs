@@ -11,7 +11,7 @@ pub struct Moto {
     pub endpoint: String,
 }
 
-fn moto_server() -> PathBuf {
+pub fn moto_server() -> PathBuf {
     if let Ok(p) = std::env::var("TIK_MOTO_SERVER") {
         return PathBuf::from(p);
     }
@@ -49,10 +49,7 @@ impl Moto {
         ] {
             std::env::set_var(k, v);
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
+        let port = free_port();
         let child = Command::new(moto_server())
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             // Validate AMIs and instance types as AWS does.
@@ -66,15 +63,26 @@ impl Moto {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "moto_server did not answer on port {port} within 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for(port, "moto_server");
         moto
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+pub fn wait_for(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not answer on port {port} within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
