@@ -2,7 +2,7 @@
 //!
 //! A workspace is a directory under the project's data directory (`.tik/local/`);
 //! a node is a directory in it with a loopback address of its own (127.x.y.z) claimed
-//! under `.tik/local/addresses/`, and its attributes in `node.json`. `local_file` writes
+//! machine-wide under the temporary directory's `tik-local-addresses/`, and its attributes in `node.json`. `local_file` writes
 //! a file. Everything is read back from disk, so changes made by hand show up as drift.
 
 use async_trait::async_trait;
@@ -17,6 +17,8 @@ use tik_engine::provider::{
     ProviderError, ReadRequest, ResourceSchema, ResourceSpec,
 };
 use tik_engine::value::{Map, Value};
+
+mod sshd;
 
 pub struct LocalProvider {
     /// The project directory: relative `local_file` paths start here.
@@ -49,14 +51,23 @@ impl LocalProvider {
             .join(name))
     }
 
+    /// Claims are machine-wide: two projects on one machine never share an address,
+    /// so their services never compete for the same address and port.
     fn claims(&self) -> PathBuf {
-        self.data.join("addresses")
+        std::env::temp_dir().join("tik-local-addresses")
+    }
+
+    /// Who holds a claim: this project and the resource's address.
+    fn claimant(&self, key: &str) -> String {
+        format!("{}#{key}", self.project.display())
     }
 
     /// Claims a free loopback address in `cidr`, starting from one derived from `key`
     /// so a node tends to get the same address back. A claim is a file created with
     /// O_EXCL, so parallel creates never share one.
     fn claim_address(&self, cidr: &str, key: &str) -> Result<Ipv4Addr, ProviderError> {
+        let key = self.claimant(key);
+        let key = key.as_str();
         let (base, len) = parse_cidr(cidr).map_err(ProviderError::new)?;
         let size = 1u32 << (32 - len);
         if size < 4 {
@@ -97,6 +108,8 @@ impl LocalProvider {
     }
 
     fn release_address(&self, ip: &str, key: &str) {
+        let key = self.claimant(key);
+        let key = key.as_str();
         let claim = self.claims().join(ip);
         if fs::read_to_string(&claim).is_ok_and(|owner| owner == key) {
             let _ = fs::remove_file(claim);
@@ -158,6 +171,7 @@ impl LocalProvider {
         let key = change.address.to_string();
         match change.operation {
             Operation::Delete => {
+                sshd::stop(&dir);
                 remove_dir(&dir)?;
                 if let Some(ip) = change.planned.get("private_ip").and_then(Value::as_str) {
                     self.release_address(ip, &key);
@@ -191,7 +205,23 @@ impl LocalProvider {
                 attrs.insert("private_ip".into(), Value::String(ip.to_string()));
                 attrs.insert("public_ip".into(), Value::String(ip.to_string()));
                 attrs.insert("directory".into(), Value::String(dir.display().to_string()));
+                let home = dir.join("home");
+                let connection = if attrs.get("transport").and_then(Value::as_str) == Some("ssh") {
+                    match sshd::start(&dir, ip) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            self.release_address(&ip.to_string(), &key);
+                            return Err(e);
+                        }
+                    }
+                } else {
+                    Map::from_iter([("transport".to_string(), Value::from("local"))])
+                };
+                let mut connection = connection;
+                connection.insert("home".into(), Value::String(home.display().to_string()));
+                attrs.insert("connection".into(), Value::Object(connection));
                 if let Err(e) = write_json(&dir.join("node.json"), &attrs) {
+                    sshd::stop(&dir);
                     self.release_address(&ip.to_string(), &key);
                     return Err(e);
                 }
@@ -261,10 +291,12 @@ impl Provider for LocalProvider {
                     A::optional("image").force_new(),
                     A::optional("labels"),
                     A::optional("tags"),
+                    A::optional("transport").force_new(),
                     A::computed("id"),
                     A::computed("private_ip"),
                     A::computed("public_ip"),
                     A::computed("directory"),
+                    A::computed("connection"),
                 ],
             },
             ResourceSchema {
@@ -372,6 +404,20 @@ fn node_config(
         .unwrap_or(Value::String(DEFAULT_CIDR.into()));
     config.insert("cidr".into(), cidr);
     config.insert("instance_type".into(), Value::String("local".into()));
+    match workspace.get("transport") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(t)) if t == "local" || t == "ssh" => {
+            config.insert("transport".into(), Value::String(t.clone()));
+        }
+        Some(Value::Unknown) => {
+            config.insert("transport".into(), Value::Unknown);
+        }
+        Some(other) => {
+            return Err(format!(
+                "transport must be \"local\" (run node steps as local processes) or \"ssh\" (through an sshd per node), got {other}"
+            ))
+        }
+    }
     if let Some(Value::Object(s)) = settings {
         for key in ["instance_type", "disk_gb", "image", "labels"] {
             if let Some(v) = s.get(key) {
