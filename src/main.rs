@@ -258,6 +258,9 @@ impl Project {
         })?;
         let config = Config::load(&dir).map_err(|(sources, diags)| Failure { sources, diags })?;
         let mut providers = Providers::new();
+        providers.add(Arc::new(tik_engine::builtin::TikProvider::new(
+            dir.join(".tik").join("logs"),
+        )));
         providers.add(Arc::new(LocalProvider::new(dir.clone())));
         providers.add(Arc::new(tik_provider_aws::AwsProvider::default()));
         let backend: Box<dyn Backend> = match &config.backend {

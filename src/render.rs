@@ -78,7 +78,11 @@ fn text_diff(old: &str, new: &str, s: Style) -> String {
 }
 
 pub fn change(c: &Change, s: Style) -> String {
+    let step = c.type_name == tik_engine::runtime::STEP_TYPE;
     let verb = match c.action {
+        Action::Create if step => "will run",
+        Action::Update if step => "will run again",
+        Action::Replace if step => "will run again (undone first)",
         Action::Create => "will be created",
         Action::Update => "will be updated in place",
         Action::Replace => "must be replaced",

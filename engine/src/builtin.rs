@@ -1,5 +1,6 @@
 //! The built-in `tik` provider: `tik_data`, which stores a value and has an id,
-//! like Terraform's terraform_data. It needs no cloud and no files.
+//! like Terraform's terraform_data; and the node steps of runtimes (`tik_session`,
+//! `tik_step`), which run through `steps::Runner`.
 
 use crate::provider::{
     AttributeSchema, ChangeRequest, ExpandRequest, Operation, Provider, ProviderError, ReadRequest,
@@ -9,7 +10,28 @@ use crate::value::{Map, Value};
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
-pub struct TikProvider;
+pub struct TikProvider {
+    steps: crate::steps::Runner,
+}
+
+impl TikProvider {
+    /// `log_dir` keeps a log file per node of what its steps printed.
+    pub fn new(log_dir: std::path::PathBuf) -> Self {
+        TikProvider {
+            steps: crate::steps::Runner::new(log_dir),
+        }
+    }
+
+    pub fn steps(&self) -> &crate::steps::Runner {
+        &self.steps
+    }
+}
+
+impl Default for TikProvider {
+    fn default() -> Self {
+        TikProvider::new(std::path::PathBuf::from(".tik/logs"))
+    }
+}
 
 #[async_trait]
 impl Provider for TikProvider {
@@ -18,15 +40,55 @@ impl Provider for TikProvider {
     }
 
     fn resource_types(&self) -> Vec<ResourceSchema> {
-        vec![ResourceSchema {
-            type_name: "tik_data",
-            attributes: vec![
-                AttributeSchema::optional("input"),
-                AttributeSchema::optional("triggers_replace").force_new(),
-                AttributeSchema::computed("id"),
-                AttributeSchema::computed("output").copy_of("input"),
-            ],
-        }]
+        let step_attrs = [
+            "node",
+            "node_name",
+            "role",
+            "cluster",
+            "runtime",
+            "service",
+            "step",
+            "script",
+            "env",
+            "after_hash",
+            "stop",
+            "health",
+            "health_timeout",
+            "connection",
+            "node_ip",
+            "node_public_ip",
+            "head_ip",
+            "head_public_ip",
+        ];
+        let mut step: Vec<AttributeSchema> = step_attrs
+            .iter()
+            .map(|a| AttributeSchema::optional(a))
+            .collect();
+        step.push(AttributeSchema::optional("host_key"));
+        step.push(AttributeSchema::computed("hash"));
+        vec![
+            ResourceSchema {
+                type_name: "tik_data",
+                attributes: vec![
+                    AttributeSchema::optional("input"),
+                    AttributeSchema::optional("triggers_replace").force_new(),
+                    AttributeSchema::computed("id"),
+                    AttributeSchema::computed("output").copy_of("input"),
+                ],
+            },
+            ResourceSchema {
+                type_name: crate::runtime::STEP_TYPE,
+                attributes: step,
+            },
+            ResourceSchema {
+                type_name: crate::runtime::SESSION_TYPE,
+                attributes: vec![
+                    AttributeSchema::optional("node"),
+                    AttributeSchema::optional("connection"),
+                    AttributeSchema::computed("host_key"),
+                ],
+            },
+        ]
     }
 
     fn expand(&self, _request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, String> {
@@ -43,6 +105,11 @@ impl Provider for TikProvider {
     }
 
     async fn apply(&self, change: ChangeRequest) -> Result<Map, ProviderError> {
+        match change.type_name.as_str() {
+            crate::runtime::STEP_TYPE => return self.steps.apply_step(&change).await,
+            crate::runtime::SESSION_TYPE => return self.steps.apply_session(&change).await,
+            _ => {}
+        }
         let mut attrs = change.planned;
         match change.operation {
             Operation::Delete => return Ok(Map::new()),

@@ -403,6 +403,9 @@ pub fn diff(
             }
         }
         change.after = Some(after);
+        if inst.type_name == crate::runtime::STEP_TYPE {
+            change.reasons = crate::runtime::rerun_reasons(&changed);
+        }
     } else {
         change.after = Some(prior.attributes.clone());
     }

@@ -253,7 +253,7 @@ pub struct Providers {
 impl Providers {
     pub fn new() -> Self {
         let mut p = Providers::default();
-        p.add(Arc::new(crate::builtin::TikProvider));
+        p.add(Arc::new(crate::builtin::TikProvider::default()));
         p
     }
 

@@ -8,7 +8,8 @@ use crate::config::{Config, Lifecycle, ObjectKind};
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics};
 use crate::eval::Evaluator;
 use crate::graph::{Graph, Key};
-use crate::provider::{BlockKind, ExpandRequest, Providers, SiblingRef};
+use crate::provider::{BlockKind, ExpandRequest, Providers, ResourceSpec, SiblingRef};
+use crate::runtime;
 use crate::state::OutputState;
 use crate::value::{Map, Value};
 use indexmap::IndexMap;
@@ -81,6 +82,8 @@ pub struct ObjectEval {
     pub kind: ObjectKind,
     pub config: Map,
     pub instances: Vec<Instance>,
+    /// A cluster's runtime endpoints: runtime, name, and value with address placeholders.
+    pub endpoints: Vec<(String, String, Value)>,
 }
 
 pub struct Walk<'c> {
@@ -391,6 +394,7 @@ impl<'c> Walk<'c> {
         let dependencies = self.dependency_resources(i);
         let sensitive_attrs = self.sensitive_attributes(m, &def.body);
         let mut instances = Vec::new();
+        let mut endpoints = Vec::new();
         let config;
         match &kind {
             ObjectKind::Resource(type_name) => {
@@ -507,7 +511,31 @@ impl<'c> Walk<'c> {
                                 .at(def.file, def.span.clone()),
                         )
                     })?;
-                for spec in specs {
+                let mut specs: Vec<(ResourceSpec, String)> = specs
+                    .into_iter()
+                    .map(|s| (s, provider_name.clone()))
+                    .collect();
+                if block_kind == BlockKind::Cluster {
+                    let paths: Vec<(Address, Option<String>)> = specs
+                        .iter()
+                        .map(|(s, _)| {
+                            let name = s.config.get("name").and_then(Value::as_str);
+                            (s.path.clone(), name.map(str::to_string))
+                        })
+                        .collect();
+                    let nodes = runtime::nodes_of(&paths);
+                    let site = runtime::Site {
+                        file: def.file,
+                        span: def.span.clone(),
+                        body: &def.body,
+                        what: &what,
+                    };
+                    let added =
+                        runtime::expand(&self.config.runtimes, &name, &config, &nodes, &site)?;
+                    specs.extend(added.specs.into_iter().map(|s| (s, "tik".to_string())));
+                    endpoints = added.endpoints;
+                }
+                for (spec, provider_name) in specs {
                     let schema_ok = self
                         .providers
                         .schema(&spec.type_name)
@@ -560,6 +588,7 @@ impl<'c> Walk<'c> {
             kind,
             config,
             instances,
+            endpoints,
         })
     }
 
@@ -615,6 +644,33 @@ impl<'c> Walk<'c> {
                 for inst in &object.instances {
                     if let Some(attrs) = attributes.get(&inst.address) {
                         insert_path(&mut base, &inst.rel.0, Value::Object(attrs.clone()));
+                    }
+                }
+                if !object.endpoints.is_empty() {
+                    let mut nodes: Vec<&Instance> = object
+                        .instances
+                        .iter()
+                        .filter(|x| {
+                            x.type_name != runtime::STEP_TYPE
+                                && x.type_name != runtime::SESSION_TYPE
+                        })
+                        .filter(|x| x.rel.0.first() == Some(&Segment::Name("node".into())))
+                        .collect();
+                    nodes.sort_by(|a, b| a.rel.cmp(&b.rel));
+                    let head = nodes
+                        .iter()
+                        .find(|x| x.rel.0.get(1) == Some(&Segment::Name("head".into())))
+                        .and_then(|x| attributes.get(&x.address));
+                    let all: Vec<Option<&Map>> =
+                        nodes.iter().map(|x| attributes.get(&x.address)).collect();
+                    for (rt, ep, value) in &object.endpoints {
+                        let path = [
+                            Segment::Name("runtime".into()),
+                            Segment::Name(rt.clone()),
+                            Segment::Name("endpoint".into()),
+                            Segment::Name(ep.clone()),
+                        ];
+                        insert_path(&mut base, &path, runtime::fill_endpoint(value, head, &all));
                     }
                 }
                 base

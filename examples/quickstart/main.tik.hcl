@@ -32,6 +32,11 @@ cluster "etl" {
     min           = var.workers
     max           = 16
   }
+
+  # A web server on every node, answering on the node's own address.
+  runtime "web" {
+    title = "Hello from ${local.name}"
+  }
 }
 
 resource "local_file" "inventory" {
@@ -46,6 +51,10 @@ resource "local_file" "inventory" {
 
 output "head_ip" {
   value = cluster.etl.node.head.private_ip
+}
+
+output "web_url" {
+  value = cluster.etl.runtime.web.endpoint.url
 }
 
 output "worker_ips" {

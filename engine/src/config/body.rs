@@ -14,6 +14,8 @@ use std::path::Path;
 pub struct Schema {
     pub attributes: Vec<AttrSpec>,
     pub blocks: Vec<BlockSpec>,
+    /// Takes any attribute (a runtime's params, checked later against its definition).
+    pub open: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -31,6 +33,12 @@ pub struct BlockSpec {
 }
 
 impl Schema {
+    pub fn open() -> Self {
+        Schema {
+            open: true,
+            ..Schema::default()
+        }
+    }
     pub fn attr(mut self, name: &str) -> Self {
         self.attributes.push(AttrSpec {
             name: name.into(),
@@ -88,7 +96,7 @@ pub fn eval_body(
         match s {
             Structure::Attribute(a) => {
                 let key = a.key.as_str();
-                if !schema.attributes.iter().any(|s| s.name == key) {
+                if !schema.open && !schema.attributes.iter().any(|s| s.name == key) {
                     let names = schema.attributes.iter().map(|s| s.name.as_str());
                     let help = did_you_mean(key, names.clone())
                         .or_else(|| {
@@ -226,6 +234,7 @@ pub fn workspace_schema() -> Schema {
         .required("provider")
         .attr("region")
         .attr("endpoint")
+        .attr("transport")
         .attr("tags")
         .block(
             "network",
@@ -279,4 +288,5 @@ pub fn cluster_schema() -> Schema {
                 .attr("spot_fallback"),
         )
         .block("container", Schema::default().attr("image").attr("engine"))
+        .labeled_block("runtime", Schema::open())
 }

@@ -26,6 +26,8 @@ pub struct Config {
     /// The root module first; each module call points at its child here.
     pub modules: Vec<Module>,
     pub backend: Option<BackendConfig>,
+    /// The runtimes clusters can run: shipped ones and the project's `runtimes/`.
+    pub runtimes: IndexMap<String, crate::runtime::RuntimeDef>,
     /// A hash of every file read: a saved plan is stale when it changes.
     pub hash: String,
 }
@@ -144,6 +146,8 @@ impl Config {
         };
         let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
         loader.load_module(&dir, Address::new(), &mut Vec::new(), None);
+        let (runtimes, runtime_diags) = crate::runtime::load_all(&dir, &mut loader.sources);
+        loader.diags.0.extend(runtime_diags.0);
         if !loader.diags.is_empty() {
             return Err((loader.sources, loader.diags));
         }
@@ -163,6 +167,7 @@ impl Config {
             sources: loader.sources,
             modules: loader.modules,
             backend: loader.backend,
+            runtimes,
             hash,
         })
     }

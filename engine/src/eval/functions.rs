@@ -448,7 +448,16 @@ pub(super) fn call(ev: &mut Evaluator<'_>, name: &str, args: Vec<Value>) -> R {
         }
         "file" | "fileexists" => {
             arity(&args, 1)?;
-            let path = ev.base_dir.join(string(&args[0], "the path")?);
+            let rel = string(&args[0], "the path")?;
+            let path = ev.base_dir.join(&rel);
+            if let Some(files) = ev.embedded {
+                let found = files.get(rel.trim_start_matches("./"));
+                return match (name, found) {
+                    ("fileexists", f) => Ok(Value::Bool(f.is_some())),
+                    (_, Some(text)) => Ok(Value::String(text.clone())),
+                    (_, None) => Err(format!("no file {rel} in {}", path.display())),
+                };
+            }
             if name == "fileexists" {
                 return Ok(Value::Bool(path.is_file()));
             }
@@ -456,12 +465,20 @@ pub(super) fn call(ev: &mut Evaluator<'_>, name: &str, args: Vec<Value>) -> R {
         }
         "templatefile" => {
             arity(&args, 2)?;
-            let path = ev.base_dir.join(string(&args[0], "the path")?);
+            let rel = string(&args[0], "the path")?;
+            let path = ev.base_dir.join(&rel);
             let vars = object(&args[1], "the variables")?.clone();
-            let text = read_text(&path)?;
+            let text = match ev.embedded {
+                Some(files) => files
+                    .get(rel.trim_start_matches("./"))
+                    .cloned()
+                    .ok_or_else(|| format!("no file {rel} in {}", path.display()))?,
+                None => read_text(&path)?,
+            };
             let template = hcl_edit::parser::parse_template(&text)
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             let mut inner = Evaluator::new(&vars, ev.base_dir);
+            inner.embedded = ev.embedded;
             inner.template(&template).map_err(|e| {
                 let at = e.span.map(|s| crate::diag::line_col(&text, s.start));
                 match at {

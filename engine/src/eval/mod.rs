@@ -58,6 +58,9 @@ type Result<T> = std::result::Result<T, EvalError>;
 pub struct Evaluator<'a> {
     scope: &'a dyn Scope,
     pub base_dir: &'a Path,
+    /// Files embedded in the binary (a shipped runtime's scripts), by path relative to
+    /// `base_dir`: `file()` and `templatefile()` read these instead of the disk.
+    pub embedded: Option<&'a std::collections::BTreeMap<String, String>>,
     bound: Vec<(String, Value)>,
     /// The indent of a `<<-` heredoc being evaluated: the parser removes it from the
     /// template's top-level text only, so text inside directives loses it here.
@@ -69,6 +72,7 @@ impl<'a> Evaluator<'a> {
         Evaluator {
             scope,
             base_dir,
+            embedded: None,
             bound: Vec::new(),
             dedent: None,
         }

@@ -1,0 +1,894 @@
+//! Runtimes: their definitions (shipped in the binary, or in the project's
+//! `runtimes/<name>/`), and their expansion into node steps on a cluster's nodes.
+//!
+//! A node's and the cluster's addresses reach a runtime's scripts as shell variables
+//! (`node.private_ip` is `${TIK_NODE_IP}`), filled in when the step runs. So a script
+//! is the same text before and after its nodes exist, and a plan can show its diff;
+//! the values themselves are attributes of the step, and a change of them reruns it.
+
+use crate::addr::{Address, Segment};
+use crate::config::body::{eval_error, eval_literal};
+use crate::diag::{did_you_mean, Diagnostic, Diagnostics, FileId, Sources};
+use crate::eval::Evaluator;
+use crate::provider::{ResourceSpec, SiblingRef};
+use crate::value::{Map, Value};
+use hcl_edit::expr::Expression;
+use hcl_edit::structure::{Body, Structure};
+use hcl_edit::Span;
+use indexmap::IndexMap;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+include!(concat!(env!("OUT_DIR"), "/runtimes.rs"));
+
+/// The type of a node step, and of the per-node session the steps run through.
+pub const STEP_TYPE: &str = "tik_step";
+pub const SESSION_TYPE: &str = "tik_session";
+
+#[derive(Debug)]
+pub struct RuntimeDef {
+    pub name: String,
+    pub file: FileId,
+    pub span: Option<Range<usize>>,
+    pub dir: PathBuf,
+    /// The files of a runtime shipped in the binary; `None` for one on disk.
+    pub embedded: Option<BTreeMap<String, String>>,
+    pub after: Vec<String>,
+    pub requires: Vec<String>,
+    pub params: IndexMap<String, Option<Expression>>,
+    pub services: Vec<ServiceDef>,
+    pub endpoints: IndexMap<String, Expression>,
+}
+
+#[derive(Debug)]
+pub struct ServiceDef {
+    pub name: String,
+    pub span: Option<Range<usize>>,
+    pub body: Body,
+}
+
+/// The steps of a service, in the order they run.
+const STEPS: [&str; 3] = ["install", "configure", "start"];
+const SERVICE_ATTRS: [&str; 8] = [
+    "on",
+    "ports",
+    "install",
+    "configure",
+    "start",
+    "stop",
+    "health",
+    "health_timeout",
+];
+
+/// Every runtime this project can use: the shipped ones, then the project's own
+/// `runtimes/<name>/runtime.tik.hcl`, which replace a shipped one of the same name.
+pub fn load_all(root: &Path, sources: &mut Sources) -> (IndexMap<String, RuntimeDef>, Diagnostics) {
+    let mut defs = IndexMap::new();
+    let mut diags = Diagnostics::default();
+    let mut shipped: BTreeMap<&str, BTreeMap<String, String>> = BTreeMap::new();
+    for (runtime, file, text) in EMBEDDED_RUNTIMES {
+        shipped
+            .entry(runtime)
+            .or_default()
+            .insert(file.to_string(), text.to_string());
+    }
+    for (name, files) in shipped {
+        let dir = PathBuf::from(format!("<tik>/runtimes/{name}"));
+        let Some(text) = files.get("runtime.tik.hcl").cloned() else {
+            continue;
+        };
+        let file = sources.add(dir.join("runtime.tik.hcl"), text);
+        match parse(name, file, &dir, sources) {
+            Ok(mut def) => {
+                def.embedded = Some(files);
+                defs.insert(name.to_string(), def);
+            }
+            Err(d) => diags.0.extend(d.0),
+        }
+    }
+    let own = root.join("runtimes");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&own)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    dirs.sort();
+    for dir in dirs.into_iter().filter(|d| d.is_dir()) {
+        let path = dir.join("runtime.tik.hcl");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            diags.push(Diagnostic::new(format!(
+                "{} has no readable runtime.tik.hcl",
+                dir.display()
+            )));
+            continue;
+        };
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let file = sources.add(path, text);
+        match parse(&name, file, &dir, sources) {
+            Ok(def) => {
+                defs.insert(name, def);
+            }
+            Err(d) => diags.0.extend(d.0),
+        }
+    }
+    (defs, diags)
+}
+
+fn parse(
+    name: &str,
+    file: FileId,
+    dir: &Path,
+    sources: &Sources,
+) -> Result<RuntimeDef, Diagnostics> {
+    let text = &sources.get(file).text;
+    let body = hcl_edit::parser::parse_body(text).map_err(|e| {
+        let off = e.location().offset();
+        Diagnostics::from(
+            Diagnostic::new(format!(
+                "syntax error: {}",
+                e.message().lines().next().unwrap_or_default()
+            ))
+            .at(file, Some(off..off + 1)),
+        )
+    })?;
+    let mut runtime = None;
+    for s in body.into_iter() {
+        match s {
+            Structure::Block(b) if b.ident.as_str() == "runtime" && b.labels.len() == 1 => {
+                if b.labels[0].as_str() != name {
+                    return Err(Diagnostic::new(format!(
+                        "the runtime in directory {name} is named \"{}\"",
+                        b.labels[0].as_str()
+                    ))
+                    .at(file, b.ident.span())
+                    .help(format!("name it runtime \"{name}\", after its directory"))
+                    .into());
+                }
+                runtime = Some(b);
+            }
+            Structure::Block(b) => {
+                return Err(Diagnostic::new(format!(
+                    "unexpected block \"{}\" in a runtime definition",
+                    b.ident.as_str()
+                ))
+                .at(file, b.ident.span())
+                .help(format!(
+                    "a runtime file holds one block: runtime \"{name}\" {{ ... }}"
+                ))
+                .into())
+            }
+            Structure::Attribute(a) => {
+                return Err(Diagnostic::new(format!(
+                    "unexpected attribute \"{}\" in a runtime definition",
+                    a.key.as_str()
+                ))
+                .at(file, a.key.span())
+                .help(format!(
+                    "a runtime file holds one block: runtime \"{name}\" {{ ... }}"
+                ))
+                .into())
+            }
+        }
+    }
+    let Some(block) = runtime else {
+        return Err(Diagnostic::new(format!("no runtime \"{name}\" block"))
+            .at(file, Some(0..0))
+            .help(format!("write runtime \"{name}\" {{ ... }}"))
+            .into());
+    };
+    let mut def = RuntimeDef {
+        name: name.to_string(),
+        file,
+        span: block.ident.span(),
+        dir: dir.to_path_buf(),
+        embedded: None,
+        after: Vec::new(),
+        requires: Vec::new(),
+        params: IndexMap::new(),
+        services: Vec::new(),
+        endpoints: IndexMap::new(),
+    };
+    let mut diags = Diagnostics::default();
+    let names = |a: &hcl_edit::structure::Attribute| -> Result<Vec<String>, Diagnostic> {
+        let v = eval_literal(&a.value).map_err(|e| eval_error(file, e))?;
+        match v {
+            Value::List(items) => items
+                .iter()
+                .map(|i| i.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>(),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            Diagnostic::new(format!(
+                "{} must be a list of runtime names",
+                a.key.as_str()
+            ))
+            .at(file, a.value.span())
+            .help("write it as [\"hdfs\", \"zookeeper\"]")
+        })
+    };
+    for s in block.body.into_iter() {
+        match s {
+            Structure::Attribute(a) => match a.key.as_str() {
+                "after" => match names(&a) {
+                    Ok(v) => def.after = v,
+                    Err(d) => diags.push(d),
+                },
+                "requires" => match names(&a) {
+                    Ok(v) => def.requires = v,
+                    Err(d) => diags.push(d),
+                },
+                "description" => {}
+                other => diags.push(
+                    Diagnostic::new(format!("unsupported attribute \"{other}\" in runtime \"{name}\""))
+                        .at(file, a.key.span())
+                        .help(
+                            did_you_mean(other, ["after", "requires", "description"])
+                                .unwrap_or_else(|| "a runtime takes after, requires, description and param, service and endpoint blocks".into()),
+                        ),
+                ),
+            },
+            Structure::Block(b) => {
+                let kind = b.ident.as_str().to_string();
+                let Some(label) = b.labels.first().map(|l| l.as_str().to_string()) else {
+                    diags.push(
+                        Diagnostic::new(format!("a {kind} block takes a name"))
+                            .at(file, b.ident.span())
+                            .help(format!("write it as {kind} \"name\" {{ ... }}")),
+                    );
+                    continue;
+                };
+                match kind.as_str() {
+                    "param" => {
+                        let mut default = None;
+                        for a in b.body.attributes() {
+                            match a.key.as_str() {
+                                "default" => default = Some(a.value.clone()),
+                                "description" | "type" => {}
+                                other => diags.push(
+                                    Diagnostic::new(format!("unsupported attribute \"{other}\" in param \"{label}\""))
+                                        .at(file, a.key.span())
+                                        .help("a param takes default and description"),
+                                ),
+                            }
+                        }
+                        def.params.insert(label, default);
+                    }
+                    "service" => {
+                        for a in b.body.attributes() {
+                            let key = a.key.as_str();
+                            if !SERVICE_ATTRS.contains(&key) {
+                                diags.push(
+                                    Diagnostic::new(format!("unsupported attribute \"{key}\" in service \"{label}\""))
+                                        .at(file, a.key.span())
+                                        .help(did_you_mean(key, SERVICE_ATTRS).unwrap_or_else(|| {
+                                            format!("a service takes: {}", SERVICE_ATTRS.join(", "))
+                                        })),
+                                );
+                            }
+                        }
+                        def.services.push(ServiceDef {
+                            name: label,
+                            span: b.ident.span(),
+                            body: b.body.clone(),
+                        });
+                    }
+                    "endpoint" => match b.body.attributes().find(|a| a.key.as_str() == "value") {
+                        Some(a) => {
+                            def.endpoints.insert(label, a.value.clone());
+                        }
+                        None => diags.push(
+                            Diagnostic::new(format!("endpoint \"{label}\" has no value"))
+                                .at(file, b.ident.span())
+                                .help("write value = \"...\" inside it"),
+                        ),
+                    },
+                    other => diags.push(
+                        Diagnostic::new(format!("unsupported block \"{other}\" in runtime \"{name}\""))
+                            .at(file, b.ident.span())
+                            .help(
+                                did_you_mean(other, ["param", "service", "endpoint"])
+                                    .unwrap_or_else(|| "a runtime takes param, service and endpoint blocks".into()),
+                            ),
+                    ),
+                }
+            }
+        }
+    }
+    if diags.is_empty() {
+        Ok(def)
+    } else {
+        Err(diags)
+    }
+}
+
+/// A node of a cluster as the provider expanded it.
+pub struct NodeRef {
+    /// Relative to the cluster: `node.head`, `node.worker["default"][2]`.
+    pub rel: Address,
+    pub name: String,
+    pub head: bool,
+}
+
+/// The nodes among an expansion's resources: everything at `node.*`.
+pub fn nodes_of(paths: &[(Address, Option<String>)]) -> Vec<NodeRef> {
+    let mut nodes: Vec<NodeRef> = paths
+        .iter()
+        .filter(|(p, _)| p.0.first() == Some(&Segment::Name("node".into())))
+        .map(|(p, name)| NodeRef {
+            rel: p.clone(),
+            name: name.clone().unwrap_or_else(|| p.to_string()),
+            head: p.0.get(1) == Some(&Segment::Name("head".into())),
+        })
+        .collect();
+    // By address, as `fill_endpoint`'s callers list them: `TIK_IP_<i>` is the same node.
+    nodes.sort_by(|a, b| a.rel.cmp(&b.rel));
+    nodes
+}
+
+/// What a cluster's runtimes add to its expansion: steps, and the endpoints' values
+/// (with placeholders for the addresses, see `fill_endpoints`).
+#[derive(Debug, Default, Clone)]
+pub struct Expansion {
+    pub specs: Vec<ResourceSpec>,
+    pub endpoints: Vec<(String, String, Value)>,
+}
+
+/// Where the cluster's block asks for runtimes, for errors that point at it.
+pub struct Site<'a> {
+    pub file: FileId,
+    pub span: Option<Range<usize>>,
+    pub body: &'a Body,
+    pub what: &'a str,
+}
+
+impl Site<'_> {
+    fn runtime_block(&self, name: &str) -> Option<&hcl_edit::structure::Block> {
+        self.body.blocks().find(|b| {
+            b.ident.as_str() == "runtime" && b.labels.first().map(|l| l.as_str()) == Some(name)
+        })
+    }
+
+    fn at_runtime(&self, name: &str, d: Diagnostic) -> Diagnostic {
+        match self.runtime_block(name) {
+            Some(b) => d.at(self.file, b.ident.span()),
+            None => d.at(self.file, self.span.clone()),
+        }
+    }
+}
+
+/// The runtimes a cluster runs, in order: those it names, plus what they require,
+/// sorted so that each comes after what it requires and what it is `after`.
+pub fn order(
+    defs: &IndexMap<String, RuntimeDef>,
+    asked: &[String],
+    site: &Site<'_>,
+) -> Result<Vec<String>, Diagnostics> {
+    let mut chosen: Vec<String> = Vec::new();
+    let mut queue: Vec<(String, Option<String>)> =
+        asked.iter().map(|n| (n.clone(), None)).collect();
+    while let Some((name, by)) = queue.pop() {
+        if chosen.contains(&name) {
+            continue;
+        }
+        let Some(def) = defs.get(&name) else {
+            let d = Diagnostic::new(match &by {
+                None => format!("{}: unknown runtime \"{name}\"", site.what),
+                Some(b) => format!(
+                    "{}: runtime \"{b}\" requires \"{name}\", which does not exist",
+                    site.what
+                ),
+            })
+            .help(
+                did_you_mean(&name, defs.keys().map(String::as_str)).unwrap_or_else(|| {
+                    format!(
+                        "the runtimes are: {} (or add runtimes/{name}/runtime.tik.hcl)",
+                        defs.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )
+                }),
+            );
+            return Err(site.at_runtime(by.as_deref().unwrap_or(&name), d).into());
+        };
+        chosen.push(name.clone());
+        for r in &def.requires {
+            queue.push((r.clone(), Some(name.clone())));
+        }
+    }
+    // Kahn over the chosen runtimes; ties keep the order they were named in.
+    let rank = |n: &String| asked.iter().position(|a| a == n).unwrap_or(usize::MAX);
+    chosen.sort_by_key(rank);
+    let before = |n: &String| -> Vec<String> {
+        let d = &defs[n];
+        d.after
+            .iter()
+            .chain(d.requires.iter())
+            .filter(|x| chosen.contains(x))
+            .cloned()
+            .collect()
+    };
+    let mut done: Vec<String> = Vec::new();
+    while done.len() < chosen.len() {
+        let next = chosen
+            .iter()
+            .find(|n| !done.contains(n) && before(n).iter().all(|b| done.contains(b)));
+        match next {
+            Some(n) => done.push(n.clone()),
+            None => {
+                let left: Vec<&String> = chosen.iter().filter(|n| !done.contains(n)).collect();
+                let cycle = left
+                    .iter()
+                    .map(|n| format!("{n} after {}", before(n).join(", ")))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                return Err(Diagnostic::new(format!(
+                    "{}: the runtimes' order has a cycle: {cycle}",
+                    site.what
+                ))
+                .at(site.file, site.span.clone())
+                .help("remove one of these after or requires entries")
+                .into());
+            }
+        }
+    }
+    Ok(done)
+}
+
+fn env_name(param: &str) -> String {
+    format!(
+        "TIK_PARAM_{}",
+        param
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            })
+            .collect::<String>()
+    )
+}
+
+fn placeholder(var: &str) -> Value {
+    Value::String(format!("${{{var}}}"))
+}
+
+fn sha(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    h.finalize()
+        .iter()
+        .take(12)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The `node` and `cluster` values a runtime sees: names known, addresses as the
+/// shell variables the step sets.
+fn scope_for(cluster: &str, node: &NodeRef, nodes: &[NodeRef]) -> (Value, Value) {
+    let node_value = Value::Object(Map::from_iter([
+        ("name".to_string(), Value::from(node.name.as_str())),
+        (
+            "role".to_string(),
+            Value::from(if node.head { "head" } else { "worker" }),
+        ),
+        ("private_ip".to_string(), placeholder("TIK_NODE_IP")),
+        ("public_ip".to_string(), placeholder("TIK_NODE_PUBLIC_IP")),
+        ("home".to_string(), placeholder("TIK_HOME")),
+    ]));
+    let head = Value::Object(Map::from_iter([
+        ("private_ip".to_string(), placeholder("TIK_HEAD_IP")),
+        ("public_ip".to_string(), placeholder("TIK_HEAD_PUBLIC_IP")),
+    ]));
+    let all: Vec<Value> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            Value::Object(Map::from_iter([
+                ("name".to_string(), Value::from(n.name.as_str())),
+                (
+                    "role".to_string(),
+                    Value::from(if n.head { "head" } else { "worker" }),
+                ),
+                (
+                    "private_ip".to_string(),
+                    placeholder(&format!("TIK_IP_{i}")),
+                ),
+            ]))
+        })
+        .collect();
+    let cluster_value = Value::Object(Map::from_iter([
+        ("name".to_string(), Value::from(cluster)),
+        ("head".to_string(), head),
+        ("nodes".to_string(), Value::List(all)),
+        (
+            "worker_count".to_string(),
+            Value::Number(nodes.iter().filter(|n| !n.head).count() as f64),
+        ),
+    ]));
+    (node_value, cluster_value)
+}
+
+/// A cluster's runtimes as node steps: per node, a session, then for each runtime in
+/// order and each of its services on that node, install, configure and start.
+pub fn expand(
+    defs: &IndexMap<String, RuntimeDef>,
+    cluster: &str,
+    config: &Map,
+    nodes: &[NodeRef],
+    site: &Site<'_>,
+) -> Result<Expansion, Diagnostics> {
+    let asked: IndexMap<String, Map> = match config.get("runtime") {
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_object().cloned().unwrap_or_default()))
+            .collect(),
+        _ => IndexMap::new(),
+    };
+    let mut out = Expansion::default();
+    if asked.is_empty() {
+        return Ok(out);
+    }
+    let order = order(defs, &asked.keys().cloned().collect::<Vec<_>>(), site)?;
+    let Some(head) = nodes.iter().find(|n| n.head) else {
+        return Ok(out);
+    };
+    let mut diags = Diagnostics::default();
+    // The last step on each node so far: the next runtime's steps come after it.
+    let mut last: HashMap<Address, Address> = HashMap::new();
+    for n in nodes {
+        let session = n.rel.clone().name("session");
+        let mut spec = ResourceSpec::new(
+            session.clone(),
+            SESSION_TYPE,
+            Map::from_iter([("node".to_string(), Value::from(n.rel.to_string()))]),
+        );
+        spec.depends_on.push(n.rel.clone());
+        spec.refs.push(SiblingRef {
+            attribute: "connection".into(),
+            sibling: n.rel.clone(),
+            sibling_attribute: "connection".into(),
+        });
+        out.specs.push(spec);
+        last.insert(n.rel.clone(), session);
+    }
+    for name in &order {
+        let def = &defs[name];
+        let given = asked.get(name).cloned().unwrap_or_default();
+        // Params: every given one must exist; every one without a default must be given.
+        let mut params = Map::new();
+        for (k, v) in &given {
+            if !def.params.contains_key(k) {
+                let d = Diagnostic::new(format!("runtime \"{name}\" has no param \"{k}\""));
+                let at = site
+                    .runtime_block(name)
+                    .and_then(|b| b.body.attributes().find(|a| a.key.as_str() == k))
+                    .map(|a| a.key.span());
+                let d = match at {
+                    Some(span) => d.at(site.file, span),
+                    None => site.at_runtime(name, d),
+                };
+                diags.push(d.help(
+                    did_you_mean(k, def.params.keys().map(String::as_str)).unwrap_or_else(|| {
+                        if def.params.is_empty() {
+                            format!("runtime \"{name}\" takes no params")
+                        } else {
+                            format!(
+                                "runtime \"{name}\" takes: {}",
+                                def.params.keys().cloned().collect::<Vec<_>>().join(", ")
+                            )
+                        }
+                    }),
+                ));
+                continue;
+            }
+            params.insert(k.clone(), v.clone());
+        }
+        for (k, default) in &def.params {
+            if params.contains_key(k) {
+                continue;
+            }
+            match default {
+                Some(expr) => match eval_literal(expr) {
+                    Ok(v) => {
+                        params.insert(k.clone(), v);
+                    }
+                    Err(e) => diags.push(eval_error(def.file, e)),
+                },
+                None => diags.push(site.at_runtime(
+                    name,
+                    Diagnostic::new(format!("runtime \"{name}\" needs param \"{k}\"")).help(
+                        format!("set it in the cluster: runtime \"{name}\" {{ {k} = ... }}"),
+                    ),
+                )),
+            }
+        }
+        if !diags.is_empty() {
+            continue;
+        }
+        let env: Map = params
+            .iter()
+            .map(|(k, v)| {
+                let text = v
+                    .to_template_string()
+                    .unwrap_or_else(|| v.to_json().to_string());
+                (env_name(k), Value::String(text))
+            })
+            .collect();
+        let mut head_starts: Vec<Address> = Vec::new();
+        let mut node_steps: Vec<(usize, Vec<(String, ResourceSpec)>)> = Vec::new();
+        for (ni, n) in nodes.iter().enumerate() {
+            let (node_value, cluster_value) = scope_for(cluster, n, nodes);
+            let scope = Map::from_iter([
+                ("param".to_string(), Value::Object(params.clone())),
+                ("node".to_string(), node_value),
+                ("cluster".to_string(), cluster_value),
+            ]);
+            let mut steps = Vec::new();
+            for service in &def.services {
+                let mut ev = Evaluator::new(&scope, &def.dir);
+                ev.embedded = def.embedded.as_ref();
+                let mut attrs = Map::new();
+                for a in service.body.attributes() {
+                    match ev.eval(&a.value) {
+                        Ok(v) => {
+                            attrs.insert(a.key.as_str().to_string(), v);
+                        }
+                        Err(e) => diags.push(eval_error(def.file, e)),
+                    }
+                }
+                let on = attrs.get("on").and_then(Value::as_str).unwrap_or("all");
+                let here = match on {
+                    "head" => n.head,
+                    "workers" => !n.head,
+                    "all" => true,
+                    other => {
+                        diags.push(
+                            Diagnostic::new(format!(
+                                "service \"{}\" of runtime \"{name}\": on = \"{other}\" is not a role",
+                                service.name
+                            ))
+                            .at(def.file, service.span.clone())
+                            .help("write on = \"head\", \"workers\" or \"all\""),
+                        );
+                        continue;
+                    }
+                };
+                if !here {
+                    continue;
+                }
+                let text = |k: &str| -> Option<String> {
+                    attrs.get(k).and_then(|v| v.to_template_string())
+                };
+                let mut done: Vec<String> = Vec::new();
+                for step in STEPS {
+                    let Some(script) = text(step) else {
+                        continue;
+                    };
+                    let rel = n
+                        .rel
+                        .clone()
+                        .name("runtime")
+                        .name(name.clone())
+                        .name("service")
+                        .name(service.name.clone())
+                        .name(step);
+                    // Only the params the step's commands name: a change of another
+                    // param does not rerun it.
+                    let (stop, health) = if step == "start" {
+                        (text("stop"), text("health"))
+                    } else {
+                        (None, None)
+                    };
+                    let used = |k: &String| {
+                        [Some(&script), stop.as_ref(), health.as_ref()]
+                            .into_iter()
+                            .flatten()
+                            .any(|s| s.contains(k.as_str()))
+                    };
+                    let step_env: Map = env
+                        .iter()
+                        .filter(|(k, _)| used(k))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
+                    let mut c = Map::from_iter([
+                        ("node".to_string(), Value::from(n.rel.to_string())),
+                        ("node_name".to_string(), Value::from(n.name.as_str())),
+                        (
+                            "role".to_string(),
+                            Value::from(if n.head { "head" } else { "worker" }),
+                        ),
+                        ("cluster".to_string(), Value::from(cluster)),
+                        ("runtime".to_string(), Value::from(name.as_str())),
+                        ("service".to_string(), Value::from(service.name.as_str())),
+                        ("step".to_string(), Value::from(step)),
+                        ("script".to_string(), Value::String(script.clone())),
+                        ("env".to_string(), Value::Object(step_env)),
+                    ]);
+                    // What ran before this step on this node: a change there reruns it.
+                    if !done.is_empty() {
+                        let refs: Vec<&str> = done.iter().map(String::as_str).collect();
+                        c.insert("after_hash".into(), Value::String(sha(&refs)));
+                    }
+                    if step == "start" {
+                        for k in ["stop", "health", "health_timeout"] {
+                            if let Some(v) = attrs.get(k) {
+                                c.insert(k.into(), v.clone());
+                            }
+                        }
+                    }
+                    done.push(format!("{script}\0{}", c["env"].to_json()));
+                    let mut spec = ResourceSpec::new(rel.clone(), STEP_TYPE, c);
+                    let session = n.rel.clone().name("session");
+                    let mut refs = vec![
+                        ("connection", n.rel.clone(), "connection"),
+                        ("node_ip", n.rel.clone(), "private_ip"),
+                        ("node_public_ip", n.rel.clone(), "public_ip"),
+                        ("head_ip", head.rel.clone(), "private_ip"),
+                        ("head_public_ip", head.rel.clone(), "public_ip"),
+                        ("host_key", session.clone(), "host_key"),
+                    ];
+                    let all_text: String = spec.config.values().filter_map(Value::as_str).collect();
+                    let ips: Vec<(String, Address)> = nodes
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| all_text.contains(&format!("${{TIK_IP_{i}}}")))
+                        .map(|(i, m)| (format!("ip_{i}"), m.rel.clone()))
+                        .collect();
+                    for (attr, node) in &ips {
+                        refs.push((attr.as_str(), node.clone(), "private_ip"));
+                        if *node != n.rel {
+                            spec.depends_on.push(node.clone());
+                        }
+                    }
+                    for (attribute, sibling, sibling_attribute) in refs {
+                        spec.refs.push(SiblingRef {
+                            attribute: attribute.to_string(),
+                            sibling,
+                            sibling_attribute: sibling_attribute.to_string(),
+                        });
+                    }
+                    spec.depends_on.push(session);
+                    if n.rel != head.rel {
+                        spec.depends_on.push(head.rel.clone());
+                    }
+                    steps.push((step.to_string(), spec));
+                }
+            }
+            node_steps.push((ni, steps));
+        }
+        // Chain each node's steps, and start workers' services after the head's.
+        for (ni, steps) in &mut node_steps {
+            let n = &nodes[*ni];
+            for (step, spec) in steps.iter_mut() {
+                if let Some(prev) = last.get(&n.rel) {
+                    spec.depends_on.push(prev.clone());
+                }
+                last.insert(n.rel.clone(), spec.path.clone());
+                if n.head && step == "start" {
+                    head_starts.push(spec.path.clone());
+                }
+            }
+        }
+        for (ni, steps) in node_steps {
+            for (step, mut spec) in steps {
+                if !nodes[ni].head && step == "start" {
+                    spec.depends_on.extend(head_starts.iter().cloned());
+                }
+                spec.depends_on.sort();
+                spec.depends_on.dedup();
+                out.specs.push(spec);
+            }
+        }
+        let (_, cluster_value) = scope_for(cluster, head, nodes);
+        let scope = Map::from_iter([
+            ("param".to_string(), Value::Object(params.clone())),
+            ("cluster".to_string(), cluster_value),
+        ]);
+        for (ep, expr) in &def.endpoints {
+            let mut ev = Evaluator::new(&scope, &def.dir);
+            ev.embedded = def.embedded.as_ref();
+            match ev.eval(expr) {
+                Ok(v) => out.endpoints.push((name.clone(), ep.clone(), v)),
+                Err(e) => diags.push(eval_error(def.file, e)),
+            }
+        }
+    }
+    if diags.is_empty() {
+        Ok(out)
+    } else {
+        Err(diags)
+    }
+}
+
+/// Why a step runs again, from the attributes that changed: shown in the plan.
+pub fn rerun_reasons(changed: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    for name in changed {
+        let why = match *name {
+            "script" => "its script changed",
+            "env" => "a param it uses changed",
+            "after_hash" => "an earlier step of its service changed",
+            "stop" | "health" | "health_timeout" => "its stop or health command changed",
+            "connection" | "host_key" => "the way to reach its node changed",
+            "node_ip" | "node_public_ip" | "head_ip" | "head_public_ip" => {
+                "a node address it uses changed"
+            }
+            n if n.starts_with("ip_") => "a node address it uses changed",
+            _ => continue,
+        };
+        if !out.iter().any(|o: &String| o == why) {
+            out.push(why.to_string());
+        }
+    }
+    out
+}
+
+/// An endpoint's value with the addresses filled in from the nodes' attributes;
+/// unknown while a node it names has no address yet.
+pub fn fill_endpoint(value: &Value, head: Option<&Map>, nodes: &[Option<&Map>]) -> Value {
+    match value {
+        Value::String(s) => {
+            let mut text = s.clone();
+            let mut subs: Vec<(String, Option<&Value>)> = vec![
+                ("TIK_HEAD_IP".into(), head.and_then(|h| h.get("private_ip"))),
+                (
+                    "TIK_HEAD_PUBLIC_IP".into(),
+                    head.and_then(|h| h.get("public_ip")),
+                ),
+            ];
+            for (i, n) in nodes.iter().enumerate() {
+                subs.push((format!("TIK_IP_{i}"), n.and_then(|m| m.get("private_ip"))));
+            }
+            for (var, v) in subs {
+                let token = format!("${{{var}}}");
+                if !text.contains(&token) {
+                    continue;
+                }
+                match v.and_then(Value::as_str) {
+                    Some(ip) => text = text.replace(&token, ip),
+                    None => return Value::Unknown,
+                }
+            }
+            Value::String(text)
+        }
+        Value::List(items) => Value::List(
+            items
+                .iter()
+                .map(|v| fill_endpoint(v, head, nodes))
+                .collect(),
+        ),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), fill_endpoint(v, head, nodes)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_names_are_shell_names() {
+        assert_eq!(env_name("spark.version"), "TIK_PARAM_SPARK_VERSION");
+        assert_eq!(env_name("port"), "TIK_PARAM_PORT");
+    }
+
+    #[test]
+    fn endpoints_fill_in_addresses_or_stay_unknown() {
+        let v = Value::from("http://${TIK_HEAD_IP}:8080");
+        let head: Map = Map::from_iter([("private_ip".to_string(), Value::from("10.0.0.5"))]);
+        assert_eq!(
+            fill_endpoint(&v, Some(&head), &[]),
+            Value::from("http://10.0.0.5:8080")
+        );
+        assert_eq!(fill_endpoint(&v, None, &[]), Value::Unknown);
+    }
+}

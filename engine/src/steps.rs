@@ -1,0 +1,676 @@
+//! Node steps: running a runtime's scripts on a node, over SSH (the `openssh` crate,
+//! one multiplexed connection per node) or, on the local provider's default
+//! transport, as a local process.
+//!
+//! Every step runs as `sh -c`, never a login shell; every value tik passes in is an
+//! environment variable set with shell quoting, never spliced into the script. What a
+//! step printed goes to a log file per node, and the tail of it into the error of a
+//! failed step.
+
+use crate::provider::{ChangeRequest, Operation, ProviderError};
+use crate::value::{Map, Value};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a node may take to answer SSH before its session fails.
+pub const SSH_WAIT: Duration = Duration::from_secs(600);
+/// How long a started service may take to pass its health check.
+const HEALTH_WAIT: Duration = Duration::from_secs(60);
+/// How long one step may run.
+const STEP_LIMIT: Duration = Duration::from_secs(3600);
+/// How many lines of a failed step's output its error shows.
+const TAIL: usize = 30;
+
+/// Runs steps and keeps one SSH connection per node for all of them.
+pub struct Runner {
+    log_dir: PathBuf,
+    sessions:
+        tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<openssh::Session>>>>>,
+}
+
+impl Runner {
+    pub fn new(log_dir: PathBuf) -> Self {
+        Runner {
+            log_dir,
+            sessions: Default::default(),
+        }
+    }
+
+    /// Applies a `tik_session`: on create, waits until the node answers and records
+    /// its host key; on delete, closes the connection.
+    pub async fn apply_session(&self, change: &ChangeRequest) -> Result<Map, ProviderError> {
+        let mut attrs = change.planned.clone();
+        if change.operation == Operation::Delete {
+            if let Ok(conn) = Connection::of(&change.planned) {
+                self.sessions.lock().await.remove(&conn.key());
+            }
+            return Ok(Map::new());
+        }
+        let conn = Connection::of(&attrs)?;
+        let host_key = match &conn.transport {
+            Transport::Local => {
+                std::fs::create_dir_all(&conn.home)
+                    .map_err(|e| ProviderError::new(format!("cannot create {}: {e}", conn.home)))?;
+                Value::Null
+            }
+            Transport::Ssh(ssh) => {
+                let recorded = change
+                    .prior
+                    .as_ref()
+                    .and_then(|p| p.get("host_key"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                let key = match recorded {
+                    Some(k) => k,
+                    None => first_contact(ssh, &change.address.to_string()).await?,
+                };
+                Value::String(key)
+            }
+        };
+        attrs.insert("host_key".into(), host_key);
+        Ok(attrs)
+    }
+
+    /// Applies a `tik_step`: runs its script (a start reruns as stop, then start, and
+    /// waits for health); deleting a start step stops the service.
+    pub async fn apply_step(&self, change: &ChangeRequest) -> Result<Map, ProviderError> {
+        let a = &change.planned;
+        let step = a.get("step").and_then(Value::as_str).unwrap_or_default();
+        let address = change.address.to_string();
+        match change.operation {
+            Operation::Delete => {
+                let Some(stop) = a.get("stop").and_then(Value::as_str) else {
+                    return Ok(Map::new());
+                };
+                // A node that cannot be reached runs nothing any more; one that shows
+                // another host key may, and is not trusted to say so.
+                let target = match self.target(a).await {
+                    Ok(t) => t,
+                    Err(e) if e.code.as_deref() == Some("HostKeyMismatch") => return Err(e),
+                    Err(_) => return Ok(Map::new()),
+                };
+                self.run(&target, a, &address, "stop", stop, STEP_LIMIT)
+                    .await?;
+                Ok(Map::new())
+            }
+            Operation::Create | Operation::Update => {
+                let target = self.target(a).await?;
+                let script = a.get("script").and_then(Value::as_str).unwrap_or_default();
+                if step == "start" && change.operation == Operation::Update {
+                    let prior = change.prior.as_ref().unwrap_or(a);
+                    if let Some(stop) = prior.get("stop").and_then(Value::as_str) {
+                        self.run(&target, prior, &address, "stop", stop, STEP_LIMIT)
+                            .await?;
+                    }
+                }
+                self.run(&target, a, &address, step, script, STEP_LIMIT)
+                    .await?;
+                if step == "start" {
+                    if let Some(health) = a.get("health").and_then(Value::as_str) {
+                        let limit = a
+                            .get("health_timeout")
+                            .and_then(Value::as_f64)
+                            .filter(|s| *s > 0.0 && *s < 86_400.0)
+                            .map_or(HEALTH_WAIT, Duration::from_secs_f64);
+                        self.wait_healthy(&target, a, &address, health, limit)
+                            .await?;
+                    }
+                }
+                let mut attrs = a.clone();
+                attrs.insert("hash".into(), Value::String(step_hash(a)));
+                Ok(attrs)
+            }
+        }
+    }
+
+    /// Runs a service's health check once: for `tik status`.
+    pub async fn check(&self, attrs: &Map) -> Result<(), String> {
+        let Some(health) = attrs.get("health").and_then(Value::as_str) else {
+            return Ok(());
+        };
+        let target = self.target(attrs).await.map_err(|e| e.message)?;
+        let out = exec(&target, attrs, health, Duration::from_secs(30)).await?;
+        if out.0 == 0 {
+            Ok(())
+        } else {
+            Err(tail(&out.1))
+        }
+    }
+
+    /// Runs a command on a node: for `tik exec`. Returns the exit code and output.
+    pub async fn exec(&self, attrs: &Map, command: &str) -> Result<(i32, String), String> {
+        let target = self.target(attrs).await.map_err(|e| e.message)?;
+        exec(&target, attrs, command, STEP_LIMIT).await
+    }
+
+    async fn target(&self, attrs: &Map) -> Result<Target, ProviderError> {
+        let conn = Connection::of(attrs)?;
+        match &conn.transport {
+            Transport::Local => Ok(Target::Local(conn.home.clone())),
+            Transport::Ssh(ssh) => {
+                let host_key = attrs
+                    .get("host_key")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        ProviderError::new(
+                            "the node's host key is not recorded yet (its session comes first)",
+                        )
+                    })?;
+                let cell = self
+                    .sessions
+                    .lock()
+                    .await
+                    .entry(conn.key())
+                    .or_default()
+                    .clone();
+                let session = cell
+                    .get_or_try_init(|| async {
+                        connect_verified(ssh, host_key, &session_address(attrs))
+                            .await
+                            .map(Arc::new)
+                    })
+                    .await?
+                    .clone();
+                Ok(Target::Ssh(session, conn.home.clone()))
+            }
+        }
+    }
+
+    async fn run(
+        &self,
+        target: &Target,
+        attrs: &Map,
+        address: &str,
+        what: &str,
+        script: &str,
+        limit: Duration,
+    ) -> Result<(), ProviderError> {
+        let started = Instant::now();
+        let result = exec(target, attrs, script, limit).await;
+        let (code, output) = match result {
+            Ok(r) => r,
+            Err(e) => (-1, e),
+        };
+        self.log(attrs, address, what, code, started.elapsed(), &output);
+        if code == 0 {
+            return Ok(());
+        }
+        Err(ProviderError {
+            code: Some("StepFailed".into()),
+            message: format!(
+                "{what} failed (exit {code}) on {}; last lines of its output (all of it in {}):\n{}",
+                attrs.get("node_name").and_then(Value::as_str).unwrap_or("the node"),
+                self.log_path(attrs).display(),
+                tail(&output)
+            ),
+        })
+    }
+
+    async fn wait_healthy(
+        &self,
+        target: &Target,
+        attrs: &Map,
+        address: &str,
+        health: &str,
+        limit: Duration,
+    ) -> Result<(), ProviderError> {
+        let deadline = Instant::now() + limit;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let (code, output) = exec(target, attrs, health, Duration::from_secs(30))
+                .await
+                .unwrap_or_else(|e| (-1, e));
+            if code == 0 {
+                return Ok(());
+            }
+            if Instant::now() + pause > deadline {
+                self.log(attrs, address, "health", code, limit, &output);
+                return Err(ProviderError {
+                    code: Some("Unhealthy".into()),
+                    message: format!(
+                        "the service started but its health check did not pass within {} s (last exit {code}):\n{}",
+                        limit.as_secs(),
+                        tail(&output)
+                    ),
+                });
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    fn log_path(&self, attrs: &Map) -> PathBuf {
+        let part = |k: &str| {
+            attrs
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or("unknown")
+                .replace(['/', '\\'], "_")
+        };
+        self.log_dir
+            .join(part("cluster"))
+            .join(format!("{}.log", part("node_name")))
+    }
+
+    fn log(&self, attrs: &Map, address: &str, what: &str, code: i32, took: Duration, output: &str) {
+        let path = self.log_path(attrs);
+        let _ = path.parent().map(std::fs::create_dir_all);
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+        {
+            let _ = writeln!(
+                f,
+                "== {address} ({what}): exit {code} after {:.1} s\n{output}",
+                took.as_secs_f64()
+            );
+        }
+    }
+}
+
+/// The address of a step's session, for messages that tell what to replace.
+fn session_address(attrs: &Map) -> String {
+    let text = |k: &str| attrs.get(k).and_then(Value::as_str).unwrap_or("?");
+    format!("cluster.{}.{}.session", text("cluster"), text("node"))
+}
+
+/// The hash of what a step ran: its script and every value it was given.
+fn step_hash(attrs: &Map) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (k, v) in attrs {
+        if k == "hash" || k == "host_key" {
+            continue;
+        }
+        h.update(k.as_bytes());
+        h.update([0]);
+        h.update(v.to_json().to_string().as_bytes());
+        h.update([0]);
+    }
+    h.finalize()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn tail(output: &str) -> String {
+    let lines: Vec<&str> = output.lines().collect();
+    let from = lines.len().saturating_sub(TAIL);
+    lines[from..]
+        .iter()
+        .map(|l| format!("  | {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+enum Target {
+    Local(String),
+    Ssh(Arc<openssh::Session>, String),
+}
+
+enum Transport {
+    Local,
+    Ssh(Ssh),
+}
+
+struct Ssh {
+    host: String,
+    port: u16,
+    user: String,
+    key_file: Option<String>,
+    jump: Option<String>,
+}
+
+struct Connection {
+    transport: Transport,
+    home: String,
+}
+
+impl Connection {
+    fn of(attrs: &Map) -> Result<Connection, ProviderError> {
+        let c = attrs
+            .get("connection")
+            .and_then(Value::as_object)
+            .ok_or_else(|| ProviderError::new("the node has no connection (is it created?)"))?;
+        let text = |k: &str| c.get(k).and_then(Value::as_str).map(str::to_string);
+        let home = text("home").unwrap_or_else(|| "/tmp/tik".into());
+        let transport = match text("transport").as_deref() {
+            Some("local") | None => Transport::Local,
+            Some("ssh") => Transport::Ssh(Ssh {
+                host: text("host")
+                    .ok_or_else(|| ProviderError::new("the connection has no host"))?,
+                port: c
+                    .get("port")
+                    .and_then(Value::as_f64)
+                    .filter(|p| *p >= 1.0 && *p <= 65535.0)
+                    .map_or(22, |p| p as u16),
+                user: text("user").unwrap_or_else(|| "root".into()),
+                key_file: text("key_file"),
+                jump: text("jump"),
+            }),
+            Some(other) => {
+                return Err(ProviderError::new(format!(
+                    "unknown transport \"{other}\": tik reaches nodes over \"ssh\" or \"local\""
+                )))
+            }
+        };
+        Ok(Connection { transport, home })
+    }
+
+    fn key(&self) -> String {
+        match &self.transport {
+            Transport::Local => format!("local:{}", self.home),
+            Transport::Ssh(s) => format!("{}@{}:{}", s.user, s.host, s.port),
+        }
+    }
+}
+
+/// Quotes a value for `sh`: it arrives as one word, whatever it holds.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The environment a step sees: where it runs, the node's and cluster's addresses,
+/// and the runtime's params.
+fn environment(attrs: &Map, home: &str) -> Vec<(String, String)> {
+    let text = |k: &str| attrs.get(k).and_then(|v| v.to_template_string());
+    let mut env = vec![("TIK_HOME".to_string(), home.to_string())];
+    for (var, attr) in [
+        ("TIK_NODE_NAME", "node_name"),
+        ("TIK_ROLE", "role"),
+        ("TIK_CLUSTER", "cluster"),
+        ("TIK_RUNTIME", "runtime"),
+        ("TIK_SERVICE", "service"),
+        ("TIK_NODE_IP", "node_ip"),
+        ("TIK_NODE_PUBLIC_IP", "node_public_ip"),
+        ("TIK_HEAD_IP", "head_ip"),
+        ("TIK_HEAD_PUBLIC_IP", "head_public_ip"),
+    ] {
+        if let Some(v) = text(attr) {
+            env.push((var.to_string(), v));
+        }
+    }
+    for (k, v) in attrs {
+        if let Some(i) = k.strip_prefix("ip_") {
+            if let Some(ip) = v.as_str() {
+                env.push((format!("TIK_IP_{i}"), ip.to_string()));
+            }
+        }
+    }
+    if let Some(Value::Object(params)) = attrs.get("env") {
+        for (k, v) in params {
+            if let Some(v) = v.to_template_string() {
+                env.push((k.clone(), v));
+            }
+        }
+    }
+    env
+}
+
+/// The script as `sh -c` runs it: the environment exported, in the node's home, with
+/// its output in a file that a background service may keep writing to (so the step
+/// never waits on a daemon's stdout), shown when the step ends.
+fn wrapped(attrs: &Map, home: &str, script: &str) -> String {
+    let mut text = String::from("set -u\n");
+    for (k, v) in environment(attrs, home) {
+        text.push_str(&format!("export {k}={}\n", shell_quote(&v)));
+    }
+    text.push_str(
+        "mkdir -p \"$TIK_HOME/.tik\" && cd \"$TIK_HOME\" || exit 1\n\
+         out=\"$TIK_HOME/.tik/step.$$.log\"\n\
+         ( set +u\n",
+    );
+    text.push_str(script);
+    text.push_str(
+        "\n) </dev/null >\"$out\" 2>&1\n\
+         rc=$?\n\
+         cat \"$out\"; rm -f \"$out\"\n\
+         exit $rc\n",
+    );
+    text
+}
+
+/// Runs a script on a target: exit code and output.
+async fn exec(
+    target: &Target,
+    attrs: &Map,
+    script: &str,
+    limit: Duration,
+) -> Result<(i32, String), String> {
+    let run = async {
+        match target {
+            Target::Local(home) => {
+                let out = tokio::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(wrapped(attrs, home, script))
+                    .stdin(std::process::Stdio::null())
+                    .kill_on_drop(true)
+                    .output()
+                    .await
+                    .map_err(|e| format!("cannot run sh: {e}"))?;
+                Ok::<_, String>((
+                    out.status.code().unwrap_or(-1),
+                    output_text(&out.stdout, &out.stderr),
+                ))
+            }
+            Target::Ssh(session, home) => {
+                let out = session
+                    .command("sh")
+                    .arg("-c")
+                    .arg(wrapped(attrs, home, script))
+                    .output()
+                    .await
+                    .map_err(|e| format!("ssh: {e}"))?;
+                Ok((
+                    out.status.code().unwrap_or(-1),
+                    output_text(&out.stdout, &out.stderr),
+                ))
+            }
+        }
+    };
+    tokio::time::timeout(limit, run)
+        .await
+        .map_err(|_| format!("still running after {} s: stopped waiting", limit.as_secs()))?
+}
+
+fn output_text(stdout: &[u8], stderr: &[u8]) -> String {
+    let mut s = String::from_utf8_lossy(stdout).into_owned();
+    s.push_str(&String::from_utf8_lossy(stderr));
+    s
+}
+
+fn builder(ssh: &Ssh, known_hosts: &Path, check: openssh::KnownHosts) -> openssh::SessionBuilder {
+    let mut b = openssh::SessionBuilder::default();
+    b.user(ssh.user.clone())
+        .port(ssh.port)
+        .known_hosts_check(check)
+        .user_known_hosts_file(known_hosts)
+        // Never the user's ~/.ssh/config: what tik connects to is what state says.
+        .config_file("/dev/null")
+        .control_directory(std::env::temp_dir())
+        .connect_timeout(Duration::from_secs(10))
+        .server_alive_interval(Duration::from_secs(15));
+    if let Some(k) = &ssh.key_file {
+        b.keyfile(k);
+    }
+    if let Some(j) = &ssh.jump {
+        b.jump_hosts([j]);
+    }
+    b
+}
+
+/// An error with its causes: ssh's own words are in the source.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(&format!(": {}", c.to_string().trim()));
+        cause = c.source();
+    }
+    text
+}
+
+fn host_pattern(ssh: &Ssh) -> String {
+    if ssh.port == 22 {
+        ssh.host.clone()
+    } else {
+        format!("[{}]:{}", ssh.host, ssh.port)
+    }
+}
+
+fn scratch_file(tag: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    std::env::temp_dir().join(format!(
+        "tik-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// Waits (with growing pauses, up to `SSH_WAIT`) until the node answers, and returns
+/// the host key it showed: recorded in state and required from then on.
+async fn first_contact(ssh: &Ssh, address: &str) -> Result<String, ProviderError> {
+    let deadline = Instant::now() + SSH_WAIT;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let known = scratch_file("known-hosts");
+        let _ = std::fs::remove_file(&known);
+        let result = builder(ssh, &known, openssh::KnownHosts::Add)
+            .connect_mux(&ssh.host)
+            .await;
+        let text = std::fs::read_to_string(&known).unwrap_or_default();
+        let _ = std::fs::remove_file(&known);
+        match result {
+            Ok(session) => {
+                let _ = session.close().await;
+                // A known_hosts line: host pattern, key type, key.
+                let key = text
+                    .lines()
+                    .filter_map(|l| {
+                        let parts: Vec<&str> = l.split_whitespace().collect();
+                        (parts.len() >= 3).then(|| format!("{} {}", parts[1], parts[2]))
+                    })
+                    .next();
+                return key.ok_or_else(|| {
+                    ProviderError::new(format!(
+                        "{address}: connected to {}, but ssh recorded no host key",
+                        ssh.host
+                    ))
+                });
+            }
+            Err(e) if Instant::now() + pause < deadline => {
+                let _ = e;
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                return Err(ProviderError {
+                    code: Some("SshUnreachable".into()),
+                    message: format!(
+                        "{}@{}:{} did not answer SSH within {} s: {e}",
+                        ssh.user,
+                        ssh.host,
+                        ssh.port,
+                        SSH_WAIT.as_secs()
+                    ),
+                })
+            }
+        }
+    }
+}
+
+/// Connects, accepting only the host key recorded at first contact.
+async fn connect_verified(
+    ssh: &Ssh,
+    host_key: &str,
+    session: &str,
+) -> Result<openssh::Session, ProviderError> {
+    let known = scratch_file("known-hosts");
+    std::fs::write(&known, format!("{} {host_key}\n", host_pattern(ssh)))
+        .map_err(|e| ProviderError::new(format!("cannot write {}: {e}", known.display())))?;
+    let result = builder(ssh, &known, openssh::KnownHosts::Strict)
+        .connect_mux(&ssh.host)
+        .await;
+    let _ = std::fs::remove_file(&known);
+    result.map_err(|e| {
+        let text = format!("{e:?}");
+        if text.contains("verification failed") || text.contains("REMOTE HOST IDENTIFICATION") {
+            ProviderError {
+                code: Some("HostKeyMismatch".into()),
+                message: format!(
+                    "{}:{} shows a host key other than the one recorded at first contact ({host_key}). \
+                     Refusing to connect: the node may have been replaced, or someone is in between. \
+                     If it was rebuilt on purpose, replace its session: tik apply --replace '{session}'",
+                    ssh.host, ssh.port
+                ),
+            }
+        } else {
+            ProviderError {
+                code: Some("SshFailed".into()),
+                message: format!(
+                    "cannot connect to {}@{}:{}: {}",
+                    ssh.user,
+                    ssh.host,
+                    ssh.port,
+                    error_chain(&e)
+                ),
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_keeps_every_value_one_word() {
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote("$(rm -rf /)"), "'$(rm -rf /)'");
+    }
+
+    #[tokio::test]
+    async fn a_local_step_runs_with_its_environment_and_quoted_values() {
+        let dir = std::env::temp_dir().join(format!("tik-steps-test-{}", std::process::id()));
+        let attrs = Map::from_iter([
+            (
+                "connection".to_string(),
+                Value::Object(Map::from_iter([
+                    ("transport".to_string(), Value::from("local")),
+                    ("home".to_string(), Value::from(dir.display().to_string())),
+                ])),
+            ),
+            ("node_ip".to_string(), Value::from("127.0.0.9")),
+            (
+                "env".to_string(),
+                Value::Object(Map::from_iter([(
+                    "TIK_PARAM_GREETING".to_string(),
+                    Value::from("it's $(echo injected)"),
+                )])),
+            ),
+        ]);
+        let runner = Runner::new(dir.join("logs"));
+        let target = runner.target(&attrs).await.unwrap();
+        let (code, out) = exec(
+            &target,
+            &attrs,
+            "echo \"$TIK_NODE_IP|$TIK_PARAM_GREETING|$(pwd)\"; (sleep 30 &) ; exit 3",
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        assert_eq!(code, 3);
+        assert_eq!(
+            out.trim(),
+            format!("127.0.0.9|it's $(echo injected)|{}", dir.display())
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,23 @@
+# A static web server on every node (Python's http.server), serving a page that
+# names the node: the smallest runtime that really runs and answers.
+runtime "web" {
+  description = "static web server on every node, from Python's standard library"
+
+  param "port" { default = 8000 }
+  param "title" { default = "tik" }
+
+  service "server" {
+    on        = "all"
+    ports     = [param.port]
+    install   = file("install.sh")
+    configure = templatefile("configure.sh.tpl", { title = param.title })
+    start     = <<-EOT
+      nohup python3 -m http.server ${param.port} --bind "$TIK_NODE_IP" --directory "$TIK_HOME/web" >"$TIK_HOME/web.log" 2>&1 &
+      echo $! >"$TIK_HOME/web.pid"
+    EOT
+    stop      = file("stop.sh")
+    health    = "python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \"http://$TIK_NODE_IP:${param.port}/\""
+  }
+
+  endpoint "url" { value = "http://${cluster.head.private_ip}:${param.port}/" }
+}

@@ -1,0 +1,314 @@
+//! Runtimes on a local cluster, as a user runs them: node steps over a real sshd per
+//! node (Debian's openssh-server), services that really answer, reruns of only what
+//! changed, and destroy stopping them.
+
+mod common;
+
+use common::Project;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+const SSHD: &str = "/usr/sbin/sshd";
+
+fn need_sshd() {
+    assert!(
+        std::path::Path::new(SSHD).exists(),
+        "these tests run an sshd per node and {SSHD} is missing: install it with\n  apt-get install openssh-server\n(.ci/run does this)"
+    );
+}
+
+/// The test's own runtime: a server on the head and one on each worker, each
+/// answering with a greeting its configure step wrote, and its pid.
+const RUNTIME: &str = r#"
+runtime "echo" {
+  param "port" { default = 7700 }
+  param "head_greeting" { default = "hello from the head" }
+  param "worker_greeting" { default = "hello from a worker" }
+
+  service "primary" {
+    on        = "head"
+    install   = "mkdir -p \"$TIK_HOME/echo\""
+    configure = "printf '%s\\n' \"$TIK_PARAM_HEAD_GREETING\" >\"$TIK_HOME/echo/index.html\""
+    start     = file("start.sh")
+    stop      = file("stop.sh")
+    health    = file("health.sh")
+  }
+
+  service "replica" {
+    on        = "workers"
+    install   = "mkdir -p \"$TIK_HOME/echo\""
+    configure = "printf '%s\\n' \"$TIK_PARAM_WORKER_GREETING\" >\"$TIK_HOME/echo/index.html\""
+    start     = file("start.sh")
+    stop      = file("stop.sh")
+    health    = file("health.sh")
+  }
+
+  endpoint "primary" { value = "http://${cluster.head.private_ip}:${param.port}/" }
+}
+"#;
+
+const START: &str = r#"nohup python3 -m http.server "$TIK_PARAM_PORT" --bind "$TIK_NODE_IP" --directory "$TIK_HOME/echo" >"$TIK_HOME/echo.log" 2>&1 &
+echo $! >"$TIK_HOME/echo.pid"
+"#;
+const STOP: &str = r#"if [ -f "$TIK_HOME/echo.pid" ]; then kill "$(cat "$TIK_HOME/echo.pid")" 2>/dev/null; rm -f "$TIK_HOME/echo.pid"; fi
+"#;
+const HEALTH: &str = r#"python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "http://$TIK_NODE_IP:$TIK_PARAM_PORT/"
+"#;
+
+fn config(transport: &str, worker_greeting: &str) -> String {
+    format!(
+        r#"workspace "lab" {{
+  provider  = "local"
+  transport = "{transport}"
+}}
+
+cluster "c" {{
+  workspace = workspace.lab
+  head {{}}
+  workers "w" {{
+    min = 3
+    max = 3
+  }}
+  runtime "echo" {{
+    worker_greeting = "{worker_greeting}"
+  }}
+}}
+
+output "primary" {{
+  value = cluster.c.runtime.echo.endpoint.primary
+}}
+
+output "ips" {{
+  value = concat([cluster.c.node.head.private_ip], [for w in cluster.c.node.worker["w"] : w.private_ip])
+}}
+"#
+    )
+}
+
+fn project(transport: &str) -> Project {
+    Project::new(&[
+        ("main.tik.hcl", &config(transport, "hello from a worker")),
+        ("runtimes/echo/runtime.tik.hcl", RUNTIME),
+        ("runtimes/echo/start.sh", START),
+        ("runtimes/echo/stop.sh", STOP),
+        ("runtimes/echo/health.sh", HEALTH),
+    ])
+}
+
+/// The body of GET / on a node's service, or None when nothing answers.
+fn get(ip: &str) -> Option<String> {
+    let mut s =
+        TcpStream::connect_timeout(&format!("{ip}:7700").parse().ok()?, Duration::from_secs(2))
+            .ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET / HTTP/1.0\r\nHost: {ip}\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.split("\r\n\r\n").nth(1).map(|b| b.trim().to_string())
+}
+
+fn ips(p: &Project) -> Vec<String> {
+    let out = p.ok(&["output", "--json", "ips"], 0).stdout;
+    serde_json::from_str(&out).expect("ips are a JSON list")
+}
+
+fn pid(p: &Project, node: &str) -> String {
+    p.read(&format!(
+        ".tik/local/workspaces/lab/clusters/c/{node}/home/echo.pid"
+    ))
+}
+
+#[test]
+fn a_runtime_runs_over_ssh_on_every_node_and_reruns_only_what_changed() {
+    need_sshd();
+    let p = project("ssh");
+    let r = p.ok(&["apply", "--auto-approve"], 0);
+    assert!(r.stdout.contains("Apply complete!"), "{}", r.out());
+    let ips = ips(&p);
+    assert_eq!(ips.len(), 4);
+    assert_eq!(
+        get(&ips[0]).as_deref(),
+        Some("hello from the head"),
+        "{}",
+        r.out()
+    );
+    for ip in &ips[1..] {
+        assert_eq!(get(ip).as_deref(), Some("hello from a worker"));
+    }
+    let primary = p.ok(&["output", "primary"], 0).stdout;
+    assert_eq!(primary.trim(), format!("\"http://{}:7700/\"", ips[0]));
+    // Host keys are recorded at first contact.
+    let state = p.read("tik.tikstate");
+    assert!(
+        state.contains("\"host_key\": \"ssh-ed25519 "),
+        "no host key recorded"
+    );
+    // Each node's log has its steps.
+    let log = p.read(".tik/logs/c/worker-w-0.log");
+    assert!(
+        log.contains("runtime.echo.service.replica.configure"),
+        "{log}"
+    );
+
+    // Nothing changed: nothing runs.
+    let again = p.ok(&["plan", "--detailed-exitcode"], 0);
+    assert!(again.stdout.contains("No changes"), "{}", again.out());
+
+    // A param only the workers' service uses: one configure rerun and one restart per
+    // worker, nothing on the head.
+    let head_pid = pid(&p, "head");
+    let worker_pid = pid(&p, "worker-w-1");
+    p.write("main.tik.hcl", &config("ssh", "hi from a worker"));
+    let plan = p.ok(&["plan"], 0).stdout;
+    let reruns: Vec<&str> = plan
+        .lines()
+        .filter(|l| l.contains("will run again"))
+        .collect();
+    assert_eq!(reruns.len(), 6, "{plan}");
+    assert_eq!(
+        reruns.iter().filter(|l| l.contains(".configure ")).count(),
+        3,
+        "{plan}"
+    );
+    assert!(reruns.iter().all(|l| l.contains("node.worker")), "{plan}");
+    assert!(plan.contains("(a param it uses changed)"), "{plan}");
+    p.ok(&["apply", "--auto-approve"], 0);
+    assert_eq!(get(&ips[2]).as_deref(), Some("hi from a worker"));
+    assert_eq!(get(&ips[0]).as_deref(), Some("hello from the head"));
+    assert_eq!(
+        pid(&p, "head"),
+        head_pid,
+        "the head's service was not restarted"
+    );
+    assert_ne!(
+        pid(&p, "worker-w-1"),
+        worker_pid,
+        "the worker's service restarted"
+    );
+
+    // A node whose host key changes is refused, with what to do.
+    let node = p.file(".tik/local/workspaces/lab/clusters/c/worker-w-2");
+    let _ = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("kill $(cat sshd.pid) && rm -f host_ed25519 host_ed25519.pub && ssh-keygen -q -t ed25519 -N '' -f host_ed25519 && sleep 0.2 && /usr/sbin/sshd -f \"$PWD/sshd_config\" -E \"$PWD/sshd.log\"")
+        .current_dir(&node)
+        .status();
+    p.write("main.tik.hcl", &config("ssh", "hey from a worker"));
+    let refused = p.ok(&["apply", "--auto-approve"], 1);
+    assert!(
+        refused.out().contains("HostKeyMismatch")
+            && refused
+                .out()
+                .contains("tik apply --replace 'cluster.c.node.worker[\"w\"][2].session'"),
+        "{}",
+        refused.out()
+    );
+    // The other workers went ahead.
+    assert_eq!(get(&ips[1]).as_deref(), Some("hey from a worker"));
+    // Replacing the session, as the message says, trusts the new key.
+    p.ok(
+        &[
+            "apply",
+            "--auto-approve",
+            "--replace",
+            "cluster.c.node.worker[\"w\"][2].session",
+        ],
+        0,
+    );
+    assert_eq!(get(&ips[3]).as_deref(), Some("hey from a worker"));
+
+    // Destroy stops every service and every sshd.
+    p.ok(&["destroy", "--auto-approve"], 0);
+    for ip in &ips {
+        assert_eq!(get(ip), None, "{ip} still answers");
+        assert!(
+            TcpStream::connect((ip.as_str(), 2222)).is_err(),
+            "sshd on {ip} still runs"
+        );
+    }
+}
+
+#[test]
+fn the_default_transport_runs_steps_without_sshd() {
+    let p = project("local");
+    let r = p.ok(&["apply", "--auto-approve"], 0);
+    let ips = ips(&p);
+    for ip in &ips[1..] {
+        assert_eq!(
+            get(ip).as_deref(),
+            Some("hello from a worker"),
+            "{}",
+            r.out()
+        );
+    }
+    // A failing step stops that node's later steps only; the next apply resumes there.
+    p.write("runtimes/echo/health.sh", "exit 1\n");
+    p.write("main.tik.hcl", &config("local", "changed"));
+    let failed = p.ok(&["apply", "--auto-approve"], 1);
+    assert!(
+        failed.out().contains("health check did not pass"),
+        "{}",
+        failed.out()
+    );
+    p.write("runtimes/echo/health.sh", HEALTH);
+    let resumed = p.ok(&["apply", "--auto-approve"], 0);
+    assert!(
+        resumed.stdout.contains("Apply complete!"),
+        "{}",
+        resumed.out()
+    );
+    assert_eq!(get(&ips[1]).as_deref(), Some("changed"));
+    p.ok(&["destroy", "--auto-approve"], 0);
+    assert_eq!(get(&ips[0]), None);
+}
+
+#[test]
+fn runtime_mistakes_name_the_place_and_suggest_the_fix() {
+    let p = project("local");
+    p.write(
+        "main.tik.hcl",
+        &config("local", "x").replace("worker_greeting =", "worker_greting ="),
+    );
+    let r = p.ok(&["validate"], 1);
+    assert!(
+        r.stderr
+            .contains("runtime \"echo\" has no param \"worker_greting\""),
+        "{}",
+        r.out()
+    );
+    assert!(r.stderr.contains("main.tik.hcl:14:5"), "{}", r.out());
+    assert!(
+        r.stderr.contains("did you mean \"worker_greeting\""),
+        "{}",
+        r.out()
+    );
+
+    p.write(
+        "main.tik.hcl",
+        &config("local", "x").replace("runtime \"echo\"", "runtime \"ecko\""),
+    );
+    let r = p.ok(&["validate"], 1);
+    assert!(r.stderr.contains("unknown runtime \"ecko\""), "{}", r.out());
+    assert!(r.stderr.contains("did you mean \"echo\""), "{}", r.out());
+
+    // A cycle between runtimes is refused with the runtimes in it.
+    p.write(
+        "runtimes/a/runtime.tik.hcl",
+        "runtime \"a\" {\n  requires = [\"b\"]\n}\n",
+    );
+    p.write(
+        "runtimes/b/runtime.tik.hcl",
+        "runtime \"b\" {\n  after = [\"a\"]\n}\n",
+    );
+    p.write(
+        "main.tik.hcl",
+        &config("local", "x").replace("runtime \"echo\"", "runtime \"a\" {}\n  runtime \"echo\""),
+    );
+    let r = p.ok(&["validate"], 1);
+    assert!(
+        r.stderr.contains("the runtimes' order has a cycle"),
+        "{}",
+        r.out()
+    );
+}
