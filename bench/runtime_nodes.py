@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Sets up local clusters of 1 and N nodes over SSH with the `web` runtime and
+compares: N nodes should take close to one node's time, not N times it.
+
+    cargo build && python3 bench/runtime_nodes.py [--nodes 20] [--transport ssh]
+
+Prints a Markdown table: apply time (nodes, sshd, sessions, steps) and destroy
+time per cluster size, and the mean time of each step kind from the node logs.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TIK = ROOT / "target" / "debug" / "tik"
+
+CONFIG = """workspace "bench" {{
+  provider  = "local"
+  transport = "{transport}"
+}}
+
+cluster "c" {{
+  workspace = workspace.bench
+  head {{}}
+  workers "w" {{
+    min = {workers}
+    max = {workers}
+  }}
+  runtime "web" {{}}
+}}
+"""
+
+
+def run(project, *args):
+    t = time.monotonic()
+    out = subprocess.run([str(TIK), *args], cwd=project, capture_output=True, text=True)
+    took = time.monotonic() - t
+    if out.returncode != 0:
+        raise SystemExit(f"tik {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
+    return took
+
+
+def step_times(project):
+    times = {}
+    for log in (Path(project) / ".tik" / "logs" / "c").glob("*.log"):
+        for m in re.finditer(r"^== \S+ \((\w+)\): exit 0 after ([0-9.]+) s", log.read_text(), re.M):
+            times.setdefault(m.group(1), []).append(float(m.group(2)))
+    return {k: sum(v) / len(v) for k, v in sorted(times.items())}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--nodes", type=int, default=20)
+    ap.add_argument("--transport", default="ssh")
+    args = ap.parse_args()
+    if not TIK.exists():
+        raise SystemExit("build first: cargo build")
+    rows = []
+    for nodes in (1, args.nodes):
+        project = tempfile.mkdtemp(prefix="tik-bench-nodes-")
+        try:
+            Path(project, "main.tik.hcl").write_text(
+                CONFIG.format(transport=args.transport, workers=nodes - 1)
+            )
+            apply = run(project, "apply", "--auto-approve", "--parallelism", str(max(10, nodes * 5)))
+            steps = step_times(project)
+            destroy = run(project, "destroy", "--auto-approve", "--parallelism", str(max(10, nodes * 5)))
+            rows.append((nodes, apply, destroy, steps))
+        finally:
+            shutil.rmtree(project, ignore_errors=True)
+    print(f"transport = {args.transport}\n")
+    print("| nodes | apply | destroy | mean step time |")
+    print("|---|---|---|---|")
+    for nodes, apply, destroy, steps in rows:
+        per = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in steps.items())
+        print(f"| {nodes} | {apply:.2f} s | {destroy:.2f} s | {per} |")
+    print(f"\nratio {args.nodes} nodes / 1 node (apply): {rows[1][1] / rows[0][1]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
