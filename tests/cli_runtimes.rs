@@ -218,6 +218,29 @@ fn a_runtime_runs_over_ssh_on_every_node_and_reruns_only_what_changed() {
     );
     assert_eq!(get(&ips[3]).as_deref(), Some("hey from a worker"));
 
+    // A node tik replaces is a new machine: contacted anew, its steps run again.
+    let replaced = p.ok(
+        &[
+            "apply",
+            "--auto-approve",
+            "--replace",
+            "cluster.c.node.worker[\"w\"][0]",
+        ],
+        0,
+    );
+    assert!(
+        replaced.stdout.contains("Apply complete!"),
+        "{}",
+        replaced.out()
+    );
+    let ips = self::ips(&p);
+    assert_eq!(
+        get(&ips[1]).as_deref(),
+        Some("hey from a worker"),
+        "{}",
+        replaced.out()
+    );
+
     // Destroy stops every service and every sshd.
     p.ok(&["destroy", "--auto-approve"], 0);
     for ip in &ips {

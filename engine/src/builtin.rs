@@ -55,6 +55,7 @@ impl Provider for TikProvider {
             "health",
             "health_timeout",
             "connection",
+            "node_id",
             "node_ip",
             "node_public_ip",
             "head_ip",
@@ -84,6 +85,7 @@ impl Provider for TikProvider {
                 type_name: crate::runtime::SESSION_TYPE,
                 attributes: vec![
                     AttributeSchema::optional("node"),
+                    AttributeSchema::optional("node_id"),
                     AttributeSchema::optional("connection"),
                     AttributeSchema::computed("host_key"),
                 ],

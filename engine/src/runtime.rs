@@ -548,11 +548,13 @@ pub fn expand(
             Map::from_iter([("node".to_string(), Value::from(n.rel.to_string()))]),
         );
         spec.depends_on.push(n.rel.clone());
-        spec.refs.push(SiblingRef {
-            attribute: "connection".into(),
-            sibling: n.rel.clone(),
-            sibling_attribute: "connection".into(),
-        });
+        for attr in ["connection", "node_id"] {
+            spec.refs.push(SiblingRef {
+                attribute: attr.into(),
+                sibling: n.rel.clone(),
+                sibling_attribute: if attr == "node_id" { "id" } else { attr }.into(),
+            });
+        }
         out.specs.push(spec);
         last.insert(n.rel.clone(), session);
     }
@@ -726,6 +728,7 @@ pub fn expand(
                     let session = n.rel.clone().name("session");
                     let mut refs = vec![
                         ("connection", n.rel.clone(), "connection"),
+                        ("node_id", n.rel.clone(), "id"),
                         ("node_ip", n.rel.clone(), "private_ip"),
                         ("node_public_ip", n.rel.clone(), "public_ip"),
                         ("head_ip", head.rel.clone(), "private_ip"),
@@ -814,6 +817,7 @@ pub fn rerun_reasons(changed: &[&str]) -> Vec<String> {
             "env" => "a param it uses changed",
             "after_hash" => "an earlier step of its service changed",
             "stop" | "health" | "health_timeout" => "its stop or health command changed",
+            "node_id" => "its node is new",
             "connection" | "host_key" => "the way to reach its node changed",
             "node_ip" | "node_public_ip" | "head_ip" | "head_public_ip" => {
                 "a node address it uses changed"

@@ -57,9 +57,12 @@ impl Runner {
                 Value::Null
             }
             Transport::Ssh(ssh) => {
+                // The key recorded at first contact stays the node's key for as long
+                // as the node does; a node tik created anew is contacted anew.
                 let recorded = change
                     .prior
                     .as_ref()
+                    .filter(|p| p.get("node_id") == attrs.get("node_id"))
                     .and_then(|p| p.get("host_key"))
                     .and_then(Value::as_str)
                     .map(str::to_string);

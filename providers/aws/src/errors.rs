@@ -34,7 +34,7 @@ pub fn code_of<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
     }
 }
 
-/// A delete's answer: done, or already gone (`...NotFound`), which is as good.
+/// A delete's answer: done, or already gone (`...NotFound`, `NoSuch...`), which is as good.
 pub fn gone_ok<T, E, R>(
     what: &str,
     r: Result<T, SdkError<E, R>>,
@@ -45,7 +45,9 @@ where
 {
     match r {
         Ok(_) => Ok(tik_engine::value::Map::new()),
-        Err(e) if code_of(&e).is_some_and(|c| c.contains("NotFound")) => {
+        Err(e)
+            if code_of(&e).is_some_and(|c| c.contains("NotFound") || c.starts_with("NoSuch")) =>
+        {
             Ok(tik_engine::value::Map::new())
         }
         Err(e) => Err(api_error(what, e)),

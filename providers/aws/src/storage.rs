@@ -2,7 +2,7 @@
 //! the workspace is destroyed unless the configuration says otherwise.
 
 use crate::attrs::{opt_s, s, ADDRESS_TAG, LINEAGE_TAG};
-use crate::errors::{api_error, code_of};
+use crate::errors::{api_error, code_of, gone_ok};
 use aws_sdk_s3::types::{
     BucketLocationConstraint, CreateBucketConfiguration, PublicAccessBlockConfiguration,
     ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
@@ -145,36 +145,19 @@ async fn put_encryption(s3: &Client, name: &str, algorithm: &str) -> Result<(), 
 
 async fn release(s3: &Client, name: &str, attrs: &Map) -> Result<(), ProviderError> {
     let user = crate::attrs::user_tag_pairs(attrs);
-    let result = if user.is_empty() {
-        s3.delete_bucket_tagging()
-            .bucket(name)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| {
-                (
-                    code_of(&e) == Some("NoSuchBucket"),
-                    api_error("DeleteBucketTagging", e),
-                )
-            })
+    if user.is_empty() {
+        let r = s3.delete_bucket_tagging().bucket(name).send().await;
+        gone_ok("DeleteBucketTagging", r)?;
     } else {
-        s3.put_bucket_tagging()
+        let r = s3
+            .put_bucket_tagging()
             .bucket(name)
             .tagging(tag_set(user)?)
             .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| {
-                (
-                    code_of(&e) == Some("NoSuchBucket"),
-                    api_error("PutBucketTagging", e),
-                )
-            })
-    };
-    match result {
-        Ok(()) | Err((true, _)) => Ok(()),
-        Err((false, e)) => Err(e),
+            .await;
+        gone_ok("PutBucketTagging", r)?;
     }
+    Ok(())
 }
 
 fn tagging(change: &ChangeRequest) -> Result<Tagging, ProviderError> {
@@ -261,11 +244,7 @@ pub async fn apply_bucket(s3: &Client, change: &ChangeRequest) -> Result<Map, Pr
                 release(s3, name, a).await?;
                 return Ok(Map::new());
             }
-            match s3.delete_bucket().bucket(name).send().await {
-                Ok(_) => Ok(Map::new()),
-                Err(e) if code_of(&e) == Some("NoSuchBucket") => Ok(Map::new()),
-                Err(e) => Err(api_error("DeleteBucket", e)),
-            }
+            gone_ok("DeleteBucket", s3.delete_bucket().bucket(name).send().await)
         }
     }
 }

@@ -172,6 +172,7 @@ impl LocalProvider {
         match change.operation {
             Operation::Delete => {
                 sshd::stop(&dir);
+                sshd::end_processes(&dir);
                 remove_dir(&dir)?;
                 if let Some(ip) = change.planned.get("private_ip").and_then(Value::as_str) {
                     self.release_address(ip, &key);
@@ -195,11 +196,17 @@ impl LocalProvider {
                     .to_string();
                 let ip = self.claim_address(&cidr, &key)?;
                 let mut attrs = change.planned.clone();
+                // Unique per create: steps on a re-created node run again.
+                let born = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0);
                 attrs.insert(
                     "id".into(),
                     Value::String(format!(
-                        "local-node-{}",
-                        fnv_hex(&dir.display().to_string())
+                        "local-node-{}-{:x}",
+                        fnv_hex(&dir.display().to_string()),
+                        born & 0xffff_ffff_ffff
                     )),
                 );
                 attrs.insert("private_ip".into(), Value::String(ip.to_string()));

@@ -131,3 +131,26 @@ pub fn stop(dir: &Path) {
     }
     let _ = fs::remove_file(dir.join("sshd.pid"));
 }
+
+/// Ends what still runs on a node that goes away, as a machine's end would: every
+/// process whose working directory is inside the node's directory (the services its
+/// steps started there). Linux's /proc tells; elsewhere nothing is found.
+pub fn end_processes(dir: &Path) {
+    let Ok(dir) = dir.canonicalize() else {
+        return;
+    };
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return;
+    };
+    let pids: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            let cwd = fs::read_link(e.path().join("cwd")).ok()?;
+            (name.chars().all(|c| c.is_ascii_digit()) && cwd.starts_with(&dir)).then_some(name)
+        })
+        .collect();
+    if !pids.is_empty() {
+        let _ = Command::new("kill").args(&pids).output();
+    }
+}
