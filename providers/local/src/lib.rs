@@ -23,8 +23,11 @@ mod sshd;
 pub struct LocalProvider {
     /// The project directory: relative `local_file` paths start here.
     project: PathBuf,
-    /// Where workspaces, nodes and address claims live.
+    /// Where workspaces and nodes live.
     data: PathBuf,
+    /// Where address claims live: machine-wide, so two projects on one machine never
+    /// share an address, and their services never compete for an address and port.
+    claims: PathBuf,
 }
 
 /// Node addresses come from 127.77.0.0/16, away from 127.0.0.1 and its services.
@@ -33,7 +36,12 @@ const DEFAULT_CIDR: &str = "127.77.0.0/16";
 impl LocalProvider {
     pub fn new(project: PathBuf) -> Self {
         let data = project.join(".tik").join("local");
-        LocalProvider { project, data }
+        let claims = std::env::temp_dir().join("tik-local-addresses");
+        LocalProvider {
+            project,
+            data,
+            claims,
+        }
     }
 
     fn workspace_dir(&self, name: &str) -> PathBuf {
@@ -51,10 +59,8 @@ impl LocalProvider {
             .join(name))
     }
 
-    /// Claims are machine-wide: two projects on one machine never share an address,
-    /// so their services never compete for the same address and port.
     fn claims(&self) -> PathBuf {
-        std::env::temp_dir().join("tik-local-addresses")
+        self.claims.clone()
     }
 
     /// Who holds a claim: this project and the resource's address.
@@ -607,7 +613,9 @@ mod tests {
     #[test]
     fn parallel_claims_never_share_an_address() {
         let dir = tempfile::tempdir().unwrap();
-        let p = std::sync::Arc::new(LocalProvider::new(dir.path().to_path_buf()));
+        let mut p = LocalProvider::new(dir.path().to_path_buf());
+        p.claims = dir.path().join("claims");
+        let p = std::sync::Arc::new(p);
         // A /27 has 30 usable addresses: 30 claimers from 6 threads fill it exactly.
         let handles: Vec<_> = (0..6)
             .map(|t| {
