@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Sets up local clusters of 1 and N nodes over SSH with the `web` runtime and
+"""Sets up local clusters of 1 and N nodes over SSH with a small runtime and
 compares: N nodes should take close to one node's time, not N times it.
 
-    cargo build && python3 bench/runtime_nodes.py [--nodes 20] [--transport ssh]
+    cargo build && python3 bench/runtime_nodes.py [--nodes 20] [--transport ssh|local] [--runtime nap|web]
 
 Prints a Markdown table: apply time (nodes, sshd, sessions, steps) and destroy
 time per cluster size, and the mean time of each step kind from the node logs.
@@ -32,8 +32,21 @@ cluster "c" {{
     min = {workers}
     max = {workers}
   }}
-  runtime "web" {{}}
+  runtime "{runtime}" {{}}
 }}
+"""
+
+# A runtime whose steps wait rather than compute: what is left of its time at N
+# nodes is tik's own (the `web` runtime starts Python on every node, which on a
+# 2-core machine is CPU-bound at 20 nodes).
+NAP = """runtime "nap" {
+  service "s" {
+    install   = "sleep 0.3; mkdir -p nap"
+    configure = "sleep 0.3; echo configured >nap/state"
+    start     = "sleep 0.3; echo started >>nap/state"
+    stop      = "rm -rf nap"
+  }
+}
 """
 
 
@@ -58,6 +71,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--nodes", type=int, default=20)
     ap.add_argument("--transport", default="ssh")
+    ap.add_argument("--runtime", default="nap", choices=["nap", "web"])
     args = ap.parse_args()
     if not TIK.exists():
         raise SystemExit("build first: cargo build")
@@ -66,15 +80,17 @@ def main():
         project = tempfile.mkdtemp(prefix="tik-bench-nodes-")
         try:
             Path(project, "main.tik.hcl").write_text(
-                CONFIG.format(transport=args.transport, workers=nodes - 1)
+                CONFIG.format(transport=args.transport, workers=nodes - 1, runtime=args.runtime)
             )
+            Path(project, "runtimes", "nap").mkdir(parents=True)
+            Path(project, "runtimes", "nap", "runtime.tik.hcl").write_text(NAP)
             apply = run(project, "apply", "--auto-approve", "--parallelism", str(max(10, nodes * 5)))
             steps = step_times(project)
             destroy = run(project, "destroy", "--auto-approve", "--parallelism", str(max(10, nodes * 5)))
             rows.append((nodes, apply, destroy, steps))
         finally:
             shutil.rmtree(project, ignore_errors=True)
-    print(f"transport = {args.transport}\n")
+    print(f"transport = {args.transport}, runtime = {args.runtime}\n")
     print("| nodes | apply | destroy | mean step time |")
     print("|---|---|---|---|")
     for nodes, apply, destroy, steps in rows:

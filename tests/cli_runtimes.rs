@@ -33,6 +33,7 @@ runtime "echo" {
     start     = file("start.sh")
     stop      = file("stop.sh")
     health    = file("health.sh")
+    health_timeout = 5
   }
 
   service "replica" {
@@ -42,6 +43,7 @@ runtime "echo" {
     start     = file("start.sh")
     stop      = file("stop.sh")
     health    = file("health.sh")
+    health_timeout = 5
   }
 
   endpoint "primary" { value = "http://${cluster.head.private_ip}:${param.port}/" }

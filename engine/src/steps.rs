@@ -68,7 +68,17 @@ impl Runner {
                     .map(str::to_string);
                 let key = match recorded {
                     Some(k) => k,
-                    None => first_contact(ssh, &change.address.to_string()).await?,
+                    None => {
+                        let (key, session) =
+                            first_contact(ssh, &change.address.to_string()).await?;
+                        // The steps use this connection: one handshake per node.
+                        let cell = tokio::sync::OnceCell::new_with(Some(Arc::new(session)));
+                        self.sessions
+                            .lock()
+                            .await
+                            .insert(conn.key(), Arc::new(cell));
+                        key
+                    }
                 };
                 Value::String(key)
             }
@@ -537,8 +547,12 @@ fn scratch_file(tag: &str) -> PathBuf {
 }
 
 /// Waits (with growing pauses, up to `SSH_WAIT`) until the node answers, and returns
-/// the host key it showed: recorded in state and required from then on.
-async fn first_contact(ssh: &Ssh, address: &str) -> Result<String, ProviderError> {
+/// the host key it showed (recorded in state and required from then on) and the
+/// connection, which the node's steps go on to use.
+async fn first_contact(
+    ssh: &Ssh,
+    address: &str,
+) -> Result<(String, openssh::Session), ProviderError> {
     let deadline = Instant::now() + SSH_WAIT;
     let mut pause = Duration::from_millis(100);
     loop {
@@ -551,7 +565,6 @@ async fn first_contact(ssh: &Ssh, address: &str) -> Result<String, ProviderError
         let _ = std::fs::remove_file(&known);
         match result {
             Ok(session) => {
-                let _ = session.close().await;
                 // A known_hosts line: host pattern, key type, key.
                 let key = text
                     .lines()
@@ -560,12 +573,13 @@ async fn first_contact(ssh: &Ssh, address: &str) -> Result<String, ProviderError
                         (parts.len() >= 3).then(|| format!("{} {}", parts[1], parts[2]))
                     })
                     .next();
-                return key.ok_or_else(|| {
-                    ProviderError::new(format!(
+                return match key {
+                    Some(k) => Ok((k, session)),
+                    None => Err(ProviderError::new(format!(
                         "{address}: connected to {}, but ssh recorded no host key",
                         ssh.host
-                    ))
-                });
+                    ))),
+                };
             }
             Err(e) if Instant::now() + pause < deadline => {
                 let _ = e;
