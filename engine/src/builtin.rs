@@ -21,10 +21,6 @@ impl TikProvider {
             steps: crate::steps::Runner::new(log_dir),
         }
     }
-
-    pub fn steps(&self) -> &crate::steps::Runner {
-        &self.steps
-    }
 }
 
 impl Default for TikProvider {

@@ -139,26 +139,6 @@ impl Runner {
         }
     }
 
-    /// Runs a service's health check once: for `tik status`.
-    pub async fn check(&self, attrs: &Map) -> Result<(), String> {
-        let Some(health) = attrs.get("health").and_then(Value::as_str) else {
-            return Ok(());
-        };
-        let target = self.target(attrs).await.map_err(|e| e.message)?;
-        let out = exec(&target, attrs, health, Duration::from_secs(30)).await?;
-        if out.0 == 0 {
-            Ok(())
-        } else {
-            Err(tail(&out.1))
-        }
-    }
-
-    /// Runs a command on a node: for `tik exec`. Returns the exit code and output.
-    pub async fn exec(&self, attrs: &Map, command: &str) -> Result<(i32, String), String> {
-        let target = self.target(attrs).await.map_err(|e| e.message)?;
-        exec(&target, attrs, command, STEP_LIMIT).await
-    }
-
     async fn target(&self, attrs: &Map) -> Result<Target, ProviderError> {
         let conn = Connection::of(attrs)?;
         match &conn.transport {
@@ -349,7 +329,12 @@ impl Connection {
         let c = attrs
             .get("connection")
             .and_then(Value::as_object)
-            .ok_or_else(|| ProviderError::new("the node has no connection (is it created?)"))?;
+            .ok_or_else(|| {
+                ProviderError::new(
+                    "the node offers no connection: its provider does not run node steps yet \
+                     (the local provider does; see docs/runtimes.md)",
+                )
+            })?;
         let text = |k: &str| c.get(k).and_then(Value::as_str).map(str::to_string);
         let home = text("home").unwrap_or_else(|| "/tmp/tik".into());
         let transport = match text("transport").as_deref() {
