@@ -88,14 +88,36 @@ output "ips" {{
     )
 }
 
-fn project(transport: &str) -> Project {
-    Project::new(&[
+/// A project whose nodes' processes (sshds, services) end with the test, also when
+/// it fails before its destroy.
+struct Cleanup(Project);
+
+impl std::ops::Deref for Cleanup {
+    type Target = Project;
+    fn deref(&self) -> &Project {
+        &self.0
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = self.0.tik(&["destroy", "--auto-approve"]);
+        // Whatever a failed destroy left: every process started from this project.
+        let _ = std::process::Command::new("pkill")
+            .arg("-f")
+            .arg(self.0.path().display().to_string())
+            .status();
+    }
+}
+
+fn project(transport: &str) -> Cleanup {
+    Cleanup(Project::new(&[
         ("main.tik.hcl", &config(transport, "hello from a worker")),
         ("runtimes/echo/runtime.tik.hcl", RUNTIME),
         ("runtimes/echo/start.sh", START),
         ("runtimes/echo/stop.sh", STOP),
         ("runtimes/echo/health.sh", HEALTH),
-    ])
+    ]))
 }
 
 /// The body of GET / on a node's service, or None when nothing answers.
