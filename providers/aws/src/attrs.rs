@@ -103,6 +103,18 @@ pub fn read_tags(tags: &[Tag], attrs: &mut Map) {
     attrs.insert("tags".into(), Value::Object(user));
 }
 
+/// A resource's `tags` attribute from the tags a service read back (IAM, S3): all but
+/// tik's identity tags, in key order.
+pub fn user_tags<'t>(pairs: impl IntoIterator<Item = (&'t str, &'t str)>) -> Value {
+    let mut m: Map = pairs
+        .into_iter()
+        .filter(|(k, _)| !matches!(*k, ADDRESS_TAG | LINEAGE_TAG))
+        .map(|(k, v)| (k.to_string(), Value::from(v)))
+        .collect();
+    m.sort_keys();
+    Value::Object(m)
+}
+
 pub fn tag_value<'t>(tags: &'t [Tag], key: &str) -> Option<&'t str> {
     tags.iter()
         .find(|t| t.key() == Some(key))

@@ -2,7 +2,7 @@
 
 use crate::attrs::{opt_s, s};
 use crate::attrs::{ADDRESS_TAG, LINEAGE_TAG};
-use crate::errors::{api_error, code_of};
+use crate::errors::{api_error, code_of, gone_ok};
 use aws_sdk_iam::types::{EntityType, InstanceProfile, RoleDetail, Tag};
 use aws_sdk_iam::Client;
 use std::collections::HashSet;
@@ -63,18 +63,7 @@ fn iam_tags(pairs: Vec<(String, String)>) -> Vec<Tag> {
 }
 
 fn read_iam_tags(tags: &[Tag]) -> Value {
-    let mut m: Map = tags
-        .iter()
-        .filter(|t| {
-            !matches!(
-                t.key(),
-                crate::attrs::ADDRESS_TAG | crate::attrs::LINEAGE_TAG
-            )
-        })
-        .map(|t| (t.key().to_string(), Value::from(t.value())))
-        .collect();
-    m.sort_keys();
-    Value::Object(m)
+    crate::attrs::user_tags(tags.iter().map(|t| (t.key(), t.value())))
 }
 
 /// Every tik role, with its inline policy, tags and instance profiles, in one paginated
@@ -290,22 +279,14 @@ pub async fn apply_role(iam: &Client, change: &ChangeRequest) -> Result<Map, Pro
             Ok(attrs)
         }
         Operation::Delete => {
-            match iam
+            let r = iam
                 .delete_role_policy()
                 .role_name(name)
                 .policy_name(POLICY_NAME)
                 .send()
-                .await
-            {
-                Ok(_) => {}
-                Err(e) if code_of(&e) == Some("NoSuchEntity") => {}
-                Err(e) => return Err(api_error("DeleteRolePolicy", e)),
-            }
-            match iam.delete_role().role_name(name).send().await {
-                Ok(_) => Ok(Map::new()),
-                Err(e) if code_of(&e) == Some("NoSuchEntity") => Ok(Map::new()),
-                Err(e) => Err(api_error("DeleteRole", e)),
-            }
+                .await;
+            gone_ok("DeleteRolePolicy", r)?;
+            gone_ok("DeleteRole", iam.delete_role().role_name(name).send().await)
         }
     }
 }
@@ -363,28 +344,20 @@ pub async fn apply_profile(iam: &Client, change: &ChangeRequest) -> Result<Map, 
         }
         Operation::Delete => {
             if let Some(role) = opt_s(a, "role_name") {
-                match iam
+                let r = iam
                     .remove_role_from_instance_profile()
                     .instance_profile_name(name)
                     .role_name(role)
                     .send()
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(e) if code_of(&e) == Some("NoSuchEntity") => {}
-                    Err(e) => return Err(api_error("RemoveRoleFromInstanceProfile", e)),
-                }
+                    .await;
+                gone_ok("RemoveRoleFromInstanceProfile", r)?;
             }
-            match iam
+            let r = iam
                 .delete_instance_profile()
                 .instance_profile_name(name)
                 .send()
-                .await
-            {
-                Ok(_) => Ok(Map::new()),
-                Err(e) if code_of(&e) == Some("NoSuchEntity") => Ok(Map::new()),
-                Err(e) => Err(api_error("DeleteInstanceProfile", e)),
-            }
+                .await;
+            gone_ok("DeleteInstanceProfile", r)
         }
     }
 }

@@ -56,13 +56,7 @@ fn tag_of<'t>(tags: &'t [Tag], key: &str) -> Option<&'t str> {
 }
 
 fn user_tags(tags: &[Tag]) -> Value {
-    let mut m: Map = tags
-        .iter()
-        .filter(|t| !matches!(t.key(), ADDRESS_TAG | LINEAGE_TAG))
-        .map(|t| (t.key().to_string(), Value::from(t.value())))
-        .collect();
-    m.sort_keys();
-    Value::Object(m)
+    crate::attrs::user_tags(tags.iter().map(|t| (t.key(), t.value())))
 }
 
 /// The algorithm of a bucket's default encryption, or null where it has none.
