@@ -997,6 +997,43 @@ async fn errors_aws_sends_and_moto_does_not_are_retried_or_fallen_back_from() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_profile_left_without_its_role_is_taken_over() {
+    let moto = Moto::start();
+    // As an apply killed between CreateInstanceProfile and AddRoleToInstanceProfile
+    // leaves it: the profile exists, under tik's path, with no role.
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(&moto.endpoint)
+        .load()
+        .await;
+    let iam = aws_sdk_iam::Client::new(&conf);
+    iam.create_instance_profile()
+        .instance_profile_name("lab-worker-profile")
+        .path("/tik/")
+        .send()
+        .await
+        .unwrap();
+    let w = World::new(&config(&moto.endpoint, 1, ""));
+    let (_, report) = w.apply().await;
+    assert!(report.ok(), "{report:?}");
+    let profile = iam
+        .get_instance_profile()
+        .instance_profile_name("lab-worker-profile")
+        .send()
+        .await
+        .unwrap()
+        .instance_profile
+        .unwrap();
+    let roles: Vec<&str> = profile.roles().iter().map(|r| r.role_name()).collect();
+    assert_eq!(roles, ["lab-worker-role"]);
+    assert_eq!(
+        w.attr("workspace.lab.instance_profile[\"worker\"]", "id"),
+        profile.instance_profile_id()
+    );
+    assert!(w.plan().await.changes.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spot_pools_launch_spot_instances() {
     let moto = Moto::start();
     let cfg = config(&moto.endpoint, 2, "").replacen(
