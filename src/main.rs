@@ -183,6 +183,32 @@ enum Command {
         #[arg(long)]
         raw: bool,
     },
+    /// Show a cluster's nodes: address, steps, and their services' health now.
+    /// Exit 0 when all is well, 2 when a step failed or a service is not healthy.
+    Status {
+        /// Only this cluster (all of them by default).
+        cluster: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command on a cluster's nodes (all of them, or one with --node), in each
+    /// node's home, as `sh -c` does with the words after `--`.
+    Exec {
+        cluster: String,
+        /// Only this node: its name (worker-default-0) or address (worker["default"][0]).
+        #[arg(long, value_name = "NODE")]
+        node: Option<String>,
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<String>,
+    },
+    /// Log in to a node (the head by default) with the host key its session recorded;
+    /// words after `--` run instead of a login shell.
+    Ssh {
+        cluster: String,
+        node: Option<String>,
+        #[arg(last = true, value_name = "COMMAND")]
+        command: Vec<String>,
+    },
     /// Print the dependency graph in Graphviz DOT.
     Graph,
     /// Read and edit state.
@@ -685,6 +711,17 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
             out!("{}", graph.to_dot(&p.config));
             Ok(0)
         }
+        Command::Status { cluster, json } => status(&dir, cluster.as_deref(), json, style).await,
+        Command::Exec {
+            cluster,
+            node,
+            command,
+        } => exec(&dir, &cluster, node.as_deref(), &command.join(" ")).await,
+        Command::Ssh {
+            cluster,
+            node,
+            command,
+        } => ssh(&dir, &cluster, node.as_deref(), &command),
         Command::State(cmd) => state_command(&dir, cmd),
         Command::ForceUnlock { id } => {
             let p = Project::load(&dir)?;
@@ -867,6 +904,123 @@ fn verb(action: Action, done: bool) -> &'static str {
         (Action::Delete, true) => "Destruction complete",
         (Action::NoOp, _) => "Unchanged",
     }
+}
+
+/// The nodes state records for `cluster` (all clusters if None), read without a lock:
+/// these commands change nothing that state records.
+fn recorded_nodes(p: &Project, cluster: Option<&str>) -> Result<Vec<tik_engine::nodes::Node>> {
+    let store = StateStore::load(p.backend.as_ref())?;
+    tik_engine::nodes::from_state(&store.state, cluster)
+        .map_err(|e| Diagnostic::new(e.message).help_opt(e.help).into())
+}
+
+fn step_runner(p: &Project) -> Arc<tik_engine::steps::Runner> {
+    Arc::new(tik_engine::steps::Runner::new(
+        p.dir.join(".tik").join("logs"),
+    ))
+}
+
+async fn status(dir: &Path, cluster: Option<&str>, json: bool, style: Style) -> Result<u8> {
+    let p = Project::load(dir)?;
+    let nodes = recorded_nodes(&p, cluster)?;
+    let services = tik_engine::nodes::services(&step_runner(&p), &nodes).await;
+    if json {
+        outln!("{}", render::status_json(&nodes, &services));
+    } else {
+        out!("{}", render::status(&nodes, &services, style));
+    }
+    Ok(if tik_engine::nodes::all_well(&nodes, &services) {
+        0
+    } else {
+        2
+    })
+}
+
+async fn exec(dir: &Path, cluster: &str, node: Option<&str>, command: &str) -> Result<u8> {
+    let p = Project::load(dir)?;
+    let mut nodes = recorded_nodes(&p, Some(cluster))?;
+    if let Some(n) = node {
+        let one = tik_engine::nodes::pick(&nodes, n)
+            .map_err(|e| Diagnostic::new(e.message).help_opt(e.help))?
+            .clone();
+        nodes = vec![one];
+    }
+    let targets = nodes.iter().map(|n| n.target_attributes()).collect();
+    let results = step_runner(&p).command_all(targets, command).await;
+    let single = node.is_some();
+    let width = nodes.iter().map(|n| n.name.len()).max().unwrap_or(0);
+    let mut failed: Vec<String> = Vec::new();
+    let mut last_code = 0;
+    for (n, r) in nodes.iter().zip(results) {
+        match r {
+            Ok(o) => {
+                if single {
+                    use std::io::Write as _;
+                    let _ = std::io::stdout().lock().write_all(&o.stdout);
+                    let _ = std::io::stderr().lock().write_all(&o.stderr);
+                } else {
+                    for line in String::from_utf8_lossy(&o.stdout).lines() {
+                        outln!("{:width$} | {line}", n.name);
+                    }
+                    for line in String::from_utf8_lossy(&o.stderr).lines() {
+                        errln!("{:width$} | {line}", n.name);
+                    }
+                }
+                if o.code != 0 {
+                    failed.push(format!("{} (exit {})", n.name, o.code));
+                    last_code = o.code;
+                }
+            }
+            Err(e) => {
+                errln!("{}: {}", n.name, e.message);
+                failed.push(format!("{} (not reached)", n.name));
+                last_code = 1;
+            }
+        }
+    }
+    if single {
+        // One node: its exit code, as ssh would give it.
+        return Ok(u8::try_from(last_code).unwrap_or(1));
+    }
+    if !failed.is_empty() {
+        errln!("The command failed on {}.", failed.join(", "));
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+fn ssh(dir: &Path, cluster: &str, node: Option<&str>, command: &[String]) -> Result<u8> {
+    let p = Project::load(dir)?;
+    let nodes = recorded_nodes(&p, Some(cluster))?;
+    let n = match node {
+        Some(n) => tik_engine::nodes::pick(&nodes, n)
+            .map_err(|e| Diagnostic::new(e.message).help_opt(e.help))?,
+        None => nodes
+            .iter()
+            .find(|n| n.name == "head")
+            .or(nodes.first())
+            .ok_or_else(|| Diagnostic::new(format!("the cluster {cluster} has no nodes")))?,
+    };
+    let command = (!command.is_empty()).then(|| command.join(" "));
+    let login = tik_engine::steps::login(&n.target_attributes(), command.as_deref())
+        .map_err(|e| Diagnostic::new(format!("cannot log in to {}: {}", n.name, e.message)))?;
+    let mut child = std::process::Command::new(&login.program);
+    child.args(&login.args).envs(login.env.iter().cloned());
+    if let Some(d) = &login.dir {
+        child.current_dir(d);
+    }
+    let status = child.status();
+    for f in &login.scratch {
+        let _ = std::fs::remove_file(f);
+    }
+    let status = status.map_err(|e| {
+        Diagnostic::new(format!("cannot run {}: {e}", login.program)).help_opt(
+            (login.program == "ssh").then(|| {
+                "install an ssh client (Debian: apt-get install openssh-client)".to_string()
+            }),
+        )
+    })?;
+    Ok(status.code().map_or(1, |c| u8::try_from(c).unwrap_or(1)))
 }
 
 fn state_command(dir: &Path, cmd: StateCommand) -> Result<u8> {

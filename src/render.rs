@@ -466,3 +466,167 @@ pub fn drift_markdown(drift: &[Drift], orphans: &[tik_engine::plan::OrphanReport
     }
     out
 }
+
+/// `tik status`: per cluster its nodes, each with its address, its steps by service
+/// and the service's health as checked now.
+pub fn status(
+    nodes: &[tik_engine::nodes::Node],
+    services: &[Vec<tik_engine::nodes::Service>],
+    style: Style,
+) -> String {
+    use tik_engine::nodes::{Outcome, ServiceState};
+    use tik_engine::steps::Health;
+    let mut out = String::new();
+    let width = nodes.iter().map(|n| n.name.len()).max().unwrap_or(0).max(4);
+    let mut cluster: Option<&str> = None;
+    let (mut well, mut total) = (0, 0);
+    for (n, list) in nodes.iter().zip(services) {
+        if cluster != Some(n.cluster.as_str()) {
+            if cluster.is_some() {
+                out.push('\n');
+            }
+            cluster = Some(&n.cluster);
+            let count = nodes.iter().filter(|m| m.cluster == n.cluster).count();
+            out.push_str(&format!(
+                "{} ({count} node{})\n",
+                style.bold(&format!("cluster {}", n.cluster)),
+                if count == 1 { "" } else { "s" }
+            ));
+        }
+        let ip = n.private_ip.as_deref().unwrap_or("(no address)");
+        let public = match &n.public_ip {
+            Some(p) if Some(p.as_str()) != n.private_ip.as_deref() => format!(" (public {p})"),
+            _ => String::new(),
+        };
+        out.push_str(&format!("  {:width$}  {ip}{public}\n", n.name));
+        if list.is_empty() {
+            out.push_str("    no runtime steps\n");
+        }
+        let sw = list
+            .iter()
+            .map(|s| s.runtime.len() + s.service.len() + 1)
+            .max()
+            .unwrap_or(0);
+        for s in list {
+            total += 1;
+            // Padded by what shows, not by the colour codes around it.
+            let mut shown_len = 0;
+            let steps: Vec<String> = n
+                .steps
+                .iter()
+                .filter(|t| t.runtime == s.runtime && t.service == s.service)
+                .map(|t| {
+                    let text = match t.outcome {
+                        Outcome::Done => t.step.clone(),
+                        other => format!("{} {}", t.step, other.as_str()),
+                    };
+                    shown_len += text.len() + 2;
+                    match t.outcome {
+                        Outcome::Done => text,
+                        Outcome::Failed => style.red(&text),
+                        Outcome::Interrupted => style.yellow(&text),
+                    }
+                })
+                .collect();
+            let shown_len = shown_len.saturating_sub(2);
+            let gap = " ".repeat(27usize.saturating_sub(shown_len).max(2));
+            let health = match &s.state {
+                ServiceState::Checked(Health::Healthy) => style.green("healthy"),
+                ServiceState::Checked(Health::Unhealthy { code, output }) => {
+                    let last = output.lines().rev().find(|l| !l.trim().is_empty());
+                    style.red(&format!(
+                        "unhealthy (exit {code}){}",
+                        last.map(|l| format!(": {}", l.trim())).unwrap_or_default()
+                    ))
+                }
+                ServiceState::Checked(Health::Unreachable(why)) => {
+                    style.red(&format!("unreachable: {}", first_line(why)))
+                }
+                ServiceState::NoCheck => "running (no health check)".into(),
+                ServiceState::NotStarted => style.yellow("not started"),
+            };
+            if s.is_well() {
+                well += 1;
+            }
+            out.push_str(&format!(
+                "    {:sw$}  {}{gap}{health}\n",
+                format!("{}.{}", s.runtime, s.service),
+                steps.join(", ")
+            ));
+        }
+    }
+    if total > 0 {
+        out.push_str(&format!(
+            "\n{well} of {total} service{} well.\n",
+            if total == 1 { "" } else { "s" }
+        ));
+    }
+    let restart: Vec<String> = services
+        .iter()
+        .flatten()
+        .filter(|s| !s.is_well() && s.state != ServiceState::NotStarted)
+        .filter_map(|s| s.start.as_ref())
+        .map(|a| format!(" --replace '{a}'"))
+        .collect();
+    if !restart.is_empty() {
+        out.push_str(&format!(
+            "To restart what is not healthy: tik apply{}\n",
+            restart.join("")
+        ));
+    }
+    if nodes
+        .iter()
+        .flat_map(|n| &n.steps)
+        .any(|s| s.outcome != Outcome::Done)
+    {
+        out.push_str("Steps that did not end run again at the next tik apply.\n");
+    }
+    out
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("")
+}
+
+/// `tik status --json`: one object per node.
+pub fn status_json(
+    nodes: &[tik_engine::nodes::Node],
+    services: &[Vec<tik_engine::nodes::Service>],
+) -> String {
+    use serde_json::json;
+    use tik_engine::nodes::ServiceState;
+    use tik_engine::steps::Health;
+    let list: Vec<serde_json::Value> = nodes
+        .iter()
+        .zip(services)
+        .map(|(n, list)| {
+            json!({
+                "cluster": n.cluster,
+                "name": n.name,
+                "address": n.address.to_string(),
+                "private_ip": n.private_ip,
+                "public_ip": n.public_ip,
+                "steps": n.steps.iter().map(|s| json!({
+                    "address": s.address.to_string(),
+                    "runtime": s.runtime,
+                    "service": s.service,
+                    "step": s.step,
+                    "outcome": s.outcome.as_str(),
+                })).collect::<Vec<_>>(),
+                "services": list.iter().map(|s| {
+                    let (health, detail) = match &s.state {
+                        ServiceState::Checked(Health::Healthy) => ("healthy", json!(null)),
+                        ServiceState::Checked(Health::Unhealthy { code, output }) => {
+                            ("unhealthy", json!({ "exit_code": code, "output": output }))
+                        }
+                        ServiceState::Checked(Health::Unreachable(why)) => ("unreachable", json!(why)),
+                        ServiceState::NoCheck => ("no_check", json!(null)),
+                        ServiceState::NotStarted => ("not_started", json!(null)),
+                    };
+                    json!({ "runtime": s.runtime, "service": s.service, "health": health, "detail": detail })
+                }).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    serde_json::to_string_pretty(&json!({ "nodes": list })).unwrap_or_default()
+}

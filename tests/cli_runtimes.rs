@@ -175,6 +175,80 @@ fn a_runtime_runs_over_ssh_on_every_node_and_reruns_only_what_changed() {
         "{log}"
     );
 
+    // `tik status` checks each service's health now, over the recorded connections.
+    let status = p.ok(&["status", "c"], 0).stdout;
+    assert_eq!(status.matches("healthy").count(), 4, "{status}");
+    assert!(
+        status.contains(&format!("worker-w-2  {}", ips[3])),
+        "{status}"
+    );
+    assert!(status.contains("4 of 4 services well."), "{status}");
+    // `tik exec` runs on every node, in its home, with its name; one node's exit
+    // code is the command's.
+    let all = p.ok(
+        &[
+            "exec",
+            "c",
+            "--",
+            "echo",
+            "$TIK_NODE_NAME",
+            "in",
+            "$(basename $(dirname $PWD))",
+        ],
+        0,
+    );
+    for name in ["head", "worker-w-0", "worker-w-1", "worker-w-2"] {
+        assert!(
+            all.stdout.contains(&format!("| {name} in {name}\n")),
+            "{}",
+            all.out()
+        );
+    }
+    let one = p.ok(
+        &[
+            "exec",
+            "c",
+            "--node",
+            "worker[\"w\"][1]",
+            "--",
+            "echo on $TIK_NODE_NAME; exit 7",
+        ],
+        7,
+    );
+    assert_eq!(one.stdout, "on worker-w-1\n", "{}", one.out());
+    let wrong = p.ok(&["exec", "c", "--node", "worker-w-9", "--", "true"], 1);
+    assert!(
+        wrong.stderr.contains("no node \"worker-w-9\""),
+        "{}",
+        wrong.out()
+    );
+    // `tik ssh` logs in with the recorded host key, nothing from ~/.ssh.
+    let ssh = p.ok(
+        &["ssh", "c", "worker-w-0", "--", "cat", "/proc/$PPID/cmdline"],
+        0,
+    );
+    assert!(ssh.stdout.contains("sshd"), "{}", ssh.out());
+    // A service that died shows, with the command that restarts it.
+    let _ = std::process::Command::new("kill")
+        .arg(pid(&p, "worker-w-0").trim())
+        .status();
+    let sick = p.ok(&["status"], 2).stdout;
+    assert!(sick.contains("unhealthy"), "{sick}");
+    assert!(
+        sick.contains("tik apply --replace 'cluster.c.node.worker[\"w\"][0].runtime.echo.service.replica.start'"),
+        "{sick}"
+    );
+    p.ok(
+        &[
+            "apply",
+            "--auto-approve",
+            "--replace",
+            "cluster.c.node.worker[\"w\"][0].runtime.echo.service.replica.start",
+        ],
+        0,
+    );
+    p.ok(&["status"], 0);
+
     // Nothing changed: nothing runs.
     let again = p.ok(&["plan", "--detailed-exitcode"], 0);
     assert!(again.stdout.contains("No changes"), "{}", again.out());
@@ -298,7 +372,25 @@ fn the_default_transport_runs_steps_without_sshd() {
         "{}",
         failed.out()
     );
+    // Status shows which step failed, on which node.
+    let status = p.ok(&["status", "--json"], 2).stdout;
+    let status: serde_json::Value = serde_json::from_str(&status).expect("status --json");
+    let failed_steps: Vec<&str> = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|n| n["steps"].as_array().unwrap())
+        .filter(|s| s["outcome"] == "failed")
+        .map(|s| s["address"].as_str().unwrap())
+        .collect();
+    assert!(!failed_steps.is_empty(), "{status}");
+    assert!(
+        failed_steps.iter().all(|a| a.ends_with(".start")),
+        "{status}"
+    );
     p.write("runtimes/echo/health.sh", HEALTH);
+    let plan = p.ok(&["plan"], 0).stdout;
+    assert!(plan.contains("it failed at the last apply"), "{plan}");
     let resumed = p.ok(&["apply", "--auto-approve"], 0);
     assert!(
         resumed.stdout.contains("Apply complete!"),

@@ -11,6 +11,7 @@ pub mod diag;
 pub mod eval;
 pub mod fmt;
 pub mod graph;
+pub mod nodes;
 pub mod ops;
 pub mod plan;
 pub mod provider;

@@ -380,7 +380,11 @@ pub fn diff(
     } else if prior.status == Status::Tainted {
         change
             .reasons
-            .push("a change to it failed part way (tainted)".into());
+            .push(if inst.type_name == crate::runtime::STEP_TYPE {
+                "it failed at the last apply".into()
+            } else {
+                "a change to it failed part way (tainted)".into()
+            });
     } else if prior.status == Status::Pending {
         change.reasons.push("its create was interrupted".into());
     } else if force_replace {

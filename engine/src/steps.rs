@@ -139,6 +139,104 @@ impl Runner {
         }
     }
 
+    /// Runs a service's health check once on its node.
+    pub async fn check(&self, attrs: &Map, health: &str) -> Health {
+        let target = match self.target(attrs).await {
+            Ok(t) => t,
+            Err(e) => return Health::Unreachable(e.message),
+        };
+        match exec(&target, attrs, health, Duration::from_secs(30)).await {
+            Ok((0, _)) => Health::Healthy,
+            Ok((code, output)) => Health::Unhealthy { code, output },
+            Err(e) => Health::Unhealthy {
+                code: -1,
+                output: e,
+            },
+        }
+    }
+
+    /// Runs health checks on their nodes, all at once: `(step attributes, check)`.
+    pub async fn check_all(self: &Arc<Self>, checks: Vec<(Map, String)>) -> Vec<Health> {
+        self.each(checks, |runner, (attrs, health)| async move {
+            runner.check(&attrs, &health).await
+        })
+        .await
+    }
+
+    /// Runs a user's command as `sh -c` on a node, in its home and with its `TIK_`
+    /// variables, as `tik exec` does.
+    pub async fn command(&self, attrs: &Map, command: &str) -> Result<Output, ProviderError> {
+        let target = self.target(attrs).await?;
+        let home = match &target {
+            Target::Local(h) | Target::Ssh(_, h) => h.clone(),
+        };
+        let mut script = String::new();
+        for (k, v) in environment(attrs, &home) {
+            script.push_str(&format!("export {k}={}\n", shell_quote(&v)));
+        }
+        script.push_str("cd \"$TIK_HOME\" || exit 1\n");
+        script.push_str(command);
+        let out = match &target {
+            Target::Local(_) => tokio::process::Command::new("sh")
+                .arg("-c")
+                .arg(&script)
+                .stdin(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .output()
+                .await
+                .map_err(|e| ProviderError::new(format!("cannot run sh: {e}")))?,
+            Target::Ssh(session, _) => session
+                .command("sh")
+                .arg("-c")
+                .arg(&script)
+                .output()
+                .await
+                .map_err(|e| ProviderError::new(format!("ssh: {}", error_chain(&e))))?,
+        };
+        Ok(Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: out.stdout,
+            stderr: out.stderr,
+        })
+    }
+
+    /// Runs a command on several nodes at once, one result per node in their order.
+    pub async fn command_all(
+        self: &Arc<Self>,
+        nodes: Vec<Map>,
+        command: &str,
+    ) -> Vec<Result<Output, ProviderError>> {
+        let command = Arc::new(command.to_string());
+        self.each(nodes, move |runner, attrs| {
+            let command = command.clone();
+            async move { runner.command(&attrs, &command).await }
+        })
+        .await
+    }
+
+    /// Runs `work` for every item concurrently; results in the items' order.
+    async fn each<I, F, Fut, R>(self: &Arc<Self>, items: Vec<I>, work: F) -> Vec<R>
+    where
+        I: Send + 'static,
+        R: Send + 'static,
+        F: Fn(Arc<Self>, I) -> Fut,
+        Fut: std::future::Future<Output = R> + Send + 'static,
+    {
+        let mut set = tokio::task::JoinSet::new();
+        let n = items.len();
+        for (i, item) in items.into_iter().enumerate() {
+            let fut = work(self.clone(), item);
+            set.spawn(async move { (i, fut.await) });
+        }
+        let mut results: Vec<Option<R>> = (0..n).map(|_| None).collect();
+        while let Some(done) = set.join_next().await {
+            if let Ok((i, r)) = done {
+                results[i] = Some(r);
+            }
+        }
+        results.into_iter().flatten().collect()
+    }
+
     async fn target(&self, attrs: &Map) -> Result<Target, ProviderError> {
         let conn = Connection::of(attrs)?;
         match &conn.transport {
@@ -261,6 +359,119 @@ impl Runner {
                 "== {address} ({what}): exit {code} after {:.1} s\n{output}",
                 took.as_secs_f64()
             );
+        }
+    }
+}
+
+/// A service's health, checked once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    Healthy,
+    /// The check ran and failed: its exit code and output.
+    Unhealthy {
+        code: i32,
+        output: String,
+    },
+    /// The node could not be reached.
+    Unreachable(String),
+}
+
+/// What a command printed, and how it ended.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// An interactive login to a node, for the CLI to run with the terminal attached.
+#[derive(Debug, Clone)]
+pub struct Login {
+    pub program: String,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Where to start it (a local node's home).
+    pub dir: Option<String>,
+    /// Files written for it, to remove once it ends.
+    pub scratch: Vec<PathBuf>,
+}
+
+/// How to log in to a node: `ssh` with the host key recorded at first contact (and
+/// nothing from the user's ~/.ssh/config), or for a local node a shell in its home.
+/// With `command`, that command runs instead of a login shell.
+pub fn login(attrs: &Map, command: Option<&str>) -> Result<Login, ProviderError> {
+    let conn = Connection::of(attrs)?;
+    match &conn.transport {
+        Transport::Local => {
+            let shell = std::env::var("SHELL")
+                .ok()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "sh".into());
+            let (program, args) = match command {
+                Some(c) => ("sh".to_string(), vec!["-c".to_string(), c.to_string()]),
+                None => (shell, Vec::new()),
+            };
+            Ok(Login {
+                program,
+                args,
+                env: environment(attrs, &conn.home),
+                dir: Some(conn.home.clone()),
+                scratch: Vec::new(),
+            })
+        }
+        Transport::Ssh(ssh) => {
+            let known = scratch_file("known-hosts");
+            let recorded = attrs.get("host_key").and_then(Value::as_str);
+            let check = match recorded {
+                Some(key) => {
+                    std::fs::write(&known, format!("{} {key}\n", host_pattern(ssh))).map_err(
+                        |e| ProviderError::new(format!("cannot write {}: {e}", known.display())),
+                    )?;
+                    "yes"
+                }
+                // No session recorded a key (a cluster without runtimes): trust on
+                // first use, into a file of its own, never the user's.
+                None => "accept-new",
+            };
+            let mut args: Vec<String> = [
+                "-F",
+                "/dev/null",
+                "-o",
+                &format!("UserKnownHostsFile={}", known.display()),
+                "-o",
+                "GlobalKnownHostsFile=/dev/null",
+                "-o",
+                &format!("StrictHostKeyChecking={check}"),
+                "-p",
+                &ssh.port.to_string(),
+                "-l",
+                &ssh.user,
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            if let Some(k) = &ssh.key_file {
+                args.extend([
+                    "-i".into(),
+                    k.clone(),
+                    "-o".into(),
+                    "IdentitiesOnly=yes".into(),
+                ]);
+            }
+            if let Some(j) = &ssh.jump {
+                args.extend(["-J".into(), j.clone()]);
+            }
+            args.push(ssh.host.clone());
+            if let Some(c) = command {
+                args.extend(["--".into(), c.to_string()]);
+            }
+            Ok(Login {
+                program: "ssh".into(),
+                args,
+                env: Vec::new(),
+                dir: None,
+                scratch: vec![known],
+            })
         }
     }
 }
