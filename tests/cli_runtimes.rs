@@ -4,19 +4,10 @@
 
 mod common;
 
-use common::Project;
+use common::{need_sshd, Cleanup, Project};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
-
-const SSHD: &str = "/usr/sbin/sshd";
-
-fn need_sshd() {
-    assert!(
-        std::path::Path::new(SSHD).exists(),
-        "these tests run an sshd per node and {SSHD} is missing: install it with\n  apt-get install openssh-server\n(.ci/run does this)"
-    );
-}
 
 /// The test's own runtime: a server on the head and one on each worker, each
 /// answering with a greeting its configure step wrote, and its pid.
@@ -86,28 +77,6 @@ output "ips" {{
 }}
 "#
     )
-}
-
-/// A project whose nodes' processes (sshds, services) end with the test, also when
-/// it fails before its destroy.
-struct Cleanup(Project);
-
-impl std::ops::Deref for Cleanup {
-    type Target = Project;
-    fn deref(&self) -> &Project {
-        &self.0
-    }
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = self.0.tik(&["destroy", "--auto-approve"]);
-        // Whatever a failed destroy left: every process started from this project.
-        let _ = std::process::Command::new("pkill")
-            .arg("-f")
-            .arg(self.0.path().display().to_string())
-            .status();
-    }
 }
 
 fn project(transport: &str) -> Cleanup {

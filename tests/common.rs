@@ -123,3 +123,35 @@ output "head_ip" {{
 "#
     )
 }
+
+const SSHD: &str = "/usr/sbin/sshd";
+
+/// Tests that run an sshd per node fail, with how to install it, where it is missing.
+pub fn need_sshd() {
+    assert!(
+        Path::new(SSHD).exists(),
+        "these tests run an sshd per node and {SSHD} is missing: install it with\n  apt-get install openssh-server\n(.ci/run does this)"
+    );
+}
+
+/// A project whose nodes' processes (sshds, services) end with the test, also when
+/// it fails before its destroy.
+pub struct Cleanup(pub Project);
+
+impl std::ops::Deref for Cleanup {
+    type Target = Project;
+    fn deref(&self) -> &Project {
+        &self.0
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = self.0.tik(&["destroy", "--auto-approve"]);
+        // Whatever a failed destroy left: every process started from this project.
+        let _ = Command::new("pkill")
+            .arg("-f")
+            .arg(self.0.path().display().to_string())
+            .status();
+    }
+}

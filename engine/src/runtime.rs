@@ -62,6 +62,9 @@ const SERVICE_ATTRS: [&str; 8] = [
     "health_timeout",
 ];
 
+/// The directory of scripts that runtimes share, beside them.
+const LIB: &str = "_lib";
+
 /// Every runtime this project can use: the shipped ones, then the project's own
 /// `runtimes/<name>/runtime.tik.hcl`, which replace a shipped one of the same name.
 pub fn load_all(root: &Path, sources: &mut Sources) -> (IndexMap<String, RuntimeDef>, Diagnostics) {
@@ -74,7 +77,13 @@ pub fn load_all(root: &Path, sources: &mut Sources) -> (IndexMap<String, Runtime
             .or_default()
             .insert(file.to_string(), text.to_string());
     }
-    for (name, files) in shipped {
+    // `modules/runtimes/_lib/` is not a runtime: its scripts are every shipped
+    // runtime's `../_lib/...` (`file("../_lib/fetch.sh")`).
+    let lib = shipped.remove(LIB).unwrap_or_default();
+    for (name, mut files) in shipped {
+        for (f, text) in &lib {
+            files.insert(format!("../{LIB}/{f}"), text.clone());
+        }
         let dir = PathBuf::from(format!("<tik>/runtimes/{name}"));
         let Some(text) = files.get("runtime.tik.hcl").cloned() else {
             continue;
@@ -93,7 +102,7 @@ pub fn load_all(root: &Path, sources: &mut Sources) -> (IndexMap<String, Runtime
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
         .unwrap_or_default();
     dirs.sort();
-    for dir in dirs.into_iter().filter(|d| d.is_dir()) {
+    for dir in dirs.into_iter().filter(|d| d.is_dir() && !d.ends_with(LIB)) {
         let path = dir.join("runtime.tik.hcl");
         let Ok(text) = std::fs::read_to_string(&path) else {
             diags.push(Diagnostic::new(format!(

@@ -10,7 +10,7 @@ runtime "web" {
     on        = "all"
     ports     = [param.port]
     install   = file("install.sh")
-    configure = templatefile("configure.sh.tpl", { title = param.title })
+    configure = file("configure.sh")
     start     = <<-EOT
       nohup python3 -m http.server ${param.port} --bind "$TIK_NODE_IP" --directory "$TIK_HOME/web" >"$TIK_HOME/web.log" 2>&1 &
       echo $! >"$TIK_HOME/web.pid"
