@@ -50,6 +50,7 @@ tik_fetch() {
   url=$1
   want=$2
   file=$3
+  mkdir -p "$(dirname "$file")" || exit 1
   if [ -z "$want" ]; then
     tik_get "$url.sha512" "$file.sha512" ||
       tik_fail "no checksum given and none published at $url.sha512: set the runtime's checksum param"
@@ -69,7 +70,6 @@ tik_fetch() {
   if [ -f "$file" ] && [ "$(tik_digest "$algo" "$file")" = "$want" ]; then
     return 0
   fi
-  mkdir -p "$(dirname "$file")"
   echo "downloading $url"
   tik_get "$url" "$file.part" || { rm -f "$file.part"; tik_fail "cannot download $url (set the runtime's mirror or url param to a reachable copy)"; }
   got=$(tik_digest "$algo" "$file.part")
