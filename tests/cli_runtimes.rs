@@ -420,3 +420,85 @@ fn runtime_mistakes_name_the_place_and_suggest_the_fix() {
         r.out()
     );
 }
+
+/// Every shipped runtime loads, orders and plans on a cluster: its services' steps on
+/// the nodes of their roles, what it requires added, and its secrets kept out of the
+/// plan. (Running them needs their upstream downloads; spark's test runs one.)
+#[test]
+fn every_shipped_runtime_plans_on_a_cluster() {
+    let p = Project::new(&[(
+        "main.tik.hcl",
+        r#"variable "secret" {
+  type      = string
+  sensitive = true
+  default   = "s3cr3t-value"
+}
+
+workspace "lab" {
+  provider = "local"
+}
+
+cluster "all" {
+  workspace = workspace.lab
+  head {}
+  workers "w" {
+    min = 2
+    max = 2
+  }
+  runtime "spark" {}
+  runtime "hdfs" {}
+  runtime "kafka" {}
+  runtime "prometheus" {}
+  runtime "grafana" { admin_password = var.secret }
+  runtime "minio" { root_password = "literal-pw-123" }
+  runtime "jupyter" { token = var.secret }
+  runtime "ray" {}
+  runtime "web" {}
+}
+
+output "bootstrap" { value = cluster.all.runtime.kafka.endpoint.bootstrap_servers }
+"#,
+    )]);
+    p.ok(&["validate"], 0);
+    let plan = p.ok(&["plan"], 0).stdout;
+    let steps = |node: &str, runtime: &str, service: &str| {
+        ["install", "configure", "start"].iter().all(|s| {
+            plan.contains(&format!(
+                "cluster.all.node.{node}.runtime.{runtime}.service.{service}.{s} "
+            ))
+        })
+    };
+    for (runtime, head, workers) in [
+        ("spark", "master", "worker"),
+        ("hdfs", "namenode", "datanode"),
+        ("ray", "head", "worker"),
+        ("web", "server", "server"),
+    ] {
+        assert!(steps("head", runtime, head), "{runtime} {head}:\n{plan}");
+        assert!(
+            steps("worker[\"w\"][1]", runtime, workers),
+            "{runtime} {workers}:\n{plan}"
+        );
+    }
+    for (runtime, service) in [
+        ("zookeeper", "server"),
+        ("prometheus", "server"),
+        ("grafana", "server"),
+        ("minio", "server"),
+        ("jupyter", "lab"),
+    ] {
+        assert!(steps("head", runtime, service), "{runtime}:\n{plan}");
+        assert!(
+            !plan.contains(&format!("worker[\"w\"][0].runtime.{runtime}.")),
+            "{runtime} is on the head only:\n{plan}"
+        );
+    }
+    // Kafka's brokers are on the workers, and it brought ZooKeeper (not listed).
+    assert!(steps("worker[\"w\"][0]", "kafka", "broker"), "{plan}");
+    assert!(!plan.contains("node.head.runtime.kafka."), "{plan}");
+    // A sensitive param's value is nowhere in the plan, from a sensitive variable or
+    // written out.
+    assert!(!plan.contains("s3cr3t-value"), "{plan}");
+    assert!(!plan.contains("literal-pw-123"), "{plan}");
+    assert!(plan.contains("(sensitive value)"), "{plan}");
+}

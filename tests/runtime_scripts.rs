@@ -12,7 +12,7 @@ fn repo() -> PathBuf {
 
 /// Runs `script` after sourcing the shared helpers, in `dir`: exit code and output.
 fn with_helpers(dir: &Path, script: &str) -> (i32, String) {
-    let lib = repo().join("modules/runtimes/_lib/fetch.sh");
+    let lib = repo().join("modules/runtimes/_lib/tik.sh");
     let out = Command::new("sh")
         .arg("-c")
         .arg(format!(". '{}'\n{script}", lib.display()))
@@ -126,6 +126,26 @@ fn fetch_verifies_downloads_and_keeps_only_good_ones() {
     assert_eq!(
         (code, out.trim_end().lines().last()),
         (0, Some("thing")),
+        "{out}"
+    );
+
+    // A published list of checksums: the archive's own line is the one used.
+    std::fs::write(
+        dist.join("sums.txt"),
+        format!("{}  other.tgz\n{sha256}  thing-1.0.tgz\n", "1".repeat(64)),
+    )
+    .unwrap();
+    let sums = format!("sums:{}/dist/thing-1.0/sums.txt", mirror.url);
+    let (code, out) = with_helpers(&work, &format!("tik_fetch '{url}' '{sums}' dl/listed.tgz"));
+    assert_eq!(code, 0, "{out}");
+    assert!(work.join("dl/listed.tgz").exists());
+    let (code, out) = with_helpers(
+        &work,
+        &format!("tik_fetch '{url}.missing' '{sums}' dl/unlisted.tgz"),
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("lists no checksum for thing-1.0.tgz.missing"),
         "{out}"
     );
 

@@ -103,6 +103,8 @@ pub struct ResourceSpec {
     pub config: Map,
     /// Other resources of the same expansion this one needs first.
     pub depends_on: Vec<Address>,
+    /// Attributes that hold secrets: plans show them as "(sensitive value)".
+    pub sensitive: Vec<String>,
     /// Attributes that take a sibling's attribute once the sibling exists.
     pub refs: Vec<SiblingRef>,
 }
@@ -124,6 +126,7 @@ impl ResourceSpec {
             config,
             depends_on: Vec::new(),
             refs: Vec::new(),
+            sensitive: Vec::new(),
         }
     }
 

@@ -38,6 +38,8 @@ pub struct RuntimeDef {
     pub after: Vec<String>,
     pub requires: Vec<String>,
     pub params: IndexMap<String, Option<Expression>>,
+    /// Params declared `sensitive = true`: a step given one hides its env in plans.
+    pub sensitive: Vec<String>,
     pub services: Vec<ServiceDef>,
     pub endpoints: IndexMap<String, Expression>,
 }
@@ -78,7 +80,7 @@ pub fn load_all(root: &Path, sources: &mut Sources) -> (IndexMap<String, Runtime
             .insert(file.to_string(), text.to_string());
     }
     // `modules/runtimes/_lib/` is not a runtime: its scripts are every shipped
-    // runtime's `../_lib/...` (`file("../_lib/fetch.sh")`).
+    // runtime's `../_lib/...` (`file("../_lib/tik.sh")`).
     let lib = shipped.remove(LIB).unwrap_or_default();
     for (name, mut files) in shipped {
         for (f, text) in &lib {
@@ -197,6 +199,7 @@ fn parse(
         after: Vec::new(),
         requires: Vec::new(),
         params: IndexMap::new(),
+        sensitive: Vec::new(),
         services: Vec::new(),
         endpoints: IndexMap::new(),
     };
@@ -256,11 +259,19 @@ fn parse(
                         for a in b.body.attributes() {
                             match a.key.as_str() {
                                 "default" => default = Some(a.value.clone()),
+                                "sensitive" => match eval_literal(&a.value) {
+                                    Ok(Value::Bool(true)) => def.sensitive.push(label.clone()),
+                                    Ok(Value::Bool(false)) => {}
+                                    _ => diags.push(
+                                        Diagnostic::new(format!("param \"{label}\": sensitive takes true or false"))
+                                            .at(file, a.key.span()),
+                                    ),
+                                },
                                 "description" | "type" => {}
                                 other => diags.push(
                                     Diagnostic::new(format!("unsupported attribute \"{other}\" in param \"{label}\""))
                                         .at(file, a.key.span())
-                                        .help("a param takes default and description"),
+                                        .help("a param takes default, description and sensitive"),
                                 ),
                             }
                         }
@@ -734,6 +745,9 @@ pub fn expand(
                     }
                     done.push(format!("{script}\0{}", c["env"].to_json()));
                     let mut spec = ResourceSpec::new(rel.clone(), STEP_TYPE, c);
+                    if def.sensitive.iter().any(|p| used(&env_name(p))) {
+                        spec.sensitive.push("env".into());
+                    }
                     let session = n.rel.clone().name("session");
                     let mut refs = vec![
                         ("connection", n.rel.clone(), "connection"),

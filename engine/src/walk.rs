@@ -560,7 +560,7 @@ impl<'c> Walk<'c> {
                         provider: provider_name.clone(),
                         config: spec.config,
                         dependencies: dependencies.clone(),
-                        sensitive: Vec::new(),
+                        sensitive: spec.sensitive,
                         lifecycle: def.lifecycle.clone(),
                     });
                 }

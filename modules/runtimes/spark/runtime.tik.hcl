@@ -24,10 +24,10 @@ runtime "spark" {
   service "master" {
     on             = "head"
     ports          = [param.master_port, param.master_ui_port]
-    install        = "${file("../_lib/fetch.sh")}\n${file("install.sh")}"
+    install        = "${file("../_lib/tik.sh")}\n${file("install.sh")}"
     configure      = file("configure-master.sh")
     start          = file("start-master.sh")
-    stop           = "${file("../_lib/fetch.sh")}\ntik_stop_pid \"$TIK_HOME/spark/master.pid\""
+    stop           = "${file("../_lib/tik.sh")}\ntik_stop_pid \"$TIK_HOME/spark/master.pid\""
     health         = file("health-master.sh")
     health_timeout = 120
   }
@@ -35,10 +35,10 @@ runtime "spark" {
   service "worker" {
     on             = "workers"
     ports          = [param.worker_ui_port]
-    install        = "${file("../_lib/fetch.sh")}\n${file("install.sh")}"
+    install        = "${file("../_lib/tik.sh")}\n${file("install.sh")}"
     configure      = file("configure-worker.sh")
     start          = file("start-worker.sh")
-    stop           = "${file("../_lib/fetch.sh")}\ntik_stop_pid \"$TIK_HOME/spark/worker.pid\""
+    stop           = "${file("../_lib/tik.sh")}\ntik_stop_pid \"$TIK_HOME/spark/worker.pid\""
     health         = file("health-worker.sh")
     health_timeout = 120
   }

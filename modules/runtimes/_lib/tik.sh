@@ -1,5 +1,6 @@
-# Shared by the shipped runtimes (file("../_lib/fetch.sh")): download an upstream
-# archive once, verify it, and unpack it. POSIX sh; needs curl, wget or python3.
+# Shared by the shipped runtimes: a script that wants these functions starts with
+# file("../_lib/tik.sh"). Downloading and verifying upstream archives, running
+# daemons, checking that they answer. POSIX sh; needs curl, wget or python3.
 
 tik_fail() {
   echo "$*" >&2
@@ -43,20 +44,30 @@ tik_checksum_of() {
 }
 
 # tik_fetch URL CHECKSUM FILE: FILE holds URL's archive, verified. CHECKSUM is
-# "sha512:HEX", "sha256:HEX" or bare HEX (its length says which); empty means the
-# checksum upstream publishes beside the archive (URL.sha512). A file already there
+# "sha512:HEX", "sha256:HEX" or bare HEX (its length says which); "sums:LIST_URL"
+# takes it from a published list ("HEX  name" lines); empty means the checksum
+# upstream publishes beside the archive (URL.sha512). A file already there
 # with the right checksum is not downloaded again.
 tik_fetch() {
   url=$1
   want=$2
   file=$3
   mkdir -p "$(dirname "$file")" || exit 1
-  if [ -z "$want" ]; then
-    tik_get "$url.sha512" "$file.sha512" ||
-      tik_fail "no checksum given and none published at $url.sha512: set the runtime's checksum param"
-    want="sha512:$(tik_checksum_of "$(cat "$file.sha512")")"
-    rm -f "$file.sha512"
-  fi
+  case "$want" in
+    "")
+      tik_get "$url.sha512" "$file.sha512" ||
+        tik_fail "no checksum given and none published at $url.sha512: set the runtime's checksum param"
+      want="sha512:$(tik_checksum_of "$(cat "$file.sha512")")"
+      rm -f "$file.sha512"
+      ;;
+    sums:*)
+      # A published list of "HEX  name" lines (sha256sums.txt): the archive's line.
+      tik_get "${want#sums:}" "$file.sums" || tik_fail "cannot download the checksums ${want#sums:}"
+      want=$(awk -v n="$(basename "$url")" '$2 == n || $2 == "*" n { print $1 }' "$file.sums")
+      rm -f "$file.sums"
+      [ -n "$want" ] || tik_fail "${2#sums:} lists no checksum for $(basename "$url")"
+      ;;
+  esac
   case "$want" in
     sha256:*) algo=sha256 want=${want#sha256:} ;;
     sha512:*) algo=sha512 want=${want#sha512:} ;;
@@ -110,4 +121,59 @@ tik_stop_pid() {
     kill -9 "$pid" 2>/dev/null || true
   fi
   rm -f "$1"
+}
+
+# tik_install_archive NAME URL CHECKSUM: $TIK_HOME/NAME/current is the unpacked
+# archive (downloaded and verified once per version, under NAME/downloads).
+tik_install_archive() {
+  base="$TIK_HOME/$1"
+  name=$(basename "$2")
+  name=${name%.tgz}
+  name=${name%.tar.gz}
+  name=${name%.tar.xz}
+  name=${name%.zip}
+  tik_fetch "$2" "$3" "$base/downloads/$(basename "$2")"
+  tik_unpack "$base/downloads/$(basename "$2")" "$base/$name"
+  ln -sfn "$base/$name" "$base/current"
+  mkdir -p "$base/conf" "$base/logs" "$base/data"
+}
+
+# tik_need_java: Java on the node, and JAVA_HOME for scripts that want it.
+tik_need_java() {
+  if [ -z "${JAVA_HOME:-}" ]; then
+    java=$(command -v java) || tik_fail "$TIK_RUNTIME needs Java 17 on the node: apt-get install openjdk-17-jre-headless (or set JAVA_HOME)"
+    JAVA_HOME=$(dirname "$(dirname "$(readlink -f "$java")")")
+  fi
+  export JAVA_HOME
+}
+
+# tik_daemon PIDFILE LOG COMMAND...: runs COMMAND in the background, its output in
+# LOG and its pid in PIDFILE.
+tik_daemon() {
+  pidfile=$1
+  log=$2
+  shift 2
+  mkdir -p "$(dirname "$pidfile")" "$(dirname "$log")"
+  nohup "$@" >"$log" 2>&1 &
+  echo $! >"$pidfile"
+}
+
+# tik_alive PIDFILE: the process in PIDFILE runs.
+tik_alive() {
+  [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+}
+
+# tik_http_ok URL: URL answers 2xx.
+tik_http_ok() {
+  python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=3)' "$1"
+}
+
+# tik_port_open HOST PORT: something accepts connections there.
+tik_port_open() {
+  python3 -c 'import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 3).close()' "$1" "$2"
+}
+
+# tik_q VALUE: VALUE single-quoted for a shell-sourced config file.
+tik_q() {
+  printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"
 }

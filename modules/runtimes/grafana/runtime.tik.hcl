@@ -1,0 +1,30 @@
+# Grafana on the head, with the cluster's Prometheus as its data source when it has one.
+runtime "grafana" {
+  description = "Grafana on the head"
+  after       = ["prometheus"]
+
+  param "version" { default = "11.2.2" }
+  param "arch" { default = "linux-amd64" }
+  param "mirror" { default = "https://dl.grafana.com/oss/release" }
+  # Empty: ${mirror}/grafana-${version}.${arch}.tar.gz
+  param "url" { default = "" }
+  # Empty: the sha256 Grafana publishes beside the archive (URL.sha256).
+  param "checksum" { default = "" }
+  param "port" { default = 3000 }
+  param "admin_password" { sensitive = true }
+  # The default data source. Empty: the cluster's Prometheus on the head (port
+  # 9090; the prometheus runtime); "none": no data source.
+  param "prometheus_url" { default = "" }
+
+  service "server" {
+    on        = "head"
+    ports     = [param.port]
+    install   = "${file("../_lib/tik.sh")}\n${file("install.sh")}"
+    configure = file("configure.sh")
+    start     = "${file("../_lib/tik.sh")}\n${file("start.sh")}"
+    stop      = "${file("../_lib/tik.sh")}\ntik_stop_pid \"$TIK_HOME/grafana/server.pid\""
+    health    = "${file("../_lib/tik.sh")}\ntik_http_ok \"http://$TIK_NODE_IP:$TIK_PARAM_PORT/api/health\""
+  }
+
+  endpoint "url" { value = "http://${cluster.head.private_ip}:${param.port}/" }
+}

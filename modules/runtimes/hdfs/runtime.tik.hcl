@@ -1,0 +1,40 @@
+# Apache Hadoop HDFS: the NameNode on the head, a DataNode on every worker.
+runtime "hdfs" {
+  description = "Apache Hadoop HDFS: NameNode on the head, DataNodes on the workers"
+
+  param "version" { default = "3.3.6" }
+  param "mirror" { default = "https://archive.apache.org/dist" }
+  # Empty: ${mirror}/hadoop/common/hadoop-${version}/hadoop-${version}.tar.gz
+  param "url" { default = "" }
+  param "checksum" { default = "" }
+  param "namenode_port" { default = 9000 }
+  param "namenode_ui_port" { default = 9870 }
+  param "datanode_ui_port" { default = 9864 }
+  param "replication" { default = 2 }
+  param "heap" { default = "512m" }
+
+  service "namenode" {
+    on             = "head"
+    ports          = [param.namenode_port, param.namenode_ui_port]
+    install        = "${file("../_lib/tik.sh")}\n${file("install.sh")}"
+    configure      = file("configure.sh")
+    start          = "${file("../_lib/tik.sh")}\n${file("start-namenode.sh")}"
+    stop           = "${file("../_lib/tik.sh")}\ntik_stop_pid \"$TIK_HOME/hdfs/namenode.pid\""
+    health         = "${file("../_lib/tik.sh")}\ntik_http_ok \"http://$TIK_NODE_IP:$TIK_PARAM_NAMENODE_UI_PORT/jmx?qry=Hadoop:service=NameNode,name=NameNodeStatus\""
+    health_timeout = 120
+  }
+
+  service "datanode" {
+    on             = "workers"
+    ports          = [param.datanode_ui_port]
+    install        = "${file("../_lib/tik.sh")}\n${file("install.sh")}"
+    configure      = file("configure.sh")
+    start          = "${file("../_lib/tik.sh")}\n${file("start-datanode.sh")}"
+    stop           = "${file("../_lib/tik.sh")}\ntik_stop_pid \"$TIK_HOME/hdfs/datanode.pid\""
+    health         = "${file("../_lib/tik.sh")}\ntik_http_ok \"http://$TIK_NODE_IP:$TIK_PARAM_DATANODE_UI_PORT/jmx?qry=Hadoop:service=DataNode,name=DataNodeInfo\""
+    health_timeout = 120
+  }
+
+  endpoint "default_fs" { value = "hdfs://${cluster.head.private_ip}:${param.namenode_port}" }
+  endpoint "ui_url" { value = "http://${cluster.head.private_ip}:${param.namenode_ui_port}/" }
+}

@@ -1,0 +1,24 @@
+# JupyterLab on the head, from PyPI into a venv of its own.
+runtime "jupyter" {
+  description = "JupyterLab on the head"
+  after       = ["spark"]
+
+  param "version" { default = "4.2.5" }
+  param "python" { default = "python3" }
+  param "pip_index" { default = "" }
+  param "port" { default = 8888 }
+  # The token that opens the lab: set it (from a sensitive variable).
+  param "token" { sensitive = true }
+
+  service "lab" {
+    on        = "head"
+    ports     = [param.port]
+    install   = "${file("../_lib/tik.sh")}\n${file("install.sh")}"
+    configure = file("configure.sh")
+    start     = "${file("../_lib/tik.sh")}\n${file("start.sh")}"
+    stop      = "${file("../_lib/tik.sh")}\ntik_stop_pid \"$TIK_HOME/jupyter/lab.pid\""
+    health    = "${file("../_lib/tik.sh")}\ntik_http_ok \"http://$TIK_NODE_IP:$TIK_PARAM_PORT/api\""
+  }
+
+  endpoint "url" { value = "http://${cluster.head.private_ip}:${param.port}/lab" }
+}

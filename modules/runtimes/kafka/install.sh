@@ -1,0 +1,6 @@
+set -e
+tik_need_java
+V=$TIK_PARAM_VERSION
+tik_install_archive kafka \
+  "${TIK_PARAM_URL:-$TIK_PARAM_MIRROR/kafka/$V/kafka_$TIK_PARAM_SCALA_VERSION-$V.tgz}" \
+  "$TIK_PARAM_CHECKSUM"

@@ -1,0 +1,30 @@
+# MinIO: an S3-compatible object store, one server on the head.
+runtime "minio" {
+  description = "MinIO object storage on the head"
+
+  # A MinIO release name (RELEASE.<date>).
+  param "version" { default = "RELEASE.2024-10-13T13-34-11Z" }
+  param "arch" { default = "linux-amd64" }
+  param "mirror" { default = "https://dl.min.io/server/minio/release" }
+  # Empty: ${mirror}/${arch}/archive/minio.${version}
+  param "url" { default = "" }
+  # Empty: the sha256 MinIO publishes beside the binary (URL.sha256sum).
+  param "checksum" { default = "" }
+  param "port" { default = 9000 }
+  param "console_port" { default = 9001 }
+  param "root_user" { default = "tik" }
+  param "root_password" { sensitive = true }
+
+  service "server" {
+    on        = "head"
+    ports     = [param.port, param.console_port]
+    install   = "${file("../_lib/tik.sh")}\n${file("install.sh")}"
+    configure = file("configure.sh")
+    start     = "${file("../_lib/tik.sh")}\n${file("start.sh")}"
+    stop      = "${file("../_lib/tik.sh")}\ntik_stop_pid \"$TIK_HOME/minio/server.pid\""
+    health    = "${file("../_lib/tik.sh")}\ntik_http_ok \"http://$TIK_NODE_IP:$TIK_PARAM_PORT/minio/health/live\""
+  }
+
+  endpoint "url" { value = "http://${cluster.head.private_ip}:${param.port}" }
+  endpoint "console_url" { value = "http://${cluster.head.private_ip}:${param.console_port}/" }
+}

@@ -1,0 +1,36 @@
+# Ray: the head node's GCS and dashboard on the head, a Ray worker on every worker.
+runtime "ray" {
+  description = "Ray: head on the head, workers on the workers"
+
+  param "version" { default = "2.37.0" }
+  param "python" { default = "python3" }
+  param "pip_index" { default = "" }
+  param "port" { default = 6379 }
+  param "dashboard_port" { default = 8265 }
+  # CPUs each node offers Ray; empty: what the node has.
+  param "num_cpus" { default = "" }
+
+  service "head" {
+    on             = "head"
+    ports          = [param.port, param.dashboard_port]
+    install        = "${file("../_lib/tik.sh")}\n${file("install.sh")}"
+    configure      = "mkdir -p \"$TIK_HOME/ray/tmp\" \"$TIK_HOME/ray/logs\""
+    start          = "${file("../_lib/tik.sh")}\n${file("start-head.sh")}"
+    stop           = "${file("../_lib/tik.sh")}\ntik_stop_pid \"$TIK_HOME/ray/head.pid\""
+    health         = "${file("../_lib/tik.sh")}\ntik_http_ok \"http://$TIK_NODE_IP:$TIK_PARAM_DASHBOARD_PORT/api/version\""
+    health_timeout = 120
+  }
+
+  service "worker" {
+    on             = "workers"
+    install        = "${file("../_lib/tik.sh")}\n${file("install.sh")}"
+    configure      = "mkdir -p \"$TIK_HOME/ray/tmp\" \"$TIK_HOME/ray/logs\""
+    start          = "${file("../_lib/tik.sh")}\n${file("start-worker.sh")}"
+    stop           = "${file("../_lib/tik.sh")}\ntik_stop_pid \"$TIK_HOME/ray/worker.pid\""
+    health         = "${file("../_lib/tik.sh")}\ntik_alive \"$TIK_HOME/ray/worker.pid\""
+    health_timeout = 120
+  }
+
+  endpoint "address" { value = "${cluster.head.private_ip}:${param.port}" }
+  endpoint "dashboard_url" { value = "http://${cluster.head.private_ip}:${param.dashboard_port}/" }
+}
