@@ -177,3 +177,18 @@ tik_port_open() {
 tik_q() {
   printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"
 }
+
+# tik_pip_install DIR PYTHON INDEX PIP_ARGS...: a venv in DIR/venv made with PYTHON,
+# and `pip install PIP_ARGS` into it (from INDEX when it is not empty).
+tik_pip_install() {
+  dir=$1
+  py=$2
+  index=$3
+  shift 3
+  command -v "$py" >/dev/null 2>&1 ||
+    tik_fail "$TIK_RUNTIME needs $py on the node (apt-get install python3 python3-venv)"
+  [ -x "$dir/venv/bin/python" ] || "$py" -m venv "$dir/venv" ||
+    tik_fail "cannot create a venv with $py (apt-get install python3-venv)"
+  [ -z "$index" ] || set -- --index-url "$index" "$@"
+  "$dir/venv/bin/pip" install --quiet --disable-pip-version-check "$@"
+}

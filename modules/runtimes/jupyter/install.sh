@@ -1,10 +1,3 @@
 set -e
-d="$TIK_HOME/jupyter"
-mkdir -p "$d/notebooks" "$d/logs"
-command -v "$TIK_PARAM_PYTHON" >/dev/null 2>&1 ||
-  tik_fail "jupyter needs $TIK_PARAM_PYTHON on the node (apt-get install python3 python3-venv)"
-[ -x "$d/venv/bin/python" ] || "$TIK_PARAM_PYTHON" -m venv "$d/venv" ||
-  tik_fail "cannot create a venv with $TIK_PARAM_PYTHON (apt-get install python3-venv)"
-set -- --quiet --disable-pip-version-check
-[ -z "$TIK_PARAM_PIP_INDEX" ] || set -- "$@" --index-url "$TIK_PARAM_PIP_INDEX"
-"$d/venv/bin/pip" install "$@" "jupyterlab==$TIK_PARAM_VERSION"
+mkdir -p "$TIK_HOME/jupyter/notebooks" "$TIK_HOME/jupyter/logs"
+tik_pip_install "$TIK_HOME/jupyter" "$TIK_PARAM_PYTHON" "$TIK_PARAM_PIP_INDEX" "jupyterlab==$TIK_PARAM_VERSION"

@@ -3,13 +3,12 @@
 set -e
 conf="$TIK_HOME/spark/conf"
 mkdir -p "$conf"
-q() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
 {
-  echo "SPARK_LOCAL_IP=$(q "$TIK_NODE_IP")"
-  echo "SPARK_MASTER_HOST=$(q "$TIK_NODE_IP")"
-  echo "SPARK_DAEMON_MEMORY=$(q "$TIK_PARAM_DAEMON_MEMORY")"
-  echo "SPARK_LOG_DIR=$(q "$TIK_HOME/spark/logs")"
-  echo "PYSPARK_PYTHON=$(q "$TIK_PARAM_PYTHON")"
+  echo "SPARK_LOCAL_IP=$(tik_q "$TIK_NODE_IP")"
+  echo "SPARK_MASTER_HOST=$(tik_q "$TIK_NODE_IP")"
+  echo "SPARK_DAEMON_MEMORY=$(tik_q "$TIK_PARAM_DAEMON_MEMORY")"
+  echo "SPARK_LOG_DIR=$(tik_q "$TIK_HOME/spark/logs")"
+  echo "PYSPARK_PYTHON=$(tik_q "$TIK_PARAM_PYTHON")"
 } >"$conf/spark-env.sh"
 {
   echo "spark.master spark://$TIK_NODE_IP:$TIK_PARAM_MASTER_PORT"

@@ -13,19 +13,14 @@ case "$TIK_PARAM_INSTALL_METHOD" in
     home="$dir/spark-$V"
     ;;
   pip)
-    command -v "$TIK_PARAM_PYTHON" >/dev/null 2>&1 ||
-      tik_fail "install_method = \"pip\" needs $TIK_PARAM_PYTHON on the node (apt-get install python3 python3-venv)"
-    [ -x "$dir/venv/bin/python" ] || "$TIK_PARAM_PYTHON" -m venv "$dir/venv" ||
-      tik_fail "cannot create a venv with $TIK_PARAM_PYTHON (apt-get install python3-venv)"
-    set -- --quiet --disable-pip-version-check
-    [ -z "$TIK_PARAM_PIP_INDEX" ] || set -- "$@" --index-url "$TIK_PARAM_PIP_INDEX"
+    pip() { tik_pip_install "$dir" "$TIK_PARAM_PYTHON" "$TIK_PARAM_PIP_INDEX" "$@"; }
     if [ -n "$TIK_PARAM_CHECKSUM" ]; then
       # pip's hash-checking mode, for pyspark alone: its jars carry what it needs.
       printf 'pyspark==%s --hash=sha256:%s\n' "$V" "${TIK_PARAM_CHECKSUM#sha256:}" >"$dir/requirements.txt"
-      "$dir/venv/bin/pip" install "$@" --no-deps -r "$dir/requirements.txt"
+      pip --no-deps -r "$dir/requirements.txt"
     fi
     # pyspark's own dependencies (py4j) for a driver in this venv.
-    "$dir/venv/bin/pip" install "$@" "pyspark==$V"
+    pip "pyspark==$V"
     home=$("$dir/venv/bin/python" -c 'import importlib.util, os
 print(os.path.dirname(importlib.util.find_spec("pyspark").origin))')
     ;;

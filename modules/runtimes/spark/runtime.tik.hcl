@@ -25,7 +25,7 @@ runtime "spark" {
     on             = "head"
     ports          = [param.master_port, param.master_ui_port]
     install        = "${file("../_lib/tik.sh")}\n${file("install.sh")}"
-    configure      = file("configure-master.sh")
+    configure      = "${file("../_lib/tik.sh")}\n${file("configure-master.sh")}"
     start          = file("start-master.sh")
     stop           = "${file("../_lib/tik.sh")}\ntik_stop_pid \"$TIK_HOME/spark/master.pid\""
     health         = file("health-master.sh")
@@ -36,7 +36,7 @@ runtime "spark" {
     on             = "workers"
     ports          = [param.worker_ui_port]
     install        = "${file("../_lib/tik.sh")}\n${file("install.sh")}"
-    configure      = file("configure-worker.sh")
+    configure      = "${file("../_lib/tik.sh")}\n${file("configure-worker.sh")}"
     start          = file("start-worker.sh")
     stop           = "${file("../_lib/tik.sh")}\ntik_stop_pid \"$TIK_HOME/spark/worker.pid\""
     health         = file("health-worker.sh")
