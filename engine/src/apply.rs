@@ -533,7 +533,8 @@ impl Driver {
                 // It may exist in part: tainted, so the next plan replaces it. A node
                 // step that failed on rerun is in part too: its service may be down.
                 if matches!(change.action, Action::Create | Action::Replace)
-                    || change.type_name == crate::runtime::STEP_TYPE
+                    || (change.action == Action::Update
+                        && change.type_name == crate::runtime::STEP_TYPE)
                 {
                     let attrs = self.units[u].planned.clone();
                     store.record(JournalEntry::Put {
