@@ -149,6 +149,13 @@ fn fetch_verifies_downloads_and_keeps_only_good_ones() {
         "{out}"
     );
 
+    // A published file of the bare digest alone (grafana's URL.sha256).
+    std::fs::write(dist.join("thing-1.0.tgz.sha256"), format!("{sha256}\n")).unwrap();
+    let bare = format!("sums:{url}.sha256");
+    let (code, out) = with_helpers(&work, &format!("tik_fetch '{url}' '{bare}' dl/bare.tgz"));
+    assert_eq!(code, 0, "{out}");
+    assert!(work.join("dl/bare.tgz").exists());
+
     // A given checksum that does not match is refused, and nothing is kept.
     let wrong = format!("sha256:{}", "0".repeat(64));
     let (code, out) = with_helpers(&work, &format!("tik_fetch '{url}' '{wrong}' dl/other.tgz"));

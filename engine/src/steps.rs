@@ -167,32 +167,12 @@ impl Runner {
     /// variables, as `tik exec` does.
     pub async fn command(&self, attrs: &Map, command: &str) -> Result<Output, ProviderError> {
         let target = self.target(attrs).await?;
-        let home = match &target {
-            Target::Local(h) | Target::Ssh(_, h) => h.clone(),
-        };
-        let mut script = String::new();
-        for (k, v) in environment(attrs, &home) {
-            script.push_str(&format!("export {k}={}\n", shell_quote(&v)));
-        }
-        script.push_str("cd \"$TIK_HOME\" || exit 1\n");
-        script.push_str(command);
-        let out = match &target {
-            Target::Local(_) => tokio::process::Command::new("sh")
-                .arg("-c")
-                .arg(&script)
-                .stdin(std::process::Stdio::null())
-                .kill_on_drop(true)
-                .output()
-                .await
-                .map_err(|e| ProviderError::new(format!("cannot run sh: {e}")))?,
-            Target::Ssh(session, _) => session
-                .command("sh")
-                .arg("-c")
-                .arg(&script)
-                .output()
-                .await
-                .map_err(|e| ProviderError::new(format!("ssh: {}", error_chain(&e))))?,
-        };
+        let home = target.home().to_string();
+        let script = format!(
+            "{}cd \"$TIK_HOME\" || exit 1\n{command}",
+            exports(attrs, &home)
+        );
+        let out = run_sh(&target, &script).await.map_err(ProviderError::new)?;
         Ok(Output {
             code: out.status.code().unwrap_or(-1),
             stdout: out.stdout,
@@ -517,6 +497,15 @@ enum Target {
     Ssh(Arc<openssh::Session>, String),
 }
 
+impl Target {
+    /// The node's home, where steps and commands run.
+    fn home(&self) -> &str {
+        match self {
+            Target::Local(h) | Target::Ssh(_, h) => h,
+        }
+    }
+}
+
 enum Transport {
     Local,
     Ssh(Ssh),
@@ -626,9 +615,7 @@ fn environment(attrs: &Map, home: &str) -> Vec<(String, String)> {
 /// never waits on a daemon's stdout), shown when the step ends.
 fn wrapped(attrs: &Map, home: &str, script: &str) -> String {
     let mut text = String::from("set -u\n");
-    for (k, v) in environment(attrs, home) {
-        text.push_str(&format!("export {k}={}\n", shell_quote(&v)));
-    }
+    text.push_str(&exports(attrs, home));
     text.push_str(
         "mkdir -p \"$TIK_HOME/.tik\" && cd \"$TIK_HOME\" || exit 1\n\
          out=\"$TIK_HOME/.tik/step.$$.log\"\n\
@@ -644,6 +631,35 @@ fn wrapped(attrs: &Map, home: &str, script: &str) -> String {
     text
 }
 
+/// The `export NAME='value'` lines of a node's environment.
+fn exports(attrs: &Map, home: &str) -> String {
+    environment(attrs, home)
+        .into_iter()
+        .map(|(k, v)| format!("export {k}={}\n", shell_quote(&v)))
+        .collect()
+}
+
+/// Runs `sh -c SCRIPT` on a target, locally or over its SSH connection.
+async fn run_sh(target: &Target, script: &str) -> Result<std::process::Output, String> {
+    match target {
+        Target::Local(_) => tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|e| format!("cannot run sh: {e}")),
+        Target::Ssh(session, _) => session
+            .command("sh")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .await
+            .map_err(|e| format!("ssh: {}", error_chain(&e))),
+    }
+}
+
 /// Runs a script on a target: exit code and output.
 async fn exec(
     target: &Target,
@@ -652,35 +668,11 @@ async fn exec(
     limit: Duration,
 ) -> Result<(i32, String), String> {
     let run = async {
-        match target {
-            Target::Local(home) => {
-                let out = tokio::process::Command::new("sh")
-                    .arg("-c")
-                    .arg(wrapped(attrs, home, script))
-                    .stdin(std::process::Stdio::null())
-                    .kill_on_drop(true)
-                    .output()
-                    .await
-                    .map_err(|e| format!("cannot run sh: {e}"))?;
-                Ok::<_, String>((
-                    out.status.code().unwrap_or(-1),
-                    output_text(&out.stdout, &out.stderr),
-                ))
-            }
-            Target::Ssh(session, home) => {
-                let out = session
-                    .command("sh")
-                    .arg("-c")
-                    .arg(wrapped(attrs, home, script))
-                    .output()
-                    .await
-                    .map_err(|e| format!("ssh: {e}"))?;
-                Ok((
-                    out.status.code().unwrap_or(-1),
-                    output_text(&out.stdout, &out.stderr),
-                ))
-            }
-        }
+        let out = run_sh(target, &wrapped(attrs, target.home(), script)).await?;
+        Ok::<_, String>((
+            out.status.code().unwrap_or(-1),
+            output_text(&out.stdout, &out.stderr),
+        ))
     };
     tokio::time::timeout(limit, run)
         .await

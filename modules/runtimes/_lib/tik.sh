@@ -45,7 +45,7 @@ tik_checksum_of() {
 
 # tik_fetch URL CHECKSUM FILE: FILE holds URL's archive, verified. CHECKSUM is
 # "sha512:HEX", "sha256:HEX" or bare HEX (its length says which); "sums:LIST_URL"
-# takes it from a published list ("HEX  name" lines); empty means the checksum
+# takes it from a published list ("HEX  name" lines, or the digest alone); empty means the checksum
 # upstream publishes beside the archive (URL.sha512). A file already there
 # with the right checksum is not downloaded again.
 tik_fetch() {
@@ -61,9 +61,10 @@ tik_fetch() {
       rm -f "$file.sha512"
       ;;
     sums:*)
-      # A published list of "HEX  name" lines (sha256sums.txt): the archive's line.
+      # A published list of "HEX  name" lines (sha256sums.txt): the archive's line;
+      # or a file of the bare digest alone (grafana's URL.sha256).
       tik_get "${want#sums:}" "$file.sums" || tik_fail "cannot download the checksums ${want#sums:}"
-      want=$(awk -v n="$(basename "$url")" '$2 == n || $2 == "*" n { print $1 }' "$file.sums")
+      want=$(awk -v n="$(basename "$url")" '$2 == n || $2 == "*" n || (NR == 1 && NF == 1) { print $1; exit }' "$file.sums")
       rm -f "$file.sums"
       [ -n "$want" ] || tik_fail "${2#sums:} lists no checksum for $(basename "$url")"
       ;;
