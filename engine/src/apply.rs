@@ -6,7 +6,9 @@ use crate::addr::Address;
 use crate::config::Config;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::plan::{diff, Action, Change, Plan, Summary};
-use crate::provider::{ChangeRequest, Operation, Provider, ProviderError, Providers, SiblingRef};
+use crate::provider::{
+    ChangeRequest, Operation, Progress, Provider, ProviderError, Providers, SiblingRef,
+};
 use crate::state::{JournalEntry, OutputState, ResourceState, StateError, StateStore, Status};
 use crate::value::{Map, Value};
 use crate::walk::{InputValue, Inputs, ObjectEval, Walk};
@@ -21,11 +23,16 @@ use tokio::task::JoinSet;
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
     pub parallelism: usize,
+    /// How often a change still in flight is reported (`ApplyEvent::Progress`).
+    pub progress_every: Duration,
 }
 
 impl Default for ApplyOptions {
     fn default() -> Self {
-        ApplyOptions { parallelism: 10 }
+        ApplyOptions {
+            parallelism: 10,
+            progress_every: Duration::from_secs(10),
+        }
     }
 }
 
@@ -46,6 +53,14 @@ pub enum ApplyEvent {
         address: Address,
         action: Action,
         message: String,
+    },
+    /// A change still running, every `progress_every`: how long it has run, and what
+    /// its provider says it waits for.
+    Progress {
+        address: Address,
+        action: Action,
+        elapsed: Duration,
+        note: Option<String>,
     },
     Interrupted {
         in_flight: usize,
@@ -144,6 +159,7 @@ pub async fn apply<F: Future<Output = ()>>(
         diags: Diagnostics::default(),
         blocked: vec![false; graph_order.len()],
         indegree: Vec::new(),
+        in_flight: Default::default(),
         ready: VecDeque::new(),
         included: crate::plan::included_nodes(&walk, config, &graph_order, &plan.targets),
     };
@@ -163,6 +179,9 @@ pub async fn apply<F: Future<Output = ()>>(
     let parallelism = options.parallelism.max(1);
     let cancel = cancel;
     tokio::pin!(cancel);
+    let every = options.progress_every.max(Duration::from_millis(10));
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         while !driver.report.interrupted {
             let Some(n) = driver.ready.pop_front() else {
@@ -189,6 +208,20 @@ pub async fn apply<F: Future<Output = ()>>(
                     Err(e) => return Err(Diagnostic::new(format!("internal: a provider task failed: {e}")).into()),
                 };
                 driver.finish(u, result, elapsed, &mut walk, store, on_event).map_err(state_err)?;
+            }
+            _ = ticks.tick() => {
+                for (&u, (started, progress)) in &driver.in_flight {
+                    let elapsed = started.elapsed();
+                    if elapsed >= every {
+                        let change = &driver.units[u].change;
+                        on_event(ApplyEvent::Progress {
+                            address: change.address.clone(),
+                            action: change.action,
+                            elapsed,
+                            note: progress.current(),
+                        });
+                    }
+                }
             }
             _ = &mut cancel, if !driver.report.interrupted => {
                 driver.report.interrupted = true;
@@ -255,6 +288,8 @@ struct Driver {
     ready: VecDeque<NodeIndex>,
     /// With targets: the nodes the plan covered.
     included: Option<std::collections::HashSet<NodeIndex>>,
+    /// Changes running now: since when, and what their provider notes.
+    in_flight: std::collections::BTreeMap<usize, (Instant, Progress)>,
 }
 
 impl Driver {
@@ -475,7 +510,10 @@ impl Driver {
             prior: prior.map(|p| p.attributes),
             planned: unit.planned.clone(),
             lineage: store.state.lineage.clone(),
+            progress: Progress::default(),
         };
+        self.in_flight
+            .insert(u, (Instant::now(), request.progress.clone()));
         let action = change.action;
         let cbd = change.create_before_destroy;
         tasks.spawn(async move {
@@ -496,6 +534,7 @@ impl Driver {
         on_event: &mut dyn FnMut(ApplyEvent),
     ) -> Result<(), StateError> {
         self.units[u].done = true;
+        self.in_flight.remove(&u);
         let change = self.units[u].change.clone();
         let ok = result.is_ok();
         match result {

@@ -9,7 +9,7 @@ use crate::value::{Map, Value};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// One attribute of a resource type.
 #[derive(Debug, Clone)]
@@ -176,6 +176,25 @@ pub struct ChangeRequest {
     pub planned: Map,
     /// The state lineage, for providers that tag what they create.
     pub lineage: String,
+    /// Where a change that takes a while says what it is waiting for.
+    pub progress: Progress,
+}
+
+/// What a change in flight is doing now ("waiting for SSH on 10.0.1.5:22: connection
+/// refused"): the provider notes it, apply reports it while the change runs.
+#[derive(Debug, Clone, Default)]
+pub struct Progress(Arc<Mutex<Option<String>>>);
+
+impl Progress {
+    pub fn note(&self, text: impl Into<String>) {
+        if let Ok(mut now) = self.0.lock() {
+            *now = Some(text.into());
+        }
+    }
+
+    pub fn current(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|now| now.clone())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -93,6 +93,10 @@ impl Provider for Fake {
         if wait {
             r.barrier.wait().await;
         }
+        if change.planned.get("value").and_then(Value::as_str) == Some("slow") {
+            change.progress.note("waiting for the slow thing");
+            tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        }
         tokio::task::yield_now().await;
         r.calls
             .lock()
@@ -136,6 +140,19 @@ fn setup(config: &str, gate: usize) -> Setup {
 }
 
 async fn run(s: &Setup, options: PlanOptions, parallelism: usize) -> Vec<String> {
+    let opts = ApplyOptions {
+        parallelism,
+        ..Default::default()
+    };
+    run_with(s, options, opts).await.0
+}
+
+/// Plans and applies: the provider's calls, and apply's events.
+async fn run_with(
+    s: &Setup,
+    options: PlanOptions,
+    opts: ApplyOptions,
+) -> (Vec<String>, Vec<ApplyEvent>) {
     let config = Config::load(s.dir.path()).map_err(|(_, d)| d).unwrap();
     let mut store = StateStore::load(&s.backend).unwrap();
     let plan = tik_engine::ops::make_plan(
@@ -149,9 +166,8 @@ async fn run(s: &Setup, options: PlanOptions, parallelism: usize) -> Vec<String>
     .await
     .unwrap();
     let mut events = Vec::new();
-    let mut on_event = |e: ApplyEvent| events.push(format!("{e:?}"));
+    let mut on_event = |e: ApplyEvent| events.push(e);
     let never = std::future::pending::<()>();
-    let opts = ApplyOptions { parallelism };
     let report = tokio::time::timeout(
         std::time::Duration::from_secs(30),
         apply(
@@ -168,7 +184,10 @@ async fn run(s: &Setup, options: PlanOptions, parallelism: usize) -> Vec<String>
     .expect("apply finishes (a barrier that never opens means too little parallelism)")
     .unwrap();
     assert!(report.ok(), "{report:?}");
-    std::mem::take(&mut *s.recorder.calls.lock().unwrap())
+    (
+        std::mem::take(&mut *s.recorder.calls.lock().unwrap()),
+        events,
+    )
 }
 
 fn things(n: usize) -> String {
@@ -274,4 +293,51 @@ async fn an_expansion_takes_sibling_attributes_once_they_exist() {
             .unwrap()["attributes"]["value"],
         net_id
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_that_takes_a_while_is_reported_with_what_it_waits_for() {
+    let cfg = "resource \"fake_thing\" \"slow\" {\n  value = \"slow\"\n}\nresource \"fake_thing\" \"quick\" {}\n";
+    let s = setup(cfg, 0);
+    let opts = ApplyOptions {
+        parallelism: 10,
+        progress_every: std::time::Duration::from_millis(100),
+    };
+    let (_, events) = run_with(&s, PlanOptions::default(), opts).await;
+    let progress: Vec<(String, Option<String>, std::time::Duration)> = events
+        .iter()
+        .filter_map(|e| match e {
+            ApplyEvent::Progress {
+                address,
+                elapsed,
+                note,
+                ..
+            } => Some((address.to_string(), note.clone(), *elapsed)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        progress.len() >= 2,
+        "a 400 ms change is reported every 100 ms: {progress:?}"
+    );
+    for (address, note, elapsed) in &progress {
+        assert_eq!(
+            address, "fake_thing.slow",
+            "only what still runs: {progress:?}"
+        );
+        assert_eq!(note.as_deref(), Some("waiting for the slow thing"));
+        assert!(*elapsed >= std::time::Duration::from_millis(100));
+    }
+    // Reported while it ran: before it finished.
+    let finished = events
+        .iter()
+        .position(|e| {
+            matches!(e, ApplyEvent::Finished { address, .. } if address.to_string() == "fake_thing.slow")
+        })
+        .unwrap();
+    let first = events
+        .iter()
+        .position(|e| matches!(e, ApplyEvent::Progress { .. }))
+        .unwrap();
+    assert!(first < finished);
 }

@@ -73,7 +73,7 @@ async fn phase(
             providers,
             &mut store,
             &plan,
-            &ApplyOptions { parallelism: 10 },
+            &ApplyOptions::default(),
             std::future::pending(),
             &mut |_| {},
         )

@@ -115,7 +115,10 @@ impl World {
             &self.providers,
             &mut store,
             &plan,
-            &ApplyOptions { parallelism },
+            &ApplyOptions {
+                parallelism,
+                ..Default::default()
+            },
             never,
             &mut |_| {},
         )
