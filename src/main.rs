@@ -809,9 +809,28 @@ async fn apply(
             "{}",
             style.red(&format!(
                 "{address}: {} failed: {message}",
-                verb(action, false).trim_end_matches("ing").to_lowercase()
+                match action {
+                    Action::Create => "create",
+                    Action::Update => "update",
+                    Action::Replace => "replace",
+                    Action::Delete => "destroy",
+                    Action::NoOp => "change",
+                }
             ))
         ),
+        ApplyEvent::Progress {
+            address,
+            action,
+            elapsed,
+            note,
+        } => {
+            let note = note.map(|n| format!(": {n}")).unwrap_or_default();
+            outln!(
+                "{address}: still {}... [{}s elapsed]{note}",
+                verb(action, false).to_lowercase(),
+                elapsed.as_secs()
+            )
+        }
         ApplyEvent::Interrupted { in_flight } => {
             outln!("\nInterrupted: no new changes start; waiting for the {in_flight} in flight to finish, then state is saved...")
         }
@@ -829,7 +848,10 @@ async fn apply(
         errln!("\nTwo interrupts: stopping at once. State records every change that was started; run tik plan to see where things stand.");
         std::process::exit(130);
     });
-    let options = ApplyOptions { parallelism };
+    let options = ApplyOptions {
+        parallelism,
+        ..Default::default()
+    };
     let report = tik_engine::apply::apply(
         &p.config,
         &p.providers,

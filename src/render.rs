@@ -499,6 +499,15 @@ pub fn status(
             _ => String::new(),
         };
         out.push_str(&format!("  {:width$}  {ip}{public}\n", n.name));
+        if let Some(c) = &n.container {
+            let text = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("?");
+            out.push_str(&format!(
+                "    in {} container {} ({})\n",
+                text("engine"),
+                text("name"),
+                text("image")
+            ));
+        }
         if list.is_empty() {
             out.push_str("    no runtime steps\n");
         }
@@ -606,6 +615,7 @@ pub fn status_json(
                 "address": n.address.to_string(),
                 "private_ip": n.private_ip,
                 "public_ip": n.public_ip,
+                "container": n.container.as_ref().map(|c| c.to_json()),
                 "steps": n.steps.iter().map(|s| json!({
                     "address": s.address.to_string(),
                     "runtime": s.runtime,

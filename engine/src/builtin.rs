@@ -1,5 +1,6 @@
 //! The built-in `tik` provider: `tik_data`, which stores a value and has an id,
 //! like Terraform's terraform_data; and the node steps of runtimes (`tik_session`,
+//! `tik_container` where the cluster runs services in containers,
 //! `tik_step`), which run through `steps::Runner`.
 
 use crate::provider::{
@@ -56,6 +57,7 @@ impl Provider for TikProvider {
             "node_public_ip",
             "head_ip",
             "head_public_ip",
+            "container",
         ];
         let mut step: Vec<AttributeSchema> = step_attrs
             .iter()
@@ -83,7 +85,25 @@ impl Provider for TikProvider {
                     AttributeSchema::optional("node"),
                     AttributeSchema::optional("node_id"),
                     AttributeSchema::optional("connection"),
+                    AttributeSchema::optional("wait"),
                     AttributeSchema::computed("host_key"),
+                ],
+            },
+            ResourceSchema {
+                type_name: crate::runtime::CONTAINER_TYPE,
+                attributes: vec![
+                    AttributeSchema::optional("node"),
+                    AttributeSchema::optional("node_name"),
+                    AttributeSchema::optional("cluster"),
+                    // Another image or engine is another container: made anew, and
+                    // the node's steps run again in it.
+                    AttributeSchema::optional("image").force_new(),
+                    AttributeSchema::optional("engine").force_new(),
+                    AttributeSchema::optional("options").force_new(),
+                    AttributeSchema::optional("node_id").force_new(),
+                    AttributeSchema::optional("connection"),
+                    AttributeSchema::optional("host_key"),
+                    AttributeSchema::computed("container"),
                 ],
             },
         ]
@@ -106,6 +126,7 @@ impl Provider for TikProvider {
         match change.type_name.as_str() {
             crate::runtime::STEP_TYPE => return self.steps.apply_step(&change).await,
             crate::runtime::SESSION_TYPE => return self.steps.apply_session(&change).await,
+            crate::runtime::CONTAINER_TYPE => return self.steps.apply_container(&change).await,
             _ => {}
         }
         let mut attrs = change.planned;

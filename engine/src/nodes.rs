@@ -23,6 +23,9 @@ pub struct Node {
     pub connection: Option<Value>,
     /// The host key its session recorded at first contact.
     pub host_key: Option<String>,
+    /// The container its services run in (engine, name, id, image), if the cluster
+    /// has one.
+    pub container: Option<Value>,
     pub steps: Vec<Step>,
 }
 
@@ -77,6 +80,9 @@ impl Node {
         }
         if let Some(k) = &self.host_key {
             m.insert("host_key".into(), Value::String(k.clone()));
+        }
+        if let Some(c) = &self.container {
+            m.insert("container".into(), c.clone());
         }
         m.insert("cluster".into(), Value::String(self.cluster.clone()));
         m.insert("node_name".into(), Value::String(self.name.clone()));
@@ -170,13 +176,15 @@ pub fn from_state(state: &State, cluster: Option<&str>) -> Result<Vec<Node>, Not
             public_ip: text(&r.attributes, "public_ip"),
             connection: r.attributes.get("connection").cloned(),
             host_key: None,
+            container: None,
             steps: Vec::new(),
         });
     }
     if nodes.is_empty() {
         return Err(not_found(state, cluster));
     }
-    // Sessions are the node's address and `session`; steps its address and
+    // Sessions are the node's address and `session`, containers its address and
+    // `container`; steps its address and
     // `runtime R service S STEP`.
     for (address, r) in &state.resources {
         let segs = &address.0;
@@ -186,6 +194,10 @@ pub fn from_state(state: &State, cluster: Option<&str>) -> Result<Vec<Node>, Not
                     nodes[i].connection = Some(c.clone());
                 }
                 nodes[i].host_key = text(&r.attributes, "host_key");
+            }
+        } else if r.type_name == crate::runtime::CONTAINER_TYPE && segs.len() > 1 {
+            if let Some(&i) = index.get(&Address(segs[..segs.len() - 1].to_vec())) {
+                nodes[i].container = r.attributes.get("container").cloned();
             }
         } else if r.type_name == crate::runtime::STEP_TYPE && segs.len() > 5 {
             if let Some(&i) = index.get(&Address(segs[..segs.len() - 5].to_vec())) {

@@ -26,6 +26,13 @@ include!(concat!(env!("OUT_DIR"), "/runtimes.rs"));
 /// The type of a node step, and of the per-node session the steps run through.
 pub const STEP_TYPE: &str = "tik_step";
 pub const SESSION_TYPE: &str = "tik_session";
+/// The type of a node's container, when the cluster runs its services in one.
+pub const CONTAINER_TYPE: &str = "tik_container";
+
+/// Whether a resource of this type is one of the node steps tik itself runs.
+pub fn is_node_step(type_name: &str) -> bool {
+    [STEP_TYPE, SESSION_TYPE, CONTAINER_TYPE].contains(&type_name)
+}
 
 #[derive(Debug)]
 pub struct RuntimeDef {
@@ -372,6 +379,22 @@ impl Site<'_> {
         })
     }
 
+    /// At `attr` of the cluster's `block` (`container { engine = ... }`), or as near
+    /// to it as the cluster's block allows.
+    fn at_setting(&self, block: &str, attr: &str, d: Diagnostic) -> Diagnostic {
+        let b = self.body.blocks().find(|b| b.ident.as_str() == block);
+        let span = match b {
+            Some(b) => b
+                .body
+                .attributes()
+                .find(|a| a.key.as_str() == attr)
+                .and_then(|a| a.value.span().or_else(|| a.key.span()))
+                .or_else(|| b.ident.span()),
+            None => self.span.clone(),
+        };
+        d.at(self.file, span)
+    }
+
     fn at_runtime(&self, name: &str, d: Diagnostic) -> Diagnostic {
         match self.runtime_block(name) {
             Some(b) => d.at(self.file, b.ident.span()),
@@ -558,25 +581,35 @@ pub fn expand(
         return Ok(out);
     };
     let mut diags = Diagnostics::default();
+    let wait = ssh_wait(config, site)?;
+    let container = container_of(config, site)?;
     // The last step on each node so far: the next runtime's steps come after it.
     let mut last: HashMap<Address, Address> = HashMap::new();
     for n in nodes {
         let session = n.rel.clone().name("session");
-        let mut spec = ResourceSpec::new(
-            session.clone(),
-            SESSION_TYPE,
-            Map::from_iter([("node".to_string(), Value::from(n.rel.to_string()))]),
-        );
-        spec.depends_on.push(n.rel.clone());
-        for attr in ["connection", "node_id"] {
-            spec.refs.push(SiblingRef {
-                attribute: attr.into(),
-                sibling: n.rel.clone(),
-                sibling_attribute: if attr == "node_id" { "id" } else { attr }.into(),
-            });
+        let mut session_config =
+            Map::from_iter([("node".to_string(), Value::from(n.rel.to_string()))]);
+        if let Some(w) = &wait {
+            session_config.insert("wait".into(), w.clone());
         }
+        let mut spec = ResourceSpec::new(session.clone(), SESSION_TYPE, session_config);
+        spec.depends_on.push(n.rel.clone());
+        node_refs(&mut spec, n, None);
         out.specs.push(spec);
-        last.insert(n.rel.clone(), session);
+        last.insert(n.rel.clone(), session.clone());
+        if let Some(c) = &container {
+            // The node's container, where its steps run: after the session, before them.
+            let at = n.rel.clone().name("container");
+            let mut config = c.clone();
+            config.insert("node".into(), Value::from(n.rel.to_string()));
+            config.insert("node_name".into(), Value::from(n.name.as_str()));
+            config.insert("cluster".into(), Value::from(cluster));
+            let mut spec = ResourceSpec::new(at.clone(), CONTAINER_TYPE, config);
+            spec.depends_on.push(session.clone());
+            node_refs(&mut spec, n, Some(&session));
+            out.specs.push(spec);
+            last.insert(n.rel.clone(), at);
+        }
     }
     for name in &order {
         let def = &defs[name];
@@ -758,6 +791,10 @@ pub fn expand(
                         ("head_public_ip", head.rel.clone(), "public_ip"),
                         ("host_key", session.clone(), "host_key"),
                     ];
+                    let container_at = n.rel.clone().name("container");
+                    if container.is_some() {
+                        refs.push(("container", container_at, "container"));
+                    }
                     let all_text: String = spec.config.values().filter_map(Value::as_str).collect();
                     let ips: Vec<(String, Address)> = nodes
                         .iter()
@@ -831,6 +868,118 @@ pub fn expand(
     }
 }
 
+/// How to reach a node, taken from it when the change runs: its connection and id,
+/// and the host key its session recorded.
+fn node_refs(spec: &mut ResourceSpec, n: &NodeRef, session: Option<&Address>) {
+    spec.refs.push(SiblingRef {
+        attribute: "connection".into(),
+        sibling: n.rel.clone(),
+        sibling_attribute: "connection".into(),
+    });
+    spec.refs.push(SiblingRef {
+        attribute: "node_id".into(),
+        sibling: n.rel.clone(),
+        sibling_attribute: "id".into(),
+    });
+    if let Some(s) = session {
+        spec.refs.push(SiblingRef {
+            attribute: "host_key".into(),
+            sibling: s.clone(),
+            sibling_attribute: "host_key".into(),
+        });
+    }
+}
+
+/// How long a node's session waits for SSH, from the cluster's `ssh { wait = S }`.
+fn ssh_wait(config: &Map, site: &Site<'_>) -> Result<Option<Value>, Diagnostics> {
+    match config.get("ssh").and_then(|s| s.get("wait")) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) if *n > 0.0 && *n <= 86_400.0 => Ok(Some(Value::Number(*n))),
+        Some(Value::Unknown) => Ok(Some(Value::Unknown)),
+        Some(other) => Err(site
+            .at_setting(
+                "ssh",
+                "wait",
+                Diagnostic::new(format!(
+                    "ssh.wait must be a number of seconds from 1 to 86400, got {other}"
+                )),
+            )
+            .help("write the time a new node may take to answer SSH, e.g. wait = 600 (the default)")
+            .into()),
+    }
+}
+
+/// The cluster's `container { image, engine, options }`, checked: what a node's
+/// container is made from.
+fn container_of(config: &Map, site: &Site<'_>) -> Result<Option<Map>, Diagnostics> {
+    let Some(c) = config.get("container") else {
+        return Ok(None);
+    };
+    let c = c.as_object().cloned().unwrap_or_default();
+    let bad = |attr: &str, message: String, help: &str| -> Diagnostics {
+        site.at_setting("container", attr, Diagnostic::new(message))
+            .help(help.to_string())
+            .into()
+    };
+    let image = match c.get("image") {
+        Some(Value::String(s)) if !s.trim().is_empty() => Value::String(s.clone()),
+        Some(Value::Unknown) => Value::Unknown,
+        None | Some(Value::Null) => {
+            return Err(bad(
+                "image",
+                "the container block needs an image".into(),
+                "write container { image = \"docker.io/library/ubuntu:24.04\" }: the image every node's services run in",
+            ))
+        }
+        Some(other) => {
+            return Err(bad(
+                "image",
+                format!("container.image must be an image name, got {other}"),
+                "write the image as a string, e.g. \"docker.io/library/ubuntu:24.04\"",
+            ))
+        }
+    };
+    let engine = match c.get("engine") {
+        None | Some(Value::Null) => Value::from("docker"),
+        Some(Value::String(e)) if e == "docker" || e == "podman" => Value::String(e.clone()),
+        Some(Value::Unknown) => Value::Unknown,
+        Some(other) => {
+            let shown = other
+                .to_template_string()
+                .unwrap_or_else(|| other.to_json().to_string());
+            let mut d = Diagnostic::new(format!(
+                "container.engine must be \"docker\" or \"podman\", got \"{shown}\""
+            ));
+            d = site.at_setting("container", "engine", d);
+            return Err(d
+                .help(
+                    did_you_mean(&shown, ["docker", "podman"])
+                        .unwrap_or_else(|| "tik runs containers with docker or podman".into()),
+                )
+                .into());
+        }
+    };
+    let options = match c.get("options") {
+        None | Some(Value::Null) => Value::List(Vec::new()),
+        Some(Value::List(items)) if items.iter().all(|i| matches!(i, Value::String(_))) => {
+            Value::List(items.clone())
+        }
+        Some(Value::Unknown) => Value::Unknown,
+        Some(other) => {
+            return Err(bad(
+                "options",
+                format!("container.options must be a list of strings, got {other}"),
+                "write the extra arguments of `run` one per string, e.g. [\"--ulimit\", \"nofile=65536:65536\"]",
+            ))
+        }
+    };
+    Ok(Some(Map::from_iter([
+        ("image".to_string(), image),
+        ("engine".to_string(), engine),
+        ("options".to_string(), options),
+    ])))
+}
+
 /// Why a step runs again, from the attributes that changed: shown in the plan.
 pub fn rerun_reasons(changed: &[&str]) -> Vec<String> {
     let mut out = Vec::new();
@@ -842,6 +991,7 @@ pub fn rerun_reasons(changed: &[&str]) -> Vec<String> {
             "stop" | "health" | "health_timeout" => "its stop or health command changed",
             "node_id" => "its node is new",
             "connection" | "host_key" => "the way to reach its node changed",
+            "container" => "its node's container is new",
             "node_ip" | "node_public_ip" | "head_ip" | "head_public_ip" => {
                 "a node address it uses changed"
             }

@@ -7,7 +7,7 @@
 //! step printed goes to a log file per node, and the tail of it into the error of a
 //! failed step.
 
-use crate::provider::{ChangeRequest, Operation, ProviderError};
+use crate::provider::{ChangeRequest, Operation, Progress, ProviderError};
 use crate::value::{Map, Value};
 use std::collections::HashMap;
 use std::io::Write;
@@ -69,8 +69,14 @@ impl Runner {
                 let key = match recorded {
                     Some(k) => k,
                     None => {
+                        let wait = attrs
+                            .get("wait")
+                            .and_then(Value::as_f64)
+                            .filter(|s| *s > 0.0 && *s < 86_400.0)
+                            .map_or(SSH_WAIT, Duration::from_secs_f64);
                         let (key, session) =
-                            first_contact(ssh, &change.address.to_string()).await?;
+                            first_contact(ssh, &change.address.to_string(), wait, &change.progress)
+                                .await?;
                         // The steps use this connection: one handshake per node.
                         let cell = tokio::sync::OnceCell::new_with(Some(Arc::new(session)));
                         self.sessions
@@ -105,15 +111,24 @@ impl Runner {
                     Err(e) if e.code.as_deref() == Some("HostKeyMismatch") => return Err(e),
                     Err(_) => return Ok(Map::new()),
                 };
-                self.run(&target, a, &address, "stop", stop, STEP_LIMIT)
-                    .await?;
-                Ok(Map::new())
+                match self
+                    .run(&target, a, &address, "stop", stop, STEP_LIMIT)
+                    .await
+                {
+                    // Its container is gone, and the service with it.
+                    Err(_) if !self.container_exists(&target).await => Ok(Map::new()),
+                    Err(e) => Err(e),
+                    Ok(_) => Ok(Map::new()),
+                }
             }
             Operation::Create | Operation::Update => {
                 let target = self.target(a).await?;
                 let script = a.get("script").and_then(Value::as_str).unwrap_or_default();
-                if step == "start" && change.operation == Operation::Update {
-                    let prior = change.prior.as_ref().unwrap_or(a);
+                let prior = change.prior.as_ref().unwrap_or(a);
+                // A service in a container that was made anew went with the old one;
+                // its pid file names nothing (or another process) in the new one.
+                let same_container = prior.get("container") == a.get("container");
+                if step == "start" && change.operation == Operation::Update && same_container {
                     if let Some(stop) = prior.get("stop").and_then(Value::as_str) {
                         self.run(&target, prior, &address, "stop", stop, STEP_LIMIT)
                             .await?;
@@ -128,7 +143,7 @@ impl Runner {
                             .and_then(Value::as_f64)
                             .filter(|s| *s > 0.0 && *s < 86_400.0)
                             .map_or(HEALTH_WAIT, Duration::from_secs_f64);
-                        self.wait_healthy(&target, a, &address, health, limit)
+                        self.wait_healthy(&target, a, &address, health, limit, &change.progress)
                             .await?;
                     }
                 }
@@ -217,10 +232,12 @@ impl Runner {
         results.into_iter().flatten().collect()
     }
 
+    /// Where a step or command with these attributes runs: its node, and inside the
+    /// node's container when the cluster has one.
     async fn target(&self, attrs: &Map) -> Result<Target, ProviderError> {
         let conn = Connection::of(attrs)?;
-        match &conn.transport {
-            Transport::Local => Ok(Target::Local(conn.home.clone())),
+        let via = match &conn.transport {
+            Transport::Local => Via::Local,
             Transport::Ssh(ssh) => {
                 let host_key = attrs
                     .get("host_key")
@@ -245,9 +262,114 @@ impl Runner {
                     })
                     .await?
                     .clone();
-                Ok(Target::Ssh(session, conn.home.clone()))
+                Via::Ssh(session)
             }
+        };
+        Ok(Target {
+            via,
+            home: conn.home.clone(),
+            container: Container::of(attrs)?,
+        })
+    }
+
+    /// Whether the target's container is there (true for a target without one).
+    async fn container_exists(&self, target: &Target) -> bool {
+        let Some(c) = &target.container else {
+            return true;
+        };
+        let host = Target {
+            via: target.via.clone(),
+            home: target.home.clone(),
+            container: None,
+        };
+        let check = format!(
+            "{} container inspect {} >/dev/null 2>&1",
+            shell_quote(&c.engine),
+            shell_quote(&c.name)
+        );
+        !matches!(run_sh(&host, &check).await, Ok(out) if !out.status.success())
+    }
+
+    /// Applies a `tik_container`: on create, (re)makes the node's container from its
+    /// image, with the host's network and the node's home mounted at the same path;
+    /// on delete, removes it.
+    pub async fn apply_container(&self, change: &ChangeRequest) -> Result<Map, ProviderError> {
+        let a = &change.planned;
+        let text = |k: &str| a.get(k).and_then(Value::as_str).unwrap_or_default();
+        let engine = text("engine");
+        if engine != "docker" && engine != "podman" {
+            return Err(ProviderError::new(format!(
+                "container engine \"{engine}\": tik runs containers with docker or podman"
+            )));
         }
+        let name = container_name(a)?;
+        let address = change.address.to_string();
+        let e = shell_quote(engine);
+        let n = shell_quote(&name);
+        if change.operation == Operation::Delete {
+            let mut target = match self.target(a).await {
+                Ok(t) => t,
+                Err(e) if e.code.as_deref() == Some("HostKeyMismatch") => return Err(e),
+                Err(_) => return Ok(Map::new()),
+            };
+            target.container = None;
+            let script = format!(
+                "command -v {e} >/dev/null 2>&1 || exit 0\n{e} rm -f {n} >/dev/null 2>&1 || true\n"
+            );
+            self.run(&target, a, &address, "container", &script, STEP_LIMIT)
+                .await?;
+            return Ok(Map::new());
+        }
+        let mut target = self.target(a).await?;
+        target.container = None;
+        let image = text("image");
+        let options: String = a
+            .get("options")
+            .and_then(|o| match o {
+                Value::List(items) => Some(items),
+                _ => None,
+            })
+            .map(|o| {
+                o.iter()
+                    .filter_map(Value::as_str)
+                    .map(|v| format!(" {}", shell_quote(v)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let script = format!(
+            "command -v {e} >/dev/null 2>&1 || {{\n\
+             \x20 echo \"the cluster runs its services in containers with {engine}, which is not on this node: install it, or set the cluster's container {{ engine = ... }}\" >&2\n\
+             \x20 exit 127\n\
+             }}\n\
+             {e} rm -f {n} >/dev/null 2>&1 || true\n\
+             id=$({e} run -d --name {n} --network=host --label tik.node={label} --label tik.lineage={lineage} \\\n\
+             \x20 -v \"$TIK_HOME:$TIK_HOME\" -w \"$TIK_HOME\"{options} {image} \\\n\
+             \x20 sh -c 'trap \"exit 0\" TERM; while :; do sleep 3600 & wait $!; done') || exit 1\n\
+             echo \"tik-container-id: $id\"\n",
+            label = shell_quote(&address),
+            lineage = shell_quote(&change.lineage),
+            image = shell_quote(image),
+        );
+        let output = self
+            .run(&target, a, &address, "container", &script, STEP_LIMIT)
+            .await?;
+        let id = output
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("tik-container-id: "))
+            .map(|i| i.trim().to_string())
+            .unwrap_or_default();
+        let mut attrs = a.clone();
+        attrs.insert(
+            "container".into(),
+            Value::Object(Map::from_iter([
+                ("engine".to_string(), Value::from(engine)),
+                ("name".to_string(), Value::String(name)),
+                ("id".to_string(), Value::String(id)),
+                ("image".to_string(), Value::from(image)),
+            ])),
+        );
+        Ok(attrs)
     }
 
     async fn run(
@@ -258,7 +380,7 @@ impl Runner {
         what: &str,
         script: &str,
         limit: Duration,
-    ) -> Result<(), ProviderError> {
+    ) -> Result<String, ProviderError> {
         let started = Instant::now();
         let result = exec(target, attrs, script, limit).await;
         let (code, output) = match result {
@@ -267,7 +389,7 @@ impl Runner {
         };
         self.log(attrs, address, what, code, started.elapsed(), &output);
         if code == 0 {
-            return Ok(());
+            return Ok(output);
         }
         Err(ProviderError {
             code: Some("StepFailed".into()),
@@ -287,6 +409,7 @@ impl Runner {
         address: &str,
         health: &str,
         limit: Duration,
+        progress: &Progress,
     ) -> Result<(), ProviderError> {
         let deadline = Instant::now() + limit;
         let mut pause = Duration::from_millis(100);
@@ -297,6 +420,10 @@ impl Runner {
             if code == 0 {
                 return Ok(());
             }
+            progress.note(format!(
+                "started; waiting for its health check to pass (last exit {code}, gives up in {} s)",
+                deadline.saturating_duration_since(Instant::now()).as_secs()
+            ));
             if Instant::now() + pause > deadline {
                 self.log(attrs, address, "health", code, limit, &output);
                 return Err(ProviderError {
@@ -381,15 +508,21 @@ pub struct Login {
 /// With `command`, that command runs instead of a login shell.
 pub fn login(attrs: &Map, command: Option<&str>) -> Result<Login, ProviderError> {
     let conn = Connection::of(attrs)?;
+    let container = Container::of(attrs)?;
     match &conn.transport {
         Transport::Local => {
             let shell = std::env::var("SHELL")
                 .ok()
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "sh".into());
-            let (program, args) = match command {
-                Some(c) => ("sh".to_string(), vec!["-c".to_string(), c.to_string()]),
-                None => (shell, Vec::new()),
+            let (program, args) = match (&container, command) {
+                (Some(c), _) => {
+                    let mut argv = c.login(&environment(attrs, &conn.home), command);
+                    let program = argv.remove(0);
+                    (program, argv)
+                }
+                (None, Some(c)) => ("sh".to_string(), vec!["-c".to_string(), c.to_string()]),
+                (None, None) => (shell, Vec::new()),
             };
             Ok(Login {
                 program,
@@ -442,8 +575,21 @@ pub fn login(attrs: &Map, command: Option<&str>) -> Result<Login, ProviderError>
                 args.extend(["-J".into(), j.clone()]);
             }
             args.push(ssh.host.clone());
-            if let Some(c) = command {
-                args.extend(["--".into(), c.to_string()]);
+            match (&container, command) {
+                (Some(c), _) => {
+                    // ssh runs its command through the login shell: one quoted line.
+                    let line: Vec<String> = c
+                        .login(&environment(attrs, &conn.home), command)
+                        .iter()
+                        .map(|w| shell_quote(w))
+                        .collect();
+                    if command.is_none() {
+                        args.insert(0, "-t".into());
+                    }
+                    args.extend(["--".into(), line.join(" ")]);
+                }
+                (None, Some(c)) => args.extend(["--".into(), c.to_string()]),
+                (None, None) => {}
             }
             Ok(Login {
                 program: "ssh".into(),
@@ -492,18 +638,116 @@ fn tail(output: &str) -> String {
         .join("\n")
 }
 
-enum Target {
-    Local(String),
-    Ssh(Arc<openssh::Session>, String),
+/// Where a script runs: on a node, in its home, and in its container if it has one.
+struct Target {
+    via: Via,
+    home: String,
+    container: Option<Container>,
+}
+
+#[derive(Clone)]
+enum Via {
+    Local,
+    Ssh(Arc<openssh::Session>),
 }
 
 impl Target {
     /// The node's home, where steps and commands run.
     fn home(&self) -> &str {
-        match self {
-            Target::Local(h) | Target::Ssh(_, h) => h,
-        }
+        &self.home
     }
+}
+
+/// A node's container, as its `tik_container` made it.
+struct Container {
+    engine: String,
+    name: String,
+    /// The `tik_container`'s address, for the hint when it is gone.
+    address: String,
+}
+
+impl Container {
+    fn of(attrs: &Map) -> Result<Option<Container>, ProviderError> {
+        let Some(c) = attrs.get("container").and_then(Value::as_object) else {
+            return Ok(None);
+        };
+        let text = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or_default();
+        let engine = text("engine");
+        if engine != "docker" && engine != "podman" {
+            return Err(ProviderError::new(format!(
+                "the node's container has engine \"{engine}\": tik runs containers with docker or podman"
+            )));
+        }
+        if text("name").is_empty() {
+            return Err(ProviderError::new(
+                "the node's container has no name: its tik_container has not run yet",
+            ));
+        }
+        let node = attrs.get("node").and_then(Value::as_str).unwrap_or("node");
+        let cluster = attrs.get("cluster").and_then(Value::as_str).unwrap_or("?");
+        Ok(Some(Container {
+            engine: engine.to_string(),
+            name: text("name").to_string(),
+            address: format!("cluster.{cluster}.{node}.container"),
+        }))
+    }
+
+    /// The argv that logs in to the container (a shell in the node's home), or runs
+    /// `command` there, with the node's environment.
+    fn login(&self, env: &[(String, String)], command: Option<&str>) -> Vec<String> {
+        let mut argv = vec![self.engine.clone(), "exec".into()];
+        if command.is_none() {
+            argv.push("-it".into());
+        }
+        for (k, v) in env {
+            argv.extend(["-e".into(), format!("{k}={v}")]);
+            if k == "TIK_HOME" {
+                argv.extend(["-w".into(), v.clone()]);
+            }
+        }
+        argv.extend([self.name.clone(), "sh".into()]);
+        if let Some(c) = command {
+            argv.extend(["-c".into(), c.to_string()]);
+        }
+        argv
+    }
+
+    /// The host's command that runs `sh -c SCRIPT` in the container, and says so when
+    /// the container is gone.
+    fn wrap(&self, script: &str) -> String {
+        let e = shell_quote(&self.engine);
+        let n = shell_quote(&self.name);
+        format!(
+            "{e} exec {n} sh -c {}\nrc=$?\n\
+             if [ $rc -ne 0 ] && ! {e} container inspect {n} >/dev/null 2>&1; then\n\
+             \x20 echo \"tik: the node's container {} is not there (removed, or the node restarted): tik apply --replace '{}' makes it again, and runs the node's steps in it\" >&2\n\
+             fi\n\
+             exit $rc\n",
+            shell_quote(script),
+            self.name,
+            self.address
+        )
+    }
+}
+
+/// The name of a node's container: from the node's id, so unique on its host.
+fn container_name(attrs: &Map) -> Result<String, ProviderError> {
+    let id = attrs
+        .get("node_id")
+        .and_then(Value::as_str)
+        .filter(|i| !i.is_empty())
+        .ok_or_else(|| ProviderError::new("the node has no id yet: it must exist first"))?;
+    let safe: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    Ok(format!("tik-{safe}"))
 }
 
 enum Transport {
@@ -641,8 +885,16 @@ fn exports(attrs: &Map, home: &str) -> String {
 
 /// Runs `sh -c SCRIPT` on a target, locally or over its SSH connection.
 async fn run_sh(target: &Target, script: &str) -> Result<std::process::Output, String> {
-    match target {
-        Target::Local(_) => tokio::process::Command::new("sh")
+    let inside;
+    let script = match &target.container {
+        Some(c) => {
+            inside = c.wrap(script);
+            &inside
+        }
+        None => script,
+    };
+    match &target.via {
+        Via::Local => tokio::process::Command::new("sh")
             .arg("-c")
             .arg(script)
             .stdin(std::process::Stdio::null())
@@ -650,7 +902,7 @@ async fn run_sh(target: &Target, script: &str) -> Result<std::process::Output, S
             .output()
             .await
             .map_err(|e| format!("cannot run sh: {e}")),
-        Target::Ssh(session, _) => session
+        Via::Ssh(session) => session
             .command("sh")
             .arg("-c")
             .arg(script)
@@ -716,6 +968,13 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
+/// The innermost words of an error (ssh's "Connection refused"), for a progress line.
+fn last_words(e: &dyn std::error::Error) -> String {
+    let chain = error_chain(e);
+    let last = chain.rsplit(": ").next().unwrap_or(&chain).trim();
+    last.lines().last().unwrap_or(last).to_string()
+}
+
 fn host_pattern(ssh: &Ssh) -> String {
     if ssh.port == 22 {
         ssh.host.clone()
@@ -734,16 +993,21 @@ fn scratch_file(tag: &str) -> PathBuf {
     ))
 }
 
-/// Waits (with growing pauses, up to `SSH_WAIT`) until the node answers, and returns
+/// Waits (with growing pauses, up to `wait`) until the node answers, and returns
 /// the host key it showed (recorded in state and required from then on) and the
-/// connection, which the node's steps go on to use.
+/// connection, which the node's steps go on to use. Each failed attempt is noted
+/// in `progress`.
 async fn first_contact(
     ssh: &Ssh,
     address: &str,
+    wait: Duration,
+    progress: &Progress,
 ) -> Result<(String, openssh::Session), ProviderError> {
-    let deadline = Instant::now() + SSH_WAIT;
+    let deadline = Instant::now() + wait;
     let mut pause = Duration::from_millis(100);
+    let mut attempts = 0u32;
     loop {
+        attempts += 1;
         let known = scratch_file("known-hosts");
         let _ = std::fs::remove_file(&known);
         let result = builder(ssh, &known, openssh::KnownHosts::Add)
@@ -769,20 +1033,30 @@ async fn first_contact(
                     ))),
                 };
             }
-            Err(e) if Instant::now() + pause < deadline => {
-                let _ = e;
-                tokio::time::sleep(pause).await;
+            Err(e) if Instant::now() < deadline => {
+                progress.note(format!(
+                    "waiting for SSH on {}@{}:{} ({attempts} attempts, last: {}; gives up in {} s)",
+                    ssh.user,
+                    ssh.host,
+                    ssh.port,
+                    last_words(&e),
+                    deadline.saturating_duration_since(Instant::now()).as_secs()
+                ));
+                // The last attempt is at the bound, not a pause before it.
+                tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now())))
+                    .await;
                 pause = (pause * 2).min(Duration::from_secs(5));
             }
             Err(e) => {
                 return Err(ProviderError {
                     code: Some("SshUnreachable".into()),
                     message: format!(
-                        "{}@{}:{} did not answer SSH within {} s: {e}",
+                        "{}@{}:{} did not answer SSH within {} s ({attempts} attempts): {}",
                         ssh.user,
                         ssh.host,
                         ssh.port,
-                        SSH_WAIT.as_secs()
+                        wait.as_secs(),
+                        error_chain(&e)
                     ),
                 })
             }
@@ -877,5 +1151,55 @@ mod tests {
             format!("127.0.0.9|it's $(echo injected)|{}", dir.display())
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn the_wait_for_ssh_notes_each_attempt_and_gives_up_at_its_bound() {
+        // A loopback port nothing listens on: every attempt is refused.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let ssh = Ssh {
+            host: "127.0.0.1".into(),
+            port,
+            user: "tik".into(),
+            key_file: None,
+            jump: None,
+        };
+        let progress = Progress::default();
+        let started = Instant::now();
+        let err = first_contact(
+            &ssh,
+            "cluster.c.node.head.session",
+            Duration::from_secs(2),
+            &progress,
+        )
+        .await
+        .expect_err("nothing answers");
+        assert!(started.elapsed() < Duration::from_secs(10), "bounded");
+        assert_eq!(err.code.as_deref(), Some("SshUnreachable"));
+        assert!(
+            err.message.starts_with(&format!(
+                "tik@127.0.0.1:{port} did not answer SSH within 2 s ("
+            )),
+            "{}",
+            err.message
+        );
+        let note = progress.current().expect("each attempt is noted");
+        assert!(
+            note.starts_with(&format!("waiting for SSH on tik@127.0.0.1:{port} (")),
+            "{note}"
+        );
+        assert!(note.contains("Connection refused"), "{note}");
+        assert!(note.contains("gives up in "), "{note}");
+        // Backoff: a handful of attempts in 2 s, not hundreds.
+        let attempts: u32 = note
+            .split(" (")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap();
+        assert!((2..=10).contains(&attempts), "{note}");
     }
 }

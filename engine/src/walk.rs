@@ -650,10 +650,7 @@ impl<'c> Walk<'c> {
                     let mut nodes: Vec<&Instance> = object
                         .instances
                         .iter()
-                        .filter(|x| {
-                            x.type_name != runtime::STEP_TYPE
-                                && x.type_name != runtime::SESSION_TYPE
-                        })
+                        .filter(|x| !runtime::is_node_step(&x.type_name))
                         .filter(|x| x.rel.0.first() == Some(&Segment::Name("node".into())))
                         .collect();
                     nodes.sort_by(|a, b| a.rel.cmp(&b.rel));

@@ -277,7 +277,8 @@ pub fn cluster_schema() -> Schema {
                 .attr("user")
                 .attr("port")
                 .attr("private_key")
-                .attr("public_key"),
+                .attr("public_key")
+                .attr("wait"),
         )
         .block("head", node.clone())
         .labeled_block(
@@ -287,6 +288,12 @@ pub fn cluster_schema() -> Schema {
                 .attr("spot")
                 .attr("spot_fallback"),
         )
-        .block("container", Schema::default().attr("image").attr("engine"))
+        .block(
+            "container",
+            Schema::default()
+                .attr("image")
+                .attr("engine")
+                .attr("options"),
+        )
         .labeled_block("runtime", Schema::open())
 }

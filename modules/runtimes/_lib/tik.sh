@@ -155,7 +155,13 @@ tik_daemon() {
   log=$2
   shift 2
   mkdir -p "$(dirname "$pidfile")" "$(dirname "$log")"
-  nohup "$@" >"$log" 2>&1 &
+  # nohup where the node (or its container's image) has it: a step's sh -c sends
+  # no hangup when it ends, so the daemon outlives the step either way.
+  if command -v nohup >/dev/null 2>&1; then
+    nohup "$@" </dev/null >"$log" 2>&1 &
+  else
+    "$@" </dev/null >"$log" 2>&1 &
+  fi
   echo $! >"$pidfile"
 }
 

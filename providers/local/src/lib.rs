@@ -454,16 +454,14 @@ fn whole(v: Option<&Value>, what: &str, default: Option<u64>) -> Result<u64, Str
 fn expand_cluster(request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, String> {
     let c = request.config;
     let workspace = c.get("workspace").cloned().unwrap_or(Value::Null);
-    if c.contains_key("ssh") {
-        return Err(
-            "the local provider reaches its nodes without SSH so far: remove the ssh block".into(),
-        );
-    }
-    if c.contains_key("container") {
-        return Err(
-            "the local provider runs services on the host so far: remove the container block"
-                .into(),
-        );
+    // Its nodes' sshds log in as you with a key of their own: of the ssh block only
+    // the wait for a new node applies. (The container block is the engine's.)
+    if let Some(Value::Object(ssh)) = c.get("ssh") {
+        if let Some(k) = ssh.keys().find(|k| k.as_str() != "wait") {
+            return Err(format!(
+                "the local provider's nodes take no ssh.{k}: with transport = \"ssh\" each node's sshd lets you in with a key of its own; only ssh {{ wait = SECONDS }} applies"
+            ));
+        }
     }
     // Nodes need the workspace's directory; the cluster's reference to the workspace
     // already orders them after it, so no edge inside the expansion is needed.

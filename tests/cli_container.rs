@@ -1,0 +1,360 @@
+//! Container execution, as a user runs it: a cluster with a `container` block runs
+//! its services in one podman container per node (Debian's podman; the image is made
+//! here from busybox, since no registry is reachable), over a real sshd per node. A
+//! changed image makes the containers anew and reruns every step in them; a container
+//! removed by hand is reported, and made again by --replace; destroy removes them.
+
+mod common;
+
+use common::{need_sshd, Cleanup, Project};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+const RUNTIME: &str = r#"
+runtime "www" {
+  param "port" { default = 7800 }
+
+  service "web" {
+    on        = "all"
+    # Written into the container's own file system, not the node's.
+    install   = "echo installed >/installed-here && mkdir -p \"$TIK_HOME/www\""
+    configure = "echo \"image $(cat /image-version) on $TIK_NODE_NAME\" >\"$TIK_HOME/www/index.html\""
+    start     = "httpd -f -p \"$TIK_NODE_IP:$TIK_PARAM_PORT\" -h \"$TIK_HOME/www\" </dev/null >/dev/null 2>&1 & echo $! >\"$TIK_HOME/www.pid\""
+    stop      = "kill \"$(cat \"$TIK_HOME/www.pid\")\" 2>/dev/null; rm -f \"$TIK_HOME/www.pid\""
+    health    = "wget -q -O- \"http://$TIK_NODE_IP:$TIK_PARAM_PORT/\""
+    health_timeout = 10
+  }
+}
+"#;
+
+fn config(image: &str) -> String {
+    format!(
+        r#"workspace "lab" {{
+  provider  = "local"
+  transport = "ssh"
+}}
+
+cluster "c" {{
+  workspace = workspace.lab
+  head {{}}
+  workers "w" {{
+    min = 2
+    max = 2
+  }}
+  container {{
+    image  = "{image}"
+    engine = "podman"
+    # This machine's kernel runs podman with runc, and lets no container raise its
+    # open-files or process limits above the session's.
+    options = ["--runtime", "runc", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096"]
+  }}
+  runtime "www" {{}}
+}}
+
+output "ips" {{
+  value = concat([cluster.c.node.head.private_ip], [for w in cluster.c.node.worker["w"] : w.private_ip])
+}}
+"#
+    )
+}
+
+fn need_podman() {
+    for (tool, package) in [
+        ("/usr/bin/podman", "podman"),
+        ("/usr/sbin/runc", "runc"),
+        ("/bin/busybox", "busybox-static"),
+    ] {
+        assert!(
+            Path::new(tool).exists(),
+            "this test runs node containers with podman and {tool} is missing: install it with\n  apt-get install {package}\n(.ci/run installs podman runc busybox-static)"
+        );
+    }
+}
+
+fn podman(args: &[&str]) -> String {
+    let out = Command::new("podman")
+        .args(args)
+        .output()
+        .expect("podman runs");
+    assert!(
+        out.status.success(),
+        "podman {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Images that are busybox and a file that says which one they are, imported under
+/// this test's own tags; removed with the test.
+struct Images(Vec<String>);
+
+impl Images {
+    fn make(dir: &Path) -> Images {
+        let root = dir.join("rootfs");
+        std::fs::create_dir_all(root.join("bin")).unwrap();
+        std::fs::create_dir_all(root.join("tmp")).unwrap();
+        std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+        let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+        for applet in String::from_utf8_lossy(&list.stdout).lines() {
+            if applet != "busybox" {
+                let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
+            }
+        }
+        let mut tags = Vec::new();
+        for version in ["1", "2"] {
+            std::fs::write(root.join("image-version"), version).unwrap();
+            let tar = dir.join(format!("image-{version}.tar"));
+            let ok = Command::new("tar")
+                .arg("-C")
+                .arg(&root)
+                .arg("-cf")
+                .arg(&tar)
+                .arg(".")
+                .status()
+                .unwrap();
+            assert!(ok.success());
+            let tag = format!("localhost/tik-test-{}:{version}", std::process::id());
+            podman(&["import", "-q", &tar.display().to_string(), &tag]);
+            tags.push(tag);
+        }
+        Images(tags)
+    }
+}
+
+impl Drop for Images {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            let _ = Command::new("podman").args(["rmi", "-f", t]).output();
+        }
+    }
+}
+
+/// Containers of this test's project, removed with it whatever happens.
+struct Containers(String);
+
+impl Containers {
+    fn names(&self) -> Vec<String> {
+        podman(&[
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=tik.lineage={}", self.0),
+            "--format",
+            "{{.Names}} {{.Image}}",
+        ])
+        .lines()
+        .map(str::to_string)
+        .collect()
+    }
+}
+
+impl Drop for Containers {
+    fn drop(&mut self) {
+        for line in self.names() {
+            let name = line.split(' ').next().unwrap_or_default().to_string();
+            let _ = Command::new("podman").args(["rm", "-f", &name]).output();
+        }
+    }
+}
+
+fn get(ip: &str) -> Option<String> {
+    let mut s =
+        TcpStream::connect_timeout(&format!("{ip}:7800").parse().ok()?, Duration::from_secs(2))
+            .ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET / HTTP/1.0\r\nHost: {ip}\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.split("\r\n\r\n").nth(1).map(|b| b.trim().to_string())
+}
+
+fn lineage(p: &Project) -> String {
+    let state: serde_json::Value =
+        serde_json::from_str(&p.read("tik.tikstate")).unwrap_or_default();
+    state["lineage"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn services_run_in_a_container_per_node_and_a_new_image_reruns_them() {
+    need_sshd();
+    need_podman();
+    let p = Cleanup(Project::new(&[("runtimes/www/runtime.tik.hcl", RUNTIME)]));
+    let images = Images::make(p.path());
+    p.write("main.tik.hcl", &config(&images.0[0]));
+
+    let r = p.ok(&["apply", "--auto-approve"], 0);
+    let containers = Containers(lineage(&p));
+    assert!(!containers.0.is_empty(), "state has a lineage");
+    let running = containers.names();
+    assert_eq!(
+        running.len(),
+        3,
+        "one container per node: {running:?}\n{}",
+        r.out()
+    );
+    assert!(
+        running.iter().all(|c| c.ends_with(&images.0[0])),
+        "{running:?}"
+    );
+    let ips: Vec<String> =
+        serde_json::from_str(&p.ok(&["output", "--json", "ips"], 0).stdout).unwrap();
+    let names = ["head", "worker-w-0", "worker-w-1"];
+    for (ip, name) in ips.iter().zip(names) {
+        assert_eq!(
+            get(ip).as_deref(),
+            Some(format!("image 1 on {name}").as_str())
+        );
+    }
+    // What install wrote is in each container, not on the machine.
+    assert!(!Path::new("/installed-here").exists());
+    let r = p.ok(
+        &["exec", "c", "--", "cat /installed-here /image-version"],
+        0,
+    );
+    for name in names {
+        assert!(
+            r.stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("{name} ")) && l.ends_with("| installed")),
+            "{}",
+            r.out()
+        );
+    }
+    let r = p.ok(&["ssh", "c", "worker-w-1", "--", "cat /image-version"], 0);
+    assert_eq!(r.stdout.trim(), "1", "{}", r.out());
+    let r = p.ok(&["status", "c"], 0);
+    assert_eq!(
+        r.stdout.matches("in podman container tik-").count(),
+        3,
+        "{}",
+        r.out()
+    );
+
+    // Another image: every container anew, every step again in it.
+    p.write("main.tik.hcl", &config(&images.0[1]));
+    let r = p.ok(&["plan"], 0);
+    assert_eq!(
+        r.stdout.matches("container must be replaced").count(),
+        3,
+        "{}",
+        r.out()
+    );
+    assert_eq!(
+        r.stdout.matches("(image forces replacement)").count(),
+        3,
+        "{}",
+        r.out()
+    );
+    assert_eq!(
+        r.stdout.matches("(its node's container is new)").count(),
+        9,
+        "{}",
+        r.out()
+    );
+    p.ok(&["apply", "--auto-approve"], 0);
+    for (ip, name) in ips.iter().zip(names) {
+        assert_eq!(
+            get(ip).as_deref(),
+            Some(format!("image 2 on {name}").as_str())
+        );
+    }
+    let running = containers.names();
+    assert_eq!(running.len(), 3, "the old containers are gone: {running:?}");
+    assert!(
+        running.iter().all(|c| c.ends_with(&images.0[1])),
+        "{running:?}"
+    );
+    assert_eq!(p.ok(&["plan", "--detailed-exitcode"], 0).code, 0);
+
+    // A container removed by hand: status says so and how to make it again.
+    let head = running
+        .iter()
+        .map(|l| l.split(' ').next().unwrap().to_string())
+        .find(|n| {
+            podman(&["inspect", "-f", "{{index .Config.Labels \"tik.node\"}}", n]).trim()
+                == "cluster.c.node.head.container"
+        })
+        .expect("the head's container");
+    podman(&["rm", "-f", &head]);
+    let r = p.ok(&["status", "c"], 2);
+    assert!(
+        r.stdout
+            .contains("tik apply --replace 'cluster.c.node.head.container'"),
+        "{}",
+        r.out()
+    );
+    let r = p.ok(
+        &[
+            "apply",
+            "--auto-approve",
+            "--replace",
+            "cluster.c.node.head.container",
+        ],
+        0,
+    );
+    assert!(
+        r.stdout
+            .contains("Resources: 0 added, 3 changed, 1 replaced"),
+        "the head's container and its three steps, nothing else: {}",
+        r.out()
+    );
+    assert_eq!(get(&ips[0]).as_deref(), Some("image 2 on head"));
+    p.ok(&["status", "c"], 0);
+
+    p.ok(&["destroy", "--auto-approve"], 0);
+    assert_eq!(containers.names(), Vec::<String>::new());
+    for ip in &ips {
+        assert_eq!(get(ip), None, "{ip} still answers");
+    }
+}
+
+#[test]
+fn a_container_block_with_mistakes_is_refused_with_where_and_why() {
+    let p = Project::new(&[
+        ("runtimes/www/runtime.tik.hcl", RUNTIME),
+        (
+            "main.tik.hcl",
+            &config("x").replace("engine = \"podman\"", "engine = \"dockr\""),
+        ),
+    ]);
+    let r = p.ok(&["plan"], 1);
+    assert!(
+        r.stderr
+            .contains("container.engine must be \"docker\" or \"podman\", got \"dockr\""),
+        "{}",
+        r.out()
+    );
+    assert!(r.stderr.contains("main.tik.hcl:15:"), "{}", r.out());
+    assert!(r.stderr.contains("did you mean \"docker\"?"), "{}", r.out());
+
+    p.write(
+        "main.tik.hcl",
+        &config("x").replace("    image  = \"x\"\n", ""),
+    );
+    let r = p.ok(&["plan"], 1);
+    assert!(
+        r.stderr.contains("the container block needs an image"),
+        "{}",
+        r.out()
+    );
+
+    p.write(
+        "main.tik.hcl",
+        &config("x").replace(
+            "  workspace = workspace.lab\n",
+            "  workspace = workspace.lab\n  ssh {\n    wait = \"soon\"\n  }\n",
+        ),
+    );
+    let r = p.ok(&["plan"], 1);
+    assert!(
+        r.stderr
+            .contains("ssh.wait must be a number of seconds from 1 to 86400"),
+        "{}",
+        r.out()
+    );
+    assert!(r.stderr.contains("main.tik.hcl:9:"), "{}", r.out());
+}
