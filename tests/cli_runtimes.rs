@@ -454,6 +454,7 @@ cluster "all" {
   runtime "jupyter" { token = var.secret }
   runtime "ray" {}
   runtime "web" {}
+  runtime "postgres" { password = var.secret }
 }
 
 output "bootstrap" { value = cluster.all.runtime.kafka.endpoint.bootstrap_servers }
@@ -486,6 +487,7 @@ output "bootstrap" { value = cluster.all.runtime.kafka.endpoint.bootstrap_server
         ("grafana", "server"),
         ("minio", "server"),
         ("jupyter", "lab"),
+        ("postgres", "server"),
     ] {
         assert!(steps("head", runtime, service), "{runtime}:\n{plan}");
         assert!(

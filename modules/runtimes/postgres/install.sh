@@ -1,0 +1,47 @@
+# The server's binaries under $TIK_HOME/postgres/bin: built from upstream's source,
+# or the distribution's packages.
+set -e
+d="$TIK_HOME/postgres"
+mkdir -p "$d"
+case "$TIK_PARAM_INSTALL_METHOD" in
+  package)
+    major=${TIK_PARAM_VERSION%%.*}
+    bin=""
+    for b in "/usr/lib/postgresql/$major/bin" "/usr/pgsql-$major/bin"; do
+      [ -x "$b/postgres" ] && bin=$b && break
+    done
+    if [ -z "$bin" ]; then
+      command -v apt-get >/dev/null 2>&1 ||
+        tik_fail "PostgreSQL $major is not installed and this node has no apt-get: install its server package (postgresql$major-server from PGDG), or use install_method = \"source\""
+      if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo -n"; fi
+      $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "postgresql-$major" ||
+        tik_fail "cannot install postgresql-$major with apt-get (is it in the node's apt sources? PGDG's apt.postgresql.org has every version)"
+      bin="/usr/lib/postgresql/$major/bin"
+    fi
+    ln -sfn "$bin" "$d/bin"
+    ;;
+  source)
+    v=$TIK_PARAM_VERSION
+    url=${TIK_PARAM_URL:-"$TIK_PARAM_MIRROR/source/v$v/postgresql-$v.tar.gz"}
+    prefix="$d/postgresql-$v"
+    if [ ! -x "$prefix/bin/postgres" ]; then
+      command -v make >/dev/null 2>&1 && command -v cc >/dev/null 2>&1 ||
+        tik_fail "building PostgreSQL needs a C compiler and make: apt-get install build-essential (or use install_method = \"package\")"
+      tik_fetch "$url" "${TIK_PARAM_CHECKSUM:-sums:$url.sha256}" "$d/downloads/$(basename "$url")"
+      tik_unpack "$d/downloads/$(basename "$url")" "$d/src-$v"
+      # Only what the node has: readline, zlib and ICU are optional.
+      set --
+      [ -f /usr/include/readline/readline.h ] || set -- "$@" --without-readline
+      [ -f /usr/include/zlib.h ] || set -- "$@" --without-zlib
+      pkg-config --exists icu-uc 2>/dev/null || set -- "$@" --without-icu
+      (cd "$d/src-$v" && ./configure --prefix="$prefix" "$@" >"$d/build.log" 2>&1 &&
+        make -j "$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)" >>"$d/build.log" 2>&1 &&
+        make install >>"$d/build.log" 2>&1) ||
+        { tail -n 30 "$d/build.log"; tik_fail "building PostgreSQL $v failed (all of it in $d/build.log)"; }
+      rm -rf "$d/src-$v"
+    fi
+    ln -sfn "$prefix/bin" "$d/bin"
+    ;;
+  *) tik_fail "install_method must be \"source\" or \"package\", got \"$TIK_PARAM_INSTALL_METHOD\"" ;;
+esac
+"$d/bin/postgres" --version
