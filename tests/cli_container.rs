@@ -6,12 +6,9 @@
 
 mod common;
 
-use common::{need_sshd, Cleanup, Project};
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use common::{http_get, need_sshd, Cleanup, Project};
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 const RUNTIME: &str = r#"
 runtime "www" {
@@ -162,14 +159,7 @@ impl Drop for Containers {
 }
 
 fn get(ip: &str) -> Option<String> {
-    let mut s =
-        TcpStream::connect_timeout(&format!("{ip}:7800").parse().ok()?, Duration::from_secs(2))
-            .ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET / HTTP/1.0\r\nHost: {ip}\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    text.split("\r\n\r\n").nth(1).map(|b| b.trim().to_string())
+    http_get(&format!("{ip}:7800"))
 }
 
 fn lineage(p: &Project) -> String {
@@ -270,39 +260,32 @@ fn services_run_in_a_container_per_node_and_a_new_image_reruns_them() {
     );
     assert_eq!(p.ok(&["plan", "--detailed-exitcode"], 0).code, 0);
 
-    // A container removed by hand: status says so and how to make it again.
-    let head = running
+    // A container removed by hand: status says so and how to make it again (an
+    // address with quotes in it, shown as the user types it).
+    let worker = r#"cluster.c.node.worker["w"][0].container"#;
+    let name = running
         .iter()
         .map(|l| l.split(' ').next().unwrap().to_string())
         .find(|n| {
-            podman(&["inspect", "-f", "{{index .Config.Labels \"tik.node\"}}", n]).trim()
-                == "cluster.c.node.head.container"
+            podman(&["inspect", "-f", "{{index .Config.Labels \"tik.node\"}}", n]).trim() == worker
         })
-        .expect("the head's container");
-    podman(&["rm", "-f", &head]);
+        .expect("worker-w-0's container");
+    podman(&["rm", "-f", &name]);
     let r = p.ok(&["status", "c"], 2);
     assert!(
         r.stdout
-            .contains("tik apply --replace 'cluster.c.node.head.container'"),
+            .contains(&format!("tik apply --replace '{worker}'")),
         "{}",
         r.out()
     );
-    let r = p.ok(
-        &[
-            "apply",
-            "--auto-approve",
-            "--replace",
-            "cluster.c.node.head.container",
-        ],
-        0,
-    );
+    let r = p.ok(&["apply", "--auto-approve", "--replace", worker], 0);
     assert!(
         r.stdout
             .contains("Resources: 0 added, 3 changed, 1 replaced"),
-        "the head's container and its three steps, nothing else: {}",
+        "worker-w-0's container and its three steps, nothing else: {}",
         r.out()
     );
-    assert_eq!(get(&ips[0]).as_deref(), Some("image 2 on head"));
+    assert_eq!(get(&ips[1]).as_deref(), Some("image 2 on worker-w-0"));
     p.ok(&["status", "c"], 0);
 
     p.ok(&["destroy", "--auto-approve"], 0);

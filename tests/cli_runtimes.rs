@@ -4,10 +4,8 @@
 
 mod common;
 
-use common::{need_sshd, Cleanup, Project};
-use std::io::{Read, Write};
+use common::{http_get, need_sshd, Cleanup, Project};
 use std::net::TcpStream;
-use std::time::Duration;
 
 /// The test's own runtime: a server on the head and one on each worker, each
 /// answering with a greeting its configure step wrote, and its pid.
@@ -91,14 +89,7 @@ fn project(transport: &str) -> Cleanup {
 
 /// The body of GET / on a node's service, or None when nothing answers.
 fn get(ip: &str) -> Option<String> {
-    let mut s =
-        TcpStream::connect_timeout(&format!("{ip}:7700").parse().ok()?, Duration::from_secs(2))
-            .ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET / HTTP/1.0\r\nHost: {ip}\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    text.split("\r\n\r\n").nth(1).map(|b| b.trim().to_string())
+    http_get(&format!("{ip}:7700"))
 }
 
 fn ips(p: &Project) -> Vec<String> {

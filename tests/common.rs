@@ -155,3 +155,19 @@ impl Drop for Cleanup {
             .status();
     }
 }
+
+/// The body of GET / at `addr` (`ip:port`), or None when nothing answers there.
+pub fn http_get(addr: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(
+        &addr.parse().ok()?,
+        std::time::Duration::from_secs(2),
+    )
+    .ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(s, "GET / HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.split("\r\n\r\n").nth(1).map(|b| b.trim().to_string())
+}

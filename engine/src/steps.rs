@@ -125,12 +125,15 @@ impl Runner {
                 let target = self.target(a).await?;
                 let script = a.get("script").and_then(Value::as_str).unwrap_or_default();
                 let prior = change.prior.as_ref().unwrap_or(a);
-                // A service in a container that was made anew went with the old one;
-                // its pid file names nothing (or another process) in the new one.
-                let same_container = prior.get("container") == a.get("container");
-                if step == "start" && change.operation == Operation::Update && same_container {
+                // The old service stops where it ran: on the host, or in the same
+                // container. One in a container since made anew or removed went with
+                // it; its pid file names nothing (or another process) now.
+                let gone = prior.get("container").is_some()
+                    && prior.get("container") != a.get("container");
+                if step == "start" && change.operation == Operation::Update && !gone {
                     if let Some(stop) = prior.get("stop").and_then(Value::as_str) {
-                        self.run(&target, prior, &address, "stop", stop, STEP_LIMIT)
+                        let before = self.target(prior).await?;
+                        self.run(&before, prior, &address, "stop", stop, STEP_LIMIT)
                             .await?;
                     }
                 }
@@ -717,15 +720,18 @@ impl Container {
     fn wrap(&self, script: &str) -> String {
         let e = shell_quote(&self.engine);
         let n = shell_quote(&self.name);
+        let gone = format!(
+            "tik: the node's container {} is not there (removed, or the node restarted): tik apply --replace '{}' makes it again, and runs the node's steps in it",
+            self.name, self.address
+        );
         format!(
             "{e} exec {n} sh -c {}\nrc=$?\n\
              if [ $rc -ne 0 ] && ! {e} container inspect {n} >/dev/null 2>&1; then\n\
-             \x20 echo \"tik: the node's container {} is not there (removed, or the node restarted): tik apply --replace '{}' makes it again, and runs the node's steps in it\" >&2\n\
+             \x20 echo {} >&2\n\
              fi\n\
              exit $rc\n",
             shell_quote(script),
-            self.name,
-            self.address
+            shell_quote(&gone)
         )
     }
 }
