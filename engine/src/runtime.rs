@@ -782,14 +782,12 @@ pub fn expand(
                         spec.sensitive.push("env".into());
                     }
                     let session = n.rel.clone().name("session");
+                    node_refs(&mut spec, n, Some(&session));
                     let mut refs = vec![
-                        ("connection", n.rel.clone(), "connection"),
-                        ("node_id", n.rel.clone(), "id"),
                         ("node_ip", n.rel.clone(), "private_ip"),
                         ("node_public_ip", n.rel.clone(), "public_ip"),
                         ("head_ip", head.rel.clone(), "private_ip"),
                         ("head_public_ip", head.rel.clone(), "public_ip"),
-                        ("host_key", session.clone(), "host_key"),
                     ];
                     let container_at = n.rel.clone().name("container");
                     if container.is_some() {

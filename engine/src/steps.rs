@@ -280,11 +280,7 @@ impl Runner {
         let Some(c) = &target.container else {
             return true;
         };
-        let host = Target {
-            via: target.via.clone(),
-            home: target.home.clone(),
-            container: None,
-        };
+        let host = target.host();
         let check = format!(
             "{} container inspect {} >/dev/null 2>&1",
             shell_quote(&c.engine),
@@ -300,22 +296,17 @@ impl Runner {
         let a = &change.planned;
         let text = |k: &str| a.get(k).and_then(Value::as_str).unwrap_or_default();
         let engine = text("engine");
-        if engine != "docker" && engine != "podman" {
-            return Err(ProviderError::new(format!(
-                "container engine \"{engine}\": tik runs containers with docker or podman"
-            )));
-        }
+        check_engine(engine)?;
         let name = container_name(a)?;
         let address = change.address.to_string();
         let e = shell_quote(engine);
         let n = shell_quote(&name);
         if change.operation == Operation::Delete {
-            let mut target = match self.target(a).await {
-                Ok(t) => t,
+            let target = match self.target(a).await {
+                Ok(t) => t.host(),
                 Err(e) if e.code.as_deref() == Some("HostKeyMismatch") => return Err(e),
                 Err(_) => return Ok(Map::new()),
             };
-            target.container = None;
             let script = format!(
                 "command -v {e} >/dev/null 2>&1 || exit 0\n{e} rm -f {n} >/dev/null 2>&1 || true\n"
             );
@@ -323,8 +314,7 @@ impl Runner {
                 .await?;
             return Ok(Map::new());
         }
-        let mut target = self.target(a).await?;
-        target.container = None;
+        let target = self.target(a).await?.host();
         let image = text("image");
         let options: String = a
             .get("options")
@@ -659,6 +649,15 @@ impl Target {
     fn home(&self) -> &str {
         &self.home
     }
+
+    /// The same node, on its host rather than in its container.
+    fn host(&self) -> Target {
+        Target {
+            via: self.via.clone(),
+            home: self.home.clone(),
+            container: None,
+        }
+    }
 }
 
 /// A node's container, as its `tik_container` made it.
@@ -676,11 +675,7 @@ impl Container {
         };
         let text = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or_default();
         let engine = text("engine");
-        if engine != "docker" && engine != "podman" {
-            return Err(ProviderError::new(format!(
-                "the node's container has engine \"{engine}\": tik runs containers with docker or podman"
-            )));
-        }
+        check_engine(engine)?;
         if text("name").is_empty() {
             return Err(ProviderError::new(
                 "the node's container has no name: its tik_container has not run yet",
@@ -734,6 +729,16 @@ impl Container {
             shell_quote(&gone)
         )
     }
+}
+
+/// An engine's name goes into commands: only the two tik knows.
+fn check_engine(engine: &str) -> Result<(), ProviderError> {
+    if engine == "docker" || engine == "podman" {
+        return Ok(());
+    }
+    Err(ProviderError::new(format!(
+        "the node's container engine is \"{engine}\": tik runs containers with docker or podman"
+    )))
 }
 
 /// The name of a node's container: from the node's id, so unique on its host.
