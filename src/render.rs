@@ -498,7 +498,11 @@ pub fn status(
             Some(p) if Some(p.as_str()) != n.private_ip.as_deref() => format!(" (public {p})"),
             _ => String::new(),
         };
-        out.push_str(&format!("  {:width$}  {ip}{public}\n", n.name));
+        let through = match n.jump.as_ref().and_then(|j| j.get("host")?.as_str()) {
+            Some(h) => format!(" (through the head, {h})"),
+            None => String::new(),
+        };
+        out.push_str(&format!("  {:width$}  {ip}{public}{through}\n", n.name));
         if let Some(c) = &n.container {
             let text = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("?");
             out.push_str(&format!(
@@ -615,6 +619,7 @@ pub fn status_json(
                 "address": n.address.to_string(),
                 "private_ip": n.private_ip,
                 "public_ip": n.public_ip,
+                "through": n.jump.as_ref().and_then(|j| j.get("host")).map(|h| h.to_json()),
                 "container": n.container.as_ref().map(|c| c.to_json()),
                 "steps": n.steps.iter().map(|s| json!({
                     "address": s.address.to_string(),

@@ -310,6 +310,162 @@ fn a_runtime_runs_over_ssh_on_every_node_and_reruns_only_what_changed() {
     }
 }
 
+/// How many logins a node's sshd has let in so far.
+fn logins(p: &Project, node: &str) -> usize {
+    p.read(&format!(
+        ".tik/local/workspaces/lab/clusters/c/{node}/sshd.log"
+    ))
+    .matches("Accepted publickey")
+    .count()
+}
+
+/// Runs `script` in a node's directory (where its sshd's files are).
+fn in_node_dir(p: &Project, node: &str, script: &str) {
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(p.file(&format!(".tik/local/workspaces/lab/clusters/c/{node}")))
+        .status()
+        .expect("sh runs");
+    assert!(status.success(), "{script}");
+}
+
+const RESTART_SSHD: &str = "/usr/sbin/sshd -f \"$PWD/sshd_config\" -E \"$PWD/sshd.log\"";
+
+#[test]
+fn workers_without_a_public_address_are_reached_through_the_head() {
+    need_sshd();
+    let p = project("ssh");
+    p.write(
+        "main.tik.hcl",
+        &config("ssh", "hello from a worker").replace(
+            "transport = \"ssh\"\n",
+            "transport = \"ssh\"\n  network { mode = \"public-head\" }\n",
+        ),
+    );
+    let r = p.ok(&["apply", "--auto-approve"], 0);
+    let ips = ips(&p);
+    assert_eq!(
+        get(&ips[0]).as_deref(),
+        Some("hello from the head"),
+        "{}",
+        r.out()
+    );
+    for ip in &ips[1..] {
+        assert_eq!(get(ip).as_deref(), Some("hello from a worker"));
+    }
+    // The head logged in tik once for itself and once for each worker's connection.
+    assert_eq!(logins(&p, "head"), 4, "{}", r.out());
+    let state: serde_json::Value =
+        serde_json::from_str(&p.read("tik.tikstate")).expect("state is JSON");
+    let resources = state["resources"].as_array().unwrap();
+    let attrs = |address: &str| {
+        resources
+            .iter()
+            .find(|r| r["address"] == address)
+            .map(|r| r["attributes"].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        attrs("cluster.c.node.worker[\"w\"][0]")["public_ip"],
+        serde_json::Value::Null
+    );
+    assert_eq!(attrs("cluster.c.node.head")["public_ip"], ips[0].as_str());
+    // The worker's session records the head's host key, as the head's session did.
+    assert_eq!(
+        attrs("cluster.c.node.worker[\"w\"][0].session")["jump_host_key"],
+        attrs("cluster.c.node.head.session")["host_key"]
+    );
+    let status = p.ok(&["status", "c"], 0).stdout;
+    assert!(
+        status.contains(&format!(
+            "worker-w-1  {} (through the head, {})",
+            ips[2], ips[0]
+        )),
+        "{status}"
+    );
+    assert!(status.contains("4 of 4 services well."), "{status}");
+
+    // A command on a worker is one more login on the head.
+    let before = logins(&p, "head");
+    let one = p.ok(
+        &[
+            "exec",
+            "c",
+            "--node",
+            "worker-w-1",
+            "--",
+            "echo $TIK_NODE_NAME",
+        ],
+        0,
+    );
+    assert_eq!(one.stdout, "worker-w-1\n", "{}", one.out());
+    assert_eq!(logins(&p, "head"), before + 1);
+    // So is `tik ssh` into a worker.
+    let ssh = p.ok(
+        &["ssh", "c", "worker-w-0", "--", "echo", "$SSH_CONNECTION"],
+        0,
+    );
+    assert!(
+        ssh.stdout.contains(&format!(" {} 2222", ips[1])),
+        "{}",
+        ssh.out()
+    );
+    assert_eq!(logins(&p, "head"), before + 2);
+
+    // Without the head, no worker is reached, and the error says through what.
+    in_node_dir(&p, "head", "kill $(cat sshd.pid) && sleep 0.2");
+    let cut = p.ok(&["exec", "c", "--node", "worker-w-2", "--", "true"], 1);
+    assert!(
+        cut.stderr.contains(&format!(
+            "@{}:2222 through {}:2222: ssh: connect to host {} port 2222: Connection refused",
+            ips[3], ips[0], ips[0]
+        )),
+        "{}",
+        cut.out()
+    );
+    in_node_dir(&p, "head", RESTART_SSHD);
+    // The way to a worker is checked like the worker itself: a head showing another
+    // host key is refused, with what to do.
+    in_node_dir(
+        &p,
+        "head",
+        &format!("kill $(cat sshd.pid) && rm -f host_ed25519 host_ed25519.pub && ssh-keygen -q -t ed25519 -N '' -f host_ed25519 && sleep 0.2 && {RESTART_SSHD}"),
+    );
+    let refused = p.ok(&["exec", "c", "--node", "worker-w-0", "--", "true"], 1);
+    assert!(
+        refused.stderr.contains(&format!(
+            "{}:2222, the head that {} is reached through, shows a host key other than the one its session recorded",
+            ips[0], ips[1]
+        )) && refused
+            .stderr
+            .contains("tik apply --replace 'cluster.c.node.head.session'"),
+        "{}",
+        refused.out()
+    );
+    let replaced = p.ok(
+        &[
+            "apply",
+            "--auto-approve",
+            "--replace",
+            "cluster.c.node.head.session",
+        ],
+        0,
+    );
+    assert!(
+        replaced.stdout.contains("Apply complete!"),
+        "{}",
+        replaced.out()
+    );
+    p.ok(&["status"], 0);
+
+    // Destroy stops the workers' services through the head before the head goes.
+    p.ok(&["destroy", "--auto-approve"], 0);
+    for ip in &ips {
+        assert_eq!(get(ip), None, "{ip} still answers");
+    }
+}
+
 #[test]
 fn the_default_transport_runs_steps_without_sshd() {
     let p = project("local");

@@ -58,12 +58,14 @@ impl Provider for TikProvider {
             "head_ip",
             "head_public_ip",
             "container",
+            "jump",
         ];
         let mut step: Vec<AttributeSchema> = step_attrs
             .iter()
             .map(|a| AttributeSchema::optional(a))
             .collect();
         step.push(AttributeSchema::optional("host_key"));
+        step.push(AttributeSchema::optional("jump_host_key"));
         step.push(AttributeSchema::computed("hash"));
         vec![
             ResourceSchema {
@@ -86,6 +88,9 @@ impl Provider for TikProvider {
                     AttributeSchema::optional("node_id"),
                     AttributeSchema::optional("connection"),
                     AttributeSchema::optional("wait"),
+                    // A node behind the head: reached through it.
+                    AttributeSchema::optional("jump"),
+                    AttributeSchema::optional("jump_host_key"),
                     AttributeSchema::computed("host_key"),
                 ],
             },
@@ -103,6 +108,8 @@ impl Provider for TikProvider {
                     AttributeSchema::optional("node_id").force_new(),
                     AttributeSchema::optional("connection"),
                     AttributeSchema::optional("host_key"),
+                    AttributeSchema::optional("jump"),
+                    AttributeSchema::optional("jump_host_key"),
                     AttributeSchema::computed("container"),
                 ],
             },

@@ -23,6 +23,12 @@ pub struct Node {
     pub connection: Option<Value>,
     /// The host key its session recorded at first contact.
     pub host_key: Option<String>,
+    /// For a node without a public address: the head it is reached through (its
+    /// connection) and the host key the head's session recorded.
+    pub jump: Option<Value>,
+    pub jump_host_key: Option<String>,
+    /// The provider gave it no public address: it is reached through the head.
+    behind_head: bool,
     /// The container its services run in (engine, name, id, image), if the cluster
     /// has one.
     pub container: Option<Value>,
@@ -81,6 +87,12 @@ impl Node {
         if let Some(k) = &self.host_key {
             m.insert("host_key".into(), Value::String(k.clone()));
         }
+        if let Some(j) = &self.jump {
+            m.insert("jump".into(), j.clone());
+        }
+        if let Some(k) = &self.jump_host_key {
+            m.insert("jump_host_key".into(), Value::String(k.clone()));
+        }
         if let Some(c) = &self.container {
             m.insert("container".into(), c.clone());
         }
@@ -95,6 +107,11 @@ impl Node {
             m.insert("node_public_ip".into(), Value::String(ip.clone()));
         }
         m
+    }
+
+    /// Whether it is its cluster's head (`cluster.etl.node.head`).
+    fn is_head(&self) -> bool {
+        self.address.0.get(self.cluster_len() + 1) == Some(&Segment::Name("head".into()))
     }
 
     /// How many segments of the address name the cluster (`cluster.etl`).
@@ -176,6 +193,9 @@ pub fn from_state(state: &State, cluster: Option<&str>) -> Result<Vec<Node>, Not
             public_ip: text(&r.attributes, "public_ip"),
             connection: r.attributes.get("connection").cloned(),
             host_key: None,
+            jump: None,
+            jump_host_key: None,
+            behind_head: r.attributes.get("public_address") == Some(&Value::Bool(false)),
             container: None,
             steps: Vec::new(),
         });
@@ -194,6 +214,8 @@ pub fn from_state(state: &State, cluster: Option<&str>) -> Result<Vec<Node>, Not
                     nodes[i].connection = Some(c.clone());
                 }
                 nodes[i].host_key = text(&r.attributes, "host_key");
+                nodes[i].jump = r.attributes.get("jump").cloned();
+                nodes[i].jump_host_key = text(&r.attributes, "jump_host_key");
             }
         } else if r.type_name == crate::runtime::CONTAINER_TYPE && segs.len() > 1 {
             if let Some(&i) = index.get(&Address(segs[..segs.len() - 1].to_vec())) {
@@ -214,6 +236,27 @@ pub fn from_state(state: &State, cluster: Option<&str>) -> Result<Vec<Node>, Not
                     attributes: r.attributes.clone(),
                 });
             }
+        }
+    }
+    // A node behind the head whose session did not record the way (a cluster without
+    // runtimes has no sessions) is reached through its cluster's head all the same.
+    let heads: HashMap<String, (Option<Value>, Option<String>)> = nodes
+        .iter()
+        .filter(|n| n.is_head())
+        .map(|n| {
+            (
+                n.cluster.clone(),
+                (n.connection.clone(), n.host_key.clone()),
+            )
+        })
+        .collect();
+    for n in nodes
+        .iter_mut()
+        .filter(|n| n.behind_head && n.jump.is_none())
+    {
+        if let Some((connection, key)) = heads.get(&n.cluster) {
+            n.jump = connection.clone();
+            n.jump_host_key = key.clone();
         }
     }
     // A head first, then the rest in address order; steps in the order they run.

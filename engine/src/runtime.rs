@@ -338,17 +338,28 @@ pub struct NodeRef {
     pub rel: Address,
     pub name: String,
     pub head: bool,
+    /// Reached through the head: the provider gave it no public address
+    /// (`public_address = false` in its configuration).
+    pub behind_head: bool,
 }
 
-/// The nodes among an expansion's resources: everything at `node.*`.
-pub fn nodes_of(paths: &[(Address, Option<String>)]) -> Vec<NodeRef> {
-    let mut nodes: Vec<NodeRef> = paths
-        .iter()
+/// The nodes among an expansion's resources (their paths and configurations):
+/// everything at `node.*`.
+pub fn nodes_of<'a>(specs: impl IntoIterator<Item = (&'a Address, &'a Map)>) -> Vec<NodeRef> {
+    let mut nodes: Vec<NodeRef> = specs
+        .into_iter()
         .filter(|(p, _)| p.0.first() == Some(&Segment::Name("node".into())))
-        .map(|(p, name)| NodeRef {
-            rel: p.clone(),
-            name: name.clone().unwrap_or_else(|| p.to_string()),
-            head: p.0.get(1) == Some(&Segment::Name("head".into())),
+        .map(|(p, config)| {
+            let head = p.0.get(1) == Some(&Segment::Name("head".into()));
+            NodeRef {
+                rel: p.clone(),
+                name: config
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .map_or_else(|| p.to_string(), str::to_string),
+                head,
+                behind_head: !head && config.get("public_address") == Some(&Value::Bool(false)),
+            }
         })
         .collect();
     // By address, as `fill_endpoint`'s callers list them: `TIK_IP_<i>` is the same node.
@@ -594,7 +605,7 @@ pub fn expand(
         }
         let mut spec = ResourceSpec::new(session.clone(), SESSION_TYPE, session_config);
         spec.depends_on.push(n.rel.clone());
-        node_refs(&mut spec, n, None);
+        node_refs(&mut spec, n, head, None);
         out.specs.push(spec);
         last.insert(n.rel.clone(), session.clone());
         if let Some(c) = &container {
@@ -606,7 +617,7 @@ pub fn expand(
             config.insert("cluster".into(), Value::from(cluster));
             let mut spec = ResourceSpec::new(at.clone(), CONTAINER_TYPE, config);
             spec.depends_on.push(session.clone());
-            node_refs(&mut spec, n, Some(&session));
+            node_refs(&mut spec, n, head, Some(&session));
             out.specs.push(spec);
             last.insert(n.rel.clone(), at);
         }
@@ -782,7 +793,7 @@ pub fn expand(
                         spec.sensitive.push("env".into());
                     }
                     let session = n.rel.clone().name("session");
-                    node_refs(&mut spec, n, Some(&session));
+                    node_refs(&mut spec, n, head, Some(&session));
                     let mut refs = vec![
                         ("node_ip", n.rel.clone(), "private_ip"),
                         ("node_public_ip", n.rel.clone(), "public_ip"),
@@ -867,23 +878,27 @@ pub fn expand(
 }
 
 /// How to reach a node, taken from it when the change runs: its connection and id,
-/// and the host key its session recorded.
-fn node_refs(spec: &mut ResourceSpec, n: &NodeRef, session: Option<&Address>) {
-    spec.refs.push(SiblingRef {
-        attribute: "connection".into(),
-        sibling: n.rel.clone(),
-        sibling_attribute: "connection".into(),
-    });
-    spec.refs.push(SiblingRef {
-        attribute: "node_id".into(),
-        sibling: n.rel.clone(),
-        sibling_attribute: "id".into(),
-    });
+/// the host key its session recorded, and for a node behind the head the head's
+/// connection and the host key the head's session recorded.
+fn node_refs(spec: &mut ResourceSpec, n: &NodeRef, head: &NodeRef, session: Option<&Address>) {
+    let mut refs = vec![
+        ("connection", n.rel.clone(), "connection"),
+        ("node_id", n.rel.clone(), "id"),
+    ];
     if let Some(s) = session {
+        refs.push(("host_key", s.clone(), "host_key"));
+    }
+    if n.behind_head {
+        let head_session = head.rel.clone().name("session");
+        refs.push(("jump", head.rel.clone(), "connection"));
+        refs.push(("jump_host_key", head_session.clone(), "host_key"));
+        spec.depends_on.push(head_session);
+    }
+    for (attribute, sibling, sibling_attribute) in refs {
         spec.refs.push(SiblingRef {
-            attribute: "host_key".into(),
-            sibling: s.clone(),
-            sibling_attribute: "host_key".into(),
+            attribute: attribute.into(),
+            sibling,
+            sibling_attribute: sibling_attribute.into(),
         });
     }
 }
@@ -988,7 +1003,9 @@ pub fn rerun_reasons(changed: &[&str]) -> Vec<String> {
             "after_hash" => "an earlier step of its service changed",
             "stop" | "health" | "health_timeout" => "its stop or health command changed",
             "node_id" => "its node is new",
-            "connection" | "host_key" => "the way to reach its node changed",
+            "connection" | "host_key" | "jump" | "jump_host_key" => {
+                "the way to reach its node changed"
+            }
             "container" => "its node's container is new",
             "node_ip" | "node_public_ip" | "head_ip" | "head_public_ip" => {
                 "a node address it uses changed"

@@ -259,9 +259,7 @@ impl Runner {
                     .clone();
                 let session = cell
                     .get_or_try_init(|| async {
-                        connect_verified(ssh, host_key, &session_address(attrs))
-                            .await
-                            .map(Arc::new)
+                        connect_verified(ssh, host_key, attrs).await.map(Arc::new)
                     })
                     .await?
                     .clone();
@@ -564,8 +562,13 @@ pub fn login(attrs: &Map, command: Option<&str>) -> Result<Login, ProviderError>
                     "IdentitiesOnly=yes".into(),
                 ]);
             }
+            let mut scratch = Scratch::default();
             if let Some(j) = &ssh.jump {
-                args.extend(["-J".into(), j.clone()]);
+                // Through the head, whose ssh speaks to the terminal.
+                args.extend([
+                    "-o".into(),
+                    format!("ProxyCommand={}", j.proxy_command(&mut scratch, None)?),
+                ]);
             }
             args.push(ssh.host.clone());
             match (&container, command) {
@@ -589,7 +592,9 @@ pub fn login(attrs: &Map, command: Option<&str>) -> Result<Login, ProviderError>
                 args,
                 env: Vec::new(),
                 dir: None,
-                scratch: vec![known],
+                scratch: std::iter::once(known)
+                    .chain(std::mem::take(&mut scratch.0))
+                    .collect(),
             })
         }
     }
@@ -601,12 +606,26 @@ fn session_address(attrs: &Map) -> String {
     format!("cluster.{}.{}.session", text("cluster"), text("node"))
 }
 
+/// The address of the session of the head of a step's cluster.
+fn head_session_address(attrs: &Map) -> String {
+    let cluster = attrs.get("cluster").and_then(Value::as_str).unwrap_or("?");
+    format!("cluster.{cluster}.node.head.session")
+}
+
+/// The head's session beside a node's session (`...cluster.c.node.worker["w"][0].session`).
+fn head_session_of(session: &str) -> String {
+    match session.find(".node.") {
+        Some(at) => format!("{}.node.head.session", &session[..at]),
+        None => "cluster.NAME.node.head.session".into(),
+    }
+}
+
 /// The hash of what a step ran: its script and every value it was given.
 fn step_hash(attrs: &Map) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     for (k, v) in attrs {
-        if k == "hash" || k == "host_key" {
+        if k == "hash" || k == "host_key" || k == "jump_host_key" {
             continue;
         }
         h.update(k.as_bytes());
@@ -771,7 +790,16 @@ struct Ssh {
     port: u16,
     user: String,
     key_file: Option<String>,
-    jump: Option<String>,
+    /// The host this node is reached through (its cluster's head), for a node
+    /// without a public address.
+    jump: Option<Box<Jump>>,
+}
+
+/// A jump host: how to reach it, and the host key its own session recorded (none
+/// for a node never contacted through a session: then trusted on first use).
+struct Jump {
+    ssh: Ssh,
+    host_key: Option<String>,
 }
 
 struct Connection {
@@ -780,6 +808,8 @@ struct Connection {
 }
 
 impl Connection {
+    /// How to reach a node: its `connection`, and the `jump` host (with its recorded
+    /// `jump_host_key`) where the node has no public address.
     fn of(attrs: &Map) -> Result<Connection, ProviderError> {
         let c = attrs
             .get("connection")
@@ -790,22 +820,31 @@ impl Connection {
                      (the local provider does; see docs/runtimes.md)",
                 )
             })?;
-        let text = |k: &str| c.get(k).and_then(Value::as_str).map(str::to_string);
-        let home = text("home").unwrap_or_else(|| "/tmp/tik".into());
-        let transport = match text("transport").as_deref() {
+        let home = c
+            .get("home")
+            .and_then(Value::as_str)
+            .unwrap_or("/tmp/tik")
+            .to_string();
+        let transport = match c.get("transport").and_then(Value::as_str) {
             Some("local") | None => Transport::Local,
-            Some("ssh") => Transport::Ssh(Ssh {
-                host: text("host")
-                    .ok_or_else(|| ProviderError::new("the connection has no host"))?,
-                port: c
-                    .get("port")
-                    .and_then(Value::as_f64)
-                    .filter(|p| *p >= 1.0 && *p <= 65535.0)
-                    .map_or(22, |p| p as u16),
-                user: text("user").unwrap_or_else(|| "root".into()),
-                key_file: text("key_file"),
-                jump: text("jump"),
-            }),
+            Some("ssh") => {
+                let mut ssh = Ssh::of(c)?;
+                if let Some(j) = attrs.get("jump").and_then(Value::as_object) {
+                    if j.get("transport").and_then(Value::as_str) != Some("ssh") {
+                        return Err(ProviderError::new(
+                            "the node is reached through its cluster's head, which offers no SSH connection",
+                        ));
+                    }
+                    ssh.jump = Some(Box::new(Jump {
+                        ssh: Ssh::of(j)?,
+                        host_key: attrs
+                            .get("jump_host_key")
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
+                    }));
+                }
+                Transport::Ssh(ssh)
+            }
             Some(other) => {
                 return Err(ProviderError::new(format!(
                     "unknown transport \"{other}\": tik reaches nodes over \"ssh\" or \"local\""
@@ -818,8 +857,40 @@ impl Connection {
     fn key(&self) -> String {
         match &self.transport {
             Transport::Local => format!("local:{}", self.home),
-            Transport::Ssh(s) => format!("{}@{}:{}", s.user, s.host, s.port),
+            Transport::Ssh(s) => s.to_string(),
         }
+    }
+}
+
+impl Ssh {
+    /// An SSH connection as a provider describes it (`host`, `port`, `user`, `key_file`).
+    fn of(c: &Map) -> Result<Ssh, ProviderError> {
+        let text = |k: &str| c.get(k).and_then(Value::as_str).map(str::to_string);
+        Ok(Ssh {
+            host: text("host").ok_or_else(|| ProviderError::new("the connection has no host"))?,
+            port: c
+                .get("port")
+                .and_then(Value::as_f64)
+                .filter(|p| *p >= 1.0 && *p <= 65535.0)
+                .map_or(22, |p| p as u16),
+            user: text("user").unwrap_or_else(|| "root".into()),
+            key_file: text("key_file"),
+            jump: None,
+        })
+    }
+
+    /// `through HOST:PORT` for messages about a node behind a jump host, else nothing.
+    fn through(&self) -> String {
+        match &self.jump {
+            Some(j) => format!(" through {}:{}", j.ssh.host, j.ssh.port),
+            None => String::new(),
+        }
+    }
+}
+
+impl std::fmt::Display for Ssh {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}:{}", self.user, self.host, self.port)
     }
 }
 
@@ -948,7 +1019,107 @@ fn output_text(stdout: &[u8], stderr: &[u8]) -> String {
     s
 }
 
-fn builder(ssh: &Ssh, known_hosts: &Path, check: openssh::KnownHosts) -> openssh::SessionBuilder {
+/// Files a connection needs only while it is made (known hosts, the jump's command
+/// and its log); removed when dropped.
+#[derive(Default)]
+struct Scratch(Vec<PathBuf>);
+
+impl Scratch {
+    fn file(&mut self, tag: &str) -> PathBuf {
+        let f = scratch_file(tag);
+        let _ = std::fs::remove_file(&f);
+        self.0.push(f.clone());
+        f
+    }
+
+    fn write(&mut self, tag: &str, text: &str) -> Result<PathBuf, ProviderError> {
+        let f = self.file(tag);
+        std::fs::write(&f, text)
+            .map_err(|e| ProviderError::new(format!("cannot write {}: {e}", f.display())))?;
+        Ok(f)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        for f in &self.0 {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
+impl Jump {
+    /// The `ProxyCommand` that carries a connection to the node through the jump
+    /// host: ssh to it with its recorded host key (none recorded: trusted on first
+    /// use, into a file of its own), nothing from the user's ~/.ssh, forwarding to
+    /// the node's address and port. With `log`, what the jump's ssh says goes there.
+    fn proxy_command(
+        &self,
+        scratch: &mut Scratch,
+        log: Option<&Path>,
+    ) -> Result<String, ProviderError> {
+        let (known, check) = match &self.host_key {
+            Some(k) => (
+                scratch.write(
+                    "jump-known-hosts",
+                    &format!("{} {k}\n", host_pattern(&self.ssh)),
+                )?,
+                "yes",
+            ),
+            None => (scratch.file("jump-known-hosts"), "accept-new"),
+        };
+        let mut words: Vec<String> = vec![
+            "ssh".into(),
+            "-F".into(),
+            "/dev/null".into(),
+            "-o".into(),
+            "BatchMode=yes".into(),
+            "-o".into(),
+            format!("UserKnownHostsFile={}", known.display()),
+            "-o".into(),
+            "GlobalKnownHostsFile=/dev/null".into(),
+            "-o".into(),
+            format!("StrictHostKeyChecking={check}"),
+            "-o".into(),
+            "ConnectTimeout=10".into(),
+            "-p".into(),
+            self.ssh.port.to_string(),
+            "-l".into(),
+            self.ssh.user.clone(),
+        ];
+        if let Some(k) = &self.ssh.key_file {
+            words.extend([
+                "-i".into(),
+                k.clone(),
+                "-o".into(),
+                "IdentitiesOnly=yes".into(),
+            ]);
+        }
+        if let Some(l) = log {
+            words.extend(["-E".into(), l.display().to_string()]);
+        }
+        words.push(self.ssh.host.clone());
+        // ssh expands `%` in a ProxyCommand: the words' own are doubled; `%h:%p` is
+        // the node's address and port.
+        let mut line: Vec<String> = words
+            .iter()
+            .map(|w| shell_quote(w).replace('%', "%%"))
+            .collect();
+        line.insert(line.len() - 1, "-W '[%h]:%p'".into());
+        Ok(line.join(" "))
+    }
+}
+
+/// How openssh connects to a node: its port, user and key, `known_hosts` with the
+/// host key check `check`, nothing from the user's ~/.ssh/config, and through its
+/// jump host where it has one (whose ssh logs to `jump_log`).
+fn builder(
+    ssh: &Ssh,
+    known_hosts: &Path,
+    check: openssh::KnownHosts,
+    scratch: &mut Scratch,
+    jump_log: &Path,
+) -> Result<openssh::SessionBuilder, ProviderError> {
     let mut b = openssh::SessionBuilder::default();
     b.user(ssh.user.clone())
         .port(ssh.port)
@@ -963,9 +1134,11 @@ fn builder(ssh: &Ssh, known_hosts: &Path, check: openssh::KnownHosts) -> openssh
         b.keyfile(k);
     }
     if let Some(j) = &ssh.jump {
-        b.jump_hosts([j]);
+        let command = j.proxy_command(scratch, Some(jump_log))?;
+        let config = scratch.write("ssh-config", &format!("ProxyCommand {command}\n"))?;
+        b.config_file(config);
     }
-    b
+    Ok(b)
 }
 
 /// An error with its causes: ssh's own words are in the source.
@@ -979,8 +1152,12 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// The innermost words of an error (ssh's "Connection refused"), for a progress line.
-fn last_words(e: &dyn std::error::Error) -> String {
+/// The innermost words of an error (ssh's "Connection refused"), or the jump host's
+/// last line, for a progress line.
+fn last_words(e: &dyn std::error::Error, jump_log: &Path) -> String {
+    if let Some(said) = jump_said(jump_log) {
+        return said.lines().last().unwrap_or_default().trim().to_string();
+    }
     let chain = error_chain(e);
     let last = chain.rsplit(": ").next().unwrap_or(&chain).trim();
     last.lines().last().unwrap_or(last).to_string()
@@ -1019,13 +1196,19 @@ async fn first_contact(
     let mut attempts = 0u32;
     loop {
         attempts += 1;
-        let known = scratch_file("known-hosts");
-        let _ = std::fs::remove_file(&known);
-        let result = builder(ssh, &known, openssh::KnownHosts::Add)
-            .connect_mux(&ssh.host)
-            .await;
+        let mut scratch = Scratch::default();
+        let known = scratch.file("known-hosts");
+        let jump_log = scratch.file("jump-log");
+        let result = builder(
+            ssh,
+            &known,
+            openssh::KnownHosts::Add,
+            &mut scratch,
+            &jump_log,
+        )?
+        .connect_mux(&ssh.host)
+        .await;
         let text = std::fs::read_to_string(&known).unwrap_or_default();
-        let _ = std::fs::remove_file(&known);
         match result {
             Ok(session) => {
                 // A known_hosts line: host pattern, key type, key.
@@ -1044,13 +1227,27 @@ async fn first_contact(
                     ))),
                 };
             }
-            Err(e) if Instant::now() < deadline => {
+            Err(e) => {
+                // The jump host showed another key than its session recorded:
+                // waiting will not change that.
+                if let Some(refused) = jump_refused(ssh, &jump_log) {
+                    return Err(refused.with_replace(&head_session_of(address)));
+                }
+                if Instant::now() >= deadline {
+                    return Err(ProviderError {
+                        code: Some("SshUnreachable".into()),
+                        message: format!(
+                            "{ssh}{} did not answer SSH within {} s ({attempts} attempts): {}",
+                            ssh.through(),
+                            wait.as_secs(),
+                            error_text(&e, &jump_log)
+                        ),
+                    });
+                }
                 progress.note(format!(
-                    "waiting for SSH on {}@{}:{} ({attempts} attempts, last: {}; gives up in {} s)",
-                    ssh.user,
-                    ssh.host,
-                    ssh.port,
-                    last_words(&e),
+                    "waiting for SSH on {ssh}{} ({attempts} attempts, last: {}; gives up in {} s)",
+                    ssh.through(),
+                    last_words(&e, &jump_log),
                     deadline.saturating_duration_since(Instant::now()).as_secs()
                 ));
                 // The last attempt is at the bound, not a pause before it.
@@ -1058,37 +1255,36 @@ async fn first_contact(
                     .await;
                 pause = (pause * 2).min(Duration::from_secs(5));
             }
-            Err(e) => {
-                return Err(ProviderError {
-                    code: Some("SshUnreachable".into()),
-                    message: format!(
-                        "{}@{}:{} did not answer SSH within {} s ({attempts} attempts): {}",
-                        ssh.user,
-                        ssh.host,
-                        ssh.port,
-                        wait.as_secs(),
-                        error_chain(&e)
-                    ),
-                })
-            }
         }
     }
 }
 
-/// Connects, accepting only the host key recorded at first contact.
+/// Connects, accepting only the host key recorded at first contact (and, through a
+/// jump host, only the one its session recorded).
 async fn connect_verified(
     ssh: &Ssh,
     host_key: &str,
-    session: &str,
+    attrs: &Map,
 ) -> Result<openssh::Session, ProviderError> {
-    let known = scratch_file("known-hosts");
-    std::fs::write(&known, format!("{} {host_key}\n", host_pattern(ssh)))
-        .map_err(|e| ProviderError::new(format!("cannot write {}: {e}", known.display())))?;
-    let result = builder(ssh, &known, openssh::KnownHosts::Strict)
-        .connect_mux(&ssh.host)
-        .await;
-    let _ = std::fs::remove_file(&known);
+    let mut scratch = Scratch::default();
+    let known = scratch.write(
+        "known-hosts",
+        &format!("{} {host_key}\n", host_pattern(ssh)),
+    )?;
+    let jump_log = scratch.file("jump-log");
+    let result = builder(
+        ssh,
+        &known,
+        openssh::KnownHosts::Strict,
+        &mut scratch,
+        &jump_log,
+    )?
+    .connect_mux(&ssh.host)
+    .await;
     result.map_err(|e| {
+        if let Some(refused) = jump_refused(ssh, &jump_log) {
+            return refused.with_replace(&head_session_address(attrs));
+        }
         let text = format!("{e:?}");
         if text.contains("verification failed") || text.contains("REMOTE HOST IDENTIFICATION") {
             ProviderError {
@@ -1096,23 +1292,74 @@ async fn connect_verified(
                 message: format!(
                     "{}:{} shows a host key other than the one recorded at first contact ({host_key}). \
                      Refusing to connect: the node may have been replaced, or someone is in between. \
-                     If it was rebuilt on purpose, replace its session: tik apply --replace '{session}'",
-                    ssh.host, ssh.port
+                     If it was rebuilt on purpose, replace its session: tik apply --replace '{}'",
+                    ssh.host,
+                    ssh.port,
+                    session_address(attrs)
                 ),
             }
         } else {
             ProviderError {
                 code: Some("SshFailed".into()),
                 message: format!(
-                    "cannot connect to {}@{}:{}: {}",
-                    ssh.user,
-                    ssh.host,
-                    ssh.port,
-                    error_chain(&e)
+                    "cannot connect to {ssh}{}: {}",
+                    ssh.through(),
+                    error_text(&e, &jump_log)
                 ),
             }
         }
     })
+}
+
+/// What the jump host's ssh said, if it said anything.
+fn jump_said(log: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_string())
+}
+
+/// The refusal of a jump host that shows another host key than its session recorded.
+fn jump_refused(ssh: &Ssh, log: &Path) -> Option<ProviderError> {
+    let jump = ssh.jump.as_ref()?;
+    let said = jump_said(log)?;
+    if !(said.contains("verification failed") || said.contains("REMOTE HOST IDENTIFICATION")) {
+        return None;
+    }
+    Some(ProviderError {
+        code: Some("HostKeyMismatch".into()),
+        message: format!(
+            "{}:{}, the head that {} is reached through, shows a host key other than the one its \
+             session recorded ({}). Refusing to connect: the head may have been replaced, or \
+             someone is in between.",
+            jump.ssh.host,
+            jump.ssh.port,
+            ssh.host,
+            jump.host_key.as_deref().unwrap_or("none")
+        ),
+    })
+}
+
+impl ProviderError {
+    fn with_replace(mut self, session: &str) -> ProviderError {
+        self.message.push_str(&format!(
+            " If it was rebuilt on purpose, replace its session: tik apply --replace '{session}'"
+        ));
+        self
+    }
+}
+
+/// ssh's error; through a jump host that said something, its words: the node's ssh
+/// only saw the jump end.
+fn error_text(e: &dyn std::error::Error, jump_log: &Path) -> String {
+    match jump_said(jump_log) {
+        Some(said) => said
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("; "),
+        None => error_chain(e),
+    }
 }
 
 #[cfg(test)]
@@ -1162,6 +1409,51 @@ mod tests {
             format!("127.0.0.9|it's $(echo injected)|{}", dir.display())
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_way_through_the_head_quotes_its_words_and_keeps_only_ssh_its_percent_signs() {
+        let jump = Jump {
+            ssh: Ssh {
+                host: "10.0.0.5".into(),
+                port: 2200,
+                user: "o'brien".into(),
+                key_file: Some("/keys/100% mine/id".into()),
+                jump: None,
+            },
+            host_key: Some("ssh-ed25519 AAAA".into()),
+        };
+        let mut scratch = Scratch::default();
+        let command = jump.proxy_command(&mut scratch, None).unwrap();
+        let known = &scratch.0[0];
+        assert_eq!(
+            std::fs::read_to_string(known).unwrap(),
+            "[10.0.0.5]:2200 ssh-ed25519 AAAA\n"
+        );
+        assert!(
+            command.starts_with("'ssh' '-F' '/dev/null' '-o' 'BatchMode=yes' "),
+            "{command}"
+        );
+        assert!(command.contains("'StrictHostKeyChecking=yes'"), "{command}");
+        assert!(command.contains("'-l' 'o'\\''brien'"), "{command}");
+        assert!(command.contains("'-i' '/keys/100%% mine/id'"), "{command}");
+        assert!(command.ends_with(" -W '[%h]:%p' '10.0.0.5'"), "{command}");
+        // Unrecorded, the head is trusted on first use, into a file of its own.
+        let first = Jump {
+            host_key: None,
+            ..jump
+        };
+        let command = first.proxy_command(&mut scratch, None).unwrap();
+        assert!(
+            command.contains("'StrictHostKeyChecking=accept-new'"),
+            "{command}"
+        );
+        let files = scratch.0.clone();
+        drop(scratch);
+        assert!(
+            files.iter().all(|f| !f.exists()),
+            "scratch files are removed"
+        );
     }
 
     #[tokio::test]

@@ -516,14 +516,7 @@ impl<'c> Walk<'c> {
                     .map(|s| (s, provider_name.clone()))
                     .collect();
                 if block_kind == BlockKind::Cluster {
-                    let paths: Vec<(Address, Option<String>)> = specs
-                        .iter()
-                        .map(|(s, _)| {
-                            let name = s.config.get("name").and_then(Value::as_str);
-                            (s.path.clone(), name.map(str::to_string))
-                        })
-                        .collect();
-                    let nodes = runtime::nodes_of(&paths);
+                    let nodes = runtime::nodes_of(specs.iter().map(|(s, _)| (&s.path, &s.config)));
                     let site = runtime::Site {
                         file: def.file,
                         span: def.span.clone(),

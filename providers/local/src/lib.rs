@@ -216,7 +216,15 @@ impl LocalProvider {
                     )),
                 );
                 attrs.insert("private_ip".into(), Value::String(ip.to_string()));
-                attrs.insert("public_ip".into(), Value::String(ip.to_string()));
+                let public = attrs.get("public_address") != Some(&Value::Bool(false));
+                attrs.insert(
+                    "public_ip".into(),
+                    if public {
+                        Value::String(ip.to_string())
+                    } else {
+                        Value::Null
+                    },
+                );
                 attrs.insert("directory".into(), Value::String(dir.display().to_string()));
                 let home = dir.join("home");
                 let connection = if attrs.get("transport").and_then(Value::as_str) == Some("ssh") {
@@ -305,6 +313,7 @@ impl Provider for LocalProvider {
                     A::optional("labels"),
                     A::optional("tags"),
                     A::optional("transport").force_new(),
+                    A::optional("public_address").force_new(),
                     A::computed("id"),
                     A::computed("private_ip"),
                     A::computed("public_ip"),
@@ -361,7 +370,7 @@ fn expand_workspace(request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, St
         .and_then(Value::as_str)
     {
         if mode != "public-head" {
-            return Err(format!("the local provider has one network: mode \"{mode}\" needs a cloud provider; remove it or use \"public-head\""));
+            return Err(format!("the local provider knows no network mode \"{mode}\": remove it (every node has a public address) or use \"public-head\" (only the head has one; workers are reached through it)"));
         }
     }
     if c.get("storage")
@@ -417,6 +426,12 @@ fn node_config(
         .unwrap_or(Value::String(DEFAULT_CIDR.into()));
     config.insert("cidr".into(), cidr);
     config.insert("instance_type".into(), Value::String("local".into()));
+    // In a public-head network only the head has a public address: tik reaches the
+    // workers through it, as on a cloud.
+    let mode = workspace.get("network").and_then(|n| n.get("mode"));
+    if role != "head" && mode.and_then(Value::as_str) == Some("public-head") {
+        config.insert("public_address".into(), Value::Bool(false));
+    }
     match workspace.get("transport") {
         None | Some(Value::Null) => {}
         Some(Value::String(t)) if t == "local" || t == "ssh" => {
