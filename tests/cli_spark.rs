@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{need_sshd, Cleanup, Project};
+use common::{need_python_venv, need_sshd, Cleanup, Project};
 use std::process::Command;
 
 /// pyspark 3.5.7's sdist on PyPI: pip's hash-checking mode verifies it.
@@ -18,13 +18,7 @@ fn need_java_and_pip() {
         java.is_ok_and(|o| o.status.success()),
         "the spark test runs Spark, which needs Java 17: install it with\n  apt-get install openjdk-17-jre-headless\n(.ci/run does this)"
     );
-    let pip = Command::new("python3")
-        .args(["-c", "import venv, ensurepip"])
-        .output();
-    assert!(
-        pip.is_ok_and(|o| o.status.success()),
-        "the spark test installs pyspark with pip into a venv, and python3 cannot make one: install it with\n  apt-get install python3 python3-venv"
-    );
+    need_python_venv();
 }
 
 const CONFIG: &str = r#"workspace "lab" {

@@ -158,6 +158,12 @@ impl Drop for Cleanup {
 
 /// The body of GET / at `addr` (`ip:port`), or None when nothing answers there.
 pub fn http_get(addr: &str) -> Option<String> {
+    http_request(addr, "/", &[]).map(|(_, body)| body)
+}
+
+/// GET `path` at `addr` (`ip:port`) with extra header lines: the status code and the
+/// body, or None when nothing answers there.
+pub fn http_request(addr: &str, path: &str, headers: &[&str]) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect_timeout(
         &addr.parse().ok()?,
@@ -166,8 +172,50 @@ pub fn http_get(addr: &str) -> Option<String> {
     .ok()?;
     s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
         .ok()?;
-    write!(s, "GET / HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    // Some servers (Ray's dashboard) fail a request that names no user agent.
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: tik-tests\r\n{extra}\r\n"
+    )
+    .ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
-    text.split("\r\n\r\n").nth(1).map(|b| b.trim().to_string())
+    let code = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+    Some((code, body.trim().to_string()))
+}
+
+/// Tests that install a runtime from PyPI into a venv fail, with how to install what
+/// they need, where python3 cannot make one.
+pub fn need_python_venv() {
+    let pip = Command::new("python3")
+        .args(["-c", "import venv, ensurepip"])
+        .output();
+    assert!(
+        pip.is_ok_and(|o| o.status.success()),
+        "this test installs from PyPI with pip into a venv, and python3 cannot make one: install it with\n  apt-get install python3 python3-venv\n(.ci/run does this)"
+    );
+}
+
+/// The pids of the processes whose command line holds `needle`.
+pub fn processes_with(needle: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(needle))
+                .unwrap_or(false)
+        })
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect()
 }

@@ -14,7 +14,7 @@ runtime "ray" {
     on             = "head"
     ports          = [param.port, param.dashboard_port]
     install        = "${file("../_lib/tik.sh")}\n${file("install.sh")}"
-    configure      = "mkdir -p \"$TIK_HOME/ray/tmp\" \"$TIK_HOME/ray/logs\""
+    configure      = "mkdir -p \"$TIK_HOME/ray/logs\""
     start          = "${file("../_lib/tik.sh")}\n${file("start-head.sh")}"
     stop           = "${file("../_lib/tik.sh")}\ntik_stop_pid \"$TIK_HOME/ray/head.pid\""
     health         = "${file("../_lib/tik.sh")}\ntik_http_ok \"http://$TIK_NODE_IP:$TIK_PARAM_DASHBOARD_PORT/api/version\""
@@ -24,7 +24,7 @@ runtime "ray" {
   service "worker" {
     on             = "workers"
     install        = "${file("../_lib/tik.sh")}\n${file("install.sh")}"
-    configure      = "mkdir -p \"$TIK_HOME/ray/tmp\" \"$TIK_HOME/ray/logs\""
+    configure      = "mkdir -p \"$TIK_HOME/ray/logs\""
     start          = "${file("../_lib/tik.sh")}\n${file("start-worker.sh")}"
     stop           = "${file("../_lib/tik.sh")}\ntik_stop_pid \"$TIK_HOME/ray/worker.pid\""
     health         = "${file("../_lib/tik.sh")}\ntik_alive \"$TIK_HOME/ray/worker.pid\""
