@@ -370,7 +370,7 @@ fn expand_workspace(request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, St
         .and_then(Value::as_str)
     {
         if mode != "public-head" {
-            return Err(format!("the local provider knows no network mode \"{mode}\": remove it (every node has a public address) or use \"public-head\" (only the head has one; workers are reached through it)"));
+            return Err(format!("network mode \"{mode}\" needs a cloud provider: on the local provider remove it (every node has a public address) or use \"public-head\" (only the head has one; workers are reached through it)"));
         }
     }
     if c.get("storage")
@@ -681,5 +681,35 @@ mod tests {
             .unwrap_err()
             .contains("needs a cloud provider"));
         assert_eq!(expand(&ws("{}")).unwrap()[0].path.to_string(), "directory");
+    }
+
+    #[test]
+    fn in_a_public_head_network_only_the_head_has_a_public_address() {
+        let cluster = |network: &str| {
+            let body = format!(
+                r#"{{ "workspace": {{ "name": "w", "network": {network} }},
+                     "head": {{}}, "workers": {{ "p": {{ "min": 2 }} }} }}"#
+            );
+            let config = match Value::from_json(&serde_json::from_str(&body).unwrap()) {
+                Value::Object(m) => m,
+                _ => unreachable!(),
+            };
+            expand_cluster(&ExpandRequest {
+                kind: BlockKind::Cluster,
+                name: "c",
+                config: &config,
+            })
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.path.to_string(), s.config.get("public_address").cloned()))
+            .collect::<Vec<_>>()
+        };
+        let private = cluster(r#"{ "mode": "public-head" }"#);
+        assert_eq!(private.len(), 3);
+        for (path, public) in private {
+            let want = (path != "node.head").then_some(Value::Bool(false));
+            assert_eq!(public, want, "{path}");
+        }
+        assert!(cluster("{}").iter().all(|(_, public)| public.is_none()));
     }
 }
