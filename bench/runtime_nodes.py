@@ -3,6 +3,10 @@
 compares: N nodes should take close to one node's time, not N times it.
 
     cargo build && python3 bench/runtime_nodes.py [--nodes 20] [--transport ssh|local] [--runtime nap|web]
+        [--network flat|public-head]
+
+With `--network public-head` the workers have no public address and every
+connection to them goes through the head's sshd.
 
 Prints a Markdown table: apply time (nodes, sshd, sessions, steps) and destroy
 time per cluster size, and the mean time of each step kind from the node logs.
@@ -23,7 +27,7 @@ TIK = ROOT / "target" / "debug" / "tik"
 CONFIG = """workspace "bench" {{
   provider  = "local"
   transport = "{transport}"
-}}
+{network}}}
 
 cluster "c" {{
   workspace = workspace.bench
@@ -72,6 +76,7 @@ def main():
     ap.add_argument("--nodes", type=int, default=20)
     ap.add_argument("--transport", default="ssh")
     ap.add_argument("--runtime", default="nap", choices=["nap", "web"])
+    ap.add_argument("--network", default="flat", choices=["flat", "public-head"])
     args = ap.parse_args()
     if not TIK.exists():
         raise SystemExit("build first: cargo build")
@@ -80,7 +85,12 @@ def main():
         project = tempfile.mkdtemp(prefix="tik-bench-nodes-")
         try:
             Path(project, "main.tik.hcl").write_text(
-                CONFIG.format(transport=args.transport, workers=nodes - 1, runtime=args.runtime)
+                CONFIG.format(
+                    transport=args.transport,
+                    workers=nodes - 1,
+                    runtime=args.runtime,
+                    network='  network { mode = "public-head" }\n' if args.network == "public-head" else "",
+                )
             )
             Path(project, "runtimes", "nap").mkdir(parents=True)
             Path(project, "runtimes", "nap", "runtime.tik.hcl").write_text(NAP)
@@ -90,7 +100,7 @@ def main():
             rows.append((nodes, apply, destroy, steps))
         finally:
             shutil.rmtree(project, ignore_errors=True)
-    print(f"transport = {args.transport}, runtime = {args.runtime}\n")
+    print(f"transport = {args.transport}, runtime = {args.runtime}, network = {args.network}\n")
     print("| nodes | apply | destroy | mean step time |")
     print("|---|---|---|---|")
     for nodes, apply, destroy, steps in rows:
