@@ -2,7 +2,8 @@
 //! its services in one podman container per node (Debian's podman; the image is made
 //! here from busybox, since no registry is reachable), over a real sshd per node. A
 //! changed image makes the containers anew and reruns every step in them; a container
-//! removed by hand is reported, and made again by --replace; destroy removes them.
+//! stopped is reported and made again by --replace; one removed by hand is drift,
+//! made again by apply; destroy removes them.
 
 mod common;
 
@@ -260,8 +261,8 @@ fn services_run_in_a_container_per_node_and_a_new_image_reruns_them() {
     );
     assert_eq!(p.ok(&["plan", "--detailed-exitcode"], 0).code, 0);
 
-    // A container removed by hand: status says so and how to make it again (an
-    // address with quotes in it, shown as the user types it).
+    // A stopped container (a node that restarted): status says so and how to make it
+    // again (an address with quotes in it, shown as the user types it).
     let worker = r#"cluster.c.node.worker["w"][0].container"#;
     let name = running
         .iter()
@@ -270,11 +271,12 @@ fn services_run_in_a_container_per_node_and_a_new_image_reruns_them() {
             podman(&["inspect", "-f", "{{index .Config.Labels \"tik.node\"}}", n]).trim() == worker
         })
         .expect("worker-w-0's container");
-    podman(&["rm", "-f", &name]);
+    podman(&["stop", "-t", "1", &name]);
     let r = p.ok(&["status", "c"], 2);
     assert!(
-        r.stdout
-            .contains(&format!("tik apply --replace '{worker}'")),
+        r.stdout.contains(&format!(
+            "is stopped (the node restarted?): tik apply --replace '{worker}'"
+        )),
         "{}",
         r.out()
     );
@@ -287,6 +289,42 @@ fn services_run_in_a_container_per_node_and_a_new_image_reruns_them() {
     );
     assert_eq!(get(&ips[1]).as_deref(), Some("image 2 on worker-w-0"));
     p.ok(&["status", "c"], 0);
+
+    // A container removed by hand is drift: plan and drift see it, status says so,
+    // and a plain apply makes it again and reruns only that node's steps.
+    let name = containers
+        .names()
+        .iter()
+        .map(|l| l.split(' ').next().unwrap().to_string())
+        .find(|n| {
+            podman(&["inspect", "-f", "{{index .Config.Labels \"tik.node\"}}", n]).trim() == worker
+        })
+        .expect("worker-w-0's new container");
+    podman(&["rm", "-f", &name]);
+    let r = p.ok(&["status", "c"], 2);
+    assert!(
+        r.stdout.contains(&format!(
+            "is not there (removed by hand?): tik plan shows '{worker}'"
+        )),
+        "{}",
+        r.out()
+    );
+    let drift = p.ok(&["drift"], 2);
+    assert!(drift.stdout.contains(worker), "{}", drift.out());
+    let plan = p.ok(&["plan"], 0).stdout;
+    assert!(
+        plan.contains(&format!("{worker} was deleted outside of tik")),
+        "{plan}"
+    );
+    let r = p.ok(&["apply", "--auto-approve"], 0);
+    assert!(
+        r.stdout
+            .contains("Resources: 1 added, 3 changed, 0 replaced"),
+        "worker-w-0's container and its three steps, nothing else: {}",
+        r.out()
+    );
+    assert_eq!(get(&ips[1]).as_deref(), Some("image 2 on worker-w-0"));
+    assert_eq!(p.ok(&["plan", "--detailed-exitcode"], 0).code, 0);
 
     p.ok(&["destroy", "--auto-approve"], 0);
     assert_eq!(containers.names(), Vec::<String>::new());

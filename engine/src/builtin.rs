@@ -12,14 +12,14 @@ use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
 pub struct TikProvider {
-    steps: crate::steps::Runner,
+    steps: std::sync::Arc<crate::steps::Runner>,
 }
 
 impl TikProvider {
     /// `log_dir` keeps a log file per node of what its steps printed.
     pub fn new(log_dir: std::path::PathBuf) -> Self {
         TikProvider {
-            steps: crate::steps::Runner::new(log_dir),
+            steps: std::sync::Arc::new(crate::steps::Runner::new(log_dir)),
         }
     }
 }
@@ -122,10 +122,15 @@ impl Provider for TikProvider {
 
     async fn read(
         &self,
-        _type_name: &str,
+        type_name: &str,
         items: &[ReadRequest],
     ) -> Result<Vec<Option<Map>>, ProviderError> {
-        // tik_data lives only in state: what was recorded is what exists.
+        if type_name == crate::runtime::CONTAINER_TYPE {
+            let recorded = items.iter().map(|i| i.attributes.clone()).collect();
+            return Ok(self.steps.read_containers(recorded).await);
+        }
+        // tik_data, sessions and steps live only in state: what was recorded is what
+        // exists. (A dead service shows in `tik status`.)
         Ok(items.iter().map(|i| Some(i.attributes.clone())).collect())
     }
 

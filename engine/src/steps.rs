@@ -273,6 +273,48 @@ impl Runner {
         })
     }
 
+    /// Reads nodes' containers back, all at once: a container that is gone from its
+    /// node, or whose name another container now has, reads as None (deleted outside
+    /// tik: the plan makes it anew). Where the node cannot be asked (unreachable, its
+    /// engine not answering), the recorded container stands: the plan cannot tell.
+    pub async fn read_containers(self: &Arc<Self>, items: Vec<Map>) -> Vec<Option<Map>> {
+        self.each(items, |runner, attrs| async move {
+            match runner.container_id(&attrs).await {
+                Some(found) => {
+                    let recorded = attrs
+                        .get("container")
+                        .and_then(|c| c.get("id"))
+                        .and_then(Value::as_str);
+                    (found.as_deref() == recorded && found.is_some()).then_some(attrs)
+                }
+                None => Some(attrs),
+            }
+        })
+        .await
+    }
+
+    /// The id of a node's container as its engine tells it: `Some(None)` when the
+    /// engine says there is no such container, `None` when it cannot be asked.
+    async fn container_id(&self, attrs: &Map) -> Option<Option<String>> {
+        let target = self.target(attrs).await.ok()?;
+        let c = target.container.as_ref()?;
+        // Exit 3: the engine answered, and has no such container.
+        let check = format!(
+            "out=$({} container inspect --format '{{{{.Id}}}}' {} 2>&1) && {{ echo \"$out\"; exit 0; }}\n\
+             case \"$out\" in *[Nn]o\\ such*) exit 3;; esac\nexit 1",
+            shell_quote(&c.engine),
+            shell_quote(&c.name)
+        );
+        let out = run_sh(&target.host(), &check).await.ok()?;
+        match out.status.code() {
+            Some(0) => Some(Some(
+                String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            )),
+            Some(3) => Some(None),
+            _ => None,
+        }
+    }
+
     /// Whether the target's container is there (true for a target without one).
     async fn container_exists(&self, target: &Target) -> bool {
         let Some(c) = &target.container else {
@@ -735,17 +777,26 @@ impl Container {
         let e = shell_quote(&self.engine);
         let n = shell_quote(&self.name);
         let gone = format!(
-            "tik: the node's container {} is not there (removed, or the node restarted): tik apply --replace '{}' makes it again, and runs the node's steps in it",
+            "tik: the node's container {} is not there (removed by hand?): tik plan shows '{}' to be made again, and tik apply makes it and runs the node's steps in it",
+            self.name, self.address
+        );
+        let stopped = format!(
+            "tik: the node's container {} is stopped (the node restarted?): tik apply --replace '{}' makes it again, and runs the node's steps in it",
             self.name, self.address
         );
         format!(
             "{e} exec {n} sh -c {}\nrc=$?\n\
-             if [ $rc -ne 0 ] && ! {e} container inspect {n} >/dev/null 2>&1; then\n\
-             \x20 echo {} >&2\n\
+             if [ $rc -ne 0 ]; then\n\
+             \x20 if ! running=$({e} container inspect --format '{{{{.State.Running}}}}' {n} 2>/dev/null); then\n\
+             \x20   echo {} >&2\n\
+             \x20 elif [ \"$running\" != true ]; then\n\
+             \x20   echo {} >&2\n\
+             \x20 fi\n\
              fi\n\
              exit $rc\n",
             shell_quote(script),
-            shell_quote(&gone)
+            shell_quote(&gone),
+            shell_quote(&stopped)
         )
     }
 }
