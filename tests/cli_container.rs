@@ -135,6 +135,18 @@ impl Drop for Images {
 struct Containers(String);
 
 impl Containers {
+    /// The name of the container labelled with `address` (`...node.head.container`).
+    fn of(&self, address: &str) -> String {
+        self.names()
+            .iter()
+            .map(|l| l.split(' ').next().unwrap().to_string())
+            .find(|n| {
+                podman(&["inspect", "-f", "{{index .Config.Labels \"tik.node\"}}", n]).trim()
+                    == address
+            })
+            .unwrap_or_else(|| panic!("no container of {address}"))
+    }
+
     fn names(&self) -> Vec<String> {
         podman(&[
             "ps",
@@ -264,14 +276,7 @@ fn services_run_in_a_container_per_node_and_a_new_image_reruns_them() {
     // A stopped container (a node that restarted): status says so and how to make it
     // again (an address with quotes in it, shown as the user types it).
     let worker = r#"cluster.c.node.worker["w"][0].container"#;
-    let name = running
-        .iter()
-        .map(|l| l.split(' ').next().unwrap().to_string())
-        .find(|n| {
-            podman(&["inspect", "-f", "{{index .Config.Labels \"tik.node\"}}", n]).trim() == worker
-        })
-        .expect("worker-w-0's container");
-    podman(&["stop", "-t", "1", &name]);
+    podman(&["stop", "-t", "1", &containers.of(worker)]);
     let r = p.ok(&["status", "c"], 2);
     assert!(
         r.stdout.contains(&format!(
@@ -292,15 +297,7 @@ fn services_run_in_a_container_per_node_and_a_new_image_reruns_them() {
 
     // A container removed by hand is drift: plan and drift see it, status says so,
     // and a plain apply makes it again and reruns only that node's steps.
-    let name = containers
-        .names()
-        .iter()
-        .map(|l| l.split(' ').next().unwrap().to_string())
-        .find(|n| {
-            podman(&["inspect", "-f", "{{index .Config.Labels \"tik.node\"}}", n]).trim() == worker
-        })
-        .expect("worker-w-0's new container");
-    podman(&["rm", "-f", &name]);
+    podman(&["rm", "-f", &containers.of(worker)]);
     let r = p.ok(&["status", "c"], 2);
     assert!(
         r.stdout.contains(&format!(

@@ -97,19 +97,12 @@ fn ips(p: &Project) -> Vec<String> {
     serde_json::from_str(&out).expect("ips are a JSON list")
 }
 
-fn pid(p: &Project, node: &str) -> String {
-    p.read(&format!(
-        ".tik/local/workspaces/lab/clusters/c/{node}/home/echo.pid"
-    ))
-}
-
-#[test]
-fn a_runtime_runs_over_ssh_on_every_node_and_reruns_only_what_changed() {
-    need_sshd();
-    let p = project("ssh");
+/// Applies the project, checks that the head and the 3 workers greet as they should,
+/// and returns the nodes' addresses (the head's first).
+fn apply_and_greet(p: &Project) -> Vec<String> {
     let r = p.ok(&["apply", "--auto-approve"], 0);
     assert!(r.stdout.contains("Apply complete!"), "{}", r.out());
-    let ips = ips(&p);
+    let ips = ips(p);
     assert_eq!(ips.len(), 4);
     assert_eq!(
         get(&ips[0]).as_deref(),
@@ -120,6 +113,20 @@ fn a_runtime_runs_over_ssh_on_every_node_and_reruns_only_what_changed() {
     for ip in &ips[1..] {
         assert_eq!(get(ip).as_deref(), Some("hello from a worker"));
     }
+    ips
+}
+
+fn pid(p: &Project, node: &str) -> String {
+    p.read(&format!(
+        ".tik/local/workspaces/lab/clusters/c/{node}/home/echo.pid"
+    ))
+}
+
+#[test]
+fn a_runtime_runs_over_ssh_on_every_node_and_reruns_only_what_changed() {
+    need_sshd();
+    let p = project("ssh");
+    let ips = apply_and_greet(&p);
     let primary = p.ok(&["output", "primary"], 0).stdout;
     assert_eq!(primary.trim(), format!("\"http://{}:7700/\"", ips[0]));
     // Host keys are recorded at first contact.
@@ -343,19 +350,9 @@ fn workers_without_a_public_address_are_reached_through_the_head() {
             "transport = \"ssh\"\n  network { mode = \"public-head\" }\n",
         ),
     );
-    let r = p.ok(&["apply", "--auto-approve"], 0);
-    let ips = ips(&p);
-    assert_eq!(
-        get(&ips[0]).as_deref(),
-        Some("hello from the head"),
-        "{}",
-        r.out()
-    );
-    for ip in &ips[1..] {
-        assert_eq!(get(ip).as_deref(), Some("hello from a worker"));
-    }
+    let ips = apply_and_greet(&p);
     // The head logged in tik once for itself and once for each worker's connection.
-    assert_eq!(logins(&p, "head"), 4, "{}", r.out());
+    assert_eq!(logins(&p, "head"), 4);
     let state: serde_json::Value =
         serde_json::from_str(&p.read("tik.tikstate")).expect("state is JSON");
     let resources = state["resources"].as_array().unwrap();

@@ -1232,6 +1232,38 @@ fn scratch_file(tag: &str) -> PathBuf {
     ))
 }
 
+/// One connection attempt and what it leaves to read: the known-hosts file ssh
+/// wrote, and the jump host's log (removed with `_scratch`).
+struct Attempt {
+    result: Result<openssh::Session, openssh::Error>,
+    known_hosts: String,
+    jump_log: PathBuf,
+    _scratch: Scratch,
+}
+
+/// Connects to a node: accepting only `recorded` as its host key, or with none
+/// recorded, any key, which ssh writes to the known-hosts file.
+async fn attempt(ssh: &Ssh, recorded: Option<&str>) -> Result<Attempt, ProviderError> {
+    let mut scratch = Scratch::default();
+    let (known, check) = match recorded {
+        Some(key) => (
+            scratch.write("known-hosts", &format!("{} {key}\n", host_pattern(ssh)))?,
+            openssh::KnownHosts::Strict,
+        ),
+        None => (scratch.file("known-hosts"), openssh::KnownHosts::Add),
+    };
+    let jump_log = scratch.file("jump-log");
+    let result = builder(ssh, &known, check, &mut scratch, &jump_log)?
+        .connect_mux(&ssh.host)
+        .await;
+    Ok(Attempt {
+        result,
+        known_hosts: std::fs::read_to_string(&known).unwrap_or_default(),
+        jump_log,
+        _scratch: scratch,
+    })
+}
+
 /// Waits (with growing pauses, up to `wait`) until the node answers, and returns
 /// the host key it showed (recorded in state and required from then on) and the
 /// connection, which the node's steps go on to use. Each failed attempt is noted
@@ -1247,19 +1279,12 @@ async fn first_contact(
     let mut attempts = 0u32;
     loop {
         attempts += 1;
-        let mut scratch = Scratch::default();
-        let known = scratch.file("known-hosts");
-        let jump_log = scratch.file("jump-log");
-        let result = builder(
-            ssh,
-            &known,
-            openssh::KnownHosts::Add,
-            &mut scratch,
-            &jump_log,
-        )?
-        .connect_mux(&ssh.host)
-        .await;
-        let text = std::fs::read_to_string(&known).unwrap_or_default();
+        let Attempt {
+            result,
+            known_hosts: text,
+            jump_log,
+            _scratch,
+        } = attempt(ssh, None).await?;
         match result {
             Ok(session) => {
                 // A known_hosts line: host pattern, key type, key.
@@ -1317,21 +1342,13 @@ async fn connect_verified(
     host_key: &str,
     attrs: &Map,
 ) -> Result<openssh::Session, ProviderError> {
-    let mut scratch = Scratch::default();
-    let known = scratch.write(
-        "known-hosts",
-        &format!("{} {host_key}\n", host_pattern(ssh)),
-    )?;
-    let jump_log = scratch.file("jump-log");
-    let result = builder(
-        ssh,
-        &known,
-        openssh::KnownHosts::Strict,
-        &mut scratch,
-        &jump_log,
-    )?
-    .connect_mux(&ssh.host)
-    .await;
+    // `_scratch` holds the jump's log until the error is read.
+    let Attempt {
+        result,
+        jump_log,
+        _scratch,
+        ..
+    } = attempt(ssh, Some(host_key)).await?;
     result.map_err(|e| {
         if let Some(refused) = jump_refused(ssh, &jump_log) {
             return refused.with_replace(&head_session_address(attrs));
