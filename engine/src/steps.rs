@@ -648,12 +648,6 @@ fn session_address(attrs: &Map) -> String {
     format!("cluster.{}.{}.session", text("cluster"), text("node"))
 }
 
-/// The address of the session of the head of a step's cluster.
-fn head_session_address(attrs: &Map) -> String {
-    let cluster = attrs.get("cluster").and_then(Value::as_str).unwrap_or("?");
-    format!("cluster.{cluster}.node.head.session")
-}
-
 /// The head's session beside a node's session (`...cluster.c.node.worker["w"][0].session`).
 fn head_session_of(session: &str) -> String {
     match session.find(".node.") {
@@ -1351,7 +1345,7 @@ async fn connect_verified(
     } = attempt(ssh, Some(host_key)).await?;
     result.map_err(|e| {
         if let Some(refused) = jump_refused(ssh, &jump_log) {
-            return refused.with_replace(&head_session_address(attrs));
+            return refused.with_replace(&head_session_of(&session_address(attrs)));
         }
         let text = format!("{e:?}");
         if text.contains("verification failed") || text.contains("REMOTE HOST IDENTIFICATION") {

@@ -276,16 +276,7 @@ pub async fn read_route_tables(
     Ok(describe_route_tables(ec2, filters)
         .await?
         .iter()
-        .map(|t| {
-            let mut attrs = Map::new();
-            attrs.insert(
-                "id".into(),
-                Value::from(t.route_table_id().unwrap_or_default()),
-            );
-            attrs.insert("vpc_id".into(), Value::from(t.vpc_id().unwrap_or_default()));
-            read_tags(t.tags(), &mut attrs);
-            Found::new(attrs, t.tags())
-        })
+        .map(|t| Found::new(route_table_attrs(t), t.tags()))
         .collect())
 }
 

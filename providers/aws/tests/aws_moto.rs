@@ -83,15 +83,7 @@ async fn a_workspace_and_cluster_are_created_read_back_and_destroyed() {
 
     let config_text = config(&moto.endpoint, 3, "");
     w.write(&config_text);
-    let (plan, report) = w
-        .apply_with(
-            tik_engine::plan::PlanOptions {
-                destroy: true,
-                ..Default::default()
-            },
-            10,
-        )
-        .await;
+    let (plan, report) = w.destroy().await;
     assert!(report.ok(), "{report:?}");
     assert_eq!(count(&plan, Action::Delete), 28);
     let left = ec2
@@ -398,15 +390,7 @@ async fn the_bucket_is_encrypted_and_kept_unless_the_configuration_says_otherwis
     assert!(w.attr("cluster.etl.node.head", "iam_instance_profile") == "lab-head-profile");
 
     // Destroying the workspace keeps the data: the bucket outlives it, forgotten by tik.
-    let (_, report) = w
-        .apply_with(
-            tik_engine::plan::PlanOptions {
-                destroy: true,
-                ..Default::default()
-            },
-            10,
-        )
-        .await;
+    let (_, report) = w.destroy().await;
     assert!(report.ok(), "{report:?}");
     assert!(
         s3.head_bucket().bucket("lab-data").send().await.is_ok(),
@@ -429,17 +413,7 @@ async fn the_bucket_is_encrypted_and_kept_unless_the_configuration_says_otherwis
             .replace("lab-data", "lab-scratch"),
     );
     assert!(w2.apply().await.1.ok());
-    assert!(w2
-        .apply_with(
-            tik_engine::plan::PlanOptions {
-                destroy: true,
-                ..Default::default()
-            },
-            10
-        )
-        .await
-        .1
-        .ok());
+    assert!(w2.destroy().await.1.ok());
     assert!(
         s3.head_bucket().bucket("lab-scratch").send().await.is_err(),
         "the bucket is deleted"
@@ -786,17 +760,7 @@ async fn peering_routes_both_ways_and_refuses_overlapping_ranges() {
         .contains(&("10.20.0.0/16".to_string(), Some(pcx.clone()))));
     assert!(w.plan().await.changes.is_empty());
     // Destroying the workspace takes its route out of the peer's table too.
-    assert!(w
-        .apply_with(
-            tik_engine::plan::PlanOptions {
-                destroy: true,
-                ..Default::default()
-            },
-            10
-        )
-        .await
-        .1
-        .ok());
+    assert!(w.destroy().await.1.ok());
     assert!(!routes_of(work_rt)
         .await
         .iter()
@@ -893,17 +857,7 @@ async fn a_shared_vpc_is_used_and_never_created_changed_or_destroyed() {
     );
     assert!(w.plan().await.changes.is_empty());
 
-    assert!(w
-        .apply_with(
-            tik_engine::plan::PlanOptions {
-                destroy: true,
-                ..Default::default()
-            },
-            10
-        )
-        .await
-        .1
-        .ok());
+    assert!(w.destroy().await.1.ok());
     let left = ec2
         .describe_subnets()
         .filters(

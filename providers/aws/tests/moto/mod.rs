@@ -132,6 +132,18 @@ impl World {
         self.apply_with(PlanOptions::default(), 10).await
     }
 
+    /// Plans and applies the destruction of everything state records.
+    pub async fn destroy(&self) -> (Plan, ApplyReport) {
+        self.apply_with(
+            PlanOptions {
+                destroy: true,
+                ..Default::default()
+            },
+            10,
+        )
+        .await
+    }
+
     pub fn state(&self) -> serde_json::Value {
         serde_json::from_slice(&self.backend.read_snapshot().unwrap().unwrap_or_default())
             .unwrap_or_default()
