@@ -463,6 +463,45 @@ fn workers_without_a_public_address_are_reached_through_the_head() {
     }
 }
 
+/// A cluster without runtimes has no sessions to record the way to its workers:
+/// `tik ssh` still goes through the head (trusting its key on first use, into a file
+/// of its own).
+#[test]
+fn ssh_into_a_worker_behind_the_head_without_runtimes_goes_through_the_head() {
+    need_sshd();
+    let p = Cleanup(Project::new(&[(
+        "main.tik.hcl",
+        r#"workspace "lab" {
+  provider  = "local"
+  transport = "ssh"
+  network { mode = "public-head" }
+}
+
+cluster "c" {
+  workspace = workspace.lab
+  head {}
+  workers "w" {
+    min = 1
+    max = 1
+  }
+}
+"#,
+    )]));
+    p.ok(&["apply", "--auto-approve"], 0);
+    assert_eq!(logins(&p, "head"), 0);
+    let ssh = p.ok(
+        &["ssh", "c", "worker-w-0", "--", "echo", "$SSH_CONNECTION"],
+        0,
+    );
+    assert!(ssh.stdout.contains(" 2222"), "{}", ssh.out());
+    assert_eq!(
+        logins(&p, "head"),
+        1,
+        "the way to the worker is through the head"
+    );
+    p.ok(&["destroy", "--auto-approve"], 0);
+}
+
 #[test]
 fn the_default_transport_runs_steps_without_sshd() {
     let p = project("local");
