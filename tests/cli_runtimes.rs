@@ -602,6 +602,22 @@ fn runtime_mistakes_name_the_place_and_suggest_the_fix() {
         "{}",
         r.out()
     );
+
+    // `on` is a role or a condition on the node; a number is neither.
+    p.write(
+        "runtimes/a/runtime.tik.hcl",
+        "runtime \"a\" {\n  service \"s\" {\n    on    = node.index + 1\n    start = \"true\"\n  }\n}\n",
+    );
+    let r = p.ok(&["validate"], 1);
+    assert!(
+        r.stderr
+            .contains("service \"s\" of runtime \"a\": on = 1 is neither a role nor true or false"),
+        "{}",
+        r.out()
+    );
+    assert!(r.stderr.contains("runtime.tik.hcl:3:13"), "{}", r.out());
+    assert_eq!(r.stderr.matches("error:").count(), 1, "once: {}", r.out());
+    assert!(r.stderr.contains("node.index < 3"), "{}", r.out());
 }
 
 /// Every shipped runtime loads, orders and plans on a cluster: its services' steps on

@@ -8,7 +8,8 @@
 
 use crate::addr::{Address, Segment};
 use crate::config::body::{eval_error, eval_literal};
-use crate::diag::{did_you_mean, Diagnostic, Diagnostics, FileId, Sources};
+use crate::config::{validation, Validation};
+use crate::diag::{did_you_mean, Diagnostic, Diagnostics, FileId, Location, Sources};
 use crate::eval::Evaluator;
 use crate::provider::{ResourceSpec, SiblingRef};
 use crate::value::{Map, Value};
@@ -47,6 +48,8 @@ pub struct RuntimeDef {
     pub params: IndexMap<String, Option<Expression>>,
     /// Params declared `sensitive = true`: a step given one hides its env in plans.
     pub sensitive: Vec<String>,
+    /// The params' rules, checked with `param` and `cluster` in scope.
+    pub validations: Vec<(String, Validation)>,
     pub services: Vec<ServiceDef>,
     pub endpoints: IndexMap<String, Expression>,
 }
@@ -206,6 +209,7 @@ fn parse(
         after: Vec::new(),
         requires: Vec::new(),
         params: IndexMap::new(),
+        validations: Vec::new(),
         sensitive: Vec::new(),
         services: Vec::new(),
         endpoints: IndexMap::new(),
@@ -278,8 +282,24 @@ fn parse(
                                 other => diags.push(
                                     Diagnostic::new(format!("unsupported attribute \"{other}\" in param \"{label}\""))
                                         .at(file, a.key.span())
-                                        .help("a param takes default, description and sensitive"),
+                                        .help("a param takes default, description and sensitive, and validation blocks"),
                                 ),
+                            }
+                        }
+                        for inner in b.body.blocks() {
+                            let checked = if inner.ident.as_str() == "validation" {
+                                validation(inner, file)
+                            } else {
+                                Err(Diagnostic::new(format!(
+                                    "unsupported block \"{}\" in param \"{label}\"",
+                                    inner.ident.as_str()
+                                ))
+                                .at(file, inner.ident.span())
+                                .help("a param takes validation { condition = ..., error_message = \"...\" } blocks"))
+                            };
+                            match checked {
+                                Ok(v) => def.validations.push((label.clone(), v)),
+                                Err(d) => diags.push(d),
                             }
                         }
                         def.params.insert(label, default);
@@ -406,6 +426,19 @@ impl Site<'_> {
         d.at(self.file, span)
     }
 
+    /// At the value the cluster gives a runtime's param, or at the runtime's block
+    /// when the param has its default.
+    fn at_param(&self, name: &str, param: &str, d: Diagnostic) -> Diagnostic {
+        let given = self
+            .runtime_block(name)
+            .and_then(|b| b.body.attributes().find(|a| a.key.as_str() == param))
+            .and_then(|a| a.value.span().or_else(|| a.key.span()));
+        match given {
+            Some(span) => d.at(self.file, Some(span)),
+            None => self.at_runtime(name, d),
+        }
+    }
+
     fn at_runtime(&self, name: &str, d: Diagnostic) -> Diagnostic {
         match self.runtime_block(name) {
             Some(b) => d.at(self.file, b.ident.span()),
@@ -523,13 +556,15 @@ fn sha(parts: &[&str]) -> String {
 
 /// The `node` and `cluster` values a runtime sees: names known, addresses as the
 /// shell variables the step sets.
-fn scope_for(cluster: &str, node: &NodeRef, nodes: &[NodeRef]) -> (Value, Value) {
+fn scope_for(cluster: &str, index: usize, nodes: &[NodeRef]) -> (Value, Value) {
+    let node = &nodes[index];
     let node_value = Value::Object(Map::from_iter([
         ("name".to_string(), Value::from(node.name.as_str())),
         (
             "role".to_string(),
             Value::from(if node.head { "head" } else { "worker" }),
         ),
+        ("index".to_string(), Value::Number(index as f64)),
         ("private_ip".to_string(), placeholder("TIK_NODE_IP")),
         ("public_ip".to_string(), placeholder("TIK_NODE_PUBLIC_IP")),
         ("home".to_string(), placeholder("TIK_HOME")),
@@ -588,9 +623,10 @@ pub fn expand(
         return Ok(out);
     }
     let order = order(defs, &asked.keys().cloned().collect::<Vec<_>>(), site)?;
-    let Some(head) = nodes.iter().find(|n| n.head) else {
+    let Some(head_index) = nodes.iter().position(|n| n.head) else {
         return Ok(out);
     };
+    let head = &nodes[head_index];
     let mut diags = Diagnostics::default();
     let wait = ssh_wait(config, site)?;
     let container = container_of(config, site)?;
@@ -676,6 +712,47 @@ pub fn expand(
         if !diags.is_empty() {
             continue;
         }
+        let (_, cluster_value) = scope_for(cluster, head_index, nodes);
+        let runtime_scope = Map::from_iter([
+            ("param".to_string(), Value::Object(params.clone())),
+            ("cluster".to_string(), cluster_value),
+        ]);
+        for (k, rule) in &def.validations {
+            let mut ev = Evaluator::new(&runtime_scope, &def.dir);
+            ev.embedded = def.embedded.as_ref();
+            let verdict = ev.eval(&rule.condition).and_then(|ok| match ok {
+                Value::Bool(false) => ev.eval(&rule.error_message).map(Some),
+                _ => Ok(None),
+            });
+            match verdict {
+                Ok(None) => {}
+                Ok(Some(msg)) => {
+                    let rule_at = rule.condition.span().map(|span| Location {
+                        file: def.file,
+                        span,
+                    });
+                    diags.push(
+                        site.at_param(
+                            name,
+                            k,
+                            Diagnostic::new(format!(
+                                "invalid value for param \"{k}\" of runtime \"{name}\": {}",
+                                msg.to_template_string()
+                                    .unwrap_or_else(|| msg.to_json().to_string())
+                            )),
+                        )
+                        .note("the runtime's rule", rule_at)
+                        .help(format!(
+                            "change {k} in the cluster's runtime \"{name}\" block"
+                        )),
+                    );
+                }
+                Err(e) => diags.push(eval_error(def.file, e)),
+            }
+        }
+        if !diags.is_empty() {
+            continue;
+        }
         let env: Map = params
             .iter()
             .map(|(k, v)| {
@@ -687,8 +764,9 @@ pub fn expand(
             .collect();
         let mut head_starts: Vec<Address> = Vec::new();
         let mut node_steps: Vec<(usize, Vec<(String, ResourceSpec)>)> = Vec::new();
+        let mut bad_on: std::collections::HashSet<&str> = Default::default();
         for (ni, n) in nodes.iter().enumerate() {
-            let (node_value, cluster_value) = scope_for(cluster, n, nodes);
+            let (node_value, cluster_value) = scope_for(cluster, ni, nodes);
             let scope = Map::from_iter([
                 ("param".to_string(), Value::Object(params.clone())),
                 ("node".to_string(), node_value),
@@ -707,20 +785,37 @@ pub fn expand(
                         Err(e) => diags.push(eval_error(def.file, e)),
                     }
                 }
-                let on = attrs.get("on").and_then(Value::as_str).unwrap_or("all");
-                let here = match on {
-                    "head" => n.head,
-                    "workers" => !n.head,
-                    "all" => true,
-                    other => {
-                        diags.push(
-                            Diagnostic::new(format!(
-                                "service \"{}\" of runtime \"{name}\": on = \"{other}\" is not a role",
-                                service.name
-                            ))
-                            .at(def.file, service.span.clone())
-                            .help("write on = \"head\", \"workers\" or \"all\""),
-                        );
+                // A role, or a condition on the node (`node.index < param.servers`).
+                let here = match attrs.get("on") {
+                    None => true,
+                    Some(Value::Bool(b)) => *b,
+                    Some(Value::String(on)) if on == "head" => n.head,
+                    Some(Value::String(on)) if on == "workers" => !n.head,
+                    Some(Value::String(on)) if on == "all" => true,
+                    Some(other) => {
+                        let shown = match other {
+                            Value::String(s) => format!("\"{s}\" is not a role"),
+                            Value::Unknown => {
+                                "a value known only after apply: which nodes run it must be known when planning".to_string()
+                            }
+                            v => format!("{} is neither a role nor true or false", v.to_json()),
+                        };
+                        // Once per service, at its `on`, though it is wrong on every node.
+                        if bad_on.insert(service.name.as_str()) {
+                            let at = service
+                                .body
+                                .get_attribute("on")
+                                .and_then(|a| a.value.span())
+                                .or_else(|| service.span.clone());
+                            diags.push(
+                                Diagnostic::new(format!(
+                                    "service \"{}\" of runtime \"{name}\": on = {shown}",
+                                    service.name
+                                ))
+                                .at(def.file, at)
+                                .help("write on = \"head\", \"workers\" or \"all\", or a condition on the node such as node.index < 3"),
+                            );
+                        }
                         continue;
                     }
                 };
@@ -856,13 +951,8 @@ pub fn expand(
                 out.specs.push(spec);
             }
         }
-        let (_, cluster_value) = scope_for(cluster, head, nodes);
-        let scope = Map::from_iter([
-            ("param".to_string(), Value::Object(params.clone())),
-            ("cluster".to_string(), cluster_value),
-        ]);
         for (ep, expr) in &def.endpoints {
-            let mut ev = Evaluator::new(&scope, &def.dir);
+            let mut ev = Evaluator::new(&runtime_scope, &def.dir);
             ev.embedded = def.embedded.as_ref();
             match ev.eval(expr) {
                 Ok(v) => out.endpoints.push((name.clone(), ep.clone(), v)),

@@ -69,6 +69,36 @@ pub struct Validation {
     pub error_message: Expression,
 }
 
+/// A `validation { condition, error_message }` block (of a variable or a runtime's param).
+pub fn validation(b: &Block, file: FileId) -> Result<Validation, Diagnostic> {
+    if let Some(extra) = b
+        .body
+        .attributes()
+        .find(|a| !matches!(a.key.as_str(), "condition" | "error_message"))
+    {
+        return Err(unknown_attr(
+            extra,
+            file,
+            "a validation block",
+            &["condition", "error_message"],
+        ));
+    }
+    match (
+        b.body.get_attribute("condition"),
+        b.body.get_attribute("error_message"),
+    ) {
+        (Some(c), Some(m)) => Ok(Validation {
+            condition: c.value.clone(),
+            error_message: m.value.clone(),
+        }),
+        _ => Err(
+            Diagnostic::new("a validation block needs both condition and error_message")
+                .at(file, b.ident.span())
+                .help("validation { condition = ..., error_message = \"...\" }"),
+        ),
+    }
+}
+
 #[derive(Debug)]
 pub struct Local {
     pub name: String,
@@ -505,33 +535,7 @@ impl Loader {
                     }
                 },
                 Structure::Block(b) if b.ident.as_str() == "validation" => {
-                    let cond = b.body.get_attribute("condition");
-                    let msg = b.body.get_attribute("error_message");
-                    if let Some(extra) = b
-                        .body
-                        .attributes()
-                        .find(|a| !matches!(a.key.as_str(), "condition" | "error_message"))
-                    {
-                        return Err(unknown_attr(
-                            extra,
-                            file,
-                            "a validation block",
-                            &["condition", "error_message"],
-                        ));
-                    }
-                    match (cond, msg) {
-                        (Some(c), Some(m)) => v.validations.push(Validation {
-                            condition: c.value.clone(),
-                            error_message: m.value.clone(),
-                        }),
-                        _ => {
-                            return Err(Diagnostic::new(
-                                "a validation block needs both condition and error_message",
-                            )
-                            .at(file, b.ident.span())
-                            .help("validation { condition = ..., error_message = \"...\" }"))
-                        }
-                    }
+                    v.validations.push(validation(b, file)?);
                 }
                 Structure::Block(b) => {
                     return Err(unknown_block(b, file, "a variable block", &["validation"]))

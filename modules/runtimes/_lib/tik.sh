@@ -139,6 +139,22 @@ tik_install_archive() {
   mkdir -p "$base/conf" "$base/logs" "$base/data"
 }
 
+# tik_apt_install PACKAGE...: the distribution's packages, installed with apt-get
+# (through sudo -n when not root) unless dpkg already has them all.
+tik_apt_install() {
+  missing=""
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q ' installed$' || missing="$missing $p"
+  done
+  [ -n "$missing" ] || return 0
+  command -v apt-get >/dev/null 2>&1 ||
+    tik_fail "$TIK_RUNTIME needs the packages$missing and this node has no apt-get: install them, or use another install_method"
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo -n"; fi
+  # shellcheck disable=SC2086
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing ||
+    tik_fail "cannot install$missing with apt-get (as root, or a user with passwordless sudo; are they in the node's apt sources?)"
+}
+
 # tik_need_java: Java on the node, and JAVA_HOME for scripts that want it.
 tik_need_java() {
   if [ -z "${JAVA_HOME:-}" ]; then

@@ -13,9 +13,8 @@ case "$TIK_PARAM_INSTALL_METHOD" in
     if [ -z "$bin" ]; then
       command -v apt-get >/dev/null 2>&1 ||
         tik_fail "PostgreSQL $major is not installed and this node has no apt-get: install its server package (postgresql$major-server from PGDG), or use install_method = \"source\""
-      if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo -n"; fi
-      $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "postgresql-$major" ||
-        tik_fail "cannot install postgresql-$major with apt-get (is it in the node's apt sources? PGDG's apt.postgresql.org has every version)"
+      # PGDG's apt.postgresql.org has every version, where the distribution lacks it.
+      tik_apt_install "postgresql-$major"
       bin="/usr/lib/postgresql/$major/bin"
     fi
     ln -sfn "$bin" "$d/bin"

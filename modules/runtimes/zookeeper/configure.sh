@@ -1,13 +1,29 @@
 # zoo.cfg: data under the node's home, the client port on the node's address, the
-# admin server off (its port 8080 is Spark's), and `ruok` for the health check.
+# admin server off (its port 8080 is Spark's), and `ruok`/`srvr` for health checks.
+# In an ensemble ($TIK_ZK_SERVERS set), the members and this server's id in myid.
 set -e
 d="$TIK_HOME/zookeeper"
 mkdir -p "$d/conf" "$d/data" "$d/logs"
-cat >"$d/conf/zoo.cfg" <<CFG
-tickTime=2000
-dataDir=$d/data
-clientPort=$TIK_PARAM_CLIENT_PORT
-clientPortAddress=$TIK_NODE_IP
-admin.enableServer=false
-4lw.commands.whitelist=ruok,srvr,stat
-CFG
+{
+  echo "tickTime=2000"
+  echo "dataDir=$d/data"
+  echo "clientPort=$TIK_PARAM_CLIENT_PORT"
+  echo "clientPortAddress=$TIK_NODE_IP"
+  echo "admin.enableServer=false"
+  echo "4lw.commands.whitelist=ruok,srvr,stat,mntr"
+  if [ -n "$TIK_ZK_SERVERS" ]; then
+    echo "initLimit=10"
+    echo "syncLimit=5"
+    # Listen for peers on this node's address only (each node has its own).
+    echo "quorumListenOnAllIPs=false"
+    for s in $TIK_ZK_SERVERS; do
+      echo "$s"
+    done
+  fi
+} >"$d/conf/zoo.cfg"
+if [ -n "$TIK_ZK_SERVERS" ]; then
+  echo "$TIK_ZK_ID" >"$d/data/myid"
+else
+  rm -f "$d/data/myid"
+fi
+cat "$d/conf/zoo.cfg"

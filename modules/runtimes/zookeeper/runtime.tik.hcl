@@ -1,26 +1,56 @@
-# Apache ZooKeeper: one server on the head (standalone), for Kafka and friends.
+# Apache ZooKeeper: a standalone server on the head, or an ensemble on the cluster's
+# first `servers` nodes (the head, then the workers in address order).
 runtime "zookeeper" {
-  description = "Apache ZooKeeper, a standalone server on the head"
+  description = "Apache ZooKeeper: standalone on the head, or an ensemble"
 
+  # "archive": Apache's release, downloaded and verified; "package": the node's
+  # distribution's zookeeper package (Debian, Ubuntu), installed with apt-get.
+  param "install_method" {
+    default = "archive"
+    validation {
+      condition     = contains(["archive", "package"], param.install_method)
+      error_message = "install_method must be \"archive\" or \"package\""
+    }
+  }
   param "version" { default = "3.8.4" }
   param "mirror" { default = "https://archive.apache.org/dist" }
   # Empty: ${mirror}/zookeeper/zookeeper-${version}/apache-zookeeper-${version}-bin.tar.gz
   param "url" { default = "" }
   # sha512 (or "sha256:HEX"); empty: the one Apache publishes beside the archive.
   param "checksum" { default = "" }
+  # How many nodes run a server: 1 is standalone on the head; 3 or 5 make an
+  # ensemble that keeps serving while fewer than half of them are down.
+  param "servers" {
+    default = 1
+    validation {
+      condition     = param.servers >= 1 && param.servers % 2 == 1
+      error_message = "servers must be odd (1, 3, 5, ...): an ensemble of 2n servers survives no more failures than one of 2n-1, and needs more of them to agree"
+    }
+    validation {
+      condition     = param.servers <= length(cluster.nodes)
+      error_message = "servers = ${param.servers} but the cluster has ${length(cluster.nodes)} nodes; give it more workers (their min) or fewer servers"
+    }
+  }
   param "client_port" { default = 2181 }
+  # Between the servers of an ensemble: followers to the leader, and leader election.
+  param "peer_port" { default = 2888 }
+  param "election_port" { default = 3888 }
   param "heap" { default = "512m" }
 
   service "server" {
-    on             = "head"
-    ports          = [param.client_port]
-    install        = "${file("../_lib/tik.sh")}\n${file("install.sh")}"
-    configure      = file("configure.sh")
+    on    = node.index < param.servers
+    ports = param.servers > 1 ? [param.client_port, param.peer_port, param.election_port] : [param.client_port]
+    install = "${file("../_lib/tik.sh")}\n${file("install.sh")}"
+    # The server's id, and the ensemble's members (none when standalone).
+    configure = "TIK_ZK_ID=${node.index + 1}\nTIK_ZK_SERVERS=\"${join(" ", [for i, n in cluster.nodes : "server.${i + 1}=${n.private_ip}:${param.peer_port}:${param.election_port}" if i < param.servers && param.servers > 1])}\"\n${file("configure.sh")}"
     start          = "${file("../_lib/tik.sh")}\n${file("start.sh")}"
     stop           = "${file("../_lib/tik.sh")}\ntik_stop_pid \"$TIK_HOME/zookeeper/server.pid\""
     health         = file("health.sh")
     health_timeout = 60
   }
 
-  endpoint "connect" { value = "${cluster.head.private_ip}:${param.client_port}" }
+  # The servers, as clients and Kafka's zookeeper.connect want them.
+  endpoint "connect" {
+    value = join(",", [for i, n in cluster.nodes : "${n.private_ip}:${param.client_port}" if i < param.servers])
+  }
 }

@@ -1,4 +1,6 @@
 tik_need_java
 d="$TIK_HOME/zookeeper"
-export ZOO_LOG_DIR="$d/logs" ZOOCFGDIR="$d/conf" JVMFLAGS="-Xmx$TIK_PARAM_HEAP"
-tik_daemon "$d/server.pid" "$d/logs/server.out" "$d/current/bin/zkServer.sh" start-foreground "$d/conf/zoo.cfg"
+[ -f "$d/classpath" ] || tik_fail "ZooKeeper is not installed on this node: its install step has not run"
+tik_daemon "$d/server.pid" "$d/logs/server.out" "$JAVA_HOME/bin/java" "-Xmx$TIK_PARAM_HEAP" \
+  -Dzookeeper.log.dir="$d/logs" -cp "$(cat "$d/classpath")" \
+  org.apache.zookeeper.server.quorum.QuorumPeerMain "$d/conf/zoo.cfg"
