@@ -36,6 +36,9 @@ runtime "echo" {
   }
 
   endpoint "primary" { value = "http://${cluster.head.private_ip}:${param.port}/" }
+  endpoint "replicas" {
+    value = join(" ", [for n in cluster.nodes : "http://${n.private_ip}:${param.port}/" if n.role == "worker"])
+  }
 }
 "#;
 
@@ -702,4 +705,66 @@ output "bootstrap" { value = cluster.all.runtime.kafka.endpoint.bootstrap_server
     assert!(!plan.contains("s3cr3t-value"), "{plan}");
     assert!(!plan.contains("literal-pw-123"), "{plan}");
     assert!(plan.contains("(sensitive value)"), "{plan}");
+}
+
+/// A runtime finds another by its endpoints (service discovery by reference): the
+/// addresses in them are the nodes' own when its steps run, and a change there
+/// reruns the steps that use them.
+#[test]
+fn a_runtime_reaches_another_through_its_endpoints() {
+    let p = project("local");
+    p.write(
+        "runtimes/reader/runtime.tik.hcl",
+        r#"runtime "reader" {
+  requires = ["echo"]
+  service "reader" {
+    on        = "head"
+    configure = "for u in ${runtime.echo.endpoint.primary} ${runtime.echo.endpoint.replicas}; do python3 -c 'import sys, urllib.request; print(sys.argv[1], urllib.request.urlopen(sys.argv[1], timeout=5).read().decode().strip())' \"$u\"; done >\"$TIK_HOME/read.txt\""
+  }
+}
+"#,
+    );
+    p.write(
+        "main.tik.hcl",
+        &config("local", "hello from a worker").replace(
+            "  runtime \"echo\" {",
+            "  runtime \"reader\" {}\n  runtime \"echo\" {",
+        ),
+    );
+    let plan = p.ok(&["plan"], 0).stdout;
+    assert!(
+        plan.contains("for u in http://${TIK_HEAD_IP}:7700/ http://${TIK_IP_1}:7700/ http://${TIK_IP_2}:7700/ http://${TIK_IP_3}:7700/; do"),
+        "the plan shows the endpoints as the shell sees them:\n{plan}"
+    );
+    apply_and_greet(&p);
+    let ips = ips(&p);
+    let read = p.read(".tik/local/workspaces/lab/clusters/c/head/home/read.txt");
+    let mut want = vec![format!("http://{}:7700/ hello from the head", ips[0])];
+    want.extend(
+        ips[1..]
+            .iter()
+            .map(|ip| format!("http://{ip}:7700/ hello from a worker")),
+    );
+    assert_eq!(read.lines().collect::<Vec<_>>(), want);
+
+    // A runtime sees only those before it: an error says how to see another.
+    p.write(
+        "runtimes/reader/runtime.tik.hcl",
+        &p.read("runtimes/reader/runtime.tik.hcl")
+            .replace("requires = [\"echo\"]", ""),
+    );
+    p.write(
+        "main.tik.hcl",
+        &config("local", "hello from a worker").replace(
+            "runtime \"echo\" {",
+            "runtime \"reader\" {}\n  runtime \"echo\" {",
+        ),
+    );
+    let r = p.ok(&["validate"], 1);
+    assert!(
+        r.stderr.contains("add requires = [\"echo\"] to it"),
+        "{}",
+        r.out()
+    );
+    assert_eq!(r.stderr.matches("error:").count(), 1, "once: {}", r.out());
 }

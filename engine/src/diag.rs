@@ -189,8 +189,16 @@ impl Diagnostics {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+    /// Adds `d`, unless the same message at the same place is there already (a
+    /// runtime's service is evaluated once per node, its mistake said once).
     pub fn push(&mut self, d: Diagnostic) {
-        self.0.push(d)
+        if !self
+            .0
+            .iter()
+            .any(|o| o.message == d.message && o.location == d.location)
+        {
+            self.0.push(d)
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use crate::addr::{Address, Segment};
 use crate::config::body::{eval_error, eval_literal};
 use crate::config::{validation, Validation};
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics, FileId, Location, Sources};
-use crate::eval::Evaluator;
+use crate::eval::{EvalError, Evaluator};
 use crate::provider::{ResourceSpec, SiblingRef};
 use crate::value::{Map, Value};
 use hcl_edit::expr::Expression;
@@ -537,6 +537,25 @@ fn env_name(param: &str) -> String {
     )
 }
 
+/// An evaluation error in a runtime's service, rule or endpoint; one that names
+/// another runtime it cannot see says how to see it.
+fn scope_error(defs: &IndexMap<String, RuntimeDef>, def: &RuntimeDef, e: EvalError) -> Diagnostic {
+    let missing = e
+        .message
+        .strip_prefix("this object has no attribute \"")
+        .and_then(|rest| rest.strip_suffix('"'))
+        .filter(|r| e.help.is_none() && defs.contains_key(*r))
+        .map(str::to_string);
+    let d = eval_error(def.file, e);
+    match missing {
+        Some(r) => d.help(format!(
+            "runtime \"{}\" sees the endpoints of the runtimes before it on the cluster: add requires = [\"{r}\"] to it (or after = [\"{r}\"], where the cluster asks for {r} itself)",
+            def.name
+        )),
+        None => d,
+    }
+}
+
 fn placeholder(var: &str) -> Value {
     Value::String(format!("${{{var}}}"))
 }
@@ -713,9 +732,28 @@ pub fn expand(
             continue;
         }
         let (_, cluster_value) = scope_for(cluster, head_index, nodes);
+        // The runtimes before this one in order (what it requires or comes after):
+        // `runtime.zookeeper.endpoint.connect`, addresses as shell variables.
+        let mut endpoints: IndexMap<&str, Map> = IndexMap::new();
+        for (r, ep, v) in &out.endpoints {
+            endpoints
+                .entry(r.as_str())
+                .or_default()
+                .insert(ep.clone(), v.clone());
+        }
+        let earlier = Value::Object(
+            endpoints
+                .into_iter()
+                .map(|(r, eps)| {
+                    let entry = Map::from_iter([("endpoint".to_string(), Value::Object(eps))]);
+                    (r.to_string(), Value::Object(entry))
+                })
+                .collect(),
+        );
         let runtime_scope = Map::from_iter([
             ("param".to_string(), Value::Object(params.clone())),
             ("cluster".to_string(), cluster_value),
+            ("runtime".to_string(), earlier.clone()),
         ]);
         for (k, rule) in &def.validations {
             let mut ev = Evaluator::new(&runtime_scope, &def.dir);
@@ -747,7 +785,7 @@ pub fn expand(
                         )),
                     );
                 }
-                Err(e) => diags.push(eval_error(def.file, e)),
+                Err(e) => diags.push(scope_error(defs, def, e)),
             }
         }
         if !diags.is_empty() {
@@ -771,6 +809,7 @@ pub fn expand(
                 ("param".to_string(), Value::Object(params.clone())),
                 ("node".to_string(), node_value),
                 ("cluster".to_string(), cluster_value),
+                ("runtime".to_string(), earlier.clone()),
             ]);
             let mut steps = Vec::new();
             for service in &def.services {
@@ -782,7 +821,7 @@ pub fn expand(
                         Ok(v) => {
                             attrs.insert(a.key.as_str().to_string(), v);
                         }
-                        Err(e) => diags.push(eval_error(def.file, e)),
+                        Err(e) => diags.push(scope_error(defs, def, e)),
                     }
                 }
                 // A role, or a condition on the node (`node.index < param.servers`).
@@ -956,7 +995,7 @@ pub fn expand(
             ev.embedded = def.embedded.as_ref();
             match ev.eval(expr) {
                 Ok(v) => out.endpoints.push((name.clone(), ep.clone(), v)),
-                Err(e) => diags.push(eval_error(def.file, e)),
+                Err(e) => diags.push(scope_error(defs, def, e)),
             }
         }
     }

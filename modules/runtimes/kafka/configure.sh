@@ -9,5 +9,5 @@ broker.id.generation.enable=true
 listeners=PLAINTEXT://$TIK_NODE_IP:$TIK_PARAM_PORT
 log.dirs=$d/data
 num.partitions=$TIK_PARAM_PARTITIONS
-zookeeper.connect=$TIK_HEAD_IP:$TIK_PARAM_ZOOKEEPER_PORT
+zookeeper.connect=$TIK_ZK_CONNECT
 CFG

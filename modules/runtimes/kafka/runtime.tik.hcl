@@ -11,7 +11,6 @@ runtime "kafka" {
   param "url" { default = "" }
   param "checksum" { default = "" }
   param "port" { default = 9092 }
-  param "zookeeper_port" { default = 2181 }
   param "heap" { default = "1g" }
   param "partitions" { default = 3 }
 
@@ -19,7 +18,8 @@ runtime "kafka" {
     on             = "workers"
     ports          = [param.port]
     install        = "${file("../_lib/tik.sh")}\n${file("install.sh")}"
-    configure      = file("configure.sh")
+    # The cluster's ZooKeeper servers, as its endpoint lists them (one, or an ensemble).
+    configure      = "TIK_ZK_CONNECT=\"${runtime.zookeeper.endpoint.connect}\"\n${file("configure.sh")}"
     start          = "${file("../_lib/tik.sh")}\n${file("start.sh")}"
     stop           = "${file("../_lib/tik.sh")}\ntik_stop_pid \"$TIK_HOME/kafka/broker.pid\""
     health         = "${file("../_lib/tik.sh")}\ntik_port_open \"$TIK_NODE_IP\" \"$TIK_PARAM_PORT\""
