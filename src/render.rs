@@ -574,18 +574,15 @@ pub fn status(
             if total == 1 { "" } else { "s" }
         ));
     }
-    let restart: Vec<String> = services
+    // Apply reads the services' health too, and starts again those that fail it.
+    if services
         .iter()
         .flatten()
-        .filter(|s| !s.is_well() && s.state != ServiceState::NotStarted)
-        .filter_map(|s| s.start.as_ref())
-        .map(|a| format!(" --replace '{a}'"))
-        .collect();
-    if !restart.is_empty() {
-        out.push_str(&format!(
-            "To restart what is not healthy: tik apply{}\n",
-            restart.join("")
-        ));
+        .any(|s| !s.is_well() && s.state != ServiceState::NotStarted && s.start.is_some())
+    {
+        out.push_str(
+            "To restart what is not healthy: tik apply (it finds them as tik status does)\n",
+        );
     }
     if nodes
         .iter()

@@ -1,7 +1,8 @@
 //! The shipped zookeeper runtime, run for real over each node's sshd with the
 //! distribution's ZooKeeper (install_method = "package"): an ensemble of three
 //! servers elects a leader, replicates what a client writes, survives the loss of
-//! its leader, and is refused where it could not keep a quorum.
+//! its leader, which tik then finds dead and starts again, and is refused where it
+//! could not keep a quorum.
 
 mod common;
 
@@ -174,6 +175,41 @@ fn a_zookeeper_ensemble_elects_a_leader_replicates_and_survives_losing_it() {
         status.stdout.contains("2 of 3 services well"),
         "status names the dead server: {}",
         status.out()
+    );
+
+    // Reading the nodes finds the dead server: drift, and a plan that starts it again
+    // (stop, start) on its node only.
+    let drift = p.ok(&["drift"], 2);
+    assert!(
+        drift
+            .stdout
+            .contains(".runtime.zookeeper.service.server.start was changed outside of tik")
+            && drift.stdout.contains("running = true -> false")
+            && drift.stdout.contains("1 object drifted"),
+        "{}",
+        drift.out()
+    );
+    let plan = p.ok(&["plan"], 0);
+    assert!(
+        plan.stdout
+            .contains("its service is not running: its health check failed")
+            && plan
+                .stdout
+                .contains("Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy."),
+        "{}",
+        plan.out()
+    );
+    let r = p.ok(&["apply", "--auto-approve"], 0);
+    assert!(
+        r.stdout.contains("Resources: 0 added, 1 changed"),
+        "{}",
+        r.out()
+    );
+    wait_for_modes(&servers, &["follower", "follower", "leader"]);
+    read_back(leader, "/tik", "written through the head");
+    assert_eq!(
+        p.ok(&["drift"], 0).stdout.trim(),
+        "No drift: the world matches the state."
     );
 
     p.ok(&["destroy", "--auto-approve"], 0);

@@ -64,6 +64,9 @@ impl Provider for TikProvider {
             .iter()
             .map(|a| AttributeSchema::optional(a))
             .collect();
+        // A start step's service is running: its health check passed when the
+        // world was read. (Steps recorded before tik read it were taken as running.)
+        step.push(AttributeSchema::optional("running").absent_as(&RUNNING));
         step.push(AttributeSchema::optional("host_key"));
         step.push(AttributeSchema::optional("jump_host_key"));
         step.push(AttributeSchema::computed("hash"));
@@ -125,13 +128,14 @@ impl Provider for TikProvider {
         type_name: &str,
         items: &[ReadRequest],
     ) -> Result<Vec<Option<Map>>, ProviderError> {
-        if type_name == crate::runtime::CONTAINER_TYPE {
-            let recorded = items.iter().map(|i| i.attributes.clone()).collect();
-            return Ok(self.steps.read_containers(recorded).await);
+        let recorded = || items.iter().map(|i| i.attributes.clone()).collect();
+        match type_name {
+            crate::runtime::CONTAINER_TYPE => Ok(self.steps.read_containers(recorded()).await),
+            // A start step is read as its service's health.
+            crate::runtime::STEP_TYPE => Ok(self.steps.read_steps(recorded()).await),
+            // tik_data and sessions live only in state: what was recorded is what exists.
+            _ => Ok(items.iter().map(|i| Some(i.attributes.clone())).collect()),
         }
-        // tik_data, sessions and steps live only in state: what was recorded is what
-        // exists. (A dead service shows in `tik status`.)
-        Ok(items.iter().map(|i| Some(i.attributes.clone())).collect())
     }
 
     async fn apply(&self, change: ChangeRequest) -> Result<Map, ProviderError> {
@@ -165,6 +169,8 @@ impl Provider for TikProvider {
         Ok(attrs)
     }
 }
+
+static RUNNING: Value = Value::Bool(true);
 
 /// A fresh id: unique per create, so a replaced tik_data gets a new one.
 fn new_id(address: &str, lineage: &str) -> String {

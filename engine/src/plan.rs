@@ -363,7 +363,14 @@ pub fn diff(
     let mut changed: Vec<&str> = Vec::new();
     for a in schema.attributes.iter().filter(|a| !a.computed) {
         let want = inst.config.get(a.name).cloned().unwrap_or(Value::Null);
-        let have = prior.attributes.get(a.name).cloned().unwrap_or(Value::Null);
+        // An attribute newer than the record, which the configuration now sets.
+        let absent_as = a.absent_as.filter(|_| inst.config.contains_key(a.name));
+        let have = prior
+            .attributes
+            .get(a.name)
+            .or(absent_as)
+            .cloned()
+            .unwrap_or(Value::Null);
         if want.has_unknown() || want != have {
             if ignored(a.name) {
                 continue;
@@ -699,4 +706,82 @@ fn output_changes(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::addr::Address;
+    use crate::provider::{AttributeSchema, ResourceSchema};
+    use crate::state::{ResourceState, Status};
+
+    static TRUE: Value = Value::Bool(true);
+
+    fn step(config: &[(&str, Value)]) -> Instance {
+        Instance {
+            address: Address::default().name("step"),
+            rel: Address::default(),
+            type_name: "tik_step".into(),
+            provider: "tik".into(),
+            config: config
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            intra_deps: Vec::new(),
+            dependencies: Vec::new(),
+            sensitive: Vec::new(),
+            lifecycle: Default::default(),
+            refs: Vec::new(),
+        }
+    }
+
+    fn recorded(attrs: &[(&str, Value)]) -> ResourceState {
+        ResourceState {
+            address: Address::default().name("step"),
+            type_name: "tik_step".into(),
+            provider: "tik".into(),
+            status: Status::Ready,
+            attributes: attrs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            sensitive_attributes: Vec::new(),
+            dependencies: Vec::new(),
+        }
+    }
+
+    /// An attribute newer than a record reads as its `absent_as` where the
+    /// configuration sets it, and as absent where it does not.
+    #[test]
+    fn an_attribute_newer_than_the_record_is_taken_as_its_absent_value() {
+        let schema = ResourceSchema {
+            type_name: "tik_step",
+            attributes: vec![
+                AttributeSchema::optional("script"),
+                AttributeSchema::optional("running").absent_as(&TRUE),
+            ],
+        };
+        let old = recorded(&[("script", Value::from("x"))]);
+        let start = step(&[("script", Value::from("x")), ("running", TRUE.clone())]);
+        assert_eq!(
+            diff(&start, &schema, Some(&old), false).action,
+            Action::NoOp
+        );
+        let install = step(&[("script", Value::from("x"))]);
+        assert_eq!(
+            diff(&install, &schema, Some(&old), false).action,
+            Action::NoOp
+        );
+        // Read back as not running: the step runs again, and says why.
+        let dead = recorded(&[
+            ("script", Value::from("x")),
+            ("running", Value::Bool(false)),
+        ]);
+        let change = diff(&start, &schema, Some(&dead), false);
+        assert_eq!(change.action, Action::Update);
+        assert_eq!(
+            change.reasons,
+            ["its service is not running: its health check failed when tik read the nodes"]
+        );
+    }
 }

@@ -24,6 +24,9 @@ pub struct AttributeSchema {
     /// A computed attribute that the provider sets to a copy of another one: its planned
     /// value and its sensitivity follow that attribute.
     pub copies: Option<&'static str>,
+    /// What a record made before the attribute existed is taken to hold, where the
+    /// configuration sets it.
+    pub absent_as: Option<&'static Value>,
 }
 
 impl AttributeSchema {
@@ -35,6 +38,7 @@ impl AttributeSchema {
             force_new: false,
             sensitive: false,
             copies: None,
+            absent_as: None,
         }
     }
     pub const fn required(name: &'static str) -> Self {
@@ -45,6 +49,7 @@ impl AttributeSchema {
             force_new: false,
             sensitive: false,
             copies: None,
+            absent_as: None,
         }
     }
     pub const fn computed(name: &'static str) -> Self {
@@ -55,6 +60,7 @@ impl AttributeSchema {
             force_new: false,
             sensitive: false,
             copies: None,
+            absent_as: None,
         }
     }
     pub const fn force_new(mut self) -> Self {
@@ -63,6 +69,10 @@ impl AttributeSchema {
     }
     pub const fn copy_of(mut self, source: &'static str) -> Self {
         self.copies = Some(source);
+        self
+    }
+    pub const fn absent_as(mut self, value: &'static Value) -> Self {
+        self.absent_as = Some(value);
         self
     }
 }

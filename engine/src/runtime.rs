@@ -920,6 +920,10 @@ pub fn expand(
                                 c.insert(k.into(), v.clone());
                             }
                         }
+                        if c.contains_key("health") {
+                            // Read back as its health: a dead service starts again.
+                            c.insert("running".into(), Value::Bool(true));
+                        }
                     }
                     done.push(format!("{script}\0{}", c["env"].to_json()));
                     let mut spec = ResourceSpec::new(rel.clone(), STEP_TYPE, c);
@@ -1136,6 +1140,9 @@ pub fn rerun_reasons(changed: &[&str]) -> Vec<String> {
                 "the way to reach its node changed"
             }
             "container" => "its node's container is new",
+            "running" => {
+                "its service is not running: its health check failed when tik read the nodes"
+            }
             "node_ip" | "node_public_ip" | "head_ip" | "head_public_ip" => {
                 "a node address it uses changed"
             }

@@ -173,6 +173,35 @@ impl Runner {
         }
     }
 
+    /// Reads recorded steps back: a start step whose health check runs and fails is
+    /// read with `running = false` (its service died, or was stopped by hand), one
+    /// that passes with `running = true`. Other steps, and those whose node cannot
+    /// be reached, are as recorded. All nodes at once.
+    pub async fn read_steps(self: &Arc<Self>, items: Vec<Map>) -> Vec<Option<Map>> {
+        self.each(items, |runner, mut attrs| async move {
+            let health = (attrs.get("step").and_then(Value::as_str) == Some("start"))
+                .then(|| {
+                    attrs
+                        .get("health")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+                .flatten();
+            if let Some(health) = health {
+                let running = match runner.check(&attrs, &health).await {
+                    Health::Healthy => Some(true),
+                    Health::Unhealthy { code, .. } if code >= 0 => Some(false),
+                    Health::Unhealthy { .. } | Health::Unreachable(_) => None,
+                };
+                if let Some(running) = running {
+                    attrs.insert("running".into(), Value::Bool(running));
+                }
+            }
+            Some(attrs)
+        })
+        .await
+    }
+
     /// Runs health checks on their nodes, all at once: `(step attributes, check)`.
     pub async fn check_all(self: &Arc<Self>, checks: Vec<(Map, String)>) -> Vec<Health> {
         self.each(checks, |runner, (attrs, health)| async move {
@@ -661,7 +690,8 @@ fn step_hash(attrs: &Map) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     for (k, v) in attrs {
-        if k == "hash" || k == "host_key" || k == "jump_host_key" {
+        // Not what ran: what was found, and the way to the node.
+        if k == "hash" || k == "host_key" || k == "jump_host_key" || k == "running" {
             continue;
         }
         h.update(k.as_bytes());
