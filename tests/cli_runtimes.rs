@@ -685,7 +685,6 @@ output "bootstrap" { value = cluster.all.runtime.kafka.endpoint.bootstrap_server
     }
     for (runtime, service) in [
         ("zookeeper", "server"),
-        ("prometheus", "server"),
         ("grafana", "server"),
         ("minio", "server"),
         ("jupyter", "lab"),
@@ -697,6 +696,16 @@ output "bootstrap" { value = cluster.all.runtime.kafka.endpoint.bootstrap_server
             "{runtime} is on the head only:\n{plan}"
         );
     }
+    // Prometheus's server is on the head, its node exporters everywhere.
+    assert!(steps("head", "prometheus", "server"), "{plan}");
+    assert!(
+        !plan.contains("worker[\"w\"][0].runtime.prometheus.service.server."),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("node.worker[\"w\"][1].runtime.prometheus.service.node_exporter.start "),
+        "{plan}"
+    );
     // Kafka's brokers are on the workers, and it brought ZooKeeper (not listed).
     assert!(steps("worker[\"w\"][0]", "kafka", "broker"), "{plan}");
     assert!(!plan.contains("node.head.runtime.kafka."), "{plan}");
