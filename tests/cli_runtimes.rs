@@ -198,16 +198,26 @@ fn a_runtime_runs_over_ssh_on_every_node_and_reruns_only_what_changed() {
         0,
     );
     assert!(ssh.stdout.contains("sshd"), "{}", ssh.out());
-    // A service that died shows, with the command that restarts it.
+    // A service that died shows, with the command that restarts it; apply finds it
+    // and restarts it alone.
     let _ = std::process::Command::new("kill")
         .arg(pid(&p, "worker-w-0").trim())
         .status();
     let sick = p.ok(&["status"], 2).stdout;
     assert!(sick.contains("unhealthy"), "{sick}");
     assert!(
-        sick.contains("tik apply --replace 'cluster.c.node.worker[\"w\"][0].runtime.echo.service.replica.start'"),
+        sick.contains("To restart what is not healthy: tik apply"),
         "{sick}"
     );
+    let restarted = p.ok(&["apply", "--auto-approve"], 0);
+    assert!(
+        restarted.stdout.contains(
+            "cluster.c.node.worker[\"w\"][0].runtime.echo.service.replica.start will run again"
+        ) && restarted.stdout.contains("Resources: 0 added, 1 changed"),
+        "{}",
+        restarted.out()
+    );
+    // --replace restarts a healthy one too.
     p.ok(
         &[
             "apply",
