@@ -631,6 +631,20 @@ fn runtime_mistakes_name_the_place_and_suggest_the_fix() {
     assert!(r.stderr.contains("runtime.tik.hcl:3:13"), "{}", r.out());
     assert_eq!(r.stderr.matches("error:").count(), 1, "once: {}", r.out());
     assert!(r.stderr.contains("node.index < 3"), "{}", r.out());
+
+    // A param's rule must say true or false.
+    p.write(
+        "runtimes/a/runtime.tik.hcl",
+        "runtime \"a\" {\n  param \"n\" {\n    default = 1\n    validation {\n      condition     = \"yes\"\n      error_message = \"no\"\n    }\n  }\n}\n",
+    );
+    let r = p.ok(&["validate"], 1);
+    assert!(
+        r.stderr
+            .contains("a validation condition must be true or false, got \"yes\""),
+        "{}",
+        r.out()
+    );
+    assert!(r.stderr.contains("runtime.tik.hcl:5:23"), "{}", r.out());
 }
 
 /// Every shipped runtime loads, orders and plans on a cluster: its services' steps on

@@ -760,7 +760,14 @@ pub fn expand(
             ev.embedded = def.embedded.as_ref();
             let verdict = ev.eval(&rule.condition).and_then(|ok| match ok {
                 Value::Bool(false) => ev.eval(&rule.error_message).map(Some),
-                _ => Ok(None),
+                Value::Bool(true) | Value::Unknown => Ok(None),
+                other => Err(EvalError::new(
+                    format!(
+                        "a validation condition must be true or false, got {}",
+                        other.to_json()
+                    ),
+                    rule.condition.span(),
+                )),
             });
             match verdict {
                 Ok(None) => {}
