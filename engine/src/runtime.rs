@@ -363,6 +363,17 @@ pub struct NodeRef {
     pub behind_head: bool,
 }
 
+impl NodeRef {
+    /// `head` or `worker`, as runtimes and steps name it.
+    pub fn role(&self) -> &'static str {
+        if self.head {
+            "head"
+        } else {
+            "worker"
+        }
+    }
+}
+
 /// The nodes among an expansion's resources (their paths and configurations):
 /// everything at `node.*`.
 pub fn nodes_of<'a>(specs: impl IntoIterator<Item = (&'a Address, &'a Map)>) -> Vec<NodeRef> {
@@ -573,21 +584,23 @@ fn sha(parts: &[&str]) -> String {
         .collect()
 }
 
-/// The `node` and `cluster` values a runtime sees: names known, addresses as the
-/// shell variables the step sets.
-fn scope_for(cluster: &str, index: usize, nodes: &[NodeRef]) -> (Value, Value) {
+/// The `node` value a runtime sees: names known, addresses as the shell variables
+/// the step sets.
+fn node_scope(index: usize, nodes: &[NodeRef]) -> Value {
     let node = &nodes[index];
-    let node_value = Value::Object(Map::from_iter([
+    Value::Object(Map::from_iter([
         ("name".to_string(), Value::from(node.name.as_str())),
-        (
-            "role".to_string(),
-            Value::from(if node.head { "head" } else { "worker" }),
-        ),
+        ("role".to_string(), Value::from(node.role())),
         ("index".to_string(), Value::Number(index as f64)),
         ("private_ip".to_string(), placeholder("TIK_NODE_IP")),
         ("public_ip".to_string(), placeholder("TIK_NODE_PUBLIC_IP")),
         ("home".to_string(), placeholder("TIK_HOME")),
-    ]));
+    ]))
+}
+
+/// The `cluster` value a runtime sees, the same on every node: made once per
+/// expansion, since it lists every node.
+fn cluster_scope(cluster: &str, nodes: &[NodeRef]) -> Value {
     let head = Value::Object(Map::from_iter([
         ("private_ip".to_string(), placeholder("TIK_HEAD_IP")),
         ("public_ip".to_string(), placeholder("TIK_HEAD_PUBLIC_IP")),
@@ -598,10 +611,7 @@ fn scope_for(cluster: &str, index: usize, nodes: &[NodeRef]) -> (Value, Value) {
         .map(|(i, n)| {
             Value::Object(Map::from_iter([
                 ("name".to_string(), Value::from(n.name.as_str())),
-                (
-                    "role".to_string(),
-                    Value::from(if n.head { "head" } else { "worker" }),
-                ),
+                ("role".to_string(), Value::from(n.role())),
                 (
                     "private_ip".to_string(),
                     placeholder(&format!("TIK_IP_{i}")),
@@ -609,7 +619,7 @@ fn scope_for(cluster: &str, index: usize, nodes: &[NodeRef]) -> (Value, Value) {
             ]))
         })
         .collect();
-    let cluster_value = Value::Object(Map::from_iter([
+    Value::Object(Map::from_iter([
         ("name".to_string(), Value::from(cluster)),
         ("head".to_string(), head),
         ("nodes".to_string(), Value::List(all)),
@@ -617,8 +627,7 @@ fn scope_for(cluster: &str, index: usize, nodes: &[NodeRef]) -> (Value, Value) {
             "worker_count".to_string(),
             Value::Number(nodes.iter().filter(|n| !n.head).count() as f64),
         ),
-    ]));
-    (node_value, cluster_value)
+    ]))
 }
 
 /// A cluster's runtimes as node steps: per node, a session, then for each runtime in
@@ -642,10 +651,10 @@ pub fn expand(
         return Ok(out);
     }
     let order = order(defs, &asked.keys().cloned().collect::<Vec<_>>(), site)?;
-    let Some(head_index) = nodes.iter().position(|n| n.head) else {
+    let Some(head) = nodes.iter().find(|n| n.head) else {
         return Ok(out);
     };
-    let head = &nodes[head_index];
+    let cluster_value = cluster_scope(cluster, nodes);
     let mut diags = Diagnostics::default();
     let wait = ssh_wait(config, site)?;
     let container = container_of(config, site)?;
@@ -731,7 +740,6 @@ pub fn expand(
         if !diags.is_empty() {
             continue;
         }
-        let (_, cluster_value) = scope_for(cluster, head_index, nodes);
         // The runtimes before this one in order (what it requires or comes after):
         // `runtime.zookeeper.endpoint.connect`, addresses as shell variables.
         let mut endpoints: IndexMap<&str, Map> = IndexMap::new();
@@ -750,10 +758,10 @@ pub fn expand(
                 })
                 .collect(),
         );
-        let runtime_scope = Map::from_iter([
+        let mut runtime_scope = Map::from_iter([
             ("param".to_string(), Value::Object(params.clone())),
-            ("cluster".to_string(), cluster_value),
-            ("runtime".to_string(), earlier.clone()),
+            ("cluster".to_string(), cluster_value.clone()),
+            ("runtime".to_string(), earlier),
         ]);
         for (k, rule) in &def.validations {
             let mut ev = Evaluator::new(&runtime_scope, &def.dir);
@@ -811,16 +819,12 @@ pub fn expand(
         let mut node_steps: Vec<(usize, Vec<(String, ResourceSpec)>)> = Vec::new();
         let mut bad_on: std::collections::HashSet<&str> = Default::default();
         for (ni, n) in nodes.iter().enumerate() {
-            let (node_value, cluster_value) = scope_for(cluster, ni, nodes);
-            let scope = Map::from_iter([
-                ("param".to_string(), Value::Object(params.clone())),
-                ("node".to_string(), node_value),
-                ("cluster".to_string(), cluster_value),
-                ("runtime".to_string(), earlier.clone()),
-            ]);
+            // The runtime's scope, with this node's `node`.
+            runtime_scope.insert("node".to_string(), node_scope(ni, nodes));
+            let scope = &runtime_scope;
             let mut steps = Vec::new();
             for service in &def.services {
-                let mut ev = Evaluator::new(&scope, &def.dir);
+                let mut ev = Evaluator::new(scope, &def.dir);
                 ev.embedded = def.embedded.as_ref();
                 let mut attrs = Map::new();
                 for a in service.body.attributes() {
@@ -905,10 +909,7 @@ pub fn expand(
                     let mut c = Map::from_iter([
                         ("node".to_string(), Value::from(n.rel.to_string())),
                         ("node_name".to_string(), Value::from(n.name.as_str())),
-                        (
-                            "role".to_string(),
-                            Value::from(if n.head { "head" } else { "worker" }),
-                        ),
+                        ("role".to_string(), Value::from(n.role())),
                         ("cluster".to_string(), Value::from(cluster)),
                         ("runtime".to_string(), Value::from(name.as_str())),
                         ("service".to_string(), Value::from(service.name.as_str())),
@@ -1001,6 +1002,8 @@ pub fn expand(
                 out.specs.push(spec);
             }
         }
+        // Endpoints are the cluster's, not a node's.
+        runtime_scope.shift_remove("node");
         for (ep, expr) in &def.endpoints {
             let mut ev = Evaluator::new(&runtime_scope, &def.dir);
             ev.embedded = def.embedded.as_ref();
