@@ -326,36 +326,20 @@ impl Runner {
     /// engine says there is no such container, `None` when it cannot be asked.
     async fn container_id(&self, attrs: &Map) -> Option<Option<String>> {
         let target = self.target(attrs).await.ok()?;
-        let c = target.container.as_ref()?;
-        // Exit 3: the engine answered, and has no such container.
-        let check = format!(
-            "out=$({} container inspect --format '{{{{.Id}}}}' {} 2>&1) && {{ echo \"$out\"; exit 0; }}\n\
-             case \"$out\" in *[Nn]o\\ such*) exit 3;; esac\nexit 1",
-            shell_quote(&c.engine),
-            shell_quote(&c.name)
-        );
-        let out = run_sh(&target.host(), &check).await.ok()?;
-        match out.status.code() {
-            Some(0) => Some(Some(
-                String::from_utf8_lossy(&out.stdout).trim().to_string(),
-            )),
-            Some(3) => Some(None),
-            _ => None,
+        match inspect_container(&target).await {
+            Inspected::Id(id) => Some(Some(id)),
+            Inspected::NoSuch => Some(None),
+            Inspected::EngineFailed | Inspected::Unreachable | Inspected::NoContainer => None,
         }
     }
 
-    /// Whether the target's container is there (true for a target without one).
+    /// Whether the target's container is there (true for a target without one, or
+    /// one whose node cannot be reached; false where its engine fails to answer).
     async fn container_exists(&self, target: &Target) -> bool {
-        let Some(c) = &target.container else {
-            return true;
-        };
-        let host = target.host();
-        let check = format!(
-            "{} container inspect {} >/dev/null 2>&1",
-            shell_quote(&c.engine),
-            shell_quote(&c.name)
-        );
-        !matches!(run_sh(&host, &check).await, Ok(out) if !out.status.success())
+        !matches!(
+            inspect_container(target).await,
+            Inspected::NoSuch | Inspected::EngineFailed
+        )
     }
 
     /// Applies a `tik_container`: on create, (re)makes the node's container from its
@@ -529,6 +513,41 @@ impl Runner {
                 took.as_secs_f64()
             );
         }
+    }
+}
+
+/// What a node's engine says of its container.
+enum Inspected {
+    Id(String),
+    /// The engine answered: it has no such container.
+    NoSuch,
+    /// The engine ran and failed otherwise (missing, not answering).
+    EngineFailed,
+    /// The node could not be reached.
+    Unreachable,
+    /// The target has no container.
+    NoContainer,
+}
+
+/// One `container inspect` of the target's container.
+async fn inspect_container(target: &Target) -> Inspected {
+    let Some(c) = &target.container else {
+        return Inspected::NoContainer;
+    };
+    // Exit 3: the engine answered, and has no such container.
+    let check = format!(
+        "out=$({} container inspect --format '{{{{.Id}}}}' {} 2>&1) && {{ echo \"$out\"; exit 0; }}\n\
+         case \"$out\" in *[Nn]o\\ such*) exit 3;; esac\nexit 1",
+        shell_quote(&c.engine),
+        shell_quote(&c.name)
+    );
+    match run_sh(&target.host(), &check).await {
+        Err(_) => Inspected::Unreachable,
+        Ok(out) => match out.status.code() {
+            Some(0) => Inspected::Id(String::from_utf8_lossy(&out.stdout).trim().to_string()),
+            Some(3) => Inspected::NoSuch,
+            _ => Inspected::EngineFailed,
+        },
     }
 }
 
