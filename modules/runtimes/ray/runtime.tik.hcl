@@ -17,7 +17,7 @@ runtime "ray" {
     configure      = "mkdir -p \"$TIK_HOME/ray/logs\""
     start          = "${file("../_lib/tik.sh")}\n${file("start-head.sh")}"
     stop           = "${file("../_lib/tik.sh")}\ntik_stop_pid \"$TIK_HOME/ray/head.pid\""
-    health         = "${file("../_lib/tik.sh")}\ntik_http_ok \"http://$TIK_NODE_IP:$TIK_PARAM_DASHBOARD_PORT/api/version\""
+    health         = file("health.sh")
     health_timeout = 120
   }
 
@@ -27,7 +27,7 @@ runtime "ray" {
     configure      = "mkdir -p \"$TIK_HOME/ray/logs\""
     start          = "${file("../_lib/tik.sh")}\n${file("start-worker.sh")}"
     stop           = "${file("../_lib/tik.sh")}\ntik_stop_pid \"$TIK_HOME/ray/worker.pid\""
-    health         = "${file("../_lib/tik.sh")}\ntik_alive \"$TIK_HOME/ray/worker.pid\""
+    health         = file("health.sh")
     health_timeout = 120
   }
 
