@@ -644,15 +644,10 @@ pub fn login(attrs: &Map, command: Option<&str>) -> Result<Login, ProviderError>
             .iter()
             .map(|s| s.to_string())
             .collect();
-            if let Some(k) = &ssh.key_file {
-                args.extend([
-                    "-i".into(),
-                    k.clone(),
-                    "-o".into(),
-                    "IdentitiesOnly=yes".into(),
-                ]);
-            }
             let mut scratch = Scratch::default();
+            if let Some(i) = &ssh.identity {
+                args.extend(i.args(&mut scratch)?);
+            }
             if let Some(j) = &ssh.jump {
                 // Through the head, whose ssh speaks to the terminal.
                 args.extend([
@@ -883,10 +878,29 @@ struct Ssh {
     host: String,
     port: u16,
     user: String,
-    key_file: Option<String>,
+    identity: Option<Identity>,
     /// The host this node is reached through (its cluster's head), for a node
     /// without a public address.
     jump: Option<Box<Jump>>,
+}
+
+/// The private key tik logs in with: a file of the user's, or the key itself as the
+/// provider made it (kept in state), which reaches ssh through a file only its owner
+/// reads, there while the connection is made.
+enum Identity {
+    File(String),
+    Key(String),
+}
+
+impl Identity {
+    /// ssh's `-i FILE -o IdentitiesOnly=yes`.
+    fn args(&self, scratch: &mut Scratch) -> Result<[String; 4], ProviderError> {
+        let file = match self {
+            Identity::File(f) => f.clone(),
+            Identity::Key(k) => scratch.write_private("key", k)?.display().to_string(),
+        };
+        Ok(["-i".into(), file, "-o".into(), "IdentitiesOnly=yes".into()])
+    }
 }
 
 /// A jump host: how to reach it, and the host key its own session recorded (none
@@ -910,8 +924,8 @@ impl Connection {
             .and_then(Value::as_object)
             .ok_or_else(|| {
                 ProviderError::new(
-                    "the node offers no connection: its provider does not run node steps yet \
-                     (the local provider does; see docs/runtimes.md)",
+                    "the node offers no connection: its provider does not run node steps \
+                     (the local and aws providers do; see docs/runtimes.md)",
                 )
             })?;
         let home = c
@@ -919,8 +933,25 @@ impl Connection {
             .and_then(Value::as_str)
             .unwrap_or("/tmp/tik")
             .to_string();
+        // A relative home is under the login's $HOME, which only a login knows; a
+        // container mounts its home at the same path, which must be whole.
+        let whole_home = |why: &str| {
+            if home.starts_with('/') {
+                Ok(())
+            } else {
+                Err(ProviderError::new(format!(
+                    "the node's home {home:?} is not an absolute path, which {why} needs"
+                )))
+            }
+        };
+        if attrs.get("container").and_then(Value::as_object).is_some() {
+            whole_home("a container")?;
+        }
         let transport = match c.get("transport").and_then(Value::as_str) {
-            Some("local") | None => Transport::Local,
+            Some("local") | None => {
+                whole_home("a node reached without SSH")?;
+                Transport::Local
+            }
             Some("ssh") => {
                 let mut ssh = Ssh::of(c)?;
                 if let Some(j) = attrs.get("jump").and_then(Value::as_object) {
@@ -957,9 +988,15 @@ impl Connection {
 }
 
 impl Ssh {
-    /// An SSH connection as a provider describes it (`host`, `port`, `user`, `key_file`).
+    /// An SSH connection as a provider describes it (`host`, `port`, `user`, and
+    /// `key_file` or `private_key`).
     fn of(c: &Map) -> Result<Ssh, ProviderError> {
         let text = |k: &str| c.get(k).and_then(Value::as_str).map(str::to_string);
+        let identity = match (text("private_key"), text("key_file")) {
+            (Some(key), _) => Some(Identity::Key(key)),
+            (None, Some(file)) => Some(Identity::File(file)),
+            (None, None) => None,
+        };
         Ok(Ssh {
             host: text("host").ok_or_else(|| ProviderError::new("the connection has no host"))?,
             port: c
@@ -968,7 +1005,7 @@ impl Ssh {
                 .filter(|p| *p >= 1.0 && *p <= 65535.0)
                 .map_or(22, |p| p as u16),
             user: text("user").unwrap_or_else(|| "root".into()),
-            key_file: text("key_file"),
+            identity,
             jump: None,
         })
     }
@@ -1051,12 +1088,17 @@ fn wrapped(attrs: &Map, home: &str, script: &str) -> String {
     text
 }
 
-/// The `export NAME='value'` lines of a node's environment.
+/// The `export NAME='value'` lines of a node's environment. A home its provider
+/// gives as a relative path (a cloud node's `tik`) is under the login's `$HOME`.
 fn exports(attrs: &Map, home: &str) -> String {
-    environment(attrs, home)
+    let mut text: String = environment(attrs, home)
         .into_iter()
         .map(|(k, v)| format!("export {k}={}\n", shell_quote(&v)))
-        .collect()
+        .collect();
+    if !home.starts_with('/') {
+        text.push_str("TIK_HOME=\"$HOME/$TIK_HOME\"\n");
+    }
+    text
 }
 
 /// Runs `sh -c SCRIPT` on a target, locally or over its SSH connection.
@@ -1132,6 +1174,27 @@ impl Scratch {
             .map_err(|e| ProviderError::new(format!("cannot write {}: {e}", f.display())))?;
         Ok(f)
     }
+
+    /// A file only its owner can read, made so from the start (ssh refuses a key
+    /// others can read).
+    fn write_private(&mut self, tag: &str, text: &str) -> Result<PathBuf, ProviderError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = self.file(tag);
+        let mut text = text.to_string();
+        if !text.ends_with('\n') {
+            // ssh reads a key without its last newline as invalid.
+            text.push('\n');
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&f)
+            .and_then(|mut file| file.write_all(text.as_bytes()))
+            .map_err(|e| ProviderError::new(format!("cannot write {}: {e}", f.display())))?;
+        Ok(f)
+    }
 }
 
 impl Drop for Scratch {
@@ -1181,13 +1244,8 @@ impl Jump {
             "-l".into(),
             self.ssh.user.clone(),
         ];
-        if let Some(k) = &self.ssh.key_file {
-            words.extend([
-                "-i".into(),
-                k.clone(),
-                "-o".into(),
-                "IdentitiesOnly=yes".into(),
-            ]);
+        if let Some(i) = &self.ssh.identity {
+            words.extend(i.args(scratch)?);
         }
         if let Some(l) = log {
             words.extend(["-E".into(), l.display().to_string()]);
@@ -1224,8 +1282,9 @@ fn builder(
         .control_directory(std::env::temp_dir())
         .connect_timeout(Duration::from_secs(10))
         .server_alive_interval(Duration::from_secs(15));
-    if let Some(k) = &ssh.key_file {
-        b.keyfile(k);
+    if let Some(i) = &ssh.identity {
+        let [_, file, _, _] = i.args(scratch)?;
+        b.keyfile(file);
     }
     if let Some(j) = &ssh.jump {
         let command = j.proxy_command(scratch, Some(jump_log))?;
@@ -1529,7 +1588,7 @@ mod tests {
                 host: "10.0.0.5".into(),
                 port: 2200,
                 user: "o'brien".into(),
-                key_file: Some("/keys/100% mine/id".into()),
+                identity: Some(Identity::File("/keys/100% mine/id".into())),
                 jump: None,
             },
             host_key: Some("ssh-ed25519 AAAA".into()),
@@ -1578,7 +1637,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port,
             user: "tik".into(),
-            key_file: None,
+            identity: None,
             jump: None,
         };
         let progress = Progress::default();

@@ -528,6 +528,7 @@ impl<'c> Walk<'c> {
                     specs.extend(added.specs.into_iter().map(|s| (s, "tik".to_string())));
                     endpoints = added.endpoints;
                 }
+                mark_sensitive(&mut specs, |t| self.providers.schema(t).map(|(_, s)| s));
                 for (spec, provider_name) in specs {
                     let schema_ok = self
                         .providers
@@ -755,5 +756,129 @@ fn insert_path(target: &mut Value, path: &[Segment], value: Value) {
                 insert_path(&mut items[i], rest, value);
             }
         }
+    }
+}
+
+/// Marks what in an expansion holds a secret: the attributes its type's schema calls
+/// sensitive, and those that take a sibling's sensitive attribute (a step's copy of
+/// a node's `connection` that carries a private key), through chains of such copies.
+fn mark_sensitive<'s>(
+    specs: &mut [(ResourceSpec, String)],
+    schema: impl Fn(&str) -> Option<&'s crate::provider::ResourceSchema>,
+) {
+    let index: HashMap<Address, usize> = specs
+        .iter()
+        .enumerate()
+        .map(|(i, (s, _))| (s.path.clone(), i))
+        .collect();
+    // Whether (spec, attribute) is sensitive, memoised; refs are acyclic, as
+    // `order_siblings` requires, and a visit in progress counts as not sensitive.
+    fn visit<'s>(
+        specs: &[(ResourceSpec, String)],
+        index: &HashMap<Address, usize>,
+        schema: &impl Fn(&str) -> Option<&'s crate::provider::ResourceSchema>,
+        memo: &mut HashMap<(usize, String), bool>,
+        i: usize,
+        attribute: &str,
+    ) -> bool {
+        if let Some(known) = memo.get(&(i, attribute.to_string())) {
+            return *known;
+        }
+        memo.insert((i, attribute.to_string()), false);
+        let spec = &specs[i].0;
+        let mut hit = spec.sensitive.iter().any(|s| s == attribute)
+            || schema(&spec.type_name).is_some_and(|s| {
+                s.attributes
+                    .iter()
+                    .any(|a| a.name == attribute && a.sensitive)
+            });
+        if !hit {
+            for r in spec.refs.iter().filter(|r| r.attribute == attribute) {
+                if let Some(&j) = index.get(&r.sibling) {
+                    if visit(specs, index, schema, memo, j, &r.sibling_attribute) {
+                        hit = true;
+                        break;
+                    }
+                }
+            }
+        }
+        memo.insert((i, attribute.to_string()), hit);
+        hit
+    }
+    let mut memo = HashMap::new();
+    let mut marks = Vec::new();
+    for (i, (spec, _)) in specs.iter().enumerate() {
+        let mut names: Vec<String> = spec.refs.iter().map(|r| r.attribute.clone()).collect();
+        if let Some(s) = schema(&spec.type_name) {
+            names.extend(
+                s.attributes
+                    .iter()
+                    .filter(|a| a.sensitive)
+                    .map(|a| a.name.to_string()),
+            );
+        }
+        for name in names {
+            if !spec.sensitive.contains(&name) && visit(specs, &index, &schema, &mut memo, i, &name)
+            {
+                marks.push((i, name));
+            }
+        }
+    }
+    for (i, name) in marks {
+        if !specs[i].0.sensitive.contains(&name) {
+            specs[i].0.sensitive.push(name);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::{AttributeSchema, ResourceSchema};
+
+    #[test]
+    fn a_copy_of_a_secret_is_secret_through_chains_of_copies() {
+        let node = Address::new().name("node");
+        let session = Address::new().name("session");
+        let step = Address::new().name("step");
+        let spec = |path: &Address, t: &str, refs: &[(&str, &Address, &str)]| {
+            let mut s = ResourceSpec::new(path.clone(), t, Map::new());
+            for (attribute, sibling, sibling_attribute) in refs {
+                s.refs.push(SiblingRef {
+                    attribute: attribute.to_string(),
+                    sibling: (*sibling).clone(),
+                    sibling_attribute: sibling_attribute.to_string(),
+                });
+            }
+            (s, "p".to_string())
+        };
+        let mut specs = vec![
+            spec(
+                &step,
+                "step",
+                &[("via", &session, "conn"), ("ip", &node, "ip")],
+            ),
+            spec(&session, "session", &[("conn", &node, "connection")]),
+            spec(&node, "node", &[]),
+        ];
+        let node_schema = ResourceSchema {
+            type_name: "node",
+            attributes: vec![
+                AttributeSchema {
+                    sensitive: true,
+                    ..AttributeSchema::computed("connection")
+                },
+                AttributeSchema::computed("ip"),
+            ],
+        };
+        mark_sensitive(&mut specs, |t| (t == "node").then_some(&node_schema));
+        let marked: Vec<&Vec<String>> = specs.iter().map(|(s, _)| &s.sensitive).collect();
+        assert_eq!(
+            marked[0],
+            &vec!["via".to_string()],
+            "not its copy of the ip"
+        );
+        assert_eq!(marked[1], &vec!["conn".to_string()]);
+        assert_eq!(marked[2], &vec!["connection".to_string()]);
     }
 }

@@ -276,8 +276,9 @@ pub fn cluster_schema() -> Schema {
             Schema::default()
                 .attr("user")
                 .attr("port")
-                .attr("private_key")
                 .attr("public_key")
+                .attr("private_key_file")
+                .attr("use_internal_ips")
                 .attr("wait"),
         )
         .block("head", node.clone())

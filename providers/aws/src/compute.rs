@@ -57,6 +57,8 @@ pub async fn apply_key_pair(ec2: &Client, change: &ChangeRequest) -> Result<Map,
             let mut attrs = a.clone();
             let (id, fingerprint) = match opt_s(a, "public_key") {
                 Some(key) => {
+                    // The user keeps the private half.
+                    attrs.insert("private_key".into(), Value::Null);
                     let out = ec2
                         .import_key_pair()
                         .key_name(name)
@@ -336,9 +338,14 @@ pub async fn apply_instance(ec2: &Client, change: &ChangeRequest) -> Result<Map,
                 );
             }
             attrs.insert("id".into(), Value::from(id));
+            set_connection(&mut attrs);
             Ok(attrs)
         }
-        Operation::Update => retag(ec2, change).await,
+        Operation::Update => {
+            let mut attrs = retag(ec2, change).await?;
+            set_connection(&mut attrs);
+            Ok(attrs)
+        }
         Operation::Delete => {
             let id = s(a, "id")?;
             match ec2.terminate_instances().instance_ids(id).send().await {
@@ -364,8 +371,90 @@ pub async fn apply_instance(ec2: &Client, change: &ChangeRequest) -> Result<Map,
     }
 }
 
+/// How tik logs in to a node (its `connection`, which the engine's node steps use):
+/// over SSH at its public address, or at its private one where it has none, is
+/// reached through the head (`public_address = false`) or the cluster says
+/// `use_internal_ips`; as `ssh_user` on `ssh_port`, with the user's key file or the
+/// key tik made; in `~/tik`. A node without an address yet offers none.
+pub fn set_connection(attrs: &mut Map) {
+    let text = |k: &str| attrs.get(k).and_then(Value::as_str).map(str::to_string);
+    let private = attrs.get("ssh_internal_ips") == Some(&Value::Bool(true))
+        || attrs.get("public_address") == Some(&Value::Bool(false));
+    let host = if private {
+        text("private_ip")
+    } else {
+        text("public_ip").or_else(|| text("private_ip"))
+    };
+    let (Some(host), Some(user)) = (host, text("ssh_user")) else {
+        attrs.shift_remove("connection");
+        return;
+    };
+    let mut c = Map::from_iter([
+        ("transport".to_string(), Value::from("ssh")),
+        ("host".to_string(), Value::String(host)),
+        (
+            "port".to_string(),
+            attrs
+                .get("ssh_port")
+                .filter(|p| matches!(p, Value::Number(_)))
+                .cloned()
+                .unwrap_or(Value::Number(22.0)),
+        ),
+        ("user".to_string(), Value::String(user)),
+        ("home".to_string(), Value::from("tik")),
+    ]);
+    if let Some(f) = text("ssh_private_key_file") {
+        c.insert("key_file".into(), Value::String(f));
+    } else if let Some(k) = text("ssh_private_key") {
+        c.insert("private_key".into(), Value::String(k));
+    }
+    attrs.insert("connection".into(), Value::Object(c));
+}
+
 #[cfg(test)]
 mod tests {
+    use tik_engine::value::{Map, Value};
+
+    fn node(pairs: &[(&str, Value)]) -> Map {
+        let mut m: Map = [
+            ("private_ip", Value::from("10.0.1.7")),
+            ("public_ip", Value::from("203.0.113.9")),
+            ("ssh_user", Value::from("ubuntu")),
+            ("ssh_port", Value::Number(22.0)),
+            ("ssh_private_key", Value::from("-----BEGIN KEY-----")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        for (k, v) in pairs {
+            m.insert(k.to_string(), v.clone());
+        }
+        super::set_connection(&mut m);
+        m
+    }
+
+    #[test]
+    fn a_node_is_reached_where_tik_can_reach_it_with_the_key_it_has() {
+        let c = |m: &Map, k: &str| m["connection"].get(k).cloned().unwrap_or(Value::Null);
+        let head = node(&[]);
+        assert_eq!(c(&head, "host"), Value::from("203.0.113.9"));
+        assert_eq!(c(&head, "user"), Value::from("ubuntu"));
+        assert_eq!(c(&head, "home"), Value::from("tik"));
+        assert_eq!(c(&head, "private_key"), Value::from("-----BEGIN KEY-----"));
+        let worker = node(&[
+            ("public_address", Value::Bool(false)),
+            ("public_ip", Value::Null),
+        ]);
+        assert_eq!(c(&worker, "host"), Value::from("10.0.1.7"));
+        let inside = node(&[("ssh_internal_ips", Value::Bool(true))]);
+        assert_eq!(c(&inside, "host"), Value::from("10.0.1.7"));
+        let own_key = node(&[("ssh_private_key_file", Value::from("~/.ssh/id"))]);
+        assert_eq!(c(&own_key, "key_file"), Value::from("~/.ssh/id"));
+        assert_eq!(own_key["connection"].get("private_key"), None);
+        // Recorded before nodes had a way in: none until the plan gives them one.
+        let old = node(&[("ssh_user", Value::Null)]);
+        assert_eq!(old.get("connection"), None);
+    }
     #[test]
     fn only_capacity_errors_fall_back_to_on_demand() {
         assert!(super::is_capacity_error(Some(

@@ -465,6 +465,89 @@ fn launch_hash(parts: &[&Value]) -> String {
     format!("{h:016x}")
 }
 
+/// What a cluster's `ssh` block says of how tik logs in to its nodes, as the
+/// attributes each node carries (the engine reads `wait` itself).
+fn ssh_settings(c: &Map) -> Result<Map, String> {
+    const KEYS: [&str; 6] = [
+        "user",
+        "port",
+        "public_key",
+        "private_key_file",
+        "use_internal_ips",
+        "wait",
+    ];
+    let empty = Map::new();
+    let ssh = match get(c, &["ssh"]) {
+        None | Some(Value::Null) => &empty,
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err("ssh must be a block: ssh { user = \"ubuntu\" }".into()),
+    };
+    if let Some(k) = ssh.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        return Err(format!(
+            "the aws provider's ssh block takes no {k}: {}",
+            tik_engine::diag::did_you_mean(k, KEYS.into_iter())
+                .unwrap_or_else(|| format!("it takes {}", KEYS.join(", ")))
+        ));
+    }
+    let mut m = Map::new();
+    m.insert(
+        "ssh_user".into(),
+        match ssh.get("user") {
+            None | Some(Value::Null) => Value::from("ubuntu"),
+            Some(v @ (Value::String(_) | Value::Unknown)) => v.clone(),
+            Some(other) => {
+                return Err(format!(
+                    "ssh.user must be the login name on the image, as in user = \"ubuntu\", got {other}"
+                ))
+            }
+        },
+    );
+    m.insert(
+        "ssh_port".into(),
+        match ssh.get("port") {
+            None | Some(Value::Null) => Value::Number(22.0),
+            Some(Value::Number(n)) if n.fract() == 0.0 && (1.0..=65535.0).contains(n) => {
+                Value::Number(*n)
+            }
+            Some(Value::Unknown) => Value::Unknown,
+            Some(other) => {
+                return Err(format!(
+                    "ssh.port must be a port number from 1 to 65535, got {other}"
+                ))
+            }
+        },
+    );
+    match ssh.get("private_key_file") {
+        None | Some(Value::Null) => {}
+        Some(v @ (Value::String(_) | Value::Unknown)) => {
+            m.insert("ssh_private_key_file".into(), v.clone());
+        }
+        Some(other) => return Err(format!(
+            "ssh.private_key_file must be the path of the key that matches public_key, got {other}"
+        )),
+    }
+    match ssh.get("use_internal_ips") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => {}
+        Some(v @ (Value::Bool(true) | Value::Unknown)) => {
+            m.insert("ssh_internal_ips".into(), v.clone());
+        }
+        Some(other) => {
+            return Err(format!(
+                "ssh.use_internal_ips must be true (tik reaches every node at its private address) or false, got {other}"
+            ))
+        }
+    }
+    if m.contains_key("ssh_private_key_file") && get(ssh, &["public_key"]).is_none() {
+        return Err(
+            "ssh.private_key_file is the key tik logs in with, so the nodes must trust it: \
+             give its public half as ssh.public_key = file(\"...pub\") (without both, tik makes \
+             a key pair and keeps its private key in state)"
+                .into(),
+        );
+    }
+    Ok(m)
+}
+
 fn cluster(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, String> {
     let ws = get(c, &["workspace"])
         .and_then(Value::as_object)
@@ -482,6 +565,7 @@ fn cluster(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, String> {
     if let Some(pk) = get(c, &["ssh", "public_key"]) {
         key_config.insert("public_key".into(), pk.clone());
     }
+    let ssh = ssh_settings(c)?;
     let mut specs = vec![ResourceSpec::new(key.clone(), "aws_key_pair", key_config)];
     let sg = get(ws, &["security_group", "id"])
         .cloned()
@@ -566,6 +650,12 @@ fn cluster(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, String> {
         } else {
             Value::String(hash)
         };
+        // How tik logs in to it; workers, in private subnets, through the head unless
+        // tik runs where private addresses are reachable.
+        m.extend(ssh.clone());
+        if kind == "worker" && ssh.get("ssh_internal_ips") != Some(&Value::Bool(true)) {
+            m.insert("public_address".into(), Value::Bool(false));
+        }
         if let Some(Value::Object(tags)) = m.get_mut("tags") {
             tags.insert("tik:node-kind".into(), Value::from(kind));
             if let Some(p) = pool {
@@ -587,7 +677,8 @@ fn cluster(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, String> {
                 None,
             )?,
         )
-        .after(&key),
+        // The key tik made, to log in with (none where the user gave public_key).
+        .with_ref("ssh_private_key", &key, "private_key"),
     );
     if let Some(Value::Object(pools)) = get(c, &["workers"]) {
         for (pool, settings) in pools {
@@ -630,9 +721,108 @@ fn cluster(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, String> {
                     .name("worker")
                     .key(pool.clone())
                     .index(i);
-                specs.push(ResourceSpec::new(path, "aws_instance", config).after(&key));
+                specs.push(ResourceSpec::new(path, "aws_instance", config).with_ref(
+                    "ssh_private_key",
+                    &key,
+                    "private_key",
+                ));
             }
         }
     }
     Ok(specs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster_with(ssh: Option<Map>) -> Map {
+        let mut c = obj(&[
+            (
+                "workspace",
+                Value::Object(obj(&[
+                    ("name", Value::from("lab")),
+                    ("region", Value::from("us-east-1")),
+                ])),
+            ),
+            (
+                "head",
+                Value::Object(obj(&[
+                    ("image", Value::from("ami-1")),
+                    ("instance_type", Value::from("m5.large")),
+                ])),
+            ),
+            (
+                "workers",
+                Value::Object(obj(&[(
+                    "w",
+                    Value::Object(obj(&[("min", Value::Number(1.0))])),
+                )])),
+            ),
+        ]);
+        if let Some(s) = ssh {
+            c.insert("ssh".into(), Value::Object(s));
+        }
+        c
+    }
+
+    fn node<'s>(specs: &'s [ResourceSpec], path: &str) -> &'s Map {
+        &specs
+            .iter()
+            .find(|s| s.path.to_string() == path)
+            .unwrap_or_else(|| panic!("{path} is expanded"))
+            .config
+    }
+
+    #[test]
+    fn workers_are_reached_through_the_head_unless_private_addresses_are_reachable() {
+        let specs = cluster("c", &cluster_with(None)).unwrap();
+        let head = node(&specs, "node.head");
+        let worker = node(&specs, "node.worker[\"w\"][0]");
+        assert_eq!(head["ssh_user"], Value::from("ubuntu"));
+        assert_eq!(head["ssh_port"], Value::Number(22.0));
+        assert_eq!(head.get("public_address"), None);
+        assert_eq!(worker["public_address"], Value::Bool(false));
+        let spec = specs
+            .iter()
+            .find(|s| s.path.to_string() == "node.head")
+            .unwrap();
+        assert!(
+            spec.refs
+                .iter()
+                .any(|r| r.attribute == "ssh_private_key" && r.sibling_attribute == "private_key"),
+            "the key tik makes is the one it logs in with"
+        );
+
+        let internal = cluster_with(Some(obj(&[("use_internal_ips", Value::Bool(true))])));
+        let specs = cluster("c", &internal).unwrap();
+        let worker = node(&specs, "node.worker[\"w\"][0]");
+        assert_eq!(worker.get("public_address"), None);
+        assert_eq!(worker["ssh_internal_ips"], Value::Bool(true));
+    }
+
+    #[test]
+    fn ssh_settings_that_cannot_work_are_refused_with_the_fix() {
+        let err =
+            |pairs: &[(&str, Value)]| cluster("c", &cluster_with(Some(obj(pairs)))).unwrap_err();
+        let e = err(&[("usr", Value::from("x"))]);
+        assert!(e.contains("takes no usr: did you mean \"user\"?"), "{e}");
+        let e = err(&[("private_key", Value::from("x"))]);
+        assert!(
+            e.contains("it takes user, port, public_key, private_key_file"),
+            "{e}"
+        );
+        assert!(err(&[("port", Value::Number(0.0))]).contains("from 1 to 65535"));
+        assert!(err(&[("user", Value::Number(1.0))]).contains("user = \"ubuntu\""));
+        let e = err(&[("private_key_file", Value::from("~/.ssh/id"))]);
+        assert!(e.contains("give its public half as ssh.public_key"), "{e}");
+        assert!(cluster(
+            "c",
+            &cluster_with(Some(obj(&[
+                ("private_key_file", Value::from("~/.ssh/id")),
+                ("public_key", Value::from("ssh-ed25519 AAAA me")),
+            ])))
+        )
+        .is_ok());
+    }
 }

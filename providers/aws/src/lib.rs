@@ -493,6 +493,20 @@ impl Provider for AwsProvider {
                     A::computed("lifecycle"),
                     A::computed("private_ip"),
                     A::computed("public_ip"),
+                    // How tik logs in to it (see compute::set_connection).
+                    A::optional("ssh_user"),
+                    A::optional("ssh_port"),
+                    A::optional("ssh_private_key_file"),
+                    A::optional("ssh_internal_ips"),
+                    A::optional("public_address"),
+                    A {
+                        sensitive: true,
+                        ..A::optional("ssh_private_key")
+                    },
+                    A {
+                        sensitive: true,
+                        ..A::computed("connection")
+                    },
                 ]),
             ),
         ]
@@ -561,16 +575,28 @@ impl Provider for AwsProvider {
                 .await
             }
             "aws_key_pair" => {
-                self.by_filter(items, "key-pair-id", |c, f| async move {
-                    compute::read_key_pairs(&c, f).await
-                })
-                .await
+                let mut found = self
+                    .by_filter(items, "key-pair-id", |c, f| async move {
+                        compute::read_key_pairs(&c, f).await
+                    })
+                    .await?;
+                // An imported key has no private half here (nor had one recorded
+                // before nodes took it to log in with).
+                for attrs in found.iter_mut().flatten() {
+                    attrs
+                        .entry("private_key".to_string())
+                        .or_insert(tik_engine::value::Value::Null);
+                }
+                Ok(found)
             }
             "aws_instance" => {
-                self.by_filter(items, "instance-id", |c, f| async move {
-                    compute::read_instances(&c, f).await
-                })
-                .await
+                let mut found = self
+                    .by_filter(items, "instance-id", |c, f| async move {
+                        compute::read_instances(&c, f).await
+                    })
+                    .await?;
+                found.iter_mut().flatten().for_each(compute::set_connection);
+                Ok(found)
             }
             "aws_existing_vpc" => {
                 self.listed(items, |c, i| async move {

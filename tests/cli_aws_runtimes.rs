@@ -1,0 +1,230 @@
+//! A runtime on an AWS cluster, as a user runs it: moto's server makes the nodes, and
+//! a real sshd per node, started by the test at the private address moto gave the
+//! node (the VPC is a loopback range, `use_internal_ips` as from inside the VPC),
+//! lets tik in with the key pair tik had AWS make. Nothing is faked between them:
+//! tik logs in with the private key it kept in state, runs the steps over SSH, and
+//! the service answers.
+
+mod common;
+#[path = "../providers/aws/tests/moto/server.rs"]
+mod moto_server;
+
+use common::{http_get, need_sshd, Cleanup, Project};
+use moto_server::Moto;
+use std::path::Path;
+use std::process::Command;
+
+const PORT: u16 = 2222;
+
+/// A runtime of the test's own: a web server on every node, answering with its
+/// node's name and home.
+const RUNTIME: &str = r#"
+runtime "hello" {
+  param "port" { default = 7781 }
+  service "web" {
+    on        = "all"
+    configure = "mkdir -p www && printf '%s in %s\n' \"$TIK_NODE_NAME\" \"$TIK_HOME\" >www/index.html"
+    start     = "nohup python3 -m http.server \"$TIK_PARAM_PORT\" --bind \"$TIK_NODE_IP\" --directory \"$TIK_HOME/www\" >web.log 2>&1 & echo $! >web.pid"
+    stop      = "[ -f web.pid ] && kill \"$(cat web.pid)\"; rm -f web.pid"
+    health    = "python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \"http://$TIK_NODE_IP:$TIK_PARAM_PORT/\""
+    health_timeout = 10
+  }
+}
+"#;
+
+fn config(endpoint: &str, user: &str) -> String {
+    format!(
+        r#"workspace "lab" {{
+  provider = "aws"
+  region   = "us-east-1"
+  endpoint = "{endpoint}"
+  network {{
+    cidr = "127.78.0.0/16"
+  }}
+}}
+
+cluster "etl" {{
+  workspace = workspace.lab
+  ssh {{
+    user             = "{user}"
+    port             = {PORT}
+    use_internal_ips = true
+    wait             = 2
+  }}
+  head {{
+    image         = "ami-03cf127a"
+    instance_type = "m5.large"
+  }}
+  workers "default" {{
+    min = 2
+    max = 4
+  }}
+  runtime "hello" {{}}
+}}
+"#
+    )
+}
+
+/// An sshd on `ip:PORT` that lets in the holder of `public_key`, with `$HOME` a
+/// directory of its own: one "node" of the cluster on this machine.
+fn sshd(dir: &Path, ip: &str, public_key: &str) {
+    std::fs::create_dir_all(dir.join("home")).unwrap();
+    let host_key = dir.join("host_key");
+    let keygen = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&host_key)
+        .status()
+        .expect("ssh-keygen runs");
+    assert!(keygen.success());
+    std::fs::write(dir.join("authorized_keys"), public_key).unwrap();
+    let config = dir.join("sshd_config");
+    std::fs::write(
+        &config,
+        format!(
+            "ListenAddress {ip}:{PORT}\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
+             StrictModes no\nPermitRootLogin prohibit-password\nSetEnv HOME={}\n",
+            host_key.display(),
+            dir.join("sshd.pid").display(),
+            dir.join("authorized_keys").display(),
+            dir.join("home").display(),
+        ),
+    )
+    .unwrap();
+    let _ = std::fs::create_dir_all("/run/sshd");
+    let out = Command::new("/usr/sbin/sshd")
+        .arg("-f")
+        .arg(&config)
+        .arg("-E")
+        .arg(dir.join("sshd.log"))
+        .output()
+        .expect("sshd runs");
+    assert!(out.status.success(), "{out:?}");
+}
+
+fn whoami() -> String {
+    let out = Command::new("id").arg("-un").output().expect("id runs");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn a_runtime_runs_on_aws_nodes_over_ssh_with_the_key_tik_had_made() {
+    need_sshd();
+    let moto = Moto::start();
+    let p = Cleanup(Project::new(&[
+        ("main.tik.hcl", &config(&moto.endpoint, &whoami())),
+        ("runtimes/hello/runtime.tik.hcl", RUNTIME),
+    ]));
+
+    // The nodes are made, but nothing answers SSH on them yet: the sessions give up
+    // after the cluster's wait, saying where they knocked, and the nodes are kept.
+    let r = p.ok(&["apply", "--auto-approve"], 1);
+    assert!(
+        r.out().contains("did not answer SSH within 2 s"),
+        "{}",
+        r.out()
+    );
+    let state: serde_json::Value = serde_json::from_str(&p.read("tik.tikstate")).unwrap();
+    let resource = |address: &str| -> serde_json::Value {
+        state["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["address"] == address)
+            .unwrap_or_else(|| panic!("{address} is in state"))["attributes"]
+            .clone()
+    };
+    let key = resource("cluster.etl.key_pair")["private_key"]
+        .as_str()
+        .expect("the key AWS made is kept in state")
+        .to_string();
+    assert!(key.contains("PRIVATE KEY"), "{key}");
+    let nodes: Vec<(String, String)> = [
+        ("head", "cluster.etl.node.head"),
+        ("w0", "cluster.etl.node.worker[\"default\"][0]"),
+        ("w1", "cluster.etl.node.worker[\"default\"][1]"),
+    ]
+    .iter()
+    .map(|(name, address)| {
+        let node = resource(address);
+        let ip = node["private_ip"].as_str().unwrap().to_string();
+        assert!(ip.starts_with("127.78."), "{node}");
+        assert_eq!(node["connection"]["host"], ip.as_str(), "{node}");
+        assert_eq!(node["connection"]["port"], f64::from(PORT), "{node}");
+        (name.to_string(), ip)
+    })
+    .collect();
+    assert!(
+        r.out().contains(&format!("@{}:{PORT}", nodes[0].1)),
+        "the error names the address: {}",
+        r.out()
+    );
+
+    // Each node's sshd trusts the public half of the key AWS made.
+    let key_file = p.file("aws-key");
+    std::fs::write(&key_file, &key).unwrap();
+    std::fs::set_permissions(
+        &key_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let public = Command::new("ssh-keygen")
+        .arg("-y")
+        .arg("-f")
+        .arg(&key_file)
+        .output()
+        .expect("ssh-keygen runs");
+    assert!(public.status.success(), "{public:?}");
+    let public = String::from_utf8(public.stdout).unwrap();
+    std::fs::remove_file(&key_file).unwrap();
+    for (name, ip) in &nodes {
+        sshd(&p.file(&format!("nodes/{name}")), ip, &public);
+    }
+
+    // Apply again: the sessions find the nodes, and the service runs on each.
+    let r = p.ok(&["apply", "--auto-approve"], 0);
+    assert!(r.stdout.contains("Apply complete!"), "{}", r.out());
+    for (name, ip) in &nodes {
+        let home = p.file(&format!("nodes/{name}/home/tik"));
+        let body = http_get(&format!("{ip}:7781")).unwrap_or_default();
+        assert!(
+            body.ends_with(&format!(" in {}", home.display())),
+            "{name} at {ip} answers from its own home under its login's $HOME: {body:?}\n{}",
+            r.out()
+        );
+    }
+    let r = p.ok(&["status", "etl"], 0);
+    assert!(r.stdout.contains(&nodes[1].1), "{}", r.out());
+    let r = p.ok(
+        &[
+            "exec",
+            "etl",
+            "--node",
+            "head",
+            "--",
+            "cat",
+            "www/index.html",
+        ],
+        0,
+    );
+    assert!(r.stdout.contains("etl-head in "), "{}", r.out());
+
+    // The key never reaches the terminal: not in plans, status or the state listing.
+    let secret = key
+        .lines()
+        .find(|l| l.len() > 40 && !l.contains("PRIVATE KEY"))
+        .unwrap();
+    let plan = p.ok(&["plan", "--detailed-exitcode"], 0);
+    let show = p.ok(&["state", "show", "cluster.etl.node.head"], 0);
+    for out in [plan.out(), show.out(), r.out()] {
+        assert!(!out.contains(secret), "{out}");
+    }
+    assert!(show.stdout.contains("(sensitive value)"), "{}", show.out());
+
+    // Destroy stops each service before its node goes.
+    let r = p.ok(&["destroy", "--auto-approve"], 0);
+    assert!(r.stdout.contains("Destroy complete!"), "{}", r.out());
+    for (name, ip) in &nodes {
+        assert_eq!(http_get(&format!("{ip}:7781")), None, "{name} stopped");
+    }
+}
