@@ -175,3 +175,179 @@ fn postgres_serves_its_database_and_keeps_data_across_a_reconfigure() {
         String::from_utf8_lossy(&left.stdout)
     );
 }
+
+fn replicated(major: &str, workers: u32, replicas: u32) -> String {
+    format!(
+        r#"workspace "lab" {{
+  provider  = "local"
+  transport = "ssh"
+}}
+
+variable "password" {{
+  sensitive = true
+}}
+
+cluster "db" {{
+  workspace = workspace.lab
+  head {{}}
+  workers "w" {{
+    min = {workers}
+    max = {workers}
+  }}
+  runtime "postgres" {{
+    install_method = "package"
+    version        = "{major}"
+    password       = var.password
+    replicas       = {replicas}
+  }}
+}}
+
+output "url" {{
+  value = cluster.db.runtime.postgres.endpoint.url
+}}
+
+output "read_url" {{
+  value = cluster.db.runtime.postgres.endpoint.read_url
+}}
+
+output "ips" {{
+  value = [for w in cluster.db.node.worker["w"] : w.private_ip]
+}}
+"#
+    )
+}
+
+/// Waits (up to 30 s) until `sql` gives `want` at `url`.
+fn eventually(bin: &str, url: &str, sql: &str, want: &str) -> Result<String, String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let got = psql(bin, url, PASSWORD, sql);
+        if got.as_deref() == Ok(want) || std::time::Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn postgres_replicas_stream_the_primarys_changes_and_serve_reads() {
+    need_sshd();
+    let (major, bin) = need_postgres();
+    let p = Cleanup(Project::new(&[("main.tik.hcl", &replicated(&major, 3, 2))]));
+    std::fs::set_permissions(
+        p.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let env = [("TIK_VAR_password", PASSWORD)];
+
+    let r = p.tik_env(&["apply", "--auto-approve"], &env);
+    assert_eq!(r.code, 0, "{}", r.out());
+    let out = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&p.ok(&["output", "--json", name], 0).stdout).unwrap()
+    };
+    let url = out("url").as_str().unwrap().to_string();
+    let read_url = out("read_url").as_str().unwrap().to_string();
+    let ips: Vec<String> = serde_json::from_value(out("ips")).unwrap();
+    assert_eq!(
+        read_url,
+        format!(
+            "postgresql://tik@{}:5432,{}:5432/tik?target_session_attrs=prefer-standby",
+            ips[0], ips[1]
+        )
+    );
+    let on = |ip: &str| format!("postgresql://tik@{ip}:5432/tik");
+
+    // Writes on the primary reach both replicas, which refuse writes of their own.
+    psql(
+        &bin,
+        &url,
+        PASSWORD,
+        "create table t (x int); insert into t values (1)",
+    )
+    .unwrap();
+    for ip in &ips[..2] {
+        assert_eq!(
+            eventually(&bin, &on(ip), "select sum(x) from t", "1").as_deref(),
+            Ok("1"),
+            "replica {ip}"
+        );
+        assert_eq!(
+            psql(&bin, &on(ip), PASSWORD, "select pg_is_in_recovery()").as_deref(),
+            Ok("t")
+        );
+        let refused = psql(&bin, &on(ip), PASSWORD, "insert into t values (9)").unwrap_err();
+        assert!(refused.contains("read-only transaction"), "{refused}");
+    }
+    assert!(
+        psql(&bin, &on(&ips[2]), PASSWORD, "select 1").is_err(),
+        "the third worker runs no replica"
+    );
+    assert_eq!(
+        psql(&bin, &read_url, PASSWORD, "select pg_is_in_recovery()").as_deref(),
+        Ok("t"),
+        "read_url reaches a standby"
+    );
+    // Exit 0: every service answers its health check, the replicas' being in recovery.
+    let r = p.ok(&["status", "db"], 0);
+    assert!(r.stdout.matches("replica").count() >= 2, "{}", r.out());
+
+    // A replica that dies is drift; apply starts only it, and it catches up on
+    // what was written meanwhile.
+    let data = p.file(".tik/local/workspaces/lab/clusters/db/worker-w-0/home/postgres/data");
+    let auto = std::fs::read_to_string(data.join("postgresql.auto.conf")).unwrap();
+    assert!(
+        auto.contains("passfile=") && !auto.contains("secret"),
+        "the standby names its password file, never the password: {auto}"
+    );
+    let stop = Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(format!("{bin}/pg_ctl"))
+        .arg("-D")
+        .arg(&data)
+        .args(["-m", "immediate", "stop"])
+        .output()
+        .unwrap();
+    assert!(stop.status.success(), "{stop:?}");
+    psql(&bin, &url, PASSWORD, "insert into t values (2)").unwrap();
+    let r = p.tik_env(&["plan"], &env);
+    assert!(
+        r.stdout
+            .contains("Plan: 0 to add, 1 to change, 0 to replace"),
+        "{}",
+        r.out()
+    );
+    assert!(
+        r.stdout.contains("service.replica.start will run again"),
+        "{}",
+        r.out()
+    );
+    let r = p.tik_env(&["apply", "--auto-approve"], &env);
+    assert_eq!(r.code, 0, "{}", r.out());
+    assert_eq!(
+        eventually(&bin, &on(&ips[0]), "select sum(x) from t", "3").as_deref(),
+        Ok("3")
+    );
+
+    // More replicas than workers is refused where the user wrote it.
+    p.write("main.tik.hcl", &replicated(&major, 3, 4));
+    let r = p.tik_env(&["plan"], &env);
+    assert_eq!(r.code, 1, "{}", r.out());
+    assert!(
+        r.stderr
+            .contains("replicas = 4 but the cluster has 3 workers to run them"),
+        "{}",
+        r.out()
+    );
+    assert!(r.stderr.contains("main.tik.hcl:"), "{}", r.out());
+
+    p.write("main.tik.hcl", &replicated(&major, 3, 2));
+    let r = p.tik_env(&["destroy", "--auto-approve"], &env);
+    assert_eq!(r.code, 0, "{}", r.out());
+    for ip in &ips {
+        assert!(
+            psql(&bin, &on(ip), PASSWORD, "select 1").is_err(),
+            "{ip} stopped"
+        );
+    }
+}

@@ -25,3 +25,12 @@ pg_own() {
   fi
   chmod 700 "$@"
 }
+
+# pg_use_conf: the settings and pg_hba.conf that configure wrote, into the data
+# directory (a replica's came from the primary, with the primary's).
+pg_use_conf() {
+  cp "$d/conf/tik.conf" "$d/conf/pg_hba.conf" "$d/data/" || exit 1
+  grep -q "^include_if_exists = 'tik.conf'" "$d/data/postgresql.conf" ||
+    echo "include_if_exists = 'tik.conf'" >>"$d/data/postgresql.conf"
+  [ "$(id -u)" != 0 ] || chown postgres "$d/data/tik.conf" "$d/data/pg_hba.conf"
+}

@@ -1,6 +1,7 @@
-# PostgreSQL: one server on the head, a database and a login role for the cluster.
+# PostgreSQL: the primary on the head, a database and a login role for the
+# cluster, and streaming replicas on the first workers.
 runtime "postgres" {
-  description = "PostgreSQL, a server on the head"
+  description = "PostgreSQL: a primary on the head, streaming replicas on workers"
 
   # "source": upstream's source archive, built on the node (needs cc and make);
   # "package": the distribution's packages (apt), major version ${version}'s first number.
@@ -17,20 +18,46 @@ runtime "postgres" {
   param "password" { sensitive = true }
   # Who may connect with the password: a pg_hba address ("samenet": the node's subnets).
   param "allowed" { default = "samenet" }
-  # More postgresql.conf settings, name = value.
+  # More postgresql.conf settings, name = value (on the primary and the replicas).
   param "settings" { default = {} }
+  # Hot standbys that stream the primary's changes and serve reads, one on each
+  # of the first workers; they log in to the primary as replication_user, with
+  # the password.
+  param "replicas" {
+    default = 0
+    validation {
+      condition     = param.replicas >= 0 && param.replicas < length(cluster.nodes)
+      error_message = "replicas = ${param.replicas} but the cluster has ${length(cluster.nodes) - 1} workers to run them; give it more workers (their min) or fewer replicas"
+    }
+  }
+  param "replication_user" { default = "replicator" }
 
   service "server" {
     on             = "head"
     ports          = [param.port]
     install        = "${file("../_lib/tik.sh")}\n${file("pg.sh")}\n${file("install.sh")}"
-    configure      = "${file("../_lib/tik.sh")}\n${file("pg.sh")}\n${file("configure.sh")}"
+    configure      = "TIK_PG_ROLE=primary\n${file("../_lib/tik.sh")}\n${file("pg.sh")}\n${file("configure.sh")}"
     start          = "${file("../_lib/tik.sh")}\n${file("pg.sh")}\n${file("start.sh")}"
-    stop           = "${file("../_lib/tik.sh")}\n${file("pg.sh")}\npg_as \"$TIK_HOME/postgres/bin/pg_ctl\" -D \"$TIK_HOME/postgres/data\" status >/dev/null 2>&1 || exit 0\npg_as \"$TIK_HOME/postgres/bin/pg_ctl\" -D \"$TIK_HOME/postgres/data\" -m fast -w stop"
+    stop           = "${file("../_lib/tik.sh")}\n${file("pg.sh")}\n${file("stop.sh")}"
     health         = "\"$TIK_HOME/postgres/bin/pg_isready\" -q -h \"$TIK_NODE_IP\" -p \"$TIK_PARAM_PORT\""
+    health_timeout = 60
+  }
+
+  service "replica" {
+    on             = node.index >= 1 && node.index <= param.replicas
+    ports          = [param.port]
+    install        = "${file("../_lib/tik.sh")}\n${file("pg.sh")}\n${file("install.sh")}"
+    configure      = "TIK_PG_ROLE=replica\n${file("../_lib/tik.sh")}\n${file("pg.sh")}\n${file("configure.sh")}"
+    start          = "${file("../_lib/tik.sh")}\n${file("pg.sh")}\n${file("replica.sh")}"
+    stop           = "${file("../_lib/tik.sh")}\n${file("pg.sh")}\n${file("stop.sh")}"
+    health         = "${file("../_lib/tik.sh")}\n${file("pg.sh")}\n${file("replica_health.sh")}"
     health_timeout = 60
   }
 
   endpoint "url" { value = "postgresql://${param.user}@${cluster.head.private_ip}:${param.port}/${param.database}" }
   endpoint "host" { value = cluster.head.private_ip }
+  # For reads: a replica where there is one (libpq 14 and later), else the primary.
+  endpoint "read_url" {
+    value = param.replicas == 0 ? "postgresql://${param.user}@${cluster.head.private_ip}:${param.port}/${param.database}" : "postgresql://${param.user}@${join(",", [for i, n in cluster.nodes : "${n.private_ip}:${param.port}" if i >= 1 && i <= param.replicas])}/${param.database}?target_session_attrs=prefer-standby"
+  }
 }

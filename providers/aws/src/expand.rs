@@ -522,9 +522,11 @@ fn ssh_settings(c: &Map) -> Result<Map, String> {
         Some(v @ (Value::String(_) | Value::Unknown)) => {
             m.insert("ssh_private_key_file".into(), v.clone());
         }
-        Some(other) => return Err(format!(
+        Some(other) => {
+            return Err(format!(
             "ssh.private_key_file must be the path of the key that matches public_key, got {other}"
-        )),
+        ))
+        }
     }
     match ssh.get("use_internal_ips") {
         None | Some(Value::Null) | Some(Value::Bool(false)) => {}
