@@ -79,7 +79,12 @@ fn text_diff(old: &str, new: &str, s: Style) -> String {
 
 pub fn change(c: &Change, s: Style) -> String {
     let step = c.type_name == tik_engine::runtime::STEP_TYPE;
+    let empty = Map::new();
+    let before = c.before.as_ref().unwrap_or(&empty);
+    let after = c.after.as_ref().unwrap_or(&empty);
+    let runs = tik_engine::runtime::step_runs(&tik_engine::runtime::step_changes(before, after));
     let verb = match c.action {
+        Action::Update if step && !runs => "will have its record updated; nothing runs",
         Action::Create if step => "will run",
         Action::Update if step => "will run again",
         Action::Replace if step => "will run again (undone first)",
@@ -94,9 +99,6 @@ pub fn change(c: &Change, s: Style) -> String {
         out.push_str(&format!("  # ({r})\n"));
     }
     out.push_str(&format!("{} {} {{\n", s.symbol(c.action), c.type_name));
-    let empty = Map::new();
-    let before = c.before.as_ref().unwrap_or(&empty);
-    let after = c.after.as_ref().unwrap_or(&empty);
     let mut keys: Vec<&String> = after.keys().chain(before.keys()).collect();
     keys.sort();
     keys.dedup();

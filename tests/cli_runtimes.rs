@@ -453,13 +453,31 @@ fn workers_without_a_public_address_are_reached_through_the_head() {
         "{}",
         refused.out()
     );
+    // Replacing the head's session reruns the head's steps (another host key may be
+    // another machine) and only records the workers' new way in: nothing on them
+    // runs, and their services keep running.
+    let replace = ["--replace", "cluster.c.node.head.session"];
+    let plan = p.ok(&[&["plan"][..], &replace[..]].concat(), 0);
+    assert!(
+        plan.stdout.contains(
+            "# cluster.c.node.head.runtime.echo.service.primary.start will run again\n  \
+             # (its node's session is new: it runs again only if the node shows another host key)"
+        ),
+        "{}",
+        plan.out()
+    );
+    assert!(
+        plan.stdout.contains(
+            "# cluster.c.node.worker[\"w\"][2].runtime.echo.service.replica.start will have its record updated; nothing runs\n  \
+             # (the way to reach its node changed)"
+        ),
+        "{}",
+        plan.out()
+    );
+    let worker_pids: Vec<String> = (0..3).map(|i| pid(&p, &format!("worker-w-{i}"))).collect();
+    let head_pid = pid(&p, "head");
     let replaced = p.ok(
-        &[
-            "apply",
-            "--auto-approve",
-            "--replace",
-            "cluster.c.node.head.session",
-        ],
+        &[&["apply", "--auto-approve"][..], &replace[..]].concat(),
         0,
     );
     assert!(
@@ -467,7 +485,15 @@ fn workers_without_a_public_address_are_reached_through_the_head() {
         "{}",
         replaced.out()
     );
+    let after: Vec<String> = (0..3).map(|i| pid(&p, &format!("worker-w-{i}"))).collect();
+    assert_eq!(after, worker_pids, "the workers' services were left alone");
+    assert_ne!(
+        pid(&p, "head"),
+        head_pid,
+        "the head's service started again"
+    );
     p.ok(&["status"], 0);
+    p.ok(&["plan", "--detailed-exitcode"], 0);
 
     // Destroy stops the workers' services through the head before the head goes.
     p.ok(&["destroy", "--auto-approve"], 0);

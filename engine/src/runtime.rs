@@ -1136,6 +1136,34 @@ fn container_of(config: &Map, site: &Site<'_>) -> Result<Option<Map>, Diagnostic
     ])))
 }
 
+/// How a step or container reaches its node: a change there alone is recorded and
+/// runs nothing, since what the node holds and runs is the same (a node's own host
+/// key is not among them: another one may mean another machine).
+pub const WAY_IN: [&str; 3] = ["connection", "jump", "jump_host_key"];
+
+/// Whether a step (or a node's container) whose attributes `changed` has anything to
+/// run, or only its record to update.
+pub fn step_runs(changed: &[&str]) -> bool {
+    changed.iter().any(|c| !WAY_IN.contains(c))
+}
+
+/// The attributes of a node step's record that differ between `before` and `after`
+/// (what it computed itself aside): what decides whether it runs.
+pub fn step_changes<'m>(before: &'m Map, after: &'m Map) -> Vec<&'m str> {
+    let mut out: Vec<&str> = after
+        .iter()
+        .filter(|(k, v)| k.as_str() != "hash" && before.get(k.as_str()) != Some(*v))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    out.extend(
+        before
+            .keys()
+            .filter(|k| k.as_str() != "hash" && !after.contains_key(k.as_str()))
+            .map(String::as_str),
+    );
+    out
+}
+
 /// Why a step runs again, from the attributes that changed: shown in the plan.
 pub fn rerun_reasons(changed: &[&str]) -> Vec<String> {
     let mut out = Vec::new();
@@ -1146,8 +1174,9 @@ pub fn rerun_reasons(changed: &[&str]) -> Vec<String> {
             "after_hash" => "an earlier step of its service changed",
             "stop" | "health" | "health_timeout" => "its stop or health command changed",
             "node_id" => "its node is new",
-            "connection" | "host_key" | "jump" | "jump_host_key" => {
-                "the way to reach its node changed"
+            "connection" | "jump" | "jump_host_key" => "the way to reach its node changed",
+            "host_key" => {
+                "its node's session is new: it runs again only if the node shows another host key"
             }
             "container" => "its node's container is new",
             "running" => {

@@ -122,9 +122,12 @@ impl Runner {
                 }
             }
             Operation::Create | Operation::Update => {
+                let prior = change.prior.as_ref().unwrap_or(a);
+                if let Some(attrs) = record_only(change) {
+                    return Ok(attrs);
+                }
                 let target = self.target(a).await?;
                 let script = a.get("script").and_then(Value::as_str).unwrap_or_default();
-                let prior = change.prior.as_ref().unwrap_or(a);
                 // The old service stops where it ran: on the host, or in the same
                 // container. One in a container since made anew or removed went with
                 // it; its pid file names nothing (or another process) now.
@@ -347,6 +350,10 @@ impl Runner {
     /// on delete, removes it.
     pub async fn apply_container(&self, change: &ChangeRequest) -> Result<Map, ProviderError> {
         let a = &change.planned;
+        // Reached another way, it is the same container.
+        if let Some(attrs) = record_only(change) {
+            return Ok(attrs);
+        }
         let text = |k: &str| a.get(k).and_then(Value::as_str).unwrap_or_default();
         let engine = text("engine");
         check_engine(engine)?;
@@ -728,6 +735,22 @@ fn tail(output: &str) -> String {
         .map(|l| format!("  | {l}"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// An update that changes only the way to a node (`runtime::WAY_IN`, or a session
+/// made anew that found the host key it had): its new record, with what it computed
+/// when it last ran, and nothing to run.
+fn record_only(change: &ChangeRequest) -> Option<Map> {
+    let prior = change.prior.as_ref()?;
+    let changed = crate::runtime::step_changes(prior, &change.planned);
+    if change.operation != Operation::Update || crate::runtime::step_runs(&changed) {
+        return None;
+    }
+    let mut attrs = change.planned.clone();
+    if let (Some(hash), false) = (prior.get("hash"), attrs.contains_key("hash")) {
+        attrs.insert("hash".into(), hash.clone());
+    }
+    Some(attrs)
 }
 
 /// Where a script runs: on a node, in its home, and in its container if it has one.
@@ -1535,6 +1558,53 @@ fn error_text(e: &dyn std::error::Error, jump_log: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_way_to_the_node_is_recorded_and_runs_nothing() {
+        let prior = Map::from_iter([
+            ("script".to_string(), Value::from("echo hi")),
+            ("connection".to_string(), Value::from("old")),
+            ("host_key".to_string(), Value::from("ssh-ed25519 AAAA")),
+            ("hash".to_string(), Value::from("h1")),
+        ]);
+        let change = |planned: &[(&str, Value)], operation| ChangeRequest {
+            address: crate::addr::Address::new().name("step"),
+            type_name: crate::runtime::STEP_TYPE.into(),
+            operation,
+            prior: Some(prior.clone()),
+            planned: prior
+                .iter()
+                .filter(|(k, _)| k.as_str() != "hash")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .chain(planned.iter().map(|(k, v)| (k.to_string(), v.clone())))
+                .collect(),
+            lineage: String::new(),
+            progress: Progress::default(),
+        };
+        let moved = record_only(&change(
+            &[("connection", Value::from("new"))],
+            Operation::Update,
+        ))
+        .expect("a new connection alone runs nothing");
+        assert_eq!(moved["connection"], Value::from("new"));
+        assert_eq!(
+            moved["hash"],
+            Value::from("h1"),
+            "what it ran is what ran before"
+        );
+        // A session made anew that found the key it had: nothing changed at all.
+        assert!(record_only(&change(&[], Operation::Update)).is_some());
+        for runs in [
+            change(&[("script", Value::from("echo bye"))], Operation::Update),
+            change(
+                &[("host_key", Value::from("ssh-ed25519 BBBB"))],
+                Operation::Update,
+            ),
+            change(&[("connection", Value::from("new"))], Operation::Create),
+        ] {
+            assert!(record_only(&runs).is_none(), "{:?}", runs.planned);
+        }
+    }
 
     #[test]
     fn quoting_keeps_every_value_one_word() {
