@@ -29,6 +29,30 @@ fn need_postgres() -> (String, String) {
 const PASSWORD: &str = "it's a \"secret\" $(touch /tmp/tik-injected)";
 
 fn config(major: &str, max_connections: u32) -> String {
+    db_config(
+        major,
+        0,
+        &format!("settings = {{ max_connections = {max_connections} }}"),
+    )
+}
+
+fn replicated(major: &str, workers: u32, replicas: u32) -> String {
+    db_config(major, workers, &format!("replicas = {replicas}"))
+}
+
+/// A cluster `db` of a head and `workers` workers running the distribution's
+/// PostgreSQL `major` with the password from `var.password` and `params`, with its
+/// endpoints (and the workers' addresses) as outputs.
+fn db_config(major: &str, workers: u32, params: &str) -> String {
+    let (pool, ips) = if workers == 0 {
+        (String::new(), String::new())
+    } else {
+        (
+            format!("  workers \"w\" {{\n    min = {workers}\n    max = {workers}\n  }}\n"),
+            "output \"ips\" {\n  value = [for w in cluster.db.node.worker[\"w\"] : w.private_ip]\n}\n"
+                .to_string(),
+        )
+    };
     format!(
         r#"workspace "lab" {{
   provider  = "local"
@@ -42,18 +66,22 @@ variable "password" {{
 cluster "db" {{
   workspace = workspace.lab
   head {{}}
-  runtime "postgres" {{
+{pool}  runtime "postgres" {{
     install_method = "package"
     version        = "{major}"
     password       = var.password
-    settings       = {{ max_connections = {max_connections} }}
+    {params}
   }}
 }}
 
 output "url" {{
   value = cluster.db.runtime.postgres.endpoint.url
 }}
-"#
+
+output "read_url" {{
+  value = cluster.db.runtime.postgres.endpoint.read_url
+}}
+{ips}"#
     )
 }
 
@@ -174,47 +202,6 @@ fn postgres_serves_its_database_and_keeps_data_across_a_reconfigure() {
         "no server left: {}",
         String::from_utf8_lossy(&left.stdout)
     );
-}
-
-fn replicated(major: &str, workers: u32, replicas: u32) -> String {
-    format!(
-        r#"workspace "lab" {{
-  provider  = "local"
-  transport = "ssh"
-}}
-
-variable "password" {{
-  sensitive = true
-}}
-
-cluster "db" {{
-  workspace = workspace.lab
-  head {{}}
-  workers "w" {{
-    min = {workers}
-    max = {workers}
-  }}
-  runtime "postgres" {{
-    install_method = "package"
-    version        = "{major}"
-    password       = var.password
-    replicas       = {replicas}
-  }}
-}}
-
-output "url" {{
-  value = cluster.db.runtime.postgres.endpoint.url
-}}
-
-output "read_url" {{
-  value = cluster.db.runtime.postgres.endpoint.read_url
-}}
-
-output "ips" {{
-  value = [for w in cluster.db.node.worker["w"] : w.private_ip]
-}}
-"#
-    )
 }
 
 /// Waits (up to 30 s) until `sql` gives `want` at `url`.
