@@ -82,9 +82,9 @@ pub fn change(c: &Change, s: Style) -> String {
     let empty = Map::new();
     let before = c.before.as_ref().unwrap_or(&empty);
     let after = c.after.as_ref().unwrap_or(&empty);
-    let runs = tik_engine::runtime::step_runs(&tik_engine::runtime::step_changes(before, after));
+    let runs = || tik_engine::runtime::step_runs(&tik_engine::runtime::step_changes(before, after));
     let verb = match c.action {
-        Action::Update if step && !runs => "will have its record updated; nothing runs",
+        Action::Update if step && !runs() => "will have its record updated; nothing runs",
         Action::Create if step => "will run",
         Action::Update if step => "will run again",
         Action::Replace if step => "will run again (undone first)",

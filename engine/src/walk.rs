@@ -414,25 +414,7 @@ impl<'c> Walk<'c> {
                 }
                 let what = format!("resource \"{type_name}\" \"{name}\"");
                 config = self.eval_block(m, def, &body_schema, &what)?;
-                let mut sensitive = sensitive_attrs;
-                sensitive.extend(
-                    schema
-                        .attributes
-                        .iter()
-                        .filter(|a| a.sensitive)
-                        .map(|a| a.name.to_string()),
-                );
-                // A copy of a sensitive attribute is as sensitive as its source.
-                let copies: Vec<String> = schema
-                    .attributes
-                    .iter()
-                    .filter(|a| {
-                        a.copies
-                            .is_some_and(|src| sensitive.iter().any(|s| s == src))
-                    })
-                    .map(|a| a.name.to_string())
-                    .collect();
-                sensitive.extend(copies);
+                let sensitive = with_schema_sensitive(schema, sensitive_attrs);
                 instances.push(Instance {
                     address: address.clone(),
                     rel: Address::new(),
@@ -759,13 +741,43 @@ fn insert_path(target: &mut Value, path: &[Segment], value: Value) {
     }
 }
 
-/// Marks what in an expansion holds a secret: the attributes its type's schema calls
-/// sensitive, and those that take a sibling's sensitive attribute (a step's copy of
-/// a node's `connection` that carries a private key), through chains of such copies.
+/// `sensitive` with what the type's schema calls sensitive, and the computed
+/// attributes that copy a sensitive one (a copy is as sensitive as its source).
+fn with_schema_sensitive(
+    schema: &crate::provider::ResourceSchema,
+    mut sensitive: Vec<String>,
+) -> Vec<String> {
+    for a in schema.attributes.iter().filter(|a| a.sensitive) {
+        if !sensitive.iter().any(|s| s == a.name) {
+            sensitive.push(a.name.to_string());
+        }
+    }
+    let copies: Vec<String> = schema
+        .attributes
+        .iter()
+        .filter(|a| {
+            a.copies
+                .is_some_and(|src| sensitive.iter().any(|s| s == src))
+        })
+        .map(|a| a.name.to_string())
+        .collect();
+    sensitive.extend(copies);
+    sensitive
+}
+
+/// Marks what in an expansion holds a secret: what each type's schema calls
+/// sensitive, and the attributes that take a sibling's sensitive attribute (a
+/// step's copy of a node's `connection` that carries a private key), through
+/// chains of such copies.
 fn mark_sensitive<'s>(
     specs: &mut [(ResourceSpec, String)],
     schema: impl Fn(&str) -> Option<&'s crate::provider::ResourceSchema>,
 ) {
+    for (spec, _) in specs.iter_mut() {
+        if let Some(s) = schema(&spec.type_name) {
+            spec.sensitive = with_schema_sensitive(s, std::mem::take(&mut spec.sensitive));
+        }
+    }
     let index: HashMap<Address, usize> = specs
         .iter()
         .enumerate()
@@ -773,10 +785,9 @@ fn mark_sensitive<'s>(
         .collect();
     // Whether (spec, attribute) is sensitive, memoised; refs are acyclic, as
     // `order_siblings` requires, and a visit in progress counts as not sensitive.
-    fn visit<'s>(
+    fn visit(
         specs: &[(ResourceSpec, String)],
         index: &HashMap<Address, usize>,
-        schema: &impl Fn(&str) -> Option<&'s crate::provider::ResourceSchema>,
         memo: &mut HashMap<(usize, String), bool>,
         i: usize,
         attribute: &str,
@@ -786,41 +797,24 @@ fn mark_sensitive<'s>(
         }
         memo.insert((i, attribute.to_string()), false);
         let spec = &specs[i].0;
-        let mut hit = spec.sensitive.iter().any(|s| s == attribute)
-            || schema(&spec.type_name).is_some_and(|s| {
-                s.attributes
-                    .iter()
-                    .any(|a| a.name == attribute && a.sensitive)
-            });
-        if !hit {
-            for r in spec.refs.iter().filter(|r| r.attribute == attribute) {
-                if let Some(&j) = index.get(&r.sibling) {
-                    if visit(specs, index, schema, memo, j, &r.sibling_attribute) {
-                        hit = true;
-                        break;
-                    }
-                }
-            }
-        }
+        let hit = spec.sensitive.iter().any(|s| s == attribute)
+            || spec
+                .refs
+                .iter()
+                .filter(|r| r.attribute == attribute)
+                .filter_map(|r| index.get(&r.sibling).map(|&j| (j, &r.sibling_attribute)))
+                .any(|(j, a)| visit(specs, index, memo, j, a));
         memo.insert((i, attribute.to_string()), hit);
         hit
     }
     let mut memo = HashMap::new();
     let mut marks = Vec::new();
     for (i, (spec, _)) in specs.iter().enumerate() {
-        let mut names: Vec<String> = spec.refs.iter().map(|r| r.attribute.clone()).collect();
-        if let Some(s) = schema(&spec.type_name) {
-            names.extend(
-                s.attributes
-                    .iter()
-                    .filter(|a| a.sensitive)
-                    .map(|a| a.name.to_string()),
-            );
-        }
-        for name in names {
-            if !spec.sensitive.contains(&name) && visit(specs, &index, &schema, &mut memo, i, &name)
+        for r in &spec.refs {
+            if !spec.sensitive.contains(&r.attribute)
+                && visit(specs, &index, &mut memo, i, &r.attribute)
             {
-                marks.push((i, name));
+                marks.push((i, r.attribute.clone()));
             }
         }
     }
