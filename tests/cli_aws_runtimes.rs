@@ -61,6 +61,9 @@ cluster "etl" {{
   }}
   runtime "hello" {{}}
 }}
+
+output "head_ip" {{ value = cluster.etl.node.head.private_ip }}
+output "key" {{ value = cluster.etl.key_pair.private_key }}
 "#
     )
 }
@@ -182,7 +185,8 @@ fn a_runtime_runs_on_aws_nodes_over_ssh_with_the_key_tik_had_made() {
     }
 
     // Apply again: the sessions find the nodes, and the service runs on each.
-    let r = p.ok(&["apply", "--auto-approve"], 0);
+    let applied = p.ok(&["apply", "--auto-approve"], 0);
+    let r = &applied;
     assert!(r.stdout.contains("Apply complete!"), "{}", r.out());
     for (name, ip) in &nodes {
         let home = p.file(&format!("nodes/{name}/home/tik"));
@@ -216,10 +220,21 @@ fn a_runtime_runs_on_aws_nodes_over_ssh_with_the_key_tik_had_made() {
         .unwrap();
     let plan = p.ok(&["plan", "--detailed-exitcode"], 0);
     let show = p.ok(&["state", "show", "cluster.etl.node.head"], 0);
-    for out in [plan.out(), show.out(), r.out()] {
+    let outputs = p.ok(&["output"], 0);
+    for out in [
+        plan.out(),
+        show.out(),
+        r.out(),
+        applied.out(),
+        outputs.out(),
+    ] {
         assert!(!out.contains(secret), "{out}");
     }
     assert!(show.stdout.contains("(sensitive value)"), "{}", show.out());
+    // An output of the key is hidden; one of an address beside it is not.
+    let o = &outputs.stdout;
+    assert!(o.contains("key = (sensitive value)"), "{o}");
+    assert!(o.contains(&format!("head_ip = \"{}\"", nodes[0].1)), "{o}");
 
     // Destroy stops each service before its node goes.
     let r = p.ok(&["destroy", "--auto-approve"], 0);

@@ -2,7 +2,7 @@
 //! tik_data, lifecycle, sensitive values, outputs and the other commands.
 
 mod common;
-use common::Project;
+use common::{Cleanup, Project};
 
 #[test]
 fn variables_come_from_flags_files_and_the_environment() {
@@ -219,6 +219,193 @@ fn sensitive_values_are_never_printed() {
     assert_eq!(state["outputs"]["dsn"]["sensitive"], true);
     // Asked for by name, the value is given, as a script needs it.
     assert_eq!(p.ok(&["output", "dsn", "--raw"], 0).stdout, "user:hunter2");
+}
+
+/// A sensitive value hides what holds it, wherever it goes: a runtime param given
+/// one (its steps' env, a script that names it, an endpoint made from it), an output
+/// that reads it, a module's output. What only sits beside it stays in view: the
+/// cluster's addresses, its other params and endpoints.
+#[test]
+fn a_sensitive_value_hides_what_holds_it_and_nothing_beside_it() {
+    let p = Cleanup(Project::new(&[
+        (
+            "main.tik.hcl",
+            r#"variable "secret" {
+  type      = string
+  sensitive = true
+  default   = "hunter2"
+}
+
+module "m" {
+  source = "./modules/m"
+  pw     = var.secret
+}
+
+workspace "lab" {
+  provider = "local"
+}
+
+cluster "c" {
+  workspace = workspace.lab
+  head {}
+  workers "w" {
+    min = 2
+    max = 2
+  }
+  runtime "greet" {
+    greeting = var.secret
+    name     = "plain-name"
+  }
+}
+
+output "head_ip" { value = cluster.c.node.head.private_ip }
+output "worker_ips" { value = [for w in cluster.c.node.worker["w"] : w.private_ip] }
+output "name" { value = cluster.c.runtime.greet.name }
+output "url" { value = cluster.c.runtime.greet.endpoint.url }
+output "greeting" { value = cluster.c.runtime.greet.greeting }
+output "banner" { value = cluster.c.runtime.greet.endpoint.banner }
+output "head" { value = cluster.c.node.head }
+output "from_module" { value = module.m.echoed }
+output "module_plain" { value = module.m.plain }
+"#,
+        ),
+        (
+            "modules/m/main.tik.hcl",
+            "variable \"pw\" {\n  type = string\n}\noutput \"echoed\" {\n  value = \"pw=${var.pw}\"\n}\noutput \"plain\" {\n  value = \"plain\"\n}\n",
+        ),
+        (
+            "runtimes/greet/runtime.tik.hcl",
+            r#"runtime "greet" {
+  param "greeting" {}
+  param "name" { default = "x" }
+  service "s" {
+    on        = "all"
+    install   = "echo '${param.name}' >name.txt"
+    configure = "printf '%s' \"$TIK_PARAM_GREETING\" >greeting.txt"
+  }
+  service "loud" {
+    on        = "head"
+    configure = "echo '${upper(param.greeting)}' >loud.txt"
+  }
+  endpoint "url" { value = "http://${cluster.head.private_ip}/${param.name}" }
+  endpoint "banner" { value = "say ${param.greeting}" }
+}
+"#,
+        ),
+    ]));
+    let leaks = |out: &str| out.contains("hunter2") || out.contains("HUNTER2");
+    let plan = p.ok(&["plan"], 0);
+    assert!(!leaks(&plan.out()), "{}", plan.out());
+    assert!(
+        plan.stdout.contains("echo 'plain-name' >name.txt"),
+        "a script that names no secret is shown: {}",
+        plan.out()
+    );
+    let r = p.ok(&["apply", "--auto-approve"], 0);
+    assert!(!leaks(&r.out()), "{}", r.out());
+    // The value reached the nodes all the same.
+    let home = ".tik/local/workspaces/lab/clusters/c/head/home";
+    assert_eq!(p.read(&format!("{home}/greeting.txt")), "hunter2");
+    assert_eq!(p.read(&format!("{home}/loud.txt")), "HUNTER2\n");
+
+    let out = p.ok(&["output"], 0).stdout;
+    assert!(!leaks(&out), "{out}");
+    let shown = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} = ")))
+            .unwrap_or_else(|| panic!("no output {name}: {out}"))
+            .to_string()
+    };
+    for name in ["greeting", "banner", "head", "from_module"] {
+        assert_eq!(shown(name), "(sensitive value)", "{name}: {out}");
+    }
+    assert!(shown("head_ip").starts_with("\"127."), "{out}");
+    assert_eq!(shown("name"), "\"plain-name\"", "{out}");
+    assert_eq!(shown("module_plain"), "\"plain\"", "{out}");
+    assert!(shown("url").ends_with("/plain-name\""), "{out}");
+    let ips = p.ok(&["output", "--json", "worker_ips"], 0).stdout;
+    let ips: Vec<String> = serde_json::from_str(&ips).expect("a JSON list");
+    assert_eq!(ips.len(), 2);
+    let state: serde_json::Value = serde_json::from_str(&p.read("tik.tikstate")).unwrap();
+    for (name, sensitive) in [("head_ip", false), ("url", false), ("banner", true)] {
+        assert_eq!(state["outputs"][name]["sensitive"], sensitive, "{name}");
+    }
+    for (step, hidden) in [
+        ("node.head.runtime.greet.service.s.configure", "env"),
+        ("node.head.runtime.greet.service.loud.configure", "script"),
+    ] {
+        let r = p.ok(&["state", "show", &format!("cluster.c.{step}")], 0);
+        assert!(!leaks(&r.out()), "{}", r.out());
+        let line = r
+            .stdout
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(&format!("{hidden} ")));
+        assert!(
+            line.is_some_and(|l| l.ends_with("= (sensitive value)")),
+            "{step}: {}",
+            r.out()
+        );
+    }
+}
+
+/// A validation rule whose message names a sensitive value still fails the plan, and
+/// says so without the value: a variable's rule, and a runtime param's.
+#[test]
+fn a_failed_rule_does_not_print_the_secret_its_message_names() {
+    let p = Project::new(&[
+        (
+            "main.tik.hcl",
+            r#"variable "secret" {
+  type      = string
+  sensitive = true
+  validation {
+    condition     = length(var.secret) > 4
+    error_message = "the secret ${var.secret} is too short"
+  }
+}
+workspace "lab" {
+  provider = "local"
+}
+cluster "c" {
+  workspace = workspace.lab
+  head {}
+  runtime "greet" { greeting = var.secret }
+}
+"#,
+        ),
+        (
+            "runtimes/greet/runtime.tik.hcl",
+            r#"runtime "greet" {
+  param "greeting" {
+    validation {
+      condition     = length(param.greeting) < 8
+      error_message = "the greeting ${param.greeting} is too long"
+    }
+  }
+  service "s" { configure = "true" }
+}
+"#,
+        ),
+    ]);
+    let r = p.tik_env(&["plan"], &[("TIK_VAR_secret", "zq")]);
+    assert_eq!(r.code, 1, "{}", r.out());
+    assert!(!r.out().contains("zq"), "{}", r.out());
+    assert!(
+        r.stderr.contains(
+            "invalid value for variable \"secret\": (the rule's message names the sensitive value"
+        ),
+        "{}",
+        r.out()
+    );
+    let r = p.tik_env(&["plan"], &[("TIK_VAR_secret", "zqzqzqzqzq")]);
+    assert_eq!(r.code, 1, "{}", r.out());
+    assert!(!r.out().contains("zqzq"), "{}", r.out());
+    assert!(
+        r.stderr.contains("invalid value for param \"greeting\" of runtime \"greet\": (the rule's message names a sensitive value"),
+        "{}",
+        r.out()
+    );
 }
 
 #[test]

@@ -10,7 +10,7 @@ use crate::addr::{Address, Segment};
 use crate::config::body::{eval_error, eval_literal};
 use crate::config::{validation, Validation};
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics, FileId, Location, Sources};
-use crate::eval::{EvalError, Evaluator};
+use crate::eval::{EvalError, Evaluator, Marks};
 use crate::provider::{ResourceSpec, SiblingRef};
 use crate::value::{Map, Value};
 use hcl_edit::expr::Expression;
@@ -404,6 +404,8 @@ pub fn nodes_of<'a>(specs: impl IntoIterator<Item = (&'a Address, &'a Map)>) -> 
 pub struct Expansion {
     pub specs: Vec<ResourceSpec>,
     pub endpoints: Vec<(String, String, Value)>,
+    /// The endpoints whose value reads a sensitive value (`<runtime>.endpoint.<name>`).
+    pub endpoint_marks: Marks,
 }
 
 /// Where the cluster's block asks for runtimes, for errors that point at it.
@@ -632,10 +634,12 @@ fn cluster_scope(cluster: &str, nodes: &[NodeRef]) -> Value {
 
 /// A cluster's runtimes as node steps: per node, a session, then for each runtime in
 /// order and each of its services on that node, install, configure and start.
+/// A cluster's runtimes as node steps. `config_marks` says where the cluster's
+/// block read sensitive values: a param given one is as sensitive as one declared so.
 pub fn expand(
     defs: &IndexMap<String, RuntimeDef>,
     cluster: &str,
-    config: &Map,
+    (config, config_marks): (&Map, &Marks),
     nodes: &[NodeRef],
     site: &Site<'_>,
 ) -> Result<Expansion, Diagnostics> {
@@ -740,6 +744,17 @@ pub fn expand(
         if !diags.is_empty() {
             continue;
         }
+        let given_marks = config_marks.at(&["runtime", name.as_str()]);
+        let mut param_marks = Marks::default();
+        for p in params.keys() {
+            let given = given_marks.and_then(|m| m.child(p)).is_some();
+            if given || def.sensitive.contains(p) {
+                param_marks.mark(&[p]);
+            }
+        }
+        let mut scope_marks = Marks::default();
+        scope_marks.put(&["param"], param_marks.clone());
+        scope_marks.put(&["runtime"], out.endpoint_marks.clone());
         // The runtimes before this one in order (what it requires or comes after):
         // `runtime.zookeeper.endpoint.connect`, addresses as shell variables.
         let mut endpoints: IndexMap<&str, Map> = IndexMap::new();
@@ -764,10 +779,20 @@ pub fn expand(
             ("runtime".to_string(), earlier),
         ]);
         for (k, rule) in &def.validations {
-            let mut ev = Evaluator::new(&runtime_scope, &def.dir);
+            let mut ev = Evaluator::new(&runtime_scope, &def.dir).with_marks(&scope_marks);
             ev.embedded = def.embedded.as_ref();
             let verdict = ev.eval(&rule.condition).and_then(|ok| match ok {
-                Value::Bool(false) => ev.eval(&rule.error_message).map(Some),
+                Value::Bool(false) => {
+                    ev.take_touched();
+                    let msg = ev.eval(&rule.error_message)?;
+                    Ok(Some(if ev.take_touched() {
+                        Value::from(
+                            "(the rule's message names a sensitive value, so it is not shown)",
+                        )
+                    } else {
+                        msg
+                    }))
+                }
                 Value::Bool(true) | Value::Unknown => Ok(None),
                 other => Err(EvalError::new(
                     format!(
@@ -824,12 +849,18 @@ pub fn expand(
             let scope = &runtime_scope;
             let mut steps = Vec::new();
             for service in &def.services {
-                let mut ev = Evaluator::new(scope, &def.dir);
+                let mut ev = Evaluator::new(scope, &def.dir).with_marks(&scope_marks);
                 ev.embedded = def.embedded.as_ref();
                 let mut attrs = Map::new();
+                // The attributes whose text holds a sensitive value (a script that
+                // interpolates a sensitive param).
+                let mut secret_attrs: Vec<&str> = Vec::new();
                 for a in service.body.attributes() {
                     match ev.eval(&a.value) {
                         Ok(v) => {
+                            if ev.take_touched() {
+                                secret_attrs.push(a.key.as_str());
+                            }
                             attrs.insert(a.key.as_str().to_string(), v);
                         }
                         Err(e) => diags.push(scope_error(defs, def, e)),
@@ -935,8 +966,13 @@ pub fn expand(
                     }
                     done.push(format!("{script}\0{}", c["env"].to_json()));
                     let mut spec = ResourceSpec::new(rel.clone(), STEP_TYPE, c);
-                    if def.sensitive.iter().any(|p| used(&env_name(p))) {
+                    if param_marks.keys().any(|p| used(&env_name(p))) {
                         spec.sensitive.push("env".into());
+                    }
+                    for (attr, from) in [("script", step), ("stop", "stop"), ("health", "health")] {
+                        if secret_attrs.contains(&from) && spec.config.contains_key(attr) {
+                            spec.sensitive.push(attr.into());
+                        }
                     }
                     let session = n.rel.clone().name("session");
                     node_refs(&mut spec, n, head, Some(&session));
@@ -1005,10 +1041,16 @@ pub fn expand(
         // Endpoints are the cluster's, not a node's.
         runtime_scope.shift_remove("node");
         for (ep, expr) in &def.endpoints {
-            let mut ev = Evaluator::new(&runtime_scope, &def.dir);
+            let mut ev = Evaluator::new(&runtime_scope, &def.dir).with_marks(&scope_marks);
             ev.embedded = def.embedded.as_ref();
             match ev.eval(expr) {
-                Ok(v) => out.endpoints.push((name.clone(), ep.clone(), v)),
+                Ok(v) => {
+                    if ev.take_touched() {
+                        out.endpoint_marks
+                            .mark(&[name.as_str(), "endpoint", ep.as_str()]);
+                    }
+                    out.endpoints.push((name.clone(), ep.clone(), v))
+                }
                 Err(e) => diags.push(scope_error(defs, def, e)),
             }
         }

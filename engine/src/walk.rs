@@ -3,10 +3,9 @@
 
 use crate::addr::{Address, Segment};
 use crate::config::body::{self, eval_error, Schema};
-use crate::config::refs;
 use crate::config::{Config, Lifecycle, ObjectKind};
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics};
-use crate::eval::Evaluator;
+use crate::eval::{Evaluator, Marks};
 use crate::graph::{Graph, Key};
 use crate::provider::{BlockKind, ExpandRequest, Providers, ResourceSpec, SiblingRef};
 use crate::runtime;
@@ -95,7 +94,10 @@ pub struct Walk<'c> {
     outputs: Vec<Map>,
     /// The module that calls each module, and the call's name.
     callers: Vec<Option<(usize, String)>>,
-    sensitive: HashSet<NodeIndex>,
+    /// Where each module's scope holds sensitive values, by root name (`var`, `cluster`).
+    marks: Vec<Marks>,
+    /// Each module's sensitive outputs, by name.
+    output_marks: Vec<Marks>,
     /// The resources behind each node, for the dependencies recorded in state.
     resources: Vec<Rc<Vec<Address>>>,
     pub root_variables: Map,
@@ -169,7 +171,8 @@ impl<'c> Walk<'c> {
             scopes,
             outputs: vec![Map::new(); config.modules.len()],
             callers,
-            sensitive: HashSet::new(),
+            marks: vec![Marks::default(); config.modules.len()],
+            output_marks: vec![Marks::default(); config.modules.len()],
             resources: (0..n).map(|_| Rc::new(Vec::new())).collect(),
             root_variables: Map::new(),
             root_outputs: IndexMap::new(),
@@ -189,10 +192,17 @@ impl<'c> Walk<'c> {
         }
     }
 
-    fn any_dependency_sensitive(&self, i: NodeIndex) -> bool {
-        self.graph
-            .dependencies(i)
-            .any(|d| self.sensitive.contains(&d))
+    /// Evaluates an expression in a module's scope: its value, and where it is sensitive.
+    fn eval_in(
+        &self,
+        m: usize,
+        expr: &hcl_edit::expr::Expression,
+        file: crate::diag::FileId,
+    ) -> Result<(Value, Marks), Diagnostics> {
+        let dir = self.dir(m);
+        let mut ev = Evaluator::new(&self.scopes[m], &dir).with_marks(&self.marks[m]);
+        ev.eval_with_marks(expr)
+            .map_err(|e| eval_error(file, e).into())
     }
 
     /// Union of the resources behind the dependencies of `i`.
@@ -216,15 +226,15 @@ impl<'c> Walk<'c> {
         let node = self.graph.node(i).clone();
         let m = node.module;
         let module = &self.config.modules[m];
-        let dir = self.dir(m);
         match &node.key {
             Key::Var(name) => {
-                let value = self.eval_variable(m, name)?;
+                let (value, mut marks) = self.eval_variable(m, name)?;
                 let var = &module.variables[name];
                 check_depth(&value, var.file, &var.span)?;
                 if var.sensitive {
-                    self.sensitive.insert(i);
+                    marks = Marks::whole();
                 }
+                self.marks[m].put(&["var", name.as_str()], marks);
                 if m == 0 {
                     self.root_variables.insert(name.clone(), value.clone());
                 }
@@ -234,27 +244,23 @@ impl<'c> Walk<'c> {
             }
             Key::Local(name) => {
                 let local = &module.locals[name];
-                let value = Evaluator::new(&self.scopes[m], &dir)
-                    .eval(&local.expr)
-                    .map_err(|e| eval_error(local.file, e))?;
+                let (value, marks) = self.eval_in(m, &local.expr, local.file)?;
                 check_depth(&value, local.file, &local.span)?;
-                if self.any_dependency_sensitive(i) {
-                    self.sensitive.insert(i);
-                }
+                self.marks[m].put(&["local", name.as_str()], marks);
                 self.resources[i.index()] = Rc::new(self.dependency_resources(i));
                 self.insert(m, "local", name, value);
                 Ok(None)
             }
             Key::Output(name) => {
                 let out = &module.outputs[name];
-                let value = Evaluator::new(&self.scopes[m], &dir)
-                    .eval(&out.value)
-                    .map_err(|e| eval_error(out.file, e))?;
+                let (value, mut marks) = self.eval_in(m, &out.value, out.file)?;
                 check_depth(&value, out.file, &out.span)?;
-                let sensitive = out.sensitive || self.any_dependency_sensitive(i);
-                if sensitive {
-                    self.sensitive.insert(i);
+                if out.sensitive {
+                    marks = Marks::whole();
                 }
+                // An output is shown or hidden as a whole.
+                let sensitive = !marks.is_empty();
+                self.output_marks[m].put(&[name.as_str()], marks);
                 if m == 0 {
                     self.root_outputs.insert(
                         name.clone(),
@@ -271,9 +277,8 @@ impl<'c> Walk<'c> {
             Key::ModuleOutputs(name) => {
                 let child = module.calls[name].child;
                 let value = Value::Object(self.outputs[child].clone());
-                if self.any_dependency_sensitive(i) {
-                    self.sensitive.insert(i);
-                }
+                let marks = self.output_marks[child].clone();
+                self.marks[m].put(&["module", name.as_str()], marks);
                 self.resources[i.index()] = Rc::new(self.dependency_resources(i));
                 self.insert(m, "module", name, value);
                 Ok(None)
@@ -282,18 +287,20 @@ impl<'c> Walk<'c> {
         }
     }
 
-    fn eval_variable(&self, m: usize, name: &str) -> Result<Value, Diagnostics> {
+    /// A variable's value, and where the value its caller passed it is sensitive.
+    fn eval_variable(&self, m: usize, name: &str) -> Result<(Value, Marks), Diagnostics> {
         let module = &self.config.modules[m];
         let var = &module.variables[name];
+        let mut passed = Marks::default();
         let raw = match &self.callers[m] {
             Some((parent, call)) => {
                 let call = &self.config.modules[*parent].calls[call];
                 match call.args.get(name) {
-                    Some(attr) => Some(
-                        Evaluator::new(&self.scopes[*parent], &self.dir(*parent))
-                            .eval(&attr.value)
-                            .map_err(|e| eval_error(call.file, e))?,
-                    ),
+                    Some(attr) => {
+                        let (v, marks) = self.eval_in(*parent, &attr.value, call.file)?;
+                        passed = marks;
+                        Some(v)
+                    }
                     None => None,
                 }
             }
@@ -321,7 +328,9 @@ impl<'c> Walk<'c> {
             (None, Some(default)) => {
                 body::eval_literal(default).map_err(|e| eval_error(var.file, e))?
             }
-            (None, None) if self.inputs.missing_unknown => return Ok(Value::Unknown),
+            (None, None) if self.inputs.missing_unknown => {
+                return Ok((Value::Unknown, Marks::default()))
+            }
             (None, None) => {
                 let help = match &self.callers[m] {
                     Some((_, call)) => format!("add {name} = ... to module \"{call}\""),
@@ -340,6 +349,12 @@ impl<'c> Walk<'c> {
                 .at(var.file, var.span.clone())
                 .help(format!("the variable's type is {}", var.ty))
         })?;
+        let mut marks = Marks::default();
+        if var.sensitive {
+            marks.mark(&["var", name]);
+        } else {
+            marks.put(&["var", name], passed.clone());
+        }
         for v in &var.validations {
             let mut scope = Map::new();
             scope.insert(
@@ -347,16 +362,21 @@ impl<'c> Walk<'c> {
                 Value::Object([(name.to_string(), value.clone())].into_iter().collect()),
             );
             let dir = self.dir(m);
-            let mut ev = Evaluator::new(&scope, &dir);
+            let mut ev = Evaluator::new(&scope, &dir).with_marks(&marks);
             let ok = ev.eval(&v.condition).map_err(|e| eval_error(var.file, e))?;
             if ok == Value::Bool(false) {
+                ev.take_touched();
                 let msg = ev
                     .eval(&v.error_message)
                     .map_err(|e| eval_error(var.file, e))?;
+                let msg = if ev.take_touched() {
+                    "(the rule's message names the sensitive value, so it is not shown)".into()
+                } else {
+                    msg.to_template_string().unwrap_or_else(|| msg.to_string())
+                };
                 use hcl_edit::Span;
                 return Err(Diagnostic::new(format!(
-                    "invalid value for variable \"{name}\": {}",
-                    msg.to_template_string().unwrap_or_else(|| msg.to_string())
+                    "invalid value for variable \"{name}\": {msg}"
                 ))
                 .at(var.file, v.condition.span())
                 .help("this validation rule failed; change the value")
@@ -371,7 +391,7 @@ impl<'c> Walk<'c> {
                 );
             }
         }
-        Ok(value)
+        Ok((value, passed))
     }
 
     fn eval_object(
@@ -392,9 +412,9 @@ impl<'c> Walk<'c> {
             })?;
         let address = module.prefix.clone().name(kind.root()).name(&name);
         let dependencies = self.dependency_resources(i);
-        let sensitive_attrs = self.sensitive_attributes(m, &def.body);
         let mut instances = Vec::new();
         let mut endpoints = Vec::new();
+        let mut object_marks = Marks::default();
         let config;
         match &kind {
             ObjectKind::Resource(type_name) => {
@@ -413,8 +433,10 @@ impl<'c> Walk<'c> {
                     };
                 }
                 let what = format!("resource \"{type_name}\" \"{name}\"");
-                config = self.eval_block(m, def, &body_schema, &what)?;
-                let sensitive = with_schema_sensitive(schema, sensitive_attrs);
+                let config_marks;
+                (config, config_marks) = self.eval_block(m, def, &body_schema, &what)?;
+                let read_sensitive = config_marks.keys().map(str::to_string).collect();
+                let sensitive = with_schema_sensitive(schema, read_sensitive);
                 instances.push(Instance {
                     address: address.clone(),
                     rel: Address::new(),
@@ -441,7 +463,8 @@ impl<'c> Walk<'c> {
                         format!("cluster \"{name}\""),
                     ),
                 };
-                config = self.eval_block(m, def, &schema, &what)?;
+                let config_marks;
+                (config, config_marks) = self.eval_block(m, def, &schema, &what)?;
                 let provider_name = match block_kind {
                     BlockKind::Workspace => config
                         .get("provider")
@@ -497,6 +520,7 @@ impl<'c> Walk<'c> {
                     .into_iter()
                     .map(|s| (s, provider_name.clone()))
                     .collect();
+                mark_copies(&mut specs, &config, &config_marks);
                 if block_kind == BlockKind::Cluster {
                     let nodes = runtime::nodes_of(specs.iter().map(|(s, _)| (&s.path, &s.config)));
                     let site = runtime::Site {
@@ -505,11 +529,18 @@ impl<'c> Walk<'c> {
                         body: &def.body,
                         what: &what,
                     };
-                    let added =
-                        runtime::expand(&self.config.runtimes, &name, &config, &nodes, &site)?;
+                    let added = runtime::expand(
+                        &self.config.runtimes,
+                        &name,
+                        (&config, &config_marks),
+                        &nodes,
+                        &site,
+                    )?;
                     specs.extend(added.specs.into_iter().map(|s| (s, "tik".to_string())));
                     endpoints = added.endpoints;
+                    object_marks.put(&["runtime"], added.endpoint_marks);
                 }
+                object_marks.merge(config_marks);
                 mark_sensitive(&mut specs, |t| self.providers.schema(t).map(|(_, s)| s));
                 for (spec, provider_name) in specs {
                     let schema_ok = self
@@ -555,9 +586,17 @@ impl<'c> Walk<'c> {
             }
         }
         self.resources[i.index()] = Rc::new(instances.iter().map(|x| x.address.clone()).collect());
-        if self.any_dependency_sensitive(i) && instances.iter().any(|x| !x.sensitive.is_empty()) {
-            self.sensitive.insert(i);
+        // What reads the object reads its instances' sensitive attributes where its value
+        // holds them (`node.head.connection`), as `finish_object` puts them there.
+        for inst in &instances {
+            let mut path: Vec<String> = inst.rel.0.iter().map(segment_key).collect();
+            for a in &inst.sensitive {
+                path.push(a.clone());
+                object_marks.mark(&path);
+                path.pop();
+            }
         }
+        self.marks[m].put(&[kind.root(), name.as_str()], object_marks);
         Ok(ObjectEval {
             node: i,
             address,
@@ -575,31 +614,16 @@ impl<'c> Walk<'c> {
         def: &crate::config::ObjectDef,
         schema: &Schema,
         what: &str,
-    ) -> Result<Map, Diagnostics> {
+    ) -> Result<(Map, Marks), Diagnostics> {
         let dir = self.dir(m);
-        let mut ev = Evaluator::new(&self.scopes[m], &dir);
-        let config = body::eval_body(&def.body, schema, what, def.file, def.span.clone(), &mut ev)?;
+        let mut ev = Evaluator::new(&self.scopes[m], &dir).with_marks(&self.marks[m]);
+        let mut marks = Marks::default();
+        let (file, span) = (def.file, def.span.clone());
+        let config = body::eval_body(&def.body, schema, what, file, span, &mut ev, &mut marks)?;
         for v in config.values() {
             check_depth(v, def.file, &def.span)?;
         }
-        Ok(config)
-    }
-
-    /// The top-level attributes of a body that read a sensitive value.
-    fn sensitive_attributes(&self, m: usize, body: &hcl_edit::structure::Body) -> Vec<String> {
-        let mut out = Vec::new();
-        if self.sensitive.is_empty() {
-            return out;
-        }
-        for attr in body.attributes() {
-            let mut found = Vec::new();
-            refs::in_expr(&attr.value, &mut Vec::new(), &mut found);
-            let hit = found.iter().any(|r| matches!(self.graph.resolve(self.config, m, r), Ok(Some(n)) if self.sensitive.contains(&n)));
-            if hit {
-                out.push(attr.key.as_str().to_string());
-            }
-        }
-        out
+        Ok((config, marks))
     }
 
     /// Makes an object's value visible to what references it, from its instances' attributes.
@@ -738,6 +762,72 @@ fn insert_path(target: &mut Value, path: &[Segment], value: Value) {
                 insert_path(&mut items[i], rest, value);
             }
         }
+    }
+}
+
+/// The key a relative address's segment is under in its object's value, as
+/// `insert_path` puts it there.
+fn segment_key(segment: &Segment) -> String {
+    match segment {
+        Segment::Name(k) | Segment::Key(k) => k.clone(),
+        Segment::Index(i) => i.to_string(),
+    }
+}
+
+/// Marks the attributes of a provider's resources that hold a sensitive part of the
+/// block they came from: a provider copies values out of the block, and a copy is as
+/// sensitive as its source. Copies are found by content: an attribute holding a
+/// sensitive string of the block (or a string that contains one) is sensitive.
+fn mark_copies(specs: &mut [(ResourceSpec, String)], config: &Map, marks: &Marks) {
+    if marks.is_empty() {
+        return;
+    }
+    let mut secrets = Vec::new();
+    for k in marks.keys() {
+        if let (Some(v), Some(m)) = (config.get(k), marks.child(k)) {
+            sensitive_strings(v, m, &mut secrets);
+        }
+    }
+    if secrets.is_empty() {
+        return;
+    }
+    for (spec, _) in specs.iter_mut() {
+        for (name, value) in &spec.config {
+            if !spec.sensitive.contains(name) && holds_any(value, &secrets) {
+                spec.sensitive.push(name.clone());
+            }
+        }
+    }
+}
+
+/// The strings in `value` where `marks` says it is sensitive.
+fn sensitive_strings<'v>(value: &'v Value, marks: &Marks, out: &mut Vec<&'v str>) {
+    match value {
+        Value::String(s) if marks.is_whole() && !s.is_empty() => out.push(s),
+        Value::List(items) => {
+            for (i, v) in items.iter().enumerate() {
+                if let Some(m) = marks.child(&i.to_string()) {
+                    sensitive_strings(v, m, out);
+                }
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map {
+                if let Some(m) = marks.child(k) {
+                    sensitive_strings(v, m, out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn holds_any(value: &Value, secrets: &[&str]) -> bool {
+    match value {
+        Value::String(s) => secrets.iter().any(|x| s.contains(x)),
+        Value::List(items) => items.iter().any(|v| holds_any(v, secrets)),
+        Value::Object(map) => map.values().any(|v| holds_any(v, secrets)),
+        _ => false,
     }
 }
 

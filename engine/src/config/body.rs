@@ -2,7 +2,7 @@
 //! "did you mean", missing required attributes point at the block.
 
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics, FileId};
-use crate::eval::{EvalError, Evaluator};
+use crate::eval::{EvalError, Evaluator, Marks};
 use crate::value::{Map, Value};
 use hcl_edit::expr::Expression;
 use hcl_edit::structure::{Body, Structure};
@@ -82,6 +82,7 @@ pub fn eval_literal(expr: &Expression) -> Result<Value, EvalError> {
 }
 
 /// Evaluates `body` into an object; `what` names the block in messages ("cluster \"etl\"").
+/// `marks` gets the attributes (`runtime.pg.password`) that read a sensitive value.
 pub fn eval_body(
     body: &Body,
     schema: &Schema,
@@ -89,6 +90,7 @@ pub fn eval_body(
     file: FileId,
     header: Option<Range<usize>>,
     ev: &mut Evaluator<'_>,
+    marks: &mut Marks,
 ) -> Result<Map, Diagnostics> {
     let mut out = Map::new();
     let mut diags = Diagnostics::default();
@@ -124,8 +126,9 @@ pub fn eval_body(
                     );
                     continue;
                 }
-                match ev.eval(&a.value) {
-                    Ok(v) => {
+                match ev.eval_with_marks(&a.value) {
+                    Ok((v, m)) => {
+                        marks.put(&[key], m);
                         out.insert(key.to_string(), v);
                     }
                     Err(e) => diags.push(eval_error(file, e)),
@@ -177,16 +180,26 @@ pub fn eval_body(
                     Some(l) => format!("{key} \"{}\"", l.as_str()),
                     None => key.to_string(),
                 };
-                let value =
-                    match eval_body(&b.body, &spec.schema, &inner_what, file, b.ident.span(), ev) {
-                        Ok(v) => Value::Object(v),
-                        Err(d) => {
-                            diags.0.extend(d.0);
-                            continue;
-                        }
-                    };
+                let mut inner = Marks::default();
+                let span = b.ident.span();
+                let value = match eval_body(
+                    &b.body,
+                    &spec.schema,
+                    &inner_what,
+                    file,
+                    span,
+                    ev,
+                    &mut inner,
+                ) {
+                    Ok(v) => Value::Object(v),
+                    Err(d) => {
+                        diags.0.extend(d.0);
+                        continue;
+                    }
+                };
                 if spec.labeled {
                     let label = b.labels[0].as_str().to_string();
+                    marks.put(&[key, label.as_str()], inner);
                     let entry = out
                         .entry(key.to_string())
                         .or_insert_with(|| Value::Object(Map::new()));
@@ -207,6 +220,7 @@ pub fn eval_body(
                             .at(file, b.ident.span()),
                     );
                 } else {
+                    marks.put(&[key], inner);
                     out.insert(key.to_string(), value);
                 }
             }

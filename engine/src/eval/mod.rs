@@ -4,6 +4,7 @@
 //! traversal, not the size of the scope. Unknown values flow through every operation.
 
 mod functions;
+mod marks;
 
 use crate::value::{format_number, Map, Value};
 use hcl_edit::expr::{
@@ -16,6 +17,7 @@ use std::ops::Range;
 use std::path::Path;
 
 pub use functions::{cidrsubnet, FUNCTION_NAMES};
+pub use marks::Marks;
 
 /// What names an expression can see.
 pub trait Scope {
@@ -61,7 +63,12 @@ pub struct Evaluator<'a> {
     /// Files embedded in the binary (a shipped runtime's scripts), by path relative to
     /// `base_dir`: `file()` and `templatefile()` read these instead of the disk.
     pub embedded: Option<&'a std::collections::BTreeMap<String, String>>,
-    bound: Vec<(String, Value)>,
+    /// Names bound by `for`, with the marks of their values.
+    bound: Vec<(String, Value, Option<&'a Marks>)>,
+    /// Where the scope's values are sensitive, by root name.
+    marks: Option<&'a Marks>,
+    /// Something sensitive was read since `take_touched` last asked.
+    touched: bool,
     /// The indent of a `<<-` heredoc being evaluated: the parser removes it from the
     /// template's top-level text only, so text inside directives loses it here.
     dedent: Option<usize>,
@@ -74,7 +81,53 @@ impl<'a> Evaluator<'a> {
             base_dir,
             embedded: None,
             bound: Vec::new(),
+            marks: None,
+            touched: false,
             dedent: None,
+        }
+    }
+
+    /// Follows `marks` (by root name) as it reads the scope.
+    pub fn with_marks(mut self, marks: &'a Marks) -> Self {
+        self.marks = Some(marks);
+        self
+    }
+
+    /// Whether anything evaluated since the last call read a sensitive value. A read
+    /// is sensitive when the part read holds a marked part; a value computed from one
+    /// (a condition on it too) is as sensitive as what it read.
+    pub fn take_touched(&mut self) -> bool {
+        std::mem::take(&mut self.touched)
+    }
+
+    /// Evaluates `expr` and says where its value is sensitive: where what it names is,
+    /// when it only names something (`cluster.etl`, `var.tags`), else as a whole when
+    /// it read anything sensitive. Resets `take_touched`.
+    pub fn eval_with_marks(&mut self, expr: &Expression) -> Result<(Value, Marks)> {
+        self.touched = false;
+        let (value, marks) = self.eval_marked(expr)?;
+        let marks = match (self.take_touched(), marks) {
+            (true, _) => Marks::whole(),
+            (false, m) => m.cloned().unwrap_or_default(),
+        };
+        Ok((value, marks))
+    }
+
+    fn touch(&mut self, marks: Option<&Marks>) {
+        if marks.is_some() {
+            self.touched = true;
+        }
+    }
+
+    /// Evaluates an expression that reads a name, a traversal or a parenthesised one,
+    /// without counting the read: its marks come back for the caller to follow. Any
+    /// other expression is evaluated as usual.
+    fn eval_marked(&mut self, expr: &Expression) -> Result<(Value, Option<&'a Marks>)> {
+        match expr {
+            Expression::Variable(v) => self.variable(v.as_str(), expr.span()),
+            Expression::Traversal(t) => self.traversal(t),
+            Expression::Parenthesis(p) => self.eval_marked(p.inner()),
+            _ => Ok((self.eval(expr)?, None)),
         }
     }
 
@@ -122,7 +175,11 @@ impl<'a> Evaluator<'a> {
                 result
             }
             Expression::Parenthesis(p) => self.eval(p.inner()),
-            Expression::Variable(v) => self.variable(v.as_str(), span),
+            Expression::Variable(_) | Expression::Traversal(_) => {
+                let (value, marks) = self.eval_marked(expr)?;
+                self.touch(marks);
+                Ok(value)
+            }
             Expression::Conditional(c) => match self.eval(&c.cond_expr)? {
                 Value::Unknown => Ok(Value::Unknown),
                 cond => {
@@ -139,7 +196,6 @@ impl<'a> Evaluator<'a> {
                 }
             },
             Expression::FuncCall(call) => self.call(call, span),
-            Expression::Traversal(t) => self.traversal(t),
             Expression::UnaryOp(op) => {
                 let v = self.eval(&op.expr)?;
                 match (op.operator.value(), v) {
@@ -168,89 +224,113 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn variable(&self, name: &str, span: Option<Range<usize>>) -> Result<Value> {
-        if let Some((_, v)) = self.bound.iter().rev().find(|(n, _)| n == name) {
-            return Ok(v.clone());
+    fn variable(
+        &self,
+        name: &str,
+        span: Option<Range<usize>>,
+    ) -> Result<(Value, Option<&'a Marks>)> {
+        if let Some((_, v, marks)) = self.bound.iter().rev().find(|(n, ..)| n == name) {
+            return Ok((v.clone(), *marks));
         }
         match self.scope.root(name) {
-            Some(v) => Ok(v.clone()),
+            Some(v) => Ok((v.clone(), self.marks.and_then(|m| m.child(name)))),
             None => Err(EvalError::new(format!("unknown name \"{name}\""), span)),
         }
     }
 
-    fn traversal(&mut self, t: &Traversal) -> Result<Value> {
+    fn traversal(&mut self, t: &Traversal) -> Result<(Value, Option<&'a Marks>)> {
         // Walk a scope root by reference as far as plain attribute and literal index steps go.
         if let Expression::Variable(root) = &t.expr {
             let name = root.as_str();
-            if !self.bound.iter().any(|(n, _)| n == name) {
+            if !self.bound.iter().any(|(n, ..)| n == name) {
                 if let Some(mut current) = self.scope.root(name) {
+                    let mut marks = self.marks.and_then(|m| m.child(name));
                     let mut used = 0;
                     for op in &t.operators {
-                        let next = match op.value() {
-                            TraversalOperator::GetAttr(attr) => {
-                                get_attr_ref(current, attr.as_str(), attr.span())?
-                            }
-                            TraversalOperator::LegacyIndex(i) => {
-                                index_ref(current, *i.value() as usize, op.span())?
-                            }
-                            _ => None,
+                        let (next, key) = match op.value() {
+                            TraversalOperator::GetAttr(attr) => (
+                                get_attr_ref(current, attr.as_str(), attr.span())?,
+                                attr.as_str().to_string(),
+                            ),
+                            TraversalOperator::LegacyIndex(i) => (
+                                index_ref(current, *i.value() as usize, op.span())?,
+                                i.value().to_string(),
+                            ),
+                            _ => (None, String::new()),
                         };
                         match next {
                             Some(v) => current = v,
                             None => break,
                         }
+                        marks = marks.and_then(|m| m.child(&key));
                         used += 1;
                     }
-                    return self.apply_operators(current.clone(), &t.operators[used..]);
+                    return self.apply_operators(current.clone(), marks, &t.operators[used..]);
                 }
             }
         }
-        let base = self.eval(&t.expr)?;
-        self.apply_operators(base, &t.operators)
+        let (base, marks) = self.eval_marked(&t.expr)?;
+        self.apply_operators(base, marks, &t.operators)
     }
 
+    /// Applies traversal steps to a value whose marks are `marks`: the value reached,
+    /// and its marks. A splat's items are read as the splat reads them.
     fn apply_operators(
         &mut self,
         mut current: Value,
+        mut marks: Option<&'a Marks>,
         ops: &[hcl_edit::Decorated<TraversalOperator>],
-    ) -> Result<Value> {
+    ) -> Result<(Value, Option<&'a Marks>)> {
         for (i, op) in ops.iter().enumerate() {
             if current == Value::Unknown {
-                return Ok(Value::Unknown);
+                return Ok((Value::Unknown, marks));
             }
             current = match op.value() {
                 TraversalOperator::GetAttr(attr) => {
+                    marks = marks.and_then(|m| m.child(attr.as_str()));
                     match get_attr_ref(&current, attr.as_str(), attr.span())? {
                         Some(v) => v.clone(),
-                        None => return Ok(Value::Unknown),
+                        None => return Ok((Value::Unknown, marks)),
                     }
                 }
                 TraversalOperator::LegacyIndex(idx) => {
+                    marks = marks.and_then(|m| m.child(&idx.value().to_string()));
                     match index_ref(&current, *idx.value() as usize, op.span())? {
                         Some(v) => v.clone(),
-                        None => return Ok(Value::Unknown),
+                        None => return Ok((Value::Unknown, marks)),
                     }
                 }
                 TraversalOperator::Index(e) => {
                     let key = self.eval(e)?;
+                    // An index known only after apply could be any part.
+                    if let Some(k) = key.to_template_string() {
+                        marks = marks.and_then(|m| m.child(&k));
+                    }
                     index_value(&current, &key, e.span())?
                 }
                 TraversalOperator::AttrSplat(_) | TraversalOperator::FullSplat(_) => {
-                    let items = match current {
+                    // A value that is not a list splats as a list of itself.
+                    let items: Vec<(Value, Option<&'a Marks>)> = match current {
                         Value::Null => Vec::new(),
-                        Value::List(items) => items,
-                        other => vec![other],
+                        Value::List(items) => items
+                            .into_iter()
+                            .enumerate()
+                            .map(|(n, v)| (v, marks.and_then(|m| m.child(&n.to_string()))))
+                            .collect(),
+                        other => vec![(other, marks)],
                     };
                     let rest = &ops[i + 1..];
                     let mut out = Vec::with_capacity(items.len());
-                    for item in items {
-                        out.push(self.apply_operators(item, rest)?);
+                    for (item, item_marks) in items {
+                        let (v, m) = self.apply_operators(item, item_marks, rest)?;
+                        self.touch(m);
+                        out.push(v);
                     }
-                    return Ok(Value::List(out));
+                    return Ok((Value::List(out), None));
                 }
             };
         }
-        Ok(current)
+        Ok((current, marks))
     }
 
     fn call(&mut self, call: &FuncCall, span: Option<Range<usize>>) -> Result<Value> {
@@ -329,18 +409,33 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn for_expr(&mut self, f: &ForExpr) -> Result<Value> {
-        let collection = self.eval(&f.intro.collection_expr)?;
-        let pairs: Vec<(Value, Value)> = match collection {
-            Value::Unknown => return Ok(Value::Unknown),
+    /// The key and value of each item a `for` goes over, each with its marks; `None`
+    /// when the collection is known only after apply. Going over a collection reads
+    /// only its keys: an item's value counts as read where the body reads it.
+    #[allow(clippy::type_complexity)]
+    fn for_items(
+        &mut self,
+        collection: &Expression,
+    ) -> Result<Option<Vec<(Value, Value, Option<&'a Marks>, Option<&'a Marks>)>>> {
+        let (value, marks) = self.eval_marked(collection)?;
+        // The keys of a collection sensitive as a whole are sensitive too.
+        let key_marks = marks.filter(|m| m.is_whole());
+        Ok(Some(match value {
+            Value::Unknown => return Ok(None),
             Value::List(items) => items
                 .into_iter()
                 .enumerate()
-                .map(|(i, v)| (Value::Number(i as f64), v))
+                .map(|(i, v)| {
+                    let m = marks.and_then(|m| m.child(&i.to_string()));
+                    (Value::Number(i as f64), v, key_marks, m)
+                })
                 .collect(),
             Value::Object(map) => map
                 .into_iter()
-                .map(|(k, v)| (Value::String(k), v))
+                .map(|(k, v)| {
+                    let m = marks.and_then(|m| m.child(&k));
+                    (Value::String(k), v, key_marks, m)
+                })
                 .collect(),
             other => {
                 return Err(EvalError::new(
@@ -348,20 +443,26 @@ impl<'a> Evaluator<'a> {
                         "a for expression needs a list or an object, not {}",
                         other.type_name()
                     ),
-                    f.intro.collection_expr.span(),
+                    collection.span(),
                 ))
             }
+        }))
+    }
+
+    fn for_expr(&mut self, f: &ForExpr) -> Result<Value> {
+        let Some(pairs) = self.for_items(&f.intro.collection_expr)? else {
+            return Ok(Value::Unknown);
         };
         let key_var = f.intro.key_var.as_ref().map(|k| k.as_str().to_string());
         let value_var = f.intro.value_var.as_str().to_string();
         let mut list = Vec::new();
         let mut map: Map = Map::new();
-        for (k, v) in pairs {
+        for (k, v, key_marks, marks) in pairs {
             let mark = self.bound.len();
             if let Some(kv) = &key_var {
-                self.bound.push((kv.clone(), k));
+                self.bound.push((kv.clone(), k, key_marks));
             }
-            self.bound.push((value_var.clone(), v));
+            self.bound.push((value_var.clone(), v, marks));
             let result = self.for_item(f, &mut list, &mut map);
             self.bound.truncate(mark);
             if result? {
@@ -509,37 +610,22 @@ impl<'a> Evaluator<'a> {
                     }
                     Directive::For(fd) => {
                         strip(out, fd.for_expr.strip, strip_next);
-                        let collection = self.eval(&fd.for_expr.collection_expr)?;
-                        let pairs: Vec<(Value, Value)> = match collection {
-                            Value::Unknown => {
+                        let pairs = match self.for_items(&fd.for_expr.collection_expr)? {
+                            Some(pairs) => pairs,
+                            None => {
                                 *unknown = true;
                                 Vec::new()
-                            }
-                            Value::List(items) => items
-                                .into_iter()
-                                .enumerate()
-                                .map(|(i, v)| (Value::Number(i as f64), v))
-                                .collect(),
-                            Value::Object(m) => {
-                                m.into_iter().map(|(k, v)| (Value::String(k), v)).collect()
-                            }
-                            other => {
-                                return Err(type_error(
-                                    "list or object",
-                                    &other,
-                                    fd.for_expr.collection_expr.span(),
-                                ))
                             }
                         };
                         let body_strip = matches!(fd.for_expr.strip, Strip::End | Strip::Both);
                         let end_strip = fd.endfor_expr.strip;
-                        for (k, v) in pairs {
+                        for (k, v, key_marks, marks) in pairs {
                             let mark = self.bound.len();
                             if let Some(kv) = &fd.for_expr.key_var {
-                                self.bound.push((kv.as_str().to_string(), k));
+                                self.bound.push((kv.as_str().to_string(), k, key_marks));
                             }
-                            self.bound
-                                .push((fd.for_expr.value_var.as_str().to_string(), v));
+                            let var = fd.for_expr.value_var.as_str().to_string();
+                            self.bound.push((var, v, marks));
                             // Each iteration's text is stripped as the markers around the body say.
                             *strip_next = body_strip;
                             let r =

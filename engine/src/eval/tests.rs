@@ -143,3 +143,76 @@ fn errors_point_at_the_offending_part() {
         .contains("invalid regular expression"));
     assert!(eval("range(1e12)").is_err());
 }
+
+/// A scope with a sensitive variable and a cluster whose nodes' connections are
+/// sensitive, and where it is marked so.
+fn marked_scope() -> (Map, Marks) {
+    let node = |ip: &str| serde_json::json!({ "ip": ip, "conn": format!("key-of-{ip}") });
+    let scope = serde_json::json!({
+        "var": { "secret": "hunter2", "plain": "p" },
+        "c": { "node": { "head": node("1"), "w": [node("2"), node("3")] } },
+    });
+    let Value::Object(scope) = Value::from_json(&scope) else {
+        unreachable!("an object")
+    };
+    let mut marks = Marks::default();
+    marks.mark(&["var", "secret"]);
+    marks.mark(&["c", "node", "head", "conn"]);
+    marks.mark(&["c", "node", "w", "0", "conn"]);
+    marks.mark(&["c", "node", "w", "1", "conn"]);
+    (scope, marks)
+}
+
+#[test]
+fn reading_a_marked_part_is_sensitive_and_reading_beside_it_is_not() {
+    let (scope, marks) = marked_scope();
+    let read = |src: &str| {
+        let expr = hcl_edit::parser::parse_expr(src).expect("test expression parses");
+        let mut ev = Evaluator::new(&scope, Path::new(".")).with_marks(&marks);
+        ev.eval(&expr).unwrap_or_else(|e| panic!("{src}: {e:?}"));
+        ev.take_touched()
+    };
+    for src in [
+        "var.plain",
+        "c.node.head.ip",
+        "c.node.w[1].ip",
+        "c.node.w[0][\"ip\"]",
+        "c.node.w[*].ip",
+        "[for w in c.node.w : w.ip]",
+        "{for i, w in c.node.w : w.ip => i}",
+        "\"%{for w in c.node.w}${w.ip} %{endfor}\"",
+        "[for k, v in var : k]",
+    ] {
+        assert!(!read(src), "{src} reads nothing sensitive");
+    }
+    for src in [
+        "var.secret",
+        "var",
+        "\"x-${var.secret}\"",
+        "upper(var.secret)",
+        "var.secret == \"\" ? 1 : 2",
+        "c.node.head",
+        "c.node.w[1].conn",
+        "c.node.w[*].conn",
+        "[for w in c.node.w : w]",
+        "[for w in c.node.w : w.conn]",
+        "\"%{for w in c.node.w}${w.conn}%{endfor}\"",
+        "length(c.node.w)",
+        "(c.node).head.conn",
+    ] {
+        assert!(read(src), "{src} reads something sensitive");
+    }
+    // A plain reference keeps the marks of what it names; anything else that read a
+    // sensitive value is sensitive as a whole.
+    let with = |src: &str| {
+        let expr = hcl_edit::parser::parse_expr(src).expect("test expression parses");
+        let mut ev = Evaluator::new(&scope, Path::new(".")).with_marks(&marks);
+        ev.eval_with_marks(&expr).unwrap().1
+    };
+    let node = with("c.node");
+    assert!(!node.is_whole());
+    assert!(node.at(&["head", "conn"]).is_some());
+    assert!(node.at(&["head", "ip"]).is_none());
+    assert!(with("upper(var.secret)").is_whole());
+    assert!(with("c.node.head.ip").is_empty());
+}
