@@ -32,7 +32,7 @@ runtime "hello" {
 }
 "#;
 
-fn config(endpoint: &str, user: &str) -> String {
+fn config(endpoint: &str, user: &str, internal_ips: bool) -> String {
     format!(
         r#"workspace "lab" {{
   provider = "aws"
@@ -48,7 +48,7 @@ cluster "etl" {{
   ssh {{
     user             = "{user}"
     port             = {PORT}
-    use_internal_ips = true
+    use_internal_ips = {internal_ips}
     wait             = 2
   }}
   head {{
@@ -69,7 +69,8 @@ output "key" {{ value = cluster.etl.key_pair.private_key }}
 }
 
 /// An sshd on `ip:PORT` that lets in the holder of `public_key`, with `$HOME` a
-/// directory of its own: one "node" of the cluster on this machine.
+/// directory of its own: one "node" of the cluster on this machine. Its log
+/// (`sshd.log`) names the nodes it forwards connections to.
 fn sshd(dir: &Path, ip: &str, public_key: &str) {
     std::fs::create_dir_all(dir.join("home")).unwrap();
     let host_key = dir.join("host_key");
@@ -86,7 +87,8 @@ fn sshd(dir: &Path, ip: &str, public_key: &str) {
         format!(
             "ListenAddress {ip}:{PORT}\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
-             StrictModes no\nPermitRootLogin prohibit-password\nSetEnv HOME={}\n",
+             StrictModes no\nPermitRootLogin prohibit-password\nSetEnv HOME={}\n\
+             LogLevel DEBUG1\n",
             host_key.display(),
             dir.join("sshd.pid").display(),
             dir.join("authorized_keys").display(),
@@ -110,17 +112,10 @@ fn whoami() -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-#[test]
-fn a_runtime_runs_on_aws_nodes_over_ssh_with_the_key_tik_had_made() {
-    need_sshd();
-    let moto = Moto::start();
-    let p = Cleanup(Project::new(&[
-        ("main.tik.hcl", &config(&moto.endpoint, &whoami())),
-        ("runtimes/hello/runtime.tik.hcl", RUNTIME),
-    ]));
-
-    // The nodes are made, but nothing answers SSH on them yet: the sessions give up
-    // after the cluster's wait, saying where they knocked, and the nodes are kept.
+/// The first apply: the nodes are made, but nothing answers SSH on them yet, so the
+/// sessions give up after the cluster's wait, saying where they knocked, and the
+/// nodes are kept. The key AWS made, and each node's name and attributes in state.
+fn first_apply(p: &Project) -> (String, Vec<(String, serde_json::Value)>) {
     let r = p.ok(&["apply", "--auto-approve"], 1);
     assert!(
         r.out().contains("did not answer SSH within 2 s"),
@@ -142,7 +137,7 @@ fn a_runtime_runs_on_aws_nodes_over_ssh_with_the_key_tik_had_made() {
         .expect("the key AWS made is kept in state")
         .to_string();
     assert!(key.contains("PRIVATE KEY"), "{key}");
-    let nodes: Vec<(String, String)> = [
+    let nodes: Vec<(String, serde_json::Value)> = [
         ("head", "cluster.etl.node.head"),
         ("w0", "cluster.etl.node.worker[\"default\"][0]"),
         ("w1", "cluster.etl.node.worker[\"default\"][1]"),
@@ -150,22 +145,26 @@ fn a_runtime_runs_on_aws_nodes_over_ssh_with_the_key_tik_had_made() {
     .iter()
     .map(|(name, address)| {
         let node = resource(address);
-        let ip = node["private_ip"].as_str().unwrap().to_string();
+        let ip = node["private_ip"].as_str().unwrap();
         assert!(ip.starts_with("127.78."), "{node}");
-        assert_eq!(node["connection"]["host"], ip.as_str(), "{node}");
         assert_eq!(node["connection"]["port"], f64::from(PORT), "{node}");
-        (name.to_string(), ip)
+        (name.to_string(), node)
     })
     .collect();
+    let head = &nodes[0].1["connection"]["host"];
     assert!(
-        r.out().contains(&format!("@{}:{PORT}", nodes[0].1)),
+        r.out()
+            .contains(&format!("@{}:{PORT}", head.as_str().unwrap())),
         "the error names the address: {}",
         r.out()
     );
+    (key, nodes)
+}
 
-    // Each node's sshd trusts the public half of the key AWS made.
+/// The public half of a private key, as a node's authorized_keys line.
+fn public_half(p: &Project, key: &str) -> String {
     let key_file = p.file("aws-key");
-    std::fs::write(&key_file, &key).unwrap();
+    std::fs::write(&key_file, key).unwrap();
     std::fs::set_permissions(
         &key_file,
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
@@ -178,8 +177,34 @@ fn a_runtime_runs_on_aws_nodes_over_ssh_with_the_key_tik_had_made() {
         .output()
         .expect("ssh-keygen runs");
     assert!(public.status.success(), "{public:?}");
-    let public = String::from_utf8(public.stdout).unwrap();
     std::fs::remove_file(&key_file).unwrap();
+    String::from_utf8(public.stdout).unwrap()
+}
+
+fn private_ip(node: &serde_json::Value) -> String {
+    node["private_ip"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_runtime_runs_on_aws_nodes_over_ssh_with_the_key_tik_had_made() {
+    need_sshd();
+    let moto = Moto::start();
+    let p = Cleanup(Project::new(&[
+        ("main.tik.hcl", &config(&moto.endpoint, &whoami(), true)),
+        ("runtimes/hello/runtime.tik.hcl", RUNTIME),
+    ]));
+    let (key, nodes) = first_apply(&p);
+    // From inside the VPC, every node is reached at its private address.
+    for (_, node) in &nodes {
+        assert_eq!(node["connection"]["host"], node["private_ip"], "{node}");
+    }
+    let nodes: Vec<(String, String)> = nodes
+        .iter()
+        .map(|(name, node)| (name.clone(), private_ip(node)))
+        .collect();
+
+    // Each node's sshd trusts the public half of the key AWS made.
+    let public = public_half(&p, &key);
     for (name, ip) in &nodes {
         sshd(&p.file(&format!("nodes/{name}")), ip, &public);
     }
@@ -240,6 +265,115 @@ fn a_runtime_runs_on_aws_nodes_over_ssh_with_the_key_tik_had_made() {
     let r = p.ok(&["destroy", "--auto-approve"], 0);
     assert!(r.stdout.contains("Destroy complete!"), "{}", r.out());
     for (name, ip) in &nodes {
+        assert_eq!(http_get(&format!("{ip}:7781")), None, "{name} stopped");
+    }
+}
+
+/// An address on this machine's loopback interface for as long as it lives: a node's
+/// public address, made to lead here.
+struct LoopbackAddress(String);
+
+impl LoopbackAddress {
+    fn add(ip: &str) -> Self {
+        let out = Command::new("ip")
+            .args(["addr", "add", &format!("{ip}/32"), "dev", "lo"])
+            .output();
+        match out {
+            Ok(o) if o.status.success() => LoopbackAddress(ip.to_string()),
+            Ok(o) => panic!(
+                "this test puts the head's public address {ip} on the loopback interface, and `ip addr add` refused: {}\nrun the tests as root (or with CAP_NET_ADMIN), as .ci/run does",
+                String::from_utf8_lossy(&o.stderr)
+            ),
+            Err(e) => panic!("this test needs `ip`: apt-get install iproute2 ({e})"),
+        }
+    }
+}
+
+impl Drop for LoopbackAddress {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["addr", "del", &format!("{}/32", self.0), "dev", "lo"])
+            .status();
+    }
+}
+
+/// Workers in private subnets, as from outside the VPC: tik logs in to the head at
+/// its public address, and to each worker through the head's sshd (`ssh -W`), with
+/// the head's recorded host key checked on the way. The head's public address,
+/// which moto chose, is put on this machine's loopback interface so that the head's
+/// sshd can listen there; the workers' sshds listen at their private addresses.
+#[test]
+fn workers_without_a_public_address_are_reached_through_the_head() {
+    need_sshd();
+    let moto = Moto::start();
+    // Declared first, so it goes last: the project's cleanup still reaches the head.
+    let mut public_address: Option<LoopbackAddress> = None;
+    let p = Cleanup(Project::new(&[
+        ("main.tik.hcl", &config(&moto.endpoint, &whoami(), false)),
+        ("runtimes/hello/runtime.tik.hcl", RUNTIME),
+    ]));
+    let (key, nodes) = first_apply(&p);
+    let head = &nodes[0].1;
+    let public_ip = head["public_ip"]
+        .as_str()
+        .unwrap_or_else(|| panic!("moto gave the head a public address: {head}"))
+        .to_string();
+    assert_eq!(head["connection"]["host"], public_ip.as_str(), "{head}");
+    for (name, worker) in &nodes[1..] {
+        assert_eq!(worker["public_address"], false, "{name}: {worker}");
+        assert_eq!(
+            worker["connection"]["host"], worker["private_ip"],
+            "{name}: {worker}"
+        );
+    }
+    public_address.replace(LoopbackAddress::add(&public_ip));
+    let public = public_half(&p, &key);
+    sshd(&p.file("nodes/head"), &public_ip, &public);
+    for (name, worker) in &nodes[1..] {
+        sshd(
+            &p.file(&format!("nodes/{name}")),
+            &private_ip(worker),
+            &public,
+        );
+    }
+
+    let r = p.ok(&["apply", "--auto-approve"], 0);
+    assert!(r.stdout.contains("Apply complete!"), "{}", r.out());
+    for (name, node) in &nodes {
+        let ip = private_ip(node);
+        let home = p.file(&format!("nodes/{name}/home/tik"));
+        let body = http_get(&format!("{ip}:7781")).unwrap_or_default();
+        assert!(
+            body.ends_with(&format!(" in {}", home.display())),
+            "{name} at {ip}: {body:?}\n{}",
+            r.out()
+        );
+    }
+    // The head's sshd carried every connection to the workers.
+    let log = p.read("nodes/head/sshd.log");
+    for (name, worker) in &nodes[1..] {
+        let target = format!("target {} port {PORT}", private_ip(worker));
+        assert!(log.contains(&target), "{name}: no {target:?} in\n{log}");
+    }
+    // So do exec's.
+    let r = p.ok(
+        &[
+            "exec",
+            "etl",
+            "--node",
+            "etl-default-1",
+            "--",
+            "cat",
+            "www/index.html",
+        ],
+        0,
+    );
+    assert!(r.stdout.starts_with("etl-default-1 in "), "{}", r.out());
+
+    let r = p.ok(&["destroy", "--auto-approve"], 0);
+    assert!(r.stdout.contains("Destroy complete!"), "{}", r.out());
+    for (name, node) in &nodes {
+        let ip = private_ip(node);
         assert_eq!(http_get(&format!("{ip}:7781")), None, "{name} stopped");
     }
 }
