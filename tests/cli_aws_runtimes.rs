@@ -9,7 +9,9 @@ mod common;
 #[path = "../providers/aws/tests/moto/server.rs"]
 mod moto_server;
 
-use common::{http_get, need_sshd, Cleanup, Project};
+use common::{
+    http_get, lineage, need_podman, need_sshd, podman, Cleanup, Containers, Images, Project,
+};
 use moto_server::Moto;
 use std::path::Path;
 use std::process::Command;
@@ -32,14 +34,16 @@ runtime "hello" {
 }
 "#;
 
-fn config(endpoint: &str, user: &str, internal_ips: bool) -> String {
+/// The cluster; each test has a VPC range of its own (`127.N.0.0/16`), so that the
+/// tests' nodes, which moto numbers alike, have addresses of their own.
+fn config(endpoint: &str, user: &str, internal_ips: bool, net: u8) -> String {
     format!(
         r#"workspace "lab" {{
   provider = "aws"
   region   = "us-east-1"
   endpoint = "{endpoint}"
   network {{
-    cidr = "127.78.0.0/16"
+    cidr = "127.{net}.0.0/16"
   }}
 }}
 
@@ -146,7 +150,7 @@ fn first_apply(p: &Project) -> (String, Vec<(String, serde_json::Value)>) {
     .map(|(name, address)| {
         let node = resource(address);
         let ip = node["private_ip"].as_str().unwrap();
-        assert!(ip.starts_with("127.78."), "{node}");
+        assert!(ip.starts_with("127."), "a loopback address: {ip}");
         assert_eq!(node["connection"]["port"], f64::from(PORT), "{node}");
         (name.to_string(), node)
     })
@@ -190,7 +194,7 @@ fn a_runtime_runs_on_aws_nodes_over_ssh_with_the_key_tik_had_made() {
     need_sshd();
     let moto = Moto::start();
     let p = Cleanup(Project::new(&[
-        ("main.tik.hcl", &config(&moto.endpoint, &whoami(), true)),
+        ("main.tik.hcl", &config(&moto.endpoint, &whoami(), true, 78)),
         ("runtimes/hello/runtime.tik.hcl", RUNTIME),
     ]));
     let (key, nodes) = first_apply(&p);
@@ -309,7 +313,10 @@ fn workers_without_a_public_address_are_reached_through_the_head() {
     // Declared first, so it goes last: the project's cleanup still reaches the head.
     let mut public_address: Option<LoopbackAddress> = None;
     let p = Cleanup(Project::new(&[
-        ("main.tik.hcl", &config(&moto.endpoint, &whoami(), false)),
+        (
+            "main.tik.hcl",
+            &config(&moto.endpoint, &whoami(), false, 79),
+        ),
         ("runtimes/hello/runtime.tik.hcl", RUNTIME),
     ]));
     let (key, nodes) = first_apply(&p);
@@ -375,5 +382,123 @@ fn workers_without_a_public_address_are_reached_through_the_head() {
     for (name, node) in &nodes {
         let ip = private_ip(node);
         assert_eq!(http_get(&format!("{ip}:7781")), None, "{name} stopped");
+    }
+}
+
+/// A runtime for a busybox image: httpd on every node, answering with the image's
+/// version, the node's name and its home.
+const BUSYBOX_RUNTIME: &str = r#"
+runtime "hello" {
+  param "port" { default = 7782 }
+  service "web" {
+    on        = "all"
+    install   = "echo installed >/installed-here"
+    configure = "mkdir -p www && echo \"image $(cat /image-version) on $TIK_NODE_NAME in $TIK_HOME\" >www/index.html"
+    start     = "httpd -f -p \"$TIK_NODE_IP:$TIK_PARAM_PORT\" -h \"$TIK_HOME/www\" </dev/null >/dev/null 2>&1 & echo $! >www.pid"
+    stop      = "kill \"$(cat www.pid)\" 2>/dev/null; rm -f www.pid"
+    health    = "wget -q -O- \"http://$TIK_NODE_IP:$TIK_PARAM_PORT/\""
+    health_timeout = 10
+  }
+}
+"#;
+
+/// Services in a container per AWS node: over SSH, tik makes each node's container
+/// with podman, with the login's `~/tik` mounted at the same path, and runs the
+/// steps in it; `tik exec` and `tik ssh` with a command run there too.
+#[test]
+fn services_run_in_a_container_on_each_aws_node() {
+    need_sshd();
+    need_podman();
+    let moto = Moto::start();
+    let p = Cleanup(Project::new(&[(
+        "runtimes/hello/runtime.tik.hcl",
+        BUSYBOX_RUNTIME,
+    )]));
+    let images = Images::make(p.path());
+    let container = format!(
+        r#"  container {{
+    image   = "{}"
+    engine  = "podman"
+    options = ["--runtime", "runc", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096"]
+  }}
+  runtime "hello" {{}}"#,
+        images.0[0]
+    );
+    let config =
+        config(&moto.endpoint, &whoami(), true, 80).replace("  runtime \"hello\" {}", &container);
+    p.write("main.tik.hcl", &config);
+    let (key, nodes) = first_apply(&p);
+    let public = public_half(&p, &key);
+    for (name, node) in &nodes {
+        sshd(
+            &p.file(&format!("nodes/{name}")),
+            &private_ip(node),
+            &public,
+        );
+    }
+
+    let r = p.ok(&["apply", "--auto-approve"], 0);
+    let containers = Containers(lineage(&p));
+    assert_eq!(containers.names().len(), 3, "{}", r.out());
+    for (name, node) in &nodes {
+        let ip = private_ip(node);
+        let home = p.file(&format!("nodes/{name}/home/tik"));
+        let body = http_get(&format!("{ip}:7782")).unwrap_or_default();
+        let node_name = node["name"].as_str().unwrap_or_default();
+        assert_eq!(
+            body.trim(),
+            format!("image 1 on {node_name} in {}", home.display()),
+            "{name} at {ip}\n{}",
+            r.out()
+        );
+        // The install step wrote into the container, not onto the node.
+        let address = match name.as_str() {
+            "head" => "cluster.etl.node.head.container".to_string(),
+            w => format!(
+                "cluster.etl.node.worker[\"default\"][{}].container",
+                &w[1..]
+            ),
+        };
+        let c = containers.of(&address);
+        assert_eq!(
+            podman(&["exec", &c, "cat", "/installed-here"]),
+            "installed\n"
+        );
+    }
+    assert!(!Path::new("/installed-here").exists());
+
+    // exec and ssh run in the node's container, in its home.
+    let r = p.ok(
+        &[
+            "exec",
+            "etl",
+            "--node",
+            "etl-default-0",
+            "--",
+            "cat",
+            "/image-version",
+        ],
+        0,
+    );
+    assert_eq!(r.stdout.trim(), "1", "{}", r.out());
+    let r = p.ok(
+        &[
+            "ssh",
+            "etl",
+            "etl-default-1",
+            "--",
+            "cat /image-version; echo; pwd",
+        ],
+        0,
+    );
+    let home = p.file("nodes/w1/home/tik");
+    assert_eq!(r.stdout, format!("1\n{}\n", home.display()), "{}", r.out());
+
+    let r = p.ok(&["destroy", "--auto-approve"], 0);
+    assert!(r.stdout.contains("Destroy complete!"), "{}", r.out());
+    assert!(containers.names().is_empty(), "{:?}", containers.names());
+    for (name, node) in &nodes {
+        let ip = private_ip(node);
+        assert_eq!(http_get(&format!("{ip}:7782")), None, "{name} stopped");
     }
 }

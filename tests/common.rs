@@ -219,3 +219,124 @@ pub fn processes_with(needle: &str) -> Vec<String> {
         .map(|e| e.file_name().to_string_lossy().to_string())
         .collect()
 }
+
+/// Tests that run node containers fail, with how to install what is missing.
+pub fn need_podman() {
+    for (tool, package) in [
+        ("/usr/bin/podman", "podman"),
+        ("/usr/sbin/runc", "runc"),
+        ("/bin/busybox", "busybox-static"),
+    ] {
+        assert!(
+            Path::new(tool).exists(),
+            "this test runs node containers with podman and {tool} is missing: install it with\n  apt-get install {package}\n(.ci/run installs podman runc busybox-static)"
+        );
+    }
+}
+
+/// Runs podman; its output, which it must give without an error.
+pub fn podman(args: &[&str]) -> String {
+    let out = Command::new("podman")
+        .args(args)
+        .output()
+        .expect("podman runs");
+    assert!(
+        out.status.success(),
+        "podman {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Images that are busybox and a file that says which one they are, imported under
+/// this test's own tags; removed with the test.
+pub struct Images(pub Vec<String>);
+
+impl Images {
+    pub fn make(dir: &Path) -> Images {
+        let root = dir.join("rootfs");
+        std::fs::create_dir_all(root.join("bin")).unwrap();
+        std::fs::create_dir_all(root.join("tmp")).unwrap();
+        std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+        let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+        for applet in String::from_utf8_lossy(&list.stdout).lines() {
+            if applet != "busybox" {
+                let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
+            }
+        }
+        let mut tags = Vec::new();
+        for version in ["1", "2"] {
+            std::fs::write(root.join("image-version"), version).unwrap();
+            let tar = dir.join(format!("image-{version}.tar"));
+            let ok = Command::new("tar")
+                .arg("-C")
+                .arg(&root)
+                .arg("-cf")
+                .arg(&tar)
+                .arg(".")
+                .status()
+                .unwrap();
+            assert!(ok.success());
+            let tag = format!("localhost/tik-test-{}:{version}", std::process::id());
+            podman(&["import", "-q", &tar.display().to_string(), &tag]);
+            tags.push(tag);
+        }
+        Images(tags)
+    }
+}
+
+impl Drop for Images {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            let _ = Command::new("podman").args(["rmi", "-f", t]).output();
+        }
+    }
+}
+
+/// Containers of this test's project, removed with it whatever happens.
+pub struct Containers(pub String);
+
+impl Containers {
+    /// The name of the container labelled with `address` (`...node.head.container`).
+    pub fn of(&self, address: &str) -> String {
+        self.names()
+            .iter()
+            .map(|l| l.split(' ').next().unwrap().to_string())
+            .find(|n| {
+                podman(&["inspect", "-f", "{{index .Config.Labels \"tik.node\"}}", n]).trim()
+                    == address
+            })
+            .unwrap_or_else(|| panic!("no container of {address}"))
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        podman(&[
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=tik.lineage={}", self.0),
+            "--format",
+            "{{.Names}} {{.Image}}",
+        ])
+        .lines()
+        .map(str::to_string)
+        .collect()
+    }
+}
+
+impl Drop for Containers {
+    fn drop(&mut self) {
+        for line in self.names() {
+            let name = line.split(' ').next().unwrap_or_default().to_string();
+            let _ = Command::new("podman").args(["rm", "-f", &name]).output();
+        }
+    }
+}
+
+/// The lineage of the project's state, which labels the containers tik makes.
+pub fn lineage(p: &Project) -> String {
+    let state: serde_json::Value =
+        serde_json::from_str(&p.read("tik.tikstate")).unwrap_or_default();
+    state["lineage"].as_str().unwrap_or_default().to_string()
+}

@@ -665,12 +665,20 @@ pub fn login(attrs: &Map, command: Option<&str>) -> Result<Login, ProviderError>
             args.push(ssh.host.clone());
             match (&container, command) {
                 (Some(c), _) => {
-                    // ssh runs its command through the login shell: one quoted line.
-                    let line: Vec<String> = c
+                    // ssh runs its command through the login shell: one quoted line,
+                    // after the home under the login's $HOME where it is relative.
+                    let mut line: Vec<String> = c
                         .login(&environment(attrs, &conn.home), command)
                         .iter()
                         .map(|w| shell_quote(w))
                         .collect();
+                    if !conn.home.starts_with('/') {
+                        let home = shell_quote(&conn.home);
+                        line.insert(
+                            0,
+                            format!("TIK_HOME=\"$HOME\"/{home} && export TIK_HOME &&"),
+                        );
+                    }
                     if command.is_none() {
                         args.insert(0, "-t".into());
                     }
@@ -813,21 +821,34 @@ impl Container {
     }
 
     /// The argv that logs in to the container (a shell in the node's home), or runs
-    /// `command` there, with the node's environment.
+    /// `command` there, with the node's environment. A home given relative to the
+    /// login's `$HOME` is not known here: the engine takes `TIK_HOME` from its own
+    /// environment (`-e TIK_HOME`), which the caller sets, and the shell goes there.
     fn login(&self, env: &[(String, String)], command: Option<&str>) -> Vec<String> {
         let mut argv = vec![self.engine.clone(), "exec".into()];
         if command.is_none() {
             argv.push("-it".into());
         }
+        let mut relative = false;
         for (k, v) in env {
+            if k == "TIK_HOME" && !v.starts_with('/') {
+                relative = true;
+                argv.extend(["-e".into(), "TIK_HOME".into()]);
+                continue;
+            }
             argv.extend(["-e".into(), format!("{k}={v}")]);
             if k == "TIK_HOME" {
                 argv.extend(["-w".into(), v.clone()]);
             }
         }
         argv.extend([self.name.clone(), "sh".into()]);
-        if let Some(c) = command {
-            argv.extend(["-c".into(), c.to_string()]);
+        match (relative, command) {
+            (false, Some(c)) => argv.extend(["-c".into(), c.to_string()]),
+            (false, None) => {}
+            (true, c) => argv.extend([
+                "-c".into(),
+                format!("cd \"$TIK_HOME\" || exit 1\n{}", c.unwrap_or("exec sh")),
+            ]),
         }
         argv
     }
@@ -845,8 +866,9 @@ impl Container {
             "tik: the node's container {} is stopped (the node restarted?): tik apply --replace '{}' makes it again, and runs the node's steps in it",
             self.name, self.address
         );
+        // The login's $HOME, for a home relative to it (`exports`).
         format!(
-            "{e} exec {n} sh -c {}\nrc=$?\n\
+            "{e} exec -e TIK_LOGIN_HOME=\"$HOME\" {n} sh -c {}\nrc=$?\n\
              if [ $rc -ne 0 ]; then\n\
              \x20 if ! running=$({e} container inspect --format '{{{{.State.Running}}}}' {n} 2>/dev/null); then\n\
              \x20   echo {} >&2\n\
@@ -956,8 +978,7 @@ impl Connection {
             .and_then(Value::as_str)
             .unwrap_or("/tmp/tik")
             .to_string();
-        // A relative home is under the login's $HOME, which only a login knows; a
-        // container mounts its home at the same path, which must be whole.
+        // A relative home is under the login's $HOME, which only a login knows.
         let whole_home = |why: &str| {
             if home.starts_with('/') {
                 Ok(())
@@ -967,9 +988,6 @@ impl Connection {
                 )))
             }
         };
-        if attrs.get("container").and_then(Value::as_object).is_some() {
-            whole_home("a container")?;
-        }
         let transport = match c.get("transport").and_then(Value::as_str) {
             Some("local") | None => {
                 whole_home("a node reached without SSH")?;
@@ -1112,14 +1130,15 @@ fn wrapped(attrs: &Map, home: &str, script: &str) -> String {
 }
 
 /// The `export NAME='value'` lines of a node's environment. A home its provider
-/// gives as a relative path (a cloud node's `tik`) is under the login's `$HOME`.
+/// gives as a relative path (a cloud node's `tik`) is under the login's `$HOME`,
+/// which a container's shell has from the login as `TIK_LOGIN_HOME`.
 fn exports(attrs: &Map, home: &str) -> String {
     let mut text: String = environment(attrs, home)
         .into_iter()
         .map(|(k, v)| format!("export {k}={}\n", shell_quote(&v)))
         .collect();
     if !home.starts_with('/') {
-        text.push_str("TIK_HOME=\"$HOME/$TIK_HOME\"\n");
+        text.push_str("TIK_HOME=\"${TIK_LOGIN_HOME:-$HOME}/$TIK_HOME\"\n");
     }
     text
 }

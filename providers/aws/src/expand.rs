@@ -555,11 +555,6 @@ fn cluster(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, String> {
         .and_then(Value::as_object)
         .ok_or("workspace must refer to a workspace block")?;
     let ws_name = text(ws, &["name"]).ok_or("the workspace has no name")?;
-    if c.contains_key("container") {
-        return Err(
-            "container execution is not in the aws provider yet: remove the container block".into(),
-        );
-    }
     let b = base(ws, &ws_name, &[("tik:cluster", name)])?;
     let key = Address::new().name("key_pair");
     let key_name = format!("{ws_name}-{name}");
