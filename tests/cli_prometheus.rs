@@ -5,8 +5,9 @@
 
 mod common;
 
-use common::{http_request, need_sshd, processes_with, Cleanup, Project};
+use common::{http_request, need_sshd, processes_with, Cleanup, Mirror, Project};
 use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn need_prometheus() {
@@ -17,7 +18,8 @@ fn need_prometheus() {
     );
 }
 
-fn config(node_exporter: bool) -> String {
+/// The cluster, its prometheus runtime given `params` (lines of `name = value`).
+fn config(params: &str) -> String {
     format!(
         r#"workspace "lab" {{
   provider  = "local"
@@ -32,9 +34,8 @@ cluster "mon" {{
     max = 2
   }}
   runtime "prometheus" {{
-    install_method  = "package"
     scrape_interval = "1s"
-    node_exporter   = {node_exporter}
+{params}
   }}
 }}
 
@@ -47,6 +48,11 @@ output "ips" {{
 }}
 "#
     )
+}
+
+/// The distribution's binaries, with or without node exporters.
+fn package(node_exporter: bool) -> String {
+    format!("    install_method = \"package\"\n    node_exporter  = {node_exporter}")
 }
 
 /// What Prometheus says `up` is: (job, instance, value) for each target, sorted.
@@ -92,7 +98,7 @@ fn wait_for_up(server: &str, want: &[(String, String, String)]) {
 fn prometheus_scrapes_a_node_exporter_on_every_node() {
     need_sshd();
     need_prometheus();
-    let p = Cleanup(Project::new(&[("main.tik.hcl", &config(true))]));
+    let p = Cleanup(Project::new(&[("main.tik.hcl", &config(&package(true)))]));
     let r = p.ok(&["apply", "--auto-approve"], 0);
     assert!(
         r.stdout.contains("Resources: 16 added"),
@@ -152,9 +158,137 @@ fn prometheus_scrapes_a_node_exporter_on_every_node() {
 /// Without node exporters: no exporter steps, and no "node" job to scrape.
 #[test]
 fn without_node_exporters_prometheus_scrapes_only_itself() {
-    let p = Project::new(&[("main.tik.hcl", &config(false))]);
+    let p = Project::new(&[("main.tik.hcl", &config(&package(false)))]);
     let plan = p.ok(&["plan"], 0).stdout;
     assert!(!plan.contains("node_exporter.install"), "{plan}");
     assert!(plan.contains("TIK_NODE_TARGETS=\\\"\\\"\\n"), "{plan}");
     assert!(plan.contains("Plan: 10 to add"), "{plan}");
+}
+
+/// An upstream release on the test's mirror: `DIR/vVERSION/NAME-VERSION.linux-amd64.tar.gz`
+/// whose top directory holds `binary` as `NAME`, listed in the release's
+/// `sha256sums.txt` beside another file, as upstream publishes them.
+fn release(mirror: &Path, name: &str, version: &str, binary: &str) {
+    let dir = mirror.join(format!("v{version}"));
+    let top = format!("{name}-{version}.linux-amd64");
+    std::fs::create_dir_all(dir.join(&top)).unwrap();
+    std::fs::copy(binary, dir.join(&top).join(name)).unwrap();
+    let archive = format!("{top}.tar.gz");
+    let tar = Command::new("tar")
+        .args(["-czf", &archive, &top])
+        .current_dir(&dir)
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    std::fs::remove_dir_all(dir.join(&top)).unwrap();
+    let sum = Command::new("sha256sum")
+        .arg(&archive)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let line = String::from_utf8(sum.stdout).unwrap();
+    std::fs::write(
+        dir.join("sha256sums.txt"),
+        format!(
+            "{}  {name}-{version}.darwin-arm64.tar.gz\n{line}",
+            "0".repeat(64)
+        ),
+    )
+    .unwrap();
+}
+
+/// The archive installs (the default) take upstream's release layout from the
+/// runtime's mirror params, verified against the published checksums: here the
+/// distribution's binaries, packed as upstream packs its releases and served on
+/// loopback. A release whose checksum does not match is refused, and what runs
+/// keeps running.
+#[test]
+fn archive_installs_come_from_the_mirror_and_are_verified() {
+    need_sshd();
+    need_prometheus();
+    let p = Cleanup(Project::new(&[]));
+    let served = p.file("mirror");
+    release(
+        &served.join("prometheus"),
+        "prometheus",
+        "2.53.2",
+        "/usr/bin/prometheus",
+    );
+    let exporter = "/usr/bin/prometheus-node-exporter";
+    release(
+        &served.join("node_exporter"),
+        "node_exporter",
+        "1.8.2",
+        exporter,
+    );
+    let mirror = Mirror::start(&served);
+    let params = |exporter_version: &str| {
+        format!(
+            "    mirror                = \"{0}/prometheus\"\n    node_exporter_mirror  = \"{0}/node_exporter\"\n    node_exporter_version = \"{exporter_version}\"",
+            mirror.url
+        )
+    };
+    p.write("main.tik.hcl", &config(&params("1.8.2")));
+    let r = p.ok(&["apply", "--auto-approve"], 0);
+    let ips: Vec<String> =
+        serde_json::from_str(&p.ok(&["output", "--json", "ips"], 0).stdout).unwrap();
+    let server = format!("{}:9090", ips[0]);
+    let mut want: Vec<(String, String, String)> = ips
+        .iter()
+        .map(|ip| ("node".into(), format!("{ip}:9100"), "1".into()))
+        .collect();
+    want.push(("prometheus".into(), server.clone(), "1".into()));
+    want.sort();
+    wait_for_up(&server, &want);
+    // What runs is what was unpacked from the mirror's archives.
+    let home = |node: &str| {
+        p.file(&format!(
+            ".tik/local/workspaces/lab/clusters/mon/{node}/home"
+        ))
+    };
+    let link = std::fs::read_link(home("head").join("prometheus/current")).unwrap();
+    assert!(
+        link.ends_with("prometheus-2.53.2.linux-amd64"),
+        "{link:?}\n{}",
+        r.out()
+    );
+    let link = std::fs::read_link(home("worker-w-0").join("node_exporter/current")).unwrap();
+    assert!(
+        link.ends_with("node_exporter-1.8.2.linux-amd64"),
+        "{link:?}"
+    );
+
+    // A new release whose archive is not the one its checksums list: refused on
+    // every node, the download removed, and the old exporters still answer.
+    release(
+        &served.join("node_exporter"),
+        "node_exporter",
+        "1.9.0",
+        exporter,
+    );
+    let sums = served.join("node_exporter/v1.9.0/sha256sums.txt");
+    let listed = std::fs::read_to_string(&sums).unwrap();
+    std::fs::write(&sums, listed.replace("  node_exporter-1.9.0.linux", "  x\n1111111111111111111111111111111111111111111111111111111111111111  node_exporter-1.9.0.linux")).unwrap();
+    p.write("main.tik.hcl", &config(&params("1.9.0")));
+    let r = p.ok(&["apply", "--auto-approve"], 1);
+    assert!(
+        r.out().contains("checksum mismatch for ") && r.out().contains("the download was removed"),
+        "{}",
+        r.out()
+    );
+    let downloads = home("worker-w-0").join("node_exporter/downloads");
+    let kept: Vec<String> = std::fs::read_dir(&downloads)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        kept,
+        ["node_exporter-1.8.2.linux-amd64.tar.gz"],
+        "{}",
+        r.out()
+    );
+    wait_for_up(&server, &want);
+
+    p.ok(&["destroy", "--auto-approve"], 0);
+    assert!(processes_with(&p.path().display().to_string()).is_empty());
 }

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{need_sshd, processes_with, Cleanup, Project};
+use common::{need_sshd, processes_with, Cleanup, Mirror, Project};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Command;
@@ -21,7 +21,15 @@ fn need_zookeeper() {
     );
 }
 
+/// The distribution's ZooKeeper on `servers` servers.
 fn config(servers: u32) -> String {
+    config_with(&format!(
+        "    install_method = \"package\"\n    servers        = {servers}"
+    ))
+}
+
+/// The cluster, its zookeeper runtime given `params` (lines of `name = value`).
+fn config_with(params: &str) -> String {
     format!(
         r#"workspace "lab" {{
   provider  = "local"
@@ -36,8 +44,7 @@ cluster "zk" {{
     max = 2
   }}
   runtime "zookeeper" {{
-    install_method = "package"
-    servers        = {servers}
+{params}
   }}
 }}
 
@@ -253,4 +260,58 @@ fn an_ensemble_that_cannot_keep_a_quorum_is_refused_at_its_param() {
         "{}",
         r.out()
     );
+}
+
+/// The archive install (the default) takes Apache's release layout from the mirror
+/// param and verifies it against the `.sha512` published beside it: here the
+/// distribution's jar, packed as Apache packs its releases and served on loopback.
+#[test]
+fn the_archive_install_comes_from_the_mirror_and_serves() {
+    need_sshd();
+    need_zookeeper();
+    let p = Cleanup(Project::new(&[]));
+    let dist = p.file("mirror/zookeeper/zookeeper-3.8.4");
+    let top = "apache-zookeeper-3.8.4-bin";
+    std::fs::create_dir_all(dist.join(top).join("lib")).unwrap();
+    std::fs::create_dir_all(dist.join(top).join("conf")).unwrap();
+    std::fs::copy(JAR, dist.join(top).join("lib/zookeeper-3.8.4.jar")).unwrap();
+    let archive = format!("{top}.tar.gz");
+    let tar = Command::new("tar")
+        .args(["-czf", &archive, top])
+        .current_dir(&dist)
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let sum = Command::new("sha512sum")
+        .arg(&archive)
+        .current_dir(&dist)
+        .output()
+        .unwrap();
+    std::fs::write(dist.join(format!("{archive}.sha512")), sum.stdout).unwrap();
+    let mirror = Mirror::start(&p.file("mirror"));
+    p.write(
+        "main.tik.hcl",
+        &config_with(&format!("    mirror = \"{}\"", mirror.url)),
+    );
+    let r = p.ok(&["apply", "--auto-approve"], 0);
+    let connect: String =
+        serde_json::from_str(&p.ok(&["output", "--json", "connect"], 0).stdout).unwrap();
+    wait_for_modes(&[&connect], &["standalone"]);
+    let out = client(&connect, &["create", "/from-archive", "yes"]);
+    assert!(out.contains("Created /from-archive"), "{out}");
+    read_back(&connect, "/from-archive", "yes");
+    let home = p.file(".tik/local/workspaces/lab/clusters/zk/head/home/zookeeper");
+    let classpath = std::fs::read_to_string(home.join("classpath")).unwrap();
+    assert_eq!(
+        classpath.trim(),
+        format!("{0}/current/conf:{0}/current/lib/*", home.display()),
+        "{}",
+        r.out()
+    );
+    let link = std::fs::read_link(home.join("current")).unwrap();
+    assert!(link.ends_with(top), "{link:?}");
+
+    p.ok(&["destroy", "--auto-approve"], 0);
+    assert_eq!(mode(&connect), None);
+    assert!(processes_with(&p.path().display().to_string()).is_empty());
 }

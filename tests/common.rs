@@ -340,3 +340,51 @@ pub fn lineage(p: &Project) -> String {
         serde_json::from_str(&p.read("tik.tikstate")).unwrap_or_default();
     state["lineage"].as_str().unwrap_or_default().to_string()
 }
+
+/// A static HTTP server on loopback serving `dir`, stopped when dropped.
+pub struct Mirror {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl Mirror {
+    pub fn start(dir: &Path) -> Mirror {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 is needed for the test mirror: apt-get install python3");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the test mirror did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Mirror {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

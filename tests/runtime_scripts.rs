@@ -2,9 +2,11 @@
 //! HTTP mirror on loopback (checksums published or given, a mismatch refused, a good
 //! download kept), and every shipped script through `sh -n`.
 
+mod common;
+
+use common::Mirror;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -22,51 +24,6 @@ fn with_helpers(dir: &Path, script: &str) -> (i32, String) {
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
     (out.status.code().unwrap_or(-1), text)
-}
-
-/// A static HTTP server on loopback serving `dir`, stopped when dropped.
-struct Mirror {
-    child: Child,
-    url: String,
-}
-
-impl Mirror {
-    fn start(dir: &Path) -> Mirror {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "http.server",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-            ])
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 is needed for the test mirror: apt-get install python3");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the test mirror did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Mirror {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-}
-
-impl Drop for Mirror {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn digest(algo: &str, file: &Path) -> String {
