@@ -8,9 +8,12 @@
 mod common;
 
 use common::{
-    http_get, lineage, need_podman, need_sshd, podman, Cleanup, Containers, Images, Project,
+    busybox_images, http_get, lineage, need_podman, need_sshd, podman, Cleanup, Containers, Images,
+    Project,
 };
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 const RUNTIME: &str = r#"
 runtime "www" {
@@ -258,4 +261,136 @@ fn a_container_block_with_mistakes_is_refused_with_where_and_why() {
         r.out()
     );
     assert!(r.stderr.contains("main.tik.hcl:9:"), "{}", r.out());
+}
+
+/// A Docker daemon of the test's own (Debian's docker.io), on a socket in `dir`,
+/// with its data there too; stopped, with its containers, when dropped.
+struct Dockerd {
+    child: Child,
+    host: String,
+}
+
+impl Dockerd {
+    fn start(dir: &Path) -> Dockerd {
+        for tool in ["/usr/sbin/dockerd", "/usr/bin/docker"] {
+            assert!(
+                Path::new(tool).exists(),
+                "this test runs node containers with Docker and {tool} is missing: install it with\n  apt-get install docker.io\n(.ci/run does this; the test starts its own daemon)"
+            );
+        }
+        std::fs::create_dir_all(dir).unwrap();
+        let host = format!("unix://{}", dir.join("docker.sock").display());
+        let child = Command::new("dockerd")
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("--pidfile")
+            .arg(dir.join("dockerd.pid"))
+            .args(["-H", &host, "--iptables=false", "--bridge=none"])
+            .args(["--storage-driver=vfs"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("dockerd.log")).unwrap())
+            .spawn()
+            .expect("dockerd starts");
+        let d = Dockerd { child, host };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !d.docker(&["info"]).status.success() {
+            assert!(
+                Instant::now() < deadline,
+                "dockerd did not answer within 60 s: {}",
+                std::fs::read_to_string(dir.join("dockerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        d
+    }
+
+    fn docker(&self, args: &[&str]) -> std::process::Output {
+        Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", &self.host)
+            .output()
+            .expect("docker runs")
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        // TERM: the daemon stops its containers before it ends.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// The same with Docker as the engine, on nodes run as local processes, which
+/// reach the test's own daemon through DOCKER_HOST in tik's environment.
+#[test]
+fn services_run_in_docker_containers_too() {
+    let p = Cleanup(Project::new(&[("runtimes/www/runtime.tik.hcl", RUNTIME)]));
+    let dockerd = Dockerd::start(&p.file("docker"));
+    let (_, tar) = &busybox_images(p.path())[0];
+    let out = dockerd.docker(&["import", &tar.display().to_string(), "tik-test:1"]);
+    assert!(out.status.success(), "{out:?}");
+    let config = config("tik-test:1")
+        .replace("  transport = \"ssh\"\n", "")
+        .replace("engine = \"podman\"", "engine = \"docker\"")
+        .replace("options = [\"--runtime\", \"runc\", ", "options = [");
+    p.write("main.tik.hcl", &config);
+    let env = [("DOCKER_HOST", dockerd.host.as_str())];
+    let r = p.tik_env(&["apply", "--auto-approve"], &env);
+    assert_eq!(r.code, 0, "{}", r.out());
+    let ips: Vec<String> =
+        serde_json::from_str(&p.tik_env(&["output", "--json", "ips"], &env).stdout).unwrap();
+    for (ip, node) in ips.iter().zip(["head", "worker-w-0", "worker-w-1"]) {
+        assert_eq!(
+            get(ip).as_deref(),
+            Some(format!("image 1 on {node}").as_str()),
+            "{}",
+            r.out()
+        );
+    }
+    let listed = |all: &str| {
+        let out = dockerd.docker(&[
+            "ps",
+            all,
+            "--filter",
+            &format!("label=tik.lineage={}", lineage(&p)),
+            "-q",
+        ]);
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    assert_eq!(listed("-a"), 3);
+    // The install step wrote into the containers, not onto this machine.
+    assert!(!Path::new("/installed-here").exists());
+    let r = p.tik_env(
+        &[
+            "exec",
+            "c",
+            "--node",
+            "worker-w-1",
+            "--",
+            "cat",
+            "/installed-here",
+        ],
+        &env,
+    );
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "installed\n"),
+        "{}",
+        r.out()
+    );
+    // A refresh reads them back from the daemon: nothing to do.
+    let r = p.tik_env(&["plan", "--detailed-exitcode"], &env);
+    assert_eq!(r.code, 0, "{}", r.out());
+
+    let r = p.tik_env(&["destroy", "--auto-approve"], &env);
+    assert_eq!(r.code, 0, "{}", r.out());
+    assert_eq!(listed("-a"), 0);
+    for ip in &ips {
+        assert_eq!(get(ip), None, "{ip} still answers");
+    }
 }

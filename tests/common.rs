@@ -255,35 +255,45 @@ pub struct Images(pub Vec<String>);
 
 impl Images {
     pub fn make(dir: &Path) -> Images {
-        let root = dir.join("rootfs");
-        std::fs::create_dir_all(root.join("bin")).unwrap();
-        std::fs::create_dir_all(root.join("tmp")).unwrap();
-        std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
-        let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-        for applet in String::from_utf8_lossy(&list.stdout).lines() {
-            if applet != "busybox" {
-                let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
-            }
-        }
         let mut tags = Vec::new();
-        for version in ["1", "2"] {
-            std::fs::write(root.join("image-version"), version).unwrap();
-            let tar = dir.join(format!("image-{version}.tar"));
-            let ok = Command::new("tar")
-                .arg("-C")
-                .arg(&root)
-                .arg("-cf")
-                .arg(&tar)
-                .arg(".")
-                .status()
-                .unwrap();
-            assert!(ok.success());
+        for (version, tar) in busybox_images(dir) {
             let tag = format!("localhost/tik-test-{}:{version}", std::process::id());
             podman(&["import", "-q", &tar.display().to_string(), &tag]);
             tags.push(tag);
         }
         Images(tags)
     }
+}
+
+/// Two busybox root file systems as tar files to import as images, each with a
+/// file `/image-version` that says which one it is ("1", "2").
+pub fn busybox_images(dir: &Path) -> Vec<(&'static str, PathBuf)> {
+    let root = dir.join("rootfs");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::create_dir_all(root.join("tmp")).unwrap();
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" {
+            let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
+        }
+    }
+    let mut out = Vec::new();
+    for version in ["1", "2"] {
+        std::fs::write(root.join("image-version"), version).unwrap();
+        let tar = dir.join(format!("image-{version}.tar"));
+        let ok = Command::new("tar")
+            .arg("-C")
+            .arg(&root)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        out.push((version, tar));
+    }
+    out
 }
 
 impl Drop for Images {
