@@ -11,7 +11,7 @@ mod moto_server;
 
 use common::{
     http_get, lineage, need_podman, need_sshd, podman, tik_bin, Cleanup, Containers, Images,
-    Project,
+    Project, Run,
 };
 use moto_server::Moto;
 use std::path::Path;
@@ -186,6 +186,23 @@ fn public_half(p: &Project, key: &str) -> String {
     String::from_utf8(public.stdout).unwrap()
 }
 
+/// Applies, and checks that each node's (name, address) service answers from the
+/// node's own home under its login's `$HOME`.
+fn apply_and_answer(p: &Project, nodes: &[(String, String)]) -> Run {
+    let r = p.ok(&["apply", "--auto-approve"], 0);
+    assert!(r.stdout.contains("Apply complete!"), "{}", r.out());
+    for (name, ip) in nodes {
+        let home = p.file(&format!("nodes/{name}/home/tik"));
+        let body = http_get(&format!("{ip}:7781")).unwrap_or_default();
+        assert!(
+            body.ends_with(&format!(" in {}", home.display())),
+            "{name} at {ip} answers from its own home under its login's $HOME: {body:?}\n{}",
+            r.out()
+        );
+    }
+    r
+}
+
 fn private_ip(node: &serde_json::Value) -> String {
     node["private_ip"].as_str().unwrap().to_string()
 }
@@ -215,18 +232,7 @@ fn a_runtime_runs_on_aws_nodes_over_ssh_with_the_key_tik_had_made() {
     }
 
     // Apply again: the sessions find the nodes, and the service runs on each.
-    let applied = p.ok(&["apply", "--auto-approve"], 0);
-    let r = &applied;
-    assert!(r.stdout.contains("Apply complete!"), "{}", r.out());
-    for (name, ip) in &nodes {
-        let home = p.file(&format!("nodes/{name}/home/tik"));
-        let body = http_get(&format!("{ip}:7781")).unwrap_or_default();
-        assert!(
-            body.ends_with(&format!(" in {}", home.display())),
-            "{name} at {ip} answers from its own home under its login's $HOME: {body:?}\n{}",
-            r.out()
-        );
-    }
+    let applied = apply_and_answer(&p, &nodes);
     let r = p.ok(&["status", "etl"], 0);
     assert!(r.stdout.contains(&nodes[1].1), "{}", r.out());
     let r = p.ok(
@@ -345,18 +351,11 @@ fn workers_without_a_public_address_are_reached_through_the_head() {
         );
     }
 
-    let r = p.ok(&["apply", "--auto-approve"], 0);
-    assert!(r.stdout.contains("Apply complete!"), "{}", r.out());
-    for (name, node) in &nodes {
-        let ip = private_ip(node);
-        let home = p.file(&format!("nodes/{name}/home/tik"));
-        let body = http_get(&format!("{ip}:7781")).unwrap_or_default();
-        assert!(
-            body.ends_with(&format!(" in {}", home.display())),
-            "{name} at {ip}: {body:?}\n{}",
-            r.out()
-        );
-    }
+    let at: Vec<(String, String)> = nodes
+        .iter()
+        .map(|(name, node)| (name.clone(), private_ip(node)))
+        .collect();
+    apply_and_answer(&p, &at);
     // The head's sshd carried every connection to the workers.
     let log = p.read("nodes/head/sshd.log");
     for (name, worker) in &nodes[1..] {

@@ -5,9 +5,10 @@
 
 mod common;
 
-use common::{http_request, need_sshd, processes_with, Cleanup, Mirror, Project};
+use common::{
+    checksum_line, http_request, need_sshd, pack_release, processes_with, Cleanup, Mirror, Project,
+};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn need_prometheus() {
@@ -173,20 +174,8 @@ fn release(mirror: &Path, name: &str, version: &str, binary: &str) {
     let top = format!("{name}-{version}.linux-amd64");
     std::fs::create_dir_all(dir.join(&top)).unwrap();
     std::fs::copy(binary, dir.join(&top).join(name)).unwrap();
-    let archive = format!("{top}.tar.gz");
-    let tar = Command::new("tar")
-        .args(["-czf", &archive, &top])
-        .current_dir(&dir)
-        .status()
-        .unwrap();
-    assert!(tar.success());
-    std::fs::remove_dir_all(dir.join(&top)).unwrap();
-    let sum = Command::new("sha256sum")
-        .arg(&archive)
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    let line = String::from_utf8(sum.stdout).unwrap();
+    let archive = pack_release(&dir, &top);
+    let line = checksum_line("sha256", &dir, &archive);
     std::fs::write(
         dir.join("sha256sums.txt"),
         format!(

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{need_sshd, processes_with, Cleanup, Mirror, Project};
+use common::{checksum_line, need_sshd, pack_release, processes_with, Cleanup, Mirror, Project};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Command;
@@ -275,19 +275,9 @@ fn the_archive_install_comes_from_the_mirror_and_serves() {
     std::fs::create_dir_all(dist.join(top).join("lib")).unwrap();
     std::fs::create_dir_all(dist.join(top).join("conf")).unwrap();
     std::fs::copy(JAR, dist.join(top).join("lib/zookeeper-3.8.4.jar")).unwrap();
-    let archive = format!("{top}.tar.gz");
-    let tar = Command::new("tar")
-        .args(["-czf", &archive, top])
-        .current_dir(&dist)
-        .status()
-        .unwrap();
-    assert!(tar.success());
-    let sum = Command::new("sha512sum")
-        .arg(&archive)
-        .current_dir(&dist)
-        .output()
-        .unwrap();
-    std::fs::write(dist.join(format!("{archive}.sha512")), sum.stdout).unwrap();
+    let archive = pack_release(&dist, top);
+    let sum = checksum_line("sha512", &dist, &archive);
+    std::fs::write(dist.join(format!("{archive}.sha512")), sum).unwrap();
     let mirror = Mirror::start(&p.file("mirror"));
     p.write(
         "main.tik.hcl",

@@ -398,3 +398,29 @@ impl Drop for Mirror {
         let _ = self.child.wait();
     }
 }
+
+/// Packs `dir/top` as `dir/top.tar.gz`, as upstream packs a release, and removes
+/// `dir/top`: the archive's name.
+pub fn pack_release(dir: &Path, top: &str) -> String {
+    let archive = format!("{top}.tar.gz");
+    let tar = Command::new("tar")
+        .args(["-czf", &archive, top])
+        .current_dir(dir)
+        .status()
+        .expect("tar runs");
+    assert!(tar.success());
+    std::fs::remove_dir_all(dir.join(top)).unwrap();
+    archive
+}
+
+/// The line `sha256sum` or `sha512sum` (`algo`) prints for `file` in `dir`:
+/// "HEX  file", as upstream publishes checksums.
+pub fn checksum_line(algo: &str, dir: &Path, file: &str) -> String {
+    let out = Command::new(format!("{algo}sum"))
+        .arg(file)
+        .current_dir(dir)
+        .output()
+        .expect("coreutils' checksum tools run");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
