@@ -634,8 +634,8 @@ fn cluster_scope(cluster: &str, nodes: &[NodeRef]) -> Value {
 
 /// A cluster's runtimes as node steps: per node, a session, then for each runtime in
 /// order and each of its services on that node, install, configure and start.
-/// A cluster's runtimes as node steps. `config_marks` says where the cluster's
-/// block read sensitive values: a param given one is as sensitive as one declared so.
+/// `config_marks` says where the cluster's block read sensitive values: a param
+/// given one is as sensitive as one declared so, and so is what is made from it.
 pub fn expand(
     defs: &IndexMap<String, RuntimeDef>,
     cluster: &str,
