@@ -229,7 +229,19 @@ fn postgres_replicas_stream_the_primarys_changes_and_serve_reads() {
     let env = [("TIK_VAR_password", PASSWORD)];
 
     let r = p.tik_env(&["apply", "--auto-approve"], &env);
-    assert_eq!(r.code, 0, "{}", r.out());
+    let log = |node: &str| {
+        std::fs::read_to_string(p.file(&format!(
+            ".tik/local/workspaces/lab/clusters/db/{node}/home/postgres/logs/server.log"
+        )))
+        .unwrap_or_default()
+    };
+    assert_eq!(
+        r.code,
+        0,
+        "{}\nthe primary's log:\n{}",
+        r.out(),
+        log("head")
+    );
     let out = |name: &str| -> serde_json::Value {
         serde_json::from_str(&p.ok(&["output", "--json", name], 0).stdout).unwrap()
     };
