@@ -10,7 +10,7 @@ mod common;
 mod moto_server;
 
 use common::{
-    http_get, lineage, need_podman, need_sshd, podman, tik_bin, Cleanup, Containers, Images,
+    http_get, lineage, need_podman, need_sshd, on_a_terminal, podman, Cleanup, Containers, Images,
     Project, Run,
 };
 use moto_server::Moto;
@@ -385,26 +385,6 @@ fn workers_without_a_public_address_are_reached_through_the_head() {
     }
 }
 
-/// Runs `tik ARGS` on a pseudo-terminal (`script`, from util-linux) that `typed` is
-/// typed into; what the terminal showed.
-fn on_a_terminal(p: &Project, args: &str, typed: &str) -> String {
-    use std::io::Write;
-    // Bounded, should the shell never end.
-    let mut child = Command::new("timeout")
-        .args(["60", "script", "-qec", &format!("{} {args}", tik_bin()), "/dev/null"])
-        .current_dir(p.path())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("this test runs tik on a terminal with `script`: install it with apt-get install bsdutils");
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(typed.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    drop(stdin);
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// A runtime for a busybox image: httpd on every node, answering with the image's
 /// version, the node's name and its home.
 const BUSYBOX_RUNTIME: &str = r#"
@@ -516,7 +496,9 @@ fn services_run_in_a_container_on_each_aws_node() {
 
     // On a terminal, ssh opens a shell in the head's container, in its home.
     let typed = "cat /image-version; echo; pwd; exit\n";
-    let shell = on_a_terminal(&p, "ssh etl etl-head", typed);
+    let out = on_a_terminal(&p, "ssh etl etl-head", typed, &[]);
+    assert!(out.status.success(), "{out:?}");
+    let shell = String::from_utf8_lossy(&out.stdout);
     let home = p.file("nodes/head/home/tik");
     assert!(
         shell.contains(&format!("1\r\n{}\r\n", home.display())),

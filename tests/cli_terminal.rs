@@ -1,22 +1,12 @@
 //! What the terminal sees: colour only on a terminal, paths relative to -C.
 
 mod common;
-use common::{tik_bin, Project};
-use std::process::Command;
+use common::Project;
 
-/// Runs tik under a pseudo-terminal with `script` (util-linux).
+/// What the terminal shows of `tik ARGS`, with NO_COLOR set or not.
 fn on_a_terminal(p: &Project, args: &str, no_color_env: bool) -> String {
-    let mut c = Command::new("script");
-    c.args(["-qec", &format!("{} {args}", tik_bin()), "/dev/null"])
-        .current_dir(p.path());
-    if no_color_env {
-        c.env("NO_COLOR", "1");
-    } else {
-        c.env_remove("NO_COLOR");
-    }
-    let out = c.output().expect(
-        "this test runs tik on a terminal with `script`: install it with apt-get install bsdutils",
-    );
+    let no_color = if no_color_env { Some("1") } else { None };
+    let out = common::on_a_terminal(p, args, "", &[("NO_COLOR", no_color)]);
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 

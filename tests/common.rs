@@ -416,11 +416,57 @@ pub fn pack_release(dir: &Path, top: &str) -> String {
 /// The line `sha256sum` or `sha512sum` (`algo`) prints for `file` in `dir`:
 /// "HEX  file", as upstream publishes checksums.
 pub fn checksum_line(algo: &str, dir: &Path, file: &str) -> String {
+    format!("{}  {file}\n", digest(algo, &dir.join(file)))
+}
+
+/// Runs `tik ARGS` in the project on a pseudo-terminal (`script`, from util-linux),
+/// with `typed` typed into it and `env` set (`None` unsets a variable): what the
+/// terminal showed, and how it ended. Bounded by a minute, should it never end.
+pub fn on_a_terminal(
+    p: &Project,
+    args: &str,
+    typed: &str,
+    env: &[(&str, Option<&str>)],
+) -> std::process::Output {
+    use std::io::Write;
+    let mut c = Command::new("timeout");
+    c.args([
+        "60",
+        "script",
+        "-qec",
+        &format!("{} {args}", tik_bin()),
+        "/dev/null",
+    ])
+    .current_dir(p.path())
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped());
+    for (k, v) in env {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    let mut child = c.spawn().expect(
+        "this test runs tik on a terminal with `script`: install it with apt-get install bsdutils",
+    );
+    // Open until the command ends: a shell reads what was typed, then exits.
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(typed.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    out
+}
+
+/// The hex digest (`algo`: sha256 or sha512) of a file, as coreutils computes it.
+pub fn digest(algo: &str, file: &Path) -> String {
     let out = Command::new(format!("{algo}sum"))
         .arg(file)
-        .current_dir(dir)
         .output()
         .expect("coreutils' checksum tools run");
     assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout).unwrap()
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Mirror;
+use common::{digest, Mirror};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -24,18 +24,6 @@ fn with_helpers(dir: &Path, script: &str) -> (i32, String) {
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
     (out.status.code().unwrap_or(-1), text)
-}
-
-fn digest(algo: &str, file: &Path) -> String {
-    let out = Command::new(format!("{algo}sum"))
-        .arg(file)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
 }
 
 #[test]
