@@ -978,21 +978,14 @@ impl Connection {
             .and_then(Value::as_str)
             .unwrap_or("/tmp/tik")
             .to_string();
-        // A relative home is under the login's $HOME, which only a login knows.
-        let whole_home = |why: &str| {
-            if home.starts_with('/') {
-                Ok(())
-            } else {
-                Err(ProviderError::new(format!(
-                    "the node's home {home:?} is not an absolute path, which {why} needs"
+        let transport = match c.get("transport").and_then(Value::as_str) {
+            // A relative home is under the login's $HOME, which only a login knows.
+            Some("local") | None if !home.starts_with('/') => {
+                return Err(ProviderError::new(format!(
+                    "the node's home {home:?} is not an absolute path, which a node reached without SSH needs"
                 )))
             }
-        };
-        let transport = match c.get("transport").and_then(Value::as_str) {
-            Some("local") | None => {
-                whole_home("a node reached without SSH")?;
-                Transport::Local
-            }
+            Some("local") | None => Transport::Local,
             Some("ssh") => {
                 let mut ssh = Ssh::of(c)?;
                 if let Some(j) = attrs.get("jump").and_then(Value::as_object) {
@@ -1623,6 +1616,28 @@ mod tests {
         ] {
             assert!(record_only(&runs).is_none(), "{:?}", runs.planned);
         }
+    }
+
+    #[test]
+    fn a_home_under_the_logins_home_needs_a_login() {
+        let node = |transport: &str| {
+            let c = Map::from_iter([
+                ("transport".to_string(), Value::from(transport)),
+                ("home".to_string(), Value::from("tik")),
+                ("host".to_string(), Value::from("127.0.0.9")),
+            ]);
+            Map::from_iter([("connection".to_string(), Value::Object(c))])
+        };
+        let e = Connection::of(&node("local")).err().expect("refused");
+        assert!(
+            e.message.contains("\"tik\" is not an absolute path"),
+            "{}",
+            e.message
+        );
+        let ssh = Connection::of(&node("ssh")).expect("a login knows its $HOME");
+        assert_eq!(ssh.home, "tik");
+        assert!(exports(&Map::new(), "tik")
+            .ends_with("TIK_HOME=\"${TIK_LOGIN_HOME:-$HOME}/$TIK_HOME\"\n"));
     }
 
     #[test]
