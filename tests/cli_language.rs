@@ -349,6 +349,46 @@ output "module_plain" { value = module.m.plain }
     }
 }
 
+/// A provider copies values out of a workspace's or cluster's block into the
+/// resources it makes: a copy of a sensitive value is hidden in them too.
+#[test]
+fn a_providers_copy_of_a_sensitive_value_is_hidden() {
+    let p = Project::new(&[(
+        "main.tik.hcl",
+        r#"variable "net" {
+  type      = string
+  sensitive = true
+  default   = "127.93.0.0/16"
+}
+workspace "lab" {
+  provider = "local"
+  network {
+    cidr = var.net
+  }
+}
+cluster "c" {
+  workspace = workspace.lab
+  head {
+    instance_type = "small"
+  }
+}
+"#,
+    )]);
+    let plan = p.ok(&["plan"], 0).stdout;
+    assert!(!plan.contains("127.93.0.0/16"), "{plan}");
+    let cidrs: Vec<&str> = plan
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("+ cidr "))
+        .collect();
+    assert_eq!(cidrs.len(), 2, "the workspace's and the node's: {plan}");
+    assert!(
+        cidrs.iter().all(|l| l.ends_with("= (sensitive value)")),
+        "{plan}"
+    );
+    assert!(plan.contains("+ instance_type = \"small\""), "{plan}");
+}
+
 /// A validation rule whose message names a sensitive value still fails the plan, and
 /// says so without the value: a variable's rule, and a runtime param's.
 #[test]
