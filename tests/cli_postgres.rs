@@ -294,11 +294,13 @@ fn postgres_replicas_stream_the_primarys_changes_and_serve_reads() {
     // A replica that dies is drift; apply starts only it, and it catches up on
     // what was written meanwhile.
     let data = p.file(".tik/local/workspaces/lab/clusters/db/worker-w-0/home/postgres/data");
-    let auto = std::fs::read_to_string(data.join("postgresql.auto.conf")).unwrap();
+    let conf = std::fs::read_to_string(data.join("tik.conf")).unwrap();
     assert!(
-        auto.contains("passfile=") && !auto.contains("secret"),
-        "the standby names its password file, never the password: {auto}"
+        conf.contains("primary_conninfo = 'host=''") && conf.contains("passfile=''"),
+        "the standby names the head and its password file: {conf}"
     );
+    assert!(!conf.contains("secret"), "never the password: {conf}");
+    assert!(data.join("standby.signal").exists());
     let stop = Command::new("runuser")
         .args(["-u", "postgres", "--"])
         .arg(format!("{bin}/pg_ctl"))
@@ -326,6 +328,83 @@ fn postgres_replicas_stream_the_primarys_changes_and_serve_reads() {
     assert_eq!(
         eventually(&bin, &on(&ips[0]), "select sum(x) from t", "3").as_deref(),
         Ok("3")
+    );
+
+    // A replaced head has no data of its own: it takes the most advanced replica's,
+    // becomes the primary with everything written so far, and the replicas follow it.
+    let r = p.tik_env(
+        &[
+            "apply",
+            "--auto-approve",
+            "--replace",
+            "cluster.db.node.head",
+        ],
+        &env,
+    );
+    assert_eq!(
+        r.code,
+        0,
+        "{}\nthe primary's log:\n{}",
+        r.out(),
+        log("head")
+    );
+    let url = out("url").as_str().unwrap().to_string();
+    assert_eq!(
+        psql(&bin, &url, PASSWORD, "select sum(x) from t").as_deref(),
+        Ok("3")
+    );
+    assert_eq!(
+        psql(&bin, &url, PASSWORD, "select pg_is_in_recovery()").as_deref(),
+        Ok("f")
+    );
+    psql(&bin, &url, PASSWORD, "insert into t values (4)").unwrap();
+    for ip in &ips[..2] {
+        assert_eq!(
+            eventually(&bin, &on(ip), "select sum(x) from t", "7").as_deref(),
+            Ok("7"),
+            "replica {ip} follows the new primary"
+        );
+    }
+
+    // Replaced while no replica answers, the head starts an empty database; a
+    // replica then refuses to follow it and keeps its copy.
+    for w in ["worker-w-0", "worker-w-1"] {
+        let data = p.file(&format!(
+            ".tik/local/workspaces/lab/clusters/db/{w}/home/postgres/data"
+        ));
+        let stop = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(format!("{bin}/pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-m", "fast", "-w", "stop"])
+            .output()
+            .unwrap();
+        assert!(stop.status.success(), "{stop:?}");
+    }
+    let r = p.tik_env(
+        &[
+            "apply",
+            "--auto-approve",
+            "--replace",
+            "cluster.db.node.head",
+        ],
+        &env,
+    );
+    assert_eq!(r.code, 1, "{}", r.out());
+    assert!(
+        r.out().contains("is another database (system identifier"),
+        "{}",
+        r.out()
+    );
+    assert!(
+        r.out().contains("This replica's data is kept in"),
+        "{}",
+        r.out()
+    );
+    assert!(
+        data.join("PG_VERSION").exists(),
+        "the replica's copy is kept"
     );
 
     // More replicas than workers is refused where the user wrote it.

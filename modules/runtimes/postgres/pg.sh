@@ -34,3 +34,26 @@ pg_use_conf() {
     echo "include_if_exists = 'tik.conf'" >>"$d/data/postgresql.conf"
   [ "$(id -u)" != 0 ] || chown postgres "$d/data/tik.conf" "$d/data/pg_hba.conf"
 }
+
+# pg_identify HOST: "systemid|timeline|lsn" of the server at HOST (its database's
+# identity and how far its WAL goes), asked as the replication role; nothing when
+# it cannot be reached.
+pg_identify() {
+  pg_as env PGPASSFILE="$d/conf/pgpass" PGCONNECT_TIMEOUT=5 PGHOST="$1" PGPORT="$TIK_PARAM_PORT" \
+    PGUSER="$TIK_PARAM_REPLICATION_USER" "$d/bin/psql" -X -Atq -d "replication=true" \
+    -c IDENTIFY_SYSTEM 2>/dev/null
+}
+
+# pg_lsn_number LSN: a WAL position (hex "16/B374D848") as a number, to compare.
+pg_lsn_number() {
+  case "$1" in
+    */*) ;;
+    *) echo -1 && return ;;
+  esac
+  hi=${1%/*}
+  lo=${1#*/}
+  case "$hi$lo" in
+    *[!0-9A-Fa-f]* | "") echo -1 ;;
+    *) echo $((0x$hi * 4294967296 + 0x$lo)) ;;
+  esac
+}
