@@ -433,7 +433,7 @@ cluster "c" {
     assert!(!r.out().contains("zq"), "{}", r.out());
     assert!(
         r.stderr.contains(
-            "invalid value for variable \"secret\": (the rule's message names the sensitive value"
+            "invalid value for variable \"secret\": (the rule's message names a sensitive value"
         ),
         "{}",
         r.out()

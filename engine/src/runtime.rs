@@ -782,17 +782,7 @@ pub fn expand(
             let mut ev = Evaluator::new(&runtime_scope, &def.dir).with_marks(&scope_marks);
             ev.embedded = def.embedded.as_ref();
             let verdict = ev.eval(&rule.condition).and_then(|ok| match ok {
-                Value::Bool(false) => {
-                    ev.take_touched();
-                    let msg = ev.eval(&rule.error_message)?;
-                    Ok(Some(if ev.take_touched() {
-                        Value::from(
-                            "(the rule's message names a sensitive value, so it is not shown)",
-                        )
-                    } else {
-                        msg
-                    }))
-                }
+                Value::Bool(false) => ev.eval_message(&rule.error_message).map(Some),
                 Value::Bool(true) | Value::Unknown => Ok(None),
                 other => Err(EvalError::new(
                     format!(
@@ -814,9 +804,7 @@ pub fn expand(
                             name,
                             k,
                             Diagnostic::new(format!(
-                                "invalid value for param \"{k}\" of runtime \"{name}\": {}",
-                                msg.to_template_string()
-                                    .unwrap_or_else(|| msg.to_json().to_string())
+                                "invalid value for param \"{k}\" of runtime \"{name}\": {msg}"
                             )),
                         )
                         .note("the runtime's rule", rule_at)

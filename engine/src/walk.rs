@@ -365,15 +365,9 @@ impl<'c> Walk<'c> {
             let mut ev = Evaluator::new(&scope, &dir).with_marks(&marks);
             let ok = ev.eval(&v.condition).map_err(|e| eval_error(var.file, e))?;
             if ok == Value::Bool(false) {
-                ev.take_touched();
                 let msg = ev
-                    .eval(&v.error_message)
+                    .eval_message(&v.error_message)
                     .map_err(|e| eval_error(var.file, e))?;
-                let msg = if ev.take_touched() {
-                    "(the rule's message names the sensitive value, so it is not shown)".into()
-                } else {
-                    msg.to_template_string().unwrap_or_else(|| msg.to_string())
-                };
                 use hcl_edit::Span;
                 return Err(Diagnostic::new(format!(
                     "invalid value for variable \"{name}\": {msg}"

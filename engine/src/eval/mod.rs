@@ -100,6 +100,18 @@ impl<'a> Evaluator<'a> {
         std::mem::take(&mut self.touched)
     }
 
+    /// A failed validation rule's message: `expr`'s text, or a note in its place
+    /// where it reads a sensitive value (an error message is printed as it is).
+    pub fn eval_message(&mut self, expr: &Expression) -> Result<String> {
+        self.touched = false;
+        let msg = self.eval(expr)?;
+        Ok(if self.take_touched() {
+            "(the rule's message names a sensitive value, so it is not shown)".into()
+        } else {
+            msg.to_template_string().unwrap_or_else(|| msg.to_string())
+        })
+    }
+
     /// Evaluates `expr` and says where its value is sensitive: where what it names is,
     /// when it only names something (`cluster.etl`, `var.tags`), else as a whole when
     /// it read anything sensitive. Resets `take_touched`.
