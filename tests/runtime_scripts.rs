@@ -1,6 +1,7 @@
 //! The shipped runtimes' shell, run for real: the shared download helper against an
 //! HTTP mirror on loopback (checksums published or given, a mismatch refused, a good
-//! download kept), and every shipped script through `sh -n`.
+//! download kept), the apt helper against a local apt repository, and every
+//! shipped script through `sh -n`.
 
 mod common;
 
@@ -154,5 +155,148 @@ fn every_shipped_script_is_valid_sh() {
         checked >= 10,
         "only {checked} scripts found under {}",
         root.display()
+    );
+}
+
+/// A local apt repository with one package, `tik-apt-probe`, in the machine's apt
+/// sources while it lives; the package, the source and its lists are removed after.
+struct AptProbe {
+    list: PathBuf,
+    repo: tempfile::TempDir,
+}
+
+const PROBE: &str = "tik-apt-probe";
+
+impl AptProbe {
+    fn new() -> AptProbe {
+        let id = Command::new("id").arg("-u").output().expect("id runs");
+        assert_eq!(
+            String::from_utf8_lossy(&id.stdout).trim(),
+            "0",
+            "this test installs a package with apt-get into the machine: run the tests as root (.ci/run does)"
+        );
+        assert!(
+            Path::new("/usr/bin/apt-get").exists() && Path::new("/usr/bin/dpkg-deb").exists(),
+            "this test needs a Debian-like machine with apt-get and dpkg-deb"
+        );
+        remove_probe();
+        let repo = tempfile::tempdir().unwrap();
+        // apt reads file: sources as its sandbox user where it can.
+        std::fs::set_permissions(
+            repo.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let root = repo.path().join("build");
+        std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
+        std::fs::create_dir_all(root.join("usr/share").join(PROBE)).unwrap();
+        let control = format!(
+            "Package: {PROBE}\nVersion: 1.0\nArchitecture: all\nMaintainer: tik tests <tests@tik.invalid>\nDescription: a package tik's tests install\n"
+        );
+        std::fs::write(root.join("DEBIAN/control"), &control).unwrap();
+        std::fs::write(root.join("usr/share").join(PROBE).join("probe"), "probed\n").unwrap();
+        let deb = format!("{PROBE}_1.0_all.deb");
+        let built = Command::new("dpkg-deb")
+            .args(["--build", "--root-owner-group", "build", &deb])
+            .current_dir(repo.path())
+            .output()
+            .unwrap();
+        assert!(built.status.success(), "{built:?}");
+        std::fs::remove_dir_all(&root).unwrap();
+        let file = repo.path().join(&deb);
+        let size = std::fs::metadata(&file).unwrap().len();
+        let packages = format!(
+            "{control}Filename: ./{deb}\nSize: {size}\nSHA256: {}\n\n",
+            digest("sha256", &file)
+        );
+        std::fs::write(repo.path().join("Packages"), &packages).unwrap();
+        std::fs::write(
+            repo.path().join("Release"),
+            format!(
+                "Origin: tik tests\nDate: Thu, 01 Jan 2026 00:00:00 UTC\nSHA256:\n {} {} Packages\n",
+                digest("sha256", &repo.path().join("Packages")),
+                packages.len()
+            ),
+        )
+        .unwrap();
+        let list = PathBuf::from(format!(
+            "/etc/apt/sources.list.d/tik-test-{}.list",
+            std::process::id()
+        ));
+        std::fs::write(
+            &list,
+            format!("deb [trusted=yes] file:{} ./\n", repo.path().display()),
+        )
+        .unwrap();
+        AptProbe { list, repo }
+    }
+}
+
+fn remove_probe() {
+    let out = Command::new("dpkg")
+        .args(["--purge", PROBE])
+        .output()
+        .expect("dpkg runs");
+    assert!(out.status.success(), "{out:?}");
+}
+
+impl Drop for AptProbe {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.list);
+        let _ = Command::new("dpkg").args(["--purge", PROBE]).output();
+        // apt names a source's lists after its path.
+        let tag = self.repo.path().display().to_string().replace('/', "_");
+        if let Ok(lists) = std::fs::read_dir("/var/lib/apt/lists") {
+            for f in lists.flatten() {
+                if f.file_name().to_string_lossy().contains(&tag) {
+                    let _ = std::fs::remove_file(f.path());
+                }
+            }
+        }
+    }
+}
+
+/// `tik_apt_install` for real: three nodes of one machine install a package only a
+/// new apt source has, at once. The first try fails (the lists do not know it yet),
+/// the lists are read again, and each ends with the package; a package no source
+/// has fails with a message.
+#[test]
+fn apt_install_reads_the_lists_again_and_nodes_on_one_machine_take_turns() {
+    let probe = AptProbe::new();
+    let dir = probe.repo.path().to_path_buf();
+    let runs: Vec<_> = (0..3)
+        .map(|_| {
+            let dir = dir.clone();
+            std::thread::spawn(move || {
+                with_helpers(
+                    &dir,
+                    &format!("TIK_RUNTIME=probe\ntik_apt_install {PROBE} && cat /usr/share/{PROBE}/probe"),
+                )
+            })
+        })
+        .collect();
+    let outs: Vec<(i32, String)> = runs.into_iter().map(|r| r.join().unwrap()).collect();
+    for (code, out) in &outs {
+        assert_eq!(*code, 0, "{out}");
+        assert!(out.contains("probed\n"), "{out}");
+    }
+    assert!(
+        outs.iter().any(|(_, out)| out.contains(&format!(
+            "installing {PROBE} failed; reading the package lists again (apt-get update)"
+        ))),
+        "{outs:?}"
+    );
+    // Installed: nothing to do, and no apt-get.
+    let (code, out) = with_helpers(&dir, &format!("tik_apt_install {PROBE}"));
+    assert_eq!((code, out.as_str()), (0, ""));
+
+    let (code, out) = with_helpers(
+        &dir,
+        "TIK_RUNTIME=probe\ntik_apt_install tik-no-such-package",
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("cannot install tik-no-such-package with apt-get (as root, or a user with passwordless sudo; are they in the node's apt sources?)"),
+        "{out}"
     );
 }

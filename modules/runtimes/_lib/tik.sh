@@ -139,8 +139,20 @@ tik_install_archive() {
   mkdir -p "$base/conf" "$base/logs" "$base/data"
 }
 
+# tik_apt ARGS...: apt-get ARGS, as root (through sudo -n when not root), without
+# questions. Nodes that share a machine (the local provider's) take turns, and a
+# fresh machine's own upgrades are waited for rather than failed on (dpkg's lock).
+tik_apt() {
+  run="env"
+  ! command -v flock >/dev/null 2>&1 || run="flock -w 900 /var/lock/tik-apt.lock env"
+  [ "$(id -u)" = 0 ] || run="sudo -n $run"
+  # shellcheck disable=SC2086
+  $run DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=600 "$@"
+}
+
 # tik_apt_install PACKAGE...: the distribution's packages, installed with apt-get
-# (through sudo -n when not root) unless dpkg already has them all.
+# unless dpkg already has them all. Where the first try fails (a fresh image's
+# package lists are empty or old), the lists are read again and it tries once more.
 tik_apt_install() {
   missing=""
   for p in "$@"; do
@@ -149,9 +161,13 @@ tik_apt_install() {
   [ -n "$missing" ] || return 0
   command -v apt-get >/dev/null 2>&1 ||
     tik_fail "$TIK_RUNTIME needs the packages$missing and this node has no apt-get: install them, or use another install_method"
-  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo -n"; fi
   # shellcheck disable=SC2086
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing ||
+  tik_apt install -y --no-install-recommends $missing && return 0
+  echo "installing$missing failed; reading the package lists again (apt-get update)"
+  tik_apt update ||
+    tik_fail "apt-get update failed (as root, or a user with passwordless sudo; can the node reach its apt sources?)"
+  # shellcheck disable=SC2086
+  tik_apt install -y --no-install-recommends $missing ||
     tik_fail "cannot install$missing with apt-get (as root, or a user with passwordless sudo; are they in the node's apt sources?)"
 }
 
