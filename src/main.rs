@@ -696,7 +696,7 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
                 None if json => {
                     let all: serde_json::Map<String, serde_json::Value> = outputs
                         .iter()
-                        .map(|(k, o)| (k.clone(), serde_json::json!({ "value": o.value.to_json(), "sensitive": o.sensitive })))
+                        .map(|(k, o)| (k.clone(), serde_json::json!({ "value": o.value.to_json(), "sensitive": o.sensitive, "sensitive_parts": o.sensitive_parts })))
                         .collect();
                     outln!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
                 }

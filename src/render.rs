@@ -4,7 +4,7 @@
 use similar::{ChangeTag, TextDiff};
 use tik_engine::plan::{Action, Change, Drift, DriftKind, Plan};
 use tik_engine::state::{ResourceState, State};
-use tik_engine::value::{key_repr, Map, Value};
+use tik_engine::value::{key_repr, Hiding, Map, Value};
 
 #[derive(Clone, Copy)]
 pub struct Style {
@@ -47,10 +47,25 @@ fn shown(v: &Value, sensitive: bool) -> String {
 }
 
 fn shown_at(v: &Value, sensitive: bool, indent: usize) -> String {
+    shown_hiding(v, sensitive, &[], indent)
+}
+
+/// `v` as HCL, hidden as a whole or at its sensitive parts.
+fn shown_hiding(v: &Value, sensitive: bool, parts: &[Vec<String>], indent: usize) -> String {
     if sensitive {
         "(sensitive value)".into()
     } else {
-        indent_tail(&v.to_string(), indent)
+        indent_tail(&Hiding { value: v, parts }.to_string(), indent)
+    }
+}
+
+/// `v` as JSON, with "(sensitive)" for it or for its sensitive parts.
+fn json_hiding(v: &Value, sensitive: bool, parts: &[Vec<String>]) -> serde_json::Value {
+    let hidden = Value::from("(sensitive)");
+    if sensitive {
+        hidden.to_json()
+    } else {
+        v.redacted(parts, &hidden).to_json()
     }
 }
 
@@ -251,7 +266,7 @@ pub fn plan(plan: &Plan, s: Style) -> String {
     if !plan.outputs.is_empty() {
         out.push_str("\nChanges to outputs:\n");
         for o in &plan.outputs {
-            let show = |v: &Value| shown_at(v, o.sensitive, 4);
+            let show = |v: &Value| shown_hiding(v, o.sensitive, &o.sensitive_parts, 4);
             let (sym, text) = match (&o.before, &o.after) {
                 (None, n) => (s.green("+"), show(n)),
                 (Some(old), Value::Null) => (s.red("-"), format!("{} -> null", show(old))),
@@ -332,8 +347,8 @@ pub fn plan_json(plan: &Plan) -> serde_json::Value {
         .outputs
         .iter()
         .map(|o| {
-            let v = |x: &Value| if o.sensitive { serde_json::Value::String("(sensitive)".into()) } else { x.to_json() };
-            serde_json::json!({ "name": o.name, "before": o.before.as_ref().map(v), "after": v(&o.after), "after_unknown": o.after.has_unknown(), "sensitive": o.sensitive })
+            let v = |x: &Value| json_hiding(x, o.sensitive, &o.sensitive_parts);
+            serde_json::json!({ "name": o.name, "before": o.before.as_ref().map(v), "after": v(&o.after), "after_unknown": o.after.has_unknown(), "sensitive": o.sensitive, "sensitive_parts": o.sensitive_parts })
         })
         .collect();
     let orphans: Vec<serde_json::Value> = plan
@@ -401,11 +416,7 @@ pub fn outputs(outputs: &tik_engine::state::Outputs) -> String {
     outputs
         .iter()
         .map(|(name, o)| {
-            let value = if o.sensitive {
-                "(sensitive value)".to_string()
-            } else {
-                o.value.to_string()
-            };
+            let value = shown_hiding(&o.value, o.sensitive, &o.sensitive_parts, 0);
             format!("{name} = {value}\n")
         })
         .collect()

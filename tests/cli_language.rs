@@ -316,9 +316,21 @@ output "module_plain" { value = module.m.plain }
             .unwrap_or_else(|| panic!("no output {name}: {out}"))
             .to_string()
     };
-    for name in ["greeting", "banner", "head", "from_module"] {
+    for name in ["greeting", "banner", "from_module"] {
         assert_eq!(shown(name), "(sensitive value)", "{name}: {out}");
     }
+    // The head as a whole is shown with the parts that hold the secret hidden: the
+    // env of the step given it, the script that names it.
+    assert_eq!(shown("head"), "{", "{out}");
+    assert!(
+        out.contains("\n            env            = (sensitive value)\n")
+            && out.contains("\n            script         = (sensitive value)\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("script         = \"printf '%s' \\\"$TIK_PARAM_GREETING\\\" >greeting.txt\""),
+        "a script beside them is shown: {out}"
+    );
     assert!(shown("head_ip").starts_with("\"127."), "{out}");
     assert_eq!(shown("name"), "\"plain-name\"", "{out}");
     assert_eq!(shown("module_plain"), "\"plain\"", "{out}");
@@ -330,6 +342,22 @@ output "module_plain" { value = module.m.plain }
     for (name, sensitive) in [("head_ip", false), ("url", false), ("banner", true)] {
         assert_eq!(state["outputs"][name]["sensitive"], sensitive, "{name}");
     }
+    assert_eq!(state["outputs"]["head"]["sensitive"], false);
+    let parts: Vec<Vec<String>> =
+        serde_json::from_value(state["outputs"]["head"]["sensitive_parts"].clone()).unwrap();
+    assert!(
+        parts
+            .iter()
+            .any(|p| p.join(".") == "runtime.greet.service.s.configure.env"),
+        "{parts:?}"
+    );
+    // Machines read it whole, told which parts are sensitive.
+    let all: serde_json::Value =
+        serde_json::from_str(&p.ok(&["output", "--json"], 0).stdout).unwrap();
+    assert_eq!(
+        all["head"]["sensitive_parts"],
+        state["outputs"]["head"]["sensitive_parts"]
+    );
     for (step, hidden) in [
         ("node.head.runtime.greet.service.s.configure", "env"),
         ("node.head.runtime.greet.service.loud.configure", "script"),

@@ -119,6 +119,8 @@ pub struct OutputChange {
     pub before: Option<Value>,
     pub after: Value,
     pub sensitive: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sensitive_parts: Vec<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -692,6 +694,7 @@ fn output_changes(
                 before: old,
                 after: new.value.clone(),
                 sensitive: new.sensitive,
+                sensitive_parts: new.sensitive_parts.clone(),
             });
         }
     }
@@ -702,6 +705,7 @@ fn output_changes(
                 before: Some(old.value.clone()),
                 after: Value::Null,
                 sensitive: old.sensitive,
+                sensitive_parts: old.sensitive_parts.clone(),
             });
         }
     }

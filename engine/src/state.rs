@@ -51,8 +51,13 @@ pub struct ResourceState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutputState {
     pub value: Value,
+    /// Sensitive as a whole: shown as `(sensitive value)`.
     #[serde(default)]
     pub sensitive: bool,
+    /// Else the parts of it that are (object keys, list indices as text): shown
+    /// with those parts hidden.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sensitive_parts: Vec<Vec<String>>,
 }
 
 /// Root outputs by name, in the order the configuration declares them.

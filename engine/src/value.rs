@@ -188,11 +188,81 @@ impl From<Map> for Value {
 /// Renders a value as HCL source: what plan output and `tik output` show.
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_hcl(self, f, 0)
+        write_hcl(self, f, 0, &mut Hide::default())
     }
 }
 
-fn write_hcl(v: &Value, f: &mut fmt::Formatter<'_>, indent: usize) -> fmt::Result {
+/// A value shown as HCL with some parts hidden: `(sensitive value)` in their place.
+pub struct Hiding<'a> {
+    pub value: &'a Value,
+    /// The hidden parts' paths: object keys, list indices as text.
+    pub parts: &'a [Vec<String>],
+}
+
+impl fmt::Display for Hiding<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut hide = Hide {
+            parts: self.parts,
+            path: Vec::new(),
+        };
+        write_hcl(self.value, f, 0, &mut hide)
+    }
+}
+
+/// Where `write_hcl` is in the value, and which parts it hides.
+#[derive(Default)]
+struct Hide<'a> {
+    parts: &'a [Vec<String>],
+    path: Vec<String>,
+}
+
+impl Hide<'_> {
+    fn here(&self) -> bool {
+        self.parts.contains(&self.path)
+    }
+}
+
+impl Value {
+    /// The value with the parts at `parts` (object keys, list indices as text)
+    /// replaced by `with`.
+    pub fn redacted(&self, parts: &[Vec<String>], with: &Value) -> Value {
+        fn walk(v: &Value, parts: &[Vec<String>], path: &mut Vec<String>, with: &Value) -> Value {
+            if parts.contains(path) {
+                return with.clone();
+            }
+            if !parts.iter().any(|p| p.starts_with(path)) {
+                return v.clone();
+            }
+            let mut at = |k: String, x: &Value| {
+                path.push(k);
+                let out = walk(x, parts, path, with);
+                path.pop();
+                out
+            };
+            match v {
+                Value::List(items) => Value::List(
+                    items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, x)| at(i.to_string(), x))
+                        .collect(),
+                ),
+                Value::Object(map) => Value::Object(
+                    map.iter()
+                        .map(|(k, x)| (k.clone(), at(k.clone(), x)))
+                        .collect(),
+                ),
+                other => other.clone(),
+            }
+        }
+        walk(self, parts, &mut Vec::new(), with)
+    }
+}
+
+fn write_hcl(v: &Value, f: &mut fmt::Formatter<'_>, indent: usize, hide: &mut Hide) -> fmt::Result {
+    if !hide.parts.is_empty() && hide.here() {
+        return f.write_str("(sensitive value)");
+    }
     match v {
         Value::Null => f.write_str("null"),
         Value::Unknown => f.write_str("(known after apply)"),
@@ -202,9 +272,11 @@ fn write_hcl(v: &Value, f: &mut fmt::Formatter<'_>, indent: usize) -> fmt::Resul
         Value::List(items) if items.is_empty() => f.write_str("[]"),
         Value::List(items) => {
             f.write_str("[\n")?;
-            for item in items {
+            for (i, item) in items.iter().enumerate() {
                 write!(f, "{:w$}", "", w = indent + 2)?;
-                write_hcl(item, f, indent + 2)?;
+                hide.path.push(i.to_string());
+                write_hcl(item, f, indent + 2, hide)?;
+                hide.path.pop();
                 f.write_str(",\n")?;
             }
             write!(f, "{:w$}]", "", w = indent)
@@ -222,7 +294,9 @@ fn write_hcl(v: &Value, f: &mut fmt::Formatter<'_>, indent: usize) -> fmt::Resul
                     w = indent + 2,
                     kw = width
                 )?;
-                write_hcl(item, f, indent + 2)?;
+                hide.path.push(k.clone());
+                write_hcl(item, f, indent + 2, hide)?;
+                hide.path.pop();
                 f.write_str("\n")?;
             }
             write!(f, "{:w$}}}", "", w = indent)
@@ -272,6 +346,41 @@ mod tests {
         assert_eq!(v.to_json().to_string(), "3");
         assert_eq!(Value::from_json(&v.to_json()), v);
         assert_eq!(Value::Number(2.5).to_string(), "2.5");
+    }
+
+    #[test]
+    fn sensitive_parts_are_hidden_and_the_rest_shown() {
+        let v = Value::from_json(&serde_json::json!({
+            "ip": "10.0.0.1",
+            "conn": { "key": "k", "port": 22 },
+            "list": ["a", "s3cret"],
+        }));
+        let parts = vec![
+            vec!["conn".to_string(), "key".to_string()],
+            vec!["list".to_string(), "1".to_string()],
+            vec!["missing".to_string(), "x".to_string()],
+        ];
+        let text = Hiding {
+            value: &v,
+            parts: &parts,
+        }
+        .to_string();
+        assert_eq!(
+            text,
+            "{\n  ip   = \"10.0.0.1\"\n  conn = {\n    key  = (sensitive value)\n    port = 22\n  }\n  list = [\n    \"a\",\n    (sensitive value),\n  ]\n}"
+        );
+        let json = v.redacted(&parts, &Value::from("(sensitive)")).to_json();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "ip": "10.0.0.1",
+                "conn": { "key": "(sensitive)", "port": 22 },
+                "list": ["a", "(sensitive)"],
+            })
+        );
+        let whole = vec![Vec::new()];
+        assert_eq!(v.redacted(&whole, &Value::Null), Value::Null);
+        assert_eq!(v.redacted(&[], &Value::Null), v);
     }
 
     #[test]

@@ -258,8 +258,9 @@ impl<'c> Walk<'c> {
                 if out.sensitive {
                     marks = Marks::whole();
                 }
-                // An output is shown or hidden as a whole.
-                let sensitive = !marks.is_empty();
+                // Shown with its sensitive parts hidden, or hidden as a whole.
+                let sensitive = marks.is_whole();
+                let sensitive_parts = if sensitive { vec![] } else { marks.paths() };
                 self.output_marks[m].put(&[name.as_str()], marks);
                 if m == 0 {
                     self.root_outputs.insert(
@@ -267,6 +268,7 @@ impl<'c> Walk<'c> {
                         OutputState {
                             value: value.clone(),
                             sensitive,
+                            sensitive_parts,
                         },
                     );
                 }

@@ -72,6 +72,21 @@ impl Marks {
         }
     }
 
+    /// The paths of the parts sensitive as a whole (one empty path when the value is).
+    pub fn paths(&self) -> Vec<Vec<String>> {
+        if self.whole {
+            return vec![Vec::new()];
+        }
+        let mut out = Vec::new();
+        for (k, m) in &self.children {
+            for mut p in m.paths() {
+                p.insert(0, k.clone());
+                out.push(p);
+            }
+        }
+        out
+    }
+
     /// Both sets of marks.
     pub fn merge(&mut self, other: Marks) {
         if self.whole {
@@ -111,5 +126,18 @@ mod tests {
         other.mark(&["x"]);
         m.merge(other);
         assert_eq!(m.keys().collect::<Vec<_>>(), ["node", "x"]);
+        assert_eq!(m.paths(), [vec!["node".to_string()], vec!["x".to_string()]]);
+        let mut deep = Marks::default();
+        deep.mark(&["runtime", "pg", "password"]);
+        deep.mark(&["node", "head", "connection"]);
+        assert_eq!(
+            deep.paths(),
+            [
+                ["node", "head", "connection"].map(String::from).to_vec(),
+                ["runtime", "pg", "password"].map(String::from).to_vec()
+            ]
+        );
+        assert_eq!(Marks::whole().paths(), [Vec::<String>::new()]);
+        assert!(Marks::default().paths().is_empty());
     }
 }
