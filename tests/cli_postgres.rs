@@ -204,6 +204,19 @@ fn postgres_serves_its_database_and_keeps_data_across_a_reconfigure() {
     );
 }
 
+/// Stops the server on `data` as its user, with pg_ctl's shutdown `mode`.
+fn stop_server(bin: &str, data: &Path, mode: &str) {
+    let stop = Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(format!("{bin}/pg_ctl"))
+        .arg("-D")
+        .arg(data)
+        .args(["-m", mode, "-w", "stop"])
+        .output()
+        .unwrap();
+    assert!(stop.status.success(), "{stop:?}");
+}
+
 /// Waits (up to 30 s) until `sql` gives `want` at `url`.
 fn eventually(bin: &str, url: &str, sql: &str, want: &str) -> Result<String, String> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -301,15 +314,7 @@ fn postgres_replicas_stream_the_primarys_changes_and_serve_reads() {
     );
     assert!(!conf.contains("secret"), "never the password: {conf}");
     assert!(data.join("standby.signal").exists());
-    let stop = Command::new("runuser")
-        .args(["-u", "postgres", "--"])
-        .arg(format!("{bin}/pg_ctl"))
-        .arg("-D")
-        .arg(&data)
-        .args(["-m", "immediate", "stop"])
-        .output()
-        .unwrap();
-    assert!(stop.status.success(), "{stop:?}");
+    stop_server(&bin, &data, "immediate");
     psql(&bin, &url, PASSWORD, "insert into t values (2)").unwrap();
     let r = p.tik_env(&["plan"], &env);
     assert!(
@@ -330,17 +335,20 @@ fn postgres_replicas_stream_the_primarys_changes_and_serve_reads() {
         Ok("3")
     );
 
+    let replace_head = || {
+        p.tik_env(
+            &[
+                "apply",
+                "--auto-approve",
+                "--replace",
+                "cluster.db.node.head",
+            ],
+            &env,
+        )
+    };
     // A replaced head has no data of its own: it takes the most advanced replica's,
     // becomes the primary with everything written so far, and the replicas follow it.
-    let r = p.tik_env(
-        &[
-            "apply",
-            "--auto-approve",
-            "--replace",
-            "cluster.db.node.head",
-        ],
-        &env,
-    );
+    let r = replace_head();
     assert_eq!(
         r.code,
         0,
@@ -372,25 +380,9 @@ fn postgres_replicas_stream_the_primarys_changes_and_serve_reads() {
         let data = p.file(&format!(
             ".tik/local/workspaces/lab/clusters/db/{w}/home/postgres/data"
         ));
-        let stop = Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .arg(format!("{bin}/pg_ctl"))
-            .arg("-D")
-            .arg(&data)
-            .args(["-m", "fast", "-w", "stop"])
-            .output()
-            .unwrap();
-        assert!(stop.status.success(), "{stop:?}");
+        stop_server(&bin, &data, "fast");
     }
-    let r = p.tik_env(
-        &[
-            "apply",
-            "--auto-approve",
-            "--replace",
-            "cluster.db.node.head",
-        ],
-        &env,
-    );
+    let r = replace_head();
     assert_eq!(r.code, 1, "{}", r.out());
     assert!(
         r.out().contains("is another database (system identifier"),

@@ -8,7 +8,7 @@ pass="$d/conf/pgpass"
 if [ -f "$d/data/PG_VERSION" ]; then
   mine=$(pg_as env LC_ALL=C "$d/bin/pg_controldata" "$d/data" | sed -n 's/^Database system identifier: *//p')
   theirs=$(pg_identify "$TIK_HEAD_IP" | cut -d'|' -f1)
-  [ -z "$theirs" ] || [ "$mine" = "$theirs" ] ||
+  [ -z "$theirs" ] || [ -z "$mine" ] || [ "$mine" = "$theirs" ] ||
     tik_fail "the primary at $TIK_HEAD_IP:$TIK_PARAM_PORT is another database (system identifier $theirs) than this replica's copy ($mine): the head's data was made anew while no replica could be reached. This replica's data is kept in $d/data; to follow the new primary, move it away and apply again"
 fi
 # Copies taken at once by several replicas can fail: one's checkpoint may end
