@@ -687,14 +687,23 @@ fn output_changes(
 ) -> Vec<OutputChange> {
     let mut out = Vec::new();
     for (name, new) in &after {
-        let old = before.get(name).map(|o| o.value.clone());
+        let prior = before.get(name);
+        let old = prior.map(|o| o.value.clone());
         if old.as_ref() != Some(&new.value) || new.value.has_unknown() {
+            // Shown hidden where either side is: what was sensitive stays hidden in
+            // the "before" after the configuration stops calling it so.
+            let mut parts = new.sensitive_parts.clone();
+            for p in prior.map_or(&[][..], |o| &o.sensitive_parts) {
+                if !parts.contains(p) {
+                    parts.push(p.clone());
+                }
+            }
             out.push(OutputChange {
                 name: name.clone(),
                 before: old,
                 after: new.value.clone(),
-                sensitive: new.sensitive,
-                sensitive_parts: new.sensitive_parts.clone(),
+                sensitive: new.sensitive || prior.is_some_and(|o| o.sensitive),
+                sensitive_parts: parts,
             });
         }
     }
@@ -756,6 +765,35 @@ mod tests {
 
     /// An attribute newer than a record reads as its `absent_as` where the
     /// configuration sets it, and as absent where it does not.
+    #[test]
+    fn an_output_change_hides_what_either_side_held_sensitive() {
+        let out = |v: &str, sensitive: bool, parts: &[&[&str]]| OutputState {
+            value: Value::from_json(&serde_json::json!({ "a": v, "b": v })),
+            sensitive,
+            sensitive_parts: parts
+                .iter()
+                .map(|p| p.iter().map(|k| k.to_string()).collect())
+                .collect(),
+        };
+        let before = IndexMap::from([
+            ("x".to_string(), out("old", false, &[&["a"]])),
+            ("y".to_string(), out("old", true, &[])),
+        ]);
+        let after = IndexMap::from([
+            ("x".to_string(), out("new", false, &[&["b"]])),
+            ("y".to_string(), out("new", false, &[])),
+        ]);
+        let changes = output_changes(&before, after, |_| true);
+        assert_eq!(changes[0].name, "x");
+        assert!(!changes[0].sensitive);
+        assert_eq!(
+            changes[0].sensitive_parts,
+            [vec!["b".to_string()], vec!["a".to_string()]]
+        );
+        assert_eq!(changes[1].name, "y");
+        assert!(changes[1].sensitive, "it was sensitive before");
+    }
+
     #[test]
     fn an_attribute_newer_than_the_record_is_taken_as_its_absent_value() {
         let schema = ResourceSchema {
