@@ -470,3 +470,20 @@ pub fn digest(algo: &str, file: &Path) -> String {
         .unwrap()
         .to_string()
 }
+
+/// The machine's PostgreSQL major version and its binaries (Debian's layout).
+pub fn need_postgres() -> (String, String) {
+    let found = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()
+        .and_then(|dir| {
+            dir.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.join("bin/postgres").exists() && p.join("bin/psql").exists())
+                .max()
+        });
+    let dir = found.expect(
+        "this test runs the postgres runtime with the distribution's PostgreSQL, which is missing: install it with\n  apt-get install postgresql\n(.ci/run does this)",
+    );
+    let major = dir.file_name().unwrap().to_string_lossy().into_owned();
+    (major, dir.join("bin").display().to_string())
+}

@@ -1,11 +1,11 @@
 //! The shipped runtimes' shell, run for real: the shared download helper against an
 //! HTTP mirror on loopback (checksums published or given, a mismatch refused, a good
-//! download kept), the apt helper against a local apt repository, and every
-//! shipped script through `sh -n`.
+//! download kept), the apt helper against a local apt repository, the postgres
+//! replica's copy against a real primary, and every shipped script through `sh -n`.
 
 mod common;
 
-use common::{digest, Mirror};
+use common::{digest, need_postgres, Mirror};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -299,4 +299,227 @@ fn apt_install_reads_the_lists_again_and_nodes_on_one_machine_take_turns() {
         out.contains("cannot install tik-no-such-package with apt-get (as root, or a user with passwordless sudo; are they in the node's apt sources?)"),
         "{out}"
     );
+}
+
+/// One node of the postgres runtime, its scripts run as tik's steps run them: `sh -c`
+/// with the shared helpers, pg.sh and the step's file, in the node's environment.
+struct PgNode {
+    home: PathBuf,
+    ip: String,
+    name: &'static str,
+    head: String,
+    major: String,
+}
+
+const PG_PORT: &str = "5432";
+const PG_PASSWORD: &str = "it's \"copied\" $(no)";
+
+impl PgNode {
+    fn step(&self, role: &str, file: &str) -> (i32, String) {
+        let dir = repo().join("modules/runtimes");
+        let mut script = format!("TIK_PG_ROLE={role}\nTIK_PG_REPLICAS=\"\"\n");
+        for f in ["_lib/tik.sh", "postgres/pg.sh", file] {
+            script.push_str(&std::fs::read_to_string(dir.join(f)).unwrap());
+            script.push('\n');
+        }
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .env("TIK_HOME", &self.home)
+            .env("TIK_NODE_IP", &self.ip)
+            .env("TIK_NODE_NAME", self.name)
+            .env("TIK_HEAD_IP", &self.head)
+            .env("TIK_RUNTIME", "postgres")
+            .env("TIK_PARAM_INSTALL_METHOD", "package")
+            .env("TIK_PARAM_VERSION", &self.major)
+            .env("TIK_PARAM_PORT", PG_PORT)
+            .env("TIK_PARAM_DATABASE", "tik")
+            .env("TIK_PARAM_USER", "tik")
+            .env("TIK_PARAM_PASSWORD", PG_PASSWORD)
+            .env("TIK_PARAM_REPLICATION_USER", "replicator")
+            .env("TIK_PARAM_ALLOWED", "samenet")
+            .env("TIK_PARAM_SETTINGS", "{}")
+            .output()
+            .expect("sh runs");
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        (out.status.code().unwrap_or(-1), text)
+    }
+
+    fn psql(&self, bin: &str, sql: &str) -> Result<String, String> {
+        let out = Command::new(format!("{bin}/psql"))
+            .args(["-X", "-A", "-t", "-c", sql])
+            .arg(format!("postgresql://tik@{}:{PG_PORT}/tik", self.ip))
+            .env("PGPASSWORD", PG_PASSWORD)
+            .env("PGCONNECT_TIMEOUT", "5")
+            .output()
+            .expect("psql runs");
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+}
+
+/// Stops the servers however the test ends.
+struct PgNodes(Vec<PgNode>);
+
+impl Drop for PgNodes {
+    fn drop(&mut self) {
+        for n in &self.0 {
+            let _ = n.step("primary", "postgres/stop.sh");
+        }
+    }
+}
+
+/// A replica's copy of the primary that fails is thrown away and tried again from
+/// scratch: three failures end the step with a message and an empty data directory;
+/// one failure is followed by a copy that streams the primary's rows. The server
+/// and copy are PostgreSQL's own; only the first calls of pg_basebackup are made to
+/// fail, as a copy ended by another replica's checkpoint fails.
+#[test]
+fn a_failed_replica_copy_starts_again_from_scratch() {
+    let (major, bin) = need_postgres();
+    let tmp = tempfile::tempdir().unwrap();
+    // Where the test runs as root, the servers run as user postgres, who must reach
+    // the homes below this directory (a temp dir is 0700).
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    // Addresses of this test's own: nothing else on the machine listens there.
+    let net = format!(
+        "127.{}.{}",
+        80 + std::process::id() % 40,
+        std::process::id() % 250
+    );
+    let node = |name, last: u8| PgNode {
+        home: tmp.path().join(name),
+        ip: format!("{net}.{last}"),
+        name,
+        head: format!("{net}.1"),
+        major: major.clone(),
+    };
+    let nodes = PgNodes(vec![node("head", 1), node("replica", 2)]);
+    let (head, replica) = (&nodes.0[0], &nodes.0[1]);
+    for n in &nodes.0 {
+        std::fs::create_dir_all(&n.home).unwrap();
+        let (code, out) = n.step("primary", "postgres/install.sh");
+        assert_eq!(code, 0, "{out}");
+    }
+    for file in ["postgres/configure.sh", "postgres/start.sh"] {
+        let (code, out) = head.step("primary", file);
+        assert_eq!(code, 0, "{out}");
+    }
+    head.psql(
+        &bin,
+        "CREATE TABLE t (v text); INSERT INTO t VALUES ('before the copy')",
+    )
+    .unwrap();
+    let (code, out) = replica.step("replica", "postgres/configure.sh");
+    assert_eq!(code, 0, "{out}");
+
+    // The replica's binaries are PostgreSQL's, but for a pg_basebackup that fails
+    // its first $FAILS calls, leaving part of a copy behind, and counts its calls.
+    let d = replica.home.join("postgres");
+    let wrapped = d.join("wrapped-bin");
+    std::fs::create_dir_all(&wrapped).unwrap();
+    for e in std::fs::read_dir(&bin).unwrap().flatten() {
+        std::os::unix::fs::symlink(e.path(), wrapped.join(e.file_name())).unwrap();
+    }
+    let calls = tmp.path().join("calls");
+    let fails = tmp.path().join("fails");
+    std::fs::remove_file(wrapped.join("pg_basebackup")).unwrap();
+    std::fs::write(
+        wrapped.join("pg_basebackup"),
+        format!(
+            r#"#!/bin/sh
+n=$(($(cat '{calls}') + 1))
+echo $n >'{calls}'
+if [ $n -le "$(cat '{fails}')" ]; then
+  while [ $# -gt 0 ]; do
+    [ "$1" != -D ] || {{ mkdir -p "$2" && echo partial >"$2/base.tar.part"; }}
+    shift
+  done
+  echo "pg_basebackup: error: could not receive data from WAL stream: server closed the connection unexpectedly" >&2
+  exit 1
+fi
+exec '{bin}/pg_basebackup' "$@"
+"#,
+            calls = calls.display(),
+            fails = fails.display(),
+        ),
+    )
+    .unwrap();
+    for (f, mode) in [
+        (&calls, 0o666),
+        (&fails, 0o644),
+        (&wrapped.join("pg_basebackup"), 0o755),
+    ] {
+        if !f.exists() {
+            std::fs::write(f, "0\n").unwrap();
+        }
+        std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+    }
+    std::fs::remove_file(d.join("bin")).unwrap();
+    std::os::unix::fs::symlink(&wrapped, d.join("bin")).unwrap();
+    let copy_with = |failing: u32| {
+        std::fs::write(&calls, "0\n").unwrap();
+        std::fs::write(&fails, format!("{failing}\n")).unwrap();
+        let (code, out) = replica.step("replica", "postgres/replica.sh");
+        let n: u32 = std::fs::read_to_string(&calls)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        (code, out, n)
+    };
+
+    let (code, out, n) = copy_with(3);
+    assert_ne!(code, 0, "{out}");
+    assert_eq!(n, 3, "{out}");
+    for want in [
+        "copying the primary's data failed (try 1 of 3); trying again",
+        "copying the primary's data failed (try 2 of 3); trying again",
+        &format!("cannot copy the primary's data from {}:{PG_PORT}", head.ip),
+        "could not receive data from WAL stream",
+    ] {
+        assert!(out.contains(want), "{want:?} in:\n{out}");
+    }
+    let left: Vec<_> = std::fs::read_dir(d.join("data")).unwrap().collect();
+    assert!(left.is_empty(), "the failed copy is left behind: {left:?}");
+
+    let (code, out, n) = copy_with(1);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(n, 2, "{out}");
+    assert!(
+        out.contains("copying the primary's data failed (try 1 of 3); trying again"),
+        "{out}"
+    );
+    assert!(!d.join("data/base.tar.part").exists());
+    assert_eq!(
+        replica.psql(&bin, "SELECT pg_is_in_recovery()"),
+        Ok("t".into())
+    );
+    assert_eq!(
+        replica.psql(&bin, "SELECT v FROM t"),
+        Ok("before the copy".into())
+    );
+    // And it streams: a row written now reaches it.
+    head.psql(&bin, "INSERT INTO t VALUES ('after the copy')")
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let got = replica.psql(&bin, "SELECT count(*) FROM t");
+        if got == Ok("2".into()) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replica does not stream: {got:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }
