@@ -121,6 +121,61 @@ fn types_validations_and_duplicates_are_checked() {
     );
 }
 
+/// One plan names every mistake of the objects that do not depend on a failed one,
+/// in the files' order, and does not echo a mistake through what depends on it.
+#[test]
+fn every_independent_mistake_is_named_once_in_one_run() {
+    let p = Project::new(&[(
+        "main.tik.hcl",
+        r#"resource "tik_data" "x" {
+  input = upper("a", "b")
+}
+
+variable "n" {
+  type    = number
+  default = "many"
+}
+
+locals {
+  twice = var.n * 2
+}
+
+resource "tik_data" "y" {
+  input = local.twice
+}
+
+resource "tik_data" "z" {
+  input = nosuch(1)
+}
+"#,
+    )]);
+    let r = p.tik(&["plan", "--no-color"]);
+    assert_eq!(r.code, 1, "{}", r.out());
+    let errors: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error"))
+        .collect();
+    assert_eq!(errors.len(), 3, "{}", r.out());
+    let at = |needle: &str| {
+        r.stderr
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle}:\n{}", r.out()))
+    };
+    assert!(at("main.tik.hcl:2:") < at("main.tik.hcl:5:"), "{}", r.out());
+    assert!(
+        at("main.tik.hcl:5:") < at("main.tik.hcl:19:"),
+        "{}",
+        r.out()
+    );
+    assert!(
+        r.stderr.contains("invalid value for variable \"n\""),
+        "{}",
+        r.out()
+    );
+    assert!(!r.stderr.contains("local.twice"), "{}", r.out());
+}
+
 #[test]
 fn bad_utf8_deep_nesting_and_empty_directories_do_not_panic() {
     let p = Project::new(&[]);

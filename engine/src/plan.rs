@@ -8,6 +8,7 @@ use crate::state::{JournalEntry, OutputState, ResourceState, State, Status};
 use crate::value::{Map, Value};
 use crate::walk::{Inputs, Instance, Walk};
 use indexmap::IndexMap;
+use petgraph::graph::NodeIndex;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
@@ -474,15 +475,27 @@ pub fn plan(
     };
     let included = included_nodes(&walk, config, &order, &options.targets);
     if !options.destroy {
+        // An error here ends the plan: without the whole configuration, what is
+        // missing from it cannot be told from what was removed. What does not
+        // depend on a failed object is still evaluated, so that one run names every
+        // mistake; what does is skipped, as its errors would only echo the first.
+        let mut failed: HashSet<NodeIndex> = HashSet::new();
         for &i in &order {
             if !included.as_ref().is_none_or(|s| s.contains(&i)) {
                 continue;
             }
-            // An error here ends the plan: without the whole configuration, what is
-            // missing from it cannot be told from what was removed.
-            let object = match walk.eval_node(i)? {
-                None => continue,
-                Some(o) => o,
+            if walk.graph.dependencies(i).any(|d| failed.contains(&d)) {
+                failed.insert(i);
+                continue;
+            }
+            let object = match walk.eval_node(i) {
+                Ok(None) => continue,
+                Ok(Some(o)) => o,
+                Err(d) => {
+                    diags.0.extend(d.0);
+                    failed.insert(i);
+                    continue;
+                }
             };
             let mut object = object;
             let mut values = HashMap::new();
@@ -525,6 +538,17 @@ pub fn plan(
                 }
             }
             walk.finish_object(&object, &values);
+        }
+        if !failed.is_empty() {
+            // In the order of the files, as a reader goes through them.
+            diags.0.sort_by_key(|d| {
+                d.location
+                    .as_ref()
+                    .map_or((1, crate::diag::FileId(0), 0), |l| {
+                        (0, l.file, l.span.start)
+                    })
+            });
+            return Err(diags);
         }
     }
     // What state holds and the configuration no longer wants is deleted, dependents first.
