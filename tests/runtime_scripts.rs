@@ -523,3 +523,177 @@ exec '{bin}/pg_basebackup' "$@"
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
+
+/// Reads configuration files as the servers do, with Java's own parsers: a Hadoop
+/// XML file's directory properties as Hadoop turns them into paths (a URI, then a
+/// file), and a properties file as Kafka loads it (ISO-8859-1).
+const JAVA_READER: &str = r#"
+import java.io.*;
+import java.net.URI;
+import java.util.Properties;
+import javax.xml.parsers.DocumentBuilderFactory;
+import org.w3c.dom.*;
+
+public class Reader {
+    public static void main(String[] a) throws Exception {
+        if (a[0].equals("hadoop-dir")) {
+            Document doc = DocumentBuilderFactory.newInstance().newDocumentBuilder().parse(new File(a[1]));
+            NodeList ps = doc.getElementsByTagName("property");
+            for (int i = 0; i < ps.getLength(); i++) {
+                Element p = (Element) ps.item(i);
+                if (p.getElementsByTagName("name").item(0).getTextContent().equals(a[2])) {
+                    String v = p.getElementsByTagName("value").item(0).getTextContent();
+                    System.out.println(new File(new URI(v)).getPath());
+                }
+            }
+        } else {
+            Properties props = new Properties();
+            try (InputStream in = new FileInputStream(a[1])) { props.load(in); }
+            System.out.println(props.getProperty(a[2]));
+        }
+    }
+}
+"#;
+
+fn java_read(dir: &Path, args: &[&Path], key: &str) -> String {
+    let java = Command::new("java").arg("-version").output();
+    assert!(
+        java.is_ok_and(|o| o.status.success()),
+        "this test reads configuration files with Java's parsers, and java is missing: install a JDK 17 (apt-get install openjdk-17-jdk-headless; .ci/run does this)"
+    );
+    let src = dir.join("Reader.java");
+    std::fs::write(&src, JAVA_READER).unwrap();
+    let out = Command::new("java")
+        .arg(&src)
+        .args(args)
+        .arg(key)
+        .output()
+        .expect("java runs");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim_end_matches('\n')
+        .to_string()
+}
+
+/// Runs a shipped runtime's configure step (with the shared helpers) in `home`.
+fn configure(runtime: &str, home: &Path, env: &[(&str, &str)]) -> (i32, String) {
+    let dir = repo().join("modules/runtimes");
+    let script = format!(
+        "{}\n{}",
+        std::fs::read_to_string(dir.join("_lib/tik.sh")).unwrap(),
+        std::fs::read_to_string(dir.join(runtime).join("configure.sh")).unwrap()
+    );
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .env("TIK_HOME", home)
+        .env("TIK_RUNTIME", runtime)
+        .env("TIK_NODE_IP", "10.0.0.7")
+        .env("TIK_HEAD_IP", "10.0.0.5")
+        .envs(env.iter().copied())
+        .output()
+        .expect("sh runs");
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// HDFS, Kafka and Grafana write the node's home into their configuration files. A
+/// home with characters that those formats give a meaning (&, <, %, #, spaces, a
+/// backslash, quotes) reaches each server as the same path, read by the parser the
+/// server uses where it is Java's; a home that a format cannot hold is refused by
+/// name before anything is written. Grafana's admin password reaches it through a
+/// file that only the node's user reads, exactly as given.
+#[test]
+fn configuration_files_hold_any_home_and_password_as_given() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join(r#"node a&b<c>#d%e[f]\g'h"i;j"#);
+    std::fs::create_dir_all(&home).unwrap();
+    let path = |rel: &str| format!("{}/{rel}", home.display());
+
+    let (code, out) = configure(
+        "hdfs",
+        &home,
+        &[
+            ("TIK_PARAM_NAMENODE_PORT", "9000"),
+            ("TIK_PARAM_NAMENODE_UI_PORT", "9870"),
+            ("TIK_PARAM_DATANODE_UI_PORT", "9864"),
+            ("TIK_PARAM_REPLICATION", "2"),
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let site = home.join("hdfs/conf/hdfs-site.xml");
+    let hadoop_dir = |key| java_read(tmp.path(), &[Path::new("hadoop-dir"), &site], key);
+    assert_eq!(hadoop_dir("dfs.namenode.name.dir"), path("hdfs/data/name"));
+    assert_eq!(hadoop_dir("dfs.datanode.data.dir"), path("hdfs/data/data"));
+    assert!(home.join("hdfs/data/name").is_dir());
+
+    let kafka_env = [
+        ("TIK_PARAM_PORT", "9092"),
+        ("TIK_PARAM_PARTITIONS", "3"),
+        ("TIK_ZK_CONNECT", "10.0.0.5:2181"),
+    ];
+    let (code, out) = configure("kafka", &home, &kafka_env);
+    assert_eq!(code, 0, "{out}");
+    let props = home.join("kafka/conf/server.properties");
+    assert_eq!(
+        java_read(tmp.path(), &[Path::new("props"), &props], "log.dirs"),
+        path("kafka/data")
+    );
+    for (bad, why) in [
+        ("with,comma", "has a comma in its path, which would split Kafka's log.dirs"),
+        ("café", "has characters other than printable ASCII in its path, which Kafka's server.properties (read as ISO-8859-1) cannot hold"),
+    ] {
+        let other = tmp.path().join(bad);
+        let (code, out) = configure("kafka", &other, &kafka_env);
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains(why), "{out}");
+        assert!(!other.exists(), "nothing is written for a refused home");
+    }
+
+    let password = r#"  pa ss"'${HOME}$__env{HOME}$(id)`x` "#.trim();
+    let prometheus = r#"http://10.0.0.9:9090/?q="a\b"&c=$d"#;
+    let grafana_env = [
+        ("TIK_PARAM_PORT", "3000"),
+        ("TIK_PARAM_ADMIN_PASSWORD", password),
+        ("TIK_PARAM_PROMETHEUS_URL", prometheus),
+    ];
+    let (code, out) = configure("grafana", &home, &grafana_env);
+    assert_eq!(code, 0, "{out}");
+    let secret = home.join("grafana/conf/admin_password");
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), password);
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&secret).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let ini = std::fs::read_to_string(home.join("grafana/conf/grafana.ini")).unwrap();
+    assert!(!ini.contains("pa ss"), "{ini}");
+    // Between backquotes go-ini takes a value as written, # and ; included.
+    for line in [
+        format!("data = `{}`", path("grafana/data")),
+        format!("admin_password = `$__file{{{}}}`", secret.display()),
+    ] {
+        assert!(ini.lines().any(|l| l == line), "{line:?} in:\n{ini}");
+    }
+    // The data source's URL: a YAML double-quoted string (JSON's escapes), with $
+    // doubled against Grafana's expansion of $NAME in provisioning files.
+    let yaml =
+        std::fs::read_to_string(home.join("grafana/conf/provisioning/datasources/prometheus.yaml"))
+            .unwrap();
+    let quoted = yaml
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("url: "))
+        .unwrap_or_else(|| panic!("no url in:\n{yaml}"));
+    let url: String = serde_json::from_str(quoted).unwrap();
+    assert_eq!(url, prometheus.replace('$', "$$"));
+    let other = tmp.path().join("price$");
+    let (code, out) = configure("grafana", &other, &grafana_env);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "has a backquote, $, } or a line break in its path, which grafana.ini cannot hold"
+        ),
+        "{out}"
+    );
+    assert!(!other.join("grafana").exists());
+}

@@ -10,14 +10,21 @@ runtime "hdfs" {
   param "namenode_port" { default = 9000 }
   param "namenode_ui_port" { default = 9870 }
   param "datanode_ui_port" { default = 9864 }
-  param "replication" { default = 2 }
+  # Copies of each block; at most the number of DataNodes (workers) counts.
+  param "replication" {
+    default = 2
+    validation {
+      condition     = param.replication >= 1 && floor(param.replication) == param.replication
+      error_message = "replication is how many copies of each block HDFS keeps: a whole number, 1 or more (got ${param.replication})"
+    }
+  }
   param "heap" { default = "512m" }
 
   service "namenode" {
     on             = "head"
     ports          = [param.namenode_port, param.namenode_ui_port]
     install        = "${file("../_lib/tik.sh")}\n${file("install.sh")}"
-    configure      = file("configure.sh")
+    configure      = "${file("../_lib/tik.sh")}\n${file("configure.sh")}"
     start          = "${file("../_lib/tik.sh")}\n${file("start-namenode.sh")}"
     stop           = "${file("../_lib/tik.sh")}\ntik_stop_pid \"$TIK_HOME/hdfs/namenode.pid\""
     health         = "${file("../_lib/tik.sh")}\ntik_http_ok \"http://$TIK_NODE_IP:$TIK_PARAM_NAMENODE_UI_PORT/jmx?qry=Hadoop:service=NameNode,name=NameNodeStatus\""
@@ -28,7 +35,7 @@ runtime "hdfs" {
     on             = "workers"
     ports          = [param.datanode_ui_port]
     install        = "${file("../_lib/tik.sh")}\n${file("install.sh")}"
-    configure      = file("configure.sh")
+    configure      = "${file("../_lib/tik.sh")}\n${file("configure.sh")}"
     start          = "${file("../_lib/tik.sh")}\n${file("start-datanode.sh")}"
     stop           = "${file("../_lib/tik.sh")}\ntik_stop_pid \"$TIK_HOME/hdfs/datanode.pid\""
     health         = "${file("../_lib/tik.sh")}\ntik_http_ok \"http://$TIK_NODE_IP:$TIK_PARAM_DATANODE_UI_PORT/jmx?qry=Hadoop:service=DataNode,name=DataNodeInfo\""

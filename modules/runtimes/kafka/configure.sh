@@ -2,12 +2,21 @@
 # address, logs under its home.
 set -e
 d="$TIK_HOME/kafka"
+# log.dirs is a list, so a comma would split the node's home in two; and Kafka
+# reads server.properties as ISO-8859-1, so only ASCII reaches it as written.
+case "$d" in
+  *,*) tik_fail "the node's home ($TIK_HOME) has a comma in its path, which would split Kafka's log.dirs" ;;
+esac
+! printf '%s' "$d" | LC_ALL=C grep -q '[^ -~]' ||
+  tik_fail "the node's home ($TIK_HOME) has characters other than printable ASCII in its path, which Kafka's server.properties (read as ISO-8859-1) cannot hold"
+# prop TEXT: TEXT as a Java properties value (a backslash escapes).
+prop() { printf '%s' "$1" | sed 's/\\/\\\\/g'; }
 mkdir -p "$d/conf" "$d/data" "$d/logs"
 cat >"$d/conf/server.properties" <<CFG
 broker.id=-1
 broker.id.generation.enable=true
 listeners=PLAINTEXT://$TIK_NODE_IP:$TIK_PARAM_PORT
-log.dirs=$d/data
+log.dirs=$(prop "$d/data")
 num.partitions=$TIK_PARAM_PARTITIONS
 zookeeper.connect=$TIK_ZK_CONNECT
 CFG

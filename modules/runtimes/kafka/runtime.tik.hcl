@@ -19,7 +19,7 @@ runtime "kafka" {
     ports          = [param.port]
     install        = "${file("../_lib/tik.sh")}\n${file("install.sh")}"
     # The cluster's ZooKeeper servers, as its endpoint lists them (one, or an ensemble).
-    configure      = "TIK_ZK_CONNECT=\"${runtime.zookeeper.endpoint.connect}\"\n${file("configure.sh")}"
+    configure      = "TIK_ZK_CONNECT=\"${runtime.zookeeper.endpoint.connect}\"\n${file("../_lib/tik.sh")}\n${file("configure.sh")}"
     start          = "${file("../_lib/tik.sh")}\n${file("start.sh")}"
     stop           = "${file("../_lib/tik.sh")}\ntik_stop_pid \"$TIK_HOME/kafka/broker.pid\""
     health         = "${file("../_lib/tik.sh")}\ntik_port_open \"$TIK_NODE_IP\" \"$TIK_PARAM_PORT\""

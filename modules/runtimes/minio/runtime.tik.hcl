@@ -12,8 +12,20 @@ runtime "minio" {
   param "checksum" { default = "" }
   param "port" { default = 9000 }
   param "console_port" { default = 9001 }
-  param "root_user" { default = "tik" }
-  param "root_password" { sensitive = true }
+  param "root_user" {
+    default = "tik"
+    validation {
+      condition     = length(param.root_user) >= 3 && length(split("\n", param.root_user)) == 1
+      error_message = "root_user must be at least 3 characters on one line, as MinIO requires (got \"${param.root_user}\")"
+    }
+  }
+  param "root_password" {
+    sensitive = true
+    validation {
+      condition     = length(param.root_password) >= 8 && length(split("\n", param.root_password)) == 1
+      error_message = "root_password must be at least 8 characters on one line, as MinIO requires"
+    }
+  }
 
   service "server" {
     on        = "head"
