@@ -766,6 +766,72 @@ output "bootstrap" { value = cluster.all.runtime.kafka.endpoint.bootstrap_server
     assert!(plan.contains("(sensitive value)"), "{plan}");
 }
 
+/// The shipped runtimes refuse, when planning, values their servers would refuse
+/// only when started; every wrong param of every runtime is named in one run, at the
+/// user's value, and a sensitive one is not shown.
+#[test]
+fn shipped_runtimes_refuse_what_their_servers_would_every_one_at_once() {
+    let p = Project::new(&[(
+        "main.tik.hcl",
+        r#"variable "secret" {
+  sensitive = true
+  default   = " padded-secret"
+}
+
+workspace "lab" {
+  provider = "local"
+}
+
+cluster "all" {
+  workspace = workspace.lab
+  head {}
+  workers "w" {
+    min = 1
+    max = 1
+  }
+  runtime "hdfs" { replication = "two" }
+  runtime "grafana" { admin_password = var.secret }
+  runtime "minio" {
+    root_user     = "ab"
+    root_password = "short-pw"
+  }
+}
+"#,
+    )]);
+    let r = p.ok(&["plan", "--no-color"], 1);
+    let err = &r.stderr;
+    for (want, at) in [
+        (
+            "invalid value for param \"replication\" of runtime \"hdfs\": the rule cannot take this value: expected a number, got a string",
+            "main.tik.hcl:17:34",
+        ),
+        (
+            "invalid value for param \"admin_password\" of runtime \"grafana\": admin_password must not be empty nor begin or end with a space or line break: Grafana trims them",
+            "main.tik.hcl:18:40",
+        ),
+        (
+            "invalid value for param \"root_user\" of runtime \"minio\": root_user must be at least 3 characters on one line, as MinIO requires (got \"ab\")",
+            "main.tik.hcl:20:21",
+        ),
+    ] {
+        assert!(err.contains(want), "{want}\n{}", r.out());
+        assert!(err.contains(at), "{at}\n{}", r.out());
+    }
+    // 8 characters pass MinIO's rule; the secret is nowhere.
+    assert!(!err.contains("root_password"), "{}", r.out());
+    assert!(!r.out().contains("padded-secret"), "{}", r.out());
+
+    // Right values plan.
+    p.write(
+        "main.tik.hcl",
+        &p.read("main.tik.hcl")
+            .replace("\"two\"", "3")
+            .replace("\" padded-secret\"", "\"padded-secret\"")
+            .replace("\"ab\"", "\"abc\""),
+    );
+    p.ok(&["plan", "--no-color"], 0);
+}
+
 /// A runtime finds another by its endpoints (service discovery by reference): the
 /// addresses in them are the nodes' own when its steps run, and a change there
 /// reruns the steps that use them.

@@ -692,6 +692,10 @@ pub fn expand(
     }
     for name in &order {
         let def = &defs[name];
+        // Each runtime's params and rules are checked, so that one apply names every
+        // wrong one; once any is wrong, no steps are made.
+        let failed_before = !diags.is_empty();
+        let mine = diags.0.len();
         let given = asked.get(name).cloned().unwrap_or_default();
         // Params: every given one must exist; every one without a default must be given.
         let mut params = Map::new();
@@ -741,7 +745,7 @@ pub fn expand(
                 )),
             }
         }
-        if !diags.is_empty() {
+        if diags.0.len() > mine {
             continue;
         }
         let given_marks = config_marks.at(&["runtime", name.as_str()]);
@@ -813,6 +817,38 @@ pub fn expand(
                         )),
                     );
                 }
+                // A given value the rule cannot take (a string where it compares
+                // numbers): the user's value is what to change.
+                Err(e) if given.contains_key(k) => {
+                    let detail = if param_marks.child(k).is_some() {
+                        "the rule cannot take this value (sensitive, so not shown)".to_string()
+                    } else {
+                        format!("the rule cannot take this value: {}", e.message)
+                    };
+                    let rule_at = e
+                        .span
+                        .or_else(|| rule.condition.span())
+                        .map(|span| Location {
+                            file: def.file,
+                            span,
+                        });
+                    diags.push(
+                        site.at_param(
+                            name,
+                            k,
+                            Diagnostic::new(format!(
+                                "invalid value for param \"{k}\" of runtime \"{name}\": {detail}"
+                            )),
+                        )
+                        .note("the runtime's rule", rule_at)
+                        .help(format!(
+                            "change {k} in the cluster's runtime \"{name}\" block"
+                        )),
+                    );
+                }
+                // A rule that cannot be evaluated after an earlier runtime's error may
+                // be missing that runtime's endpoints: that error is the one to fix.
+                Err(_) if failed_before => {}
                 Err(e) => diags.push(scope_error(defs, def, e)),
             }
         }
