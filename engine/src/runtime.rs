@@ -796,55 +796,38 @@ pub fn expand(
                     rule.condition.span(),
                 )),
             });
-            match verdict {
-                Ok(None) => {}
-                Ok(Some(msg)) => {
-                    let rule_at = rule.condition.span().map(|span| Location {
+            // The user's value for `k` is what to change: the message, and the rule's place.
+            let refused = |what: String, rule_at: Option<Range<usize>>| {
+                site.at_param(
+                    name,
+                    k,
+                    Diagnostic::new(format!(
+                        "invalid value for param \"{k}\" of runtime \"{name}\": {what}"
+                    )),
+                )
+                .note(
+                    "the runtime's rule",
+                    rule_at.map(|span| Location {
                         file: def.file,
                         span,
-                    });
-                    diags.push(
-                        site.at_param(
-                            name,
-                            k,
-                            Diagnostic::new(format!(
-                                "invalid value for param \"{k}\" of runtime \"{name}\": {msg}"
-                            )),
-                        )
-                        .note("the runtime's rule", rule_at)
-                        .help(format!(
-                            "change {k} in the cluster's runtime \"{name}\" block"
-                        )),
-                    );
-                }
+                    }),
+                )
+                .help(format!(
+                    "change {k} in the cluster's runtime \"{name}\" block"
+                ))
+            };
+            match verdict {
+                Ok(None) => {}
+                Ok(Some(msg)) => diags.push(refused(msg, rule.condition.span())),
                 // A given value the rule cannot take (a string where it compares
                 // numbers): the user's value is what to change.
                 Err(e) if given.contains_key(k) => {
-                    let detail = if param_marks.child(k).is_some() {
+                    let what = if param_marks.child(k).is_some() {
                         "the rule cannot take this value (sensitive, so not shown)".to_string()
                     } else {
                         format!("the rule cannot take this value: {}", e.message)
                     };
-                    let rule_at = e
-                        .span
-                        .or_else(|| rule.condition.span())
-                        .map(|span| Location {
-                            file: def.file,
-                            span,
-                        });
-                    diags.push(
-                        site.at_param(
-                            name,
-                            k,
-                            Diagnostic::new(format!(
-                                "invalid value for param \"{k}\" of runtime \"{name}\": {detail}"
-                            )),
-                        )
-                        .note("the runtime's rule", rule_at)
-                        .help(format!(
-                            "change {k} in the cluster's runtime \"{name}\" block"
-                        )),
-                    );
+                    diags.push(refused(what, e.span.or_else(|| rule.condition.span())));
                 }
                 // A rule that cannot be evaluated after an earlier runtime's error may
                 // be missing that runtime's endpoints: that error is the one to fix.
