@@ -86,9 +86,24 @@ fn types_validations_and_duplicates_are_checked() {
         "variable \"n\" {\n  type    = number\n  default = \"many\"\n}\n",
     )]);
     assert!(
-        e.contains("invalid value for variable \"n\": a number is required"),
+        e.contains("invalid value for variable \"n\": a number is required, got \"many\""),
         "{e}"
     );
+    // At the value that is wrong, with the declaration as a note.
+    assert!(e.contains("--> main.tik.hcl:3:13"), "{e}");
+    assert!(e.contains("note: the variable"), "{e}");
+    let p = Project::new(&[(
+        "main.tik.hcl",
+        "variable \"pin\" {\n  type      = number\n  sensitive = true\n}\n",
+    )]);
+    let r = p.tik(&["plan", "--var", "pin=\"hunter2\""]);
+    assert_eq!(r.code, 1, "{}", r.out());
+    assert!(
+        r.stderr.contains("--var pin: invalid value for variable \"pin\": it is not a number (the value is sensitive, so it is not shown)"),
+        "{}",
+        r.out()
+    );
+    assert!(!r.out().contains("hunter2"), "{}", r.out());
     let p = Project::new(&[("main.tik.hcl", "variable \"region\" {\n  type = string\n  validation {\n    condition     = can(regex(\"^[a-z]+-[a-z]+-[0-9]$\", var.region))\n    error_message = \"region looks like us-west-2\"\n  }\n}\n")]);
     let r = p.tik(&["plan", "--var", "region=Mars"]);
     assert_eq!(r.code, 1, "{}", r.out());

@@ -4,7 +4,7 @@
 use crate::addr::{Address, Segment};
 use crate::config::body::{self, eval_error, Schema};
 use crate::config::{Config, Lifecycle, ObjectKind};
-use crate::diag::{did_you_mean, Diagnostic, Diagnostics};
+use crate::diag::{did_you_mean, Diagnostic, Diagnostics, FileId, Location};
 use crate::eval::{Evaluator, Marks};
 use crate::graph::{Graph, Key};
 use crate::provider::{BlockKind, ExpandRequest, Providers, ResourceSpec, SiblingRef};
@@ -14,6 +14,7 @@ use crate::value::{Map, Value};
 use indexmap::IndexMap;
 use petgraph::graph::NodeIndex;
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 use std::path::PathBuf;
 use std::rc::Rc;
 
@@ -294,6 +295,10 @@ impl<'c> Walk<'c> {
         let module = &self.config.modules[m];
         let var = &module.variables[name];
         let mut passed = Marks::default();
+        // Where the value was written, for an error in its type: a module call's
+        // argument, the default, or (None) the command line or environment.
+        let mut written_at: Option<(FileId, Option<Range<usize>>)> = None;
+        let mut given_by: Option<&str> = None;
         let raw = match &self.callers[m] {
             Some((parent, call)) => {
                 let call = &self.config.modules[*parent].calls[call];
@@ -301,6 +306,7 @@ impl<'c> Walk<'c> {
                     Some(attr) => {
                         let (v, marks) = self.eval_in(*parent, &attr.value, call.file)?;
                         passed = marks;
+                        written_at = Some((call.file, hcl_edit::Span::span(&attr.value)));
                         Some(v)
                     }
                     None => None,
@@ -320,6 +326,7 @@ impl<'c> Walk<'c> {
                     };
                     let expr = hcl_edit::parser::parse_expr(text)
                         .map_err(|e| bad(e.message().to_string()))?;
+                    given_by = Some(source.as_str());
                     Some(body::eval_literal(&expr).map_err(|e| bad(e.message))?)
                 }
                 None => None,
@@ -328,6 +335,7 @@ impl<'c> Walk<'c> {
         let value = match (raw, &var.default) {
             (Some(v), _) => v,
             (None, Some(default)) => {
+                written_at = Some((var.file, hcl_edit::Span::span(default)));
                 body::eval_literal(default).map_err(|e| eval_error(var.file, e))?
             }
             (None, None) if self.inputs.missing_unknown => {
@@ -347,9 +355,26 @@ impl<'c> Walk<'c> {
             }
         };
         let value = var.ty.convert(value).map_err(|e| {
-            Diagnostic::new(format!("invalid value for variable \"{name}\": {e}"))
-                .at(var.file, var.span.clone())
-                .help(format!("the variable's type is {}", var.ty))
+            let from = given_by.map(|s| format!("{s}: ")).unwrap_or_default();
+            // The type error quotes the value: not a sensitive one.
+            let e = if var.sensitive || !passed.is_empty() {
+                format!(
+                    "it is not a {} (the value is sensitive, so it is not shown)",
+                    var.ty
+                )
+            } else {
+                e
+            };
+            let d = Diagnostic::new(format!("{from}invalid value for variable \"{name}\": {e}"));
+            let declared = var.span.clone().map(|span| Location {
+                file: var.file,
+                span,
+            });
+            match written_at {
+                Some((file, span @ Some(_))) => d.at(file, span).note("the variable", declared),
+                _ => d.at(var.file, var.span.clone()),
+            }
+            .help(format!("the variable's type is {}", var.ty))
         })?;
         let mut marks = Marks::default();
         if var.sensitive {
