@@ -219,6 +219,26 @@ fn sensitive_values_are_never_printed() {
     assert_eq!(state["outputs"]["dsn"]["sensitive"], true);
     // Asked for by name, the value is given, as a script needs it.
     assert_eq!(p.ok(&["output", "dsn", "--raw"], 0).stdout, "user:hunter2");
+
+    // An output that no longer reads the secret: its change still hides the old
+    // value, in text and JSON, until it is applied.
+    p.write(
+        "main.tik.hcl",
+        "output \"dsn\" {\n  value = \"user:nobody\"\n}\n",
+    );
+    let r = p.ok(&["plan", "--no-color"], 0);
+    assert!(
+        r.stdout
+            .contains("~ dsn = (sensitive value) -> (sensitive value)"),
+        "{}",
+        r.out()
+    );
+    let r = p.ok(&["plan", "--json"], 0);
+    assert!(!r.stdout.contains("hunter2"), "{}", r.out());
+    let plan: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(plan["outputs"][0]["before"], "(sensitive)", "{}", r.out());
+    p.ok(&["apply", "--auto-approve"], 0);
+    assert_eq!(p.ok(&["output", "dsn"], 0).stdout.trim(), "\"user:nobody\"");
 }
 
 /// A sensitive value hides what holds it, wherever it goes: a runtime param given
