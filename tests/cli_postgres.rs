@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{need_postgres, need_sshd, Cleanup, Project};
+use common::{need_postgres, need_sshd, psql, Cleanup, Project};
 use std::path::Path;
 use std::process::Command;
 
@@ -66,21 +66,6 @@ output "read_url" {{
 }}
 {ips}"#
     )
-}
-
-/// What psql prints for `sql` as user tik with `password`, or its error.
-fn psql(bin: &str, url: &str, password: &str, sql: &str) -> Result<String, String> {
-    let out = Command::new(format!("{bin}/psql"))
-        .args(["-X", "-A", "-t", "-c", sql, url])
-        .env("PGPASSWORD", password)
-        .env("PGCONNECT_TIMEOUT", "5")
-        .output()
-        .expect("psql runs");
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
 }
 
 #[test]

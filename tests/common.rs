@@ -487,3 +487,18 @@ pub fn need_postgres() -> (String, String) {
     let major = dir.file_name().unwrap().to_string_lossy().into_owned();
     (major, dir.join("bin").display().to_string())
 }
+
+/// What psql prints for `sql` as user tik with `password`, or its error.
+pub fn psql(bin: &str, url: &str, password: &str, sql: &str) -> Result<String, String> {
+    let out = Command::new(format!("{bin}/psql"))
+        .args(["-X", "-A", "-t", "-c", sql, url])
+        .env("PGPASSWORD", password)
+        .env("PGCONNECT_TIMEOUT", "5")
+        .output()
+        .expect("psql runs");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}

@@ -5,12 +5,19 @@
 
 mod common;
 
-use common::{digest, need_postgres, Mirror};
+use common::{digest, need_postgres, psql, Mirror};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// How a script ended: its exit code, and what it printed (stdout, then stderr).
+fn outcome(out: std::process::Output) -> (i32, String) {
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
 }
 
 /// Runs `script` after sourcing the shared helpers, in `dir`: exit code and output.
@@ -22,9 +29,7 @@ fn with_helpers(dir: &Path, script: &str) -> (i32, String) {
         .current_dir(dir)
         .output()
         .expect("sh runs");
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    (out.status.code().unwrap_or(-1), text)
+    outcome(out)
 }
 
 #[test]
@@ -341,24 +346,12 @@ impl PgNode {
             .env("TIK_PARAM_SETTINGS", "{}")
             .output()
             .expect("sh runs");
-        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-        text.push_str(&String::from_utf8_lossy(&out.stderr));
-        (out.status.code().unwrap_or(-1), text)
+        outcome(out)
     }
 
     fn psql(&self, bin: &str, sql: &str) -> Result<String, String> {
-        let out = Command::new(format!("{bin}/psql"))
-            .args(["-X", "-A", "-t", "-c", sql])
-            .arg(format!("postgresql://tik@{}:{PG_PORT}/tik", self.ip))
-            .env("PGPASSWORD", PG_PASSWORD)
-            .env("PGCONNECT_TIMEOUT", "5")
-            .output()
-            .expect("psql runs");
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
+        let url = format!("postgresql://tik@{}:{PG_PORT}/tik", self.ip);
+        psql(bin, &url, PG_PASSWORD, sql)
     }
 }
 
@@ -594,9 +587,7 @@ fn configure(runtime: &str, home: &Path, env: &[(&str, &str)]) -> (i32, String) 
         .envs(env.iter().copied())
         .output()
         .expect("sh runs");
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    (out.status.code().unwrap_or(-1), text)
+    outcome(out)
 }
 
 /// HDFS, Kafka and Grafana write the node's home into their configuration files. A
