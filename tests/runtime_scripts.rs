@@ -79,6 +79,31 @@ fn fetch_verifies_downloads_and_keeps_only_good_ones() {
         (0, Some("thing")),
         "{out}"
     );
+    // The other layouts upstreams publish beside an archive: BSD's, as Hadoop
+    // publishes it (naming the release candidate's file), and sha512sum's, whose
+    // file name may begin with what looks like hex.
+    for (layout, published) in [
+        (
+            "BSD",
+            format!("SHA512 (thing-1.0-RC1.tgz) = {}\n", sha512.to_uppercase()),
+        ),
+        ("sha512sum", format!("{sha512}  decaf-thing-1.0.tgz\n")),
+    ] {
+        std::fs::write(dist.join("thing-1.0.tgz.sha512"), published).unwrap();
+        let (code, out) = with_helpers(&work, &format!("tik_fetch '{url}' '' dl/{layout}.tgz"));
+        assert_eq!(code, 0, "{layout}: {out}");
+        assert!(work.join(format!("dl/{layout}.tgz")).exists(), "{layout}");
+    }
+    // A published file that holds no digest is named, with what to set instead.
+    std::fs::write(dist.join("thing-1.0.tgz.sha512"), "<html>Not here</html>\n").unwrap();
+    let (code, out) = with_helpers(&work, &format!("tik_fetch '{url}' '' dl/none.tgz"));
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "cannot read a sha512 digest from {url}.sha512: set the runtime's checksum param"
+        )),
+        "{out}"
+    );
 
     // A published list of checksums: the archive's own line is the one used.
     std::fs::write(

@@ -37,10 +37,15 @@ print(h.hexdigest())' "$1" "$2"
 }
 
 # tik_checksum_of TEXT: the hex digest in a published checksum file, whatever its
-# layout ("HEX  name", "name: HEX HEX ..." as gpg prints it, upper or lower case).
+# layout: "HEX  name" (sha512sum's, or the digest alone), "SHA512 (name) = HEX"
+# (BSD's, as Hadoop publishes), or "name: HEX HEX ..." over lines (gpg's, as Kafka
+# publishes); upper or lower case.
 tik_checksum_of() {
-  printf '%s\n' "$1" | sed 's/^[^:]*: //' | tr -d ' \t\r\n' | tr 'A-F' 'a-f' |
-    grep -o '^[0-9a-f]*' | head -c 128
+  printf '%s\n' "$1" | tr -d '\r' | awk '
+    NR == 1 && /^SHA[0-9]+ \(.*\) *= *[0-9A-Fa-f]/ { sub(/^[^=]*= */, ""); hex = $1; done = 1 }
+    NR == 1 && !done && $0 !~ /: / { hex = $1; done = 1 }
+    !done { line = $0; if (NR == 1) sub(/^[^:]*: /, "", line); gsub(/[ \t]/, "", line); hex = hex line }
+    END { print tolower(hex) }'
 }
 
 # tik_fetch URL CHECKSUM FILE: FILE holds URL's archive, verified. CHECKSUM is
@@ -57,8 +62,14 @@ tik_fetch() {
     "")
       tik_get "$url.sha512" "$file.sha512" ||
         tik_fail "no checksum given and none published at $url.sha512: set the runtime's checksum param"
-      want="sha512:$(tik_checksum_of "$(cat "$file.sha512")")"
+      want=$(tik_checksum_of "$(cat "$file.sha512")")
       rm -f "$file.sha512"
+      case "$want" in
+        *[!0-9a-f]* | "") want="" ;;
+      esac
+      [ ${#want} -eq 128 ] ||
+        tik_fail "cannot read a sha512 digest from $url.sha512: set the runtime's checksum param"
+      want="sha512:$want"
       ;;
     sums:*)
       # A published list of "HEX  name" lines (sha256sums.txt): the archive's line;
