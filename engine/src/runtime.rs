@@ -692,7 +692,7 @@ pub fn expand(
     }
     for name in &order {
         let def = &defs[name];
-        // Each runtime's params and rules are checked, so that one apply names every
+        // Each runtime's params and rules are checked, so that one plan names every
         // wrong one; once any is wrong, no steps are made.
         let failed_before = !diags.is_empty();
         let mine = diags.0.len();
