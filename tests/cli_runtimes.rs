@@ -266,12 +266,11 @@ fn a_runtime_runs_over_ssh_on_every_node_and_reruns_only_what_changed() {
     );
 
     // A node whose host key changes is refused, with what to do.
-    let node = p.file(".tik/local/workspaces/lab/clusters/c/worker-w-2");
-    let _ = std::process::Command::new("sh")
-        .arg("-c")
-        .arg("kill $(cat sshd.pid) && rm -f host_ed25519 host_ed25519.pub && ssh-keygen -q -t ed25519 -N '' -f host_ed25519 && sleep 0.2 && /usr/sbin/sshd -f \"$PWD/sshd_config\" -E \"$PWD/sshd.log\"")
-        .current_dir(&node)
-        .status();
+    in_node_dir(
+        &p,
+        "worker-w-2",
+        &format!("{STOP_SSHD} && {NEW_HOST_KEY} && {RESTART_SSHD}"),
+    );
     p.write("main.tik.hcl", &config("ssh", "hey from a worker"));
     let refused = p.ok(&["apply", "--auto-approve"], 1);
     assert!(
@@ -350,7 +349,14 @@ fn in_node_dir(p: &Project, node: &str, script: &str) {
     assert!(status.success(), "{script}");
 }
 
-const RESTART_SSHD: &str = "/usr/sbin/sshd -f \"$PWD/sshd_config\" -E \"$PWD/sshd.log\"";
+/// Stops a node's sshd and waits until it is gone (its port free), for at most 5 s.
+const STOP_SSHD: &str = "pid=$(cat sshd.pid) && kill \"$pid\" && i=0 && while kill -0 \"$pid\" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done";
+/// Starts a node's sshd again and waits until it has written its pid file (it does
+/// so once it listens), for at most 5 s: the next stop must find the new one.
+const RESTART_SSHD: &str = "rm -f sshd.pid && /usr/sbin/sshd -f \"$PWD/sshd_config\" -E \"$PWD/sshd.log\" && i=0 && while [ ! -s sshd.pid ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done && [ -s sshd.pid ]";
+/// A new host key for a node, as a rebuilt machine at the same address has.
+const NEW_HOST_KEY: &str =
+    "rm -f host_ed25519 host_ed25519.pub && ssh-keygen -q -t ed25519 -N '' -f host_ed25519";
 
 #[test]
 fn workers_without_a_public_address_are_reached_through_the_head() {
@@ -424,7 +430,7 @@ fn workers_without_a_public_address_are_reached_through_the_head() {
     assert_eq!(logins(&p, "head"), before + 2);
 
     // Without the head, no worker is reached, and the error says through what.
-    in_node_dir(&p, "head", "kill $(cat sshd.pid) && sleep 0.2");
+    in_node_dir(&p, "head", STOP_SSHD);
     let cut = p.ok(&["exec", "c", "--node", "worker-w-2", "--", "true"], 1);
     assert!(
         cut.stderr.contains(&format!(
@@ -440,7 +446,7 @@ fn workers_without_a_public_address_are_reached_through_the_head() {
     in_node_dir(
         &p,
         "head",
-        &format!("kill $(cat sshd.pid) && rm -f host_ed25519 host_ed25519.pub && ssh-keygen -q -t ed25519 -N '' -f host_ed25519 && sleep 0.2 && {RESTART_SSHD}"),
+        &format!("{STOP_SSHD} && {NEW_HOST_KEY} && {RESTART_SSHD}"),
     );
     let refused = p.ok(&["exec", "c", "--node", "worker-w-0", "--", "true"], 1);
     assert!(
