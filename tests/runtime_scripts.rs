@@ -32,6 +32,24 @@ fn with_helpers(dir: &Path, script: &str) -> (i32, String) {
     outcome(out)
 }
 
+/// Runs a shipped runtime's step as tik runs it, `sh -c` with `env`: `prelude`, then
+/// the files (under modules/runtimes/) it is made of.
+fn run_step(prelude: &str, files: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let dir = repo().join("modules/runtimes");
+    let mut script = prelude.to_string();
+    for f in files {
+        script.push_str(&std::fs::read_to_string(dir.join(f)).unwrap());
+        script.push('\n');
+    }
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .envs(env.iter().copied())
+        .output()
+        .expect("sh runs");
+    outcome(out)
+}
+
 #[test]
 fn fetch_verifies_downloads_and_keeps_only_good_ones() {
     let tmp = tempfile::tempdir().unwrap();
@@ -346,32 +364,26 @@ const PG_PASSWORD: &str = "it's \"copied\" $(no)";
 
 impl PgNode {
     fn step(&self, role: &str, file: &str) -> (i32, String) {
-        let dir = repo().join("modules/runtimes");
-        let mut script = format!("TIK_PG_ROLE={role}\nTIK_PG_REPLICAS=\"\"\n");
-        for f in ["_lib/tik.sh", "postgres/pg.sh", file] {
-            script.push_str(&std::fs::read_to_string(dir.join(f)).unwrap());
-            script.push('\n');
-        }
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .env("TIK_HOME", &self.home)
-            .env("TIK_NODE_IP", &self.ip)
-            .env("TIK_NODE_NAME", self.name)
-            .env("TIK_HEAD_IP", &self.head)
-            .env("TIK_RUNTIME", "postgres")
-            .env("TIK_PARAM_INSTALL_METHOD", "package")
-            .env("TIK_PARAM_VERSION", &self.major)
-            .env("TIK_PARAM_PORT", PG_PORT)
-            .env("TIK_PARAM_DATABASE", "tik")
-            .env("TIK_PARAM_USER", "tik")
-            .env("TIK_PARAM_PASSWORD", PG_PASSWORD)
-            .env("TIK_PARAM_REPLICATION_USER", "replicator")
-            .env("TIK_PARAM_ALLOWED", "samenet")
-            .env("TIK_PARAM_SETTINGS", "{}")
-            .output()
-            .expect("sh runs");
-        outcome(out)
+        run_step(
+            &format!("TIK_PG_ROLE={role}\nTIK_PG_REPLICAS=\"\"\n"),
+            &["_lib/tik.sh", "postgres/pg.sh", file],
+            &[
+                ("TIK_HOME", self.home.to_str().unwrap()),
+                ("TIK_NODE_IP", &self.ip),
+                ("TIK_NODE_NAME", self.name),
+                ("TIK_HEAD_IP", &self.head),
+                ("TIK_RUNTIME", "postgres"),
+                ("TIK_PARAM_INSTALL_METHOD", "package"),
+                ("TIK_PARAM_VERSION", &self.major),
+                ("TIK_PARAM_PORT", PG_PORT),
+                ("TIK_PARAM_DATABASE", "tik"),
+                ("TIK_PARAM_USER", "tik"),
+                ("TIK_PARAM_PASSWORD", PG_PASSWORD),
+                ("TIK_PARAM_REPLICATION_USER", "replicator"),
+                ("TIK_PARAM_ALLOWED", "samenet"),
+                ("TIK_PARAM_SETTINGS", "{}"),
+            ],
+        )
     }
 
     fn psql(&self, bin: &str, sql: &str) -> Result<String, String> {
@@ -596,23 +608,15 @@ fn java_read(dir: &Path, args: &[&Path], key: &str) -> String {
 
 /// Runs a shipped runtime's configure step (with the shared helpers) in `home`.
 fn configure(runtime: &str, home: &Path, env: &[(&str, &str)]) -> (i32, String) {
-    let dir = repo().join("modules/runtimes");
-    let script = format!(
-        "{}\n{}",
-        std::fs::read_to_string(dir.join("_lib/tik.sh")).unwrap(),
-        std::fs::read_to_string(dir.join(runtime).join("configure.sh")).unwrap()
-    );
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .env("TIK_HOME", home)
-        .env("TIK_RUNTIME", runtime)
-        .env("TIK_NODE_IP", "10.0.0.7")
-        .env("TIK_HEAD_IP", "10.0.0.5")
-        .envs(env.iter().copied())
-        .output()
-        .expect("sh runs");
-    outcome(out)
+    let configure = format!("{runtime}/configure.sh");
+    let mut all = vec![
+        ("TIK_HOME", home.to_str().unwrap()),
+        ("TIK_RUNTIME", runtime),
+        ("TIK_NODE_IP", "10.0.0.7"),
+        ("TIK_HEAD_IP", "10.0.0.5"),
+    ];
+    all.extend_from_slice(env);
+    run_step("", &["_lib/tik.sh", &configure], &all)
 }
 
 /// HDFS, Kafka and Grafana write the node's home into their configuration files. A
