@@ -92,6 +92,14 @@ fn types_validations_and_duplicates_are_checked() {
     // At the value that is wrong, with the declaration as a note.
     assert!(e.contains("--> main.tik.hcl:3:13"), "{e}");
     assert!(e.contains("note: the variable"), "{e}");
+    let e = error_of(&[(
+        "main.tik.hcl",
+        "variable \"names\" {\n  type    = list(string)\n  default = [{ a = 1 }]\n}\n",
+    )]);
+    assert!(
+        e.contains("element 0: a string is required, got an object"),
+        "{e}"
+    );
     let p = Project::new(&[(
         "main.tik.hcl",
         "variable \"pin\" {\n  type      = number\n  sensitive = true\n}\n",
