@@ -2,6 +2,7 @@
 //! asked for; the engine decides, this file only shows.
 
 use similar::{ChangeTag, TextDiff};
+use tik_engine::addr::Address;
 use tik_engine::plan::{Action, Change, Drift, DriftKind, Plan};
 use tik_engine::state::{ResourceState, State};
 use tik_engine::value::{key_repr, Hiding, Map, Value};
@@ -77,12 +78,88 @@ fn is_multiline(v: &Value) -> bool {
     v.as_str().is_some_and(|s| s.contains('\n'))
 }
 
+/// The lines of a text, without the newline that ends the last.
+fn text_lines(text: &str) -> std::str::Split<'_, char> {
+    text.strip_suffix('\n').unwrap_or(text).split('\n')
+}
+
+/// One line of a text as a heredoc shows it: control characters other than tabs
+/// escaped as in a quoted string, so no text can steer the terminal.
+fn text_line(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    for c in line.chars() {
+        match c {
+            '\t' => out.push(c),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Multi-line text as a heredoc, its lines at 12 columns.
+fn heredoc(text: &str) -> String {
+    let mut out = String::from("<<-EOT\n");
+    for line in text_lines(text) {
+        if !line.is_empty() {
+            out.push_str(&format!("            {}", text_line(line)));
+        }
+        out.push('\n');
+    }
+    out.push_str("        EOT");
+    out
+}
+
+fn lines_of(text: &str) -> String {
+    match text_lines(text).count() {
+        1 => "1 line".into(),
+        n => format!("{n} lines"),
+    }
+}
+
+/// The texts a plan has shown so far, with where: a step's script is the same on
+/// every node it runs on, and is shown once, not once per node.
+#[derive(Default)]
+pub struct Shown<'a>(std::collections::HashMap<&'a str, (&'a Address, &'a str)>);
+
+impl<'a> Shown<'a> {
+    /// `v` as the plan shows a new value of `address`'s `key`: multi-line text as
+    /// a heredoc the first time, then as where it was shown.
+    fn value(
+        &mut self,
+        v: &'a Value,
+        sensitive: bool,
+        address: &'a Address,
+        key: &'a str,
+    ) -> String {
+        match v.as_str() {
+            Some(text) if !sensitive && text.contains('\n') => match self.0.get(text) {
+                Some((first, first_key)) => {
+                    let whose = if *first_key == key {
+                        String::new()
+                    } else {
+                        format!("'s {}", key_repr(first_key))
+                    };
+                    format!("(the same {} as in {first}{whose})", lines_of(text))
+                }
+                None => {
+                    self.0.insert(text, (address, key));
+                    heredoc(text)
+                }
+            },
+            _ => shown(v, sensitive),
+        }
+    }
+}
+
 /// A line diff of two multi-line strings, as a heredoc.
 fn text_diff(old: &str, new: &str, s: Style) -> String {
     let mut out = String::from("<<-EOT\n");
     for change in TextDiff::from_lines(old, new).iter_all_changes() {
-        let line = change.value().trim_end_matches('\n');
+        let line = text_line(change.value().trim_end_matches('\n'));
         match change.tag() {
+            ChangeTag::Equal if line.is_empty() => out.push('\n'),
             ChangeTag::Equal => out.push_str(&format!("            {line}\n")),
             ChangeTag::Delete => out.push_str(&format!("          {} {line}\n", s.red("-"))),
             ChangeTag::Insert => out.push_str(&format!("          {} {line}\n", s.green("+"))),
@@ -92,7 +169,8 @@ fn text_diff(old: &str, new: &str, s: Style) -> String {
     out
 }
 
-pub fn change(c: &Change, s: Style) -> String {
+/// One change as the plan shows it; `seen` holds the texts shown before it.
+pub fn change<'a>(c: &'a Change, s: Style, seen: &mut Shown<'a>) -> String {
     let step = c.type_name == tik_engine::runtime::STEP_TYPE;
     let empty = Map::new();
     let before = c.before.as_ref().unwrap_or(&empty);
@@ -114,18 +192,29 @@ pub fn change(c: &Change, s: Style) -> String {
         out.push_str(&format!("  # ({r})\n"));
     }
     out.push_str(&format!("{} {} {{\n", s.symbol(c.action), c.type_name));
-    let mut keys: Vec<&String> = after.keys().chain(before.keys()).collect();
+    let (had, has) = (c.before.as_ref(), c.after.as_ref());
+    let mut keys: Vec<&'a String> = has
+        .into_iter()
+        .chain(had)
+        .flat_map(|attrs| attrs.keys())
+        .collect();
     keys.sort();
     keys.dedup();
     let width = keys.iter().map(|k| key_repr(k).len()).max().unwrap_or(0);
     let mut hidden = 0;
     for k in keys {
         let sensitive = c.sensitive.iter().any(|x| x == k);
-        let (old, new) = (before.get(k), after.get(k));
+        let (old, new) = (had.and_then(|a| a.get(k)), has.and_then(|a| a.get(k)));
         let name = format!("{:width$}", key_repr(k));
         let line = match (c.action, old, new) {
-            (Action::Create, _, Some(v)) => {
-                format!("      {} {name} = {}", s.green("+"), shown(v, sensitive))
+            (Action::Create, _, Some(v)) => format!(
+                "      {} {name} = {}",
+                s.green("+"),
+                seen.value(v, sensitive, &c.address, k)
+            ),
+            // What goes is named, not read: a text by its length.
+            (Action::Delete, Some(Value::String(text)), _) if !sensitive && text.contains('\n') => {
+                format!("      {} {name} = ({}) -> null", s.red("-"), lines_of(text))
             }
             (Action::Delete, Some(v), _) => format!(
                 "      {} {name} = {} -> null",
@@ -160,9 +249,11 @@ pub fn change(c: &Change, s: Style) -> String {
                     shown(n, sensitive)
                 )
             }
-            (_, None, Some(n)) => {
-                format!("      {} {name} = {}", s.green("+"), shown(n, sensitive))
-            }
+            (_, None, Some(n)) => format!(
+                "      {} {name} = {}",
+                s.green("+"),
+                seen.value(n, sensitive, &c.address, k)
+            ),
             (_, Some(o), None) => format!(
                 "      {} {name} = {} -> null",
                 s.red("-"),
@@ -217,12 +308,16 @@ pub fn drift(d: &Drift, s: Style) -> String {
                 let sensitive = d.before.sensitive_attributes.iter().any(|x| x == k);
                 let show =
                     |v: Option<&Value>| v.map_or("null".to_string(), |v| shown(v, sensitive));
+                let text = match (o, n) {
+                    (Some(o), Some(n)) if !sensitive && is_multiline(o) && is_multiline(n) => {
+                        text_diff(o.as_str().unwrap_or(""), n.as_str().unwrap_or(""), s)
+                    }
+                    _ => format!("{} -> {}", show(o), show(n)),
+                };
                 out.push_str(&format!(
-                    "      {} {} = {} -> {}\n",
+                    "      {} {} = {text}\n",
                     s.yellow("~"),
-                    key_repr(k),
-                    show(o),
-                    show(n)
+                    key_repr(k)
                 ));
             }
         }
@@ -256,8 +351,9 @@ pub fn plan(plan: &Plan, s: Style) -> String {
     }
     if !plan.changes.is_empty() {
         out.push_str("tik will perform the following actions:\n\n");
+        let mut seen = Shown::default();
         for c in &plan.changes {
-            out.push_str(&change(c, s));
+            out.push_str(&change(c, s, &mut seen));
             out.push('\n');
         }
     }

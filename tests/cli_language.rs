@@ -574,6 +574,100 @@ Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy.
     assert_eq!(r.stdout, expected);
 }
 
+/// New text reads as a heredoc, once per plan (a step's script is the same on every
+/// node), with what could steer the terminal escaped; text that goes is counted.
+#[test]
+fn new_text_is_shown_once_as_a_heredoc_and_text_destroyed_by_its_length() {
+    let p = Project::new(&[(
+        "main.tik.hcl",
+        r#"resource "tik_data" "a" {
+  input = "one\n\n\tthree\n"
+}
+resource "tik_data" "b" {
+  input = "one\n\n\tthree\n"
+}
+resource "tik_data" "c" {
+  input = "red \u001b[31m\nback\r\n"
+}
+"#,
+    )]);
+    let r = p.ok(&["plan", "--refresh=false"], 0);
+    let expected = "tik will perform the following actions:
+
+  # tik_data.a will be created
+  + tik_data {
+      + id     = (known after apply)
+      + input  = <<-EOT
+            one
+
+            \tthree
+        EOT
+      + output = (the same 3 lines as in tik_data.a's input)
+    }
+
+  # tik_data.b will be created
+  + tik_data {
+      + id     = (known after apply)
+      + input  = (the same 3 lines as in tik_data.a)
+      + output = (the same 3 lines as in tik_data.a's input)
+    }
+
+  # tik_data.c will be created
+  + tik_data {
+      + id     = (known after apply)
+      + input  = <<-EOT
+            red \\u001b[31m
+            back\\r
+        EOT
+      + output = (the same 2 lines as in tik_data.c's input)
+    }
+
+Plan: 3 to add, 0 to change, 0 to replace, 0 to destroy.
+";
+    assert_eq!(r.stdout, expected);
+
+    p.ok(&["apply", "--auto-approve"], 0);
+    let r = p.ok(&["plan", "--destroy", "--refresh=false"], 0);
+    assert!(
+        r.stdout
+            .contains("\n      - input  = (3 lines) -> null\n      - output = (3 lines) -> null\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("\n      - input  = (2 lines) -> null\n"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn text_changed_outside_of_tik_is_shown_as_a_line_diff() {
+    let p = Project::new(&[(
+        "main.tik.hcl",
+        "resource \"local_file\" \"f\" {\n  path    = \"out/f.txt\"\n  content = \"one\\ntwo\\nthree\\n\"\n}\n",
+    )]);
+    p.ok(&["apply", "--auto-approve"], 0);
+    p.write("out/f.txt", "one\n2\nthree\n");
+    let r = p.ok(&["plan"], 0);
+    assert!(
+        r.stdout.starts_with(
+            "Objects changed outside of tik:
+
+  # local_file.f was changed outside of tik
+      ~ content = <<-EOT
+            one
+          - two
+          + 2
+            three
+        EOT
+"
+        ),
+        "{}",
+        r.stdout
+    );
+}
+
 #[test]
 fn a_targeted_apply_leaves_the_rest_and_its_outputs_alone() {
     let p = Project::new(&[(

@@ -328,7 +328,7 @@ pub fn quote(s: &str) -> String {
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
             '$' => out.push('$'),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push(c),
         }
     }
@@ -339,6 +339,15 @@ pub fn quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shown_string_holds_no_character_that_steers_a_terminal() {
+        // ESC, DEL and the C1 CSI, which terminals act on, as HCL escapes.
+        assert_eq!(
+            quote("a\u{1b}[31m\u{7f}\u{9b}2J\tb\u{e9}"),
+            "\"a\\u001b[31m\\u007f\\u009b2J\\tb\u{e9}\""
+        );
+    }
 
     #[test]
     fn numbers_round_trip_through_json_as_integers() {
