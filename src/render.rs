@@ -98,34 +98,76 @@ fn text_line(line: &str) -> String {
     out
 }
 
-/// Multi-line text as a heredoc, its lines at 12 columns.
+/// Multi-line text as a plan's heredoc, its lines at 12 columns.
 fn heredoc(text: &str) -> String {
+    heredoc_after(None, text_lines(text), 8)
+}
+
+/// A heredoc of `lines` at `at` + 4 columns and its end at `at`, after a `note`
+/// in place of lines left out.
+fn heredoc_after<'t>(
+    note: Option<String>,
+    lines: impl Iterator<Item = &'t str>,
+    at: usize,
+) -> String {
+    let body = at + 4;
     let mut out = String::from("<<-EOT\n");
-    for line in text_lines(text) {
+    if let Some(note) = note {
+        out.push_str(&format!("{:body$}# ({note})\n", ""));
+    }
+    for line in lines {
         if !line.is_empty() {
-            out.push_str(&format!("            {}", text_line(line)));
+            out.push_str(&format!("{:body$}{}", "", text_line(line)));
         }
         out.push('\n');
     }
-    out.push_str("        EOT");
+    out.push_str(&format!("{:at$}EOT", ""));
     out
 }
 
 fn lines_of(text: &str) -> String {
-    match text_lines(text).count() {
-        1 => "1 line".into(),
-        n => format!("{n} lines"),
+    line_count(text_lines(text).count(), "")
+}
+
+/// "1 line", "6 unchanged lines".
+fn line_count(n: usize, adjective: &str) -> String {
+    let s = if n == 1 { "" } else { "s" };
+    format!("{n} {adjective}line{s}")
+}
+
+/// Where a plan showed a text: a change's address and attribute.
+type Place<'a> = (&'a Address, &'a str);
+
+/// How many texts that begin alike a new text is compared with, to find the
+/// longest beginning already shown (a bound, so no plan is quadratic in them).
+const PREFIX_CANDIDATES: usize = 32;
+
+/// A beginning shorter than this is shown again rather than referred to.
+const PREFIX_MIN_LINES: usize = 10;
+
+/// The texts a plan has shown so far, with where: a step's script is the same on
+/// every node it runs on, and is shown once, not once per node; scripts that
+/// begin with the same library show it once.
+#[derive(Default)]
+pub struct Shown<'a> {
+    same: std::collections::HashMap<&'a str, Place<'a>>,
+    by_first_line: std::collections::HashMap<&'a str, Vec<(&'a str, Place<'a>)>>,
+}
+
+/// `place` as a plan names it for a value of `key`: the attribute only if it is
+/// another.
+fn place_name((address, first_key): Place<'_>, key: &str) -> String {
+    if first_key == key {
+        address.to_string()
+    } else {
+        format!("{address}'s {}", key_repr(first_key))
     }
 }
 
-/// The texts a plan has shown so far, with where: a step's script is the same on
-/// every node it runs on, and is shown once, not once per node.
-#[derive(Default)]
-pub struct Shown<'a>(std::collections::HashMap<&'a str, (&'a Address, &'a str)>);
-
 impl<'a> Shown<'a> {
     /// `v` as the plan shows a new value of `address`'s `key`: multi-line text as
-    /// a heredoc the first time, then as where it was shown.
+    /// a heredoc the first time, then as where it was shown; a heredoc whose
+    /// first lines were shown before names where, in their place.
     fn value(
         &mut self,
         v: &'a Value,
@@ -133,37 +175,87 @@ impl<'a> Shown<'a> {
         address: &'a Address,
         key: &'a str,
     ) -> String {
-        match v.as_str() {
-            Some(text) if !sensitive && text.contains('\n') => match self.0.get(text) {
-                Some((first, first_key)) => {
-                    let whose = if *first_key == key {
-                        String::new()
-                    } else {
-                        format!("'s {}", key_repr(first_key))
-                    };
-                    format!("(the same {} as in {first}{whose})", lines_of(text))
-                }
-                None => {
-                    self.0.insert(text, (address, key));
-                    heredoc(text)
-                }
-            },
-            _ => shown(v, sensitive),
+        let Some(text) = v.as_str().filter(|t| !sensitive && t.contains('\n')) else {
+            return shown(v, sensitive);
+        };
+        if let Some(first) = self.same.get(text) {
+            return format!(
+                "(the same {} as in {})",
+                lines_of(text),
+                place_name(*first, key)
+            );
+        }
+        let place = (address, key);
+        self.same.insert(text, place);
+        let first_line = text_lines(text).next().unwrap_or("");
+        let alike = self.by_first_line.entry(first_line).or_default();
+        let total = text_lines(text).count();
+        let best = alike
+            .iter()
+            .rev()
+            .take(PREFIX_CANDIDATES)
+            .map(|(other, at)| {
+                let common = text_lines(text)
+                    .zip(text_lines(other))
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                (common, *at)
+            })
+            .filter(|(common, _)| *common >= PREFIX_MIN_LINES && *common < total)
+            .max_by_key(|(common, _)| *common);
+        alike.push((text, place));
+        match best {
+            Some((common, at)) => heredoc_after(
+                Some(format!(
+                    "the first {} as in {}",
+                    line_count(common, ""),
+                    place_name(at, key)
+                )),
+                text_lines(text).skip(common),
+                8,
+            ),
+            None => heredoc(text),
         }
     }
 }
 
-/// A line diff of two multi-line strings, as a heredoc.
+/// Unchanged lines a diff shows around each change; the rest are counted.
+const CONTEXT_LINES: usize = 3;
+
+/// A line diff of two multi-line strings, as a heredoc: the changed lines with
+/// three unchanged ones around them, and the count of those left out between.
 fn text_diff(old: &str, new: &str, s: Style) -> String {
+    let hidden = |n: usize| format!("            # ({} hidden)\n", line_count(n, "unchanged "));
+    let diff = TextDiff::from_lines(old, new);
     let mut out = String::from("<<-EOT\n");
-    for change in TextDiff::from_lines(old, new).iter_all_changes() {
-        let line = text_line(change.value().trim_end_matches('\n'));
-        match change.tag() {
-            ChangeTag::Equal if line.is_empty() => out.push('\n'),
-            ChangeTag::Equal => out.push_str(&format!("            {line}\n")),
-            ChangeTag::Delete => out.push_str(&format!("          {} {line}\n", s.red("-"))),
-            ChangeTag::Insert => out.push_str(&format!("          {} {line}\n", s.green("+"))),
+    let mut shown_to = 0;
+    for group in diff.grouped_ops(CONTEXT_LINES) {
+        let (Some(first), Some(last)) = (group.first(), group.last()) else {
+            continue;
+        };
+        if first.old_range().start > shown_to {
+            out.push_str(&hidden(first.old_range().start - shown_to));
         }
+        for op in &group {
+            for change in diff.iter_changes(op) {
+                let line = text_line(change.value().trim_end_matches('\n'));
+                match change.tag() {
+                    ChangeTag::Equal if line.is_empty() => out.push('\n'),
+                    ChangeTag::Equal => out.push_str(&format!("            {line}\n")),
+                    ChangeTag::Delete => {
+                        out.push_str(&format!("          {} {line}\n", s.red("-")))
+                    }
+                    ChangeTag::Insert => {
+                        out.push_str(&format!("          {} {line}\n", s.green("+")))
+                    }
+                }
+            }
+        }
+        shown_to = last.old_range().end;
+    }
+    let total = diff.old_slices().len();
+    if total > shown_to {
+        out.push_str(&hidden(total - shown_to));
     }
     out.push_str("        EOT");
     out
@@ -475,10 +567,10 @@ pub fn resource(r: &ResourceState) -> String {
         .unwrap_or(0);
     for (k, v) in &r.attributes {
         let sensitive = r.sensitive_attributes.iter().any(|x| x == k);
-        let text = if sensitive {
-            "(sensitive value)".to_string()
-        } else {
-            indent_tail(&v.to_string(), 4)
+        let text = match v.as_str() {
+            _ if sensitive => "(sensitive value)".to_string(),
+            Some(text) if text.contains('\n') => heredoc_after(None, text_lines(text), 4),
+            _ => indent_tail(&v.to_string(), 4),
         };
         out.push_str(&format!("    {:width$} = {text}\n", key_repr(k)));
     }

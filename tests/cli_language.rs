@@ -627,6 +627,14 @@ Plan: 3 to add, 0 to change, 0 to replace, 0 to destroy.
     assert_eq!(r.stdout, expected);
 
     p.ok(&["apply", "--auto-approve"], 0);
+    // What state holds reads the same way.
+    let r = p.ok(&["state", "show", "tik_data.c"], 0);
+    assert!(
+        r.stdout
+            .contains("\n    input  = <<-EOT\n        red \\u001b[31m\n        back\\r\n    EOT\n"),
+        "{}",
+        r.stdout
+    );
     let r = p.ok(&["plan", "--destroy", "--refresh=false"], 0);
     assert!(
         r.stdout
@@ -636,6 +644,93 @@ Plan: 3 to add, 0 to change, 0 to replace, 0 to destroy.
     );
     assert!(
         r.stdout.contains("\n      - input  = (2 lines) -> null\n"),
+        "{}",
+        r.stdout
+    );
+}
+
+/// Scripts that begin with the same library (tik.sh) show it once: a later one
+/// names where its first lines were shown, from ten lines on.
+#[test]
+fn new_text_that_begins_as_one_shown_names_it_for_those_lines() {
+    let lines = |n: usize, last: &str| {
+        let mut l: Vec<String> = (1..=n).map(|i| format!("lib {i}")).collect();
+        l.push(last.to_string());
+        l.join("\\n")
+    };
+    let p = Project::new(&[(
+        "main.tik.hcl",
+        &format!(
+            "resource \"tik_data\" \"a\" {{\n  input = \"{}\\n\"\n}}\nresource \"tik_data\" \"b\" {{\n  input = \"{}\\n\"\n}}\nresource \"tik_data\" \"c\" {{\n  input = \"{}\\n\"\n}}\n",
+            lines(12, "a's own"),
+            lines(11, "b's own"),
+            lines(9, "c's own")
+        ),
+    )]);
+    let r = p.ok(&["plan", "--refresh=false"], 0);
+    assert!(
+        r.stdout.contains(
+            "  # tik_data.b will be created
+  + tik_data {
+      + id     = (known after apply)
+      + input  = <<-EOT
+            # (the first 11 lines as in tik_data.a)
+            b's own
+        EOT
+      + output = (the same 12 lines as in tik_data.b's input)
+"
+        ),
+        "{}",
+        r.stdout
+    );
+    // Nine lines in common: shown again.
+    assert!(
+        r.stdout.contains(
+            "      + input  = <<-EOT
+            lib 1
+"
+        ) && r.stdout.matches("            lib 1\n").count() == 2,
+        "{}",
+        r.stdout
+    );
+}
+
+/// A long script with a line changed reads as that line, not as the script.
+#[test]
+fn a_changed_text_shows_its_changes_with_three_lines_around_them() {
+    let text = |lines: &[String]| {
+        format!(
+            "resource \"tik_data\" \"a\" {{\n  input = \"{}\\n\"\n}}\n",
+            lines.join("\\n")
+        )
+    };
+    let mut lines: Vec<String> = (1..=20).map(|i| format!("line {i}")).collect();
+    let p = Project::new(&[("main.tik.hcl", &text(&lines))]);
+    p.ok(&["apply", "--auto-approve"], 0);
+    lines[9] = "line ten".into();
+    lines.insert(19, "line 19.5".into());
+    p.write("main.tik.hcl", &text(&lines));
+    let r = p.ok(&["plan", "--refresh=false"], 0);
+    let diff = "<<-EOT
+            # (6 unchanged lines hidden)
+            line 7
+            line 8
+            line 9
+          - line 10
+          + line ten
+            line 11
+            line 12
+            line 13
+            # (3 unchanged lines hidden)
+            line 17
+            line 18
+            line 19
+          + line 19.5
+            line 20
+        EOT
+";
+    assert!(
+        r.stdout.contains(&format!("      ~ input  = {diff}")),
         "{}",
         r.stdout
     );

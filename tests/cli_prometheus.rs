@@ -162,7 +162,10 @@ fn without_node_exporters_prometheus_scrapes_only_itself() {
     let p = Project::new(&[("main.tik.hcl", &config(&package(false)))]);
     let plan = p.ok(&["plan"], 0).stdout;
     assert!(!plan.contains("node_exporter.install"), "{plan}");
-    assert!(plan.contains("TIK_NODE_TARGETS=\\\"\\\"\\n"), "{plan}");
+    assert!(
+        plan.contains("\n            TIK_NODE_TARGETS=\"\"\n"),
+        "{plan}"
+    );
     assert!(plan.contains("Plan: 10 to add"), "{plan}");
 }
 
