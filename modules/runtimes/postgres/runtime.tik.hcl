@@ -37,7 +37,7 @@ runtime "postgres" {
     ports          = [param.port]
     install        = "${file("../_lib/tik.sh")}\n${file("pg.sh")}\n${file("install.sh")}"
     # The replicas' addresses: where a head without data finds its copy.
-    configure      = "TIK_PG_ROLE=primary\nTIK_PG_REPLICAS=\"${join(" ", [for i, n in cluster.nodes : n.private_ip if i >= 1 && i <= param.replicas])}\"\n${file("../_lib/tik.sh")}\n${file("pg.sh")}\n${file("configure.sh")}"
+    configure      = "${file("../_lib/tik.sh")}\n${file("pg.sh")}\nTIK_PG_ROLE=primary\nTIK_PG_REPLICAS=\"${join(" ", [for i, n in cluster.nodes : n.private_ip if i >= 1 && i <= param.replicas])}\"\n${file("configure.sh")}"
     start          = "${file("../_lib/tik.sh")}\n${file("pg.sh")}\n${file("start.sh")}"
     stop           = "${file("../_lib/tik.sh")}\n${file("pg.sh")}\n${file("stop.sh")}"
     health         = "\"$TIK_HOME/postgres/bin/pg_isready\" -q -h \"$TIK_NODE_IP\" -p \"$TIK_PARAM_PORT\""
@@ -48,7 +48,7 @@ runtime "postgres" {
     on             = node.index >= 1 && node.index <= param.replicas
     ports          = [param.port]
     install        = "${file("../_lib/tik.sh")}\n${file("pg.sh")}\n${file("install.sh")}"
-    configure      = "TIK_PG_ROLE=replica\n${file("../_lib/tik.sh")}\n${file("pg.sh")}\n${file("configure.sh")}"
+    configure      = "${file("../_lib/tik.sh")}\n${file("pg.sh")}\nTIK_PG_ROLE=replica\n${file("configure.sh")}"
     start          = "${file("../_lib/tik.sh")}\n${file("pg.sh")}\n${file("replica.sh")}"
     stop           = "${file("../_lib/tik.sh")}\n${file("pg.sh")}\n${file("stop.sh")}"
     health         = "${file("../_lib/tik.sh")}\n${file("pg.sh")}\n${file("replica_health.sh")}"
