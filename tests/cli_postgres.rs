@@ -5,67 +5,32 @@
 
 mod common;
 
-use common::{need_postgres, need_sshd, psql, Cleanup, Project};
+use common::{need_postgres, need_sshd, postgres_config, psql, Cleanup, Project};
 use std::path::Path;
 use std::process::Command;
 
 const PASSWORD: &str = "it's a \"secret\" $(touch /tmp/tik-injected)";
 
 fn config(major: &str, max_connections: u32) -> String {
-    db_config(
-        major,
+    postgres_config(
         0,
-        &format!("settings = {{ max_connections = {max_connections} }}"),
+        &format!(
+            "{}\n    settings = {{ max_connections = {max_connections} }}",
+            package(major)
+        ),
     )
 }
 
 fn replicated(major: &str, workers: u32, replicas: u32) -> String {
-    db_config(major, workers, &format!("replicas = {replicas}"))
+    postgres_config(
+        workers,
+        &format!("{}\n    replicas = {replicas}", package(major)),
+    )
 }
 
-/// A cluster `db` of a head and `workers` workers running the distribution's
-/// PostgreSQL `major` with the password from `var.password` and `params`, with its
-/// endpoints (and the workers' addresses) as outputs.
-fn db_config(major: &str, workers: u32, params: &str) -> String {
-    let (pool, ips) = if workers == 0 {
-        (String::new(), String::new())
-    } else {
-        (
-            format!("  workers \"w\" {{\n    min = {workers}\n    max = {workers}\n  }}\n"),
-            "output \"ips\" {\n  value = [for w in cluster.db.node.worker[\"w\"] : w.private_ip]\n}\n"
-                .to_string(),
-        )
-    };
-    format!(
-        r#"workspace "lab" {{
-  provider  = "local"
-  transport = "ssh"
-}}
-
-variable "password" {{
-  sensitive = true
-}}
-
-cluster "db" {{
-  workspace = workspace.lab
-  head {{}}
-{pool}  runtime "postgres" {{
-    install_method = "package"
-    version        = "{major}"
-    password       = var.password
-    {params}
-  }}
-}}
-
-output "url" {{
-  value = cluster.db.runtime.postgres.endpoint.url
-}}
-
-output "read_url" {{
-  value = cluster.db.runtime.postgres.endpoint.read_url
-}}
-{ips}"#
-    )
+/// The params that run the distribution's PostgreSQL `major`.
+fn package(major: &str) -> String {
+    format!("install_method = \"package\"\n    version        = \"{major}\"")
 }
 
 #[test]

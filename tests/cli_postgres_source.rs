@@ -7,39 +7,11 @@
 
 mod common;
 
-use common::{need_postgres, need_sshd, psql, Cleanup, Mirror, Project};
+use common::{need_postgres, need_sshd, postgres_config, psql, Cleanup, Mirror, Project};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const PASSWORD: &str = "built 'from' source";
-
-fn config(version: &str, mirror: &str) -> String {
-    format!(
-        r#"workspace "lab" {{
-  provider  = "local"
-  transport = "ssh"
-}}
-
-variable "password" {{
-  sensitive = true
-}}
-
-cluster "db" {{
-  workspace = workspace.lab
-  head {{}}
-  runtime "postgres" {{
-    version  = "{version}"
-    mirror   = "{mirror}"
-    password = var.password
-  }}
-}}
-
-output "url" {{
-  value = cluster.db.runtime.postgres.endpoint.url
-}}
-"#
-    )
-}
 
 /// A directory laid out as upstream's mirror (`source/vV/postgresql-V.tar.gz` and
 /// its `.sha256`) holding the source of the distribution's PostgreSQL `major`, and
@@ -127,7 +99,10 @@ fn postgres_built_from_upstreams_source_serves_its_database() {
     let mirror = Mirror::start(&root);
     let p = Cleanup(Project::new(&[(
         "main.tik.hcl",
-        &config(&version, &mirror.url),
+        &postgres_config(
+            0,
+            &format!("version = \"{version}\"\n    mirror  = \"{}\"", mirror.url),
+        ),
     )]));
     // The server runs as user postgres where nodes log in as root; it must reach
     // the node's home below this directory (a temp dir is 0700).

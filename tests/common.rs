@@ -488,6 +488,49 @@ pub fn need_postgres() -> (String, String) {
     (major, dir.join("bin").display().to_string())
 }
 
+/// A local cluster `db` over SSH of a head and `workers` workers running the
+/// postgres runtime with the password from `var.password` and `params` (lines of
+/// its block), with its endpoints (and the workers' addresses) as outputs.
+pub fn postgres_config(workers: u32, params: &str) -> String {
+    let (pool, ips) = if workers == 0 {
+        (String::new(), String::new())
+    } else {
+        (
+            format!("  workers \"w\" {{\n    min = {workers}\n    max = {workers}\n  }}\n"),
+            "output \"ips\" {\n  value = [for w in cluster.db.node.worker[\"w\"] : w.private_ip]\n}\n"
+                .to_string(),
+        )
+    };
+    format!(
+        r#"workspace "lab" {{
+  provider  = "local"
+  transport = "ssh"
+}}
+
+variable "password" {{
+  sensitive = true
+}}
+
+cluster "db" {{
+  workspace = workspace.lab
+  head {{}}
+{pool}  runtime "postgres" {{
+    password       = var.password
+    {params}
+  }}
+}}
+
+output "url" {{
+  value = cluster.db.runtime.postgres.endpoint.url
+}}
+
+output "read_url" {{
+  value = cluster.db.runtime.postgres.endpoint.read_url
+}}
+{ips}"#
+    )
+}
+
 /// What psql prints for `sql` as user tik with `password`, or its error.
 pub fn psql(bin: &str, url: &str, password: &str, sql: &str) -> Result<String, String> {
     let out = Command::new(format!("{bin}/psql"))
