@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{need_postgres, need_sshd, postgres_config, psql, Cleanup, Project};
+use common::{need_postgres, need_sshd, postgres_config, postgres_project, psql};
 use std::path::Path;
 use std::process::Command;
 
@@ -37,14 +37,7 @@ fn package(major: &str) -> String {
 fn postgres_serves_its_database_and_keeps_data_across_a_reconfigure() {
     need_sshd();
     let (major, bin) = need_postgres();
-    let p = Cleanup(Project::new(&[("main.tik.hcl", &config(&major, 20))]));
-    // Where nodes log in as root, the server runs as user postgres, who must be able
-    // to reach the node's home below this directory (a temp dir is 0700).
-    std::fs::set_permissions(
-        p.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    let p = postgres_project(&config(&major, 20));
     let env = [("TIK_VAR_password", PASSWORD)];
     let _ = std::fs::remove_file("/tmp/tik-injected");
 
@@ -166,12 +159,7 @@ fn eventually(bin: &str, url: &str, sql: &str, want: &str) -> Result<String, Str
 fn postgres_replicas_stream_the_primarys_changes_and_serve_reads() {
     need_sshd();
     let (major, bin) = need_postgres();
-    let p = Cleanup(Project::new(&[("main.tik.hcl", &replicated(&major, 3, 2))]));
-    std::fs::set_permissions(
-        p.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    let p = postgres_project(&replicated(&major, 3, 2));
     let env = [("TIK_VAR_password", PASSWORD)];
 
     let r = p.tik_env(&["apply", "--auto-approve"], &env);

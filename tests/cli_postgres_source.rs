@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{need_postgres, need_sshd, postgres_config, psql, Cleanup, Mirror, Project};
+use common::{need_postgres, need_sshd, postgres_config, postgres_project, psql, Mirror};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -97,20 +97,10 @@ fn postgres_built_from_upstreams_source_serves_its_database() {
     }
     let (version, root) = upstream_source(&major);
     let mirror = Mirror::start(&root);
-    let p = Cleanup(Project::new(&[(
-        "main.tik.hcl",
-        &postgres_config(
-            0,
-            &format!("version = \"{version}\"\n    mirror  = \"{}\"", mirror.url),
-        ),
-    )]));
-    // The server runs as user postgres where nodes log in as root; it must reach
-    // the node's home below this directory (a temp dir is 0700).
-    std::fs::set_permissions(
-        p.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    let p = postgres_project(&postgres_config(
+        0,
+        &format!("version = \"{version}\"\n    mirror  = \"{}\"", mirror.url),
+    ));
     let env = [("TIK_VAR_password", PASSWORD)];
     let home = p.file(".tik/local/workspaces/lab/clusters/db/head/home/postgres");
 

@@ -488,6 +488,19 @@ pub fn need_postgres() -> (String, String) {
     (major, dir.join("bin").display().to_string())
 }
 
+/// A project of `config` for the postgres runtime. Where nodes log in as root, the
+/// server runs as user postgres, who must be able to reach the node's home below
+/// the project (a temp dir is 0700): it is made 0755.
+pub fn postgres_project(config: &str) -> Cleanup {
+    let p = Cleanup(Project::new(&[("main.tik.hcl", config)]));
+    std::fs::set_permissions(
+        p.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    p
+}
+
 /// A local cluster `db` over SSH of a head and `workers` workers running the
 /// postgres runtime with the password from `var.password` and `params` (lines of
 /// its block), with its endpoints (and the workers' addresses) as outputs.
