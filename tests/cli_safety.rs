@@ -48,6 +48,29 @@ fn a_failure_skips_its_dependents_and_independent_branches_go_on() {
 }
 
 #[test]
+fn only_what_had_something_to_do_is_named_as_skipped() {
+    let config = |path: &str| {
+        format!(
+            "resource \"local_file\" \"moved\" {{\n  path    = \"{path}\"\n  content = \"x\"\n}}\nresource \"tik_data\" \"steady\" {{\n  input      = \"same\"\n  depends_on = [local_file.moved]\n}}\nresource \"tik_data\" \"follows\" {{\n  input = local_file.moved.path\n}}\n"
+        )
+    };
+    let p = Project::new(&[("main.tik.hcl", &config("here.txt"))]);
+    p.ok(&["apply", "--auto-approve"], 0);
+    // The file moves below a file, so its replacement fails. `steady` needs it but has
+    // nothing to do; `follows` takes its path, so it had an update planned.
+    p.write("blocker", "a file, not a directory");
+    p.write("main.tik.hcl", &config("blocker/there.txt"));
+    let r = p.tik(&["apply", "--auto-approve"]);
+    assert_eq!(r.code, 1, "{}", r.out());
+    assert!(
+        r.stderr
+            .contains("Skipped because something they need failed: tik_data.follows\n"),
+        "{}",
+        r.out()
+    );
+    assert!(!r.stderr.contains("tik_data.steady"), "{}", r.out());
+}
+#[test]
 fn a_second_apply_fails_at_once_naming_the_holder_and_force_unlock_frees_it() {
     let p = Project::new(&[("main.tik.hcl", &many_files(3000))]);
     let log = p.file("first.log");

@@ -2,7 +2,7 @@
 //! its changes through providers, up to `parallelism` at once. State is recorded after
 //! every change; a create is recorded as pending before it starts.
 
-use crate::addr::Address;
+use crate::addr::{Address, Segment};
 use crate::config::Config;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::plan::{diff, Action, Change, Plan, Summary};
@@ -14,7 +14,7 @@ use crate::value::{Map, Value};
 use crate::walk::{InputValue, Inputs, ObjectEval, Walk};
 use indexmap::IndexMap;
 use petgraph::graph::NodeIndex;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -230,10 +230,19 @@ pub async fn apply<F: Future<Output = ()>>(
         }
     }
     driver.report.not_started = driver.units.iter().filter(|u| !u.done).count();
+    // An object behind a failure is skipped only if the plan had something for it to
+    // do: one with nothing planned would have done nothing, whatever failed before it.
+    let changed: HashSet<&[Segment]> = plan
+        .changes
+        .iter()
+        .flat_map(|c| (1..=c.address.0.len()).map(|n| &c.address.0[..n]))
+        .collect();
     for (i, blocked) in driver.blocked.iter().enumerate() {
         if *blocked {
             if let Some(a) = walk.graph.object_address(config, NodeIndex::new(i)) {
-                driver.report.skipped.push(a.to_string());
+                if changed.contains(a.0.as_slice()) {
+                    driver.report.skipped.push(a.to_string());
+                }
             }
         }
     }
