@@ -272,7 +272,11 @@ pub fn change<'a>(c: &'a Change, s: Style, seen: &mut Shown<'a>) -> String {
         Action::Update if step && !runs() => "will have its record updated; nothing runs",
         Action::Create if step => "will run",
         Action::Update if step => "will run again",
-        Action::Replace if step => "will run again (undone first)",
+        // Undoing a step stops its service; the other steps have nothing to undo.
+        Action::Replace if step && before.contains_key("stop") => {
+            "will run again (its service stopped first)"
+        }
+        Action::Replace if step => "will run again",
         Action::Create => "will be created",
         Action::Update => "will be updated in place",
         Action::Replace => "must be replaced",

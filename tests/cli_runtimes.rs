@@ -217,16 +217,20 @@ fn a_runtime_runs_over_ssh_on_every_node_and_reruns_only_what_changed() {
         "{}",
         restarted.out()
     );
-    // --replace restarts a healthy one too.
-    p.ok(
-        &[
-            "apply",
-            "--auto-approve",
-            "--replace",
-            "cluster.c.node.worker[\"w\"][0].runtime.echo.service.replica.start",
-        ],
-        0,
+    // --replace restarts a healthy one too, and an install runs again with nothing to
+    // undo first.
+    let start = "cluster.c.node.worker[\"w\"][0].runtime.echo.service.replica.start";
+    let install = "cluster.c.node.head.runtime.echo.service.primary.install";
+    let plan = p
+        .ok(&["plan", "--replace", start, "--replace", install], 0)
+        .stdout;
+    assert!(
+        plan.contains(&format!(
+            "# {start} will run again (its service stopped first)\n"
+        )) && plan.contains(&format!("# {install} will run again\n")),
+        "{plan}"
     );
+    p.ok(&["apply", "--auto-approve", "--replace", start], 0);
     p.ok(&["status"], 0);
 
     // Nothing changed: nothing runs.
