@@ -635,10 +635,7 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
                 outln!("{}", style.green("No drift: the world matches the state."));
             } else {
                 if !drift.is_empty() {
-                    outln!("{}\n", style.bold("Objects changed outside of tik:"));
-                    for d in &drift {
-                        out!("{}", render::drift(d, style));
-                    }
+                    out!("{}", render::drift_sections(&drift, style));
                     outln!(
                         "\n{} object{} drifted. Run tik plan to see how tik would restore them.",
                         drift.len(),

@@ -375,6 +375,7 @@ fn kind_label(kind: DriftKind) -> &'static str {
         DriftKind::Deleted => "deleted",
         DriftKind::Changed => "changed",
         DriftKind::Adopted => "adopted",
+        DriftKind::Unfinished => "unfinished",
         DriftKind::Orphan => "orphan",
     }
 }
@@ -384,6 +385,10 @@ pub fn drift(d: &Drift, s: Style) -> String {
         (DriftKind::Deleted, _) => "was deleted outside of tik",
         (DriftKind::Changed, _) => "was changed outside of tik",
         (DriftKind::Adopted, _) => "was found after an interrupted create and is taken into state",
+        (DriftKind::Unfinished, _) if d.type_name == tik_engine::runtime::STEP_TYPE => {
+            "did not run to its end: its run was interrupted"
+        }
+        (DriftKind::Unfinished, _) => "was not made: its create was interrupted",
         (DriftKind::Orphan, Some(tik_engine::state::Status::Tainted)) => {
             "is an orphan, taken into state to be destroyed"
         }
@@ -429,14 +434,40 @@ pub fn summary_line(plan: &Plan) -> String {
     )
 }
 
+/// What refresh found, under two headings: what changed outside of tik, and what an
+/// interrupted apply left (found or not found after its create).
+pub fn drift_sections(found: &[Drift], s: Style) -> String {
+    let left = |d: &&Drift| matches!(d.kind, DriftKind::Adopted | DriftKind::Unfinished);
+    let mut out = String::new();
+    for (heading, part) in [
+        (
+            "Objects changed outside of tik:",
+            found.iter().filter(|d| !left(d)).collect::<Vec<_>>(),
+        ),
+        (
+            "Left by an interrupted apply:",
+            found.iter().filter(left).collect(),
+        ),
+    ] {
+        if part.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&s.bold(heading));
+        out.push_str("\n\n");
+        for d in part {
+            out.push_str(&drift(d, s));
+        }
+    }
+    out
+}
+
 pub fn plan(plan: &Plan, s: Style) -> String {
     let mut out = String::new();
     if !plan.drift.is_empty() {
-        out.push_str(&s.bold("Objects changed outside of tik:"));
-        out.push_str("\n\n");
-        for d in &plan.drift {
-            out.push_str(&drift(d, s));
-        }
+        out.push_str(&drift_sections(&plan.drift, s));
         out.push_str("\nThe plan below restores what the configuration says.\n\n");
     }
     if !plan.has_changes() {
@@ -642,7 +673,7 @@ pub fn drift_markdown(drift: &[Drift], orphans: &[tik_engine::plan::OrphanReport
         return "### tik drift\n\nNo drift: the world matches the state.\n".into();
     }
     let mut out = format!(
-        "### tik drift\n\n{} object(s) changed outside of tik, {} orphan(s).\n\n| address | drift | attributes |\n|---|---|---|\n",
+        "### tik drift\n\n{} object(s) differ from the state, {} orphan(s).\n\n| address | drift | attributes |\n|---|---|---|\n",
         drift.len(),
         orphans.len()
     );

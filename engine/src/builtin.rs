@@ -131,10 +131,34 @@ impl Provider for TikProvider {
         let recorded = || items.iter().map(|i| i.attributes.clone()).collect();
         match type_name {
             crate::runtime::CONTAINER_TYPE => Ok(self.steps.read_containers(recorded()).await),
-            // A start step is read as its service's health.
-            crate::runtime::STEP_TYPE => Ok(self.steps.read_steps(recorded()).await),
-            // tik_data and sessions live only in state: what was recorded is what exists.
-            _ => Ok(items.iter().map(|i| Some(i.attributes.clone())).collect()),
+            crate::runtime::STEP_TYPE => {
+                // A step whose run was interrupted did not run to its end (tik stops
+                // what it left running): it runs again. A start step is read as its
+                // service's health.
+                let finished: Vec<Map> = items
+                    .iter()
+                    .filter(|i| !i.pending)
+                    .map(|i| i.attributes.clone())
+                    .collect();
+                let mut read = self.steps.read_steps(finished).await.into_iter();
+                Ok(items
+                    .iter()
+                    .map(|i| {
+                        if i.pending {
+                            None
+                        } else {
+                            read.next().flatten()
+                        }
+                    })
+                    .collect())
+            }
+            // tik_data and sessions live only in state: what was recorded is what
+            // exists, and an interrupted create (a session that never answered, a
+            // tik_data without its id) recorded nothing yet.
+            _ => Ok(items
+                .iter()
+                .map(|i| (!i.pending).then(|| i.attributes.clone()))
+                .collect()),
         }
     }
 

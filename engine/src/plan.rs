@@ -54,6 +54,9 @@ pub enum DriftKind {
     Changed,
     /// A create was interrupted and the object turned out to exist: taken into state.
     Adopted,
+    /// A create was interrupted and the object turned out not to exist, or (a step)
+    /// not to have run to its end: its record goes, and the plan makes it anew.
+    Unfinished,
     /// An object with this state's tags that the state did not record, taken into state
     /// on request (`--adopt-orphans`, or tainted by `--destroy-orphans`).
     Orphan,
@@ -217,6 +220,7 @@ pub async fn refresh(state: &State, providers: &Providers) -> Result<Refreshed, 
         entry.extend(items.iter().map(|r| ReadRequest {
             address: r.address.clone(),
             attributes: r.attributes.clone(),
+            pending: r.status == Status::Pending,
         }));
     }
     for provider in known.keys() {
@@ -247,6 +251,7 @@ pub async fn refresh(state: &State, providers: &Providers) -> Result<Refreshed, 
             .map(|r| ReadRequest {
                 address: r.address.clone(),
                 attributes: r.attributes.clone(),
+                pending: r.status == Status::Pending,
             })
             .collect();
         let type_name = type_name.clone();
@@ -278,6 +283,7 @@ pub async fn refresh(state: &State, providers: &Providers) -> Result<Refreshed, 
         };
         for (r, now) in items.iter().zip(found) {
             let (kind, after) = match (now, r.status) {
+                (None, Status::Pending) => (DriftKind::Unfinished, None),
                 (None, _) => (DriftKind::Deleted, None),
                 (Some(attrs), Status::Pending) => (
                     DriftKind::Adopted,

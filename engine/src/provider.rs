@@ -164,6 +164,9 @@ impl ResourceSpec {
 pub struct ReadRequest {
     pub address: Address,
     pub attributes: Map,
+    /// Its create was interrupted: it may exist, or not, or (a step) may not have run
+    /// to its end.
+    pub pending: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
