@@ -903,3 +903,120 @@ fn a_runtime_reaches_another_through_its_endpoints() {
     );
     assert_eq!(r.stderr.matches("error:").count(), 1, "once: {}", r.out());
 }
+
+/// A step that runs until stopped, in two processes (the step's shell and a child it
+/// waits for), whose pids it writes down.
+const SLOW: &str = r#"
+runtime "slow" {
+  service "s" {
+    on      = "all"
+    install = "echo $$ >\"$TIK_HOME/step.pid\"; sleep 300 & echo $! >\"$TIK_HOME/child.pid\"; wait"
+    start   = "true"
+  }
+}
+"#;
+
+fn slow_project(transport: &str) -> Cleanup {
+    Cleanup(Project::new(&[
+        (
+            "main.tik.hcl",
+            &format!(
+                "workspace \"lab\" {{\n  provider  = \"local\"\n  transport = \"{transport}\"\n}}\n\ncluster \"c\" {{\n  workspace = workspace.lab\n  head {{}}\n  workers \"w\" {{\n    min = 1\n    max = 1\n  }}\n  runtime \"slow\" {{}}\n}}\n"
+            ),
+        ),
+        ("runtimes/slow/runtime.tik.hcl", SLOW),
+    ]))
+}
+
+/// Whether a process lives (and is not a zombie waiting for its parent).
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+/// Starts an apply of `slow_project`, waits until the step runs on both nodes, ends
+/// tik with `stop`, and checks that the steps' processes end with it, and that the
+/// next plan runs them again.
+fn a_step_ends_with_tik(transport: &str, stop: impl FnOnce(&mut std::process::Child)) {
+    let p = slow_project(transport);
+    let mut apply = p
+        .command(&["apply", "--auto-approve"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid_file = |node: &str, name: &str| {
+        p.read(&format!(
+            ".tik/local/workspaces/lab/clusters/c/{node}/home/{name}.pid"
+        ))
+        .trim()
+        .to_string()
+    };
+    let nodes = ["head", "worker-w-0"];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while nodes.iter().any(|n| pid_file(n, "child").is_empty()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slow steps never started"
+        );
+        assert!(apply.try_wait().unwrap().is_none(), "the apply ended early");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pids: Vec<String> = nodes
+        .iter()
+        .flat_map(|n| [pid_file(n, "step"), pid_file(n, "child")])
+        .collect();
+    assert!(pids.iter().all(|pid| alive(pid)), "{pids:?}");
+    stop(&mut apply);
+    apply.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while pids.iter().any(|pid| alive(pid)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the steps tik stopped waiting for still run: {:?}",
+            pids.iter().filter(|pid| alive(pid)).collect::<Vec<_>>()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // State knows the steps did not finish: they run again.
+    let plan = p.ok(&["plan"], 0).stdout;
+    assert!(
+        plan.starts_with("Left by an interrupted apply:\n"),
+        "{plan}"
+    );
+    for node in ["head", "worker[\"w\"][0]"] {
+        let step = format!("cluster.c.node.{node}.runtime.slow.service.s.install");
+        assert!(
+            plan.contains(&format!(
+                "# {step} did not run to its end: its run was interrupted\n"
+            )) && plan.contains(&format!("# {step} will run\n")),
+            "{plan}"
+        );
+    }
+}
+
+#[test]
+fn steps_tik_is_interrupted_twice_in_stop_on_their_nodes_over_ssh() {
+    need_sshd();
+    a_step_ends_with_tik("ssh", |apply| {
+        for _ in 0..2 {
+            let status = std::process::Command::new("kill")
+                .args(["-INT", &apply.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+    });
+}
+
+#[test]
+fn steps_of_a_killed_tik_stop_on_their_nodes() {
+    a_step_ends_with_tik("local", |apply| apply.kill().unwrap());
+}

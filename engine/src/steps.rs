@@ -222,7 +222,9 @@ impl Runner {
             "{}cd \"$TIK_HOME\" || exit 1\n{command}",
             exports(attrs, &home)
         );
-        let out = run_sh(&target, &script).await.map_err(ProviderError::new)?;
+        let out = run_sh(&target, &script, false)
+            .await
+            .map_err(ProviderError::new)?;
         Ok(Output {
             code: out.status.code().unwrap_or(-1),
             stdout: out.stdout,
@@ -548,7 +550,7 @@ async fn inspect_container(target: &Target) -> Inspected {
         shell_quote(&c.engine),
         shell_quote(&c.name)
     );
-    match run_sh(&target.host(), &check).await {
+    match run_sh(&target.host(), &check, false).await {
         Err(_) => Inspected::Unreachable,
         Ok(out) => match out.status.code() {
             Some(0) => Inspected::Id(String::from_utf8_lossy(&out.stdout).trim().to_string()),
@@ -866,9 +868,10 @@ impl Container {
             "tik: the node's container {} is stopped (the node restarted?): tik apply --replace '{}' makes it again, and runs the node's steps in it",
             self.name, self.address
         );
-        // The login's $HOME, for a home relative to it (`exports`).
+        // The login's $HOME, for a home relative to it (`exports`); `-i` carries the
+        // host's stdin in, which `wrapped` watches.
         format!(
-            "{e} exec -e TIK_LOGIN_HOME=\"$HOME\" {n} sh -c {}\nrc=$?\n\
+            "{e} exec -i -e TIK_LOGIN_HOME=\"$HOME\" {n} sh -c {}\nrc=$?\n\
              if [ $rc -ne 0 ]; then\n\
              \x20 if ! running=$({e} container inspect --format '{{{{.State.Running}}}}' {n} 2>/dev/null); then\n\
              \x20   echo {} >&2\n\
@@ -1104,18 +1107,37 @@ fn environment(attrs: &Map, home: &str) -> Vec<(String, String)> {
 /// The script as `sh -c` runs it: the environment exported, in the node's home, with
 /// its output in a file that a background service may keep writing to (so the step
 /// never waits on a daemon's stdout), shown when the step ends.
+///
+/// The script runs in a session of its own, watched: tik holds the wrapper's stdin
+/// open for as long as it waits, and when that closes before the script ends (tik
+/// stopped waiting, was interrupted twice or killed, or lost the connection), the
+/// whole session is stopped, so a step tik gave up on never runs on beside the next
+/// apply's. What a step leaves running when it ends (a service) stays.
 fn wrapped(attrs: &Map, home: &str, script: &str) -> String {
     let mut text = String::from("set -u\n");
     text.push_str(&exports(attrs, home));
     text.push_str(
         "mkdir -p \"$TIK_HOME/.tik\" && cd \"$TIK_HOME\" || exit 1\n\
          out=\"$TIK_HOME/.tik/step.$$.log\"\n\
-         ( set +u\n",
+         step=",
     );
-    text.push_str(script);
+    text.push_str(&shell_quote(script));
+    // fd 3 keeps tik's end of stdin: a background job's own stdin is /dev/null.
     text.push_str(
-        "\n) </dev/null >\"$out\" 2>&1\n\
+        "\nexec 3<&0\n\
+         if command -v setsid >/dev/null 2>&1; then\n\
+         \x20 setsid sh -c \"$step\" </dev/null >\"$out\" 2>&1 3<&- &\n\
+         else\n\
+         \x20 sh -c \"$step\" </dev/null >\"$out\" 2>&1 3<&- &\n\
+         fi\n\
+         pid=$!\n\
+         ( while read -r _; do :; done\n\
+         \x20 kill -TERM -\"$pid\" 2>/dev/null || kill -TERM \"$pid\" 2>/dev/null ) <&3 >/dev/null 2>&1 &\n\
+         watch=$!\n\
+         exec 3<&-\n\
+         wait \"$pid\"\n\
          rc=$?\n\
+         kill -9 \"$watch\" 2>/dev/null\n\
          cat \"$out\"; rm -f \"$out\"\n\
          exit $rc\n",
     );
@@ -1136,8 +1158,14 @@ fn exports(attrs: &Map, home: &str) -> String {
     text
 }
 
-/// Runs `sh -c SCRIPT` on a target, locally or over its SSH connection.
-async fn run_sh(target: &Target, script: &str) -> Result<std::process::Output, String> {
+/// Runs `sh -c SCRIPT` on a target, locally or over its SSH connection. With `watched`,
+/// its stdin stays open until it ends, or until this future is dropped or tik exits
+/// (for `wrapped`); otherwise it reads nothing.
+async fn run_sh(
+    target: &Target,
+    script: &str,
+    watched: bool,
+) -> Result<std::process::Output, String> {
     let inside;
     let script = match &target.container {
         Some(c) => {
@@ -1147,21 +1175,50 @@ async fn run_sh(target: &Target, script: &str) -> Result<std::process::Output, S
         None => script,
     };
     match &target.via {
-        Via::Local => tokio::process::Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .output()
-            .await
-            .map_err(|e| format!("cannot run sh: {e}")),
-        Via::Ssh(session) => session
-            .command("sh")
-            .arg("-c")
-            .arg(script)
-            .output()
-            .await
-            .map_err(|e| format!("ssh: {}", error_chain(&e))),
+        Via::Local => {
+            let stdin = if watched {
+                std::process::Stdio::piped()
+            } else {
+                std::process::Stdio::null()
+            };
+            let mut child = tokio::process::Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .stdin(stdin)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(|e| format!("cannot run sh: {e}"))?;
+            // Held here, not closed by `wait_with_output`.
+            let _held = child.stdin.take();
+            child
+                .wait_with_output()
+                .await
+                .map_err(|e| format!("cannot run sh: {e}"))
+        }
+        Via::Ssh(session) => {
+            let stdin = if watched {
+                openssh::Stdio::piped()
+            } else {
+                openssh::Stdio::null()
+            };
+            let mut child = session
+                .command("sh")
+                .arg("-c")
+                .arg(script)
+                .stdin(stdin)
+                .stdout(openssh::Stdio::piped())
+                .stderr(openssh::Stdio::piped())
+                .spawn()
+                .await
+                .map_err(|e| format!("ssh: {}", error_chain(&e)))?;
+            let _held = child.stdin().take();
+            child
+                .wait_with_output()
+                .await
+                .map_err(|e| format!("ssh: {}", error_chain(&e)))
+        }
     }
 }
 
@@ -1173,7 +1230,7 @@ async fn exec(
     limit: Duration,
 ) -> Result<(i32, String), String> {
     let run = async {
-        let out = run_sh(target, &wrapped(attrs, target.home(), script)).await?;
+        let out = run_sh(target, &wrapped(attrs, target.home(), script), true).await?;
         Ok::<_, String>((
             out.status.code().unwrap_or(-1),
             output_text(&out.stdout, &out.stderr),
