@@ -1020,3 +1020,58 @@ fn steps_tik_is_interrupted_twice_in_stop_on_their_nodes_over_ssh() {
 fn steps_of_a_killed_tik_stop_on_their_nodes() {
     a_step_ends_with_tik("local", |apply| apply.kill().unwrap());
 }
+
+#[test]
+fn an_interrupted_exec_stops_its_command_on_every_node() {
+    need_sshd();
+    let p = project("ssh");
+    p.ok(&["apply", "--auto-approve"], 0);
+    let mut exec = p
+        .command(&[
+            "exec",
+            "c",
+            "--",
+            "echo $$ >exec.pid; sleep 300 & echo $! >child.pid; wait",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let nodes = ["head", "worker-w-0", "worker-w-1", "worker-w-2"];
+    let pid_file = |node: &str, name: &str| {
+        p.read(&format!(
+            ".tik/local/workspaces/lab/clusters/c/{node}/home/{name}.pid"
+        ))
+        .trim()
+        .to_string()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while nodes.iter().any(|n| pid_file(n, "child").is_empty()) {
+        assert!(std::time::Instant::now() < deadline, "exec never ran");
+        assert!(exec.try_wait().unwrap().is_none(), "exec ended early");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pids: Vec<String> = nodes
+        .iter()
+        .flat_map(|n| [pid_file(n, "exec"), pid_file(n, "child")])
+        .collect();
+    assert!(pids.iter().all(|pid| alive(pid)), "{pids:?}");
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &exec.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    exec.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while pids.iter().any(|pid| alive(pid)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command of an interrupted exec still runs"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The services tik started are not the command's: they still answer.
+    for ip in ips(&p) {
+        assert!(get(&ip).is_some(), "{ip}");
+    }
+}

@@ -218,11 +218,13 @@ impl Runner {
     pub async fn command(&self, attrs: &Map, command: &str) -> Result<Output, ProviderError> {
         let target = self.target(attrs).await?;
         let home = target.home().to_string();
+        // Watched like a step: an interrupted `tik exec` stops what it ran.
         let script = format!(
-            "{}cd \"$TIK_HOME\" || exit 1\n{command}",
-            exports(attrs, &home)
+            "{}cd \"$TIK_HOME\" || exit 1\n{}exit $rc\n",
+            exports(attrs, &home),
+            watched(command, "")
         );
-        let out = run_sh(&target, &script, false)
+        let out = run_sh(&target, &script, true)
             .await
             .map_err(ProviderError::new)?;
         Ok(Output {
@@ -1106,29 +1108,35 @@ fn environment(attrs: &Map, home: &str) -> Vec<(String, String)> {
 
 /// The script as `sh -c` runs it: the environment exported, in the node's home, with
 /// its output in a file that a background service may keep writing to (so the step
-/// never waits on a daemon's stdout), shown when the step ends.
-///
-/// The script runs in a session of its own, watched: tik holds the wrapper's stdin
-/// open for as long as it waits, and when that closes before the script ends (tik
-/// stopped waiting, was interrupted twice or killed, or lost the connection), the
-/// whole session is stopped, so a step tik gave up on never runs on beside the next
-/// apply's. What a step leaves running when it ends (a service) stays.
+/// never waits on a daemon's stdout), shown when the step ends; `watched`.
 fn wrapped(attrs: &Map, home: &str, script: &str) -> String {
     let mut text = String::from("set -u\n");
     text.push_str(&exports(attrs, home));
     text.push_str(
         "mkdir -p \"$TIK_HOME/.tik\" && cd \"$TIK_HOME\" || exit 1\n\
-         out=\"$TIK_HOME/.tik/step.$$.log\"\n\
-         step=",
+         out=\"$TIK_HOME/.tik/step.$$.log\"\n",
     );
-    text.push_str(&shell_quote(script));
+    text.push_str(&watched(script, ">\"$out\" 2>&1"));
+    text.push_str("cat \"$out\"; rm -f \"$out\"\nexit $rc\n");
+    text
+}
+
+/// Shell text that runs `script` with `sh -c` and sets `rc` to its exit code, its
+/// output sent by `redirect`. The script runs in a session of its own, watched: tik
+/// holds the wrapper's stdin open for as long as it waits, and when that closes
+/// before the script ends (tik stopped waiting, was interrupted twice or killed, or
+/// lost the connection), the whole session is stopped, so a step tik gave up on
+/// never runs on beside the next apply's. What a script leaves running when it ends
+/// (a service) stays. Without `setsid` on the node only the script's shell is stopped.
+fn watched(script: &str, redirect: &str) -> String {
     // fd 3 keeps tik's end of stdin: a background job's own stdin is /dev/null.
-    text.push_str(
-        "\nexec 3<&0\n\
+    format!(
+        "script={}\n\
+         exec 3<&0\n\
          if command -v setsid >/dev/null 2>&1; then\n\
-         \x20 setsid sh -c \"$step\" </dev/null >\"$out\" 2>&1 3<&- &\n\
+         \x20 setsid sh -c \"$script\" </dev/null {redirect} 3<&- &\n\
          else\n\
-         \x20 sh -c \"$step\" </dev/null >\"$out\" 2>&1 3<&- &\n\
+         \x20 sh -c \"$script\" </dev/null {redirect} 3<&- &\n\
          fi\n\
          pid=$!\n\
          ( while read -r _; do :; done\n\
@@ -1137,11 +1145,9 @@ fn wrapped(attrs: &Map, home: &str, script: &str) -> String {
          exec 3<&-\n\
          wait \"$pid\"\n\
          rc=$?\n\
-         kill -9 \"$watch\" 2>/dev/null\n\
-         cat \"$out\"; rm -f \"$out\"\n\
-         exit $rc\n",
-    );
-    text
+         kill -9 \"$watch\" 2>/dev/null\n",
+        shell_quote(script)
+    )
 }
 
 /// The `export NAME='value'` lines of a node's environment. A home its provider
