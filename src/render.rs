@@ -74,10 +74,6 @@ fn indent_tail(text: &str, n: usize) -> String {
     text.replace('\n', &format!("\n{:n$}", ""))
 }
 
-fn is_multiline(v: &Value) -> bool {
-    v.as_str().is_some_and(|s| s.contains('\n'))
-}
-
 /// The lines of a text, without the newline that ends the last.
 fn text_lines(text: &str) -> std::str::Split<'_, char> {
     text.strip_suffix('\n').unwrap_or(text).split('\n')
@@ -261,6 +257,65 @@ fn text_diff(old: &str, new: &str, s: Style) -> String {
     out
 }
 
+/// A changed value after its `=`, for an attribute whose line starts at column 6:
+/// texts as a line diff, objects by the elements that changed, others as
+/// `old -> new`.
+fn value_change(old: &Value, new: &Value, sensitive: bool, s: Style) -> String {
+    match (old, new) {
+        _ if sensitive => format!("{} -> {}", shown(old, true), shown(new, true)),
+        (Value::String(o), Value::String(n)) if o.contains('\n') && n.contains('\n') => {
+            text_diff(o, n, s)
+        }
+        (Value::Object(o), Value::Object(n)) => object_diff(o, n, s, 8),
+        _ => format!("{} -> {}", shown(old, false), shown(new, false)),
+    }
+}
+
+/// A changed object, its closing brace at column `at`: the elements that changed,
+/// added or went, and the count of the others, as Terraform shows them.
+fn object_diff(old: &Map, new: &Map, s: Style, at: usize) -> String {
+    let mut keys: Vec<&String> = new.keys().chain(old.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let total = keys.len();
+    keys.retain(|k| old.get(*k) != new.get(*k));
+    let width = keys.iter().map(|k| key_repr(k).len()).max().unwrap_or(0);
+    let (mark, body) = (at + 2, at + 4);
+    let mut out = String::from("{\n");
+    for k in &keys {
+        let name = format!("{:width$}", key_repr(k));
+        let line = match (old.get(*k), new.get(*k)) {
+            (Some(Value::Object(o)), Some(Value::Object(n))) => {
+                format!("{} {name} = {}", s.yellow("~"), object_diff(o, n, s, body))
+            }
+            (Some(o), Some(n)) => format!(
+                "{} {name} = {} -> {}",
+                s.yellow("~"),
+                shown_at(o, false, body),
+                shown_at(n, false, body)
+            ),
+            (None, Some(n)) => format!("{} {name} = {}", s.green("+"), shown_at(n, false, body)),
+            (Some(o), None) => format!(
+                "{} {name} = {} -> null",
+                s.red("-"),
+                shown_at(o, false, body)
+            ),
+            (None, None) => continue,
+        };
+        out.push_str(&format!("{:mark$}{line}\n", ""));
+    }
+    let same = total - keys.len();
+    if same > 0 {
+        let plural = if same == 1 { "" } else { "s" };
+        out.push_str(&format!(
+            "{:body$}# ({same} unchanged element{plural} hidden)\n",
+            ""
+        ));
+    }
+    out.push_str(&format!("{:at$}}}", ""));
+    out
+}
+
 /// One change as the plan shows it; `seen` holds the texts shown before it.
 pub fn change<'a>(c: &'a Change, s: Style, seen: &mut Shown<'a>) -> String {
     let step = c.type_name == tik_engine::runtime::STEP_TYPE;
@@ -321,13 +376,6 @@ pub fn change<'a>(c: &'a Change, s: Style, seen: &mut Shown<'a>) -> String {
                 hidden += 1;
                 continue;
             }
-            (_, Some(o), Some(n)) if !sensitive && is_multiline(o) && is_multiline(n) => {
-                format!(
-                    "      {} {name} = {}",
-                    s.yellow("~"),
-                    text_diff(o.as_str().unwrap_or(""), n.as_str().unwrap_or(""), s)
-                )
-            }
             (_, Some(o), Some(n)) => {
                 let forces = c
                     .reasons
@@ -339,10 +387,9 @@ pub fn change<'a>(c: &'a Change, s: Style, seen: &mut Shown<'a>) -> String {
                     String::new()
                 };
                 format!(
-                    "      {} {name} = {} -> {}{note}",
+                    "      {} {name} = {}{note}",
                     s.yellow("~"),
-                    shown(o, sensitive),
-                    shown(n, sensitive)
+                    value_change(o, n, sensitive, s)
                 )
             }
             (_, None, Some(n)) => format!(
@@ -410,9 +457,7 @@ pub fn drift(d: &Drift, s: Style) -> String {
                 let show =
                     |v: Option<&Value>| v.map_or("null".to_string(), |v| shown(v, sensitive));
                 let text = match (o, n) {
-                    (Some(o), Some(n)) if !sensitive && is_multiline(o) && is_multiline(n) => {
-                        text_diff(o.as_str().unwrap_or(""), n.as_str().unwrap_or(""), s)
-                    }
+                    (Some(o), Some(n)) => value_change(o, n, sensitive, s),
                     _ => format!("{} -> {}", show(o), show(n)),
                 };
                 out.push_str(&format!(

@@ -574,6 +574,53 @@ Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy.
     assert_eq!(r.stdout, expected);
 }
 
+/// A changed object shows the elements that changed, at any depth, and counts the
+/// others: a one-param change in a step's env of twenty reads as one line.
+#[test]
+fn a_changed_object_shows_only_its_changed_elements() {
+    let config = |port: u32, extra: &str| {
+        format!(
+            "resource \"tik_data\" \"a\" {{\n  input = {{\n    name = \"db\"\n    port = {port}\n    tags = {{ team = \"data\", tier = \"gold\" }}\n    {extra}\n    \"odd key\" = true\n  }}\n}}\n"
+        )
+    };
+    let p = Project::new(&[("main.tik.hcl", &config(5432, "old = 1"))]);
+    p.ok(&["apply", "--auto-approve"], 0);
+    p.write(
+        "main.tik.hcl",
+        &config(6543, "new = \"x\"").replace("tier = \"gold\"", "tier = \"silver\""),
+    );
+    let r = p.ok(&["plan", "--refresh=false"], 0);
+    let expected = "tik will perform the following actions:
+
+  # tik_data.a will be updated in place
+  ~ tik_data {
+      ~ input  = {
+          + new  = \"x\"
+          - old  = 1 -> null
+          ~ port = 5432 -> 6543
+          ~ tags = {
+              ~ tier = \"gold\" -> \"silver\"
+                # (1 unchanged element hidden)
+            }
+            # (2 unchanged elements hidden)
+        }
+      ~ output = {
+          + new  = \"x\"
+          - old  = 1 -> null
+          ~ port = 5432 -> 6543
+          ~ tags = {
+              ~ tier = \"gold\" -> \"silver\"
+                # (1 unchanged element hidden)
+            }
+            # (2 unchanged elements hidden)
+        }
+        # (1 unchanged attribute hidden)
+    }
+
+Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy.
+";
+    assert_eq!(r.stdout, expected);
+}
 /// New text reads as a heredoc, once per plan (a step's script is the same on every
 /// node), with what could steer the terminal escaped; text that goes is counted.
 #[test]
