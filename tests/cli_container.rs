@@ -394,3 +394,66 @@ fn services_run_in_docker_containers_too() {
         assert_eq!(get(ip), None, "{ip} still answers");
     }
 }
+
+/// The host's processes (containers' included) whose command line is `cmdline`.
+fn processes(cmdline: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .filter(|c| String::from_utf8_lossy(c).replace('\0', " ").trim() == cmdline)
+        .count()
+}
+
+#[test]
+fn a_step_interrupted_in_a_container_stops_there() {
+    need_sshd();
+    need_podman();
+    let slow = "runtime \"slow\" {\n  service \"s\" {\n    on      = \"all\"\n    install = \"sleep 311 & echo started >\\\"$TIK_HOME/started\\\"; wait\"\n    start   = \"true\"\n  }\n}\n";
+    let p = Cleanup(Project::new(&[("runtimes/slow/runtime.tik.hcl", slow)]));
+    let images = Images::make(p.path());
+    p.write(
+        "main.tik.hcl",
+        &config(&images.0[0]).replace("runtime \"www\" {}", "runtime \"slow\" {}"),
+    );
+    let mut apply = p
+        .command(&["apply", "--auto-approve"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = |node: &str| {
+        p.file(&format!(
+            ".tik/local/workspaces/lab/clusters/c/{node}/home/started"
+        ))
+        .exists()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !["head", "worker-w-0", "worker-w-1"]
+        .iter()
+        .all(|n| started(n))
+    {
+        assert!(Instant::now() < deadline, "the slow steps never started");
+        assert!(apply.try_wait().unwrap().is_none(), "the apply ended early");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Whatever happens next, the containers go with the test.
+    let _containers = Containers(lineage(&p));
+    assert_eq!(processes("sleep 311"), 3);
+    for _ in 0..2 {
+        let status = Command::new("kill")
+            .args(["-INT", &apply.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    apply.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while processes("sleep 311") > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the steps tik stopped waiting for still run in their containers"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
