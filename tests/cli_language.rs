@@ -590,37 +590,33 @@ fn a_changed_object_shows_only_its_changed_elements() {
         &config(6543, "new = \"x\"").replace("tier = \"gold\"", "tier = \"silver\""),
     );
     let r = p.ok(&["plan", "--refresh=false"], 0);
-    let expected = "tik will perform the following actions:
+    // tik_data's output is its input.
+    let diff = "{
+          + new  = \"x\"
+          - old  = 1 -> null
+          ~ port = 5432 -> 6543
+          ~ tags = {
+              ~ tier = \"gold\" -> \"silver\"
+                # (1 unchanged element hidden)
+            }
+            # (2 unchanged elements hidden)
+        }";
+    let expected = format!(
+        "tik will perform the following actions:
 
   # tik_data.a will be updated in place
-  ~ tik_data {
-      ~ input  = {
-          + new  = \"x\"
-          - old  = 1 -> null
-          ~ port = 5432 -> 6543
-          ~ tags = {
-              ~ tier = \"gold\" -> \"silver\"
-                # (1 unchanged element hidden)
-            }
-            # (2 unchanged elements hidden)
-        }
-      ~ output = {
-          + new  = \"x\"
-          - old  = 1 -> null
-          ~ port = 5432 -> 6543
-          ~ tags = {
-              ~ tier = \"gold\" -> \"silver\"
-                # (1 unchanged element hidden)
-            }
-            # (2 unchanged elements hidden)
-        }
+  ~ tik_data {{
+      ~ input  = {diff}
+      ~ output = {diff}
         # (1 unchanged attribute hidden)
-    }
+    }}
 
 Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy.
-";
+"
+    );
     assert_eq!(r.stdout, expected);
 }
+
 /// New text reads as a heredoc, once per plan (a step's script is the same on every
 /// node), with what could steer the terminal escaped; text that goes is counted.
 #[test]

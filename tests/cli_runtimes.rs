@@ -6,6 +6,7 @@ mod common;
 
 use common::{http_get, need_sshd, Cleanup, Project};
 use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
 /// The test's own runtime: a server on the head and one on each worker, each
 /// answering with a greeting its configure step wrote, and its pid.
@@ -940,13 +941,16 @@ fn alive(pid: &str) -> bool {
     })
 }
 
-/// Starts an apply of `slow_project`, waits until the step runs on both nodes, ends
-/// tik with `stop`, and checks that the steps' processes end with it, and that the
-/// next plan runs them again.
-fn a_step_ends_with_tik(transport: &str, stop: impl FnOnce(&mut std::process::Child)) {
-    let p = slow_project(transport);
-    let mut apply = p
-        .command(&["apply", "--auto-approve"])
+/// Runs tik with `args` in the background until every one of `nodes` has written
+/// `<first>.pid` and `child.pid` in its home; returns tik and those pids, all alive.
+fn running_on_nodes(
+    p: &Project,
+    args: &[&str],
+    nodes: &[&str],
+    first: &str,
+) -> (std::process::Child, Vec<String>) {
+    let mut tik = p
+        .command(args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -958,32 +962,63 @@ fn a_step_ends_with_tik(transport: &str, stop: impl FnOnce(&mut std::process::Ch
         .trim()
         .to_string()
     };
-    let nodes = ["head", "worker-w-0"];
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while nodes.iter().any(|n| pid_file(n, "child").is_empty()) {
+        assert!(Instant::now() < deadline, "tik {args:?} never got going");
         assert!(
-            std::time::Instant::now() < deadline,
-            "the slow steps never started"
+            tik.try_wait().unwrap().is_none(),
+            "tik {args:?} ended early"
         );
-        assert!(apply.try_wait().unwrap().is_none(), "the apply ended early");
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(50));
     }
     let pids: Vec<String> = nodes
         .iter()
-        .flat_map(|n| [pid_file(n, "step"), pid_file(n, "child")])
+        .flat_map(|n| [pid_file(n, first), pid_file(n, "child")])
         .collect();
     assert!(pids.iter().all(|pid| alive(pid)), "{pids:?}");
-    stop(&mut apply);
-    apply.wait().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    (tik, pids)
+}
+
+/// Ends tik with `stop` and waits, 10 s at most, until every one of `pids` ended.
+fn stopping_tik_ends(
+    mut tik: std::process::Child,
+    stop: impl FnOnce(&mut std::process::Child),
+    pids: &[String],
+) {
+    stop(&mut tik);
+    tik.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
     while pids.iter().any(|pid| alive(pid)) {
         assert!(
-            std::time::Instant::now() < deadline,
-            "the steps tik stopped waiting for still run: {:?}",
+            Instant::now() < deadline,
+            "what tik stopped waiting for still runs: {:?}",
             pids.iter().filter(|pid| alive(pid)).collect::<Vec<_>>()
         );
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+fn interrupt(tik: &mut std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &tik.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+/// Starts an apply of `slow_project`, waits until the step runs on both nodes, ends
+/// tik with `stop`, and checks that the steps' processes end with it, and that the
+/// next plan runs them again.
+fn a_step_ends_with_tik(transport: &str, stop: impl FnOnce(&mut std::process::Child)) {
+    let p = slow_project(transport);
+    let (apply, pids) = running_on_nodes(
+        &p,
+        &["apply", "--auto-approve"],
+        &["head", "worker-w-0"],
+        "step",
+    );
+    stopping_tik_ends(apply, stop, &pids);
     // State knows the steps did not finish: they run again.
     let plan = p.ok(&["plan"], 0).stdout;
     assert!(
@@ -1005,14 +1040,8 @@ fn a_step_ends_with_tik(transport: &str, stop: impl FnOnce(&mut std::process::Ch
 fn steps_tik_is_interrupted_twice_in_stop_on_their_nodes_over_ssh() {
     need_sshd();
     a_step_ends_with_tik("ssh", |apply| {
-        for _ in 0..2 {
-            let status = std::process::Command::new("kill")
-                .args(["-INT", &apply.id().to_string()])
-                .status()
-                .unwrap();
-            assert!(status.success());
-            std::thread::sleep(std::time::Duration::from_millis(300));
-        }
+        interrupt(apply);
+        interrupt(apply);
     });
 }
 
@@ -1026,50 +1055,18 @@ fn an_interrupted_exec_stops_its_command_on_every_node() {
     need_sshd();
     let p = project("ssh");
     p.ok(&["apply", "--auto-approve"], 0);
-    let mut exec = p
-        .command(&[
+    let (exec, pids) = running_on_nodes(
+        &p,
+        &[
             "exec",
             "c",
             "--",
             "echo $$ >exec.pid; sleep 300 & echo $! >child.pid; wait",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let nodes = ["head", "worker-w-0", "worker-w-1", "worker-w-2"];
-    let pid_file = |node: &str, name: &str| {
-        p.read(&format!(
-            ".tik/local/workspaces/lab/clusters/c/{node}/home/{name}.pid"
-        ))
-        .trim()
-        .to_string()
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while nodes.iter().any(|n| pid_file(n, "child").is_empty()) {
-        assert!(std::time::Instant::now() < deadline, "exec never ran");
-        assert!(exec.try_wait().unwrap().is_none(), "exec ended early");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let pids: Vec<String> = nodes
-        .iter()
-        .flat_map(|n| [pid_file(n, "exec"), pid_file(n, "child")])
-        .collect();
-    assert!(pids.iter().all(|pid| alive(pid)), "{pids:?}");
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &exec.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    exec.wait().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while pids.iter().any(|pid| alive(pid)) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the command of an interrupted exec still runs"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+        ],
+        &["head", "worker-w-0", "worker-w-1", "worker-w-2"],
+        "exec",
+    );
+    stopping_tik_ends(exec, interrupt, &pids);
     // The services tik started are not the command's: they still answer.
     for ip in ips(&p) {
         assert!(get(&ip).is_some(), "{ip}");
