@@ -255,9 +255,13 @@ pub struct Images(pub Vec<String>);
 
 impl Images {
     pub fn make(dir: &Path) -> Images {
+        // Tags of this test's own: dropping them removes the containers that use them,
+        // which must not be another test's.
+        static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut tags = Vec::new();
         for (version, tar) in busybox_images(dir) {
-            let tag = format!("localhost/tik-test-{}:{version}", std::process::id());
+            let tag = format!("localhost/tik-test-{}-{n}:{version}", std::process::id());
             podman(&["import", "-q", &tar.display().to_string(), &tag]);
             tags.push(tag);
         }
@@ -321,6 +325,10 @@ impl Containers {
     }
 
     pub fn names(&self) -> Vec<String> {
+        // An empty lineage would name every tik container, other tests' too.
+        if self.0.is_empty() {
+            return Vec::new();
+        }
         podman(&[
             "ps",
             "-a",
