@@ -8,8 +8,8 @@
 mod common;
 
 use common::{
-    busybox_images, http_get, lineage, need_podman, need_sshd, podman, Cleanup, Containers, Images,
-    Project,
+    busybox_images, http_get, interrupt, lineage, need_podman, need_sshd, podman, Cleanup,
+    Containers, Images, Project,
 };
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -439,14 +439,8 @@ fn a_step_interrupted_in_a_container_stops_there() {
     // The containers go with the test by its Cleanup's destroy: the state's lineage,
     // which labels them, is not in a snapshot yet for a `Containers` guard to use.
     assert_eq!(processes("sleep 311"), 3);
-    for _ in 0..2 {
-        let status = Command::new("kill")
-            .args(["-INT", &apply.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    interrupt(&mut apply);
+    interrupt(&mut apply);
     apply.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
     while processes("sleep 311") > 0 {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{http_get, need_sshd, Cleanup, Project};
+use common::{http_get, interrupt, need_sshd, Cleanup, Project};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -996,15 +996,6 @@ fn stopping_tik_ends(
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn interrupt(tik: &mut std::process::Child) {
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &tik.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    std::thread::sleep(Duration::from_millis(300));
 }
 
 /// Starts an apply of `slow_project`, waits until the step runs on both nodes, ends

@@ -566,3 +566,13 @@ pub fn psql(bin: &str, url: &str, password: &str, sql: &str) -> Result<String, S
         Err(String::from_utf8_lossy(&out.stderr).into_owned())
     }
 }
+
+/// Sends tik SIGINT, as Ctrl-C does, and gives it 300 ms to take it in.
+pub fn interrupt(tik: &mut std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-INT", &tik.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+}
