@@ -941,6 +941,28 @@ fn alive(pid: &str) -> bool {
     })
 }
 
+/// The temporary directory of tik runs in `running_on_nodes`: its SSH control
+/// sockets are there.
+fn tmp_of(p: &Project) -> std::path::PathBuf {
+    p.path().join("tmp")
+}
+
+/// The ssh masters whose control socket is in `tmp`.
+fn ssh_masters(tmp: &std::path::Path) -> Vec<String> {
+    let socket = format!("{}/.ssh-connection", tmp.display());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|line| {
+                line.split(|b| *b == 0)
+                    .any(|arg| arg.starts_with(socket.as_bytes()))
+            }) && alive(pid)
+        })
+        .collect()
+}
+
 /// Runs tik with `args` in the background until every one of `nodes` has written
 /// `<first>.pid` and `child.pid` in its home; returns tik and those pids, all alive.
 fn running_on_nodes(
@@ -949,8 +971,10 @@ fn running_on_nodes(
     nodes: &[&str],
     first: &str,
 ) -> (std::process::Child, Vec<String>) {
+    std::fs::create_dir_all(tmp_of(p)).unwrap();
     let mut tik = p
         .command(args)
+        .env("TMPDIR", tmp_of(p))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -979,12 +1003,17 @@ fn running_on_nodes(
     (tik, pids)
 }
 
-/// Ends tik with `stop` and waits, 10 s at most, until every one of `pids` ended.
+/// Ends tik with `stop` and waits, 10 s at most, until every one of `pids` ended,
+/// and then, 40 s at most, until its SSH connections (`masters`, one per node over
+/// SSH) ended too.
 fn stopping_tik_ends(
+    p: &Project,
     mut tik: std::process::Child,
     stop: impl FnOnce(&mut std::process::Child),
     pids: &[String],
+    masters: usize,
 ) {
+    assert_eq!(ssh_masters(&tmp_of(p)).len(), masters, "one per node");
     stop(&mut tik);
     tik.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -995,6 +1024,15 @@ fn stopping_tik_ends(
             pids.iter().filter(|pid| alive(pid)).collect::<Vec<_>>()
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while !ssh_masters(&tmp_of(p)).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "tik's SSH connections outlive it: {:?}",
+            ssh_masters(&tmp_of(p))
+        );
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
@@ -1009,7 +1047,8 @@ fn a_step_ends_with_tik(transport: &str, stop: impl FnOnce(&mut std::process::Ch
         &["head", "worker-w-0"],
         "step",
     );
-    stopping_tik_ends(apply, stop, &pids);
+    let masters = if transport == "ssh" { 2 } else { 0 };
+    stopping_tik_ends(&p, apply, stop, &pids, masters);
     // State knows the steps did not finish: they run again.
     let plan = p.ok(&["plan"], 0).stdout;
     assert!(
@@ -1057,7 +1096,7 @@ fn an_interrupted_exec_stops_its_command_on_every_node() {
         &["head", "worker-w-0", "worker-w-1", "worker-w-2"],
         "exec",
     );
-    stopping_tik_ends(exec, interrupt, &pids);
+    stopping_tik_ends(&p, exec, interrupt, &pids, 4);
     // The services tik started are not the command's: they still answer.
     for ip in ips(&p) {
         assert!(get(&ip).is_some(), "{ip}");

@@ -27,8 +27,7 @@ const TAIL: usize = 30;
 /// Runs steps and keeps one SSH connection per node for all of them.
 pub struct Runner {
     log_dir: PathBuf,
-    sessions:
-        tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<openssh::Session>>>>>,
+    sessions: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Link>>>>,
 }
 
 impl Runner {
@@ -78,7 +77,8 @@ impl Runner {
                             first_contact(ssh, &change.address.to_string(), wait, &change.progress)
                                 .await?;
                         // The steps use this connection: one handshake per node.
-                        let cell = tokio::sync::OnceCell::new_with(Some(Arc::new(session)));
+                        let cell =
+                            tokio::sync::OnceCell::new_with(Some(Link::keep(session).await?));
                         self.sessions
                             .lock()
                             .await
@@ -293,13 +293,12 @@ impl Runner {
                     .entry(conn.key())
                     .or_default()
                     .clone();
-                let session = cell
+                let link = cell
                     .get_or_try_init(|| async {
-                        connect_verified(ssh, host_key, attrs).await.map(Arc::new)
+                        Link::keep(connect_verified(ssh, host_key, attrs).await?).await
                     })
-                    .await?
-                    .clone();
-                Via::Ssh(session)
+                    .await?;
+                Via::Ssh(link.session.clone())
             }
         };
         Ok(Target {
@@ -770,6 +769,49 @@ struct Target {
     via: Via,
     home: String,
     container: Option<Container>,
+}
+
+/// How long a node's ssh master outlives its last channel: after tik ends, even
+/// killed, no longer than this.
+const LINGER: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(20) {
+    Some(s) => s,
+    None => unreachable!(),
+};
+
+/// A node's SSH connection, up for as long as tik holds it and no longer.
+///
+/// Its master ssh stays up only `LINGER` seconds after its last channel closes (not
+/// forever, as it would with openssh's default). `_keeper` is a channel open while
+/// tik runs, so the master stays up between steps: a remote `cat` reading a pipe
+/// whose writing end only tik holds. However tik ends, that end closes, `cat` ends,
+/// and the master with it.
+struct Link {
+    _keeper: openssh::Child<Arc<openssh::Session>>,
+    session: Arc<openssh::Session>,
+}
+
+impl Link {
+    async fn keep(session: openssh::Session) -> Result<Link, ProviderError> {
+        let session = Arc::new(session);
+        let keeper = session
+            .clone()
+            .arc_command("cat")
+            .stdin(openssh::Stdio::piped())
+            .stdout(openssh::Stdio::null())
+            .stderr(openssh::Stdio::null())
+            .spawn()
+            .await
+            .map_err(|e| {
+                ProviderError::new(format!(
+                    "cannot open a channel on the new SSH connection: {}",
+                    error_chain(&e)
+                ))
+            })?;
+        Ok(Link {
+            _keeper: keeper,
+            session,
+        })
+    }
 }
 
 #[derive(Clone)]
@@ -1378,6 +1420,7 @@ fn builder(
         // Never the user's ~/.ssh/config: what tik connects to is what state says.
         .config_file("/dev/null")
         .control_directory(std::env::temp_dir())
+        .control_persist(openssh::ControlPersist::IdleFor(LINGER))
         .connect_timeout(Duration::from_secs(10))
         .server_alive_interval(Duration::from_secs(15));
     if let Some(i) = &ssh.identity {
