@@ -39,7 +39,7 @@ use std::sync::Arc;
 use tik_backend_local::LocalBackend;
 use tik_engine::addr::Address;
 use tik_engine::apply::{ApplyEvent, ApplyOptions};
-use tik_engine::config::Config;
+use tik_engine::config::{remote, Config};
 use tik_engine::diag::{Diagnostic, Diagnostics, Sources};
 use tik_engine::plan::{Action, Plan, PlanOptions};
 use tik_engine::provider::Providers;
@@ -101,8 +101,13 @@ struct Selection {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Check the configuration and prepare the project's data directory.
-    Init,
+    /// Fetch the modules of git sources, check the configuration and prepare the
+    /// project's data directory.
+    Init {
+        /// Fetch every git source again (a branch may have moved).
+        #[arg(long)]
+        upgrade: bool,
+    },
     /// Check the configuration without reading state or the world.
     Validate,
     /// Rewrite *.tik.hcl files in the canonical layout.
@@ -471,7 +476,24 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
     let dir = PathBuf::from(".");
     match cli.command {
         Command::Fmt { check } => fmt(&dir, check),
-        Command::Init => {
+        Command::Init { upgrade } => {
+            let fetch = if upgrade {
+                remote::Fetch::Again
+            } else {
+                remote::Fetch::Missing
+            };
+            let (_, fetched) = Config::load_fetching(&dir, fetch)
+                .map_err(|(sources, diags)| Failure { sources, diags })?;
+            if !fetched.is_empty() {
+                outln!("Fetched modules:");
+                for f in &fetched {
+                    outln!(
+                        "  {} at {}",
+                        f.source,
+                        f.commit.get(..12).unwrap_or(&f.commit)
+                    );
+                }
+            }
             let p = Project::load(&dir)?;
             let data = p.dir.join(".tik");
             std::fs::create_dir_all(&data)

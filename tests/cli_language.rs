@@ -143,9 +143,157 @@ fn modules_take_inputs_and_give_outputs() {
     );
     p.write(
         "main.tik.hcl",
-        "module \"net\" {\n  source = \"git::https://example.com/x.git\"\n}\n",
+        "module \"net\" {\n  source = \"github.com/acme/net\"\n}\n",
     );
-    assert!(p.tik(&["validate"]).stderr.contains("is not a local path"));
+    let r = p.tik(&["validate"]);
+    assert!(
+        r.stderr
+            .contains("is neither a local directory nor a git source")
+            && r.stderr.contains("git::https://github.com/acme/net.git"),
+        "{}",
+        r.out()
+    );
+}
+
+/// Runs git in `dir` as a test author; returns what it printed.
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs (Debian: apt-get install git)");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A commit of the module repository whose greeting says `version`; returns its hash.
+fn module_commit(repo: &std::path::Path, version: &str) -> String {
+    std::fs::create_dir_all(repo.join("mon")).unwrap();
+    std::fs::create_dir_all(repo.join("shared")).unwrap();
+    std::fs::write(
+        repo.join("mon/main.tik.hcl"),
+        format!(
+            "variable \"name\" {{\n  type = string\n}}\nmodule \"shared\" {{\n  source = \"../shared\"\n}}\nresource \"tik_data\" \"greeting\" {{\n  input = \"${{module.shared.word}} ${{var.name}} {version}\"\n}}\noutput \"greeting\" {{\n  value = tik_data.greeting.output\n}}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        repo.join("shared/main.tik.hcl"),
+        "output \"word\" {\n  value = \"hello\"\n}\n",
+    )
+    .unwrap();
+    git(repo, &["add", "-A"]);
+    git(repo, &["commit", "-q", "-m", version]);
+    git(repo, &["rev-parse", "HEAD"])
+}
+
+#[test]
+fn modules_come_from_git_at_the_ref_init_fetched() {
+    let repo_dir = tempfile::tempdir().unwrap();
+    let repo = repo_dir.path();
+    git(repo, &["init", "-q", "-b", "main"]);
+    let v1 = module_commit(repo, "v1");
+    git(repo, &["tag", "v1"]);
+    let v2 = module_commit(repo, "v2");
+    git(repo, &["tag", "v2"]);
+    let url = format!("file://{}", repo.display());
+    let use_source = |p: &Project, source: &str| {
+        p.write(
+            "main.tik.hcl",
+            &format!("module \"mon\" {{\n  source = \"{source}\"\n  name   = \"etl\"\n}}\noutput \"greeting\" {{\n  value = module.mon.greeting\n}}\n"),
+        );
+    };
+    let greeting = |p: &Project| {
+        p.ok(&["apply", "--auto-approve"], 0);
+        p.ok(&["output", "greeting", "--raw"], 0).stdout
+    };
+    let p = Project::new(&[]);
+    use_source(&p, &format!("git::{url}//mon?ref=v1"));
+
+    // Not fetched: plan says where, and what to run; it never reaches out itself.
+    let r = p.ok(&["plan"], 1);
+    assert!(
+        r.stderr.contains(&format!(
+            "module source git::{url}//mon?ref=v1 is not fetched yet"
+        )) && r.stderr.contains("main.tik.hcl:2:12")
+            && r.stderr.contains("run tik init to fetch it"),
+        "{}",
+        r.out()
+    );
+    let r = p.ok(&["init"], 0);
+    assert!(
+        r.stdout.starts_with(&format!(
+            "Fetched modules:\n  git::{url}?ref=v1 at {}\n",
+            &v1[..12]
+        )),
+        "{}",
+        r.out()
+    );
+    assert_eq!(greeting(&p), "hello etl v1");
+    // Fetched once: init again fetches nothing.
+    assert!(!p.ok(&["init"], 0).stdout.contains("Fetched"));
+
+    // A new ref is fetched by init, not by plan.
+    use_source(&p, &format!("git::{url}//mon?ref=v2"));
+    assert!(p.ok(&["plan"], 1).stderr.contains("is not fetched yet"));
+    assert!(p.ok(&["init"], 0).stdout.contains(&v2[..12]));
+    let plan = p.ok(&["plan"], 0).stdout;
+    assert!(
+        plan.contains("# module.mon.tik_data.greeting will be updated in place")
+            && plan.contains("\"hello etl v1\" -> \"hello etl v2\""),
+        "{plan}"
+    );
+    assert_eq!(greeting(&p), "hello etl v2");
+
+    // A branch stays where init found it until init --upgrade.
+    use_source(&p, &format!("git::{url}//mon?ref=main"));
+    p.ok(&["init"], 0);
+    let v3 = module_commit(repo, "v3");
+    assert!(!p.ok(&["init"], 0).stdout.contains("Fetched"));
+    assert_eq!(greeting(&p), "hello etl v2");
+    let r = p.ok(&["init", "--upgrade"], 0);
+    assert!(
+        r.stdout
+            .contains(&format!("git::{url}?ref=main at {}", &v3[..12])),
+        "{}",
+        r.out()
+    );
+    assert_eq!(greeting(&p), "hello etl v3");
+
+    // A commit, by a prefix of its hash.
+    use_source(&p, &format!("git::{url}//mon?ref={}", &v1[..10]));
+    assert!(p.ok(&["init"], 0).stdout.contains(&v1[..12]));
+    assert_eq!(greeting(&p), "hello etl v1");
+
+    // What does not exist is named, with the place it was written and what there is.
+    use_source(&p, &format!("git::{url}//mon?ref=v9"));
+    let r = p.ok(&["init"], 1);
+    assert!(
+        r.stderr.contains(&format!(
+            "cannot fetch git::{url}?ref=v9: no branch or tag \"v9\""
+        )) && r.stderr.contains("main.tik.hcl:2:12"),
+        "{}",
+        r.out()
+    );
+    use_source(&p, &format!("git::{url}//monitoring?ref=v2"));
+    let r = p.ok(&["init"], 1);
+    assert!(
+        r.stderr.contains(&format!(
+            "git::{url}?ref=v2 has no directory \"monitoring\""
+        )) && r.stderr.contains("its top directories are: mon, shared"),
+        "{}",
+        r.out()
+    );
+    // A failed fetch leaves nothing half made, and state is as it was.
+    let left: Vec<String> = std::fs::read_dir(p.file(".tik/modules"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("partial"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    use_source(&p, &format!("git::{url}//mon?ref={}", &v1[..10]));
+    assert!(p.ok(&["plan"], 0).stdout.contains("No changes."));
 }
 
 #[test]

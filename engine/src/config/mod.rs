@@ -3,6 +3,7 @@
 
 pub mod body;
 pub mod refs;
+pub mod remote;
 pub mod types;
 
 use crate::addr::Address;
@@ -166,15 +167,26 @@ pub struct Lifecycle {
 }
 
 impl Config {
-    /// Loads the root module in `dir` and every module it calls.
+    /// Loads the root module in `dir` and every module it calls; git sources are
+    /// read from what `tik init` fetched into `.tik/modules/`.
     pub fn load(dir: &Path) -> Result<Config, (Sources, Diagnostics)> {
+        Config::load_fetching(dir, remote::Fetch::Never).map(|(c, _)| c)
+    }
+
+    /// Loads like `load`, fetching git sources as `fetch` says; returns what it
+    /// fetched too.
+    pub fn load_fetching(
+        dir: &Path,
+        fetch: remote::Fetch,
+    ) -> Result<(Config, Vec<remote::Fetched>), (Sources, Diagnostics)> {
+        let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
         let mut loader = Loader {
             sources: Sources::default(),
             modules: Vec::new(),
             diags: Diagnostics::default(),
             backend: None,
+            store: remote::Store::new(dir.join(".tik").join("modules"), fetch),
         };
-        let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
         loader.load_module(&dir, Address::new(), &mut Vec::new(), None);
         let (runtimes, runtime_diags) = crate::runtime::load_all(&dir, &mut loader.sources);
         loader.diags.0.extend(runtime_diags.0);
@@ -193,13 +205,14 @@ impl Config {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        Ok(Config {
+        let config = Config {
             sources: loader.sources,
             modules: loader.modules,
             backend: loader.backend,
             runtimes,
             hash,
-        })
+        };
+        Ok((config, loader.store.fetched))
     }
 }
 
@@ -208,6 +221,7 @@ struct Loader {
     modules: Vec<Module>,
     diags: Diagnostics,
     backend: Option<BackendConfig>,
+    store: remote::Store,
 }
 
 /// Reads `*.tik.hcl` files of a directory, in name order.
@@ -683,12 +697,15 @@ impl Loader {
                 .at(file, block.ident.span())
                 .help("add source = \"./path/to/module\"")
         })?;
-        if !(source.starts_with("./") || source.starts_with("../")) {
-            return Err(Diagnostic::new(format!("module source \"{source}\" is not a local path"))
-                .at(file, source_span)
-                .help("tik reads modules from local directories: start the source with ./ or ../ (git and registry sources are not supported yet)"));
-        }
-        let dir = self.modules[module].dir.join(&source);
+        let refused = |p: remote::Problem| {
+            Diagnostic::new(p.message)
+                .at(file, source_span.clone())
+                .help(p.help)
+        };
+        let dir = match remote::Source::parse(&source).map_err(refused)? {
+            remote::Source::Local(path) => self.modules[module].dir.join(path),
+            remote::Source::Git(git) => self.store.dir(&git).map_err(refused)?,
+        };
         let dir = dir.canonicalize().map_err(|e| {
             Diagnostic::new(format!(
                 "module source {} cannot be read: {e}",
