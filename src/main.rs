@@ -221,6 +221,16 @@ enum Command {
     State(StateCommand),
     /// Remove a lock left behind by a run that is gone.
     ForceUnlock { id: String },
+    /// Take an object made outside tik into state, at an address the configuration
+    /// gives it.
+    Import {
+        /// Where the configuration puts it, such as workspace.analytics.vpc
+        address: String,
+        /// Its id as its provider knows it, such as vpc-0abc123
+        id: String,
+        #[command(flatten)]
+        vars: VarArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -742,6 +752,29 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
             command,
         } => ssh(&dir, &cluster, node.as_deref(), &command),
         Command::State(cmd) => state_command(&dir, cmd),
+        Command::Import { address, id, vars } => {
+            let address = parse_addresses(std::slice::from_ref(&address))?.remove(0);
+            let p = Project::load(&dir)?;
+            let _lock = LockGuard::take(p.backend.as_ref(), "import")?;
+            let mut store = StateStore::load(p.backend.as_ref())?;
+            let resource = tik_engine::ops::import(
+                &p.config,
+                &p.providers,
+                &store.state,
+                p.inputs(&vars)?,
+                &address,
+                &id,
+            )
+            .await
+            .map_err(|d| p.fail(d))?;
+            let type_name = resource.type_name.clone();
+            store.record(JournalEntry::Put { resource })?;
+            store.save()?;
+            outln!(
+                "Imported {type_name} {id} as {address}.\nRun tik plan to see how it differs from the configuration."
+            );
+            Ok(0)
+        }
         Command::ForceUnlock { id } => {
             let p = Project::load(&dir)?;
             p.backend.force_unlock(&id)?;

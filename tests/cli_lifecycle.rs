@@ -298,3 +298,54 @@ fn apply_without_approval_changes_nothing() {
     );
     assert!(!p.file(".tik/local/workspaces").exists());
 }
+
+#[test]
+fn an_object_taken_out_of_state_is_imported_back_by_its_id() {
+    let p = Project::new(&[("main.tik.hcl", &cluster_config(1, "small"))]);
+    p.ok(&["apply", "--auto-approve"], 0);
+    p.ok(&["state", "rm", "workspace.dev"], 0);
+    assert!(p
+        .ok(&["plan"], 0)
+        .stdout
+        .contains("# workspace.dev.directory will be created"));
+    // This provider finds a workspace by its name: another id is not it.
+    let r = p.ok(
+        &["import", "workspace.dev.directory", "local-workspace-prod"],
+        1,
+    );
+    assert!(
+        r.stderr.contains(
+            "workspace.dev.directory is local_workspace local-workspace-dev, not local-workspace-prod"
+        ) && r
+            .stderr
+            .contains("tik import 'workspace.dev.directory' local-workspace-dev"),
+        "{}",
+        r.out()
+    );
+    let r = p.ok(
+        &["import", "workspace.dev.directory", "local-workspace-dev"],
+        0,
+    );
+    assert!(
+        r.stdout
+            .contains("Imported local_workspace local-workspace-dev as workspace.dev.directory."),
+        "{}",
+        r.out()
+    );
+    assert!(p
+        .ok(&["plan", "--detailed-exitcode"], 0)
+        .stdout
+        .contains("No changes."));
+    // What tik makes itself is not imported.
+    p.write(
+        "main.tik.hcl",
+        "resource \"tik_data\" \"d\" {\n  input = 1\n}\n",
+    );
+    let r = p.ok(&["import", "tik_data.d", "x"], 1);
+    assert!(
+        r.stderr
+            .contains("tik_data.d is a tik_data, which tik makes itself"),
+        "{}",
+        r.out()
+    );
+}

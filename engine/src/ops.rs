@@ -1,11 +1,12 @@
 //! The operations the CLI offers, as functions of configuration, providers and state:
 //! gather variables, refresh and plan, detect drift.
 
+use crate::addr::Address;
 use crate::config::Config;
-use crate::diag::{Diagnostic, Diagnostics};
+use crate::diag::{did_you_mean, Diagnostic, Diagnostics};
 use crate::plan::{self, Plan, PlanOptions};
-use crate::provider::Providers;
-use crate::state::State;
+use crate::provider::{Providers, ReadRequest};
+use crate::state::{ResourceState, State};
 use crate::value::{Map, Value};
 use crate::walk::{InputValue, Inputs};
 use std::path::Path;
@@ -178,4 +179,159 @@ pub async fn make_plan(
     plan.serial = state.serial.get();
     plan.lineage = state.lineage.clone();
     Ok(plan)
+}
+
+/// Takes an object that exists outside tik into state at `address`, which the
+/// configuration wants and state does not hold yet. The object's provider reads it by
+/// `id`, given what the configuration says of it too (its region, say); what the
+/// provider cannot read back is taken from the configuration, as for an adopted
+/// orphan. The next plan shows how the object differs from its configuration.
+pub async fn import(
+    config: &Config,
+    providers: &Providers,
+    state: &State,
+    inputs: Inputs,
+    address: &Address,
+    id: &str,
+) -> Result<ResourceState, Diagnostics> {
+    if state.resources.contains_key(address) {
+        return Err(Diagnostic::new(format!("{address} is in state already"))
+            .help(format!(
+                "to import another object there, first take this one out of state (it stays in the world): tik state rm '{address}'"
+            ))
+            .into());
+    }
+    if id.trim().is_empty() {
+        return Err(Diagnostic::new("the id to import is empty")
+            .help("give the object's id as the provider knows it, such as vpc-0abc123")
+            .into());
+    }
+    let plan = plan::plan(
+        config,
+        providers,
+        state,
+        Vec::new(),
+        inputs,
+        &PlanOptions::default(),
+    )?;
+    let creates: Vec<&plan::Change> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == plan::Action::Create)
+        .collect();
+    let Some(change) = creates.iter().find(|c| &c.address == address) else {
+        let under: Vec<String> = creates
+            .iter()
+            .filter(|c| c.address.starts_with(address))
+            .map(|c| c.address.to_string())
+            .collect();
+        let d = if under.is_empty() {
+            let names: Vec<String> = creates
+                .iter()
+                .map(|c| &c.address)
+                .chain(state.resources.keys())
+                .map(Address::to_string)
+                .collect();
+            Diagnostic::new(format!("the configuration has no object {address}"))
+            .help(
+                did_you_mean(&address.to_string(), names.iter().map(String::as_str))
+                    .unwrap_or_else(|| {
+                        "import names an object of the configuration: tik plan lists them as \"will be created\"".to_string()
+                    }),
+            )
+        } else {
+            let more = if under.len() > 8 {
+                format!(" and {} more", under.len() - 8)
+            } else {
+                String::new()
+            };
+            Diagnostic::new(format!(
+                "{address} is not one object: it holds {} that tik would create",
+                under.len()
+            ))
+            .help(format!(
+                "import one at a time: {}{more}",
+                under[..under.len().min(8)].join(", ")
+            ))
+        };
+        return Err(d.into());
+    };
+    if change.provider == "tik" {
+        return Err(Diagnostic::new(format!(
+            "{address} is a {}, which tik makes itself: there is nothing to import",
+            change.type_name
+        ))
+        .help("tik apply makes it")
+        .into());
+    }
+    let (Some(provider), Some((_, schema))) = (
+        providers.get(&change.provider),
+        providers.schema(&change.type_name),
+    ) else {
+        return Err(Diagnostic::new(format!(
+            "no provider offers {}, the type of {address}",
+            change.type_name
+        ))
+        .into());
+    };
+    let wanted: Map = change
+        .after
+        .iter()
+        .flatten()
+        .filter(|(_, v)| !v.has_unknown())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut attributes = wanted.clone();
+    attributes.insert("id".into(), Value::String(id.to_string()));
+    let request = ReadRequest {
+        address: address.clone(),
+        attributes,
+        pending: false,
+    };
+    let found = provider
+        .read(&change.type_name, std::slice::from_ref(&request))
+        .await
+        .map_err(|e| {
+            Diagnostics::from(Diagnostic::new(format!(
+                "cannot read {} {id} for {address}: {}",
+                change.type_name, e.message
+            )))
+        })?;
+    let Some(Some(mut attributes)) = found.into_iter().next() else {
+        return Err(Diagnostic::new(format!(
+            "no {} with id {id} was found",
+            change.type_name
+        ))
+        .help("check the id, and that it lives where the configuration says (its region, account or workspace)")
+        .into());
+    };
+    // A provider that finds the object by what the configuration says of it (a
+    // local workspace by its name) may find another than the one asked for.
+    match attributes.get("id").and_then(Value::as_str) {
+        Some(other) if other != id => {
+            return Err(Diagnostic::new(format!(
+                "{address} is {} {other}, not {id}",
+                change.type_name
+            ))
+            .help(format!(
+                "this provider finds it by its configuration: import it as tik import '{address}' {other}"
+            ))
+            .into())
+        }
+        _ => {}
+    }
+    for a in schema.attributes.iter().filter(|a| !a.computed) {
+        if let (false, Some(v)) = (attributes.contains_key(a.name), wanted.get(a.name)) {
+            attributes.insert(a.name.to_string(), v.clone());
+        }
+    }
+    Ok(ResourceState {
+        address: address.clone(),
+        type_name: change.type_name.clone(),
+        provider: change.provider.clone(),
+        status: crate::state::Status::Ready,
+        attributes,
+        sensitive_attributes: change.sensitive.clone(),
+        dependencies: change.dependencies.clone(),
+    })
 }
