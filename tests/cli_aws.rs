@@ -34,13 +34,19 @@ output "head_ip" {{
     )
 }
 
-async fn terminate(endpoint: &str, id: &str) {
+/// An EC2 client of moto's, for what a test does by hand.
+async fn ec2(endpoint: &str) -> aws_sdk_ec2::Client {
     let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(endpoint)
         .load()
         .await;
     aws_sdk_ec2::Client::new(&conf)
+}
+
+async fn terminate(endpoint: &str, id: &str) {
+    ec2(endpoint)
+        .await
         .terminate_instances()
         .instance_ids(id)
         .send()
@@ -130,15 +136,6 @@ fn the_standard_endpoint_variable_is_honoured() {
         &[("AWS_ENDPOINT_URL", &moto.endpoint)],
     );
     assert_eq!(r.code, 0, "{}", r.out());
-}
-
-async fn ec2(endpoint: &str) -> aws_sdk_ec2::Client {
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .load()
-        .await;
-    aws_sdk_ec2::Client::new(&conf)
 }
 
 #[test]
