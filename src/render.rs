@@ -267,8 +267,52 @@ fn value_change(old: &Value, new: &Value, sensitive: bool, s: Style) -> String {
             text_diff(o, n, s)
         }
         (Value::Object(o), Value::Object(n)) => object_diff(o, n, s, 8),
+        (Value::List(o), Value::List(n)) => list_diff(o, n, s, 8),
         _ => format!("{} -> {}", shown(old, false), shown(new, false)),
     }
+}
+
+/// A changed list, its closing bracket at column `at`: the elements that went and
+/// came, each change with one element around it, and the count of the others.
+fn list_diff(old: &[Value], new: &[Value], s: Style, at: usize) -> String {
+    let (mark, body) = (at + 2, at + 4);
+    let text = |v: &Value| shown_at(v, false, body);
+    let old: Vec<String> = old.iter().map(text).collect();
+    let new: Vec<String> = new.iter().map(text).collect();
+    let hidden = |n: usize| {
+        let plural = if n == 1 { "" } else { "s" };
+        format!("{:body$}# ({n} unchanged element{plural} hidden)\n", "")
+    };
+    let ops = similar::capture_diff_slices(similar::Algorithm::Myers, &old, &new);
+    let mut out = String::from("[\n");
+    let mut shown_to = 0;
+    for group in similar::group_diff_ops(ops, 1) {
+        let (Some(first), Some(last)) = (group.first(), group.last()) else {
+            continue;
+        };
+        if first.old_range().start > shown_to {
+            out.push_str(&hidden(first.old_range().start - shown_to));
+        }
+        for op in &group {
+            for change in op.iter_changes(&old, &new) {
+                let line = match change.tag() {
+                    ChangeTag::Equal => format!("{:body$}{},", "", change.value()),
+                    ChangeTag::Delete => format!("{:mark$}{} {},", "", s.red("-"), change.value()),
+                    ChangeTag::Insert => {
+                        format!("{:mark$}{} {},", "", s.green("+"), change.value())
+                    }
+                };
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+        shown_to = last.old_range().end;
+    }
+    if old.len() > shown_to {
+        out.push_str(&hidden(old.len() - shown_to));
+    }
+    out.push_str(&format!("{:at$}]", ""));
+    out
 }
 
 /// A changed object, its closing brace at column `at`: the elements that changed,
@@ -287,6 +331,9 @@ fn object_diff(old: &Map, new: &Map, s: Style, at: usize) -> String {
         let line = match (old.get(*k), new.get(*k)) {
             (Some(Value::Object(o)), Some(Value::Object(n))) => {
                 format!("{} {name} = {}", s.yellow("~"), object_diff(o, n, s, body))
+            }
+            (Some(Value::List(o)), Some(Value::List(n))) => {
+                format!("{} {name} = {}", s.yellow("~"), list_diff(o, n, s, body))
             }
             (Some(o), Some(n)) => format!(
                 "{} {name} = {} -> {}",

@@ -765,6 +765,61 @@ Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy.
     assert_eq!(r.stdout, expected);
 }
 
+/// A changed list shows the elements that went and came, one element of context
+/// around each change, and counts the others, at any depth.
+#[test]
+fn a_changed_list_shows_the_elements_that_went_and_came() {
+    let p = Project::new(&[(
+        "main.tik.hcl",
+        "resource \"tik_data\" \"a\" {\n  input = [\"a\", \"b\", \"c\", \"d\", \"e\", \"f\"]\n}\nresource \"tik_data\" \"b\" {\n  input = { ports = [7077, 8080, 8081], name = \"x\" }\n}\n",
+    )]);
+    p.ok(&["apply", "--auto-approve"], 0);
+    p.write(
+        "main.tik.hcl",
+        "resource \"tik_data\" \"a\" {\n  input = [\"a\", \"b\", \"x\", \"d\", \"e\", \"f\", \"g\"]\n}\nresource \"tik_data\" \"b\" {\n  input = { ports = [7077, 8080], name = \"x\" }\n}\n",
+    );
+    let r = p.ok(&["plan", "--refresh=false"], 0);
+    let list = "[
+            # (1 unchanged element hidden)
+            \"b\",
+          - \"c\",
+          + \"x\",
+            \"d\",
+            # (1 unchanged element hidden)
+            \"f\",
+          + \"g\",
+        ]";
+    let object = "{
+          ~ ports = [
+                # (1 unchanged element hidden)
+                8080,
+              - 8081,
+            ]
+            # (1 unchanged element hidden)
+        }";
+    let expected = format!(
+        "tik will perform the following actions:
+
+  # tik_data.a will be updated in place
+  ~ tik_data {{
+      ~ input  = {list}
+      ~ output = {list}
+        # (1 unchanged attribute hidden)
+    }}
+
+  # tik_data.b will be updated in place
+  ~ tik_data {{
+      ~ input  = {object}
+      ~ output = {object}
+        # (1 unchanged attribute hidden)
+    }}
+
+Plan: 0 to add, 2 to change, 0 to replace, 0 to destroy.
+"
+    );
+    assert_eq!(r.stdout, expected);
+}
+
 /// New text reads as a heredoc, once per plan (a step's script is the same on every
 /// node), with what could steer the terminal escaped; text that goes is counted.
 #[test]
