@@ -753,7 +753,9 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
         } => ssh(&dir, &cluster, node.as_deref(), &command),
         Command::State(cmd) => state_command(&dir, cmd),
         Command::Import { address, id, vars } => {
-            let address = parse_addresses(std::slice::from_ref(&address))?.remove(0);
+            let address = Address::parse(&address).map_err(|e| {
+                Diagnostic::new(e).help("addresses look like workspace.lab.vpc or tik_data.a")
+            })?;
             let p = Project::load(&dir)?;
             let _lock = LockGuard::take(p.backend.as_ref(), "import")?;
             let mut store = StateStore::load(p.backend.as_ref())?;
