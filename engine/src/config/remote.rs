@@ -311,19 +311,30 @@ fn clone_into(source: &GitSource, into: &Path) -> Result<String, Problem> {
     git_in(into, &["rev-parse", "HEAD"]).map_err(|said| failed("git rev-parse failed", said))
 }
 
+/// Runs git in the clone `repo`.
 fn git_in(repo: &Path, args: &[&str]) -> Result<String, String> {
-    let mut all = vec!["-C", repo.to_str().unwrap_or_default()];
-    all.extend_from_slice(args);
-    git(&all, None)
+    let mut c = Command::new("git");
+    c.arg("-C").arg(repo).args(args);
+    run_git(c)
 }
 
-/// Runs git (never asking for a password: it fails instead) and returns what it
-/// printed, or what it said on failure.
+/// Runs `git ARGS DEST`.
 fn git(args: &[&str], dest: Option<&Path>) -> Result<String, String> {
     let mut c = Command::new("git");
     c.args(args);
     if let Some(d) = dest {
         c.arg(d);
+    }
+    run_git(c)
+}
+
+/// Runs git (never asking for a password: it fails instead) and returns what it
+/// printed, or what it said on failure.
+fn run_git(mut c: Command) -> Result<String, String> {
+    // A repository named by the environment (tik run from a git hook) is not the
+    // clone's.
+    for v in ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"] {
+        c.env_remove(v);
     }
     let out = c
         .env("GIT_TERMINAL_PROMPT", "0")
