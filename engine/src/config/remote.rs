@@ -295,7 +295,12 @@ fn clone_into(source: &GitSource, into: &Path) -> Result<String, Problem> {
                 let commit_like =
                     (4..=40).contains(&r.len()) && r.bytes().all(|b| b.is_ascii_hexdigit());
                 if !commit_like {
-                    return Err(failed(&format!("no branch or tag \"{r}\""), said));
+                    let what = if said.contains("not found in upstream") {
+                        format!("no branch or tag \"{r}\"")
+                    } else {
+                        "git clone failed".to_string()
+                    };
+                    return Err(failed(&what, said));
                 }
                 let _ = std::fs::remove_dir_all(into);
                 git(
@@ -349,7 +354,11 @@ fn run_git(mut c: Command) -> Result<String, String> {
         Err(if said.is_empty() {
             format!("git exited with {}", out.status)
         } else {
-            said.lines().collect::<Vec<_>>().join("; ")
+            said.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join("; ")
         })
     }
 }
