@@ -1,7 +1,7 @@
 //! Rendering for the terminal: plans, drift, state, apply progress. Colour only when
 //! asked for; the engine decides, this file only shows.
 
-use similar::{ChangeTag, TextDiff};
+use similar::ChangeTag;
 use tik_engine::addr::Address;
 use tik_engine::plan::{Action, Change, Drift, DriftKind, Plan};
 use tik_engine::state::{ResourceState, State};
@@ -218,14 +218,20 @@ impl<'a> Shown<'a> {
 /// Unchanged lines a diff shows around each change; the rest are counted.
 const CONTEXT_LINES: usize = 3;
 
-/// A line diff of two multi-line strings, as a heredoc: the changed lines with
-/// three unchanged ones around them, and the count of those left out between.
-fn text_diff(old: &str, new: &str, s: Style) -> String {
-    let hidden = |n: usize| format!("            # ({} hidden)\n", line_count(n, "unchanged "));
-    let diff = TextDiff::from_lines(old, new);
-    let mut out = String::from("<<-EOT\n");
+/// A diff of `old` and `new`, item by item (by Myers): the changes, `context`
+/// unchanged items around each, and `hidden(n)` in place of the `n` unchanged
+/// ones left out between and after; `item` shows one item with its tag.
+fn grouped_diff(
+    old: &[&str],
+    new: &[&str],
+    context: usize,
+    item: impl Fn(ChangeTag, &str) -> String,
+    hidden: impl Fn(usize) -> String,
+) -> String {
+    let ops = similar::capture_diff_slices(similar::Algorithm::Myers, old, new);
+    let mut out = String::new();
     let mut shown_to = 0;
-    for group in diff.grouped_ops(CONTEXT_LINES) {
+    for group in similar::group_diff_ops(ops, context) {
         let (Some(first), Some(last)) = (group.first(), group.last()) else {
             continue;
         };
@@ -233,28 +239,37 @@ fn text_diff(old: &str, new: &str, s: Style) -> String {
             out.push_str(&hidden(first.old_range().start - shown_to));
         }
         for op in &group {
-            for change in diff.iter_changes(op) {
-                let line = text_line(change.value().trim_end_matches('\n'));
-                match change.tag() {
-                    ChangeTag::Equal if line.is_empty() => out.push('\n'),
-                    ChangeTag::Equal => out.push_str(&format!("            {line}\n")),
-                    ChangeTag::Delete => {
-                        out.push_str(&format!("          {} {line}\n", s.red("-")))
-                    }
-                    ChangeTag::Insert => {
-                        out.push_str(&format!("          {} {line}\n", s.green("+")))
-                    }
-                }
+            for change in op.iter_changes(old, new) {
+                out.push_str(&item(change.tag(), change.value()));
             }
         }
         shown_to = last.old_range().end;
     }
-    let total = diff.old_slices().len();
-    if total > shown_to {
-        out.push_str(&hidden(total - shown_to));
+    if old.len() > shown_to {
+        out.push_str(&hidden(old.len() - shown_to));
     }
-    out.push_str("        EOT");
     out
+}
+
+/// A line diff of two multi-line strings, as a heredoc: the changed lines with
+/// three unchanged ones around them, and the count of those left out between.
+fn text_diff(old: &str, new: &str, s: Style) -> String {
+    let old: Vec<&str> = old.split_inclusive('\n').collect();
+    let new: Vec<&str> = new.split_inclusive('\n').collect();
+    let item = |tag: ChangeTag, line: &str| {
+        let line = text_line(line.trim_end_matches('\n'));
+        match tag {
+            ChangeTag::Equal if line.is_empty() => "\n".to_string(),
+            ChangeTag::Equal => format!("            {line}\n"),
+            ChangeTag::Delete => format!("          {} {line}\n", s.red("-")),
+            ChangeTag::Insert => format!("          {} {line}\n", s.green("+")),
+        }
+    };
+    let hidden = |n: usize| format!("            # ({} hidden)\n", line_count(n, "unchanged "));
+    format!(
+        "<<-EOT\n{}        EOT",
+        grouped_diff(&old, &new, CONTEXT_LINES, item, hidden)
+    )
 }
 
 /// A changed value after its `=`, for an attribute whose line starts at column 6:
@@ -277,42 +292,30 @@ fn value_change(old: &Value, new: &Value, sensitive: bool, s: Style) -> String {
 fn list_diff(old: &[Value], new: &[Value], s: Style, at: usize) -> String {
     let (mark, body) = (at + 2, at + 4);
     let text = |v: &Value| shown_at(v, false, body);
-    let old: Vec<String> = old.iter().map(text).collect();
-    let new: Vec<String> = new.iter().map(text).collect();
-    let hidden = |n: usize| {
-        let plural = if n == 1 { "" } else { "s" };
-        format!("{:body$}# ({n} unchanged element{plural} hidden)\n", "")
+    let (old, new): (Vec<String>, Vec<String>) = (
+        old.iter().map(text).collect(),
+        new.iter().map(text).collect(),
+    );
+    let (old, new): (Vec<&str>, Vec<&str>) = (
+        old.iter().map(String::as_str).collect(),
+        new.iter().map(String::as_str).collect(),
+    );
+    let item = |tag: ChangeTag, element: &str| match tag {
+        ChangeTag::Equal => format!("{:body$}{element},\n", ""),
+        ChangeTag::Delete => format!("{:mark$}{} {element},\n", "", s.red("-")),
+        ChangeTag::Insert => format!("{:mark$}{} {element},\n", "", s.green("+")),
     };
-    let ops = similar::capture_diff_slices(similar::Algorithm::Myers, &old, &new);
-    let mut out = String::from("[\n");
-    let mut shown_to = 0;
-    for group in similar::group_diff_ops(ops, 1) {
-        let (Some(first), Some(last)) = (group.first(), group.last()) else {
-            continue;
-        };
-        if first.old_range().start > shown_to {
-            out.push_str(&hidden(first.old_range().start - shown_to));
-        }
-        for op in &group {
-            for change in op.iter_changes(&old, &new) {
-                let line = match change.tag() {
-                    ChangeTag::Equal => format!("{:body$}{},", "", change.value()),
-                    ChangeTag::Delete => format!("{:mark$}{} {},", "", s.red("-"), change.value()),
-                    ChangeTag::Insert => {
-                        format!("{:mark$}{} {},", "", s.green("+"), change.value())
-                    }
-                };
-                out.push_str(&line);
-                out.push('\n');
-            }
-        }
-        shown_to = last.old_range().end;
-    }
-    if old.len() > shown_to {
-        out.push_str(&hidden(old.len() - shown_to));
-    }
-    out.push_str(&format!("{:at$}]", ""));
-    out
+    format!(
+        "[\n{}{:at$}]",
+        grouped_diff(&old, &new, 1, item, |n| unchanged_elements(n, body)),
+        ""
+    )
+}
+
+/// The line that stands for `n` unchanged elements, at column `at`.
+fn unchanged_elements(n: usize, at: usize) -> String {
+    let plural = if n == 1 { "" } else { "s" };
+    format!("{:at$}# ({n} unchanged element{plural} hidden)\n", "")
 }
 
 /// A changed object, its closing brace at column `at`: the elements that changed,
@@ -353,11 +356,7 @@ fn object_diff(old: &Map, new: &Map, s: Style, at: usize) -> String {
     }
     let same = total - keys.len();
     if same > 0 {
-        let plural = if same == 1 { "" } else { "s" };
-        out.push_str(&format!(
-            "{:body$}# ({same} unchanged element{plural} hidden)\n",
-            ""
-        ));
+        out.push_str(&unchanged_elements(same, body));
     }
     out.push_str(&format!("{:at$}}}", ""));
     out
