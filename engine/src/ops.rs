@@ -320,11 +320,7 @@ pub async fn import(
         }
         _ => {}
     }
-    for a in schema.attributes.iter().filter(|a| !a.computed) {
-        if let (false, Some(v)) = (attributes.contains_key(a.name), wanted.get(a.name)) {
-            attributes.insert(a.name.to_string(), v.clone());
-        }
-    }
+    plan::fill_unread(&mut attributes, schema, &wanted);
     Ok(ResourceState {
         address: address.clone(),
         type_name: change.type_name.clone(),

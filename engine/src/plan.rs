@@ -438,6 +438,17 @@ pub fn planned_value(change: &Change) -> Map {
     change.after.clone().unwrap_or_default()
 }
 
+/// Takes what the API cannot report of an object tik did not make (a disk size,
+/// say) from its configuration, so that taking it into state (adopting or
+/// importing it) does not replace it.
+pub(crate) fn fill_unread(read: &mut Map, schema: &ResourceSchema, config: &Map) {
+    for a in schema.attributes.iter().filter(|a| !a.computed) {
+        if let (false, Some(v)) = (read.contains_key(a.name), config.get(a.name)) {
+            read.insert(a.name.to_string(), v.clone());
+        }
+    }
+}
+
 /// Makes a plan against `state`, which refresh has already brought up to date.
 pub fn plan(
     config: &Config,
@@ -516,16 +527,7 @@ pub fn plan(
                     .get(&inst.address)
                     .and_then(|&i| drift[i].after.as_mut())
                 {
-                    // What the API cannot report (a disk size, say) is taken from the
-                    // configuration and recorded so: adoption must not replace what it adopts.
-                    for a in schema.attributes.iter().filter(|a| !a.computed) {
-                        if let (false, Some(v)) = (
-                            after.attributes.contains_key(a.name),
-                            inst.config.get(a.name),
-                        ) {
-                            after.attributes.insert(a.name.to_string(), v.clone());
-                        }
-                    }
+                    fill_unread(&mut after.attributes, schema, &inst.config);
                     after.dependencies = inst.dependencies.clone();
                     prior = Some(after);
                 }
