@@ -294,10 +294,17 @@ struct Project {
 
 impl Project {
     fn load(dir: &Path) -> Result<Project> {
+        Project::load_fetching(dir, remote::Fetch::Never).map(|(p, _)| p)
+    }
+
+    /// Loads the project, fetching its git module sources as `fetch` says; returns
+    /// what it fetched too.
+    fn load_fetching(dir: &Path, fetch: remote::Fetch) -> Result<(Project, Vec<remote::Fetched>)> {
         let dir = dir.canonicalize().map_err(|e| {
             Diagnostic::new(format!("cannot open the directory {}: {e}", dir.display()))
         })?;
-        let config = Config::load(&dir).map_err(|(sources, diags)| Failure { sources, diags })?;
+        let (config, fetched) = Config::load_fetching(&dir, fetch)
+            .map_err(|(sources, diags)| Failure { sources, diags })?;
         let mut providers = Providers::new();
         providers.add(Arc::new(tik_engine::builtin::TikProvider::new(
             dir.join(".tik").join("logs"),
@@ -346,12 +353,13 @@ impl Project {
                 });
             }
         };
-        Ok(Project {
+        let project = Project {
             dir,
             config,
             providers,
             backend,
-        })
+        };
+        Ok((project, fetched))
     }
 
     fn fail(&self, diags: Diagnostics) -> Failure {
@@ -492,8 +500,7 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
             } else {
                 remote::Fetch::Missing
             };
-            let (_, fetched) = Config::load_fetching(&dir, fetch)
-                .map_err(|(sources, diags)| Failure { sources, diags })?;
+            let (p, fetched) = Project::load_fetching(&dir, fetch)?;
             if !fetched.is_empty() {
                 outln!("Fetched modules:");
                 for f in &fetched {
@@ -504,7 +511,6 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
                     );
                 }
             }
-            let p = Project::load(&dir)?;
             let data = p.dir.join(".tik");
             std::fs::create_dir_all(&data)
                 .map_err(|e| Diagnostic::new(format!("cannot create {}: {e}", data.display())))?;
