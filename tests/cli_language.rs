@@ -285,6 +285,33 @@ fn modules_come_from_git_at_the_ref_init_fetched() {
         "{}",
         r.out()
     );
+    // A repository that is not there is not called a missing ref.
+    use_source(&p, "git::file:///nonexistent/tik-test.git//mon?ref=v1");
+    let r = p.ok(&["init"], 1);
+    assert!(
+        r.stderr.contains(
+            "cannot fetch git::file:///nonexistent/tik-test.git?ref=v1: git clone failed: "
+        ) && !r.stderr.contains("no branch or tag"),
+        "{}",
+        r.out()
+    );
+    // tik run where GIT_DIR names another repository (a git hook) still reads
+    // its own clone.
+    let other_dir = tempfile::tempdir().unwrap();
+    git(other_dir.path(), &["init", "-q", "-b", "main"]);
+    let other = module_commit(other_dir.path(), "other");
+    use_source(&p, &format!("git::{url}//mon?ref=v2"));
+    let git_dir = other_dir.path().join(".git");
+    let r = p.tik_env(
+        &["init", "--upgrade"],
+        &[("GIT_DIR", git_dir.to_str().unwrap())],
+    );
+    assert!(
+        r.code == 0 && r.stdout.contains(&format!("?ref=v2 at {}", &v2[..12])),
+        "{}",
+        r.out()
+    );
+    assert_eq!(git(other_dir.path(), &["rev-parse", "HEAD"]), other);
     // A failed fetch leaves nothing half made, and state is as it was.
     let left: Vec<String> = std::fs::read_dir(p.file(".tik/modules"))
         .unwrap()
