@@ -56,11 +56,12 @@ impl Address {
         while !rest.is_empty() {
             if let Some(r) = rest.strip_prefix('[') {
                 if let Some(r) = r.strip_prefix('"') {
-                    let end = r
-                        .find("\"]")
+                    let (key, after) =
+                        unquote(r).ok_or_else(|| bad("a [\" is not closed by \"]"))?;
+                    segs.push(Segment::Key(key));
+                    rest = after
+                        .strip_prefix(']')
                         .ok_or_else(|| bad("a [\" is not closed by \"]"))?;
-                    segs.push(Segment::Key(r[..end].to_string()));
-                    rest = &r[end + 2..];
                 } else {
                     let end = r.find(']').ok_or_else(|| bad("a [ is not closed"))?;
                     let i = r[..end]
@@ -93,6 +94,30 @@ impl Address {
         }
         Ok(Address(segs))
     }
+}
+
+/// Reads a key written as `Display` writes it (`crate::value::quote`), from after its
+/// opening quote: the key, and the text after its closing quote.
+fn unquote(text: &str) -> Option<(String, &str)> {
+    let mut key = String::new();
+    let mut chars = text.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Some((key, &text[i + 1..])),
+            '\\' => match chars.next()?.1 {
+                'n' => key.push('\n'),
+                'r' => key.push('\r'),
+                't' => key.push('\t'),
+                'u' => {
+                    let hex: String = chars.by_ref().take(4).map(|(_, c)| c).collect();
+                    key.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+                }
+                other => key.push(other),
+            },
+            c => key.push(c),
+        }
+    }
+    None
 }
 
 impl fmt::Display for Address {
@@ -132,6 +157,9 @@ mod tests {
             "tik_data.a",
             "cluster.etl.node.worker[\"default\"][2]",
             "module.m.workspace.dev.dir",
+            r#"tik_data.d["a \"quoted\" \\ key"]"#,
+            r#"tik_data.d["tab\there"]["x"][3]"#,
+            r#"tik_data.d["bell\u0007"]"#,
         ] {
             assert_eq!(Address::parse(text).unwrap().to_string(), text);
         }
@@ -150,7 +178,20 @@ mod tests {
 
     #[test]
     fn bad_text_is_an_error_not_a_panic() {
-        for text in ["", "a..b", "a[", "a[\"x", "a[x]", "a b", ".a", "a]["] {
+        for text in [
+            "",
+            "a..b",
+            "a[",
+            "a[\"x",
+            "a[x]",
+            "a b",
+            ".a",
+            "a][",
+            "a[\"x\"",
+            "a[\"x\\\"]",
+            "a[\"\\u12\"]",
+            "a[\"\\ud800\"]",
+        ] {
             assert!(Address::parse(text).is_err(), "{text}");
         }
     }
