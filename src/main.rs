@@ -722,9 +722,23 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
                                 .unwrap_or_else(|| "outputs are recorded by tik apply".into()),
                         )
                     })?;
+                    use tik_engine::value::Value;
                     match (&o.value, json, raw) {
                         (v, true, _) => outln!("{}", v.to_json()),
-                        (tik_engine::value::Value::String(s), _, true) => out!("{s}"),
+                        (Value::String(s), _, true) => out!("{s}"),
+                        (v @ (Value::Number(_) | Value::Bool(_)), _, true) => out!("{v}"),
+                        (v, _, true) => {
+                            return Err(Diagnostic::new(format!(
+                                "output \"{n}\" is {}; --raw prints only a string, number or bool",
+                                match v {
+                                    Value::List(_) => "a list",
+                                    Value::Object(_) => "an object",
+                                    _ => "null",
+                                }
+                            ))
+                            .help(format!("print it as JSON with tik output {n} --json"))
+                            .into())
+                        }
                         (v, _, _) => outln!("{v}"),
                     }
                 }
