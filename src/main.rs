@@ -820,6 +820,7 @@ fn empty_plan() -> Plan {
         outputs: Vec::new(),
         orphans: Vec::new(),
         targets: Vec::new(),
+        moves: Vec::new(),
     }
 }
 
@@ -941,8 +942,12 @@ async fn apply(
     let totals = if plan.destroy {
         format!("Resources: {} destroyed.", d.destroy)
     } else {
+        let moved = match plan.moves.len() {
+            0 => String::new(),
+            n => format!(", {n} moved"),
+        };
         format!(
-            "Resources: {} added, {} changed, {} replaced, {} destroyed.",
+            "Resources: {} added, {} changed, {} replaced, {} destroyed{moved}.",
             d.add, d.change, d.replace, d.destroy
         )
     };

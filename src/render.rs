@@ -519,8 +519,12 @@ pub fn drift(d: &Drift, s: Style) -> String {
 
 pub fn summary_line(plan: &Plan) -> String {
     let s = plan.summary();
+    let moves = match plan.moves.len() {
+        0 => String::new(),
+        n => format!(", {n} to move"),
+    };
     format!(
-        "Plan: {} to add, {} to change, {} to replace, {} to destroy.",
+        "Plan: {} to add, {} to change, {} to replace, {} to destroy{moves}.",
         s.add, s.change, s.replace, s.destroy
     )
 }
@@ -567,8 +571,12 @@ pub fn plan(plan: &Plan, s: Style) -> String {
         out.push_str(&orphans(&plan.orphans, s));
         return out;
     }
-    if !plan.changes.is_empty() {
+    if !plan.changes.is_empty() || !plan.moves.is_empty() {
         out.push_str("tik will perform the following actions:\n\n");
+        for m in &plan.moves {
+            out.push_str(&s.bold(&format!("  # {} has moved to {}", m.from, m.to)));
+            out.push_str("\n\n");
+        }
         let mut seen = Shown::default();
         for c in &plan.changes {
             out.push_str(&change(c, s, &mut seen));
@@ -677,6 +685,7 @@ pub fn plan_json(plan: &Plan) -> serde_json::Value {
         "destroy": plan.destroy,
         "drift": drift,
         "changes": changes,
+        "moves": plan.moves.iter().map(|m| serde_json::json!({ "from": m.from.to_string(), "to": m.to.to_string() })).collect::<Vec<_>>(),
         "outputs": outputs,
         "summary": plan.summary(),
         "has_changes": plan.has_changes(),

@@ -269,3 +269,84 @@ fn bad_state_files_are_refused_and_kept() {
     // The lock taken by apply was released despite the error.
     assert!(!p.file("tik.tikstate.lock").exists());
 }
+
+#[test]
+fn count_and_for_each_mistakes_are_named_where_written() {
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "resource \"tik_data\" \"a\" {\n  count    = 2\n  for_each = toset([\"x\"])\n}\n",
+            &["a block takes count or for_each, not both", "main.tik.hcl:3:3"],
+        ),
+        (
+            "resource \"tik_data\" \"a\" {\n  input = count.index\n}\n",
+            &[
+                "count.index is known only in a resource block that sets count",
+                "main.tik.hcl:2:11",
+                "add count = ... to the block",
+            ],
+        ),
+        (
+            "resource \"tik_data\" \"a\" {\n  for_each = toset([\"x\"])\n  input    = each.val\n}\n",
+            &["each has no attribute \"val\"", "main.tik.hcl:3:14", "write each.key or each.value"],
+        ),
+        (
+            "resource \"tik_data\" \"a\" {\n  for_each = [\"x\", \"x\"]\n}\n",
+            &["for_each lists \"x\" twice", "main.tik.hcl:2:14", "toset"],
+        ),
+        (
+            "resource \"tik_data\" \"a\" {\n  for_each = [1]\n}\n",
+            &["for_each takes a map or a set of strings; item 0 is a number", "tostring"],
+        ),
+        (
+            "resource \"tik_data\" \"a\" {\n  count = -1\n}\n",
+            &["count must be a whole number, 0 or more, not -1", "main.tik.hcl:2:11"],
+        ),
+        (
+            "resource \"tik_data\" \"a\" {\n  count = 1e9\n}\n",
+            &["count makes 1000000000 instances; the most is 100000"],
+        ),
+        (
+            "variable \"keys\" {\n  sensitive = true\n  default   = { a = 1 }\n}\nresource \"tik_data\" \"a\" {\n  for_each = var.keys\n}\n",
+            &["for_each reads a sensitive value", "main.tik.hcl:6:14"],
+        ),
+        (
+            "resource \"tik_data\" \"a\" {\n  for_each = { x = 1, y = { z = 2 } }\n  input    = each.value.z\n}\n",
+            &["cannot read attribute \"z\" of a number", "in tik_data.a[\"x\"]"],
+        ),
+        (
+            "cluster \"c\" {\n  count = 2\n}\n",
+            &["count repeats resource blocks only, not a cluster block", "workers' min and max"],
+        ),
+        (
+            "module \"m\" {\n  source   = \"./m\"\n  for_each = toset([\"a\"])\n}\n",
+            &["for_each repeats resource blocks, not module blocks", "main.tik.hcl:3:3"],
+        ),
+        (
+            "variable \"count\" {}\n",
+            &["\"count\" cannot name a variable", "main.tik.hcl:1:10"],
+        ),
+    ];
+    for (config, wanted) in cases {
+        let e = error_of(&[("main.tik.hcl", config), ("m/main.tik.hcl", "")]);
+        for w in *wanted {
+            assert!(e.contains(w), "{config}\nwanted {w:?} in:\n{e}");
+        }
+    }
+
+    // Known at plan time or not at all: validate checks the block once, plan refuses.
+    let p = Project::new(&[(
+        "main.tik.hcl",
+        "resource \"tik_data\" \"a\" {\n  input = \"x\"\n}\nresource \"tik_data\" \"b\" {\n  count = length(tik_data.a.id)\n  input = count.index\n}\n",
+    )]);
+    p.ok(&["validate"], 0);
+    let r = p.ok(&["plan"], 1);
+    assert!(
+        r.stderr.contains("count is known only after apply")
+            && r.stderr.contains("main.tik.hcl:5:11")
+            && r.stderr.contains("tik apply --target"),
+        "{}",
+        r.out()
+    );
+    let r = p.ok(&["apply", "--auto-approve"], 1);
+    assert!(!p.file("tik.tikstate").exists(), "{}", r.out());
+}

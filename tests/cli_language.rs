@@ -1110,3 +1110,179 @@ fn state_mv_pull_and_push() {
     let r = p.ok(&["state", "push", "other.tikstate"], 1);
     assert!(r.stderr.contains("it is another state"), "{}", r.out());
 }
+
+const REPEATED: &str = r#"variable "n" {
+  type    = number
+  default = 2
+}
+variable "names" {
+  type    = list(string)
+  default = ["a", "b"]
+}
+resource "local_file" "f" {
+  count   = var.n
+  path    = "out/f${count.index}.txt"
+  content = "file ${count.index}"
+}
+resource "tik_data" "d" {
+  for_each = toset(var.names)
+  input    = "${each.key}:${each.value}"
+}
+resource "tik_data" "port" {
+  for_each = { web = 80, ssh = 22 }
+  input    = each.value
+}
+output "paths" {
+  value = local_file.f[*].path
+}
+output "named" {
+  value = { for k, d in tik_data.d : k => d.output }
+}
+output "ssh" {
+  value = tik_data.port["ssh"].output
+}
+"#;
+
+/// The addresses and actions of a plan, as "ADDRESS ACTION" lines in plan order.
+fn planned(p: &Project, args: &[&str]) -> Vec<String> {
+    let mut all = vec!["plan", "--json"];
+    all.extend_from_slice(args);
+    let r = p.ok(&all, 0);
+    let plan: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["address"].as_str().unwrap(),
+                c["action"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn count_and_for_each_make_one_resource_per_index_and_key() {
+    let p = Project::new(&[("main.tik.hcl", REPEATED)]);
+    p.ok(&["apply", "--auto-approve"], 0);
+    assert_eq!(
+        p.ok(&["state", "list"], 0)
+            .stdout
+            .lines()
+            .collect::<Vec<_>>(),
+        [
+            "local_file.f[0]",
+            "local_file.f[1]",
+            "tik_data.d[\"a\"]",
+            "tik_data.d[\"b\"]",
+            "tik_data.port[\"ssh\"]",
+            "tik_data.port[\"web\"]",
+        ]
+    );
+    assert_eq!(p.read("out/f1.txt"), "file 1");
+    let paths = p.ok(&["output", "paths", "--json"], 0).stdout;
+    let paths: serde_json::Value = serde_json::from_str(&paths).unwrap();
+    assert_eq!(paths, serde_json::json!(["out/f0.txt", "out/f1.txt"]));
+    let named = p.ok(&["output", "named", "--json"], 0).stdout;
+    let named: serde_json::Value = serde_json::from_str(&named).unwrap();
+    assert_eq!(named, serde_json::json!({"a": "a:a", "b": "b:b"}));
+    assert_eq!(p.ok(&["output", "ssh", "--raw"], 0).stdout, "22");
+    let r = p.ok(&["output", "paths", "--raw"], 1);
+    assert!(
+        r.stderr.contains("output \"paths\" is a list")
+            && r.stderr.contains("tik output paths --json"),
+        "{}",
+        r.out()
+    );
+    p.ok(&["plan", "--detailed-exitcode"], 0);
+
+    // One more index and one key swapped: only those instances change.
+    let grown = ["--var", "n=3", "--var", "names=[\"b\",\"c\"]"];
+    assert_eq!(
+        planned(&p, &grown),
+        [
+            "local_file.f[2] create",
+            "tik_data.d[\"c\"] create",
+            "tik_data.d[\"a\"] delete"
+        ]
+    );
+    // A target that names one instance plans and applies that one only.
+    let apply = |args: &[&str]| {
+        let mut all = vec!["apply", "--auto-approve"];
+        all.extend_from_slice(args);
+        p.ok(&all, 0)
+    };
+    let wider = ["--var", "n=4", "--target", "local_file.f[2]"];
+    assert_eq!(planned(&p, &wider), ["local_file.f[2] create"]);
+    apply(&wider);
+    let mut one = grown.to_vec();
+    one.extend(["--target", "tik_data.d[\"c\"]"]);
+    assert_eq!(planned(&p, &one), ["tik_data.d[\"c\"] create"]);
+    apply(&one);
+    assert_eq!(planned(&p, &grown), ["tik_data.d[\"a\"] delete"]);
+    apply(&grown);
+    assert_eq!(p.read("out/f2.txt"), "file 2");
+    let state = p.ok(&["state", "show", "tik_data.d[\"c\"]"], 0).stdout;
+    assert!(state.contains("input  = \"c:c\""), "{state}");
+
+    // count = 0 removes them all; an instance's own data goes with it.
+    assert_eq!(
+        planned(&p, &["--var", "n=0", "--var", "names=[\"b\",\"c\"]"]),
+        [
+            "local_file.f[0] delete",
+            "local_file.f[1] delete",
+            "local_file.f[2] delete"
+        ]
+    );
+}
+
+#[test]
+fn adding_count_to_a_resource_moves_it_to_index_zero() {
+    let one = "resource \"tik_data\" \"one\" {\n  input = \"x\"\n}\n";
+    let p = Project::new(&[("main.tik.hcl", one)]);
+    p.ok(&["apply", "--auto-approve"], 0);
+    let id = |address: &str| {
+        let shown = p.ok(&["state", "show", address], 0).stdout;
+        shown
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("id"))
+            .map(|v| v.trim_start_matches([' ', '=']).to_string())
+            .unwrap_or_else(|| panic!("no id in {shown}"))
+    };
+    let before = id("tik_data.one");
+    p.write(
+        "main.tik.hcl",
+        "resource \"tik_data\" \"one\" {\n  count = 2\n  input = \"x\"\n}\n",
+    );
+    let r = p.ok(&["plan", "--detailed-exitcode"], 2);
+    assert!(
+        r.stdout
+            .contains("# tik_data.one has moved to tik_data.one[0]")
+            && r.stdout.contains("# tik_data.one[1] will be created")
+            && r.stdout
+                .contains("Plan: 1 to add, 0 to change, 0 to replace, 0 to destroy, 1 to move."),
+        "{}",
+        r.out()
+    );
+    let r = p.ok(&["apply", "--auto-approve"], 0);
+    assert!(r.stdout.contains("1 moved."), "{}", r.out());
+    assert_eq!(id("tik_data.one[0]"), before);
+    p.ok(&["plan", "--detailed-exitcode"], 0);
+
+    // And back: [0] is the resource again, [1] goes.
+    p.write("main.tik.hcl", one);
+    let r = p.ok(&["plan", "--json"], 0);
+    let plan: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        plan["moves"],
+        serde_json::json!([{"from": "tik_data.one[0]", "to": "tik_data.one"}])
+    );
+    assert_eq!(plan["changes"][0]["address"], "tik_data.one[1]");
+    assert_eq!(plan["changes"][0]["action"], "delete");
+    assert_eq!(plan["changes"].as_array().unwrap().len(), 1);
+    p.ok(&["apply", "--auto-approve"], 0);
+    assert_eq!(id("tik_data.one"), before);
+    assert_eq!(p.ok(&["state", "list"], 0).stdout.trim(), "tik_data.one");
+}

@@ -114,7 +114,7 @@ pub async fn apply<F: Future<Output = ()>>(
     cancel: F,
     on_event: &mut dyn FnMut(ApplyEvent),
 ) -> Result<ApplyReport, Diagnostics> {
-    let state_err = |e: StateError| Diagnostics::from(Diagnostic::new(e.message).help_opt(e.help));
+    let state_err = Diagnostics::from;
     if store.is_new() && plan.serial == 0 {
         store.state.lineage = plan.lineage.clone();
     }
@@ -138,6 +138,11 @@ pub async fn apply<F: Future<Output = ()>>(
     }
     for d in &plan.drift {
         store.record(d.entry()).map_err(state_err)?;
+    }
+    for m in &plan.moves {
+        for e in store.state.moves(&m.from, &m.to).map_err(state_err)? {
+            store.record(e).map_err(state_err)?;
+        }
     }
     let inputs = Inputs {
         values: plan
@@ -296,7 +301,7 @@ struct Driver {
     indegree: Vec<usize>,
     ready: VecDeque<NodeIndex>,
     /// With targets: the nodes the plan covered.
-    included: Option<std::collections::HashSet<NodeIndex>>,
+    included: Option<crate::plan::Included>,
     /// Changes running now: since when, and what their provider notes.
     in_flight: std::collections::BTreeMap<usize, (Instant, Progress)>,
 }
@@ -393,6 +398,18 @@ impl Driver {
         // Siblings as the plan saw them: what attributes taken from them resolve to now.
         let mut planned_siblings: HashMap<Address, Map> = HashMap::new();
         for inst in &mut run.eval.instances {
+            if !self
+                .included
+                .as_ref()
+                .is_none_or(|s| s.covers(n, &inst.address))
+            {
+                // Not targeted: as the plan left it.
+                if let Some(prior) = store.state.resources.get(&inst.address) {
+                    run.values
+                        .insert(inst.address.clone(), prior.attributes.clone());
+                }
+                continue;
+            }
             inst.resolve_refs(&planned_siblings);
             let Some((_, schema)) = providers.schema(&inst.type_name) else {
                 continue;

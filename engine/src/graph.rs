@@ -258,6 +258,41 @@ impl Graph {
             for o in &m.objects {
                 let mut r = Vec::new();
                 refs::in_body(&o.body, &[], &mut r);
+                if let Some(repeat) = &o.repeat {
+                    // `count.index` and `each.key` are the block's own; anything else
+                    // they could be is an error that resolving reports.
+                    r.retain(|x| {
+                        if x.root != repeat.root() {
+                            return true;
+                        }
+                        let attr = x.attrs.first().map(String::as_str);
+                        if attr.is_some_and(|a| repeat.attributes().contains(&a)) {
+                            return false;
+                        }
+                        let list = repeat
+                            .attributes()
+                            .iter()
+                            .map(|a| format!("{}.{a}", repeat.root()));
+                        let help = attr
+                            .and_then(|a| did_you_mean(a, repeat.attributes().iter().copied()))
+                            .unwrap_or_else(|| {
+                                format!("write {}", list.collect::<Vec<_>>().join(" or "))
+                            });
+                        diags.push(
+                            Diagnostic::new(format!(
+                                "{} has no {}",
+                                repeat.root(),
+                                attr.map_or("value of its own".to_string(), |a| format!(
+                                    "attribute \"{a}\""
+                                ))
+                            ))
+                            .at(o.file, x.span.clone())
+                            .help(help),
+                        );
+                        false
+                    });
+                    r.extend(collect(repeat.expr()));
+                }
                 o.depends_on.iter().for_each(|e| r.extend(collect(e)));
                 edges.push((
                     g.index[&(mi, Key::Object(o.kind.clone(), o.name.clone()))],
@@ -389,6 +424,17 @@ impl Graph {
                     .map(|a| Key::Object(ObjectKind::Cluster, a.clone())),
                 "cluster",
             ),
+            root @ ("count" | "each") => {
+                let meta = if root == "count" { "count" } else { "for_each" };
+                let what = match r.attrs.first() {
+                    Some(a) => format!("{root}.{a}"),
+                    None => root.to_string(),
+                };
+                return Err((
+                    format!("{what} is known only in a resource block that sets {meta}"),
+                    Some(format!("add {meta} = ... to the block to repeat it, or take the value from elsewhere")),
+                ));
+            }
             root if self.resource_roots[module].contains(root) => (
                 r.attrs
                     .first()

@@ -173,8 +173,19 @@ pub async fn make_plan(
         (state.clone(), plan::Refreshed::default())
     };
     orphans_into_state(&mut found, options.orphans, &mut now);
+    let moves = if options.destroy {
+        Vec::new()
+    } else {
+        plan::implied_moves(config, &now)
+    };
+    for m in &moves {
+        for e in now.moves(&m.from, &m.to)? {
+            now.apply_entry(&e);
+        }
+    }
     let mut plan = plan::plan(config, providers, &now, found.drift, inputs, options)?;
     plan.orphans = found.orphans;
+    plan.moves = moves;
     // The plan applies to the state as recorded; the drift it found is recorded first.
     plan.serial = state.serial.get();
     plan.lineage = state.lineage.clone();

@@ -1,7 +1,7 @@
 //! Plans: what would change to make the world match the configuration.
 
 use crate::addr::Address;
-use crate::config::Config;
+use crate::config::{Config, ObjectKind, Repeat};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::provider::{planned_attributes, Providers, ReadRequest, ResourceSchema};
 use crate::state::{JournalEntry, OutputState, ResourceState, State, Status};
@@ -147,6 +147,42 @@ pub struct Plan {
     /// `--target`s: apply walks only these and what they depend on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<Address>,
+    /// Records that change address and nothing else, before any change: a resource
+    /// block that gained `count` (its resource is now `[0]`) or lost it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moves: Vec<Move>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Move {
+    pub from: Address,
+    pub to: Address,
+}
+
+/// The moves a configuration implies, as Terraform's: a resource recorded at
+/// `TYPE.NAME` whose block now has `count` is `TYPE.NAME[0]`, and one at
+/// `TYPE.NAME[0]` whose block has lost it is `TYPE.NAME`; when the new address is
+/// free in state.
+pub fn implied_moves(config: &Config, state: &State) -> Vec<Move> {
+    let mut moves = Vec::new();
+    for m in &config.modules {
+        for o in &m.objects {
+            if !matches!(o.kind, ObjectKind::Resource(_)) {
+                continue;
+            }
+            let one = m.prefix.clone().name(o.kind.root()).name(&o.name);
+            let first = one.clone().index(0);
+            let (from, to) = match &o.repeat {
+                Some(Repeat::Count(_)) => (one, first),
+                None => (first, one),
+                Some(Repeat::ForEach(_)) => continue,
+            };
+            if state.resources.contains_key(&from) && !state.resources.contains_key(&to) {
+                moves.push(Move { from, to });
+            }
+        }
+    }
+    moves
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -173,7 +209,7 @@ impl Plan {
     }
 
     pub fn has_changes(&self) -> bool {
-        !self.changes.is_empty() || !self.outputs.is_empty()
+        !self.changes.is_empty() || !self.outputs.is_empty() || !self.moves.is_empty()
     }
 
     pub fn to_json(&self) -> Vec<u8> {
@@ -517,6 +553,13 @@ pub fn plan(
             let mut object = object;
             let mut values = HashMap::new();
             for inst in &mut object.instances {
+                if !included.as_ref().is_none_or(|s| s.covers(i, &inst.address)) {
+                    // Another instance of a block whose targets name some: as it is.
+                    if let Some(prior) = state.resources.get(&inst.address) {
+                        values.insert(inst.address.clone(), prior.attributes.clone());
+                    }
+                    continue;
+                }
                 inst.resolve_refs(&values);
                 let Some((_, schema)) = providers.schema(&inst.type_name) else {
                     continue;
@@ -623,6 +666,7 @@ pub fn plan(
         outputs,
         orphans: Vec::new(),
         targets: options.targets.clone(),
+        moves: Vec::new(),
     })
 }
 
@@ -637,17 +681,41 @@ fn prevent_destroy_error(
     d
 }
 
-/// With targets: the nodes of the targeted objects and everything they depend on.
+/// What a plan with `--target` covers.
+pub(crate) struct Included {
+    /// The targeted objects and everything they depend on.
+    nodes: HashSet<petgraph::graph::NodeIndex>,
+    /// Repeated resource blocks whose targets name some of their instances
+    /// (`tik_data.d["a"]`), and that nothing else included reads: those targets.
+    instances: HashMap<petgraph::graph::NodeIndex, Vec<Address>>,
+}
+
+impl Included {
+    pub fn contains(&self, i: &petgraph::graph::NodeIndex) -> bool {
+        self.nodes.contains(i)
+    }
+
+    /// Whether the plan covers an instance of an included node.
+    pub fn covers(&self, i: petgraph::graph::NodeIndex, address: &Address) -> bool {
+        self.instances
+            .get(&i)
+            .is_none_or(|targets| targets.iter().any(|t| address.starts_with(t)))
+    }
+}
+
+/// With targets: the nodes of the targeted objects and everything they depend on;
+/// of a resource block, only the instances targeted when nothing included reads the
+/// others. A cluster is covered whole: its nodes' steps depend on one another.
 pub(crate) fn included_nodes(
     walk: &Walk<'_>,
     config: &Config,
     order: &[petgraph::graph::NodeIndex],
     targets: &[Address],
-) -> Option<HashSet<petgraph::graph::NodeIndex>> {
+) -> Option<Included> {
     if targets.is_empty() {
         return None;
     }
-    let mut set = HashSet::new();
+    let mut nodes = HashSet::new();
     let mut stack: Vec<_> = order
         .iter()
         .copied()
@@ -659,12 +727,33 @@ pub(crate) fn included_nodes(
             })
         })
         .collect();
+    let targeted = stack.clone();
     while let Some(i) = stack.pop() {
-        if set.insert(i) {
+        if nodes.insert(i) {
             stack.extend(walk.graph.dependencies(i));
         }
     }
-    Some(set)
+    let mut instances = HashMap::new();
+    for i in targeted {
+        let is_resource = matches!(
+            walk.graph.node(i).key,
+            crate::graph::Key::Object(ObjectKind::Resource(_), _)
+        );
+        let Some(a) = walk.graph.object_address(config, i) else {
+            continue;
+        };
+        let whole = targets.iter().any(|t| a.starts_with(t));
+        let read = walk.graph.dependents(i).any(|d| nodes.contains(&d));
+        if is_resource && !whole && !read {
+            let some: Vec<Address> = targets
+                .iter()
+                .filter(|t| t.starts_with(&a))
+                .cloned()
+                .collect();
+            instances.insert(i, some);
+        }
+    }
+    Some(Included { nodes, instances })
 }
 
 /// Orders deletes so that a resource goes before the resources it depends on.

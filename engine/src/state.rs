@@ -122,6 +122,14 @@ impl StateError {
     }
 }
 
+impl From<StateError> for crate::diag::Diagnostics {
+    fn from(e: StateError) -> Self {
+        crate::diag::Diagnostic::new(e.message)
+            .help_opt(e.help)
+            .into()
+    }
+}
+
 impl fmt::Display for StateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)?;

@@ -3,7 +3,7 @@
 
 use crate::addr::{Address, Segment};
 use crate::config::body::{self, eval_error, Schema};
-use crate::config::{Config, Lifecycle, ObjectKind};
+use crate::config::{Config, Lifecycle, ObjectKind, Repeat};
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics, FileId, Location};
 use crate::eval::{Evaluator, Marks};
 use crate::graph::{Graph, Key};
@@ -84,6 +84,43 @@ pub struct ObjectEval {
     pub instances: Vec<Instance>,
     /// A cluster's runtime endpoints: runtime, name, and value with address placeholders.
     pub endpoints: Vec<(String, String, Value)>,
+    /// How what references the object sees its instances.
+    pub shape: Shape,
+}
+
+/// The value a resource block gives what references it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// One resource: its attributes (a workspace or cluster: its block, with its
+    /// resources at their paths).
+    One,
+    /// `count`: a list of the instances' attributes, by index.
+    List,
+    /// `for_each`: an object of the instances' attributes, by key.
+    Map,
+    /// Repeated by a value known only after apply (`tik validate` without variables).
+    Unknown,
+}
+
+/// The most instances one `count` or `for_each` makes: a typo such as `count = 1e9`
+/// is an error, not an hour of evaluation.
+pub const MAX_INSTANCES: usize = 100_000;
+
+/// A module's scope with one more name bound: `count` or `each` in a repeated block.
+struct WithBound<'a> {
+    scope: &'a Map,
+    name: &'static str,
+    value: Value,
+}
+
+impl crate::eval::Scope for WithBound<'_> {
+    fn root(&self, name: &str) -> Option<&Value> {
+        if name == self.name {
+            Some(&self.value)
+        } else {
+            self.scope.get(name)
+        }
+    }
 }
 
 pub struct Walk<'c> {
@@ -436,6 +473,7 @@ impl<'c> Walk<'c> {
         let mut instances = Vec::new();
         let mut endpoints = Vec::new();
         let mut object_marks = Marks::default();
+        let mut shape = Shape::One;
         let config;
         match &kind {
             ObjectKind::Resource(type_name) => {
@@ -454,22 +492,55 @@ impl<'c> Walk<'c> {
                     };
                 }
                 let what = format!("resource \"{type_name}\" \"{name}\"");
-                let config_marks;
-                (config, config_marks) = self.eval_block(m, def, &body_schema, &what)?;
-                let read_sensitive = config_marks.keys().map(str::to_string).collect();
-                let sensitive = with_schema_sensitive(schema, read_sensitive);
-                instances.push(Instance {
-                    address: address.clone(),
-                    rel: Address::new(),
-                    type_name: type_name.clone(),
-                    provider: provider.to_string(),
-                    config: config.clone(),
-                    intra_deps: Vec::new(),
-                    dependencies,
-                    sensitive,
-                    lifecycle: def.lifecycle.clone(),
-                    refs: Vec::new(),
-                });
+                let each: Vec<(Address, Option<(&'static str, Value)>)> = match &def.repeat {
+                    None => vec![(Address::new(), None)],
+                    Some(repeat) => match self.repetition(m, def, repeat)? {
+                        Some(each) => {
+                            shape = match repeat {
+                                Repeat::Count(_) => Shape::List,
+                                Repeat::ForEach(_) => Shape::Map,
+                            };
+                            each.into_iter()
+                                .map(|(at, v)| (Address(vec![at]), Some((repeat.root(), v))))
+                                .collect()
+                        }
+                        None => {
+                            // Known only after apply: check the block once, as any instance.
+                            shape = Shape::Unknown;
+                            let bound = Some((repeat.root(), Value::Unknown));
+                            self.eval_block(m, def, &body_schema, &what, bound)?;
+                            Vec::new()
+                        }
+                    },
+                };
+                config = Map::new();
+                for (rel, bound) in each {
+                    let at = address.join(&rel);
+                    let (config, config_marks) = self
+                        .eval_block(m, def, &body_schema, &what, bound)
+                        .map_err(|mut d| {
+                            if !rel.0.is_empty() {
+                                for d in &mut d.0 {
+                                    *d = d.clone().note(format!("in {at}"), None);
+                                }
+                            }
+                            d
+                        })?;
+                    let read_sensitive = config_marks.keys().map(str::to_string).collect();
+                    let sensitive = with_schema_sensitive(schema, read_sensitive);
+                    instances.push(Instance {
+                        address: at,
+                        rel,
+                        type_name: type_name.clone(),
+                        provider: provider.to_string(),
+                        config,
+                        intra_deps: Vec::new(),
+                        dependencies: dependencies.clone(),
+                        sensitive,
+                        lifecycle: def.lifecycle.clone(),
+                        refs: Vec::new(),
+                    });
+                }
             }
             ObjectKind::Workspace | ObjectKind::Cluster => {
                 let (schema, block_kind, what) = match kind {
@@ -485,7 +556,7 @@ impl<'c> Walk<'c> {
                     ),
                 };
                 let config_marks;
-                (config, config_marks) = self.eval_block(m, def, &schema, &what)?;
+                (config, config_marks) = self.eval_block(m, def, &schema, &what, None)?;
                 let provider_name = match block_kind {
                     BlockKind::Workspace => config
                         .get("provider")
@@ -625,19 +696,166 @@ impl<'c> Walk<'c> {
             config,
             instances,
             endpoints,
+            shape,
         })
     }
 
+    /// The instances a repeated resource block makes: each one's place (`[0]`,
+    /// `["web"]`) and the value of its `count` or `each`; `None` when it is known
+    /// only after apply, which only `tik validate` accepts.
+    fn repetition(
+        &self,
+        m: usize,
+        def: &crate::config::ObjectDef,
+        repeat: &Repeat,
+    ) -> Result<Option<Vec<(Segment, Value)>>, Diagnostics> {
+        use hcl_edit::Span;
+        let (meta, expr) = match repeat {
+            Repeat::Count(e) => ("count", e),
+            Repeat::ForEach(e) => ("for_each", e),
+        };
+        let (value, marks) = self.eval_in(m, expr, def.file)?;
+        let err = |msg: String, help: &str| -> Diagnostics {
+            Diagnostic::new(msg)
+                .at(def.file, expr.span())
+                .help(help)
+                .into()
+        };
+        if !marks.is_empty() {
+            return Err(err(
+                format!("{meta} reads a sensitive value"),
+                "its keys name the instances in every plan and in state; repeat over what is not secret (the names), and read the secret inside the block",
+            ));
+        }
+        let unknown = match (&value, repeat) {
+            (Value::Unknown, _) => true,
+            // A map's keys are known even where its values are not.
+            (Value::List(items), Repeat::ForEach(_)) => items.contains(&Value::Unknown),
+            _ => false,
+        };
+        if unknown {
+            if self.inputs.missing_unknown {
+                return Ok(None);
+            }
+            return Err(err(
+                format!("{meta} is known only after apply"),
+                "the instances must be known to plan them: take it from variables and locals, or create what it reads first with tik apply --target ADDR",
+            ));
+        }
+        let too_many = |n: usize| {
+            err(
+                format!("{meta} makes {n} instances; the most is {MAX_INSTANCES}"),
+                "check the value; split the resources over several blocks if you need this many",
+            )
+        };
+        let object = |pairs: [(&str, Value); 2]| {
+            Value::Object(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+        };
+        match repeat {
+            Repeat::Count(_) => {
+                let n = crate::eval::to_number(&value)
+                    .filter(|n| n.fract() == 0.0 && *n >= 0.0)
+                    .ok_or_else(|| {
+                        let not = match &value {
+                            Value::Number(n) => crate::value::format_number(*n),
+                            other => a_type(other),
+                        };
+                        err(
+                            format!("count must be a whole number, 0 or more, not {not}"),
+                            "write count = 3, or count = length(var.names)",
+                        )
+                    })?;
+                if n > MAX_INSTANCES as f64 {
+                    return Err(too_many(n as usize));
+                }
+                Ok(Some(
+                    (0..n as u64)
+                        .map(|i| {
+                            let index = Value::Object(
+                                [("index".to_string(), Value::Number(i as f64))]
+                                    .into_iter()
+                                    .collect(),
+                            );
+                            (Segment::Index(i), index)
+                        })
+                        .collect(),
+                ))
+            }
+            Repeat::ForEach(_) => {
+                let pairs: Vec<(String, Value)> = match value {
+                    Value::Object(map) => map.into_iter().collect(),
+                    Value::List(items) => {
+                        let mut seen = HashSet::new();
+                        let mut keys = Vec::with_capacity(items.len());
+                        for (n, item) in items.into_iter().enumerate() {
+                            let Value::String(k) = item else {
+                                return Err(err(
+                                    format!("for_each takes a map or a set of strings; item {n} is {}", a_type(&item)),
+                                    "turn the items into strings: toset([for x in LIST : tostring(x)])",
+                                ));
+                            };
+                            if !seen.insert(k.clone()) {
+                                return Err(err(
+                                    format!(
+                                        "for_each lists \"{k}\" twice: each key names one instance"
+                                    ),
+                                    "drop the duplicates with toset(...)",
+                                ));
+                            }
+                            keys.push((k.clone(), Value::String(k)));
+                        }
+                        keys
+                    }
+                    other => {
+                        return Err(err(
+                            format!(
+                                "for_each takes a map or a set of strings, not {}",
+                                a_type(&other)
+                            ),
+                            "write for_each = toset([\"a\", \"b\"]) or for_each = { a = 1, b = 2 }",
+                        ))
+                    }
+                };
+                if pairs.len() > MAX_INSTANCES {
+                    return Err(too_many(pairs.len()));
+                }
+                Ok(Some(
+                    pairs
+                        .into_iter()
+                        .map(|(k, v)| {
+                            let each = object([("key", Value::String(k.clone())), ("value", v)]);
+                            (Segment::Key(k), each)
+                        })
+                        .collect(),
+                ))
+            }
+        }
+    }
+
     /// Evaluates an object's block against its schema; `what` names it in errors.
+    /// `bound` is the `count` or `each` of a repeated block's instance.
     fn eval_block(
         &self,
         m: usize,
         def: &crate::config::ObjectDef,
         schema: &Schema,
         what: &str,
+        bound: Option<(&'static str, Value)>,
     ) -> Result<(Map, Marks), Diagnostics> {
         let dir = self.dir(m);
-        let mut ev = Evaluator::new(&self.scopes[m], &dir).with_marks(&self.marks[m]);
+        let scope;
+        let mut ev = match bound {
+            Some((name, value)) => {
+                scope = WithBound {
+                    scope: &self.scopes[m],
+                    name,
+                    value,
+                };
+                Evaluator::new(&scope, &dir)
+            }
+            None => Evaluator::new(&self.scopes[m], &dir),
+        }
+        .with_marks(&self.marks[m]);
         let mut marks = Marks::default();
         let (file, span) = (def.file, def.span.clone());
         let config = body::eval_body(&def.body, schema, what, file, span, &mut ev, &mut marks)?;
@@ -654,8 +872,23 @@ impl<'c> Walk<'c> {
             Key::Object(_, n) => n.clone(),
             _ => return,
         };
-        let value = match &object.kind {
-            ObjectKind::Resource(_) => {
+        let attrs_of = |inst: &Instance| {
+            Value::Object(attributes.get(&inst.address).cloned().unwrap_or_default())
+        };
+        let value = match (&object.kind, object.shape) {
+            (_, Shape::Unknown) => Value::Unknown,
+            (_, Shape::List) => Value::List(object.instances.iter().map(attrs_of).collect()),
+            (_, Shape::Map) => Value::Object(
+                object
+                    .instances
+                    .iter()
+                    .filter_map(|inst| match inst.rel.0.last() {
+                        Some(Segment::Key(k)) => Some((k.clone(), attrs_of(inst))),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            (ObjectKind::Resource(_), Shape::One) => {
                 Value::Object(attributes.get(&object.address).cloned().unwrap_or_default())
             }
             _ => {
@@ -788,6 +1021,15 @@ fn insert_path(target: &mut Value, path: &[Segment], value: Value) {
 
 /// The key a relative address's segment is under in its object's value, as
 /// `insert_path` puts it there.
+/// A value's type as a sentence names it: "a list", "an object", "null".
+fn a_type(v: &Value) -> String {
+    match v {
+        Value::Null | Value::Unknown => v.type_name().to_string(),
+        Value::Object(_) => "an object".into(),
+        other => format!("a {}", other.type_name()),
+    }
+}
+
 fn segment_key(segment: &Segment) -> String {
     match segment {
         Segment::Name(k) | Segment::Key(k) => k.clone(),

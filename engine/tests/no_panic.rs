@@ -43,8 +43,16 @@ resource "tik_data" "b" {
   input      = "${tik_data.a.id}-${local.fmt}"
   depends_on = [tik_data.a]
 }
+resource "tik_data" "c" {
+  count = length(local.cidrs)
+  input = local.cidrs[count.index]
+}
+resource "tik_data" "d" {
+  for_each = local.lookup
+  input    = "${each.key}=${each.value}-${tik_data.c[0].id}"
+}
 output "b" {
-  value     = tik_data.b.output
+  value     = [tik_data.b.output, tik_data.c[*].id, tik_data.d["a"].output]
   sensitive = false
 }
 "#;
@@ -104,7 +112,7 @@ fn the_rich_configuration_plans() {
     )
     .map_err(|d| d.render(&config.sources))
     .unwrap();
-    assert_eq!(p.changes.len(), 2);
+    assert_eq!(p.changes.len(), 7);
 }
 
 #[test]

@@ -156,6 +156,42 @@ pub struct ObjectDef {
     pub body: Body,
     pub depends_on: Vec<Expression>,
     pub lifecycle: Lifecycle,
+    /// `count` or `for_each`: one resource per index or key.
+    pub repeat: Option<Repeat>,
+}
+
+/// How a resource block is repeated, as Terraform's meta-arguments do it.
+#[derive(Debug, Clone)]
+pub enum Repeat {
+    /// `count = N`: instances `TYPE.NAME[0]` to `[N-1]`, each with `count.index`.
+    Count(Expression),
+    /// `for_each = MAP or SET`: instances `TYPE.NAME["key"]`, each with `each.key`
+    /// and `each.value`.
+    ForEach(Expression),
+}
+
+impl Repeat {
+    /// The name its blocks read it by: `count` or `each`.
+    pub fn root(&self) -> &'static str {
+        match self {
+            Repeat::Count(_) => "count",
+            Repeat::ForEach(_) => "each",
+        }
+    }
+
+    /// The attributes that name read: `count.index`, `each.key`, `each.value`.
+    pub fn attributes(&self) -> &'static [&'static str] {
+        match self {
+            Repeat::Count(_) => &["index"],
+            Repeat::ForEach(_) => &["key", "value"],
+        }
+    }
+
+    pub fn expr(&self) -> &Expression {
+        match self {
+            Repeat::Count(e) | Repeat::ForEach(e) => e,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -516,6 +552,18 @@ impl Loader {
         block: &Block,
     ) -> Result<(), Diagnostic> {
         let name = labels(block, 1, file, "variable \"name\" { ... }")?.remove(0);
+        if matches!(
+            name.as_str(),
+            "source" | "count" | "for_each" | "depends_on"
+        ) {
+            return Err(Diagnostic::new(format!(
+                "\"{name}\" cannot name a variable: a module block uses {name} for itself"
+            ))
+            .at(file, block.labels.first().and_then(|l| l.span()))
+            .help(format!(
+                "give it another name, such as \"{name}_value\"; a caller could not pass it"
+            )));
+        }
         let mut v = Variable {
             name: name.clone(),
             file,
@@ -686,6 +734,14 @@ impl Loader {
                 Structure::Attribute(a) if a.key.as_str() == "depends_on" => {
                     depends_on = list_exprs(a, file)?
                 }
+                Structure::Attribute(a) if matches!(a.key.as_str(), "count" | "for_each") => {
+                    return Err(Diagnostic::new(format!(
+                        "{} repeats resource blocks, not module blocks",
+                        a.key.as_str()
+                    ))
+                    .at(file, a.key.span())
+                    .help("pass the list to the module as a variable, and repeat the resources inside it with count or for_each"));
+                }
                 Structure::Attribute(a) => {
                     args.insert(a.key.as_str().to_string(), a.clone());
                 }
@@ -827,6 +883,7 @@ impl Loader {
         if let Some(lc) = lifecycles.first() {
             lifecycle = decode_lifecycle(lc, file)?;
         }
+        let repeat = decode_repeat(&mut block, &kind, file)?;
         let span = block.ident.span();
         self.modules[module].objects.push(ObjectDef {
             kind,
@@ -836,9 +893,44 @@ impl Loader {
             body: block.body,
             depends_on,
             lifecycle,
+            repeat,
         });
         Ok(())
     }
+}
+
+/// Takes `count` or `for_each` out of a block: on a resource block, one of them.
+fn decode_repeat(
+    block: &mut Block,
+    kind: &ObjectKind,
+    file: FileId,
+) -> Result<Option<Repeat>, Diagnostic> {
+    let count = block.body.remove_attribute("count");
+    let for_each = block.body.remove_attribute("for_each");
+    if let (Some(_), Some(f)) = (&count, &for_each) {
+        return Err(Diagnostic::new("a block takes count or for_each, not both")
+            .at(file, f.key.span())
+            .help("remove one: count repeats by number, for_each by the keys of a map or set"));
+    }
+    let (attr, repeat) = match (count, for_each) {
+        (Some(c), _) => (c.key, Repeat::Count(c.value)),
+        (_, Some(f)) => (f.key, Repeat::ForEach(f.value)),
+        (None, None) => return Ok(None),
+    };
+    if !matches!(kind, ObjectKind::Resource(_)) {
+        let help = match kind {
+            ObjectKind::Cluster => "a cluster grows by its workers' min and max; for several clusters, write a cluster block for each",
+            _ => "write a workspace block for each workspace",
+        };
+        return Err(Diagnostic::new(format!(
+            "{} repeats resource blocks only, not a {} block",
+            attr.as_str(),
+            block.ident.as_str()
+        ))
+        .at(file, attr.span())
+        .help(help));
+    }
+    Ok(Some(repeat))
 }
 
 fn decode_lifecycle(b: &Block, file: FileId) -> Result<Lifecycle, Diagnostic> {
