@@ -281,9 +281,21 @@ fn value_change(old: &Value, new: &Value, sensitive: bool, s: Style) -> String {
         (Value::String(o), Value::String(n)) if o.contains('\n') && n.contains('\n') => {
             text_diff(o, n, s)
         }
-        (Value::Object(o), Value::Object(n)) => object_diff(o, n, s, 8),
-        (Value::List(o), Value::List(n)) => list_diff(o, n, s, 8),
-        _ => format!("{} -> {}", shown(old, false), shown(new, false)),
+        _ => collection_change(old, new, s, 8),
+    }
+}
+
+/// A changed value whose closing bracket or brace sits at column `at`: a list or
+/// object by what changed in it, anything else whole, before and after.
+fn collection_change(old: &Value, new: &Value, s: Style, at: usize) -> String {
+    match (old, new) {
+        (Value::Object(o), Value::Object(n)) => object_diff(o, n, s, at),
+        (Value::List(o), Value::List(n)) => list_diff(o, n, s, at),
+        _ => format!(
+            "{} -> {}",
+            shown_at(old, false, at),
+            shown_at(new, false, at)
+        ),
     }
 }
 
@@ -592,7 +604,10 @@ pub fn plan(plan: &Plan, s: Style) -> String {
             let (sym, text) = match (&o.before, &o.after) {
                 (None, n) => (s.green("+"), show(n)),
                 (Some(old), Value::Null) => (s.red("-"), format!("{} -> null", show(old))),
-                (Some(old), n) => (s.yellow("~"), format!("{} -> {}", show(old), show(n))),
+                (Some(old), n) if o.sensitive || !o.sensitive_parts.is_empty() => {
+                    (s.yellow("~"), format!("{} -> {}", show(old), show(n)))
+                }
+                (Some(old), n) => (s.yellow("~"), collection_change(old, n, s, 4)),
             };
             out.push_str(&format!("  {sym} {} = {text}\n", o.name));
         }

@@ -1198,6 +1198,16 @@ fn count_and_for_each_make_one_resource_per_index_and_key() {
     );
     p.ok(&["plan", "--detailed-exitcode"], 0);
 
+    // An output's list shows the elements that came, as a resource's does.
+    let r = p.ok(&["plan", "--var", "n=3"], 0);
+    assert!(
+        r.stdout.contains(
+            "  ~ paths = [\n        # (1 unchanged element hidden)\n        \"out/f1.txt\",\n      + \"out/f2.txt\",\n    ]\n"
+        ),
+        "{}",
+        r.out()
+    );
+
     // One more index and one key swapped: only those instances change.
     let grown = ["--var", "n=3", "--var", "names=[\"b\",\"c\"]"];
     assert_eq!(
