@@ -350,3 +350,72 @@ fn count_and_for_each_mistakes_are_named_where_written() {
     let r = p.ok(&["apply", "--auto-approve"], 1);
     assert!(!p.file("tik.tikstate").exists(), "{}", r.out());
 }
+
+#[test]
+fn dynamic_block_mistakes_are_named_where_written() {
+    let cluster = |dynamic: &str| {
+        format!("workspace \"dev\" {{\n  provider = \"local\"\n}}\ncluster \"c\" {{\n  workspace = workspace.dev\n{dynamic}}}\n")
+    };
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "  dynamic \"workers\" {\n    for_each = { a = 1 }\n    content { min = workers.value }\n  }\n",
+            &["dynamic \"workers\" needs labels", "main.tik.hcl:6:3", "labels = [workers.key]"],
+        ),
+        (
+            "  dynamic \"worker\" {\n    for_each = { a = 1 }\n    content {}\n  }\n",
+            &["unsupported block \"worker\" in cluster \"c\"", "main.tik.hcl:6:11", "did you mean \"workers\"?"],
+        ),
+        (
+            "  dynamic \"workers\" {\n    for_each = { a = 1 }\n    labels   = [workers.key]\n    content { min = pool.value }\n  }\n",
+            &["unknown name \"pool\"", "main.tik.hcl:9:21"],
+        ),
+        (
+            "  dynamic \"workers\" {\n    for_each = \"x\"\n    labels   = [workers.key]\n    content {}\n  }\n",
+            &["the for_each of dynamic \"workers\" takes a map or a list, not a string", "main.tik.hcl:7:16"],
+        ),
+        (
+            "  dynamic \"head\" {\n    for_each = [1, 2]\n    content {}\n  }\n",
+            &["only one head block is allowed in cluster \"c\"", "main.tik.hcl:8:5"],
+        ),
+        (
+            "  dynamic \"workers\" {\n    for_each = { a = 1 }\n    labels   = [workers.key]\n    content { mn = 1 }\n  }\n",
+            &["unsupported attribute \"mn\" in workers \"a\"", "main.tik.hcl:9:15", "did you mean \"min\"?"],
+        ),
+        (
+            "  dynamic \"workers\" {\n    for_each = { a = 1 }\n    labels   = [workers.key]\n    iterator = \"p\"\n    content {}\n  }\n",
+            &["iterator is a bare name", "main.tik.hcl:9:16"],
+        ),
+        (
+            "  dynamic \"workers\" {\n    for_each = { a = 1 }\n    labels   = [workers.key, \"x\"]\n    content {}\n  }\n",
+            &["the labels of dynamic \"workers\" hold 2 values", "main.tik.hcl:8:16"],
+        ),
+        (
+            "  dynamic \"workers\" {\n    for_each = { a = 1 }\n    labels   = [workers.key]\n  }\n",
+            &["dynamic \"workers\" needs a content block", "main.tik.hcl:6:3"],
+        ),
+        (
+            "  dynamic \"workers\" {\n    for_each = { a = 1, b = 2 }\n    labels   = [\"same\"]\n    content {}\n  }\n",
+            &["duplicate workers \"same\" block", "main.tik.hcl:9:5"],
+        ),
+    ];
+    for (dynamic, wanted) in cases {
+        let config = cluster(dynamic);
+        let e = error_of(&[("main.tik.hcl", &config)]);
+        for w in *wanted {
+            assert!(e.contains(w), "{config}\nwanted {w:?} in:\n{e}");
+        }
+    }
+    // Known at plan time or refused.
+    let p = Project::new(&[(
+        "main.tik.hcl",
+        &cluster("  dynamic \"workers\" {\n    for_each = { a = tik_data.n.id }\n    labels   = [workers.value]\n    content {}\n  }\n")
+            .replace("cluster \"c\"", "resource \"tik_data\" \"n\" {\n  input = 1\n}\ncluster \"c\""),
+    )]);
+    let r = p.ok(&["plan"], 1);
+    assert!(
+        r.stderr
+            .contains("the labels of dynamic \"workers\" are known only after apply"),
+        "{}",
+        r.out()
+    );
+}

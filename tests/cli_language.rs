@@ -1296,3 +1296,101 @@ fn adding_count_to_a_resource_moves_it_to_index_zero() {
     assert_eq!(id("tik_data.one"), before);
     assert_eq!(p.ok(&["state", "list"], 0).stdout.trim(), "tik_data.one");
 }
+
+const POOLS: &str = r#"variable "pools" {
+  type = map(object({ size = number, type = string }))
+}
+workspace "dev" {
+  provider = "local"
+}
+cluster "etl" {
+  workspace = workspace.dev
+  head {
+    instance_type = "small"
+  }
+  dynamic "workers" {
+    for_each = var.pools
+    iterator = pool
+    labels   = [pool.key]
+    content {
+      instance_type = pool.value.type
+      min           = pool.value.size
+      max           = pool.value.size + 2
+    }
+  }
+}
+output "pools" {
+  value = keys(cluster.etl.workers)
+}
+"#;
+
+#[test]
+fn a_dynamic_block_makes_one_worker_pool_per_element() {
+    let p = Project::new(&[("main.tik.hcl", POOLS)]);
+    // Without the variable, validate checks the block once.
+    p.ok(&["validate"], 0);
+    let two = [
+        "--var",
+        "pools={ cpu = { size = 1, type = \"small\" }, gpu = { size = 2, type = \"large\" } }",
+    ];
+    let mut apply = vec!["apply", "--auto-approve"];
+    apply.extend(two);
+    p.ok(&apply, 0);
+    let nodes: Vec<String> = p
+        .ok(&["state", "list"], 0)
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("cluster.etl.node."))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        nodes,
+        [
+            "cluster.etl.node.head",
+            "cluster.etl.node.worker[\"cpu\"][0]",
+            "cluster.etl.node.worker[\"gpu\"][0]",
+            "cluster.etl.node.worker[\"gpu\"][1]",
+        ]
+    );
+    let gpu = p
+        .ok(&["state", "show", "cluster.etl.node.worker[\"gpu\"][1]"], 0)
+        .stdout;
+    assert!(gpu.contains("instance_type = \"large\""), "{gpu}");
+    assert_eq!(
+        p.ok(&["output", "pools", "--json"], 0).stdout.trim(),
+        "[\"cpu\",\"gpu\"]"
+    );
+    let mut same = vec!["plan", "--detailed-exitcode"];
+    same.extend(two);
+    p.ok(&same, 0);
+    // One pool gone: its nodes go, the other's stay.
+    let r = p.ok(
+        &[
+            "plan",
+            "--json",
+            "--var",
+            "pools={ cpu = { size = 1, type = \"small\" } }",
+        ],
+        0,
+    );
+    let plan: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let changes: Vec<String> = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["address"].as_str().unwrap(),
+                c["action"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            "cluster.etl.node.worker[\"gpu\"][0] delete",
+            "cluster.etl.node.worker[\"gpu\"][1] delete"
+        ]
+    );
+}

@@ -856,6 +856,7 @@ impl<'c> Walk<'c> {
             None => Evaluator::new(&self.scopes[m], &dir),
         }
         .with_marks(&self.marks[m]);
+        ev.validating = self.inputs.missing_unknown;
         let mut marks = Marks::default();
         let (file, span) = (def.file, def.span.clone());
         let config = body::eval_body(&def.body, schema, what, file, span, &mut ev, &mut marks)?;

@@ -134,29 +134,22 @@ pub fn eval_body(
                     Err(e) => diags.push(eval_error(file, e)),
                 }
             }
+            Structure::Block(b) if b.ident.as_str() == "dynamic" => {
+                let mut at = Nested {
+                    out: &mut out,
+                    marks: &mut *marks,
+                    diags: &mut diags,
+                    file,
+                    what,
+                };
+                if let Err(d) = dynamic_block(b, schema, &mut at, ev) {
+                    diags.push(d);
+                }
+            }
             Structure::Block(b) => {
                 let key = b.ident.as_str();
                 let Some(spec) = schema.blocks.iter().find(|s| s.name == key) else {
-                    let names = schema.blocks.iter().map(|s| s.name.as_str());
-                    let help = did_you_mean(key, names.clone())
-                        .or_else(|| {
-                            schema
-                                .attributes
-                                .iter()
-                                .any(|a| a.name == key)
-                                .then(|| format!("{key} is an attribute: write {key} = ..."))
-                        })
-                        .unwrap_or_else(|| {
-                            format!(
-                                "{what} takes these blocks: {}",
-                                names.collect::<Vec<_>>().join(", ")
-                            )
-                        });
-                    diags.push(
-                        Diagnostic::new(format!("unsupported block \"{key}\" in {what}"))
-                            .at(file, b.ident.span())
-                            .help(help),
-                    );
+                    diags.push(unsupported_block(schema, key, what, file, b.ident.span()));
                     continue;
                 };
                 let want = usize::from(spec.labeled);
@@ -176,53 +169,15 @@ pub fn eval_body(
                     );
                     continue;
                 }
-                let inner_what = match b.labels.first() {
-                    Some(l) => format!("{key} \"{}\"", l.as_str()),
-                    None => key.to_string(),
-                };
-                let mut inner = Marks::default();
-                let span = b.ident.span();
-                let value = match eval_body(
-                    &b.body,
-                    &spec.schema,
-                    &inner_what,
+                let label = b.labels.first().map(|l| l.as_str().to_string());
+                let mut at = Nested {
+                    out: &mut out,
+                    marks: &mut *marks,
+                    diags: &mut diags,
                     file,
-                    span,
-                    ev,
-                    &mut inner,
-                ) {
-                    Ok(v) => Value::Object(v),
-                    Err(d) => {
-                        diags.0.extend(d.0);
-                        continue;
-                    }
+                    what,
                 };
-                if spec.labeled {
-                    let label = b.labels[0].as_str().to_string();
-                    marks.put(&[key, label.as_str()], inner);
-                    let entry = out
-                        .entry(key.to_string())
-                        .or_insert_with(|| Value::Object(Map::new()));
-                    if let Value::Object(m) = entry {
-                        if m.contains_key(&label) {
-                            diags.push(
-                                Diagnostic::new(format!("duplicate {inner_what} block"))
-                                    .at(file, b.ident.span())
-                                    .help("each block needs a label of its own"),
-                            );
-                        } else {
-                            m.insert(label, value);
-                        }
-                    }
-                } else if out.contains_key(key) {
-                    diags.push(
-                        Diagnostic::new(format!("only one {key} block is allowed in {what}"))
-                            .at(file, b.ident.span()),
-                    );
-                } else {
-                    marks.put(&[key], inner);
-                    out.insert(key.to_string(), value);
-                }
+                at.add(spec, label, &b.body, b.ident.span(), ev);
             }
         }
     }
@@ -239,6 +194,307 @@ pub fn eval_body(
         Ok(out)
     } else {
         Err(diags)
+    }
+}
+
+/// Where a body's blocks go as they are evaluated: its object, marks and errors.
+struct Nested<'o> {
+    out: &'o mut Map,
+    marks: &'o mut Marks,
+    diags: &'o mut Diagnostics,
+    file: FileId,
+    /// The block the body belongs to, for messages.
+    what: &'o str,
+}
+
+impl Nested<'_> {
+    /// Evaluates one nested block (written, or made by a dynamic block) and puts it
+    /// into the object: under its label when its kind is labeled, else once only.
+    fn add(
+        &mut self,
+        spec: &BlockSpec,
+        label: Option<String>,
+        body: &Body,
+        span: Option<Range<usize>>,
+        ev: &mut Evaluator<'_>,
+    ) {
+        let key = spec.name.as_str();
+        let inner_what = match &label {
+            Some(l) => format!("{key} \"{l}\""),
+            None => key.to_string(),
+        };
+        let mut inner = Marks::default();
+        let value = match eval_body(
+            body,
+            &spec.schema,
+            &inner_what,
+            self.file,
+            span.clone(),
+            ev,
+            &mut inner,
+        ) {
+            Ok(v) => Value::Object(v),
+            Err(d) => {
+                self.diags.0.extend(d.0);
+                return;
+            }
+        };
+        match label {
+            Some(label) => {
+                self.marks.put(&[key, label.as_str()], inner);
+                let entry = self
+                    .out
+                    .entry(key.to_string())
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let Value::Object(m) = entry {
+                    if m.contains_key(&label) {
+                        self.diags.push(
+                            Diagnostic::new(format!("duplicate {inner_what} block"))
+                                .at(self.file, span)
+                                .help("each block needs a label of its own"),
+                        );
+                    } else {
+                        m.insert(label, value);
+                    }
+                }
+            }
+            None if self.out.contains_key(key) => self.diags.push(
+                Diagnostic::new(format!("only one {key} block is allowed in {}", self.what))
+                    .at(self.file, span),
+            ),
+            None => {
+                self.marks.put(&[key], inner);
+                self.out.insert(key.to_string(), value);
+            }
+        }
+    }
+}
+
+fn unsupported_block(
+    schema: &Schema,
+    key: &str,
+    what: &str,
+    file: FileId,
+    span: Option<Range<usize>>,
+) -> Diagnostic {
+    let names = schema.blocks.iter().map(|s| s.name.as_str());
+    let help = did_you_mean(key, names.clone())
+        .or_else(|| {
+            schema
+                .attributes
+                .iter()
+                .any(|a| a.name == key)
+                .then(|| format!("{key} is an attribute: write {key} = ..."))
+        })
+        .unwrap_or_else(|| {
+            format!(
+                "{what} takes these blocks: {}",
+                names.collect::<Vec<_>>().join(", ")
+            )
+        });
+    Diagnostic::new(format!("unsupported block \"{key}\" in {what}"))
+        .at(file, span)
+        .help(help)
+}
+
+/// `dynamic "workers" { for_each = ..., iterator = pool, labels = [...], content { ... } }`:
+/// one `workers` block per element of `for_each`, its content evaluated with the
+/// iterator (`pool.key`, `pool.value`; the block's kind names it by default) bound.
+fn dynamic_block(
+    b: &hcl_edit::structure::Block,
+    schema: &Schema,
+    into: &mut Nested<'_>,
+    ev: &mut Evaluator<'_>,
+) -> Result<(), Diagnostic> {
+    let file = into.file;
+    let example = "dynamic \"workers\" {\n  for_each = var.pools\n  labels   = [workers.key]\n  content { min = workers.value }\n}";
+    let [kind] = b.labels.as_slice() else {
+        return Err(
+            Diagnostic::new("a dynamic block takes one label: the kind of block it makes")
+                .at(file, b.ident.span())
+                .help(format!("write it as {example}")),
+        );
+    };
+    let kind_span = kind.span();
+    let kind = kind.as_str();
+    let Some(spec) = schema.blocks.iter().find(|s| s.name == kind) else {
+        return Err(unsupported_block(schema, kind, into.what, file, kind_span));
+    };
+    let (mut for_each, mut iterator, mut labels, mut content) = (None, None, None, None);
+    for s in b.body.iter() {
+        match s {
+            Structure::Attribute(a) => match a.key.as_str() {
+                "for_each" => for_each = Some(&a.value),
+                "labels" => labels = Some(&a.value),
+                "iterator" => match &a.value {
+                    Expression::Variable(v) => iterator = Some(v.as_str().to_string()),
+                    other => return Err(Diagnostic::new("iterator is a bare name")
+                        .at(file, other.span())
+                        .help(
+                            "write iterator = pool, then read pool.key and pool.value in content",
+                        )),
+                },
+                other => return Err(Diagnostic::new(format!(
+                    "unsupported attribute \"{other}\" in dynamic \"{kind}\""
+                ))
+                .at(file, a.key.span())
+                .help(
+                    did_you_mean(other, ["for_each", "iterator", "labels"]).unwrap_or_else(|| {
+                        "a dynamic block takes for_each, iterator, labels and one content block"
+                            .into()
+                    }),
+                )),
+            },
+            Structure::Block(c) if c.ident.as_str() == "content" && content.is_none() => {
+                content = Some(c)
+            }
+            Structure::Block(c) => {
+                return Err(Diagnostic::new(format!(
+                    "a dynamic block holds one content block, not {}",
+                    if c.ident.as_str() == "content" {
+                        "two".to_string()
+                    } else {
+                        format!("a {} block", c.ident.as_str())
+                    }
+                ))
+                .at(file, c.ident.span())
+                .help(format!("write it as {example}")))
+            }
+        }
+    }
+    let missing = |what: &str| {
+        Diagnostic::new(format!("dynamic \"{kind}\" needs {what}"))
+            .at(file, b.ident.span())
+            .help(format!("write it as {example}"))
+    };
+    let for_each = for_each.ok_or_else(|| missing("for_each"))?;
+    let content = content.ok_or_else(|| missing("a content block"))?;
+    let label_expr = match (labels, spec.labeled) {
+        (Some(l), true) => Some(l),
+        (None, true) => {
+            return Err(missing(&format!(
+                "labels: each {kind} block has a name, as in labels = [{}.key]",
+                iterator.as_deref().unwrap_or(kind)
+            )))
+        }
+        (Some(l), false) => {
+            return Err(Diagnostic::new(format!("a {kind} block has no label"))
+                .at(file, l.span())
+                .help("remove labels"))
+        }
+        (None, false) => None,
+    };
+    let iterator = iterator.unwrap_or_else(|| kind.to_string());
+    let (value, marks) = ev
+        .eval_with_marks(for_each)
+        .map_err(|e| eval_error(file, e))?;
+    let refused =
+        |msg: String, help: &str| Diagnostic::new(msg).at(file, for_each.span()).help(help);
+    if !marks.is_empty() {
+        return Err(refused(
+            format!("the for_each of dynamic \"{kind}\" reads a sensitive value"),
+            "repeat over what is not secret (the names), and read the secret inside content",
+        ));
+    }
+    let items: Vec<(Value, Value)> = match value {
+        Value::Object(map) => map
+            .into_iter()
+            .map(|(k, v)| (Value::String(k), v))
+            .collect(),
+        Value::List(items) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (Value::Number(i as f64), v))
+            .collect(),
+        Value::Null => Vec::new(),
+        Value::Unknown if ev.validating => {
+            // Checked once, as any element.
+            vec![(Value::Unknown, Value::Unknown)]
+        }
+        Value::Unknown => {
+            return Err(refused(
+                format!("the for_each of dynamic \"{kind}\" is known only after apply"),
+                "the blocks must be known to plan them: take it from variables and locals",
+            ))
+        }
+        other => {
+            return Err(refused(
+                format!(
+                    "the for_each of dynamic \"{kind}\" takes a map or a list, not a {}",
+                    other.type_name()
+                ),
+                "write for_each = var.pools, a map of what each block holds",
+            ))
+        }
+    };
+    for (key, value) in items {
+        let mut checking = key == Value::Unknown;
+        let each: Map = [("key".to_string(), key), ("value".to_string(), value)]
+            .into_iter()
+            .collect();
+        ev.bind(&iterator, Value::Object(each));
+        let label = match label_expr.map(|e| label_of(e, kind, file, ev)).transpose() {
+            Ok(l) => l,
+            Err(d) => {
+                ev.unbind();
+                return Err(d);
+            }
+        };
+        let label = label.flatten();
+        // A label known only later (validate) leaves nothing to name the block by.
+        checking |= spec.labeled && label.is_none();
+        if checking {
+            // Into an object of its own: the block is only checked.
+            let (mut scratch, mut scratch_marks) = (Map::new(), Marks::default());
+            let mut check = Nested {
+                out: &mut scratch,
+                marks: &mut scratch_marks,
+                diags: &mut *into.diags,
+                file,
+                what: into.what,
+            };
+            let label = spec.labeled.then(|| label.unwrap_or_default());
+            check.add(spec, label, &content.body, content.ident.span(), ev);
+            // What the blocks hold is known only later.
+            into.out.insert(kind.to_string(), Value::Unknown);
+        } else {
+            into.add(spec, label, &content.body, content.ident.span(), ev);
+        }
+        ev.unbind();
+    }
+    Ok(())
+}
+
+/// The label a dynamic block gives one block it makes: the one string of `labels`;
+/// `None` (inside `Some`) when it is known only later, which only validate allows.
+fn label_of(
+    expr: &Expression,
+    kind: &str,
+    file: FileId,
+    ev: &mut Evaluator<'_>,
+) -> Result<Option<String>, Diagnostic> {
+    let bad = |why: String| {
+        Diagnostic::new(format!("the labels of dynamic \"{kind}\" {why}"))
+            .at(file, expr.span())
+            .help(format!(
+                "write labels = [{kind}.key]: one string, the block's name"
+            ))
+    };
+    match ev.eval(expr).map_err(|e| eval_error(file, e))? {
+        Value::List(items) if items.len() == 1 => match &items[0] {
+            Value::String(s) => Ok(Some(s.clone())),
+            Value::Number(n) => Ok(Some(crate::value::format_number(*n))),
+            Value::Unknown if ev.validating => Ok(None),
+            Value::Unknown => Err(bad("are known only after apply".into())),
+            other => Err(bad(format!("must be strings, not a {}", other.type_name()))),
+        },
+        Value::Unknown if ev.validating => Ok(None),
+        Value::Unknown => Err(bad("are known only after apply".into())),
+        Value::List(items) => Err(bad(format!(
+            "hold {} values; a {kind} block takes one",
+            items.len()
+        ))),
+        other => Err(bad(format!("must be a list, not a {}", other.type_name()))),
     }
 }
 

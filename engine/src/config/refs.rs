@@ -15,16 +15,53 @@ pub struct Reference {
 }
 
 pub fn in_body(body: &Body, skip: &[&str], out: &mut Vec<Reference>) {
+    in_body_bound(body, skip, &mut Vec::new(), out)
+}
+
+/// `in_body` with names bound around it: the iterators of enclosing dynamic blocks.
+fn in_body_bound(body: &Body, skip: &[&str], bound: &mut Vec<String>, out: &mut Vec<Reference>) {
     for s in body.iter() {
         match s {
             Structure::Attribute(a) if !skip.contains(&a.key.as_str()) => {
-                in_expr(&a.value, &mut Vec::new(), out)
+                in_expr(&a.value, bound, out)
             }
             Structure::Attribute(_) => {}
-            Structure::Block(b) if !skip.contains(&b.ident.as_str()) => in_body(&b.body, &[], out),
+            Structure::Block(b) if b.ident.as_str() == "dynamic" => in_dynamic(b, bound, out),
+            Structure::Block(b) if !skip.contains(&b.ident.as_str()) => {
+                in_body_bound(&b.body, &[], bound, out)
+            }
             Structure::Block(_) => {}
         }
     }
+}
+
+/// A dynamic block: its `for_each` is read outside it; its `labels` and `content`
+/// with its iterator bound (named by `iterator`, else by the kind of block it makes).
+fn in_dynamic(b: &hcl_edit::structure::Block, bound: &mut Vec<String>, out: &mut Vec<Reference>) {
+    let iterator = b
+        .body
+        .attributes()
+        .find(|a| a.key.as_str() == "iterator")
+        .and_then(|a| match &a.value {
+            Expression::Variable(v) => Some(v.as_str().to_string()),
+            _ => None,
+        })
+        .or_else(|| b.labels.first().map(|l| l.as_str().to_string()));
+    for a in b.body.attributes() {
+        if a.key.as_str() == "for_each" {
+            in_expr(&a.value, bound, out);
+        }
+    }
+    let mark = bound.len();
+    bound.extend(iterator);
+    for s in b.body.iter() {
+        match s {
+            Structure::Attribute(a) if a.key.as_str() == "labels" => in_expr(&a.value, bound, out),
+            Structure::Block(c) => in_body_bound(&c.body, &[], bound, out),
+            Structure::Attribute(_) => {}
+        }
+    }
+    bound.truncate(mark);
 }
 
 pub fn in_expr(expr: &Expression, bound: &mut Vec<String>, out: &mut Vec<Reference>) {

@@ -72,6 +72,9 @@ pub struct Evaluator<'a> {
     /// The indent of a `<<-` heredoc being evaluated: the parser removes it from the
     /// template's top-level text only, so text inside directives loses it here.
     dedent: Option<usize>,
+    /// `tik validate` without every variable: a dynamic block repeated by a value
+    /// known only later is checked once instead of refused.
+    pub validating: bool,
 }
 
 impl<'a> Evaluator<'a> {
@@ -84,7 +87,19 @@ impl<'a> Evaluator<'a> {
             marks: None,
             touched: false,
             dedent: None,
+            validating: false,
         }
+    }
+
+    /// Binds `name` to `value` until `unbind`, above the scope and any `for` variable:
+    /// a dynamic block's iterator.
+    pub fn bind(&mut self, name: &str, value: Value) {
+        self.bound.push((name.to_string(), value, None));
+    }
+
+    /// Ends the latest `bind`.
+    pub fn unbind(&mut self) {
+        self.bound.pop();
     }
 
     /// Follows `marks` (by root name) as it reads the scope.
