@@ -1364,28 +1364,10 @@ fn a_dynamic_block_makes_one_worker_pool_per_element() {
     same.extend(two);
     p.ok(&same, 0);
     // One pool gone: its nodes go, the other's stay.
-    let r = p.ok(
-        &[
-            "plan",
-            "--json",
-            "--var",
-            "pools={ cpu = { size = 1, type = \"small\" } }",
-        ],
-        0,
+    let changes = planned(
+        &p,
+        &["--var", "pools={ cpu = { size = 1, type = \"small\" } }"],
     );
-    let plan: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-    let changes: Vec<String> = plan["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            format!(
-                "{} {}",
-                c["address"].as_str().unwrap(),
-                c["action"].as_str().unwrap()
-            )
-        })
-        .collect();
     assert_eq!(
         changes,
         [

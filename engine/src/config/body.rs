@@ -99,23 +99,7 @@ pub fn eval_body(
             Structure::Attribute(a) => {
                 let key = a.key.as_str();
                 if !schema.open && !schema.attributes.iter().any(|s| s.name == key) {
-                    let names = schema.attributes.iter().map(|s| s.name.as_str());
-                    let help = did_you_mean(key, names.clone())
-                        .or_else(|| {
-                            schema
-                                .blocks
-                                .iter()
-                                .any(|b| b.name == key)
-                                .then(|| format!("{key} is a block: write {key} {{ ... }}"))
-                        })
-                        .unwrap_or_else(|| {
-                            format!("{what} takes: {}", names.collect::<Vec<_>>().join(", "))
-                        });
-                    diags.push(
-                        Diagnostic::new(format!("unsupported attribute \"{key}\" in {what}"))
-                            .at(file, a.key.span())
-                            .help(help),
-                    );
+                    diags.push(unsupported(schema, key, false, what, file, a.key.span()));
                     continue;
                 }
                 if out.contains_key(key) {
@@ -149,7 +133,7 @@ pub fn eval_body(
             Structure::Block(b) => {
                 let key = b.ident.as_str();
                 let Some(spec) = schema.blocks.iter().find(|s| s.name == key) else {
-                    diags.push(unsupported_block(schema, key, what, file, b.ident.span()));
+                    diags.push(unsupported(schema, key, true, what, file, b.ident.span()));
                     continue;
                 };
                 let want = usize::from(spec.labeled);
@@ -270,29 +254,29 @@ impl Nested<'_> {
     }
 }
 
-fn unsupported_block(
+/// An attribute, or a block when `block`, that `schema` does not take: with the name
+/// it may have meant, or the other kind it is, or what the schema takes.
+fn unsupported(
     schema: &Schema,
     key: &str,
+    block: bool,
     what: &str,
     file: FileId,
     span: Option<Range<usize>>,
 ) -> Diagnostic {
-    let names = schema.blocks.iter().map(|s| s.name.as_str());
-    let help = did_you_mean(key, names.clone())
-        .or_else(|| {
-            schema
-                .attributes
-                .iter()
-                .any(|a| a.name == key)
-                .then(|| format!("{key} is an attribute: write {key} = ..."))
-        })
-        .unwrap_or_else(|| {
-            format!(
-                "{what} takes these blocks: {}",
-                names.collect::<Vec<_>>().join(", ")
-            )
-        });
-    Diagnostic::new(format!("unsupported block \"{key}\" in {what}"))
+    let attributes: Vec<&str> = schema.attributes.iter().map(|s| s.name.as_str()).collect();
+    let blocks: Vec<&str> = schema.blocks.iter().map(|s| s.name.as_str()).collect();
+    let (noun, names, others, other, takes) = if block {
+        let hint = format!("{key} is an attribute: write {key} = ...");
+        ("block", &blocks, &attributes, hint, "takes these blocks")
+    } else {
+        let hint = format!("{key} is a block: write {key} {{ ... }}");
+        ("attribute", &attributes, &blocks, hint, "takes")
+    };
+    let help = did_you_mean(key, names.iter().copied())
+        .or_else(|| others.contains(&key).then_some(other))
+        .unwrap_or_else(|| format!("{what} {takes}: {}", names.join(", ")));
+    Diagnostic::new(format!("unsupported {noun} \"{key}\" in {what}"))
         .at(file, span)
         .help(help)
 }
@@ -318,7 +302,7 @@ fn dynamic_block(
     let kind_span = kind.span();
     let kind = kind.as_str();
     let Some(spec) = schema.blocks.iter().find(|s| s.name == kind) else {
-        return Err(unsupported_block(schema, kind, into.what, file, kind_span));
+        return Err(unsupported(schema, kind, true, into.what, file, kind_span));
     };
     let (mut for_each, mut iterator, mut labels, mut content) = (None, None, None, None);
     for s in b.body.iter() {
