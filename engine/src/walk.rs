@@ -1020,8 +1020,6 @@ fn insert_path(target: &mut Value, path: &[Segment], value: Value) {
     }
 }
 
-/// The key a relative address's segment is under in its object's value, as
-/// `insert_path` puts it there.
 /// A value's type as a sentence names it: "a list", "an object", "null".
 fn a_type(v: &Value) -> String {
     match v {
@@ -1031,6 +1029,8 @@ fn a_type(v: &Value) -> String {
     }
 }
 
+/// The key a relative address's segment is under in its object's value, as
+/// `insert_path` puts it there.
 fn segment_key(segment: &Segment) -> String {
     match segment {
         Segment::Name(k) | Segment::Key(k) => k.clone(),

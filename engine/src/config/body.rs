@@ -92,18 +92,25 @@ pub fn eval_body(
     ev: &mut Evaluator<'_>,
     marks: &mut Marks,
 ) -> Result<Map, Diagnostics> {
-    let mut out = Map::new();
-    let mut diags = Diagnostics::default();
+    let (mut out, mut diags) = (Map::new(), Diagnostics::default());
+    let mut into = Nested {
+        out: &mut out,
+        marks,
+        diags: &mut diags,
+        file,
+        what,
+    };
     for s in body.iter() {
         match s {
             Structure::Attribute(a) => {
                 let key = a.key.as_str();
                 if !schema.open && !schema.attributes.iter().any(|s| s.name == key) {
-                    diags.push(unsupported(schema, key, false, what, file, a.key.span()));
+                    into.diags
+                        .push(unsupported(schema, key, false, what, file, a.key.span()));
                     continue;
                 }
-                if out.contains_key(key) {
-                    diags.push(
+                if into.out.contains_key(key) {
+                    into.diags.push(
                         Diagnostic::new(format!("attribute \"{key}\" is set twice in {what}"))
                             .at(file, a.key.span())
                             .help("remove one of them"),
@@ -112,28 +119,22 @@ pub fn eval_body(
                 }
                 match ev.eval_with_marks(&a.value) {
                     Ok((v, m)) => {
-                        marks.put(&[key], m);
-                        out.insert(key.to_string(), v);
+                        into.marks.put(&[key], m);
+                        into.out.insert(key.to_string(), v);
                     }
-                    Err(e) => diags.push(eval_error(file, e)),
+                    Err(e) => into.diags.push(eval_error(file, e)),
                 }
             }
             Structure::Block(b) if b.ident.as_str() == "dynamic" => {
-                let mut at = Nested {
-                    out: &mut out,
-                    marks: &mut *marks,
-                    diags: &mut diags,
-                    file,
-                    what,
-                };
-                if let Err(d) = dynamic_block(b, schema, &mut at, ev) {
-                    diags.push(d);
+                if let Err(d) = dynamic_block(b, schema, &mut into, ev) {
+                    into.diags.push(d);
                 }
             }
             Structure::Block(b) => {
                 let key = b.ident.as_str();
                 let Some(spec) = schema.blocks.iter().find(|s| s.name == key) else {
-                    diags.push(unsupported(schema, key, true, what, file, b.ident.span()));
+                    into.diags
+                        .push(unsupported(schema, key, true, what, file, b.ident.span()));
                     continue;
                 };
                 let want = usize::from(spec.labeled);
@@ -143,7 +144,7 @@ pub fn eval_body(
                     } else {
                         format!("{key} {{ ... }}")
                     };
-                    diags.push(
+                    into.diags.push(
                         Diagnostic::new(format!(
                             "a {key} block takes {want} label{}",
                             if want == 1 { "" } else { "s" }
@@ -154,14 +155,7 @@ pub fn eval_body(
                     continue;
                 }
                 let label = b.labels.first().map(|l| l.as_str().to_string());
-                let mut at = Nested {
-                    out: &mut out,
-                    marks: &mut *marks,
-                    diags: &mut diags,
-                    file,
-                    what,
-                };
-                at.add(spec, label, &b.body, b.ident.span(), ev);
+                into.add(spec, label, &b.body, b.ident.span(), ev);
             }
         }
     }
