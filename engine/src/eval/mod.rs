@@ -266,11 +266,14 @@ impl<'a> Evaluator<'a> {
     }
 
     fn traversal(&mut self, t: &Traversal) -> Result<(Value, Option<&'a Marks>)> {
-        // Walk a scope root by reference as far as plain attribute and literal index steps go.
+        // Walk a scope root by reference as far as attribute and index steps go: one
+        // instance of a counted resource (`tik_data.a[count.index]`) is read without a
+        // copy of all of them.
         if let Expression::Variable(root) = &t.expr {
             let name = root.as_str();
+            let scope: &'a dyn Scope = self.scope;
             if !self.bound.iter().any(|(n, ..)| n == name) {
-                if let Some(mut current) = self.scope.root(name) {
+                if let Some(mut current) = scope.root(name) {
                     let mut marks = self.marks.and_then(|m| m.child(name));
                     let mut used = 0;
                     for op in &t.operators {
@@ -283,6 +286,14 @@ impl<'a> Evaluator<'a> {
                                 index_ref(current, *i.value() as usize, op.span())?,
                                 i.value().to_string(),
                             ),
+                            TraversalOperator::Index(e) => {
+                                let key = self.eval(e)?;
+                                match key.to_template_string() {
+                                    Some(text) => (index_value_ref(current, &key, e.span())?, text),
+                                    // Known only later: the rest goes the copying way.
+                                    None => (None, String::new()),
+                                }
+                            }
                             _ => (None, String::new()),
                         };
                         match next {
@@ -742,8 +753,19 @@ fn index_ref(v: &Value, i: usize, span: Option<Range<usize>>) -> Result<Option<&
 }
 
 fn index_value(v: &Value, key: &Value, span: Option<Range<usize>>) -> Result<Value> {
+    Ok(index_value_ref(v, key, span)?
+        .cloned()
+        .unwrap_or(Value::Unknown))
+}
+
+/// `v[key]` by reference; `None` where it is known only after apply.
+fn index_value_ref<'v>(
+    v: &'v Value,
+    key: &Value,
+    span: Option<Range<usize>>,
+) -> Result<Option<&'v Value>> {
     match (v, key) {
-        (Value::Unknown, _) | (_, Value::Unknown) => Ok(Value::Unknown),
+        (Value::Unknown, _) | (_, Value::Unknown) => Ok(None),
         (Value::List(_), k) => {
             let n = to_number(k)
                 .filter(|n| n.fract() == 0.0 && *n >= 0.0)
@@ -753,15 +775,13 @@ fn index_value(v: &Value, key: &Value, span: Option<Range<usize>>) -> Result<Val
                         span.clone(),
                     )
                 })?;
-            Ok(index_ref(v, n as usize, span)?
-                .cloned()
-                .unwrap_or(Value::Unknown))
+            index_ref(v, n as usize, span)
         }
         (Value::Object(map), k) => {
             let k = k
                 .to_template_string()
                 .ok_or_else(|| type_error("string", k, span.clone()))?;
-            map.get(&k).cloned().ok_or_else(|| {
+            map.get(&k).map(Some).ok_or_else(|| {
                 EvalError::new(format!("this object has no key \"{k}\""), span).help(
                     crate::diag::did_you_mean(&k, map.keys().map(String::as_str)),
                 )
