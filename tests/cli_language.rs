@@ -1376,3 +1376,33 @@ fn a_dynamic_block_makes_one_worker_pool_per_element() {
         ]
     );
 }
+
+#[test]
+fn what_reads_a_counted_block_records_the_block_and_is_destroyed_first() {
+    let p = Project::new(&[(
+        "main.tik.hcl",
+        "resource \"tik_data\" \"a\" {\n  count = 3\n  input = count.index\n}\nresource \"tik_data\" \"b\" {\n  count = 3\n  input = tik_data.a[count.index].id\n}\n",
+    )]);
+    p.ok(&["apply", "--auto-approve"], 0);
+    let state: serde_json::Value =
+        serde_json::from_str(&p.ok(&["state", "pull"], 0).stdout).unwrap();
+    let b1 = state["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["address"] == "tik_data.b[1]")
+        .unwrap();
+    // One address for the block, not one per resource of it.
+    assert_eq!(b1["dependencies"], serde_json::json!(["tik_data.a"]));
+    let r = p.ok(&["destroy", "--auto-approve"], 0);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    let last_b = lines
+        .iter()
+        .rposition(|l| l.starts_with("tik_data.b[") && l.contains("complete"))
+        .unwrap();
+    let first_a = lines
+        .iter()
+        .position(|l| l.starts_with("tik_data.a["))
+        .unwrap();
+    assert!(last_b < first_a, "{}", r.out());
+}

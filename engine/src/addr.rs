@@ -40,6 +40,25 @@ impl Address {
         Address(segs)
     }
 
+    /// The address of the configuration object this resource comes from:
+    /// `tik_data.a` for `tik_data.a[2]`, `cluster.etl` for `cluster.etl.node.head`,
+    /// `module.m.workspace.dev` for `module.m.workspace.dev.vpc`.
+    pub fn object(&self) -> Address {
+        let mut at = 0;
+        while let (Some(Segment::Name(m)), Some(Segment::Name(_))) =
+            (self.0.get(at), self.0.get(at + 1))
+        {
+            if m != "module" {
+                break;
+            }
+            at += 2;
+            while matches!(self.0.get(at), Some(Segment::Key(_) | Segment::Index(_))) {
+                at += 1;
+            }
+        }
+        Address(self.0[..(at + 2).min(self.0.len())].to_vec())
+    }
+
     pub fn starts_with(&self, prefix: &Address) -> bool {
         self.0.starts_with(&prefix.0)
     }
@@ -174,6 +193,25 @@ mod tests {
             Address::parse("cluster.etl.node.worker[\"default\"][2]").unwrap(),
             a
         );
+    }
+
+    #[test]
+    fn an_address_names_its_object() {
+        for (text, object) in [
+            ("tik_data.a", "tik_data.a"),
+            ("tik_data.a[2]", "tik_data.a"),
+            ("tik_data.a[\"k\"]", "tik_data.a"),
+            ("cluster.etl.node.worker[\"default\"][2]", "cluster.etl"),
+            ("module.m.workspace.dev.vpc", "module.m.workspace.dev"),
+            (
+                "module.a.module.b.tik_data.x[0]",
+                "module.a.module.b.tik_data.x",
+            ),
+            ("module", "module"),
+            ("module.m", "module.m"),
+        ] {
+            assert_eq!(Address::parse(text).unwrap().object().to_string(), object);
+        }
     }
 
     #[test]

@@ -94,6 +94,9 @@ struct Unit {
     /// Attributes to take from siblings' results when the change starts.
     refs: Vec<SiblingRef>,
     done: bool,
+    /// No change: it passes once what it waits for is done (an object's deletes
+    /// wait for what depends on the object, through one barrier).
+    barrier: bool,
 }
 
 struct ObjectRun {
@@ -198,6 +201,10 @@ pub async fn apply<F: Future<Output = ()>>(
             let Some(u) = driver.runnable.pop_front() else {
                 break;
             };
+            if driver.units[u].barrier {
+                driver.pass(u);
+                continue;
+            }
             driver
                 .start(u, store, providers, &mut tasks, on_event)
                 .map_err(state_err)?;
@@ -234,7 +241,11 @@ pub async fn apply<F: Future<Output = ()>>(
             }
         }
     }
-    driver.report.not_started = driver.units.iter().filter(|u| !u.done).count();
+    driver.report.not_started = driver
+        .units
+        .iter()
+        .filter(|u| !u.done && !u.barrier)
+        .count();
     // An object behind a failure is skipped only if the plan had something for it to
     // do: one with nothing planned would have done nothing, whatever failed before it.
     let changed: HashSet<&[Segment]> = plan
@@ -314,11 +325,6 @@ impl Driver {
             .iter()
             .filter(|c| c.action == Action::Delete)
             .collect();
-        let index: HashMap<&Address, usize> = deletes
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (&c.address, first + i))
-            .collect();
         for c in &deletes {
             self.units.push(Unit {
                 change: (*c).clone(),
@@ -328,20 +334,59 @@ impl Driver {
                 planned: c.before.clone().unwrap_or_default(),
                 refs: Vec::new(),
                 done: false,
+                barrier: false,
             });
         }
-        // A resource is deleted before what it depends on.
-        for (i, c) in deletes.iter().enumerate() {
-            for d in &c.dependencies {
-                if let Some(&j) = index.get(d) {
-                    self.units[first + i].dependents.push(j);
-                    self.units[j].remaining += 1;
-                }
+        // A resource is deleted before what it depends on; a dependency on an object
+        // waits, through one barrier, for each of its resources.
+        let records: Vec<(&Address, &[Address])> = deletes
+            .iter()
+            .map(|c| (&c.address, c.dependencies.as_slice()))
+            .collect();
+        let order = crate::plan::delete_order(&records);
+        for object in order.objects {
+            self.units.push(Unit {
+                change: Change {
+                    address: object,
+                    type_name: String::new(),
+                    provider: String::new(),
+                    action: Action::Delete,
+                    reasons: Vec::new(),
+                    before: None,
+                    after: None,
+                    sensitive: Vec::new(),
+                    dependencies: Vec::new(),
+                    create_before_destroy: false,
+                },
+                object: None,
+                remaining: 0,
+                dependents: Vec::new(),
+                planned: Map::new(),
+                refs: Vec::new(),
+                done: false,
+                barrier: true,
+            });
+        }
+        for (x, then) in order.then.into_iter().enumerate() {
+            for y in then {
+                self.units[first + x].dependents.push(first + y);
+                self.units[first + y].remaining += 1;
             }
         }
         for u in first..self.units.len() {
             if self.units[u].remaining == 0 {
                 self.runnable.push_back(u);
+            }
+        }
+    }
+
+    /// A barrier whose waits are over: what waits for it may start.
+    fn pass(&mut self, u: usize) {
+        self.units[u].done = true;
+        for d in std::mem::take(&mut self.units[u].dependents) {
+            self.units[d].remaining -= 1;
+            if self.units[d].remaining == 0 {
+                self.runnable.push_back(d);
             }
         }
     }
@@ -459,6 +504,7 @@ impl Driver {
                 planned: planned_attrs,
                 refs: inst.refs.clone(),
                 done: false,
+                barrier: false,
             });
             run.pending += 1;
         }
@@ -636,9 +682,11 @@ impl Driver {
                 } else if !self.units[d].done {
                     // Something it needs failed: it is skipped, and so is what needs it.
                     self.units[d].done = true;
-                    self.report
-                        .skipped
-                        .push(self.units[d].change.address.to_string());
+                    if !self.units[d].barrier {
+                        self.report
+                            .skipped
+                            .push(self.units[d].change.address.to_string());
+                    }
                     finished.push((d, false));
                 }
             }

@@ -756,40 +756,98 @@ pub(crate) fn included_nodes(
     Some(Included { nodes, instances })
 }
 
-/// Orders deletes so that a resource goes before the resources it depends on.
-pub fn order_deletes<'a>(items: &[&'a ResourceState]) -> Vec<&'a ResourceState> {
-    let index: HashMap<&Address, usize> = items
+/// The order among resources being deleted, from their recorded dependencies: a
+/// resource goes before what it depends on. A dependency names one resource, or a
+/// configuration object (`tik_data.a` with count, `cluster.etl`) and so each resource
+/// of it; such a dependency goes through one node for the object, so the graph grows
+/// with the records and their dependencies, not with their product.
+pub(crate) struct DeleteOrder {
+    /// Nodes `0..items` are the resources, in the order given; the rest are objects.
+    pub items: usize,
+    /// The object each node past `items` stands for.
+    pub objects: Vec<Address>,
+    /// Per node, the nodes that wait for it.
+    pub then: Vec<Vec<usize>>,
+    /// Per node, how many nodes it waits for.
+    pub waits: Vec<usize>,
+}
+
+pub(crate) fn delete_order(items: &[(&Address, &[Address])]) -> DeleteOrder {
+    let n = items.len();
+    let exact: HashMap<&Address, usize> = items
         .iter()
         .enumerate()
-        .map(|(i, r)| (&r.address, i))
+        .map(|(i, (a, _))| (*a, i))
         .collect();
-    // blockers[i]: how many deleted resources depend on i and must go first.
-    let mut blockers = vec![0usize; items.len()];
-    for r in items {
-        for d in &r.dependencies {
-            if let Some(&j) = index.get(d) {
-                blockers[j] += 1;
+    let mut members: HashMap<Address, Vec<usize>> = HashMap::new();
+    for (i, (a, _)) in items.iter().enumerate() {
+        members.entry(a.object()).or_default().push(i);
+    }
+    let mut order = DeleteOrder {
+        items: n,
+        objects: Vec::new(),
+        then: vec![Vec::new(); n],
+        waits: vec![0; n],
+    };
+    let mut node_of: HashMap<&Address, usize> = HashMap::new();
+    for (i, (a, deps)) in items.iter().enumerate() {
+        let own = a.object();
+        for d in deps.iter() {
+            // A record never needs its own object: nothing to order.
+            if *d == own {
+                continue;
             }
+            let node = match (exact.get(d), members.get_key_value(d)) {
+                (Some(&j), _) => j,
+                (None, Some((object, of))) => *node_of.entry(object).or_insert_with(|| {
+                    let g = order.then.len();
+                    order.objects.push(object.clone());
+                    order.then.push(of.clone());
+                    order.waits.push(0);
+                    for &x in of {
+                        order.waits[x] += 1;
+                    }
+                    g
+                }),
+                (None, None) => continue,
+            };
+            order.then[i].push(node);
+            order.waits[node] += 1;
         }
     }
-    let mut queue: Vec<usize> = (0..items.len()).filter(|&i| blockers[i] == 0).collect();
-    let mut out = Vec::with_capacity(items.len());
+    order
+}
+
+/// Orders deletes so that a resource goes before the resources it depends on.
+pub fn order_deletes<'a>(items: &[&'a ResourceState]) -> Vec<&'a ResourceState> {
+    let records: Vec<(&Address, &[Address])> = items
+        .iter()
+        .map(|r| (&r.address, r.dependencies.as_slice()))
+        .collect();
+    let DeleteOrder {
+        items: n,
+        then,
+        mut waits,
+        ..
+    } = delete_order(&records);
+    let mut queue: Vec<usize> = (0..waits.len()).filter(|&i| waits[i] == 0).collect();
+    let mut out = Vec::with_capacity(n);
     let mut head = 0;
     while head < queue.len() {
         let i = queue[head];
         head += 1;
-        out.push(items[i]);
-        for d in &items[i].dependencies {
-            if let Some(&j) = index.get(d) {
-                blockers[j] -= 1;
-                if blockers[j] == 0 {
-                    queue.push(j);
-                }
+        if i < n {
+            out.push(items[i]);
+        }
+        for &j in &then[i] {
+            waits[j] -= 1;
+            if waits[j] == 0 {
+                queue.push(j);
             }
         }
     }
     // A cycle in recorded dependencies cannot come from tik; keep such entries, last.
-    if out.len() < items.len() {
+    if out.len() < n {
         let done: HashSet<&Address> = out.iter().map(|r| &r.address).collect();
         let rest: Vec<&ResourceState> = items
             .iter()
@@ -884,8 +942,57 @@ mod tests {
         }
     }
 
-    /// An attribute newer than a record reads as its `absent_as` where the
-    /// configuration sets it, and as absent where it does not.
+    #[test]
+    fn deletes_go_before_the_objects_and_resources_they_depend_on() {
+        let record = |addr: &str, deps: &[&str]| ResourceState {
+            address: Address::parse(addr).unwrap(),
+            dependencies: deps.iter().map(|d| Address::parse(d).unwrap()).collect(),
+            ..recorded(&[])
+        };
+        let records = [
+            // A counted block's resources: what reads the block records the block.
+            record("tik_data.a[0]", &[]),
+            record("tik_data.a[1]", &[]),
+            record("tik_data.b[0]", &["tik_data.a"]),
+            record("tik_data.b[1]", &["tik_data.a"]),
+            // A cluster's node and its session: the session records the node; the
+            // node records the workspace object, the session its own object too.
+            record("workspace.dev.dir", &[]),
+            record("cluster.c.node.head", &["workspace.dev"]),
+            record(
+                "cluster.c.node.head.session",
+                &["cluster.c", "cluster.c.node.head"],
+            ),
+            // A record written before objects were recorded: resource by resource.
+            record("tik_data.old", &["tik_data.a[1]"]),
+        ];
+        let items: Vec<&ResourceState> = records.iter().collect();
+        let order: Vec<String> = order_deletes(&items)
+            .iter()
+            .map(|r| r.address.to_string())
+            .collect();
+        let at = |a: &str| order.iter().position(|x| x == a).unwrap();
+        assert_eq!(order.len(), records.len(), "{order:?}");
+        for (first, then) in [
+            ("tik_data.b[0]", "tik_data.a[0]"),
+            ("tik_data.b[0]", "tik_data.a[1]"),
+            ("tik_data.b[1]", "tik_data.a[0]"),
+            ("tik_data.b[1]", "tik_data.a[1]"),
+            ("tik_data.old", "tik_data.a[1]"),
+            ("cluster.c.node.head.session", "cluster.c.node.head"),
+            ("cluster.c.node.head", "workspace.dev.dir"),
+        ] {
+            assert!(at(first) < at(then), "{first} before {then}: {order:?}");
+        }
+        // One node per object read, not an edge per pair.
+        let deps: Vec<(&Address, &[Address])> = records
+            .iter()
+            .map(|r| (&r.address, r.dependencies.as_slice()))
+            .collect();
+        let graph = delete_order(&deps);
+        assert_eq!(graph.objects.len(), 2, "{:?}", graph.objects);
+    }
+
     #[test]
     fn an_output_change_hides_what_either_side_held_sensitive() {
         let out = |v: &str, sensitive: bool, parts: &[&[&str]]| OutputState {
@@ -915,6 +1022,8 @@ mod tests {
         assert!(changes[1].sensitive, "it was sensitive before");
     }
 
+    /// An attribute newer than a record reads as its `absent_as` where the
+    /// configuration sets it, and as absent where it does not.
     #[test]
     fn an_attribute_newer_than_the_record_is_taken_as_its_absent_value() {
         let schema = ResourceSchema {

@@ -44,6 +44,8 @@ pub struct ResourceState {
     pub attributes: Map,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sensitive_attributes: Vec<String>,
+    /// What must outlive it: a resource, or an object (`tik_data.a`, `cluster.etl`)
+    /// and so each resource of it (`Address::object`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dependencies: Vec<Address>,
 }
@@ -254,9 +256,13 @@ impl State {
                 address: r.address.clone(),
             })
             .collect();
+        // A dependency on the object that receives them stays: moving `tik_data.a`
+        // to `tik_data.a[0]` leaves `tik_data.a` naming each of its resources.
+        let to_object = to.object();
+        let rename_dep = |d: &Address| if *d == to_object { None } else { rename(d) };
         let rewrite = |deps: &[Address]| -> Vec<Address> {
             deps.iter()
-                .map(|d| rename(d).unwrap_or_else(|| d.clone()))
+                .map(|d| rename_dep(d).unwrap_or_else(|| d.clone()))
                 .collect()
         };
         for (r, new) in &moved {
@@ -273,7 +279,7 @@ impl State {
             .values()
             .filter(|r| rename(&r.address).is_none())
         {
-            if r.dependencies.iter().any(|d| rename(d).is_some()) {
+            if r.dependencies.iter().any(|d| rename_dep(d).is_some()) {
                 entries.push(JournalEntry::Put {
                     resource: ResourceState {
                         dependencies: rewrite(&r.dependencies),

@@ -48,7 +48,9 @@ pub struct Instance {
     pub config: Map,
     /// Other instances of the same object that come first.
     pub intra_deps: Vec<Address>,
-    /// Every resource this one depends on, as state records it.
+    /// What this one depends on, as state records it: the objects it reads
+    /// (`tik_data.a`, `cluster.etl`: each of their resources) and the resources of
+    /// its own object that come first.
     pub dependencies: Vec<Address>,
     pub sensitive: Vec<String>,
     pub lifecycle: Lifecycle,
@@ -136,7 +138,7 @@ pub struct Walk<'c> {
     marks: Vec<Marks>,
     /// Each module's sensitive outputs, by name.
     output_marks: Vec<Marks>,
-    /// The resources behind each node, for the dependencies recorded in state.
+    /// The objects behind each node, for the dependencies recorded in state.
     resources: Vec<Rc<Vec<Address>>>,
     pub root_variables: Map,
     pub root_outputs: IndexMap<String, OutputState>,
@@ -243,7 +245,7 @@ impl<'c> Walk<'c> {
             .map_err(|e| eval_error(file, e).into())
     }
 
-    /// Union of the resources behind the dependencies of `i`.
+    /// Union of the objects behind the dependencies of `i`.
     fn dependency_resources(&self, i: NodeIndex) -> Vec<Address> {
         let mut seen = HashSet::new();
         let mut out = Vec::new();
@@ -677,7 +679,9 @@ impl<'c> Walk<'c> {
                 }
             }
         }
-        self.resources[i.index()] = Rc::new(instances.iter().map(|x| x.address.clone()).collect());
+        // What depends on the object records the object, not each of its resources:
+        // `tik_data.b[*]` reading `tik_data.a[count.index]` records one address each.
+        self.resources[i.index()] = Rc::new(vec![address.clone()]);
         // What reads the object reads its instances' sensitive attributes where its value
         // holds them (`node.head.connection`), as `finish_object` puts them there.
         for inst in &instances {
