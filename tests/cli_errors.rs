@@ -419,3 +419,47 @@ fn dynamic_block_mistakes_are_named_where_written() {
         r.out()
     );
 }
+
+#[test]
+fn moved_block_mistakes_are_named_where_written() {
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "resource \"tik_data\" \"new\" {}\nmoved {\n  from = tik_data.old\n  to   = tik_data.nwe\n}\n",
+            &["tik_data.nwe is not in the configuration", "main.tik.hcl:4:10", "did you mean \"tik_data.new\"?"],
+        ),
+        (
+            "resource \"tik_data\" \"new\" {}\nresource \"tik_data\" \"old\" {}\nmoved {\n  from = tik_data.old\n  to   = tik_data.new\n}\n",
+            &["tik_data.old is still in the configuration", "main.tik.hcl:4:10"],
+        ),
+        (
+            "resource \"local_file\" \"new\" {\n  path    = \"x\"\n  content = \"y\"\n}\nmoved {\n  from = tik_data.old\n  to   = local_file.new\n}\n",
+            &["tik_data.old is a tik_data, local_file.new a local_file: a move keeps the kind", "main.tik.hcl:7:10"],
+        ),
+        (
+            "moved \"x\" {\n  from = tik_data.a\n  to   = tik_data.b\n}\n",
+            &["a moved block takes no label", "main.tik.hcl:1:7"],
+        ),
+        (
+            "moved {\n  from = tik_data.a\n}\n",
+            &["a moved block needs to", "main.tik.hcl:1:1"],
+        ),
+        (
+            "moved {\n  from = \"tik_data.a\"\n  to   = tik_data.b\n}\n",
+            &["from must be an address: it is not a reference", "main.tik.hcl:2:10"],
+        ),
+        (
+            "moved {\n  from = tik_data.a[var.i]\n  to   = tik_data.b\n}\n",
+            &["from must be an address: an index is a number or a quoted key, written out"],
+        ),
+        (
+            "moved {\n  from = tik_data.a\n  too  = tik_data.b\n}\n",
+            &["main.tik.hcl:3:3", "did you mean \"to\"?"],
+        ),
+    ];
+    for (config, wanted) in cases {
+        let e = error_of(&[("main.tik.hcl", config)]);
+        for w in *wanted {
+            assert!(e.contains(w), "{config}\nwanted {w:?} in:\n{e}");
+        }
+    }
+}

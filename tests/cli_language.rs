@@ -1248,19 +1248,100 @@ fn count_and_for_each_make_one_resource_per_index_and_key() {
     );
 }
 
+/// The id state records for `address`.
+fn recorded_id(p: &Project, address: &str) -> String {
+    let shown = p.ok(&["state", "show", address], 0).stdout;
+    shown
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("id"))
+        .map(|v| v.trim_start_matches([' ', '=']).to_string())
+        .unwrap_or_else(|| panic!("no id in {shown}"))
+}
+
+#[test]
+fn moved_blocks_rename_what_state_holds_without_replacing_it() {
+    let p = Project::new(&[
+        (
+            "main.tik.hcl",
+            "resource \"tik_data\" \"old\" {\n  input = \"x\"\n}\n",
+        ),
+        (
+            "m/main.tik.hcl",
+            "resource \"tik_data\" \"inner\" {\n  input = \"x\"\n}\n",
+        ),
+    ]);
+    p.ok(&["apply", "--auto-approve"], 0);
+    let before = recorded_id(&p, "tik_data.old");
+    p.write(
+        "main.tik.hcl",
+        "resource \"tik_data\" \"new\" {\n  input = \"x\"\n}\nmoved {\n  from = tik_data.old\n  to   = tik_data.new\n}\n",
+    );
+    let r = p.ok(&["plan", "--detailed-exitcode"], 2);
+    assert!(
+        r.stdout
+            .contains("# tik_data.old has moved to tik_data.new")
+            && r.stdout
+                .contains("Plan: 0 to add, 0 to change, 0 to replace, 0 to destroy, 1 to move."),
+        "{}",
+        r.out()
+    );
+    p.ok(&["apply", "--auto-approve"], 0);
+    assert_eq!(recorded_id(&p, "tik_data.new"), before);
+    // Kept after the move, the block does nothing.
+    p.ok(&["plan", "--detailed-exitcode"], 0);
+
+    // Into a module.
+    p.write(
+        "main.tik.hcl",
+        "module \"m\" {\n  source = \"./m\"\n}\nmoved {\n  from = tik_data.new\n  to   = module.m.tik_data.inner\n}\n",
+    );
+    p.ok(&["apply", "--auto-approve"], 0);
+    assert_eq!(
+        p.ok(&["state", "list"], 0).stdout.trim(),
+        "module.m.tik_data.inner"
+    );
+    assert_eq!(recorded_id(&p, "module.m.tik_data.inner"), before);
+
+    // Both addresses in state: refused, and state stays as it was.
+    p.write(
+        "main.tik.hcl",
+        "module \"m\" {\n  source = \"./m\"\n}\nresource \"tik_data\" \"other\" {\n  input = \"y\"\n}\n",
+    );
+    p.ok(&["apply", "--auto-approve"], 0);
+    p.write(
+        "main.tik.hcl",
+        "resource \"tik_data\" \"other\" {\n  input = \"y\"\n}\nmoved {\n  from = module.m\n  to   = tik_data.other\n}\n",
+    );
+    let r = p.ok(&["plan"], 1);
+    assert!(r.stderr.contains("a move keeps the kind"), "{}", r.out());
+    p.write(
+        "main.tik.hcl",
+        "module \"n\" {\n  source = \"./m\"\n}\nresource \"tik_data\" \"other\" {\n  input = \"y\"\n}\nmoved {\n  from = module.m\n  to   = module.n\n}\n",
+    );
+    p.ok(&["apply", "--auto-approve"], 0);
+    assert_eq!(recorded_id(&p, "module.n.tik_data.inner"), before);
+    p.write(
+        "main.tik.hcl",
+        "resource \"tik_data\" \"kept\" {\n  input = \"y\"\n}\nmoved {\n  from = module.n.tik_data.inner\n  to   = tik_data.kept\n}\nmoved {\n  from = tik_data.other\n  to   = tik_data.kept\n}\n",
+    );
+    let listed = p.ok(&["state", "list"], 0).stdout;
+    let r = p.ok(&["apply", "--auto-approve"], 1);
+    assert!(
+        r.stderr
+            .contains("state holds both tik_data.other and tik_data.kept")
+            && r.stderr.contains("tik state rm 'tik_data.other'"),
+        "{}",
+        r.out()
+    );
+    assert_eq!(p.ok(&["state", "list"], 0).stdout, listed);
+}
+
 #[test]
 fn adding_count_to_a_resource_moves_it_to_index_zero() {
     let one = "resource \"tik_data\" \"one\" {\n  input = \"x\"\n}\n";
     let p = Project::new(&[("main.tik.hcl", one)]);
     p.ok(&["apply", "--auto-approve"], 0);
-    let id = |address: &str| {
-        let shown = p.ok(&["state", "show", address], 0).stdout;
-        shown
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("id"))
-            .map(|v| v.trim_start_matches([' ', '=']).to_string())
-            .unwrap_or_else(|| panic!("no id in {shown}"))
-    };
+    let id = |address: &str| recorded_id(&p, address);
     let before = id("tik_data.one");
     p.write(
         "main.tik.hcl",

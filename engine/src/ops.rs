@@ -173,14 +173,38 @@ pub async fn make_plan(
         (state.clone(), plan::Refreshed::default())
     };
     orphans_into_state(&mut found, options.orphans, &mut now);
-    let moves = if options.destroy {
-        Vec::new()
-    } else {
-        plan::implied_moves(config, &now)
-    };
-    for m in &moves {
-        for e in now.moves(&m.from, &m.to)? {
-            now.apply_entry(&e);
+    let mut moves = Vec::new();
+    if !options.destroy {
+        // The moved blocks in order, each on the state the ones before it left; then
+        // what count's arrival or departure implies.
+        for m in plan::explicit_moves(config)? {
+            let has_to = now.resources.keys().any(|r| r.starts_with(&m.to));
+            let has_from = now
+                .resources
+                .keys()
+                .any(|r| r.starts_with(&m.from) && !r.starts_with(&m.to));
+            match (has_from, has_to) {
+                (false, _) => continue, // moved already, or never there
+                (true, true) => {
+                    return Err(Diagnostic::new(format!(
+                        "state holds both {} and {}: the moved block cannot tell which to keep",
+                        m.from, m.to
+                    ))
+                    .help(format!("take one out of state (it stays in the world) with tik state rm '{}', or remove the moved block", m.from))
+                    .into())
+                }
+                (true, false) => {}
+            }
+            for e in now.moves(&m.from, &m.to)? {
+                now.apply_entry(&e);
+            }
+            moves.push(m);
+        }
+        for m in plan::implied_moves(config, &now) {
+            for e in now.moves(&m.from, &m.to)? {
+                now.apply_entry(&e);
+            }
+            moves.push(m);
         }
     }
     let mut plan = plan::plan(config, providers, &now, found.drift, inputs, options)?;

@@ -159,6 +159,76 @@ pub struct Move {
     pub to: Address,
 }
 
+/// The `moved` blocks of every module, with absolute addresses, checked against the
+/// configuration: `to` is something it has, `from` something it no longer has (or
+/// another instance of the same block), and both are the same kind of thing.
+pub fn explicit_moves(config: &Config) -> Result<Vec<Move>, Diagnostics> {
+    let mut objects: HashSet<Address> = HashSet::new();
+    for m in &config.modules {
+        objects.insert(m.prefix.clone());
+        for o in &m.objects {
+            objects.insert(m.prefix.clone().name(o.kind.root()).name(&o.name));
+        }
+    }
+    // What kind of thing an address names: a resource type, cluster, workspace or module.
+    let kind = |a: &Address| -> String {
+        let object = a.object();
+        match object.0.get(object.0.len().saturating_sub(2)) {
+            Some(crate::addr::Segment::Name(k)) => k.clone(),
+            _ => String::new(),
+        }
+    };
+    let mut moves = Vec::new();
+    let mut diags = Diagnostics::default();
+    for m in &config.modules {
+        for mv in &m.moved {
+            let (from, to) = (m.prefix.join(&mv.from), m.prefix.join(&mv.to));
+            let at_to = |d: Diagnostic| d.at(mv.file, mv.to_span.clone());
+            let at_from = |d: Diagnostic| d.at(mv.file, mv.from_span.clone());
+            let nested = from.starts_with(&to) || to.starts_with(&from);
+            if from == to || (nested && from.object() != to.object()) {
+                diags.push(at_to(
+                    Diagnostic::new(format!("{from} cannot move to {to}: one holds the other"))
+                        .help(
+                            "a moved block renames: give from the old address and to the new one",
+                        ),
+                ));
+            } else if kind(&from) != kind(&to) {
+                diags.push(at_to(Diagnostic::new(format!(
+                    "{from} is a {}, {to} a {}: a move keeps the kind",
+                    kind(&from),
+                    kind(&to)
+                )).help("to replace one kind of resource with another, remove the moved block: the plan destroys the old and creates the new")));
+            } else if !objects.contains(&to.object()) {
+                let names: Vec<String> = objects.iter().map(Address::to_string).collect();
+                diags.push(at_to(
+                    Diagnostic::new(format!("{to} is not in the configuration")).help(
+                        crate::diag::did_you_mean(
+                            &to.object().to_string(),
+                            names.iter().map(String::as_str),
+                        )
+                        .unwrap_or_else(|| {
+                            "to names the new address: a block the configuration has".into()
+                        }),
+                    ),
+                ));
+            } else if from.object() != to.object() && objects.contains(&from.object()) {
+                diags.push(at_from(Diagnostic::new(format!(
+                    "{} is still in the configuration",
+                    from.object()
+                )).help("from names the old address, which no block has any more; remove or rename that block")));
+            } else {
+                moves.push(Move { from, to });
+            }
+        }
+    }
+    if diags.is_empty() {
+        Ok(moves)
+    } else {
+        Err(diags)
+    }
+}
+
 /// The moves a configuration implies, as Terraform's: a resource recorded at
 /// `TYPE.NAME` whose block now has `count` is `TYPE.NAME[0]`, and one at
 /// `TYPE.NAME[0]` whose block has lost it is `TYPE.NAME`; when the new address is
@@ -495,6 +565,8 @@ pub fn plan(
     options: &PlanOptions,
 ) -> Result<Plan, Diagnostics> {
     let mut walk = Walk::new(config, providers, inputs)?;
+    // make_plan has moved what they say in `state`; here they are checked for validate.
+    explicit_moves(config)?;
     // Adopted orphans, whose records hold only what the provider could read back.
     let adopted: HashMap<Address, usize> = drift
         .iter()

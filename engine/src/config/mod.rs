@@ -50,6 +50,19 @@ pub struct Module {
     pub outputs: IndexMap<String, Output>,
     pub calls: IndexMap<String, ModuleCall>,
     pub objects: Vec<ObjectDef>,
+    /// `moved` blocks, in the order written.
+    pub moved: Vec<Moved>,
+}
+
+/// `moved { from = tik_data.old  to = tik_data.new }`: what state holds at `from`
+/// (relative to the module) is the object the configuration now has at `to`.
+#[derive(Debug)]
+pub struct Moved {
+    pub from: Address,
+    pub to: Address,
+    pub file: FileId,
+    pub from_span: Option<Range<usize>>,
+    pub to_span: Option<Range<usize>>,
 }
 
 #[derive(Debug)]
@@ -356,6 +369,7 @@ const TOP_BLOCKS: &[&str] = &[
     "resource",
     "workspace",
     "cluster",
+    "moved",
 ];
 
 impl Loader {
@@ -457,6 +471,7 @@ impl Loader {
                 "output" => self.decode_output(module, file, &block),
                 "module" => self.decode_module(module, file, &block, chain),
                 "resource" | "workspace" | "cluster" => self.decode_object(module, file, block),
+                "moved" => self.decode_moved(module, file, &block),
                 _ => Err(unknown_block(
                     &block,
                     file,
@@ -801,6 +816,57 @@ impl Loader {
         Ok(())
     }
 
+    fn decode_moved(
+        &mut self,
+        module: usize,
+        file: FileId,
+        block: &Block,
+    ) -> Result<(), Diagnostic> {
+        let example = "moved {\n  from = tik_data.old\n  to   = tik_data.new\n}";
+        if let Some(l) = block.labels.first() {
+            return Err(Diagnostic::new("a moved block takes no label")
+                .at(file, l.span())
+                .help(format!("write it as {example}")));
+        }
+        let (mut from, mut to) = (None, None);
+        for s in block.body.iter() {
+            match s {
+                Structure::Attribute(a) if matches!(a.key.as_str(), "from" | "to") => {
+                    let address = expr_address(&a.value).map_err(|why| {
+                        Diagnostic::new(format!("{} must be an address: {why}", a.key.as_str()))
+                            .at(file, a.value.span())
+                            .help("write a resource, cluster, workspace or module as you would reference it: tik_data.old, cluster.etl, module.net, tik_data.a[0]")
+                    })?;
+                    let slot = if a.key.as_str() == "from" {
+                        &mut from
+                    } else {
+                        &mut to
+                    };
+                    *slot = Some((address, a.value.span()));
+                }
+                Structure::Attribute(a) => {
+                    return Err(unknown_attr(a, file, "a moved block", &["from", "to"]))
+                }
+                Structure::Block(b) => return Err(unknown_block(b, file, "a moved block", &[])),
+            }
+        }
+        let missing = |what: &str| {
+            Diagnostic::new(format!("a moved block needs {what}"))
+                .at(file, block.ident.span())
+                .help(format!("write it as {example}"))
+        };
+        let (from, from_span) = from.ok_or_else(|| missing("from"))?;
+        let (to, to_span) = to.ok_or_else(|| missing("to"))?;
+        self.modules[module].moved.push(Moved {
+            from,
+            to,
+            file,
+            from_span,
+            to_span,
+        });
+        Ok(())
+    }
+
     fn decode_object(
         &mut self,
         module: usize,
@@ -897,6 +963,37 @@ impl Loader {
         });
         Ok(())
     }
+}
+
+/// The address an expression names, as a reference writes it: `tik_data.a`,
+/// `tik_data.a[0]`, `tik_data.a["k"]`, `module.net`, `cluster.etl`.
+fn expr_address(expr: &Expression) -> Result<Address, String> {
+    use hcl_edit::expr::TraversalOperator;
+    let (root, ops) = match expr {
+        Expression::Variable(v) => (v.as_str(), &[][..]),
+        Expression::Traversal(t) => match &t.expr {
+            Expression::Variable(v) => (v.as_str(), t.operators.as_slice()),
+            _ => return Err("it does not start with a name".into()),
+        },
+        _ => return Err("it is not a reference".into()),
+    };
+    let mut address = Address::new().name(root);
+    for op in ops {
+        address = match op.value() {
+            TraversalOperator::GetAttr(a) => address.name(a.as_str()),
+            TraversalOperator::LegacyIndex(i) => address.index(*i.value()),
+            TraversalOperator::Index(Expression::Number(n)) => match n.value().as_u64() {
+                Some(i) => address.index(i),
+                None => return Err("an index is a whole number".into()),
+            },
+            TraversalOperator::Index(Expression::String(k)) => address.key(k.value().as_str()),
+            _ => return Err("an index is a number or a quoted key, written out".into()),
+        };
+    }
+    if address.0.len() < 2 {
+        return Err(format!("{root} alone names nothing"));
+    }
+    Ok(address)
 }
 
 /// Takes `count` or `for_each` out of a block: on a resource block, one of them.
