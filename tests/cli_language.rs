@@ -1487,3 +1487,22 @@ fn what_reads_a_counted_block_records_the_block_and_is_destroyed_first() {
         .unwrap();
     assert!(last_b < first_a, "{}", r.out());
 }
+
+#[test]
+fn a_moved_block_takes_a_resource_to_one_of_its_for_each_keys() {
+    let p = Project::new(&[(
+        "main.tik.hcl",
+        "resource \"tik_data\" \"a\" {\n  input = \"web\"\n}\n",
+    )]);
+    p.ok(&["apply", "--auto-approve"], 0);
+    let before = recorded_id(&p, "tik_data.a");
+    p.write(
+        "main.tik.hcl",
+        "resource \"tik_data\" \"a\" {\n  for_each = toset([\"web\", \"db\"])\n  input    = each.key\n}\nmoved {\n  from = tik_data.a\n  to   = tik_data.a[\"web\"]\n}\n",
+    );
+    assert_eq!(planned(&p, &[]), ["tik_data.a[\"db\"] create"]);
+    p.ok(&["apply", "--auto-approve"], 0);
+    assert_eq!(recorded_id(&p, "tik_data.a[\"web\"]"), before);
+    // With both keys in state, the block's from names the block: nothing more moves.
+    p.ok(&["plan", "--detailed-exitcode"], 0);
+}

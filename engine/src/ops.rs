@@ -179,11 +179,7 @@ pub async fn make_plan(
         // what count's arrival or departure implies.
         for m in plan::explicit_moves(config)? {
             let has_to = now.resources.keys().any(|r| r.starts_with(&m.to));
-            let has_from = now
-                .resources
-                .keys()
-                .any(|r| r.starts_with(&m.from) && !r.starts_with(&m.to));
-            match (has_from, has_to) {
+            match (now.holds_for_move(&m.from, &m.to), has_to) {
                 (false, _) => continue, // moved already, or never there
                 (true, true) => {
                     return Err(Diagnostic::new(format!(

@@ -223,11 +223,31 @@ impl State {
     }
 }
 
+/// A block's one resource moving to one of its instances (`tik_data.a` to
+/// `tik_data.a["web"]`): the move takes that record alone, not the instances
+/// under its address.
+fn into_itself(from: &Address, to: &Address) -> bool {
+    *from == from.object() && to.starts_with(from)
+}
+
 impl State {
+    /// Whether state holds anything that a move from `from` to `to` would take.
+    pub fn holds_for_move(&self, from: &Address, to: &Address) -> bool {
+        if into_itself(from, to) {
+            return self.resources.contains_key(from);
+        }
+        self.resources
+            .keys()
+            .any(|r| r.starts_with(from) && !r.starts_with(to))
+    }
+
     /// The changes that move every resource under `from` to the same place under `to`,
     /// and rewrite the dependencies that point at them.
     pub fn moves(&self, from: &Address, to: &Address) -> Result<Vec<JournalEntry>, StateError> {
         let rename = |a: &Address| -> Option<Address> {
+            if into_itself(from, to) {
+                return (a == from).then(|| to.clone());
+            }
             a.starts_with(from).then(|| {
                 let mut segs = to.0.clone();
                 segs.extend(a.0[from.0.len()..].iter().cloned());
