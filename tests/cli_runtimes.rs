@@ -1005,14 +1005,15 @@ fn running_on_nodes(
 
 /// Ends tik with `stop` and waits, 10 s at most, until every one of `pids` ended,
 /// and then, 40 s at most, until its SSH connections (`masters`, one per node over
-/// SSH) ended too.
+/// SSH) ended too; then checks that the next tik to connect sweeps what they left
+/// (once it is old), and says how many they left.
 fn stopping_tik_ends(
     p: &Project,
     mut tik: std::process::Child,
     stop: impl FnOnce(&mut std::process::Child),
     pids: &[String],
     masters: usize,
-) {
+) -> usize {
     assert_eq!(ssh_masters(&tmp_of(p)).len(), masters, "one per node");
     stop(&mut tik);
     tik.wait().unwrap();
@@ -1034,6 +1035,37 @@ fn stopping_tik_ends(
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    if masters == 0 {
+        return 0;
+    }
+    // What the masters left behind (openssh's directory, with its log) goes with the
+    // next tik that connects, once older than any connect: here, made an hour old.
+    let left: Vec<std::path::PathBuf> = std::fs::read_dir(tmp_of(p))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|d| {
+            d.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".ssh-connection")
+        })
+        .collect();
+    for d in &left {
+        let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        std::fs::File::open(d)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+    }
+    let tmp = tmp_of(p);
+    let exec = p.tik_env(
+        &["exec", "c", "--", "true"],
+        &[("TMPDIR", tmp.to_str().unwrap())],
+    );
+    assert_eq!(exec.code, 0, "{}", exec.out());
+    let kept: Vec<_> = left.iter().filter(|d| d.exists()).collect();
+    assert!(kept.is_empty(), "left behind: {kept:?}");
+    left.len()
 }
 
 /// Starts an apply of `slow_project`, waits until the step runs on both nodes, ends
@@ -1048,7 +1080,13 @@ fn a_step_ends_with_tik(transport: &str, stop: impl FnOnce(&mut std::process::Ch
         "step",
     );
     let masters = if transport == "ssh" { 2 } else { 0 };
-    stopping_tik_ends(&p, apply, stop, &pids, masters);
+    let left = stopping_tik_ends(&p, apply, stop, &pids, masters);
+    // Over SSH, the stopped tik left its connections' directories: the sweep ran.
+    assert_eq!(
+        left > 0,
+        masters > 0,
+        "{left} directories left by {masters} masters"
+    );
     // State knows the steps did not finish: they run again.
     let plan = p.ok(&["plan"], 0).stdout;
     assert!(
@@ -1096,7 +1134,8 @@ fn an_interrupted_exec_stops_its_command_on_every_node() {
         &["head", "worker-w-0", "worker-w-1", "worker-w-2"],
         "exec",
     );
-    stopping_tik_ends(&p, exec, interrupt, &pids, 4);
+    let left = stopping_tik_ends(&p, exec, interrupt, &pids, 4);
+    assert!(left > 0, "the stopped exec left no directory to sweep");
     // The services tik started are not the command's: they still answer.
     for ip in ips(&p) {
         assert!(get(&ip).is_some(), "{ip}");

@@ -1484,9 +1484,46 @@ struct Attempt {
     _scratch: Scratch,
 }
 
+/// How long a connection's directory may be without its master's socket before it
+/// counts as left behind: far longer than a connect takes.
+const STALE_AFTER: Duration = Duration::from_secs(600);
+
+/// Removes what the masters of a killed tik leave in `dir`: openssh's
+/// `.ssh-connection*` directory, which its master's socket has left (only a `log`
+/// is in it) and which has not changed for `stale_after`. A directory with anything
+/// else in it, a master's socket above all, is not touched.
+fn sweep_control_dirs(dir: &Path, stale_after: Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let ours = e
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".ssh-connection");
+        if !ours || !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let changed = e.metadata().and_then(|m| m.modified());
+        let old = changed.is_ok_and(|t| t.elapsed().is_ok_and(|age| age > stale_after));
+        if !old {
+            continue;
+        }
+        let path = e.path();
+        let only_log = std::fs::read_dir(&path)
+            .map(|inside| inside.flatten().all(|f| f.file_name() == "log"))
+            .unwrap_or(false);
+        if only_log {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
 /// Connects to a node: accepting only `recorded` as its host key, or with none
 /// recorded, any key, which ssh writes to the known-hosts file.
 async fn attempt(ssh: &Ssh, recorded: Option<&str>) -> Result<Attempt, ProviderError> {
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    SWEPT.call_once(|| sweep_control_dirs(&std::env::temp_dir(), STALE_AFTER));
     let mut scratch = Scratch::default();
     let (known, check) = match recorded {
         Some(key) => (
@@ -1676,6 +1713,43 @@ fn error_text(e: &dyn std::error::Error, jump_log: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_what_a_gone_master_left_long_ago_is_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let make = |name: &str, files: &[&str], age: u64| {
+            let d = dir.path().join(name);
+            std::fs::create_dir(&d).unwrap();
+            for f in files {
+                std::fs::write(d.join(f), "").unwrap();
+            }
+            let then = std::time::SystemTime::now() - Duration::from_secs(age);
+            std::fs::File::open(&d).unwrap().set_modified(then).unwrap();
+        };
+        make(".ssh-connection1", &["log"], 3600); // left by a killed tik
+        make(".ssh-connection2", &[], 3600); // its log gone too
+        make(".ssh-connection3", &["log", "master"], 3600); // a live master
+        make(".ssh-connection4", &["log"], 5); // a connect in progress
+        make(".ssh-connection5", &["log", "notes"], 3600); // not openssh's alone
+        make("other", &["log"], 3600);
+        std::fs::write(dir.path().join(".ssh-connection6"), "").unwrap();
+        sweep_control_dirs(dir.path(), STALE_AFTER);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ".ssh-connection3",
+                ".ssh-connection4",
+                ".ssh-connection5",
+                ".ssh-connection6",
+                "other"
+            ]
+        );
+    }
 
     #[test]
     fn a_new_way_to_the_node_is_recorded_and_runs_nothing() {
