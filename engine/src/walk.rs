@@ -108,23 +108,6 @@ pub enum Shape {
 /// is an error, not an hour of evaluation.
 pub const MAX_INSTANCES: usize = 100_000;
 
-/// A module's scope with one more name bound: `count` or `each` in a repeated block.
-struct WithBound<'a> {
-    scope: &'a Map,
-    name: &'static str,
-    value: Value,
-}
-
-impl crate::eval::Scope for WithBound<'_> {
-    fn root(&self, name: &str) -> Option<&Value> {
-        if name == self.name {
-            Some(&self.value)
-        } else {
-            self.scope.get(name)
-        }
-    }
-}
-
 pub struct Walk<'c> {
     pub config: &'c Config,
     pub providers: &'c Providers,
@@ -847,20 +830,11 @@ impl<'c> Walk<'c> {
         bound: Option<(&'static str, Value)>,
     ) -> Result<(Map, Marks), Diagnostics> {
         let dir = self.dir(m);
-        let scope;
-        let mut ev = match bound {
-            Some((name, value)) => {
-                scope = WithBound {
-                    scope: &self.scopes[m],
-                    name,
-                    value,
-                };
-                Evaluator::new(&scope, &dir)
-            }
-            None => Evaluator::new(&self.scopes[m], &dir),
-        }
-        .with_marks(&self.marks[m]);
+        let mut ev = Evaluator::new(&self.scopes[m], &dir).with_marks(&self.marks[m]);
         ev.validating = self.inputs.missing_unknown;
+        if let Some((name, value)) = bound {
+            ev.bind(name, value);
+        }
         let mut marks = Marks::default();
         let (file, span) = (def.file, def.span.clone());
         let config = body::eval_body(&def.body, schema, what, file, span, &mut ev, &mut marks)?;

@@ -91,8 +91,8 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// Binds `name` to `value` until `unbind`, above the scope and any `for` variable:
-    /// a dynamic block's iterator.
+    /// Binds `name` to `value` until `unbind`, above the scope: a repeated block's
+    /// `count` or `each`, a dynamic block's iterator.
     pub fn bind(&mut self, name: &str, value: Value) {
         self.bound.push((name.to_string(), value, None));
     }
