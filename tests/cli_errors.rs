@@ -302,6 +302,10 @@ fn count_and_for_each_mistakes_are_named_where_written() {
             &["count must be a whole number, 0 or more, not -1", "main.tik.hcl:2:11"],
         ),
         (
+            "resource \"tik_data\" \"a\" {\n  count = { n = 1 }\n}\n",
+            &["count must be a whole number, 0 or more, not an object"],
+        ),
+        (
             "resource \"tik_data\" \"a\" {\n  count = 1e9\n}\n",
             &["count makes 1000000000 instances; the most is 100000"],
         ),
@@ -368,6 +372,10 @@ fn dynamic_block_mistakes_are_named_where_written() {
         (
             "  dynamic \"workers\" {\n    for_each = { a = 1 }\n    labels   = [workers.key]\n    content { min = pool.value }\n  }\n",
             &["unknown name \"pool\"", "main.tik.hcl:9:21"],
+        ),
+        (
+            "  dynamic \"workers\" {\n    for_each = { a = 1 }\n    labels   = { a = 1 }\n    content {}\n  }\n",
+            &["the labels of dynamic \"workers\" must be a list, not an object"],
         ),
         (
             "  dynamic \"workers\" {\n    for_each = \"x\"\n    labels   = [workers.key]\n    content {}\n  }\n",

@@ -33,6 +33,15 @@ impl Value {
         }
     }
 
+    /// The type as a sentence names it: "a list", "an object", "null".
+    pub fn a_type(&self) -> String {
+        match self {
+            Value::Null | Value::Unknown => self.type_name().to_string(),
+            Value::Object(_) => "an object".into(),
+            other => format!("a {}", other.type_name()),
+        }
+    }
+
     /// True when lists and objects nest deeper than `limit` levels. Stops looking at
     /// `limit`, so it costs at most the part of the value above that depth.
     pub fn deeper_than(&self, limit: usize) -> bool {

@@ -745,7 +745,7 @@ impl<'c> Walk<'c> {
                     .ok_or_else(|| {
                         let not = match &value {
                             Value::Number(n) => crate::value::format_number(*n),
-                            other => a_type(other),
+                            other => other.a_type(),
                         };
                         err(
                             format!("count must be a whole number, 0 or more, not {not}"),
@@ -777,7 +777,7 @@ impl<'c> Walk<'c> {
                         for (n, item) in items.into_iter().enumerate() {
                             let Value::String(k) = item else {
                                 return Err(err(
-                                    format!("for_each takes a map or a set of strings; item {n} is {}", a_type(&item)),
+                                    format!("for_each takes a map or a set of strings; item {n} is {}", item.a_type()),
                                     "turn the items into strings: toset([for x in LIST : tostring(x)])",
                                 ));
                             };
@@ -797,7 +797,7 @@ impl<'c> Walk<'c> {
                         return Err(err(
                             format!(
                                 "for_each takes a map or a set of strings, not {}",
-                                a_type(&other)
+                                other.a_type()
                             ),
                             "write for_each = toset([\"a\", \"b\"]) or for_each = { a = 1, b = 2 }",
                         ))
@@ -995,15 +995,6 @@ fn insert_path(target: &mut Value, path: &[Segment], value: Value) {
                 insert_path(&mut items[i], rest, value);
             }
         }
-    }
-}
-
-/// A value's type as a sentence names it: "a list", "an object", "null".
-fn a_type(v: &Value) -> String {
-    match v {
-        Value::Null | Value::Unknown => v.type_name().to_string(),
-        Value::Object(_) => "an object".into(),
-        other => format!("a {}", other.type_name()),
     }
 }
 

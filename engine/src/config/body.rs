@@ -398,8 +398,8 @@ fn dynamic_block(
         other => {
             return Err(refused(
                 format!(
-                    "the for_each of dynamic \"{kind}\" takes a map or a list, not a {}",
-                    other.type_name()
+                    "the for_each of dynamic \"{kind}\" takes a map or a list, not {}",
+                    other.a_type()
                 ),
                 "write for_each = var.pools, a map of what each block holds",
             ))
@@ -464,7 +464,7 @@ fn label_of(
             Value::Number(n) => Ok(Some(crate::value::format_number(*n))),
             Value::Unknown if ev.validating => Ok(None),
             Value::Unknown => Err(bad("are known only after apply".into())),
-            other => Err(bad(format!("must be strings, not a {}", other.type_name()))),
+            other => Err(bad(format!("must be strings, not {}", other.a_type()))),
         },
         Value::Unknown if ev.validating => Ok(None),
         Value::Unknown => Err(bad("are known only after apply".into())),
@@ -472,7 +472,7 @@ fn label_of(
             "hold {} values; a {kind} block takes one",
             items.len()
         ))),
-        other => Err(bad(format!("must be a list, not a {}", other.type_name()))),
+        other => Err(bad(format!("must be a list, not {}", other.a_type()))),
     }
 }
 

@@ -90,7 +90,7 @@ impl Type {
             (Type::Any, v) => Ok(v),
             (Type::String, v) => crate::eval::to_string(&v)
                 .map(Value::String)
-                .ok_or_else(|| format!("a string is required, got {}", a_type(&v))),
+                .ok_or_else(|| format!("a string is required, got {}", v.a_type())),
             (Type::Number, v) => crate::eval::to_number(&v)
                 .map(Value::Number)
                 .ok_or_else(|| format!("a number is required, got {v}")),
@@ -137,7 +137,7 @@ impl Type {
                 }
                 Ok(Value::Object(out))
             }
-            (t, v) => Err(format!("{t} is required, got {}", a_type(&v))),
+            (t, v) => Err(format!("{t} is required, got {}", v.a_type())),
         }
     }
 
@@ -176,15 +176,6 @@ impl fmt::Display for Type {
                     .join(", ")
             ),
         }
-    }
-}
-
-/// "a list", "an object": a value's type with its article, for messages.
-fn a_type(v: &Value) -> String {
-    let name = v.type_name();
-    match name.as_bytes().first() {
-        Some(b'a' | b'e' | b'i' | b'o' | b'u') => format!("an {name}"),
-        _ => format!("a {name}"),
     }
 }
 

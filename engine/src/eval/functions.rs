@@ -76,20 +76,17 @@ fn arity(args: &[Value], n: usize) -> Result<(), String> {
 }
 
 fn string(v: &Value, what: &str) -> Result<String, String> {
-    to_string(v).ok_or_else(|| format!("{what} must be a string, got a {}", v.type_name()))
+    to_string(v).ok_or_else(|| format!("{what} must be a string, got {}", v.a_type()))
 }
 
 fn number(v: &Value, what: &str) -> Result<f64, String> {
-    to_number(v).ok_or_else(|| format!("{what} must be a number, got a {}", v.type_name()))
+    to_number(v).ok_or_else(|| format!("{what} must be a number, got {}", v.a_type()))
 }
 
 fn list<'v>(v: &'v Value, what: &str) -> Result<&'v Vec<Value>, String> {
     match v {
         Value::List(items) => Ok(items),
-        other => Err(format!(
-            "{what} must be a list, got a {}",
-            other.type_name()
-        )),
+        other => Err(format!("{what} must be a list, got {}", other.a_type())),
     }
 }
 
@@ -97,8 +94,8 @@ fn object<'v>(v: &'v Value, what: &str) -> Result<&'v Map, String> {
     match v {
         Value::Object(m) => Ok(m),
         other => Err(format!(
-            "{what} must be an object or map, got a {}",
-            other.type_name()
+            "{what} must be an object or map, got {}",
+            other.a_type()
         )),
     }
 }
@@ -140,7 +137,7 @@ pub(super) fn call(ev: &mut Evaluator<'_>, name: &str, args: Vec<Value>) -> R {
                 Value::List(l) => l.len(),
                 Value::Object(m) => m.len(),
                 Value::String(s) => s.chars().count(),
-                other => return Err(format!("cannot take the length of a {}", other.type_name())),
+                other => return Err(format!("cannot take the length of {}", other.a_type())),
             } as f64))
         }
         "lower" | "upper" | "trimspace" => {

@@ -181,10 +181,7 @@ impl<'a> Evaluator<'a> {
                             Value::Unknown => return Ok(Value::Unknown),
                             v => v.to_template_string().ok_or_else(|| {
                                 EvalError::new(
-                                    format!(
-                                        "an object key must be a string, not {}",
-                                        v.type_name()
-                                    ),
+                                    format!("an object key must be a string, not {}", v.a_type()),
                                     e.span(),
                                 )
                             })?,
@@ -212,7 +209,7 @@ impl<'a> Evaluator<'a> {
                 cond => {
                     if to_bool(&cond).ok_or_else(|| {
                         EvalError::new(
-                            format!("the condition must be a bool, not {}", cond.type_name()),
+                            format!("the condition must be a bool, not {}", cond.a_type()),
                             c.cond_expr.span(),
                         )
                     })? {
@@ -479,7 +476,7 @@ impl<'a> Evaluator<'a> {
                 return Err(EvalError::new(
                     format!(
                         "a for expression needs a list or an object, not {}",
-                        other.type_name()
+                        other.a_type()
                     ),
                     collection.span(),
                 ))
@@ -607,7 +604,7 @@ impl<'a> Evaluator<'a> {
                             None if v.has_unknown() => *unknown = true,
                             None => {
                                 return Err(EvalError::new(
-                                    format!("cannot interpolate a {} into a string", v.type_name()),
+                                    format!("cannot interpolate {} into a string", v.a_type()),
                                     i.expr.span(),
                                 )
                                 .help(Some(
@@ -727,10 +724,7 @@ fn get_attr_ref<'v>(
             span,
         )),
         other => Err(EvalError::new(
-            format!(
-                "cannot read attribute \"{attr}\" of a {}",
-                other.type_name()
-            ),
+            format!("cannot read attribute \"{attr}\" of {}", other.a_type()),
             span,
         )),
     }
@@ -746,7 +740,7 @@ fn index_ref(v: &Value, i: usize, span: Option<Range<usize>>) -> Result<Option<&
         }),
         Value::Unknown => Ok(None),
         other => Err(EvalError::new(
-            format!("cannot index a {}", other.type_name()),
+            format!("cannot index {}", other.a_type()),
             span,
         )),
     }
@@ -788,7 +782,7 @@ fn index_value_ref<'v>(
             })
         }
         (other, _) => Err(EvalError::new(
-            format!("cannot index a {}", other.type_name()),
+            format!("cannot index {}", other.a_type()),
             span,
         )),
     }
@@ -850,10 +844,7 @@ fn binary(
 }
 
 fn type_error(expected: &str, got: &Value, span: Option<Range<usize>>) -> EvalError {
-    EvalError::new(
-        format!("expected a {expected}, got a {}", got.type_name()),
-        span,
-    )
+    EvalError::new(format!("expected a {expected}, got {}", got.a_type()), span)
 }
 
 /// HCL's safe conversions: "3" is a number, "true" a bool.
