@@ -86,13 +86,7 @@ impl Graph {
     pub fn object_address(&self, config: &Config, i: NodeIndex) -> Option<Address> {
         let n = &self.graph[i];
         match &n.key {
-            Key::Object(kind, name) => Some(
-                config.modules[n.module]
-                    .prefix
-                    .clone()
-                    .name(kind.root())
-                    .name(name),
-            ),
+            Key::Object(kind, name) => Some(config.modules[n.module].object_address(kind, name)),
             _ => None,
         }
     }

@@ -167,7 +167,7 @@ pub fn explicit_moves(config: &Config) -> Result<Vec<Move>, Diagnostics> {
     for m in &config.modules {
         objects.insert(m.prefix.clone());
         for o in &m.objects {
-            objects.insert(m.prefix.clone().name(o.kind.root()).name(&o.name));
+            objects.insert(m.object_address(&o.kind, &o.name));
         }
     }
     // What kind of thing an address names: a resource type, cluster, workspace or module.
@@ -240,7 +240,7 @@ pub fn implied_moves(config: &Config, state: &State) -> Vec<Move> {
             if !matches!(o.kind, ObjectKind::Resource(_)) {
                 continue;
             }
-            let one = m.prefix.clone().name(o.kind.root()).name(&o.name);
+            let one = m.object_address(&o.kind, &o.name);
             let first = one.clone().index(0);
             let (from, to) = match &o.repeat {
                 Some(Repeat::Count(_)) => (one, first),
@@ -589,7 +589,7 @@ pub fn plan(
                 .span
                 .clone()
                 .map(|span| crate::diag::Location { file: o.file, span });
-            let base = m.prefix.clone().name(o.kind.root()).name(&o.name);
+            let base = m.object_address(&o.kind, &o.name);
             blocks.insert(base, (o.lifecycle.prevent_destroy, loc));
         }
     }

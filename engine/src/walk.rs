@@ -453,7 +453,7 @@ impl<'c> Walk<'c> {
             .ok_or_else(|| {
                 Diagnostics::from(Diagnostic::new(format!("internal: object {name} vanished")))
             })?;
-        let address = module.prefix.clone().name(kind.root()).name(&name);
+        let address = module.object_address(&kind, &name);
         let dependencies = self.dependency_resources(i);
         let mut instances = Vec::new();
         let mut endpoints = Vec::new();

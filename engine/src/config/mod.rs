@@ -54,6 +54,14 @@ pub struct Module {
     pub moved: Vec<Moved>,
 }
 
+impl Module {
+    /// The address of this module's object of `kind` named `name`: `tik_data.a`,
+    /// `module.net.cluster.etl`.
+    pub fn object_address(&self, kind: &ObjectKind, name: &str) -> Address {
+        self.prefix.clone().name(kind.root()).name(name)
+    }
+}
+
 /// `moved { from = tik_data.old  to = tik_data.new }`: what state holds at `from`
 /// (relative to the module) is the object the configuration now has at `to`.
 #[derive(Debug)]
