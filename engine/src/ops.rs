@@ -191,15 +191,11 @@ pub async fn make_plan(
                 }
                 (true, false) => {}
             }
-            for e in now.moves(&m.from, &m.to)? {
-                now.apply_entry(&e);
-            }
+            now.apply_moves(&m.from, &m.to)?;
             moves.push(m);
         }
         for m in plan::implied_moves(config, &now) {
-            for e in now.moves(&m.from, &m.to)? {
-                now.apply_entry(&e);
-            }
+            now.apply_moves(&m.from, &m.to)?;
             moves.push(m);
         }
     }

@@ -241,6 +241,14 @@ impl State {
             .any(|r| r.starts_with(from) && !r.starts_with(to))
     }
 
+    /// Moves every resource under `from` to the same place under `to`, in memory.
+    pub fn apply_moves(&mut self, from: &Address, to: &Address) -> Result<(), StateError> {
+        for e in self.moves(from, to)? {
+            self.apply_entry(&e);
+        }
+        Ok(())
+    }
+
     /// The changes that move every resource under `from` to the same place under `to`,
     /// and rewrite the dependencies that point at them.
     pub fn moves(&self, from: &Address, to: &Address) -> Result<Vec<JournalEntry>, StateError> {
