@@ -44,19 +44,108 @@ impl Address {
     /// `tik_data.a` for `tik_data.a[2]`, `cluster.etl` for `cluster.etl.node.head`,
     /// `module.m.workspace.dev` for `module.m.workspace.dev.vpc`.
     pub fn object(&self) -> Address {
+        let at = self.module_calls().last().map_or(0, |c| c.end);
+        Address(self.0[..(at + 2).min(self.0.len())].to_vec())
+    }
+
+    /// The module calls it goes through, from the root: `module.team["ml"].module.db`
+    /// goes through `team` (key `"ml"`) and `db`.
+    fn module_calls(&self) -> Vec<ModuleCall<'_>> {
+        let mut calls = Vec::new();
         let mut at = 0;
-        while let (Some(Segment::Name(m)), Some(Segment::Name(_))) =
+        while let (Some(Segment::Name(m)), Some(Segment::Name(name))) =
             (self.0.get(at), self.0.get(at + 1))
         {
             if m != "module" {
                 break;
             }
             at += 2;
-            while matches!(self.0.get(at), Some(Segment::Key(_) | Segment::Index(_))) {
-                at += 1;
+            let key = match self.0.get(at) {
+                Some(k @ (Segment::Key(_) | Segment::Index(_))) => {
+                    at += 1;
+                    Some(k)
+                }
+                _ => None,
+            };
+            calls.push(ModuleCall { name, key, end: at });
+        }
+        calls
+    }
+
+    /// The module calls it goes through, each named as the configuration names its
+    /// module (`module.team`, then `module.team.module.db`), and whether the address
+    /// gives it a key.
+    pub fn module_path(&self) -> Vec<(Address, bool)> {
+        let mut at = Address::new();
+        self.module_calls()
+            .iter()
+            .map(|c| {
+                at = at.clone().name("module").name(c.name.as_str());
+                (at.clone(), c.key.is_some())
+            })
+            .collect()
+    }
+
+    /// The instance of `module` (named as the configuration names it: `module.team`)
+    /// this address is in, if it is in one: `module.team["ml"]`.
+    pub fn module_instance(&self, module: &Address) -> Option<Address> {
+        let calls = self.module_calls();
+        let n = module.0.len() / 2;
+        let last = calls.get(n.checked_sub(1)?)?;
+        let unkeyed = calls[..n].iter().fold(Address::new(), |a, c| {
+            a.name("module").name(c.name.as_str())
+        });
+        (unkeyed == *module).then(|| Address(self.0[..last.end].to_vec()))
+    }
+
+    /// The address with module calls' keys left out, as the configuration names the
+    /// block: `module.team.cluster.etl` for `module.team["ml"].cluster.etl`.
+    pub fn unkeyed_modules(&self) -> Address {
+        let calls = self.module_calls();
+        let mut out = Address::new();
+        for c in &calls {
+            out = out.name("module").name(c.name.as_str());
+        }
+        let rest = calls.last().map_or(0, |c| c.end);
+        out.0.extend(self.0[rest..].iter().cloned());
+        out
+    }
+
+    /// Whether `target` names this address or what holds it. A target may leave out
+    /// a module call's key: `module.team` holds the resources of each instance.
+    pub fn within(&self, target: &Address) -> bool {
+        let calls = self.module_calls();
+        let mut at = 0;
+        let mut t = target.0.as_slice();
+        for c in &calls {
+            for seg in &self.0[at..c.end] {
+                match t.split_first() {
+                    None => return true,
+                    Some((first, rest)) if first == seg => t = rest,
+                    // The target leaves out the call's key.
+                    Some(_) if Some(seg) == c.key => {}
+                    Some(_) => return false,
+                }
+            }
+            at = c.end;
+        }
+        self.0[at..].starts_with(t)
+    }
+
+    /// Whether two addresses may be in one module instance: wherever both go through
+    /// the same module call, they name the same key of it, or one names none.
+    pub fn same_module_instance(&self, other: &Address) -> bool {
+        for (a, b) in self.module_calls().iter().zip(other.module_calls().iter()) {
+            if a.name != b.name {
+                return true;
+            }
+            if let (Some(x), Some(y)) = (a.key, b.key) {
+                if x != y {
+                    return false;
+                }
             }
         }
-        Address(self.0[..(at + 2).min(self.0.len())].to_vec())
+        true
     }
 
     pub fn starts_with(&self, prefix: &Address) -> bool {
@@ -113,6 +202,13 @@ impl Address {
         }
         Ok(Address(segs))
     }
+}
+
+/// One module call in an address: its name, its key, and where it ends.
+struct ModuleCall<'a> {
+    name: &'a String,
+    key: Option<&'a Segment>,
+    end: usize,
 }
 
 /// Reads a key written as `Display` writes it (`crate::value::quote`), from after its
@@ -231,6 +327,58 @@ mod tests {
             "a[\"\\ud800\"]",
         ] {
             assert!(Address::parse(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn module_instances_in_addresses() {
+        let a = |t: &str| Address::parse(t).unwrap();
+        let node = a(r#"module.team["ml"].module.db[0].cluster.c.node.head"#);
+        assert_eq!(
+            node.unkeyed_modules(),
+            a("module.team.module.db.cluster.c.node.head")
+        );
+        assert_eq!(
+            node.object(),
+            a(r#"module.team["ml"].module.db[0].cluster.c"#)
+        );
+        assert_eq!(
+            node.module_instance(&a("module.team")),
+            Some(a(r#"module.team["ml"]"#))
+        );
+        assert_eq!(
+            node.module_instance(&a("module.team.module.db")),
+            Some(a(r#"module.team["ml"].module.db[0]"#))
+        );
+        assert_eq!(node.module_instance(&a("module.db")), None);
+        assert_eq!(
+            node.module_path(),
+            [(a("module.team"), true), (a("module.team.module.db"), true)]
+        );
+        // A target may leave out a call's key, never name another one.
+        for (target, within) in [
+            ("module.team", true),
+            (r#"module.team["ml"]"#, true),
+            (r#"module.team["bi"]"#, false),
+            ("module.team.module.db.cluster.c", true),
+            (r#"module.team["ml"].module.db[1]"#, false),
+            (r#"module.team.module.db[0].cluster.c.node"#, true),
+            ("module.teams", false),
+            ("cluster.c", false),
+        ] {
+            assert_eq!(node.within(&a(target)), within, "{target}");
+        }
+        // Where two addresses go through one call, they are in one instance of it
+        // when their keys agree or one has none.
+        for (other, same) in [
+            (r#"module.team["ml"].tik_data.x"#, true),
+            (r#"module.team["bi"].tik_data.x"#, false),
+            ("module.team.tik_data.x", true),
+            ("tik_data.x", true),
+            ("module.net[0].tik_data.x", true),
+            (r#"module.team["ml"].module.db[1]"#, false),
+        ] {
+            assert_eq!(node.same_module_instance(&a(other)), same, "{other}");
         }
     }
 }
