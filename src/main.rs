@@ -1199,7 +1199,7 @@ fn state_command(dir: &Path, cmd: StateCommand) -> Result<u8> {
                 .state
                 .resources
                 .keys()
-                .filter(|a| addrs.iter().any(|x| a.starts_with(x)))
+                .filter(|a| addrs.iter().any(|x| a.within(x)))
                 .cloned()
                 .collect();
             if doomed.is_empty() {

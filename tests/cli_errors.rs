@@ -280,7 +280,7 @@ fn count_and_for_each_mistakes_are_named_where_written() {
         (
             "resource \"tik_data\" \"a\" {\n  input = count.index\n}\n",
             &[
-                "count.index is known only in a resource block that sets count",
+                "count.index is known only in a resource or module block that sets count",
                 "main.tik.hcl:2:11",
                 "add count = ... to the block",
             ],
@@ -319,12 +319,37 @@ fn count_and_for_each_mistakes_are_named_where_written() {
         ),
         (
             "cluster \"c\" {\n  count = 2\n}\n",
-            &["count repeats resource blocks only, not a cluster block", "workers' min and max"],
+            &["count repeats resource and module blocks, not a cluster block", "put the cluster in a module"],
         ),
         (
-            "module \"m\" {\n  source   = \"./m\"\n  for_each = toset([\"a\"])\n}\n",
-            &["for_each repeats resource blocks, not module blocks", "main.tik.hcl:3:3"],
+            "module \"m\" {\n  source   = \"./m\"\n  for_each = toset([\"A\", \"a\"])\n}\n",
+            &["the keys \"A\" and \"a\" of module \"m\" both make names ending in \"-a\"", "main.tik.hcl:3:14"],
         ),
+        (
+            "module \"m\" {\n  source = \"./m\"\n  count  = true\n}\n",
+            &["count must be a whole number, 0 or more, not a bool", "main.tik.hcl:3:12"],
+        ),
+        (
+            "module \"m\" {\n  source = \"./m\"\n  count  = local.n\n}\n",
+            &["reference to undeclared local value \"local.n\"", "main.tik.hcl:3:12"],
+        ),
+        (
+            "module \"m\" {\n  source = \"./m\"\n  count  = 1\n}\nmoved {\n  from = module.old\n  to   = module.m\n}\n",
+            &["module.m names no instance of module.m, which has count or for_each", "module.m[0]"],
+        ),
+        (
+            "module \"m\" {\n  source = \"./m\"\n}\nmoved {\n  from = module.old\n  to   = module.m[\"x\"]\n}\n",
+            &["module.m[\"x\"] has a key for module.m, which has no count or for_each"],
+        ),
+        (
+            "workspace \"w\" {\n  provider = \"local\"\n  name     = \"a/b\"\n}\n",
+            &["name must be 1 to 63 letters, digits, - or _", "not \"a/b\"", "main.tik.hcl:3:14"],
+        ),
+        (
+            "workspace \"a\" {\n  provider = \"local\"\n  name     = \"x\"\n}\nworkspace \"b\" {\n  provider = \"local\"\n  name     = \"x\"\n}\n",
+            &["workspace.a and workspace.b are both the local workspace \"x\"", "main.tik.hcl:7:14"],
+        ),
+
         (
             "variable \"count\" {}\n",
             &["\"count\" cannot name a variable", "main.tik.hcl:1:10"],
@@ -353,6 +378,33 @@ fn count_and_for_each_mistakes_are_named_where_written() {
     );
     let r = p.ok(&["apply", "--auto-approve"], 1);
     assert!(!p.file("tik.tikstate").exists(), "{}", r.out());
+
+    // So is a module call's, and validate checks the module once, with each unknown.
+    let p = Project::new(&[
+        (
+            "main.tik.hcl",
+            "resource \"tik_data\" \"x\" {}\nmodule \"m\" {\n  source   = \"./m\"\n  for_each = toset([tik_data.x.id])\n  x        = each.key\n}\noutput \"o\" {\n  value = module.m\n}\n",
+        ),
+        ("m/main.tik.hcl", "variable \"x\" {}\nresource \"tik_data\" \"d\" {\n  input = var.x\n}\n"),
+    ]);
+    p.ok(&["validate"], 0);
+    let r = p.ok(&["plan"], 1);
+    assert!(
+        r.stderr.contains("for_each is known only after apply")
+            && r.stderr.contains("main.tik.hcl:4:14"),
+        "{}",
+        r.out()
+    );
+    p.write(
+        "m/main.tik.hcl",
+        "variable \"x\" {}\nresource \"tik_data\" \"d\" {\n  input = var.y\n}\n",
+    );
+    let r = p.ok(&["validate"], 1);
+    assert!(
+        r.stderr.contains("var.y") && r.stderr.contains("m/main.tik.hcl:3:11"),
+        "{}",
+        r.out()
+    );
 }
 
 #[test]

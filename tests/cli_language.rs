@@ -1506,3 +1506,155 @@ fn a_moved_block_takes_a_resource_to_one_of_its_for_each_keys() {
     // With both keys in state, the block's from names the block: nothing more moves.
     p.ok(&["plan", "--detailed-exitcode"], 0);
 }
+
+const TEAM_MODULE: &str = r#"variable "name" {}
+variable "workers" {
+  default = 0
+}
+workspace "w" {
+  provider = "local"
+}
+cluster "c" {
+  workspace = workspace.w
+  workers "default" {
+    min = var.workers
+  }
+}
+resource "tik_data" "label" {
+  input = "${var.name} on ${cluster.c.name}"
+}
+output "head" {
+  value = cluster.c.node.head.private_ip
+}
+output "label" {
+  value = tik_data.label.output
+}
+"#;
+
+const TEAMS: &str = r#"variable "teams" {
+  type    = map(number)
+  default = { ml = 1, bi = 0 }
+}
+variable "tag" {
+  default = "v1"
+}
+module "team" {
+  source   = "./team"
+  for_each = var.teams
+  name     = "${each.key}-${var.tag}"
+  workers  = each.value
+}
+module "spare" {
+  source = "./team"
+  count  = 2
+  name   = "spare-${count.index}"
+}
+output "labels" {
+  value = { for k, t in module.team : k => t.label }
+}
+output "spares" {
+  value = module.spare[*].label
+}
+"#;
+
+#[test]
+fn a_module_with_for_each_or_count_makes_one_instance_per_key() {
+    let p = Project::new(&[("main.tik.hcl", TEAMS), ("team/main.tik.hcl", TEAM_MODULE)]);
+    p.ok(&["apply", "--auto-approve"], 0);
+    let listed = p.ok(&["state", "list"], 0).stdout;
+    for a in [
+        "module.team[\"ml\"].cluster.c.node.head",
+        "module.team[\"ml\"].cluster.c.node.worker[\"default\"][0]",
+        "module.team[\"bi\"].workspace.w.directory",
+        "module.spare[1].tik_data.label",
+    ] {
+        assert!(listed.lines().any(|l| l == a), "{a} in:\n{listed}");
+    }
+    assert!(!listed.contains("module.team[\"bi\"].cluster.c.node.worker"));
+    // Each instance's workspace and cluster have names of their own.
+    let r = p.ok(&["output", "--json"], 0);
+    let outputs: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        outputs["labels"]["value"],
+        serde_json::json!({"ml": "ml-v1 on c-ml", "bi": "bi-v1 on c-bi"})
+    );
+    assert_eq!(
+        outputs["spares"]["value"],
+        serde_json::json!(["spare-0 on c-0", "spare-1 on c-1"])
+    );
+    let mut dirs: Vec<String> = std::fs::read_dir(p.file(".tik/local/workspaces"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    dirs.sort();
+    assert_eq!(dirs, ["w-0", "w-1", "w-bi", "w-ml"]);
+    p.ok(&["plan", "--detailed-exitcode"], 0);
+
+    // A target in one instance plans that instance only.
+    let ml = "module.team[\"ml\"]";
+    assert_eq!(
+        planned(&p, &["--var", "tag=v2", "--target", ml]),
+        [format!("{ml}.tik_data.label update")]
+    );
+    assert_eq!(
+        planned(&p, &["--var", "tag=v2", "--target", "module.team"]).len(),
+        2
+    );
+    p.ok(
+        &["apply", "--auto-approve", "--var", "tag=v2", "--target", ml],
+        0,
+    );
+    assert_eq!(
+        planned(&p, &["--var", "tag=v2"]),
+        ["module.team[\"bi\"].tik_data.label update"]
+    );
+
+    // A key gone destroys its instance alone.
+    let gone = planned(&p, &["--var", "teams={ml = 1}", "--var", "tag=v2"]);
+    assert!(
+        gone.iter()
+            .all(|c| c.starts_with("module.team[\"bi\"]") && c.ends_with("delete")),
+        "{gone:?}"
+    );
+    assert_eq!(gone.len(), 3, "{gone:?}");
+}
+
+#[test]
+fn a_module_call_gaining_count_or_for_each_keeps_what_it_made() {
+    let module = "variable \"x\" {}\nresource \"tik_data\" \"d\" {\n  input = var.x\n}\n";
+    let one = "module \"m\" {\n  source = \"./m\"\n  x      = \"a\"\n}\n";
+    let p = Project::new(&[("main.tik.hcl", one), ("m/main.tik.hcl", module)]);
+    p.ok(&["apply", "--auto-approve"], 0);
+    let before = recorded_id(&p, "module.m.tik_data.d");
+
+    // count: implied, as Terraform does.
+    p.write(
+        "main.tik.hcl",
+        "module \"m\" {\n  source = \"./m\"\n  count  = 1\n  x      = \"a\"\n}\n",
+    );
+    let r = p.ok(&["apply", "--auto-approve"], 0);
+    assert!(
+        r.stdout.contains("# module.m has moved to module.m[0]") && r.stdout.contains("1 moved."),
+        "{}",
+        r.out()
+    );
+    assert_eq!(recorded_id(&p, "module.m[0].tik_data.d"), before);
+
+    // for_each: by a moved block, which applies in each instance of a module too.
+    p.write(
+        "main.tik.hcl",
+        "module \"m\" {\n  source   = \"./m\"\n  for_each = toset([\"a\", \"b\"])\n  x        = each.key\n}\nmoved {\n  from = module.m[0]\n  to   = module.m[\"a\"]\n}\n",
+    );
+    p.write(
+        "m/main.tik.hcl",
+        "variable \"x\" {}\nresource \"tik_data\" \"e\" {\n  input = var.x\n}\nmoved {\n  from = tik_data.d\n  to   = tik_data.e\n}\n",
+    );
+    assert_eq!(
+        planned(&p, &[]),
+        ["module.m[\"b\"].tik_data.e create"],
+        "module.m[\"a\"].tik_data.e is the old one, moved twice"
+    );
+    p.ok(&["apply", "--auto-approve"], 0);
+    assert_eq!(recorded_id(&p, "module.m[\"a\"].tik_data.e"), before);
+    p.ok(&["plan", "--detailed-exitcode"], 0);
+}

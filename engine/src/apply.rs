@@ -248,10 +248,16 @@ pub async fn apply<F: Future<Output = ()>>(
         .count();
     // An object behind a failure is skipped only if the plan had something for it to
     // do: one with nothing planned would have done nothing, whatever failed before it.
-    let changed: HashSet<&[Segment]> = plan
+    // By the blocks' addresses as the configuration names them: `module.team.cluster.c`
+    // for a change in `module.team["ml"]`.
+    let unkeyed: Vec<Address> = plan
         .changes
         .iter()
-        .flat_map(|c| (1..=c.address.0.len()).map(|n| &c.address.0[..n]))
+        .map(|c| c.address.unkeyed_modules())
+        .collect();
+    let changed: HashSet<&[Segment]> = unkeyed
+        .iter()
+        .flat_map(|a| (1..=a.0.len()).map(|n| &a.0[..n]))
         .collect();
     for (i, blocked) in driver.blocked.iter().enumerate() {
         if *blocked {

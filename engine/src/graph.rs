@@ -4,7 +4,7 @@
 
 use crate::addr::Address;
 use crate::config::refs::{self, Reference};
-use crate::config::{Config, ObjectKind};
+use crate::config::{Config, ObjectKind, Repeat};
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics, FileId, Location};
 use crate::provider::Providers;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -19,6 +19,9 @@ pub enum Key {
     Output(String),
     /// `module.NAME` in the calling module: the called module's outputs.
     ModuleOutputs(String),
+    /// The call `module "NAME"` in the calling module: its instances, from its
+    /// `count` or `for_each`. Every node of the called module comes after it.
+    Call(String),
     Object(ObjectKind, String),
 }
 
@@ -73,6 +76,7 @@ impl Graph {
             Key::Local(l) => format!("local.{l}"),
             Key::Output(o) => format!("output.{o}"),
             Key::ModuleOutputs(m) => format!("module.{m}"),
+            Key::Call(m) => format!("module.{m} (its instances)"),
             Key::Object(kind, name) => format!("{}.{name}", kind.root()),
         };
         if prefix.0.is_empty() {
@@ -201,6 +205,7 @@ impl Graph {
                     c.file,
                     c.span.clone(),
                 );
+                g.add(mi, Key::Call(c.name.clone()), c.file, c.span.clone());
             }
             for (oi, o) in m.objects.iter().enumerate() {
                 if let ObjectKind::Resource(t) = &o.kind {
@@ -229,6 +234,10 @@ impl Graph {
                 g.graph[added].object = Some(oi);
             }
         }
+        let mut in_module: Vec<Vec<NodeIndex>> = vec![Vec::new(); config.modules.len()];
+        for i in g.graph.node_indices() {
+            in_module[g.graph[i].module].push(i);
+        }
         for (mi, m) in config.modules.iter().enumerate() {
             let mut edges: Vec<(NodeIndex, usize, FileId, Vec<Reference>)> = Vec::new();
             let collect = |e: &hcl_edit::expr::Expression| {
@@ -253,38 +262,7 @@ impl Graph {
                 let mut r = Vec::new();
                 refs::in_body(&o.body, &[], &mut r);
                 if let Some(repeat) = &o.repeat {
-                    // `count.index` and `each.key` are the block's own; anything else
-                    // they could be is an error that resolving reports.
-                    r.retain(|x| {
-                        if x.root != repeat.root() {
-                            return true;
-                        }
-                        let attr = x.attrs.first().map(String::as_str);
-                        if attr.is_some_and(|a| repeat.attributes().contains(&a)) {
-                            return false;
-                        }
-                        let list = repeat
-                            .attributes()
-                            .iter()
-                            .map(|a| format!("{}.{a}", repeat.root()));
-                        let help = attr
-                            .and_then(|a| did_you_mean(a, repeat.attributes().iter().copied()))
-                            .unwrap_or_else(|| {
-                                format!("write {}", list.collect::<Vec<_>>().join(" or "))
-                            });
-                        diags.push(
-                            Diagnostic::new(format!(
-                                "{} has no {}",
-                                repeat.root(),
-                                attr.map_or("value of its own".to_string(), |a| format!(
-                                    "attribute \"{a}\""
-                                ))
-                            ))
-                            .at(o.file, x.span.clone())
-                            .help(help),
-                        );
-                        false
-                    });
+                    r.retain(|x| !own_repetition(repeat, x, o.file, &mut diags));
                     r.extend(collect(repeat.expr()));
                 }
                 o.depends_on.iter().for_each(|e| r.extend(collect(e)));
@@ -297,6 +275,22 @@ impl Graph {
             }
             for c in m.calls.values() {
                 let child = &config.modules[c.child];
+                // The call's instances come first: they are what the child's nodes
+                // are evaluated for.
+                let call = g.index[&(mi, Key::Call(c.name.clone()))];
+                let site = RefSite {
+                    file: c.file,
+                    span: c.span.clone(),
+                };
+                for &node in &in_module[c.child] {
+                    g.graph.add_edge(call, node, site.clone());
+                }
+                let mut r = Vec::new();
+                if let Some(repeat) = &c.repeat {
+                    r.extend(collect(repeat.expr()));
+                }
+                c.depends_on.iter().for_each(|e| r.extend(collect(e)));
+                edges.push((call, mi, c.file, r));
                 // The module's outputs depend on each output of the child.
                 let to = g.index[&(mi, Key::ModuleOutputs(c.name.clone()))];
                 for o in child.outputs.values() {
@@ -316,6 +310,9 @@ impl Graph {
                     match g.index.get(&(c.child, Key::Var(name.clone()))) {
                         Some(&var) => {
                             let mut r = collect(&attr.value);
+                            if let Some(repeat) = &c.repeat {
+                                r.retain(|x| !own_repetition(repeat, x, c.file, &mut diags));
+                            }
                             c.depends_on.iter().for_each(|e| r.extend(collect(e)));
                             edges.push((var, mi, c.file, r));
                         }
@@ -425,7 +422,7 @@ impl Graph {
                     None => root.to_string(),
                 };
                 return Err((
-                    format!("{what} is known only in a resource block that sets {meta}"),
+                    format!("{what} is known only in a resource or module block that sets {meta}"),
                     Some(format!("add {meta} = ... to the block to repeat it, or take the value from elsewhere")),
                 ));
             }
@@ -457,7 +454,9 @@ impl Graph {
         let (name, names): (&String, Vec<&str>) = match &key {
             Key::Var(n) => (n, m.variables.keys().map(String::as_str).collect()),
             Key::Local(n) => (n, m.locals.keys().map(String::as_str).collect()),
-            Key::ModuleOutputs(n) => (n, m.calls.keys().map(String::as_str).collect()),
+            Key::ModuleOutputs(n) | Key::Call(n) => {
+                (n, m.calls.keys().map(String::as_str).collect())
+            }
             Key::Output(n) => (n, m.outputs.keys().map(String::as_str).collect()),
             Key::Object(kind, n) => (
                 n,
@@ -494,4 +493,35 @@ impl Graph {
         out.push_str("}\n");
         out
     }
+}
+
+/// Whether a reference in a repeated block reads the block's own `count.index` or
+/// `each.key`: those are no node. Any other attribute of them is an error, reported.
+fn own_repetition(repeat: &Repeat, r: &Reference, file: FileId, diags: &mut Diagnostics) -> bool {
+    if r.root != repeat.root() {
+        return false;
+    }
+    let attr = r.attrs.first().map(String::as_str);
+    if attr.is_some_and(|a| repeat.attributes().contains(&a)) {
+        return true;
+    }
+    let list = repeat
+        .attributes()
+        .iter()
+        .map(|a| format!("{}.{a}", repeat.root()));
+    let help = attr
+        .and_then(|a| did_you_mean(a, repeat.attributes().iter().copied()))
+        .unwrap_or_else(|| format!("write {}", list.collect::<Vec<_>>().join(" or ")));
+    diags.push(
+        Diagnostic::new(format!(
+            "{} has no {}",
+            repeat.root(),
+            attr.map_or("value of its own".to_string(), |a| format!(
+                "attribute \"{a}\""
+            ))
+        ))
+        .at(file, r.span.clone())
+        .help(help),
+    );
+    true
 }

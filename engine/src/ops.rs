@@ -177,22 +177,25 @@ pub async fn make_plan(
     if !options.destroy {
         // The moved blocks in order, each on the state the ones before it left; then
         // what count's arrival or departure implies.
-        for m in plan::explicit_moves(config)? {
-            let has_to = now.resources.keys().any(|r| r.starts_with(&m.to));
-            match (now.holds_for_move(&m.from, &m.to), has_to) {
-                (false, _) => continue, // moved already, or never there
-                (true, true) => {
-                    return Err(Diagnostic::new(format!(
-                        "state holds both {} and {}: the moved block cannot tell which to keep",
-                        m.from, m.to
-                    ))
-                    .help(format!("take one out of state (it stays in the world) with tik state rm '{}', or remove the moved block", m.from))
-                    .into())
+        for block in plan::explicit_moves(config)? {
+            // In each instance of its module, as the moves before it left them.
+            for m in block.moves(&now) {
+                let has_to = now.resources.keys().any(|r| r.starts_with(&m.to));
+                match (now.holds_for_move(&m.from, &m.to), has_to) {
+                    (false, _) => continue, // moved already, or never there
+                    (true, true) => {
+                        return Err(Diagnostic::new(format!(
+                            "state holds both {} and {}: the moved block cannot tell which to keep",
+                            m.from, m.to
+                        ))
+                        .help(format!("take one out of state (it stays in the world) with tik state rm '{}', or remove the moved block", m.from))
+                        .into())
+                    }
+                    (true, false) => {}
                 }
-                (true, false) => {}
+                now.apply_moves(&m.from, &m.to)?;
+                moves.push(m);
             }
-            now.apply_moves(&m.from, &m.to)?;
-            moves.push(m);
         }
         for m in plan::implied_moves(config, &now) {
             now.apply_moves(&m.from, &m.to)?;

@@ -159,17 +159,78 @@ pub struct Move {
     pub to: Address,
 }
 
+/// A `moved` block of a module: its module's address as the configuration names it
+/// (`module.team`), and its addresses relative to the module.
+#[derive(Debug, Clone)]
+pub struct MovedBlock {
+    pub module: Address,
+    pub from: Address,
+    pub to: Address,
+}
+
+impl MovedBlock {
+    /// The moves it makes in `state`: one per instance of its module that state
+    /// holds (`module.team["ml"]`), or one where its module is not repeated.
+    pub fn moves(&self, state: &State) -> Vec<Move> {
+        module_instances(state, &self.module)
+            .into_iter()
+            .map(|at| Move {
+                from: at.join(&self.from),
+                to: at.join(&self.to),
+            })
+            .collect()
+    }
+}
+
+/// The instances of a module (`module.team`, as the configuration names it) that
+/// state holds resources in: `module.team["ml"]`, ...; the root is one instance.
+pub fn module_instances(state: &State, module: &Address) -> Vec<Address> {
+    if module.0.is_empty() {
+        return vec![Address::new()];
+    }
+    let mut found: Vec<Address> = state
+        .resources
+        .keys()
+        .filter_map(|a| a.module_instance(module))
+        .collect();
+    found.sort();
+    found.dedup();
+    if found.is_empty() {
+        // Nothing there yet: as the configuration names it, for a move to find nothing.
+        found.push(module.clone());
+    }
+    found
+}
+
 /// The `moved` blocks of every module, with absolute addresses, checked against the
 /// configuration: `to` is something it has, `from` something it no longer has (or
 /// another instance of the same block), and both are the same kind of thing.
-pub fn explicit_moves(config: &Config) -> Result<Vec<Move>, Diagnostics> {
+pub fn explicit_moves(config: &Config) -> Result<Vec<MovedBlock>, Diagnostics> {
     let mut objects: HashSet<Address> = HashSet::new();
+    // Whether each module's call is repeated: its instances have keys.
+    let mut repeated: HashMap<Address, bool> = HashMap::new();
     for m in &config.modules {
         objects.insert(m.prefix.clone());
         for o in &m.objects {
             objects.insert(m.object_address(&o.kind, &o.name));
         }
+        for c in m.calls.values() {
+            repeated.insert(config.modules[c.child].prefix.clone(), c.repeat.is_some());
+        }
     }
+    // The first module call an address (relative to the module `at`) names
+    // otherwise than the configuration has it: with a key where the call is not
+    // repeated, or without where it is.
+    let misnamed_call = |at: &Address, a: &Address| -> Option<(Address, bool)> {
+        a.module_path()
+            .into_iter()
+            .map(|(call, keyed)| {
+                let call = at.join(&call);
+                (repeated.get(&call).copied().unwrap_or(keyed), call, keyed)
+            })
+            .find(|(wanted, _, keyed)| wanted != keyed)
+            .map(|(wanted, call, _)| (call, wanted))
+    };
     // What kind of thing an address names: a resource type, cluster, workspace or module.
     let kind = |a: &Address| -> String {
         let object = a.object();
@@ -183,23 +244,26 @@ pub fn explicit_moves(config: &Config) -> Result<Vec<Move>, Diagnostics> {
     for m in &config.modules {
         for mv in &m.moved {
             let (from, to) = (m.prefix.join(&mv.from), m.prefix.join(&mv.to));
+            // The blocks, as the configuration names them.
+            let from_block = from.object().unkeyed_modules();
+            let to_block = to.object().unkeyed_modules();
             let at_to = |d: Diagnostic| d.at(mv.file, mv.to_span.clone());
             let at_from = |d: Diagnostic| d.at(mv.file, mv.from_span.clone());
             let nested = from.starts_with(&to) || to.starts_with(&from);
-            if from == to || (nested && from.object() != to.object()) {
+            if from == to || (nested && from_block != to_block) {
                 diags.push(at_to(
                     Diagnostic::new(format!("{from} cannot move to {to}: one holds the other"))
                         .help(
                             "a moved block renames: give from the old address and to the new one",
                         ),
                 ));
-            } else if kind(&from) != kind(&to) {
+            } else if kind(&from_block) != kind(&to_block) {
                 diags.push(at_to(Diagnostic::new(format!(
                     "{from} is a {}, {to} a {}: a move keeps the kind",
-                    kind(&from),
-                    kind(&to)
+                    kind(&from_block),
+                    kind(&to_block)
                 )).help("to replace one kind of resource with another, remove the moved block: the plan destroys the old and creates the new")));
-            } else if !objects.contains(&to.object()) {
+            } else if !objects.contains(&to_block) {
                 let names: Vec<String> = objects.iter().map(Address::to_string).collect();
                 diags.push(at_to(
                     Diagnostic::new(format!("{to} is not in the configuration")).help(
@@ -212,13 +276,33 @@ pub fn explicit_moves(config: &Config) -> Result<Vec<Move>, Diagnostics> {
                         }),
                     ),
                 ));
-            } else if from.object() != to.object() && objects.contains(&from.object()) {
+            } else if let Some((call, wanted)) = misnamed_call(&m.prefix, &mv.to) {
+                let (message, help) = if wanted {
+                    (
+                        format!("{to} names no instance of {call}, which has count or for_each"),
+                        format!("name one of its instances, as {call}[\"KEY\"] or {call}[0]"),
+                    )
+                } else {
+                    (
+                        format!("{to} has a key for {call}, which has no count or for_each"),
+                        format!("write {call} without a key"),
+                    )
+                };
+                diags.push(at_to(Diagnostic::new(message).help(help)));
+            } else if from_block != to_block
+                && objects.contains(&from_block)
+                && misnamed_call(&m.prefix, &mv.from).is_none()
+            {
                 diags.push(at_from(Diagnostic::new(format!(
                     "{} is still in the configuration",
                     from.object()
                 )).help("from names the old address, which no block has any more; remove or rename that block")));
             } else {
-                moves.push(Move { from, to });
+                moves.push(MovedBlock {
+                    module: m.prefix.clone(),
+                    from: mv.from.clone(),
+                    to: mv.to.clone(),
+                });
             }
         }
     }
@@ -234,25 +318,52 @@ pub fn explicit_moves(config: &Config) -> Result<Vec<Move>, Diagnostics> {
 /// `TYPE.NAME[0]` whose block has lost it is `TYPE.NAME`; when the new address is
 /// free in state.
 pub fn implied_moves(config: &Config, state: &State) -> Vec<Move> {
+    // Every module instance state holds resources in, as state names it:
+    // `module.team`, `module.team[0]`, `module.team[0].module.db`.
+    let mut held: HashSet<Address> = HashSet::new();
+    for a in state.resources.keys() {
+        for (call, _) in a.module_path() {
+            held.extend(a.module_instance(&call));
+        }
+    }
     let mut moves = Vec::new();
     for m in &config.modules {
-        for o in &m.objects {
-            if !matches!(o.kind, ObjectKind::Resource(_)) {
-                continue;
+        for at in module_instances(state, &m.prefix) {
+            for o in &m.objects {
+                if !matches!(o.kind, ObjectKind::Resource(_)) {
+                    continue;
+                }
+                let one = at.clone().name(o.kind.root()).name(&o.name);
+                let held = |a: &Address| state.resources.contains_key(a);
+                if let Some(mv) = count_move(one, o.repeat.as_ref(), held) {
+                    moves.push(mv);
+                }
             }
-            let one = m.object_address(&o.kind, &o.name);
-            let first = one.clone().index(0);
-            let (from, to) = match &o.repeat {
-                Some(Repeat::Count(_)) => (one, first),
-                None => (first, one),
-                Some(Repeat::ForEach(_)) => continue,
-            };
-            if state.resources.contains_key(&from) && !state.resources.contains_key(&to) {
-                moves.push(Move { from, to });
+            for c in m.calls.values() {
+                let one = at.clone().name("module").name(&c.name);
+                if let Some(mv) = count_move(one, c.repeat.as_ref(), |a| held.contains(a)) {
+                    moves.push(mv);
+                }
             }
         }
     }
     moves
+}
+
+/// The move that a block's gaining or losing `count` implies: from `X` to `X[0]`
+/// or back, when state holds the one and not the other.
+fn count_move(
+    one: Address,
+    repeat: Option<&Repeat>,
+    held: impl Fn(&Address) -> bool,
+) -> Option<Move> {
+    let first = one.clone().index(0);
+    let (from, to) = match repeat {
+        Some(Repeat::Count(_)) => (one, first),
+        None => (first, one),
+        Some(Repeat::ForEach(_)) => return None,
+    };
+    (held(&from) && !held(&to)).then_some(Move { from, to })
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -594,6 +705,7 @@ pub fn plan(
         }
     }
     let lifecycle_of = |addr: &Address| -> Option<(bool, Option<crate::diag::Location>)> {
+        let addr = addr.unkeyed_modules();
         (1..=addr.0.len())
             .rev()
             .find_map(|n| blocks.get(&Address(addr.0[..n].to_vec())).cloned())
@@ -636,7 +748,7 @@ pub fn plan(
                 let Some((_, schema)) = providers.schema(&inst.type_name) else {
                     continue;
                 };
-                let force = options.replace.iter().any(|r| inst.address.starts_with(r));
+                let force = options.replace.iter().any(|r| inst.address.within(r));
                 let mut prior = state.resources.get(&inst.address);
                 if let Some(after) = adopted
                     .get(&inst.address)
@@ -680,12 +792,12 @@ pub fn plan(
         .values()
         .filter(|r| !wanted.contains(&r.address))
         .filter(|r| {
-            options.targets.is_empty() || options.targets.iter().any(|t| r.address.starts_with(t))
+            options.targets.is_empty() || options.targets.iter().any(|t| r.address.within(t))
         })
         .collect();
     if !options.destroy && included.is_some() {
         // With --target, only deletes of what the targets cover are planned.
-        deletes.retain(|r| options.targets.iter().any(|t| r.address.starts_with(t)));
+        deletes.retain(|r| options.targets.iter().any(|t| r.address.within(t)));
     }
     for r in order_deletes(&deletes) {
         if let Some((true, loc)) = lifecycle_of(&r.address) {
@@ -755,8 +867,10 @@ fn prevent_destroy_error(
 
 /// What a plan with `--target` covers.
 pub(crate) struct Included {
-    /// The targeted objects and everything they depend on.
-    nodes: HashSet<petgraph::graph::NodeIndex>,
+    targets: Vec<Address>,
+    /// The targeted objects and everything they depend on, each with the targets
+    /// that reach it.
+    nodes: HashMap<petgraph::graph::NodeIndex, Vec<usize>>,
     /// Repeated resource blocks whose targets name some of their instances
     /// (`tik_data.d["a"]`), and that nothing else included reads: those targets.
     instances: HashMap<petgraph::graph::NodeIndex, Vec<Address>>,
@@ -764,14 +878,23 @@ pub(crate) struct Included {
 
 impl Included {
     pub fn contains(&self, i: &petgraph::graph::NodeIndex) -> bool {
-        self.nodes.contains(i)
+        self.nodes.contains_key(i)
     }
 
-    /// Whether the plan covers an instance of an included node.
+    /// Whether the plan covers an instance of an included node: one in a module
+    /// instance that a target reaching the node is in or calls (not another
+    /// instance of a repeated module than the one targeted), and of a resource
+    /// block whose targets name instances, one of those.
     pub fn covers(&self, i: petgraph::graph::NodeIndex, address: &Address) -> bool {
-        self.instances
-            .get(&i)
-            .is_none_or(|targets| targets.iter().any(|t| address.starts_with(t)))
+        let reached = self.nodes.get(&i).is_some_and(|ts| {
+            ts.iter()
+                .any(|&t| address.same_module_instance(&self.targets[t]))
+        });
+        reached
+            && self
+                .instances
+                .get(&i)
+                .is_none_or(|targets| targets.iter().any(|t| address.within(t)))
     }
 }
 
@@ -787,24 +910,32 @@ pub(crate) fn included_nodes(
     if targets.is_empty() {
         return None;
     }
-    let mut nodes = HashSet::new();
-    let mut stack: Vec<_> = order
-        .iter()
-        .copied()
-        .filter(|&i| {
-            walk.graph.object_address(config, i).is_some_and(|a| {
-                targets
-                    .iter()
-                    .any(|t| a.starts_with(t) || t.starts_with(&a))
+    // Nodes are blocks: a target in a module instance names the block as its
+    // configuration has it (`module.team.cluster.etl`).
+    let blocks: Vec<Address> = targets.iter().map(Address::unkeyed_modules).collect();
+    let mut nodes: HashMap<petgraph::graph::NodeIndex, Vec<usize>> = HashMap::new();
+    let mut targeted = Vec::new();
+    for (t, block) in blocks.iter().enumerate() {
+        let mut stack: Vec<_> = order
+            .iter()
+            .copied()
+            .filter(|&i| {
+                walk.graph
+                    .object_address(config, i)
+                    .is_some_and(|a| a.starts_with(block) || block.starts_with(&a))
             })
-        })
-        .collect();
-    let targeted = stack.clone();
-    while let Some(i) = stack.pop() {
-        if nodes.insert(i) {
-            stack.extend(walk.graph.dependencies(i));
+            .collect();
+        targeted.extend(stack.iter().copied());
+        while let Some(i) = stack.pop() {
+            let reached = nodes.entry(i).or_default();
+            if !reached.contains(&t) {
+                reached.push(t);
+                stack.extend(walk.graph.dependencies(i));
+            }
         }
     }
+    targeted.sort();
+    targeted.dedup();
     let mut instances = HashMap::new();
     for i in targeted {
         let is_resource = matches!(
@@ -814,18 +945,23 @@ pub(crate) fn included_nodes(
         let Some(a) = walk.graph.object_address(config, i) else {
             continue;
         };
-        let whole = targets.iter().any(|t| a.starts_with(t));
-        let read = walk.graph.dependents(i).any(|d| nodes.contains(&d));
+        let whole = blocks.iter().any(|t| a.starts_with(t));
+        let read = walk.graph.dependents(i).any(|d| nodes.contains_key(&d));
         if is_resource && !whole && !read {
             let some: Vec<Address> = targets
                 .iter()
-                .filter(|t| t.starts_with(&a))
-                .cloned()
+                .zip(&blocks)
+                .filter(|(_, b)| b.starts_with(&a))
+                .map(|(t, _)| t.clone())
                 .collect();
             instances.insert(i, some);
         }
     }
-    Some(Included { nodes, instances })
+    Some(Included {
+        targets: targets.to_vec(),
+        nodes,
+        instances,
+    })
 }
 
 /// The order among resources being deleted, from their recorded dependencies: a

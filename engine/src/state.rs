@@ -224,17 +224,27 @@ impl State {
 }
 
 /// A block's one resource moving to one of its instances (`tik_data.a` to
-/// `tik_data.a["web"]`): the move takes that record alone, not the instances
-/// under its address.
+/// `tik_data.a["web"]`, `module.m` to `module.m[0]`): the move takes what is at its
+/// address alone, not the instances under it.
 fn into_itself(from: &Address, to: &Address) -> bool {
     *from == from.object() && to.starts_with(from)
+}
+
+/// Whether a record is what `into_itself` takes: the resource at `from`, or one in
+/// the module at `from` and not in an instance of it.
+fn taken_alone(from: &Address, a: &Address) -> bool {
+    a.starts_with(from)
+        && !matches!(
+            a.0.get(from.0.len()),
+            Some(crate::addr::Segment::Key(_) | crate::addr::Segment::Index(_))
+        )
 }
 
 impl State {
     /// Whether state holds anything that a move from `from` to `to` would take.
     pub fn holds_for_move(&self, from: &Address, to: &Address) -> bool {
         if into_itself(from, to) {
-            return self.resources.contains_key(from);
+            return self.resources.keys().any(|a| taken_alone(from, a));
         }
         self.resources
             .keys()
@@ -253,8 +263,8 @@ impl State {
     /// and rewrite the dependencies that point at them.
     pub fn moves(&self, from: &Address, to: &Address) -> Result<Vec<JournalEntry>, StateError> {
         let rename = |a: &Address| -> Option<Address> {
-            if into_itself(from, to) {
-                return (a == from).then(|| to.clone());
+            if into_itself(from, to) && !taken_alone(from, a) {
+                return None;
             }
             a.starts_with(from).then(|| {
                 let mut segs = to.0.clone();

@@ -77,17 +77,56 @@ pub fn resolve_refs(config: &mut Map, refs: &[SiblingRef], siblings: &HashMap<Ad
     }
 }
 
+/// A configuration object evaluated in every instance of its module: the resources
+/// it wants.
 #[derive(Debug, Clone)]
 pub struct ObjectEval {
     pub node: NodeIndex,
-    pub address: Address,
     pub kind: ObjectKind,
-    pub config: Map,
     pub instances: Vec<Instance>,
+    /// One per instance of the module: what `finish_object` makes its value from.
+    parts: Vec<Part>,
+}
+
+/// An object in one instance of its module (`module.team["ml"].cluster.etl`).
+#[derive(Debug, Clone)]
+struct Part {
+    /// The module instance.
+    inst: usize,
+    address: Address,
+    /// The name its provider gave it: the block's, with the module instance's suffix.
+    name: String,
+    config: Map,
     /// A cluster's runtime endpoints: runtime, name, and value with address placeholders.
-    pub endpoints: Vec<(String, String, Value)>,
+    endpoints: Vec<(String, String, Value)>,
     /// How what references the object sees its instances.
-    pub shape: Shape,
+    shape: Shape,
+    /// Its instances in `ObjectEval::instances`.
+    instances: Range<usize>,
+}
+
+/// A repeated block's `count` or `each`, as one of its instances sees it.
+type Bound = (&'static str, Value);
+
+/// One instance of a module: the root, a called module, or one of a repeated call's
+/// (`module.team["ml"]`). Each has its own scope.
+#[derive(Debug, Clone)]
+struct ModuleInstance {
+    module: usize,
+    /// `module.team["ml"]`: the prefix of every address in it.
+    prefix: Address,
+    /// The instance of the calling module.
+    parent: Option<usize>,
+    /// The instances of the modules it calls.
+    children: Vec<usize>,
+    /// The call's `count` or `each` for this instance, for its arguments.
+    bound: Option<Bound>,
+    /// What its workspaces' and clusters' names end with, so that each instance's
+    /// are its own: `-ml` in `module.team["ml"]`, empty where nothing is repeated.
+    suffix: String,
+    /// Repeated by a value known only after apply (`tik validate`): it stands for
+    /// every instance, and its call's value is unknown.
+    unknown: bool,
 }
 
 /// The value a resource block gives what references it.
@@ -113,16 +152,27 @@ pub struct Walk<'c> {
     pub providers: &'c Providers,
     pub graph: Graph,
     inputs: Inputs,
+    /// The module instances known so far: the root first, then each call's as its
+    /// node is evaluated.
+    insts: Vec<ModuleInstance>,
+    /// Per module, its instances.
+    of_module: Vec<Vec<usize>>,
+    /// Per module instance: its scope, its outputs, where its scope holds sensitive
+    /// values (by root name: `var`, `cluster`), and its sensitive outputs.
     scopes: Vec<Map>,
     outputs: Vec<Map>,
+    marks: Vec<Marks>,
+    output_marks: Vec<Marks>,
     /// The module that calls each module, and the call's name.
     callers: Vec<Option<(usize, String)>>,
-    /// Where each module's scope holds sensitive values, by root name (`var`, `cluster`).
-    marks: Vec<Marks>,
-    /// Each module's sensitive outputs, by name.
-    output_marks: Vec<Marks>,
-    /// The objects behind each node, for the dependencies recorded in state.
-    resources: Vec<Rc<Vec<Address>>>,
+    /// `path.root` and `path.cwd`.
+    paths: (String, String),
+    /// The objects behind each node in each module instance, for the dependencies
+    /// recorded in state.
+    resources: HashMap<(NodeIndex, usize), Rc<Vec<Address>>>,
+    /// The names workspaces and clusters have taken, by what they must be unique in
+    /// (a provider's workspaces, a workspace's clusters), and who took each.
+    names: HashMap<String, Address>,
     pub root_variables: Map,
     pub root_outputs: IndexMap<String, OutputState>,
 }
@@ -139,24 +189,10 @@ impl<'c> Walk<'c> {
             .map(|p| p.display().to_string())
             .unwrap_or_default();
         let mut callers = vec![None; config.modules.len()];
-        let mut scopes = Vec::with_capacity(config.modules.len());
         for (mi, m) in config.modules.iter().enumerate() {
             for c in m.calls.values() {
                 callers[c.child] = Some((mi, c.name.clone()));
             }
-            let mut scope = Map::new();
-            let path: Map = [
-                (
-                    "module".to_string(),
-                    Value::String(m.dir.display().to_string()),
-                ),
-                ("root".to_string(), Value::String(root_dir.clone())),
-                ("cwd".to_string(), Value::String(cwd.clone())),
-            ]
-            .into_iter()
-            .collect();
-            scope.insert("path".into(), Value::Object(path));
-            scopes.push(scope);
         }
         let mut diags = Diagnostics::default();
         for name in inputs.values.keys() {
@@ -185,29 +221,69 @@ impl<'c> Walk<'c> {
         if !diags.is_empty() {
             return Err(diags);
         }
-        let n = graph.graph.node_count();
-        Ok(Walk {
+        let mut walk = Walk {
             config,
             providers,
             graph,
             inputs,
-            scopes,
-            outputs: vec![Map::new(); config.modules.len()],
+            insts: Vec::new(),
+            of_module: vec![Vec::new(); config.modules.len()],
+            scopes: Vec::new(),
+            outputs: Vec::new(),
+            marks: Vec::new(),
+            output_marks: Vec::new(),
             callers,
-            marks: vec![Marks::default(); config.modules.len()],
-            output_marks: vec![Marks::default(); config.modules.len()],
-            resources: (0..n).map(|_| Rc::new(Vec::new())).collect(),
+            paths: (root_dir, cwd),
+            resources: HashMap::new(),
+            names: HashMap::new(),
             root_variables: Map::new(),
             root_outputs: IndexMap::new(),
-        })
+        };
+        walk.add_instance(ModuleInstance {
+            module: 0,
+            prefix: Address::new(),
+            parent: None,
+            children: Vec::new(),
+            bound: None,
+            suffix: String::new(),
+            unknown: false,
+        });
+        Ok(walk)
+    }
+
+    /// Adds a module instance with an empty scope (but for `path`).
+    fn add_instance(&mut self, inst: ModuleInstance) -> usize {
+        let k = self.insts.len();
+        let dir = self.dir(inst.module).display().to_string();
+        let path: Map = [
+            ("module".to_string(), Value::String(dir)),
+            ("root".to_string(), Value::String(self.paths.0.clone())),
+            ("cwd".to_string(), Value::String(self.paths.1.clone())),
+        ]
+        .into_iter()
+        .collect();
+        self.scopes.push(
+            [("path".to_string(), Value::Object(path))]
+                .into_iter()
+                .collect(),
+        );
+        self.outputs.push(Map::new());
+        self.marks.push(Marks::default());
+        self.output_marks.push(Marks::default());
+        self.of_module[inst.module].push(k);
+        if let Some(p) = inst.parent {
+            self.insts[p].children.push(k);
+        }
+        self.insts.push(inst);
+        k
     }
 
     fn dir(&self, module: usize) -> PathBuf {
         self.config.modules[module].dir.clone()
     }
 
-    fn insert(&mut self, module: usize, root: &str, name: &str, value: Value) {
-        let entry = self.scopes[module]
+    fn insert(&mut self, k: usize, root: &str, name: &str, value: Value) {
+        let entry = self.scopes[k]
             .entry(root.to_string())
             .or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(m) = entry {
@@ -215,27 +291,56 @@ impl<'c> Walk<'c> {
         }
     }
 
-    /// Evaluates an expression in a module's scope: its value, and where it is sensitive.
+    /// Evaluates an expression in a module instance's scope, with a repeated block's
+    /// `count` or `each` bound: its value, and where it is sensitive.
     fn eval_in(
         &self,
-        m: usize,
+        k: usize,
         expr: &hcl_edit::expr::Expression,
         file: crate::diag::FileId,
+        bound: Option<&Bound>,
     ) -> Result<(Value, Marks), Diagnostics> {
-        let dir = self.dir(m);
-        let mut ev = Evaluator::new(&self.scopes[m], &dir).with_marks(&self.marks[m]);
+        let dir = self.dir(self.insts[k].module);
+        let mut ev = Evaluator::new(&self.scopes[k], &dir).with_marks(&self.marks[k]);
+        if let Some((name, value)) = bound {
+            ev.bind(name, value.clone());
+        }
         ev.eval_with_marks(expr)
             .map_err(|e| eval_error(file, e).into())
     }
 
-    /// Union of the objects behind the dependencies of `i`.
-    fn dependency_resources(&self, i: NodeIndex) -> Vec<Address> {
+    /// The instances of module `module` that instance `k` sees: itself, its caller,
+    /// or its calls' instances.
+    fn related(&self, module: usize, k: usize) -> Vec<usize> {
+        let inst = &self.insts[k];
+        if inst.module == module {
+            return vec![k];
+        }
+        if let Some(p) = inst.parent.filter(|&p| self.insts[p].module == module) {
+            return vec![p];
+        }
+        inst.children
+            .iter()
+            .copied()
+            .filter(|&c| self.insts[c].module == module)
+            .collect()
+    }
+
+    /// Union of the objects behind the dependencies of `i` in module instance `k`.
+    fn dependency_resources(&self, i: NodeIndex, k: usize) -> Vec<Address> {
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         for d in self.graph.dependencies(i) {
-            for a in self.resources[d.index()].iter() {
-                if seen.insert(a) {
-                    out.push(a.clone());
+            for dk in self.related(self.graph.node(d).module, k) {
+                for a in self
+                    .resources
+                    .get(&(d, dk))
+                    .into_iter()
+                    .flat_map(|r| r.iter())
+                {
+                    if seen.insert(a) {
+                        out.push(a.clone());
+                    }
                 }
             }
         }
@@ -243,40 +348,75 @@ impl<'c> Walk<'c> {
         out
     }
 
-    /// Evaluates one node. Value nodes are done at once; objects return their instances,
-    /// and are done when `finish_object` gets the instances' attributes.
+    /// Evaluates one node, in each instance of its module. Value nodes are done at
+    /// once; objects return their instances, and are done when `finish_object` gets
+    /// the instances' attributes.
     pub fn eval_node(&mut self, i: NodeIndex) -> Result<Option<ObjectEval>, Diagnostics> {
         let node = self.graph.node(i).clone();
-        let m = node.module;
+        let insts = self.of_module[node.module].clone();
+        let mut object = match &node.key {
+            Key::Object(kind, _) => Some(ObjectEval {
+                node: i,
+                kind: kind.clone(),
+                instances: Vec::new(),
+                parts: Vec::new(),
+            }),
+            _ => None,
+        };
+        for k in insts {
+            let done = match (&node.key, &mut object) {
+                (Key::Object(kind, name), Some(object)) => {
+                    self.eval_object(i, k, kind.clone(), name.clone(), object)
+                }
+                (key, _) => self.eval_value(i, k, key),
+            };
+            done.map_err(|mut d| {
+                if self.insts[k]
+                    .prefix
+                    .0
+                    .iter()
+                    .any(|s| !matches!(s, Segment::Name(_)))
+                {
+                    for d in &mut d.0 {
+                        *d = d.clone().note(format!("in {}", self.insts[k].prefix), None);
+                    }
+                }
+                d
+            })?;
+        }
+        Ok(object)
+    }
+
+    /// Evaluates a value node in module instance `k`.
+    fn eval_value(&mut self, i: NodeIndex, k: usize, key: &Key) -> Result<(), Diagnostics> {
+        let m = self.insts[k].module;
         let module = &self.config.modules[m];
-        match &node.key {
+        self.resources
+            .insert((i, k), Rc::new(self.dependency_resources(i, k)));
+        match key {
             Key::Var(name) => {
-                let (value, mut marks) = self.eval_variable(m, name)?;
+                let (value, mut marks) = self.eval_variable(k, name)?;
                 let var = &module.variables[name];
                 check_depth(&value, var.file, &var.span)?;
                 if var.sensitive {
                     marks = Marks::whole();
                 }
-                self.marks[m].put(&["var", name.as_str()], marks);
-                if m == 0 {
+                self.marks[k].put(&["var", name.as_str()], marks);
+                if k == 0 {
                     self.root_variables.insert(name.clone(), value.clone());
                 }
-                self.resources[i.index()] = Rc::new(self.dependency_resources(i));
-                self.insert(m, "var", name, value);
-                Ok(None)
+                self.insert(k, "var", name, value);
             }
             Key::Local(name) => {
                 let local = &module.locals[name];
-                let (value, marks) = self.eval_in(m, &local.expr, local.file)?;
+                let (value, marks) = self.eval_in(k, &local.expr, local.file, None)?;
                 check_depth(&value, local.file, &local.span)?;
-                self.marks[m].put(&["local", name.as_str()], marks);
-                self.resources[i.index()] = Rc::new(self.dependency_resources(i));
-                self.insert(m, "local", name, value);
-                Ok(None)
+                self.marks[k].put(&["local", name.as_str()], marks);
+                self.insert(k, "local", name, value);
             }
             Key::Output(name) => {
                 let out = &module.outputs[name];
-                let (value, mut marks) = self.eval_in(m, &out.value, out.file)?;
+                let (value, mut marks) = self.eval_in(k, &out.value, out.file, None)?;
                 check_depth(&value, out.file, &out.span)?;
                 if out.sensitive {
                     marks = Marks::whole();
@@ -284,8 +424,8 @@ impl<'c> Walk<'c> {
                 // Shown with its sensitive parts hidden, or hidden as a whole.
                 let sensitive = marks.is_whole();
                 let sensitive_parts = if sensitive { vec![] } else { marks.paths() };
-                self.output_marks[m].put(&[name.as_str()], marks);
-                if m == 0 {
+                self.output_marks[k].put(&[name.as_str()], marks);
+                if k == 0 {
                     self.root_outputs.insert(
                         name.clone(),
                         OutputState {
@@ -295,25 +435,115 @@ impl<'c> Walk<'c> {
                         },
                     );
                 }
-                self.resources[i.index()] = Rc::new(self.dependency_resources(i));
-                self.outputs[m].insert(name.clone(), value);
-                Ok(None)
+                self.outputs[k].insert(name.clone(), value);
             }
             Key::ModuleOutputs(name) => {
-                let child = module.calls[name].child;
-                let value = Value::Object(self.outputs[child].clone());
-                let marks = self.output_marks[child].clone();
-                self.marks[m].put(&["module", name.as_str()], marks);
-                self.resources[i.index()] = Rc::new(self.dependency_resources(i));
-                self.insert(m, "module", name, value);
-                Ok(None)
+                let call = &module.calls[name];
+                let (value, marks) = self.module_value(k, call);
+                self.marks[k].put(&["module", name.as_str()], marks);
+                self.insert(k, "module", name, value);
             }
-            Key::Object(kind, name) => self.eval_object(i, kind.clone(), name.clone()).map(Some),
+            Key::Call(name) => self.eval_call(k, &module.calls[name])?,
+            Key::Object(..) => {}
+        }
+        Ok(())
+    }
+
+    /// `module.NAME` in instance `k`: the outputs of the call's instance, or a list
+    /// (`count`) or an object (`for_each`) of its instances' outputs.
+    fn module_value(&self, k: usize, call: &crate::config::ModuleCall) -> (Value, Marks) {
+        let children: Vec<usize> = self.related(call.child, k);
+        let one = |c: usize| Value::Object(self.outputs[c].clone());
+        if call.repeat.is_none() {
+            return match children.first() {
+                Some(&c) => (one(c), self.output_marks[c].clone()),
+                None => (Value::Object(Map::new()), Marks::default()),
+            };
+        }
+        if children.iter().any(|&c| self.insts[c].unknown) {
+            return (Value::Unknown, Marks::default());
+        }
+        let mut marks = Marks::default();
+        let mut items = Vec::new();
+        let mut map = Map::new();
+        for (n, &c) in children.iter().enumerate() {
+            match self.insts[c].prefix.0.last() {
+                Some(Segment::Key(key)) => {
+                    marks.put(&[key.as_str()], self.output_marks[c].clone());
+                    map.insert(key.clone(), one(c));
+                }
+                _ => {
+                    marks.put(&[n.to_string()], self.output_marks[c].clone());
+                    items.push(one(c));
+                }
+            }
+        }
+        match call.repeat {
+            Some(Repeat::ForEach(_)) => (Value::Object(map), marks),
+            _ => (Value::List(items), marks),
         }
     }
 
-    /// A variable's value, and where the value its caller passed it is sensitive.
-    fn eval_variable(&self, m: usize, name: &str) -> Result<(Value, Marks), Diagnostics> {
+    /// The instances a module call makes in instance `k` of the calling module.
+    fn eval_call(&mut self, k: usize, call: &crate::config::ModuleCall) -> Result<(), Diagnostics> {
+        let prefix = self.insts[k].prefix.clone().name("module").name(&call.name);
+        let parent_suffix = self.insts[k].suffix.clone();
+        let mut each: Vec<(Option<Segment>, Option<Bound>)> = Vec::new();
+        let mut unknown = false;
+        match &call.repeat {
+            None => each.push((None, None)),
+            Some(repeat) => match self.repetition(k, call.file, repeat)? {
+                Some(list) => {
+                    each = list
+                        .into_iter()
+                        .map(|(at, v)| (Some(at), Some((repeat.root(), v))))
+                        .collect()
+                }
+                None => {
+                    // Known only after apply: check the module once, as any instance.
+                    unknown = true;
+                    each.push((None, Some((repeat.root(), Value::Unknown))));
+                }
+            },
+        }
+        let mut suffixes: HashMap<String, String> = HashMap::new();
+        for (at, bound) in each {
+            let mut suffix = parent_suffix.clone();
+            let mut prefix = prefix.clone();
+            if let Some(at) = at {
+                let part = name_part(&at);
+                if let Some(other) = suffixes.insert(part.clone(), segment_key(&at)) {
+                    use hcl_edit::Span;
+                    let expr = call.repeat.as_ref().map(Repeat::expr);
+                    return Err(Diagnostic::new(format!(
+                        "the keys \"{other}\" and \"{}\" of module \"{}\" both make names ending in \"-{part}\"",
+                        segment_key(&at),
+                        call.name
+                    ))
+                    .at(call.file, expr.and_then(|e| e.span()))
+                    .help("each instance's workspaces and clusters take its key, in lower case with other characters as -, as their names' end: make the keys differ in letters or digits")
+                    .into());
+                }
+                suffix = format!("{suffix}-{part}");
+                prefix.0.push(at);
+            }
+            self.add_instance(ModuleInstance {
+                module: call.child,
+                prefix,
+                parent: Some(k),
+                children: Vec::new(),
+                bound,
+                suffix,
+                unknown,
+            });
+        }
+        Ok(())
+    }
+
+    /// A variable's value in module instance `k`, and where the value its caller passed
+    /// it is sensitive.
+    fn eval_variable(&self, k: usize, name: &str) -> Result<(Value, Marks), Diagnostics> {
+        let m = self.insts[k].module;
         let module = &self.config.modules[m];
         let var = &module.variables[name];
         let mut passed = Marks::default();
@@ -321,12 +551,13 @@ impl<'c> Walk<'c> {
         // argument, the default, or (None) the command line or environment.
         let mut written_at: Option<(FileId, Option<Range<usize>>)> = None;
         let mut given_by: Option<&str> = None;
-        let raw = match &self.callers[m] {
-            Some((parent, call)) => {
+        let raw = match (&self.callers[m], self.insts[k].parent) {
+            (Some((parent, call)), Some(pk)) => {
                 let call = &self.config.modules[*parent].calls[call];
                 match call.args.get(name) {
                     Some(attr) => {
-                        let (v, marks) = self.eval_in(*parent, &attr.value, call.file)?;
+                        let bound = self.insts[k].bound.as_ref();
+                        let (v, marks) = self.eval_in(pk, &attr.value, call.file, bound)?;
                         passed = marks;
                         written_at = Some((call.file, hcl_edit::Span::span(&attr.value)));
                         Some(v)
@@ -334,7 +565,7 @@ impl<'c> Walk<'c> {
                     None => None,
                 }
             }
-            None => match self.inputs.values.get(name) {
+            _ => match self.inputs.values.get(name) {
                 Some(InputValue::Value(v)) => Some(v.clone()),
                 Some(InputValue::Raw { text, .. }) if var.ty.takes_raw_text() => {
                     Some(Value::String(text.clone()))
@@ -437,13 +668,16 @@ impl<'c> Walk<'c> {
         Ok((value, passed))
     }
 
+    /// Evaluates an object in module instance `k`, adding its resources to `object`.
     fn eval_object(
         &mut self,
         i: NodeIndex,
+        k: usize,
         kind: ObjectKind,
         name: String,
-    ) -> Result<ObjectEval, Diagnostics> {
-        let m = self.graph.node(i).module;
+        object: &mut ObjectEval,
+    ) -> Result<(), Diagnostics> {
+        let m = self.insts[k].module;
         let module = &self.config.modules[m];
         let def = self
             .graph
@@ -453,8 +687,10 @@ impl<'c> Walk<'c> {
             .ok_or_else(|| {
                 Diagnostics::from(Diagnostic::new(format!("internal: object {name} vanished")))
             })?;
-        let address = module.object_address(&kind, &name);
-        let dependencies = self.dependency_resources(i);
+        let address = self.insts[k].prefix.clone().name(kind.root()).name(&name);
+        // The name its provider makes the names of its resources from.
+        let mut own_name = format!("{name}{}", self.insts[k].suffix);
+        let dependencies = self.dependency_resources(i, k);
         let mut instances = Vec::new();
         let mut endpoints = Vec::new();
         let mut object_marks = Marks::default();
@@ -477,9 +713,9 @@ impl<'c> Walk<'c> {
                     };
                 }
                 let what = format!("resource \"{type_name}\" \"{name}\"");
-                let each: Vec<(Address, Option<(&'static str, Value)>)> = match &def.repeat {
+                let each: Vec<(Address, Option<Bound>)> = match &def.repeat {
                     None => vec![(Address::new(), None)],
-                    Some(repeat) => match self.repetition(m, def, repeat)? {
+                    Some(repeat) => match self.repetition(k, def.file, repeat)? {
                         Some(each) => {
                             shape = match repeat {
                                 Repeat::Count(_) => Shape::List,
@@ -493,7 +729,7 @@ impl<'c> Walk<'c> {
                             // Known only after apply: check the block once, as any instance.
                             shape = Shape::Unknown;
                             let bound = Some((repeat.root(), Value::Unknown));
-                            self.eval_block(m, def, &body_schema, &what, bound)?;
+                            self.eval_block(k, def, &body_schema, &what, bound)?;
                             Vec::new()
                         }
                     },
@@ -502,7 +738,7 @@ impl<'c> Walk<'c> {
                 for (rel, bound) in each {
                     let at = address.join(&rel);
                     let (config, config_marks) = self
-                        .eval_block(m, def, &body_schema, &what, bound)
+                        .eval_block(k, def, &body_schema, &what, bound)
                         .map_err(|mut d| {
                             if !rel.0.is_empty() {
                                 for d in &mut d.0 {
@@ -541,7 +777,7 @@ impl<'c> Walk<'c> {
                     ),
                 };
                 let config_marks;
-                (config, config_marks) = self.eval_block(m, def, &schema, &what, None)?;
+                (config, config_marks) = self.eval_block(k, def, &schema, &what, None)?;
                 let provider_name = match block_kind {
                     BlockKind::Workspace => config
                         .get("provider")
@@ -562,6 +798,8 @@ impl<'c> Walk<'c> {
                         .at(def.file, def.span.clone())
                         .into());
                 };
+                own_name =
+                    self.claim_name(&address, def, &what, &config, own_name, &provider_name)?;
                 let provider = self.providers.get(&provider_name).ok_or_else(|| {
                     Diagnostics::from(
                         Diagnostic::new(format!("{what}: unknown provider \"{provider_name}\""))
@@ -584,7 +822,7 @@ impl<'c> Walk<'c> {
                 let specs = provider
                     .expand(&ExpandRequest {
                         kind: block_kind,
-                        name: &name,
+                        name: &own_name,
                         config: &config,
                     })
                     .map_err(|msg| {
@@ -608,7 +846,7 @@ impl<'c> Walk<'c> {
                     };
                     let added = runtime::expand(
                         &self.config.runtimes,
-                        &name,
+                        &own_name,
                         (&config, &config_marks),
                         &nodes,
                         &site,
@@ -664,7 +902,8 @@ impl<'c> Walk<'c> {
         }
         // What depends on the object records the object, not each of its resources:
         // `tik_data.b[*]` reading `tik_data.a[count.index]` records one address each.
-        self.resources[i.index()] = Rc::new(vec![address.clone()]);
+        self.resources
+            .insert((i, k), Rc::new(vec![address.clone()]));
         // What reads the object reads its instances' sensitive attributes where its value
         // holds them (`node.head.connection`), as `finish_object` puts them there.
         for inst in &instances {
@@ -675,16 +914,75 @@ impl<'c> Walk<'c> {
                 path.pop();
             }
         }
-        self.marks[m].put(&[kind.root(), name.as_str()], object_marks);
-        Ok(ObjectEval {
-            node: i,
+        self.marks[k].put(&[kind.root(), name.as_str()], object_marks);
+        let start = object.instances.len();
+        object.instances.extend(instances);
+        object.parts.push(Part {
+            inst: k,
             address,
-            kind,
+            name: own_name,
             config,
-            instances,
             endpoints,
             shape,
-        })
+            instances: start..object.instances.len(),
+        });
+        Ok(())
+    }
+
+    /// The name a workspace or cluster goes by in its provider: its `name`, or the
+    /// block's with its module instance's suffix. Two workspaces of one provider, or
+    /// two clusters of one workspace, cannot share one: their resources would be the
+    /// same.
+    fn claim_name(
+        &mut self,
+        address: &Address,
+        def: &crate::config::ObjectDef,
+        what: &str,
+        config: &Map,
+        default: String,
+        provider: &str,
+    ) -> Result<String, Diagnostics> {
+        use hcl_edit::Span;
+        let at = def
+            .body
+            .get_attribute("name")
+            .and_then(|a| a.value.span())
+            .or_else(|| def.span.clone());
+        let name = match config.get("name") {
+            None | Some(Value::Null) => default,
+            Some(Value::Unknown) if self.inputs.missing_unknown => default,
+            Some(Value::String(n)) if valid_name(n) => n.clone(),
+            Some(other) => {
+                let shown = match other {
+                    Value::Unknown => "a value known only after apply".to_string(),
+                    Value::String(_) => format!("\"{}\"", other.as_str().unwrap_or_default()),
+                    other => other.a_type(),
+                };
+                return Err(Diagnostic::new(format!(
+                    "{what}: name must be 1 to 63 letters, digits, - or _, starting with a letter or digit, not {shown}"
+                ))
+                .at(def.file, at)
+                .help("its resources are named after it: write name = \"etl-${var.team}\" or leave it out to take the block's")
+                .into());
+            }
+        };
+        let taken = match def.kind {
+            ObjectKind::Workspace => format!("the {provider} workspace \"{name}\""),
+            _ => match config.get("workspace").and_then(|w| w.get("name")) {
+                Some(Value::String(w)) => format!("the cluster \"{name}\" of workspace \"{w}\""),
+                _ => return Ok(name),
+            },
+        };
+        if let Some(first) = self.names.get(&taken) {
+            return Err(Diagnostic::new(format!(
+                "{first} and {address} are both {taken}: they would be the same resources"
+            ))
+            .at(def.file, at)
+            .help("give one a name of its own: name = \"...\" in its block, from a variable of its module")
+            .into());
+        }
+        self.names.insert(taken, address.clone());
+        Ok(name)
     }
 
     /// The instances a repeated resource block makes: each one's place (`[0]`,
@@ -692,8 +990,8 @@ impl<'c> Walk<'c> {
     /// only after apply, which only `tik validate` accepts.
     fn repetition(
         &self,
-        m: usize,
-        def: &crate::config::ObjectDef,
+        k: usize,
+        file: FileId,
         repeat: &Repeat,
     ) -> Result<Option<Vec<(Segment, Value)>>, Diagnostics> {
         use hcl_edit::Span;
@@ -701,12 +999,9 @@ impl<'c> Walk<'c> {
             Repeat::Count(e) => ("count", e),
             Repeat::ForEach(e) => ("for_each", e),
         };
-        let (value, marks) = self.eval_in(m, expr, def.file)?;
+        let (value, marks) = self.eval_in(k, expr, file, None)?;
         let err = |msg: String, help: &str| -> Diagnostics {
-            Diagnostic::new(msg)
-                .at(def.file, expr.span())
-                .help(help)
-                .into()
+            Diagnostic::new(msg).at(file, expr.span()).help(help).into()
         };
         if !marks.is_empty() {
             return Err(err(
@@ -823,14 +1118,14 @@ impl<'c> Walk<'c> {
     /// `bound` is the `count` or `each` of a repeated block's instance.
     fn eval_block(
         &self,
-        m: usize,
+        k: usize,
         def: &crate::config::ObjectDef,
         schema: &Schema,
         what: &str,
-        bound: Option<(&'static str, Value)>,
+        bound: Option<Bound>,
     ) -> Result<(Map, Marks), Diagnostics> {
-        let dir = self.dir(m);
-        let mut ev = Evaluator::new(&self.scopes[m], &dir).with_marks(&self.marks[m]);
+        let dir = self.dir(self.insts[k].module);
+        let mut ev = Evaluator::new(&self.scopes[k], &dir).with_marks(&self.marks[k]);
         ev.validating = self.inputs.missing_unknown;
         if let Some((name, value)) = bound {
             ev.bind(name, value);
@@ -844,70 +1139,103 @@ impl<'c> Walk<'c> {
         Ok((config, marks))
     }
 
-    /// Makes an object's value visible to what references it, from its instances' attributes.
+    /// Makes an object's value visible to what references it, in each instance of
+    /// its module, from its instances' attributes.
     pub fn finish_object(&mut self, object: &ObjectEval, attributes: &HashMap<Address, Map>) {
-        let m = self.graph.node(object.node).module;
         let name = match &self.graph.node(object.node).key {
             Key::Object(_, n) => n.clone(),
             _ => return,
         };
-        let attrs_of = |inst: &Instance| {
-            Value::Object(attributes.get(&inst.address).cloned().unwrap_or_default())
-        };
-        let value = match (&object.kind, object.shape) {
-            (_, Shape::Unknown) => Value::Unknown,
-            (_, Shape::List) => Value::List(object.instances.iter().map(attrs_of).collect()),
-            (_, Shape::Map) => Value::Object(
-                object
-                    .instances
-                    .iter()
-                    .filter_map(|inst| match inst.rel.0.last() {
-                        Some(Segment::Key(k)) => Some((k.clone(), attrs_of(inst))),
-                        _ => None,
-                    })
-                    .collect(),
-            ),
-            (ObjectKind::Resource(_), Shape::One) => {
-                Value::Object(attributes.get(&object.address).cloned().unwrap_or_default())
-            }
-            _ => {
-                let mut config = object.config.clone();
-                config.insert("name".into(), Value::String(name.clone()));
-                let mut base = Value::Object(config);
-                for inst in &object.instances {
-                    if let Some(attrs) = attributes.get(&inst.address) {
-                        insert_path(&mut base, &inst.rel.0, Value::Object(attrs.clone()));
-                    }
-                }
-                if !object.endpoints.is_empty() {
-                    let mut nodes: Vec<&Instance> = object
-                        .instances
-                        .iter()
-                        .filter(|x| !runtime::is_node_step(&x.type_name))
-                        .filter(|x| x.rel.0.first() == Some(&Segment::Name("node".into())))
-                        .collect();
-                    nodes.sort_by(|a, b| a.rel.cmp(&b.rel));
-                    let head = nodes
-                        .iter()
-                        .find(|x| x.rel.0.get(1) == Some(&Segment::Name("head".into())))
-                        .and_then(|x| attributes.get(&x.address));
-                    let all: Vec<Option<&Map>> =
-                        nodes.iter().map(|x| attributes.get(&x.address)).collect();
-                    for (rt, ep, value) in &object.endpoints {
-                        let path = [
-                            Segment::Name("runtime".into()),
-                            Segment::Name(rt.clone()),
-                            Segment::Name("endpoint".into()),
-                            Segment::Name(ep.clone()),
-                        ];
-                        insert_path(&mut base, &path, runtime::fill_endpoint(value, head, &all));
-                    }
-                }
-                base
-            }
-        };
-        self.insert(m, object.kind.root(), &name, value);
+        for part in &object.parts {
+            let value = part_value(object, part, attributes);
+            self.insert(part.inst, object.kind.root(), &name, value);
+        }
     }
+}
+
+/// An object's value in one module instance.
+fn part_value(object: &ObjectEval, part: &Part, attributes: &HashMap<Address, Map>) -> Value {
+    let instances = &object.instances[part.instances.clone()];
+    let attrs_of =
+        |inst: &Instance| Value::Object(attributes.get(&inst.address).cloned().unwrap_or_default());
+    match (&object.kind, part.shape) {
+        (_, Shape::Unknown) => Value::Unknown,
+        (_, Shape::List) => Value::List(instances.iter().map(attrs_of).collect()),
+        (_, Shape::Map) => Value::Object(
+            instances
+                .iter()
+                .filter_map(|inst| match inst.rel.0.last() {
+                    Some(Segment::Key(k)) => Some((k.clone(), attrs_of(inst))),
+                    _ => None,
+                })
+                .collect(),
+        ),
+        (ObjectKind::Resource(_), Shape::One) => {
+            Value::Object(attributes.get(&part.address).cloned().unwrap_or_default())
+        }
+        _ => {
+            let mut config = part.config.clone();
+            config.insert("name".into(), Value::String(part.name.clone()));
+            let mut base = Value::Object(config);
+            for inst in instances {
+                if let Some(attrs) = attributes.get(&inst.address) {
+                    insert_path(&mut base, &inst.rel.0, Value::Object(attrs.clone()));
+                }
+            }
+            if !part.endpoints.is_empty() {
+                let mut nodes: Vec<&Instance> = instances
+                    .iter()
+                    .filter(|x| !runtime::is_node_step(&x.type_name))
+                    .filter(|x| x.rel.0.first() == Some(&Segment::Name("node".into())))
+                    .collect();
+                nodes.sort_by(|a, b| a.rel.cmp(&b.rel));
+                let head = nodes
+                    .iter()
+                    .find(|x| x.rel.0.get(1) == Some(&Segment::Name("head".into())))
+                    .and_then(|x| attributes.get(&x.address));
+                let all: Vec<Option<&Map>> =
+                    nodes.iter().map(|x| attributes.get(&x.address)).collect();
+                for (rt, ep, value) in &part.endpoints {
+                    let path = [
+                        Segment::Name("runtime".into()),
+                        Segment::Name(rt.clone()),
+                        Segment::Name("endpoint".into()),
+                        Segment::Name(ep.clone()),
+                    ];
+                    insert_path(&mut base, &path, runtime::fill_endpoint(value, head, &all));
+                }
+            }
+            base
+        }
+    }
+}
+
+/// Whether a workspace's or cluster's own name is one its providers take: 1 to 63
+/// letters, digits, `-` and `_`, the first a letter or digit.
+fn valid_name(name: &str) -> bool {
+    name.len() <= 63
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// What a module instance's key adds to its workspaces' and clusters' names: the
+/// key in lower case, with each character but letters and digits as `-`.
+fn name_part(at: &Segment) -> String {
+    segment_key(at)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
 }
 
 /// Orders an expansion so every instance comes after the siblings it needs (Kahn).

@@ -480,6 +480,7 @@ fn label_of(
 pub fn workspace_schema() -> Schema {
     Schema::default()
         .required("provider")
+        .attr("name")
         .attr("region")
         .attr("endpoint")
         .attr("transport")
@@ -518,6 +519,7 @@ pub fn cluster_schema() -> Schema {
         .attr("labels");
     Schema::default()
         .required("workspace")
+        .attr("name")
         .attr("tags")
         .block(
             "ssh",

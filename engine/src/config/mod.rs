@@ -148,6 +148,9 @@ pub struct ModuleCall {
     pub args: IndexMap<String, Attribute>,
     pub depends_on: Vec<Expression>,
     pub child: usize,
+    /// `count` or `for_each`: one instance of the module per index or key
+    /// (`module.team["ml"]`), each with its own arguments.
+    pub repeat: Option<Repeat>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -746,6 +749,8 @@ impl Loader {
             };
             return Err(self.duplicate("module", &name, file, block.ident.span(), first));
         }
+        let mut block = block.clone();
+        let repeat = decode_repeat(&mut block, None, file)?;
         let mut source = None;
         let mut args = IndexMap::new();
         let mut depends_on = Vec::new();
@@ -756,14 +761,6 @@ impl Loader {
                 }
                 Structure::Attribute(a) if a.key.as_str() == "depends_on" => {
                     depends_on = list_exprs(a, file)?
-                }
-                Structure::Attribute(a) if matches!(a.key.as_str(), "count" | "for_each") => {
-                    return Err(Diagnostic::new(format!(
-                        "{} repeats resource blocks, not module blocks",
-                        a.key.as_str()
-                    ))
-                    .at(file, a.key.span())
-                    .help("pass the list to the module as a variable, and repeat the resources inside it with count or for_each"));
                 }
                 Structure::Attribute(a) => {
                     args.insert(a.key.as_str().to_string(), a.clone());
@@ -819,6 +816,7 @@ impl Loader {
                 args,
                 depends_on,
                 child,
+                repeat,
             },
         );
         Ok(())
@@ -957,7 +955,7 @@ impl Loader {
         if let Some(lc) = lifecycles.first() {
             lifecycle = decode_lifecycle(lc, file)?;
         }
-        let repeat = decode_repeat(&mut block, &kind, file)?;
+        let repeat = decode_repeat(&mut block, Some(&kind), file)?;
         let span = block.ident.span();
         self.modules[module].objects.push(ObjectDef {
             kind,
@@ -1004,10 +1002,11 @@ fn expr_address(expr: &Expression) -> Result<Address, String> {
     Ok(address)
 }
 
-/// Takes `count` or `for_each` out of a block: on a resource block, one of them.
+/// Takes `count` or `for_each` out of a block: on a resource block or (`kind`
+/// `None`) a module block, one of them.
 fn decode_repeat(
     block: &mut Block,
-    kind: &ObjectKind,
+    kind: Option<&ObjectKind>,
     file: FileId,
 ) -> Result<Option<Repeat>, Diagnostic> {
     let count = block.body.remove_attribute("count");
@@ -1022,13 +1021,13 @@ fn decode_repeat(
         (_, Some(f)) => (f.key, Repeat::ForEach(f.value)),
         (None, None) => return Ok(None),
     };
-    if !matches!(kind, ObjectKind::Resource(_)) {
+    if let Some(kind @ (ObjectKind::Cluster | ObjectKind::Workspace)) = kind {
         let help = match kind {
-            ObjectKind::Cluster => "a cluster grows by its workers' min and max; for several clusters, write a cluster block for each",
-            _ => "write a workspace block for each workspace",
+            ObjectKind::Cluster => "a cluster grows by its workers' min and max; for several alike, put the cluster in a module and call it with count or for_each",
+            _ => "for several alike, put the workspace in a module and call it with count or for_each",
         };
         return Err(Diagnostic::new(format!(
-            "{} repeats resource blocks only, not a {} block",
+            "{} repeats resource and module blocks, not a {} block",
             attr.as_str(),
             block.ident.as_str()
         ))
