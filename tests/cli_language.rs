@@ -1555,11 +1555,22 @@ output "labels" {
 output "spares" {
   value = module.spare[*].label
 }
+module "quiet" {
+  source = "./quiet"
+  count  = 3
+}
+output "quiet" {
+  value = length(module.quiet)
+}
 "#;
 
 #[test]
 fn a_module_with_for_each_or_count_makes_one_instance_per_key() {
-    let p = Project::new(&[("main.tik.hcl", TEAMS), ("team/main.tik.hcl", TEAM_MODULE)]);
+    let p = Project::new(&[
+        ("main.tik.hcl", TEAMS),
+        ("team/main.tik.hcl", TEAM_MODULE),
+        ("quiet/main.tik.hcl", "locals {\n  x = 1\n}\n"),
+    ]);
     p.ok(&["apply", "--auto-approve"], 0);
     let listed = p.ok(&["state", "list"], 0).stdout;
     for a in [
@@ -1582,6 +1593,8 @@ fn a_module_with_for_each_or_count_makes_one_instance_per_key() {
         outputs["spares"]["value"],
         serde_json::json!(["spare-0 on c-0", "spare-1 on c-1"])
     );
+    // A module without outputs is a list of its instances all the same.
+    assert_eq!(outputs["quiet"]["value"], serde_json::json!(3));
     let mut dirs: Vec<String> = std::fs::read_dir(p.file(".tik/local/workspaces"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -285,6 +285,7 @@ impl Graph {
                 for &node in &in_module[c.child] {
                     g.graph.add_edge(call, node, site.clone());
                 }
+
                 let mut r = Vec::new();
                 if let Some(repeat) = &c.repeat {
                     r.extend(collect(repeat.expr()));
@@ -293,6 +294,8 @@ impl Graph {
                 edges.push((call, mi, c.file, r));
                 // The module's outputs depend on each output of the child.
                 let to = g.index[&(mi, Key::ModuleOutputs(c.name.clone()))];
+                // `module.NAME` is made of the instances, even with no outputs.
+                g.graph.add_edge(call, to, site.clone());
                 for o in child.outputs.values() {
                     let from = g.index[&(c.child, Key::Output(o.name.clone()))];
                     g.graph.add_edge(
