@@ -285,7 +285,6 @@ impl Graph {
                 for &node in &in_module[c.child] {
                     g.graph.add_edge(call, node, site.clone());
                 }
-
                 let mut r = Vec::new();
                 if let Some(repeat) = &c.repeat {
                     r.extend(collect(repeat.expr()));

@@ -10,7 +10,7 @@ use crate::walk::{Inputs, Instance, Walk};
 use indexmap::IndexMap;
 use petgraph::graph::NodeIndex;
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 pub const PLAN_FORMAT_VERSION: u32 = 1;
 
@@ -172,7 +172,7 @@ impl MovedBlock {
     /// The moves it makes in `state`: one per instance of its module that state
     /// holds (`module.team["ml"]`), or one where its module is not repeated.
     pub fn moves(&self, state: &State) -> Vec<Move> {
-        module_instances(state, &self.module)
+        instances_of(&held_instances(state), &self.module)
             .into_iter()
             .map(|at| Move {
                 from: at.join(&self.from),
@@ -182,24 +182,30 @@ impl MovedBlock {
     }
 }
 
-/// The instances of a module (`module.team`, as the configuration names it) that
-/// state holds resources in: `module.team["ml"]`, ...; the root is one instance.
-pub fn module_instances(state: &State, module: &Address) -> Vec<Address> {
+/// The module instances state holds resources in, by their module as the
+/// configuration names it: `module.team` holds `module.team["ml"]`, ..., and
+/// `module.m` holds `module.m` where its call is not repeated.
+fn held_instances(state: &State) -> HashMap<Address, BTreeSet<Address>> {
+    let mut held: HashMap<Address, BTreeSet<Address>> = HashMap::new();
+    for a in state.resources.keys() {
+        for (call, _) in a.module_path() {
+            if let Some(at) = a.module_instance(&call) {
+                held.entry(call).or_default().insert(at);
+            }
+        }
+    }
+    held
+}
+
+/// The instances of `module` (as the configuration names it) among those `held`;
+/// the root is one instance.
+fn instances_of(held: &HashMap<Address, BTreeSet<Address>>, module: &Address) -> Vec<Address> {
     if module.0.is_empty() {
         return vec![Address::new()];
     }
-    let mut found: Vec<Address> = state
-        .resources
-        .keys()
-        .filter_map(|a| a.module_instance(module))
-        .collect();
-    found.sort();
-    found.dedup();
-    if found.is_empty() {
-        // Nothing there yet: as the configuration names it, for a move to find nothing.
-        found.push(module.clone());
-    }
-    found
+    held.get(module)
+        .map(|at| at.iter().cloned().collect())
+        .unwrap_or_default()
 }
 
 /// The `moved` blocks of every module, with absolute addresses, checked against the
@@ -318,30 +324,27 @@ pub fn explicit_moves(config: &Config) -> Result<Vec<MovedBlock>, Diagnostics> {
 /// `TYPE.NAME[0]` whose block has lost it is `TYPE.NAME`; when the new address is
 /// free in state.
 pub fn implied_moves(config: &Config, state: &State) -> Vec<Move> {
-    // Every module instance state holds resources in, as state names it:
-    // `module.team`, `module.team[0]`, `module.team[0].module.db`.
-    let mut held: HashSet<Address> = HashSet::new();
-    for a in state.resources.keys() {
-        for (call, _) in a.module_path() {
-            held.extend(a.module_instance(&call));
-        }
-    }
+    let held = held_instances(state);
+    let holds_module = |at: &Address| {
+        held.get(&at.unkeyed_modules())
+            .is_some_and(|instances| instances.contains(at))
+    };
     let mut moves = Vec::new();
     for m in &config.modules {
-        for at in module_instances(state, &m.prefix) {
+        for at in instances_of(&held, &m.prefix) {
             for o in &m.objects {
                 if !matches!(o.kind, ObjectKind::Resource(_)) {
                     continue;
                 }
                 let one = at.clone().name(o.kind.root()).name(&o.name);
-                let held = |a: &Address| state.resources.contains_key(a);
-                if let Some(mv) = count_move(one, o.repeat.as_ref(), held) {
+                let holds = |a: &Address| state.resources.contains_key(a);
+                if let Some(mv) = count_move(one, o.repeat.as_ref(), holds) {
                     moves.push(mv);
                 }
             }
             for c in m.calls.values() {
                 let one = at.clone().name("module").name(&c.name);
-                if let Some(mv) = count_move(one, c.repeat.as_ref(), |a| held.contains(a)) {
+                if let Some(mv) = count_move(one, c.repeat.as_ref(), holds_module) {
                     moves.push(mv);
                 }
             }

@@ -955,7 +955,7 @@ impl<'c> Walk<'c> {
             Some(other) => {
                 let shown = match other {
                     Value::Unknown => "a value known only after apply".to_string(),
-                    Value::String(_) => format!("\"{}\"", other.as_str().unwrap_or_default()),
+                    Value::String(_) => other.to_string(),
                     other => other.a_type(),
                 };
                 return Err(Diagnostic::new(format!(
