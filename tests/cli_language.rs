@@ -1622,6 +1622,20 @@ fn a_module_with_for_each_or_count_makes_one_instance_per_key() {
         ["module.team[\"bi\"].tik_data.label update"]
     );
 
+    // --replace names every instance of a block when it leaves out the key.
+    let mut replaced = planned(
+        &p,
+        &["--var", "tag=v2", "--replace", "module.team.tik_data.label"],
+    );
+    replaced.sort();
+    assert_eq!(
+        replaced,
+        [
+            "module.team[\"bi\"].tik_data.label replace",
+            "module.team[\"ml\"].tik_data.label replace"
+        ]
+    );
+
     // A key gone destroys its instance alone.
     let gone = planned(&p, &["--var", "teams={ml = 1}", "--var", "tag=v2"]);
     assert!(
@@ -1630,6 +1644,22 @@ fn a_module_with_for_each_or_count_makes_one_instance_per_key() {
         "{gone:?}"
     );
     assert_eq!(gone.len(), 3, "{gone:?}");
+
+    // A call without its key names every instance, in state rm as in targets.
+    p.ok(&["state", "rm", "module.spare.tik_data.label"], 0);
+    let listed = p.ok(&["state", "list"], 0).stdout;
+    assert!(
+        !listed.contains("module.spare[0].tik_data.label"),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains("module.spare[1].tik_data.label"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("module.spare[1].cluster.c.node.head"),
+        "{listed}"
+    );
 }
 
 #[test]
@@ -1670,4 +1700,21 @@ fn a_module_call_gaining_count_or_for_each_keeps_what_it_made() {
     p.ok(&["apply", "--auto-approve"], 0);
     assert_eq!(recorded_id(&p, "module.m[\"a\"].tik_data.e"), before);
     p.ok(&["plan", "--detailed-exitcode"], 0);
+}
+
+#[test]
+fn prevent_destroy_holds_in_every_instance_of_a_module() {
+    let module = "resource \"tik_data\" \"keep\" {\n  input = \"x\"\n  lifecycle {\n    prevent_destroy = true\n  }\n}\n";
+    let root = |n: u32| format!("module \"m\" {{\n  source = \"./m\"\n  count  = {n}\n}}\n");
+    let p = Project::new(&[("main.tik.hcl", &root(2)), ("m/main.tik.hcl", module)]);
+    p.ok(&["apply", "--auto-approve"], 0);
+    p.write("main.tik.hcl", &root(1));
+    let r = p.ok(&["plan"], 1);
+    assert!(
+        r.stderr.contains(
+            "the plan would destroy module.m[1].tik_data.keep, but its lifecycle has prevent_destroy = true"
+        ) && r.stderr.contains("m/main.tik.hcl:1:1"),
+        "{}",
+        r.out()
+    );
 }

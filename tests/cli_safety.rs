@@ -70,6 +70,29 @@ fn only_what_had_something_to_do_is_named_as_skipped() {
     );
     assert!(!r.stderr.contains("tik_data.steady"), "{}", r.out());
 }
+
+#[test]
+fn what_is_skipped_in_a_repeated_module_is_named_by_its_block() {
+    let module = "variable \"path\" {}\nresource \"local_file\" \"moved\" {\n  path    = var.path\n  content = \"x\"\n}\nresource \"tik_data\" \"follows\" {\n  input = local_file.moved.path\n}\n";
+    let root = |path: &str| {
+        format!("module \"m\" {{\n  source = \"./m\"\n  count  = 1\n  path   = \"${{path.root}}/{path}\"\n}}\n")
+    };
+    let p = Project::new(&[
+        ("main.tik.hcl", &root("here.txt")),
+        ("m/main.tik.hcl", module),
+    ]);
+    p.ok(&["apply", "--auto-approve"], 0);
+    p.write("blocker", "a file, not a directory");
+    p.write("main.tik.hcl", &root("blocker/there.txt"));
+    let r = p.tik(&["apply", "--auto-approve"]);
+    assert_eq!(r.code, 1, "{}", r.out());
+    assert!(
+        r.stderr
+            .contains("Skipped because something they need failed: module.m.tik_data.follows\n"),
+        "{}",
+        r.out()
+    );
+}
 #[test]
 fn a_second_apply_fails_at_once_naming_the_holder_and_force_unlock_frees_it() {
     let p = Project::new(&[("main.tik.hcl", &many_files(3000))]);
