@@ -343,6 +343,60 @@ fn logins(p: &Project, node: &str) -> usize {
     .count()
 }
 
+/// How many commands a node's sshd has started so far (it logs at VERBOSE).
+fn sessions(p: &Project, node: &str) -> usize {
+    p.read(&format!(
+        ".tik/local/workspaces/lab/clusters/c/{node}/sshd.log"
+    ))
+    .matches("Starting session: command")
+    .count()
+}
+
+const NODES: [&str; 4] = ["head", "worker-w-0", "worker-w-1", "worker-w-2"];
+
+#[test]
+fn each_tik_run_starts_one_command_per_node_whatever_it_runs_there() {
+    need_sshd();
+    let p = project("ssh");
+    // Install, configure, start and health checks: one command per node, whose
+    // shell's start-up files (a .bashrc with conda or pyenv) run once.
+    apply_and_greet(&p);
+    for node in NODES {
+        assert_eq!(sessions(&p, node), 1, "{node}");
+    }
+    // A health check on each, then a command with output, stderr and exit code.
+    let status = p.ok(&["status", "c"], 0).stdout;
+    assert!(status.contains("4 of 4 services well."), "{status}");
+    let exec = p.ok(&["exec", "c", "--", "echo out; echo err >&2; exit 3"], 1);
+    assert!(
+        exec.stderr
+            .contains("The command failed on head (exit 3), worker-w-0 (exit 3)"),
+        "{}",
+        exec.out()
+    );
+    for node in NODES {
+        assert!(
+            exec.stdout.contains(&format!("{node:<10} | out\n")),
+            "{}",
+            exec.out()
+        );
+        assert!(
+            exec.stderr.contains(&format!("{node:<10} | err\n")),
+            "{}",
+            exec.out()
+        );
+        assert_eq!(sessions(&p, node), 3, "{node}");
+    }
+    // A change that reruns steps on the workers: one more command on each.
+    p.write("main.tik.hcl", &config("ssh", "hi from a worker"));
+    p.ok(&["apply", "--auto-approve"], 0);
+    assert_eq!(sessions(&p, "head"), 4);
+    for node in &NODES[1..] {
+        assert_eq!(sessions(&p, node), 4, "{node}");
+    }
+    p.ok(&["destroy", "--auto-approve"], 0);
+}
+
 /// Runs `script` in a node's directory (where its sshd's files are).
 fn in_node_dir(p: &Project, node: &str, script: &str) {
     let status = std::process::Command::new("sh")

@@ -7,6 +7,8 @@
 //! step printed goes to a log file per node, and the tail of it into the error of a
 //! failed step.
 
+mod agent;
+
 use crate::provider::{ChangeRequest, Operation, Progress, ProviderError};
 use crate::value::{Map, Value};
 use std::collections::HashMap;
@@ -27,7 +29,7 @@ const TAIL: usize = 30;
 /// Runs steps and keeps one SSH connection per node for all of them.
 pub struct Runner {
     log_dir: PathBuf,
-    sessions: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Link>>>>,
+    sessions: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<Link>>>>>,
 }
 
 impl Runner {
@@ -77,8 +79,9 @@ impl Runner {
                             first_contact(ssh, &change.address.to_string(), wait, &change.progress)
                                 .await?;
                         // The steps use this connection: one handshake per node.
-                        let cell =
-                            tokio::sync::OnceCell::new_with(Some(Link::keep(session).await?));
+                        let cell = tokio::sync::OnceCell::new_with(Some(Arc::new(
+                            Link::keep(session).await?,
+                        )));
                         self.sessions
                             .lock()
                             .await
@@ -295,10 +298,12 @@ impl Runner {
                     .clone();
                 let link = cell
                     .get_or_try_init(|| async {
-                        Link::keep(connect_verified(ssh, host_key, attrs).await?).await
+                        Link::keep(connect_verified(ssh, host_key, attrs).await?)
+                            .await
+                            .map(Arc::new)
                     })
                     .await?;
-                Via::Ssh(link.session.clone())
+                Via::Ssh(link.clone())
             }
         };
         Ok(Target {
@@ -781,43 +786,26 @@ const LINGER: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(20) {
 /// A node's SSH connection, up for as long as tik holds it and no longer.
 ///
 /// Its master ssh stays up only `LINGER` seconds after its last channel closes (not
-/// forever, as it would with openssh's default). `_keeper` is a channel open while
-/// tik runs, so the master stays up between steps: a remote `cat` reading a pipe
-/// whose writing end only tik holds. However tik ends, that end closes, `cat` ends,
-/// and the master with it.
+/// forever, as it would with openssh's default). While tik runs one channel stays
+/// open, so the master stays up between steps: the node's agent, which runs every
+/// script tik sends the node and ends when its stdin, which only tik holds, closes.
 struct Link {
-    _keeper: openssh::Child<Arc<openssh::Session>>,
-    session: Arc<openssh::Session>,
+    agent: agent::Agent,
 }
 
 impl Link {
     async fn keep(session: openssh::Session) -> Result<Link, ProviderError> {
-        let session = Arc::new(session);
-        let keeper = session
-            .clone()
-            .arc_command("cat")
-            .stdin(openssh::Stdio::piped())
-            .stdout(openssh::Stdio::null())
-            .stderr(openssh::Stdio::null())
-            .spawn()
+        let agent = agent::Agent::start(&Arc::new(session))
             .await
-            .map_err(|e| {
-                ProviderError::new(format!(
-                    "cannot open a channel on the new SSH connection: {}",
-                    error_chain(&e)
-                ))
-            })?;
-        Ok(Link {
-            _keeper: keeper,
-            session,
-        })
+            .map_err(ProviderError::new)?;
+        Ok(Link { agent })
     }
 }
 
 #[derive(Clone)]
 enum Via {
     Local,
-    Ssh(Arc<openssh::Session>),
+    Ssh(Arc<Link>),
 }
 
 impl Target {
@@ -1245,27 +1233,13 @@ async fn run_sh(
                 .await
                 .map_err(|e| format!("cannot run sh: {e}"))
         }
-        Via::Ssh(session) => {
-            let stdin = if watched {
-                openssh::Stdio::piped()
-            } else {
-                openssh::Stdio::null()
-            };
-            let mut child = session
-                .command("sh")
-                .arg("-c")
-                .arg(script)
-                .stdin(stdin)
-                .stdout(openssh::Stdio::piped())
-                .stderr(openssh::Stdio::piped())
-                .spawn()
-                .await
-                .map_err(|e| format!("ssh: {}", error_chain(&e)))?;
-            let _held = child.stdin().take();
-            child
-                .wait_with_output()
-                .await
-                .map_err(|e| format!("ssh: {}", error_chain(&e)))
+        Via::Ssh(link) => {
+            let done = link.agent.run(script, watched).await?;
+            Ok(std::process::Output {
+                status: std::os::unix::process::ExitStatusExt::from_raw((done.code & 0xff) << 8),
+                stdout: done.stdout,
+                stderr: done.stderr,
+            })
         }
     }
 }

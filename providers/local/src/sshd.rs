@@ -74,7 +74,7 @@ pub fn start(dir: &Path, ip: Ipv4Addr) -> Result<Map, ProviderError> {
         "ListenAddress {ip}:{PORT}\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\n\
          PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
          StrictModes no\nPermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\n\
-         MaxSessions 64\nMaxStartups 64:30:128\n",
+         MaxSessions 64\nMaxStartups 64:30:128\nLogLevel VERBOSE\n",
         host_key.display(),
         dir.join("sshd.pid").display(),
         authorized.display()
