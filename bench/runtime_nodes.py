@@ -3,7 +3,11 @@
 compares: N nodes should take close to one node's time, not N times it.
 
     cargo build && python3 bench/runtime_nodes.py [--nodes 20] [--transport ssh|local] [--runtime nap|web]
-        [--network flat|public-head]
+        [--network flat|public-head] [--services 1] [--tik target/debug/tik]
+
+With `--services N` the nap runtime has N services, each with its install,
+configure and start step on every node. `--tik` runs another build of tik (an
+older one, side by side).
 
 With `--network public-head` the workers have no public address and every
 connection to them goes through the head's sshd.
@@ -43,20 +47,22 @@ cluster "c" {{
 # A runtime whose steps wait rather than compute: what is left of its time at N
 # nodes is tik's own (the `web` runtime starts Python on every node, which on a
 # 2-core machine is CPU-bound at 20 nodes).
-NAP = """runtime "nap" {
-  service "s" {
-    install   = "sleep 0.3; mkdir -p nap"
-    configure = "sleep 0.3; echo configured >nap/state"
-    start     = "sleep 0.3; echo started >>nap/state"
-    stop      = "rm -rf nap"
-  }
-}
+NAP_SERVICE = """  service "s{i}" {{
+    install   = "sleep 0.3; mkdir -p nap{i}"
+    configure = "sleep 0.3; echo configured >nap{i}/state"
+    start     = "sleep 0.3; echo started >>nap{i}/state"
+    stop      = "rm -rf nap{i}"
+  }}
 """
 
 
-def run(project, *args):
+def nap(services):
+    return 'runtime "nap" {\n' + "".join(NAP_SERVICE.format(i=i) for i in range(services)) + "}\n"
+
+
+def run(tik, project, *args):
     t = time.monotonic()
-    out = subprocess.run([str(TIK), *args], cwd=project, capture_output=True, text=True)
+    out = subprocess.run([str(tik), *args], cwd=project, capture_output=True, text=True)
     took = time.monotonic() - t
     if out.returncode != 0:
         raise SystemExit(f"tik {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
@@ -77,9 +83,11 @@ def main():
     ap.add_argument("--transport", default="ssh")
     ap.add_argument("--runtime", default="nap", choices=["nap", "web"])
     ap.add_argument("--network", default="flat", choices=["flat", "public-head"])
+    ap.add_argument("--services", type=int, default=1)
+    ap.add_argument("--tik", type=Path, default=TIK)
     args = ap.parse_args()
-    if not TIK.exists():
-        raise SystemExit("build first: cargo build")
+    if not args.tik.exists():
+        raise SystemExit(f"no {args.tik}: build first (cargo build)")
     rows = []
     for nodes in (1, args.nodes):
         project = tempfile.mkdtemp(prefix="tik-bench-nodes-")
@@ -93,14 +101,18 @@ def main():
                 )
             )
             Path(project, "runtimes", "nap").mkdir(parents=True)
-            Path(project, "runtimes", "nap", "runtime.tik.hcl").write_text(NAP)
-            apply = run(project, "apply", "--auto-approve", "--parallelism", str(max(10, nodes * 5)))
+            Path(project, "runtimes", "nap", "runtime.tik.hcl").write_text(nap(args.services))
+            parallelism = str(max(10, nodes * (2 + 3 * args.services)))
+            apply = run(args.tik, project, "apply", "--auto-approve", "--parallelism", parallelism)
             steps = step_times(project)
-            destroy = run(project, "destroy", "--auto-approve", "--parallelism", str(max(10, nodes * 5)))
+            destroy = run(args.tik, project, "destroy", "--auto-approve", "--parallelism", parallelism)
             rows.append((nodes, apply, destroy, steps))
         finally:
             shutil.rmtree(project, ignore_errors=True)
-    print(f"transport = {args.transport}, runtime = {args.runtime}, network = {args.network}\n")
+    print(
+        f"transport = {args.transport}, runtime = {args.runtime}, network = {args.network}, "
+        f"services = {args.services}, tik = {args.tik}\n"
+    )
     print("| nodes | apply | destroy | mean step time |")
     print("|---|---|---|---|")
     for nodes, apply, destroy, steps in rows:

@@ -3,9 +3,10 @@
 //! transport, as a local process.
 //!
 //! Every step runs as `sh -c`, never a login shell; every value tik passes in is an
-//! environment variable set with shell quoting, never spliced into the script. What a
-//! step printed goes to a log file per node, and the tail of it into the error of a
-//! failed step.
+//! environment variable set with shell quoting, never spliced into the script. Over
+//! SSH the login's shell runs once per connection, to start the node's agent
+//! (`agent`), which runs every script tik sends the node. What a step printed goes
+//! to a log file per node, and the tail of it into the error of a failed step.
 
 mod agent;
 
@@ -1194,7 +1195,7 @@ fn exports(attrs: &Map, home: &str) -> String {
     text
 }
 
-/// Runs `sh -c SCRIPT` on a target, locally or over its SSH connection. With `watched`,
+/// Runs `sh -c SCRIPT` on a target, locally or by its node's agent. With `watched`,
 /// its stdin stays open until it ends, or until this future is dropped or tik exits
 /// (for `wrapped`); otherwise it reads nothing.
 async fn run_sh(

@@ -18,15 +18,24 @@ agent=$$
 mkfifo "$d/done" || { rm -rf "$d"; exit 1; }
 # Held open for reading and writing, so a finished job's line never blocks.
 exec 4<>"$d/done"
-# The one writer of stdout: frames never interleave.
+# The one writer of stdout: frames never interleave. A job's output is copied
+# first, so what a process it left behind writes later cannot change a frame.
 while read -r k rc <&4; do
-  o=$(wc -c <"$d/$k.out") e=$(wc -c <"$d/$k.err")
-  printf '%s %s %s %s\n' "$k" "$rc" $o $e
-  cat "$d/$k.out" "$d/$k.err"
-  rm -f "$d/$k.sh" "$d/$k.in" "$d/$k.out" "$d/$k.err" "$d/$k.hold"
+  cat "$d/$k.out" >"$d/$k.o" 2>/dev/null
+  cat "$d/$k.err" >"$d/$k.e" 2>/dev/null
+  o=$(wc -c <"$d/$k.o") e=$(wc -c <"$d/$k.e")
+  printf '%s %s %s %s\n' "$k" "$rc" ${o:-0} ${e:-0}
+  cat "$d/$k.o" "$d/$k.e"
+  rm -f "$d/$k.sh" "$d/$k.in" "$d/$k.out" "$d/$k.err" "$d/$k.o" "$d/$k.e" "$d/$k.hold" "$d/$k.stop"
 done </dev/null &
 writer=$!
 printf 'tik-agent ready\n'
+# Closes job $1's stdin: its holder ends at once if it has opened the job's pipe
+# (and so written its pid), or as soon as it has.
+stop() {
+  : >"$d/$1.stop"
+  [ -f "$d/$1.hold" ] && read -r h <"$d/$1.hold" && kill "$h" 2>/dev/null
+}
 while IFS= read -r line; do
   set -- $line
   case ${1-} in
@@ -37,22 +46,23 @@ while IFS= read -r line; do
     if [ "$3" = w ]; then
       in=$d/$k.in
       mkfifo "$in"
-      # Holds the job's stdin open; its naps write nowhere, so killing it closes it.
-      (exec </dev/null 4>&- >"$in"; while kill -0 "$agent" 2>/dev/null; do sleep 1 >/dev/null; done) &
-      echo $! >"$d/$k.hold"
+      # Holds the job's stdin open until it is stopped, the agent ends or is gone.
+      # Its naps write nowhere, so when it is killed the pipe closes at once.
+      sh -c 'exec >"$1" </dev/null 4>&-; echo $$ >"$2"
+        while [ ! -e "$3" ] && [ ! -e "$4" ] && kill -0 "$5" 2>/dev/null; do sleep 1 >/dev/null; done' \
+        tik-hold "$in" "$d/$k.hold" "$d/$k.stop" "$d/end" "$agent" &
     fi
     (
       sh "$d/$k.sh" <"$in" >"$d/$k.out" 2>"$d/$k.err" 4>&-
       rc=$?
-      [ -f "$d/$k.hold" ] && read -r h <"$d/$k.hold" && kill "$h" 2>/dev/null
+      stop "$k"
       echo "$k $rc" >&4
     ) </dev/null &
     ;;
-  stop)
-    [ -f "$d/$2.hold" ] && read -r h <"$d/$2.hold" && kill "$h" 2>/dev/null
-    ;;
+  stop) stop "$2" ;;
   esac
 done
+: >"$d/end"
 set +f
 for f in "$d"/*.hold; do
   [ -f "$f" ] && read -r h <"$f" && kill "$h" 2>/dev/null
