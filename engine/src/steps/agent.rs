@@ -9,12 +9,12 @@
 //! drops the connection, the agent closes every job's held stdin (which the
 //! steps' watchers take as their cue to stop) and ends.
 
-use openssh::{ChildStdin, ChildStdout, Session, Stdio};
+use openssh::{Session, Stdio};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
 const SCRIPT: &str = include_str!("agent.sh");
@@ -41,7 +41,8 @@ pub(super) struct Agent {
     /// Jobs sent and not finished; `None` once the agent's stdout has ended.
     waiting: Arc<Mutex<Option<Waiting>>>,
     next: AtomicU64,
-    _child: openssh::Child<Arc<Session>>,
+    /// What keeps the agent's channel open (its ssh child).
+    _channel: Box<dyn Send + Sync>,
 }
 
 impl Agent {
@@ -66,6 +67,16 @@ impl Agent {
         let (Some(stdin), Some(stdout)) = (child.stdin().take(), child.stdout().take()) else {
             return Err("tik's agent has no stdin or stdout".into());
         };
+        Agent::over(stdin, stdout, Box::new(child)).await
+    }
+
+    /// The agent whose stdin and stdout these are, once it answers; `channel` is
+    /// kept for as long as the agent is.
+    async fn over<W, R>(stdin: W, stdout: R, channel: Box<dyn Send + Sync>) -> Result<Agent, String>
+    where
+        W: AsyncWrite + Unpin + Send + 'static,
+        R: AsyncRead + Unpin + Send + 'static,
+    {
         let mut stdout = BufReader::new(stdout);
         tokio::time::timeout(START_WAIT, ready(&mut stdout))
             .await
@@ -83,7 +94,7 @@ impl Agent {
             requests,
             waiting,
             next: AtomicU64::new(1),
-            _child: child,
+            _channel: channel,
         })
     }
 
@@ -156,7 +167,7 @@ fn request(job: u64, script: &str, held: bool) -> Vec<u8> {
 
 /// Reads up to the agent's first line; what the login's start-up files print
 /// before it is passed over.
-async fn ready(stdout: &mut BufReader<ChildStdout>) -> Result<(), String> {
+async fn ready(stdout: &mut BufReader<impl AsyncRead + Unpin>) -> Result<(), String> {
     let mut seen = 0;
     let mut line = Vec::new();
     loop {
@@ -178,7 +189,10 @@ async fn ready(stdout: &mut BufReader<ChildStdout>) -> Result<(), String> {
     }
 }
 
-async fn write_requests(mut stdin: ChildStdin, mut queue: mpsc::UnboundedReceiver<Vec<u8>>) {
+async fn write_requests(
+    mut stdin: impl AsyncWrite + Unpin,
+    mut queue: mpsc::UnboundedReceiver<Vec<u8>>,
+) {
     while let Some(request) = queue.recv().await {
         if stdin.write_all(&request).await.is_err() || stdin.flush().await.is_err() {
             break;
@@ -189,7 +203,10 @@ async fn write_requests(mut stdin: ChildStdin, mut queue: mpsc::UnboundedReceive
 
 /// Hands each finished job's frame to whoever waits for it; when the agent's
 /// stdout ends, every job still waiting learns so.
-async fn read_frames(mut stdout: BufReader<ChildStdout>, waiting: Arc<Mutex<Option<Waiting>>>) {
+async fn read_frames(
+    mut stdout: BufReader<impl AsyncRead + Unpin>,
+    waiting: Arc<Mutex<Option<Waiting>>>,
+) {
     while let Some((job, finished)) = frame(&mut stdout).await {
         let done = lock(&waiting).as_mut().and_then(|w| w.remove(&job));
         if let Some(done) = done {
@@ -201,7 +218,7 @@ async fn read_frames(mut stdout: BufReader<ChildStdout>, waiting: Arc<Mutex<Opti
 
 /// One frame: `JOB RC OUT ERR\n`, then OUT and ERR bytes. None at the end of
 /// stdout, or at anything that is not a frame.
-async fn frame(stdout: &mut BufReader<ChildStdout>) -> Option<(u64, Finished)> {
+async fn frame(stdout: &mut BufReader<impl AsyncRead + Unpin>) -> Option<(u64, Finished)> {
     let mut header = String::new();
     if stdout.read_line(&mut header).await.ok()? == 0 {
         return None;
@@ -221,7 +238,7 @@ async fn frame(stdout: &mut BufReader<ChildStdout>) -> Option<(u64, Finished)> {
     ))
 }
 
-async fn exactly(stdout: &mut BufReader<ChildStdout>, n: u64) -> Option<Vec<u8>> {
+async fn exactly(stdout: &mut BufReader<impl AsyncRead + Unpin>, n: u64) -> Option<Vec<u8>> {
     let mut buf = Vec::new();
     (&mut *stdout).take(n).read_to_end(&mut buf).await.ok()?;
     (buf.len() as u64 == n).then_some(buf)
@@ -230,6 +247,8 @@ async fn exactly(stdout: &mut BufReader<ChildStdout>, n: u64) -> Option<Vec<u8>>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::process::Stdio;
+    use std::time::Instant;
 
     #[test]
     fn a_script_holding_the_end_line_gets_another() {
@@ -237,5 +256,167 @@ mod tests {
         assert_eq!(text, "run 7 w tik-end-7-\necho a\ntik-end-7\ntik-end-7-\n");
         let text = String::from_utf8(request(8, "true", false)).unwrap();
         assert_eq!(text, "run 8 n tik-end-8\ntrue\ntik-end-8\n");
+    }
+
+    /// Kills a process group when dropped: what a test's agent left running ends
+    /// with the test, pass or fail (and holds no pipe of the test runner's); then
+    /// its `TMPDIR` goes.
+    struct Group(u32, tempfile::TempDir);
+
+    impl Drop for Group {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", self.0)])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+
+    /// The agent under a local `sh`, after what a login's rc files might print, in a
+    /// process group of its own; the child is the test's, to wait for or kill.
+    async fn local_agent() -> (Agent, tokio::process::Child, Group) {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut child = tokio::process::Command::new("sh")
+            .env("TMPDIR", tmp.path())
+            .arg("-c")
+            .arg("printf 'Welcome to the node\\nno newline '; exec sh -c \"$1\"")
+            .arg("sh")
+            .arg(SCRIPT)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("sh runs");
+        let group = Group(child.id().expect("sh runs"), tmp);
+        let (stdin, stdout) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
+        let agent = Agent::over(stdin, stdout, Box::new(()))
+            .await
+            .expect("the agent answers");
+        (agent, child, group)
+    }
+
+    async fn wait_for(path: &std::path::Path) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if path.exists() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
+    #[tokio::test]
+    async fn jobs_run_at_once_and_come_back_whole_with_their_exit_codes() {
+        let (agent, _child, _group) = local_agent().await;
+        let started = Instant::now();
+        let (slow, failed, big, end_line) = tokio::join!(
+            agent.run("sleep 0.5; echo slow", false),
+            agent.run("echo out; echo err >&2; exit 4", true),
+            agent.run(
+                "i=0; while [ $i -lt 20000 ]; do echo 0123456789; i=$((i+1)); done",
+                false
+            ),
+            agent.run("echo before\ntik-end-4\necho after", false),
+        );
+        // The three quick ones did not wait for the slow one.
+        assert!(started.elapsed() < Duration::from_secs(2));
+        let slow = slow.unwrap();
+        assert_eq!((slow.code, slow.stdout.as_slice()), (0, &b"slow\n"[..]));
+        let failed = failed.unwrap();
+        assert_eq!(failed.code, 4);
+        assert_eq!(failed.stdout, b"out\n");
+        assert_eq!(failed.stderr, b"err\n");
+        let big = big.unwrap();
+        assert_eq!(big.stdout.len(), 220_000);
+        assert!(big.stdout.chunks(11).all(|c| c == b"0123456789\n"));
+        // A line like the request's end (`tik-end-4` is job 4's) is the script's
+        // own: it runs, as a command that is not found, and so does what follows.
+        let end_line = end_line.unwrap();
+        assert_eq!(end_line.stdout, b"before\nafter\n");
+        assert!(String::from_utf8_lossy(&end_line.stderr).contains("tik-end-4"));
+    }
+
+    #[tokio::test]
+    async fn a_job_whose_caller_stops_waiting_has_its_stdin_closed() {
+        let (agent, _child, _group) = local_agent().await;
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("closed");
+        let script = format!("cat >/dev/null; echo closed >'{}'", marker.display());
+        let waited =
+            tokio::time::timeout(Duration::from_millis(300), agent.run(&script, true)).await;
+        assert!(waited.is_err(), "the held job ended by itself");
+        assert!(wait_for(&marker).await, "the job's stdin stayed open");
+        // The agent goes on.
+        let next = agent.run("echo still here", false).await.unwrap();
+        assert_eq!(next.stdout, b"still here\n");
+    }
+
+    #[tokio::test]
+    async fn a_killed_agent_leaves_nothing_behind_and_its_jobs_still_answer() {
+        let (agent, mut child, _group) = local_agent().await;
+        let held = agent.run("cat >/dev/null; echo eof", true);
+        let quick = agent.run("sleep 0.3; echo done", false);
+        // The agent alone, reaped as sshd reaps it: its held job's stdin closes.
+        let kill = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        };
+        let ((held, quick), ()) = tokio::time::timeout(Duration::from_secs(10), async {
+            tokio::join!(async { tokio::join!(held, quick) }, kill)
+        })
+        .await
+        .expect("the jobs answered after the agent was killed");
+        assert_eq!(held.unwrap().stdout, b"eof\n");
+        assert_eq!(quick.unwrap().stdout, b"done\n");
+        // Then nothing holds its stdout open: the connection ends, nothing hangs.
+        let after = tokio::time::timeout(Duration::from_secs(5), agent.run("true", false)).await;
+        assert_eq!(
+            after
+                .expect("a script sent to a killed agent fails")
+                .err()
+                .as_deref(),
+            Some(ENDED)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_terminated_agent_stops_its_held_jobs_and_leaves_nothing_behind() {
+        let (agent, mut child, group) = local_agent().await;
+        let held = agent.run("cat >/dev/null; echo eof", true);
+        let term = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let pid = child.id().unwrap().to_string();
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid])
+                .status();
+            tokio::time::timeout(Duration::from_secs(10), child.wait()).await
+        };
+        let (_, ended) = tokio::join!(held, term);
+        assert!(ended.is_ok(), "the agent did not end on TERM");
+        let left: Vec<_> = std::fs::read_dir(group.1.path()).unwrap().collect();
+        assert!(left.is_empty(), "the agent left {left:?}");
+    }
+
+    #[tokio::test]
+    async fn when_the_agent_is_gone_every_job_waiting_on_it_learns_so() {
+        let (agent, child, _group) = local_agent().await;
+        let pgid = child.id().unwrap();
+        let waiting = agent.run("sleep 30", false);
+        let kill = async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pgid}")])
+                .status();
+        };
+        let (result, ()) = tokio::time::timeout(Duration::from_secs(10), async {
+            tokio::join!(waiting, kill)
+        })
+        .await
+        .expect("the waiting job learned that the agent is gone");
+        assert_eq!(result.err().as_deref(), Some(ENDED));
+        assert_eq!(agent.run("true", false).await.err().as_deref(), Some(ENDED));
     }
 }

@@ -20,14 +20,19 @@ mkfifo "$d/done" || { rm -rf "$d"; exit 1; }
 exec 4<>"$d/done"
 # The one writer of stdout: frames never interleave. A job's output is copied
 # first, so what a process it left behind writes later cannot change a frame.
-while read -r k rc <&4; do
+# It reads the pipe read-only: once the agent and its jobs are gone (even
+# killed), no writer is left, and it ends.
+(
+exec 4>&- <"$d/done"
+while read -r k rc; do
   cat "$d/$k.out" >"$d/$k.o" 2>/dev/null
   cat "$d/$k.err" >"$d/$k.e" 2>/dev/null
   o=$(wc -c <"$d/$k.o") e=$(wc -c <"$d/$k.e")
   printf '%s %s %s %s\n' "$k" "$rc" ${o:-0} ${e:-0}
   cat "$d/$k.o" "$d/$k.e"
   rm -f "$d/$k.sh" "$d/$k.in" "$d/$k.out" "$d/$k.err" "$d/$k.o" "$d/$k.e" "$d/$k.hold" "$d/$k.stop"
-done </dev/null &
+done
+) &
 writer=$!
 printf 'tik-agent ready\n'
 # Closes job $1's stdin: its holder ends at once if it has opened the job's pipe
@@ -36,6 +41,18 @@ stop() {
   : >"$d/$1.stop"
   [ -f "$d/$1.hold" ] && read -r h <"$d/$1.hold" && kill "$h" 2>/dev/null
 }
+# Ends every job's held stdin, then waits for the jobs and removes what is left.
+finish() {
+  : >"$d/end"
+  set +f
+  for f in "$d"/*.hold; do
+    [ -f "$f" ] && read -r h <"$f" && kill "$h" 2>/dev/null
+  done
+  kill "$writer" 2>/dev/null
+  wait
+  rm -rf "$d"
+}
+trap 'finish; exit 1' HUP INT TERM
 while IFS= read -r line; do
   set -- $line
   case ${1-} in
@@ -62,11 +79,4 @@ while IFS= read -r line; do
   stop) stop "$2" ;;
   esac
 done
-: >"$d/end"
-set +f
-for f in "$d"/*.hold; do
-  [ -f "$f" ] && read -r h <"$f" && kill "$h" 2>/dev/null
-done
-kill "$writer" 2>/dev/null
-wait
-rm -rf "$d"
+finish
