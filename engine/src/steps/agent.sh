@@ -11,12 +11,14 @@
 #
 #   K RC OUT ERR      then OUT bytes of the job's stdout and ERR of its stderr.
 #
-# When stdin ends (tik ended, or its connection did), every job's stdin closes.
+# When stdin ends (tik ended, or its connection did), or on HUP, INT or TERM, it
+# closes every job's held stdin, waits for its jobs and removes its directory.
 set -f
 d=$(mktemp -d "${TMPDIR:-/tmp}/tik-agent.XXXXXX") || exit 1
 agent=$$
 mkfifo "$d/done" || { rm -rf "$d"; exit 1; }
-# Held open for reading and writing, so a finished job's line never blocks.
+# Held open for reading and writing: a job's line always has a reader, also once
+# the writer below is stopped.
 exec 4<>"$d/done"
 # The one writer of stdout: frames never interleave. A job's output is copied
 # first, so what a process it left behind writes later cannot change a frame.
