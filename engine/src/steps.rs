@@ -796,7 +796,7 @@ struct Link {
 
 impl Link {
     async fn keep(session: openssh::Session) -> Result<Link, ProviderError> {
-        let agent = agent::Agent::start(&Arc::new(session))
+        let agent = agent::Agent::start(session)
             .await
             .map_err(ProviderError::new)?;
         Ok(Link { agent })
