@@ -212,7 +212,15 @@ impl State {
         })?;
         let mut resources = IndexMap::with_capacity(file.resources.len());
         for r in file.resources {
-            resources.insert(r.address.clone(), r);
+            if let Some(first) = resources.insert(r.address.clone(), r) {
+                return Err(StateError::new(format!(
+                    "the state {what} records {} twice; tik left it as it is",
+                    first.address
+                ))
+                .help(
+                    "restore it from its .backup file, or remove one of the two records by hand",
+                ));
+            }
         }
         Ok(State {
             serial: file.serial,
@@ -345,8 +353,9 @@ pub trait Backend: Send + Sync {
     /// Takes the lock, or fails at once naming who holds it.
     fn lock(&self, info: &LockInfo) -> Result<(), StateError>;
     fn unlock(&self, id: &str) -> Result<(), StateError>;
-    /// Removes a lock left by a process that is gone, if its id is `id`.
-    fn force_unlock(&self, id: &str) -> Result<(), StateError>;
+    /// Removes the lock whose id is `id` when the run that took it is gone; one whose
+    /// holder still runs only when `force`.
+    fn force_unlock(&self, id: &str, force: bool) -> Result<(), StateError>;
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -395,6 +404,9 @@ pub struct StateStore<'b> {
     journal_started: bool,
     base_serial: Serial,
     new: bool,
+    /// What loading found worth telling (a torn journal tail it left out), for the
+    /// CLI to print.
+    pub warnings: Vec<String>,
 }
 
 impl<'b> StateStore<'b> {
@@ -408,9 +420,10 @@ impl<'b> StateStore<'b> {
             None => State::new(crate::builtin::new_uuid()),
         };
         let mut journal_started = false;
+        let mut warnings = Vec::new();
         let base_serial = state.serial;
         if let Some(bytes) = backend.read_journal()? {
-            journal_started = replay(&mut state, &bytes, &what)?;
+            journal_started = replay(&mut state, &bytes, &what, &mut warnings)?;
         }
         let new = new && !journal_started;
         Ok(StateStore {
@@ -419,6 +432,7 @@ impl<'b> StateStore<'b> {
             journal_started,
             base_serial,
             new,
+            warnings,
         })
     }
 
@@ -498,46 +512,132 @@ impl<'b> StateStore<'b> {
     }
 }
 
-/// Replays journal lines onto `state`; true when the journal belongs to it.
-fn replay(state: &mut State, bytes: &[u8], what: &str) -> Result<bool, StateError> {
-    let text = String::from_utf8_lossy(bytes);
-    let mut lines = text.split_inclusive('\n');
-    let Some(first) = lines.next() else {
-        return Ok(false);
-    };
-    let header: JournalHeader = match serde_json::from_str(first.trim_end()) {
-        Ok(h) => h,
-        Err(_) if !first.ends_with('\n') => return Ok(false),
-        Err(e) => {
-            return Err(
-                StateError::new(format!("the journal of the state {what} is damaged: {e}"))
-                    .help("move the .journal file aside to ignore it"),
-            )
-        }
-    };
-    if header.lineage != state.lineage && !state.resources.is_empty() {
-        return Err(StateError::new(format!(
-            "the journal of the state {what} belongs to another state (lineage {})",
-            header.lineage
+/// One run's part of a journal: its header and the changes it recorded after it.
+struct Segment {
+    header: JournalHeader,
+    /// The header's line, from 1, for messages.
+    line: usize,
+    entries: Vec<JournalEntry>,
+}
+
+/// Reads a journal into its segments. A run appends a header before its first change;
+/// a run that finds a journal already folded into the snapshot (its predecessor was
+/// killed between the snapshot's rename and the journal's removal) appends a segment
+/// of its own after it, so a journal may hold several. Only a tail without its newline
+/// (a write cut short) is left out, with a warning; anything else that does not parse
+/// is an error, so no change recorded there is dropped unread.
+fn segments(
+    bytes: &[u8],
+    what: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Segment>, StateError> {
+    let damaged = |line: usize, e: &dyn fmt::Display| {
+        StateError::new(format!(
+            "the journal of the state {what} is damaged at line {line}: {e}; tik left it as it is"
         ))
-        .help("move the .journal file aside if it is left over"));
+        .help("repair that line by hand, or move the .journal file aside to give up the changes it records")
+    };
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        damaged(
+            1 + bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count(),
+            &e,
+        )
+    })?;
+    let (whole, torn) = match text.rfind('\n') {
+        Some(i) => text.split_at(i + 1),
+        None => ("", text),
+    };
+    if !torn.is_empty() {
+        warnings.push(format!(
+            "the journal of the state {what} ends in a write cut short ({} bytes); tik left that part out: the change it was recording had not started",
+            torn.len()
+        ));
     }
-    if header.base_serial != state.serial {
-        // Already folded into the snapshot by a run that stopped before deleting it.
-        return Ok(false);
-    }
-    state.lineage = header.lineage;
-    for line in lines {
-        if !line.ends_with('\n') {
-            break; // the torn tail of a write cut short by a crash
+    let mut segments: Vec<Segment> = Vec::new();
+    for (i, line) in whole.lines().enumerate() {
+        let line_no = i + 1;
+        let value: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| damaged(line_no, &e))?;
+        if value.get("journal").is_some() {
+            let header: JournalHeader =
+                serde_json::from_value(value).map_err(|e| damaged(line_no, &e))?;
+            segments.push(Segment {
+                header,
+                line: line_no,
+                entries: Vec::new(),
+            });
+            continue;
         }
-        let entry: JournalEntry = serde_json::from_str(line.trim_end()).map_err(|e| {
-            StateError::new(format!("the journal of the state {what} is damaged: {e}"))
-                .help("move the .journal file aside to ignore it")
-        })?;
-        state.apply_entry(&entry);
+        let entry: JournalEntry =
+            serde_json::from_value(value).map_err(|e| damaged(line_no, &e))?;
+        match segments.last_mut() {
+            Some(s) => s.entries.push(entry),
+            None => {
+                return Err(damaged(
+                    line_no,
+                    &"a change comes before the journal's header",
+                ))
+            }
+        }
     }
-    Ok(true)
+    Ok(segments)
+}
+
+/// Replays a journal onto `state`; true when its last segment continues the state, so
+/// that the next change joins it.
+fn replay(
+    state: &mut State,
+    bytes: &[u8],
+    what: &str,
+    warnings: &mut Vec<String>,
+) -> Result<bool, StateError> {
+    let mut live = false;
+    for segment in segments(bytes, what, warnings)? {
+        let Segment {
+            header,
+            line,
+            entries,
+        } = segment;
+        if header.lineage != state.lineage && !state.resources.is_empty() {
+            return Err(StateError::new(format!(
+                "the journal of the state {what} belongs to another state (lineage {} at line {line}, the snapshot's is {})",
+                header.lineage, state.lineage
+            ))
+            .help("move the .journal file aside if it is left over"));
+        }
+        let (base, serial, n) = (
+            header.base_serial.get(),
+            state.serial.get(),
+            entries.len() as u64,
+        );
+        if base == serial {
+            state.lineage = header.lineage;
+            for entry in &entries {
+                state.apply_entry(entry);
+            }
+            live = true;
+        } else if base < serial && base + n <= serial {
+            // Folded into the snapshot by a run that stopped before removing it.
+            live = false;
+        } else {
+            let held = if base > serial {
+                format!("the snapshot is at serial {serial}, older than the journal")
+            } else {
+                format!("the snapshot (serial {serial}) holds only part of them")
+            };
+            return Err(StateError::new(format!(
+                "the journal of the state {what} records {n} change{} made on top of serial {base} (line {line}), but {held}",
+                if n == 1 { "" } else { "s" }
+            ))
+            .help(format!(
+                "tik keeps both as they are: put back the snapshot of serial {base} that the journal continues (the .backup file may be it), or move the .journal file aside to give up its changes"
+            )));
+        }
+    }
+    Ok(live)
 }
 
 /// State kept in memory: for tests of providers and of the engine, and for previews
@@ -598,7 +698,7 @@ impl Backend for MemoryBackend {
     fn unlock(&self, _: &str) -> Result<(), StateError> {
         Ok(())
     }
-    fn force_unlock(&self, _: &str) -> Result<(), StateError> {
+    fn force_unlock(&self, _: &str, _: bool) -> Result<(), StateError> {
         Ok(())
     }
 }
@@ -670,6 +770,126 @@ mod tests {
         let store = StateStore::load(&backend).unwrap();
         assert!(store.state.resources.is_empty());
         assert_eq!(store.state.serial.get(), 2);
+    }
+
+    /// The first crash falls between the snapshot's rename and the journal's removal,
+    /// the second before the next run's fold: both runs' records survive.
+    #[test]
+    fn records_after_a_folded_journal_survive_a_second_crash() {
+        let backend = MemoryBackend::default();
+        let mut store = StateStore::load(&backend).unwrap();
+        store
+            .record(JournalEntry::Put {
+                resource: resource("a"),
+            })
+            .unwrap();
+        store
+            .record(JournalEntry::Put {
+                resource: resource("b"),
+            })
+            .unwrap();
+        let folded = backend.journal();
+        store.save().unwrap();
+        backend.set_journal(folded);
+        let mut store = StateStore::load(&backend).unwrap();
+        store
+            .record(JournalEntry::Put {
+                resource: resource("c"),
+            })
+            .unwrap();
+        store
+            .record(JournalEntry::Remove {
+                address: resource("a").address,
+            })
+            .unwrap();
+        drop(store); // killed before its fold
+        let store = StateStore::load(&backend).unwrap();
+        let names: Vec<String> = store
+            .state
+            .resources
+            .keys()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(names, ["tik_data.b", "tik_data.c"]);
+        assert_eq!(store.state.serial.get(), 4);
+        assert!(store.warnings.is_empty(), "{:?}", store.warnings);
+    }
+
+    #[test]
+    fn a_journal_ahead_of_its_snapshot_is_refused_and_kept() {
+        let backend = MemoryBackend::default();
+        let mut store = StateStore::load(&backend).unwrap();
+        store
+            .record(JournalEntry::Put {
+                resource: resource("a"),
+            })
+            .unwrap();
+        store.save().unwrap();
+        let older = backend.snapshot.lock().unwrap().clone();
+        let mut store = StateStore::load(&backend).unwrap();
+        store
+            .record(JournalEntry::Put {
+                resource: resource("b"),
+            })
+            .unwrap();
+        store.save().unwrap();
+        let mut store = StateStore::load(&backend).unwrap();
+        store
+            .record(JournalEntry::Put {
+                resource: resource("c"),
+            })
+            .unwrap();
+        drop(store);
+        // The user puts back the previous snapshot, as for a damaged one.
+        *backend.snapshot.lock().unwrap() = older;
+        let journal = backend.journal();
+        let err = StateStore::load(&backend).err().unwrap();
+        assert!(
+            err.message.contains("1 change made on top of serial 2")
+                && err.message.contains("at serial 1, older"),
+            "{err}"
+        );
+        assert!(err.help.unwrap().contains("serial 2"));
+        assert_eq!(backend.journal(), journal);
+    }
+
+    #[test]
+    fn damaged_journals_name_the_line_and_torn_tails_are_told() {
+        let backend = MemoryBackend::default();
+        let mut store = StateStore::load(&backend).unwrap();
+        store
+            .record(JournalEntry::Put {
+                resource: resource("a"),
+            })
+            .unwrap();
+        let good = backend.journal();
+        let mut bad = good.clone();
+        bad.extend_from_slice(b"{\"op\":\"put\"}\n");
+        backend.set_journal(bad);
+        let err = StateStore::load(&backend).err().unwrap();
+        assert!(err.message.contains("damaged at line 3"), "{err}");
+        // A journal that is only a torn first write records nothing, and says so.
+        backend.set_journal(good[..10].to_vec());
+        let store = StateStore::load(&backend).unwrap();
+        assert!(store.state.resources.is_empty());
+        assert!(
+            store.warnings[0].contains("cut short (10 bytes)"),
+            "{:?}",
+            store.warnings
+        );
+        backend.set_journal(b"{\"op\":\"remove\",\"address\":\"tik_data.a\"}\n".to_vec());
+        let err = StateStore::load(&backend).err().unwrap();
+        assert!(err.message.contains("before the journal's header"), "{err}");
+    }
+
+    #[test]
+    fn a_snapshot_recording_an_address_twice_is_refused() {
+        let twice = br#"{"format_version": 1, "tik_version": "0", "serial": 2, "lineage": "l", "outputs": {},
+            "resources": [
+              {"address": "tik_data.a", "type": "tik_data", "provider": "tik", "status": "ready", "attributes": {}},
+              {"address": "tik_data.a", "type": "tik_data", "provider": "tik", "status": "ready", "attributes": {"x": 1}}]}"#;
+        let err = State::from_json(twice, "x").unwrap_err();
+        assert!(err.message.contains("records tik_data.a twice"), "{err}");
     }
 
     #[test]
