@@ -220,7 +220,12 @@ enum Command {
     #[command(subcommand)]
     State(StateCommand),
     /// Remove a lock left behind by a run that is gone.
-    ForceUnlock { id: String },
+    ForceUnlock {
+        id: String,
+        /// Remove it even though the run that holds it is still going.
+        #[arg(long)]
+        force: bool,
+    },
     /// Take an object made outside tik into state, at an address the configuration
     /// gives it.
     Import {
@@ -292,7 +297,45 @@ struct Project {
     backend: Box<dyn Backend>,
 }
 
+/// Makes `.tik` (logs, node directories with their keys, fetched modules) its owner's
+/// alone: created so, and closed to others if an older tik made it open.
+fn private_dir(dir: &Path) {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    match std::fs::metadata(dir) {
+        Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        }
+        Ok(_) => {}
+        Err(_) => {
+            let _ = std::fs::DirBuilder::new().mode(0o700).create(dir);
+        }
+    }
+}
+
+/// Writes a file only its owner can read (a saved plan holds every sensitive value).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(bytes)
+}
+
 impl Project {
+    /// The state, with what loading it found worth telling printed as warnings.
+    fn state(&self) -> Result<StateStore<'_>> {
+        let store = StateStore::load(self.backend.as_ref())?;
+        for w in &store.warnings {
+            errln!("warning: {w}");
+        }
+        Ok(store)
+    }
+
     fn load(dir: &Path) -> Result<Project> {
         Project::load_fetching(dir, remote::Fetch::Never).map(|(p, _)| p)
     }
@@ -303,6 +346,7 @@ impl Project {
         let dir = dir.canonicalize().map_err(|e| {
             Diagnostic::new(format!("cannot open the directory {}: {e}", dir.display()))
         })?;
+        private_dir(&dir.join(".tik"));
         let (config, fetched) = Config::load_fetching(&dir, fetch)
             .map_err(|(sources, diags)| Failure { sources, diags })?;
         let mut providers = Providers::new();
@@ -551,7 +595,7 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
             json,
         } => {
             let p = Project::load(&dir)?;
-            let store = StateStore::load(p.backend.as_ref())?;
+            let store = p.state()?;
             let options = plan_options(&selection, destroy)?;
             let plan = p.plan(&store.state, &vars, &options, refresh).await?;
             if json {
@@ -563,7 +607,7 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
                 out!("{}", render::plan(&plan, style));
             }
             if let Some(out) = out {
-                std::fs::write(&out, plan.to_json()).map_err(|e| {
+                write_private(&out, &plan.to_json()).map_err(|e| {
                     Diagnostic::new(format!("cannot write the plan to {}: {e}", out.display()))
                 })?;
                 if !json {
@@ -600,7 +644,7 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
             }
             let p = Project::load(&dir)?;
             let _lock = LockGuard::take(p.backend.as_ref(), "apply")?;
-            let mut store = StateStore::load(p.backend.as_ref())?;
+            let mut store = p.state()?;
             let (plan, saved) = match planfile {
                 Some(file) => {
                     let bytes = std::fs::read(&file).map_err(|e| {
@@ -636,7 +680,7 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
         } => {
             let p = Project::load(&dir)?;
             let _lock = LockGuard::take(p.backend.as_ref(), "destroy")?;
-            let mut store = StateStore::load(p.backend.as_ref())?;
+            let mut store = p.state()?;
             let options = plan_options(&selection, true)?;
             let plan = p.plan(&store.state, &vars, &options, true).await?;
             apply(
@@ -652,7 +696,7 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
         }
         Command::Drift { json, markdown } => {
             let p = Project::load(&dir)?;
-            let store = StateStore::load(p.backend.as_ref())?;
+            let store = p.state()?;
             let (_, found) = tik_engine::ops::refreshed(&store.state, &p.providers)
                 .await
                 .map_err(|d| p.fail(d))?;
@@ -702,9 +746,13 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
                 return Ok(0);
             }
             let p = Project::load(&dir)?;
-            let store = StateStore::load(p.backend.as_ref())?;
+            let store = p.state()?;
             if json {
-                outln!("{}", String::from_utf8_lossy(&store.state.to_json()));
+                outln!(
+                    "{}",
+                    serde_json::to_string_pretty(&render::state_json(&store.state))
+                        .unwrap_or_default()
+                );
             } else {
                 out!("{}", render::state(&store.state));
             }
@@ -712,7 +760,7 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
         }
         Command::Output { name, json, raw } => {
             let p = Project::load(&dir)?;
-            let store = StateStore::load(p.backend.as_ref())?;
+            let store = p.state()?;
             let outputs = &store.state.outputs;
             match name {
                 Some(n) => {
@@ -778,7 +826,7 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
             })?;
             let p = Project::load(&dir)?;
             let _lock = LockGuard::take(p.backend.as_ref(), "import")?;
-            let mut store = StateStore::load(p.backend.as_ref())?;
+            let mut store = p.state()?;
             let resource = tik_engine::ops::import(
                 &p.config,
                 &p.providers,
@@ -797,9 +845,9 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
             );
             Ok(0)
         }
-        Command::ForceUnlock { id } => {
+        Command::ForceUnlock { id, force } => {
             let p = Project::load(&dir)?;
-            p.backend.force_unlock(&id)?;
+            p.backend.force_unlock(&id, force)?;
             outln!("Removed the lock {id} of {}.", p.backend.describe());
             Ok(0)
         }
@@ -1010,7 +1058,7 @@ fn verb(action: Action, done: bool) -> &'static str {
 /// The nodes state records for `cluster` (all clusters if None), read without a lock:
 /// these commands change nothing that state records.
 fn recorded_nodes(p: &Project, cluster: Option<&str>) -> Result<Vec<tik_engine::nodes::Node>> {
-    let store = StateStore::load(p.backend.as_ref())?;
+    let store = p.state()?;
     tik_engine::nodes::from_state(&store.state, cluster)
         .map_err(|e| Diagnostic::new(e.message).help_opt(e.help).into())
 }
@@ -1128,7 +1176,7 @@ fn state_command(dir: &Path, cmd: StateCommand) -> Result<u8> {
     let p = Project::load(dir)?;
     match cmd {
         StateCommand::List => {
-            let store = StateStore::load(p.backend.as_ref())?;
+            let store = p.state()?;
             let mut addrs: Vec<&Address> = store.state.resources.keys().collect();
             addrs.sort();
             for a in addrs {
@@ -1137,7 +1185,7 @@ fn state_command(dir: &Path, cmd: StateCommand) -> Result<u8> {
         }
         StateCommand::Show { address } => {
             let addr = parse_addresses(&[address])?.remove(0);
-            let store = StateStore::load(p.backend.as_ref())?;
+            let store = p.state()?;
             let r = store.state.resources.get(&addr).ok_or_else(|| {
                 let names: Vec<String> = store
                     .state
@@ -1157,7 +1205,7 @@ fn state_command(dir: &Path, cmd: StateCommand) -> Result<u8> {
         StateCommand::Mv { from, to } => {
             let addrs = parse_addresses(&[from, to])?;
             let _lock = LockGuard::take(p.backend.as_ref(), "state mv")?;
-            let mut store = StateStore::load(p.backend.as_ref())?;
+            let mut store = p.state()?;
             let entries = store.state.moves(&addrs[0], &addrs[1])?;
             let moved = entries
                 .iter()
@@ -1174,7 +1222,7 @@ fn state_command(dir: &Path, cmd: StateCommand) -> Result<u8> {
             );
         }
         StateCommand::Pull => {
-            let store = StateStore::load(p.backend.as_ref())?;
+            let store = p.state()?;
             out!("{}", String::from_utf8_lossy(&store.state.to_json()));
         }
         StateCommand::Push { file, force } => {
@@ -1182,7 +1230,7 @@ fn state_command(dir: &Path, cmd: StateCommand) -> Result<u8> {
                 .map_err(|e| Diagnostic::new(format!("cannot read {}: {e}", file.display())))?;
             let new = State::from_json(&bytes, &file.display().to_string())?;
             let _lock = LockGuard::take(p.backend.as_ref(), "state push")?;
-            let mut store = StateStore::load(p.backend.as_ref())?;
+            let mut store = p.state()?;
             store.replace(new, force)?;
             outln!(
                 "Pushed {} to {} (serial {}).",
@@ -1194,7 +1242,7 @@ fn state_command(dir: &Path, cmd: StateCommand) -> Result<u8> {
         StateCommand::Rm { addresses } => {
             let addrs = parse_addresses(&addresses)?;
             let _lock = LockGuard::take(p.backend.as_ref(), "state rm")?;
-            let mut store = StateStore::load(p.backend.as_ref())?;
+            let mut store = p.state()?;
             let doomed: Vec<Address> = store
                 .state
                 .resources

@@ -489,6 +489,9 @@ pub fn drift(d: &Drift, s: Style) -> String {
     let verb = match (d.kind, d.after.as_ref().map(|a| a.status)) {
         (DriftKind::Deleted, _) => "was deleted outside of tik",
         (DriftKind::Changed, _) => "was changed outside of tik",
+        (DriftKind::Adopted, Some(tik_engine::state::Status::Tainted)) => {
+            "was found half made after an interrupted create: taken into state to be replaced or deleted"
+        }
         (DriftKind::Adopted, _) => "was found after an interrupted create and is taken into state",
         (DriftKind::Unfinished, _) if d.type_name == tik_engine::runtime::STEP_TYPE => {
             "did not run to its end: its run was interrupted"
@@ -729,6 +732,58 @@ pub fn resource(r: &ResourceState) -> String {
     }
     out.push_str("}\n");
     out
+}
+
+/// The state as `tik show --json` prints it: the snapshot's shape, with every sensitive
+/// attribute and output (or part of one) shown as "(sensitive)", as plans show them.
+pub fn state_json(state: &State) -> serde_json::Value {
+    let hidden = Value::from("(sensitive)").to_json();
+    let mut resources: Vec<&ResourceState> = state.resources.values().collect();
+    resources.sort_by(|a, b| a.address.cmp(&b.address));
+    let resources: Vec<serde_json::Value> = resources
+        .into_iter()
+        .map(|r| {
+            let attributes: serde_json::Map<String, serde_json::Value> = r
+                .attributes
+                .iter()
+                .map(|(k, v)| {
+                    let shown = if r.sensitive_attributes.iter().any(|x| x == k) {
+                        hidden.clone()
+                    } else {
+                        v.to_json()
+                    };
+                    (k.clone(), shown)
+                })
+                .collect();
+            serde_json::json!({
+                "address": r.address.to_string(),
+                "type": r.type_name,
+                "provider": r.provider,
+                "status": r.status,
+                "attributes": attributes,
+                "sensitive_attributes": r.sensitive_attributes,
+                "dependencies": r.dependencies.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let outputs: serde_json::Map<String, serde_json::Value> = state
+        .outputs
+        .iter()
+        .map(|(name, o)| {
+            let value = json_hiding(&o.value, o.sensitive, &o.sensitive_parts);
+            (
+                name.clone(),
+                serde_json::json!({ "value": value, "sensitive": o.sensitive, "sensitive_parts": o.sensitive_parts }),
+            )
+        })
+        .collect();
+    serde_json::json!({
+        "format_version": tik_engine::state::FORMAT_VERSION,
+        "serial": state.serial.get(),
+        "lineage": state.lineage,
+        "resources": resources,
+        "outputs": outputs,
+    })
 }
 
 pub fn state(state: &State) -> String {

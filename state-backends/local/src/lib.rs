@@ -13,6 +13,7 @@
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{ErrorKind, Seek, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use tik_engine::state::{Backend, LockInfo, StateError};
@@ -84,6 +85,23 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
     }
 }
 
+/// Options that create a file only its owner can read: snapshots, journals and
+/// backups hold private keys and every sensitive value.
+fn private() -> OpenOptions {
+    let mut o = OpenOptions::new();
+    o.mode(0o600);
+    o
+}
+
+/// Whether `file` is still the file at `path`: a lock taken on a file that another run
+/// removed (or replaced) meanwhile guards nothing.
+fn still_at(file: &File, path: &Path) -> bool {
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
 fn sync_dir(path: &Path) {
     if let Some(dir) = path.parent() {
         let dir = if dir.as_os_str().is_empty() {
@@ -111,13 +129,20 @@ impl Backend for LocalBackend {
             fs::create_dir_all(dir).map_err(|e| io_error("create the directory", dir, e))?;
         }
         let tmp = self.sibling(".tmp");
-        let mut f = File::create(&tmp).map_err(|e| io_error("create", &tmp, e))?;
+        let _ = fs::remove_file(&tmp);
+        let mut f = private()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| io_error("create", &tmp, e))?;
         f.write_all(bytes).map_err(|e| io_error("write", &tmp, e))?;
         f.sync_all().map_err(|e| io_error("sync", &tmp, e))?;
         drop(f);
         if self.path.exists() {
             let backup_tmp = self.sibling(".backup.tmp");
-            fs::copy(&self.path, &backup_tmp).map_err(|e| io_error("back up", &self.path, e))?;
+            fs::copy(&self.path, &backup_tmp)
+                .and_then(|_| fs::set_permissions(&backup_tmp, fs::Permissions::from_mode(0o600)))
+                .map_err(|e| io_error("back up", &self.path, e))?;
             fs::rename(&backup_tmp, self.backup_path())
                 .map_err(|e| io_error("back up", &self.path, e))?;
         }
@@ -141,7 +166,7 @@ impl Backend for LocalBackend {
         }
         // One write of whole lines to an O_APPEND file: once it returns, a crash of this
         // process cannot lose it, and a torn tail is recognised on replay.
-        let mut f = OpenOptions::new()
+        let mut f = private()
             .create(true)
             .append(true)
             .open(&path)
@@ -155,24 +180,31 @@ impl Backend for LocalBackend {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(|e| io_error("create the directory", dir, e))?;
         }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| io_error("open the lock", &path, e))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                let holder = self.current_lock()?.unwrap_or_else(|| LockInfo {
-                    id: "unknown".into(),
-                    ..info.clone()
-                });
-                return Err(holder.locked_error(&self.describe()));
+        // A run that releases the lock removes its file. One that opened the file just
+        // before may then lock the removed file while a third run creates and locks a
+        // new one: so a lock counts only on the file still at the path, and is taken
+        // again on the new file otherwise.
+        let mut file = loop {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(|e| io_error("open the lock", &path, e))?;
+            match file.try_lock() {
+                Ok(()) if still_at(&file, &path) => break file,
+                Ok(()) => continue,
+                Err(TryLockError::WouldBlock) => {
+                    let holder = self.current_lock()?.unwrap_or_else(|| LockInfo {
+                        id: "unknown".into(),
+                        ..info.clone()
+                    });
+                    return Err(holder.locked_error(&self.describe()));
+                }
+                Err(TryLockError::Error(e)) => return Err(io_error("lock", &path, e)),
             }
-            Err(TryLockError::Error(e)) => return Err(io_error("lock", &path, e)),
-        }
+        };
         // Whatever the file held before was left by a run that is gone.
         let bytes = serde_json::to_vec_pretty(info).unwrap_or_default();
         file.set_len(0)
@@ -206,24 +238,51 @@ impl Backend for LocalBackend {
         }
     }
 
-    fn force_unlock(&self, id: &str) -> Result<(), StateError> {
-        match self.current_lock()? {
-            Some(l) if l.id == id => fs::remove_file(self.lock_path())
-                .map_err(|e| io_error("remove the lock", &self.lock_path(), e)),
-            Some(l) => Err(StateError::new(format!(
-                "the lock of {} has id {}, not {id}",
-                self.describe(),
-                l.id
-            ))
-            .help(format!(
-                "it is held by {} for {} since {}; pass its id to force-unlock",
-                l.who, l.operation, l.created
-            ))),
-            None => Err(StateError::new(format!(
-                "the state {} is not locked",
-                self.describe()
-            ))),
+    fn force_unlock(&self, id: &str, force: bool) -> Result<(), StateError> {
+        let path = self.lock_path();
+        let l = match self.current_lock()? {
+            Some(l) if l.id == id => l,
+            Some(l) => {
+                return Err(StateError::new(format!(
+                    "the lock of {} has id {}, not {id}",
+                    self.describe(),
+                    l.id
+                ))
+                .help(format!(
+                    "it is held by {} for {} since {}; pass its id to force-unlock",
+                    l.who, l.operation, l.created
+                )))
+            }
+            None => {
+                return Err(StateError::new(format!(
+                    "the state {} is not locked",
+                    self.describe()
+                )))
+            }
+        };
+        // The operating system's lock dies with its holder: if it can be taken, the
+        // run that wrote the file is gone; if not, it is running now.
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io_error("open the lock", &path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) if !force => {
+                return Err(StateError::new(format!(
+                    "the lock {id} of {} is held by a run that is still going: {} for {} since {}",
+                    self.describe(),
+                    l.who,
+                    l.operation,
+                    l.created
+                ))
+                .help("wait for it to finish; to remove its lock while it runs (two runs may then change the state at once), pass --force"))
+            }
+            Err(TryLockError::WouldBlock) => {}
+            Err(TryLockError::Error(e)) => return Err(io_error("lock", &path, e)),
         }
+        fs::remove_file(&path).map_err(|e| io_error("remove the lock", &path, e))
     }
 }
 
@@ -267,9 +326,73 @@ mod tests {
             "{err}"
         );
         assert!(err.help.unwrap().contains("tik force-unlock"));
-        assert!(b.force_unlock("wrong").is_err());
-        b.force_unlock(&first.id).unwrap();
+        assert!(b.force_unlock("wrong", false).is_err());
+        // Its holder is alive: only --force removes it.
+        let err = b.force_unlock(&first.id, false).unwrap_err();
+        assert!(err.message.contains("still going"), "{err}");
+        assert!(b.lock_path().exists());
+        b.force_unlock(&first.id, true).unwrap();
         other.lock(&LockInfo::new("plan")).unwrap();
+    }
+
+    #[test]
+    fn a_lock_left_by_a_run_that_is_gone_is_removed_without_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path().join("s.tikstate"));
+        let info = LockInfo::new("apply");
+        fs::write(b.lock_path(), serde_json::to_vec(&info).unwrap()).unwrap();
+        b.force_unlock(&info.id, false).unwrap();
+        assert!(!b.lock_path().exists());
+    }
+
+    /// B opens the lock file, A removes it on release, B locks the removed file, C
+    /// makes a new one: B must not count its lock, and so B and C cannot both hold it.
+    #[test]
+    fn a_lock_on_a_removed_file_is_not_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path().join("s.tikstate"));
+        let stale = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(b.lock_path())
+            .unwrap();
+        fs::remove_file(b.lock_path()).unwrap();
+        stale.try_lock().unwrap();
+        assert!(!still_at(&stale, &b.lock_path()));
+        let c = LocalBackend::new(dir.path().join("s.tikstate"));
+        c.lock(&LockInfo::new("apply")).unwrap();
+        assert!(still_at(
+            c.held.lock().unwrap().as_ref().unwrap(),
+            &c.lock_path()
+        ));
+        // And a later locker finds C's lock on the file at the path.
+        let d = LocalBackend::new(dir.path().join("s.tikstate"));
+        assert!(d.lock(&LockInfo::new("plan")).is_err());
+    }
+
+    #[test]
+    fn files_that_hold_secrets_are_the_owners_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path().join("s.tikstate"));
+        let mut store = StateStore::load(&b).unwrap();
+        store
+            .record(JournalEntry::Put {
+                resource: resource("a"),
+            })
+            .unwrap();
+        store.save().unwrap();
+        store
+            .record(JournalEntry::Put {
+                resource: resource("b"),
+            })
+            .unwrap();
+        let mode = |p: PathBuf| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(b.journal_path()), 0o600);
+        store.save().unwrap();
+        assert_eq!(mode(b.path.clone()), 0o600);
+        assert_eq!(mode(b.backup_path()), 0o600);
     }
 
     #[test]
