@@ -505,14 +505,21 @@ pub async fn refresh(state: &State, providers: &Providers) -> Result<Refreshed, 
             let (kind, after) = match (now, r.status) {
                 (None, Status::Pending) => (DriftKind::Unfinished, None),
                 (None, _) => (DriftKind::Deleted, None),
-                (Some(attrs), Status::Pending) => (
-                    DriftKind::Adopted,
-                    Some(ResourceState {
-                        attributes: attrs,
-                        status: Status::Ready,
-                        ..(*r).clone()
-                    }),
-                ),
+                (Some(mut attrs), Status::Pending) => {
+                    let half_made = attrs.shift_remove(crate::provider::HALF_MADE).is_some();
+                    (
+                        DriftKind::Adopted,
+                        Some(ResourceState {
+                            attributes: attrs,
+                            status: if half_made {
+                                Status::Tainted
+                            } else {
+                                Status::Ready
+                            },
+                            ..(*r).clone()
+                        }),
+                    )
+                }
                 (Some(attrs), _) if attrs != r.attributes => (
                     DriftKind::Changed,
                     Some(ResourceState {

@@ -159,6 +159,13 @@ impl ResourceSpec {
     }
 }
 
+/// The key a provider sets (to `true`) in what it reads back for a pending record
+/// whose object exists only in part: a node whose setup was cut short, a key pair
+/// whose private key was never recorded. The engine takes such an object into state
+/// tainted, so the plan replaces it where the configuration still wants it and deletes
+/// it where not; the key itself is never recorded.
+pub const HALF_MADE: &str = "tik:half_made";
+
 /// A resource as recorded, for a provider to look up.
 #[derive(Debug, Clone)]
 pub struct ReadRequest {

@@ -8,13 +8,13 @@
 use async_trait::async_trait;
 use serde_json::json;
 use std::fs;
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Write};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use tik_engine::addr::Address;
 use tik_engine::provider::{
     AttributeSchema as A, BlockKind, ChangeRequest, ExpandRequest, Operation, Provider,
-    ProviderError, ReadRequest, ResourceSchema, ResourceSpec,
+    ProviderError, ReadRequest, ResourceSchema, ResourceSpec, HALF_MADE,
 };
 use tik_engine::value::{Map, Value};
 
@@ -44,19 +44,20 @@ impl LocalProvider {
         }
     }
 
-    fn workspace_dir(&self, name: &str) -> PathBuf {
-        self.data.join("workspaces").join(name)
+    fn workspace_dir(&self, name: &str) -> Result<PathBuf, ProviderError> {
+        Ok(self.data.join("workspaces").join(plain("workspace", name)?))
     }
 
+    /// A node's directory. Its workspace, cluster and name must each be one plain path
+    /// component, so that nothing a configuration holds makes a directory outside this
+    /// project's `.tik/local` (a delete removes the directory, and first ends every
+    /// process working in it).
     fn node_dir(&self, attrs: &Map) -> Result<PathBuf, ProviderError> {
-        let ws = str_attr(attrs, "workspace")?;
-        let cluster = str_attr(attrs, "cluster")?;
-        let name = str_attr(attrs, "name")?;
         Ok(self
-            .workspace_dir(ws)
+            .workspace_dir(str_attr(attrs, "workspace")?)?
             .join("clusters")
-            .join(cluster)
-            .join(name))
+            .join(plain("cluster", str_attr(attrs, "cluster")?)?)
+            .join(plain("node", str_attr(attrs, "name")?)?))
     }
 
     fn claims(&self) -> PathBuf {
@@ -84,33 +85,75 @@ impl LocalProvider {
         fs::create_dir_all(self.claims()).map_err(io("create", &self.claims()))?;
         let usable = size - 2;
         let start = fnv(key) % usable;
-        for k in 0..usable {
-            let ip = Ipv4Addr::from(base + 1 + (start + k) % usable);
-            let claim = self.claims().join(ip.to_string());
-            match fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&claim)
-            {
-                Ok(_) => {
-                    fs::write(&claim, key).map_err(io("write", &claim))?;
-                    return Ok(ip);
+        // The claim is written whole into a file of this process first and then linked
+        // under the address: a link, like O_EXCL, fails where the name exists (a symlink
+        // too, which it never follows), and no claim is ever seen empty or half written.
+        let draft = self.claims().join(format!(
+            ".draft-{}-{:x}",
+            std::process::id(),
+            fnv(&format!("{key}{:?}", std::thread::current().id()))
+        ));
+        let _ = fs::remove_file(&draft);
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&draft)
+            .map_err(io("create", &draft))?;
+        f.write_all(key.as_bytes()).map_err(io("write", &draft))?;
+        drop(f);
+        let claimed = (|| {
+            for k in 0..usable {
+                let ip = Ipv4Addr::from(base + 1 + (start + k) % usable);
+                let claim = self.claims().join(ip.to_string());
+                match fs::hard_link(&draft, &claim) {
+                    Ok(()) => return Ok(ip),
+                    // A claim of this very resource (re-created after a manual delete) is its own.
+                    Err(e)
+                        if e.kind() == ErrorKind::AlreadyExists
+                            && fs::read_to_string(&claim).is_ok_and(|o| o == key) =>
+                    {
+                        return Ok(ip)
+                    }
+                    Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(io("create", &claim)(e)),
                 }
-                // A claim of this very resource (re-created after a manual delete) is its own.
-                Err(e)
-                    if e.kind() == ErrorKind::AlreadyExists
-                        && fs::read_to_string(&claim).is_ok_and(|o| o == key) =>
-                {
-                    return Ok(ip)
-                }
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(io("create", &claim)(e)),
             }
-        }
-        Err(ProviderError {
-            code: Some("AddressRangeFull".into()),
-            message: format!("every address of {cidr} is taken"),
+            Err(ProviderError {
+                code: Some("AddressRangeFull".into()),
+                message: format!("every address of {cidr} is taken"),
+            })
+        })();
+        let _ = fs::remove_file(&draft);
+        claimed
+    }
+
+    /// The address a resource claimed, found by its claim: for a node whose create was
+    /// cut short before it recorded the address.
+    fn claimed_by(&self, key: &str) -> Option<String> {
+        let key = self.claimant(key);
+        fs::read_dir(self.claims()).ok()?.flatten().find_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            (name.parse::<Ipv4Addr>().is_ok()
+                && fs::read_to_string(e.path()).is_ok_and(|o| o == key))
+            .then_some(name)
         })
+    }
+
+    /// What a create cut short before it wrote `node.json` left: its directory, its
+    /// address claim, perhaps an sshd. Read back as half made, so the plan deletes it or
+    /// makes it anew instead of leaving it behind.
+    fn half_made_node(&self, item: &ReadRequest, dir: &Path) -> Option<Map> {
+        let claimed = self.claimed_by(&item.address.to_string());
+        if !dir.exists() && claimed.is_none() {
+            return None;
+        }
+        let mut attrs = item.attributes.clone();
+        attrs.insert("directory".into(), Value::String(dir.display().to_string()));
+        if let Some(ip) = claimed {
+            attrs.insert("private_ip".into(), Value::String(ip));
+        }
+        attrs.insert(HALF_MADE.into(), Value::Bool(true));
+        Some(attrs)
     }
 
     fn release_address(&self, ip: &str, key: &str) {
@@ -126,9 +169,16 @@ impl LocalProvider {
         match type_name {
             "local_workspace" => {
                 let name = str_attr(&item.attributes, "name")?;
-                read_json(&self.workspace_dir(name).join("workspace.json"))
+                read_json(&self.workspace_dir(name)?.join("workspace.json"))
             }
-            "local_node" => read_json(&self.node_dir(&item.attributes)?.join("node.json")),
+            "local_node" => {
+                let dir = self.node_dir(&item.attributes)?;
+                match read_json(&dir.join("node.json"))? {
+                    Some(attrs) => Ok(Some(attrs)),
+                    None if item.pending => Ok(self.half_made_node(item, &dir)),
+                    None => Ok(None),
+                }
+            }
             "local_file" => {
                 let path = self.file_path(&item.attributes)?;
                 match fs::read(&path) {
@@ -157,7 +207,7 @@ impl LocalProvider {
 
     fn apply_workspace(&self, change: &ChangeRequest) -> Result<Map, ProviderError> {
         let name = str_attr(&change.planned, "name")?;
-        let dir = self.workspace_dir(name);
+        let dir = self.workspace_dir(name)?;
         if change.operation == Operation::Delete {
             return remove_dir(&dir).map(|_| Map::new());
         }
@@ -180,13 +230,14 @@ impl LocalProvider {
                 sshd::stop(&dir);
                 sshd::end_processes(&dir);
                 remove_dir(&dir)?;
-                if let Some(ip) = change.planned.get("private_ip").and_then(Value::as_str) {
-                    self.release_address(ip, &key);
+                let ip = change.planned.get("private_ip").and_then(Value::as_str);
+                if let Some(ip) = ip.map(str::to_string).or_else(|| self.claimed_by(&key)) {
+                    self.release_address(&ip, &key);
                 }
                 Ok(Map::new())
             }
             Operation::Create => {
-                let ws_dir = self.workspace_dir(str_attr(&change.planned, "workspace")?);
+                let ws_dir = self.workspace_dir(str_attr(&change.planned, "workspace")?)?;
                 if !ws_dir.join("workspace.json").exists() {
                     return Err(ProviderError {
                         code: Some("WorkspaceNotFound".into()),
@@ -534,6 +585,17 @@ fn expand_cluster(request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, Stri
         }
     }
     Ok(specs)
+}
+
+/// `value` when it is one plain path component: not empty, `.` or `..`, and without
+/// a separator.
+fn plain<'v>(what: &str, value: &'v str) -> Result<&'v str, ProviderError> {
+    if value.is_empty() || value == "." || value == ".." || value.contains(['/', '\\', '\0']) {
+        return Err(ProviderError::new(format!(
+            "the {what} name {value:?} is not a plain name: the local provider makes no directory for it"
+        )));
+    }
+    Ok(value)
 }
 
 fn str_attr<'m>(attrs: &'m Map, key: &str) -> Result<&'m str, ProviderError> {
