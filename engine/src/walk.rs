@@ -1212,7 +1212,7 @@ fn part_value(object: &ObjectEval, part: &Part, attributes: &HashMap<Address, Ma
 
 /// Whether a workspace's or cluster's own name is one its providers take: 1 to 63
 /// letters, digits, `-` and `_`, the first a letter or digit.
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     name.len() <= 63
         && name
             .chars()

@@ -218,6 +218,15 @@ impl Nested<'_> {
             }
         };
         match label {
+            // A label names what the provider makes (a pool's nodes, a runtime's
+            // files): it becomes part of paths and names, so it takes what names take.
+            Some(label) if !crate::walk::valid_name(&label) => self.diags.push(
+                Diagnostic::new(format!(
+                    "the label of {inner_what} must be 1 to 63 letters, digits, - or _, starting with a letter or digit"
+                ))
+                .at(self.file, span)
+                .help(format!("nodes and files are named after it: write {key} \"default\" {{ ... }}")),
+            ),
             Some(label) => {
                 self.marks.put(&[key, label.as_str()], inner);
                 let entry = self
