@@ -163,7 +163,7 @@ fn without_node_exporters_prometheus_scrapes_only_itself() {
     let plan = p.ok(&["plan"], 0).stdout;
     assert!(!plan.contains("node_exporter.install"), "{plan}");
     assert!(
-        plan.contains("\n            TIK_NODE_TARGETS=\"\"\n"),
+        plan.contains("\n            TIK_NODE_HOSTS=\"\"\n"),
         "{plan}"
     );
     assert!(plan.contains("Plan: 10 to add"), "{plan}");

@@ -1,4 +1,5 @@
-# prometheus.yml: itself, the cluster's node exporters ($TIK_NODE_TARGETS), and
+# prometheus.yml: itself, the cluster's node exporters ($TIK_NODE_HOSTS, on port
+# $TIK_PARAM_NODE_EXPORTER_PORT), and
 # each of the given targets.
 set -e
 d="$TIK_HOME/prometheus"
@@ -13,11 +14,13 @@ targets() {
   echo "  - job_name: prometheus"
   echo "    static_configs:"
   echo "      - targets: ['$TIK_NODE_IP:$TIK_PARAM_PORT']"
-  if [ -n "$TIK_NODE_TARGETS" ]; then
+  if [ -n "$TIK_NODE_HOSTS" ]; then
     echo "  - job_name: node"
     echo "    static_configs:"
     echo "      - targets:"
-    targets "$TIK_NODE_TARGETS"
+    for h in $TIK_NODE_HOSTS; do
+      targets "$h:$TIK_PARAM_NODE_EXPORTER_PORT"
+    done
   fi
   if [ -n "$TIK_PARAM_TARGETS" ]; then
     echo "  - job_name: targets"

@@ -38,8 +38,10 @@ runtime "prometheus" {
     on    = "head"
     ports = [param.port]
     install = "${file("../_lib/tik.sh")}\n${file("install.sh")}"
-    # The node exporters' addresses, as the shell sees them (none without them).
-    configure = "TIK_NODE_TARGETS=\"${param.node_exporter ? join(" ", [for n in cluster.nodes : "${n.private_ip}:${param.node_exporter_port}"]) : ""}\"\n${file("configure.sh")}"
+    # The node exporters' addresses, as the shell sees them (none without them); the
+    # script adds their port from $TIK_PARAM_NODE_EXPORTER_PORT: a param reaches a
+    # script as a variable, never as text spliced into it.
+    configure = "TIK_NODE_HOSTS=\"${param.node_exporter ? join(" ", [for n in cluster.nodes : n.private_ip]) : ""}\"\n${file("configure.sh")}"
     start     = "${file("../_lib/tik.sh")}\n${file("start.sh")}"
     stop      = "${file("../_lib/tik.sh")}\ntik_stop_pid \"$TIK_HOME/prometheus/server.pid\""
     health    = "${file("../_lib/tik.sh")}\ntik_http_ok \"http://$TIK_NODE_IP:$TIK_PARAM_PORT/-/ready\""

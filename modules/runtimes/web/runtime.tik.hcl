@@ -12,11 +12,11 @@ runtime "web" {
     install   = file("install.sh")
     configure = file("configure.sh")
     start     = <<-EOT
-      nohup python3 -m http.server ${param.port} --bind "$TIK_NODE_IP" --directory "$TIK_HOME/web" >"$TIK_HOME/web.log" 2>&1 &
+      nohup python3 -m http.server "$TIK_PARAM_PORT" --bind "$TIK_NODE_IP" --directory "$TIK_HOME/web" >"$TIK_HOME/web.log" 2>&1 &
       echo $! >"$TIK_HOME/web.pid"
     EOT
     stop      = file("stop.sh")
-    health    = "python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \"http://$TIK_NODE_IP:${param.port}/\""
+    health    = "python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \"http://$TIK_NODE_IP:$TIK_PARAM_PORT/\""
   }
 
   endpoint "url" { value = "http://${cluster.head.private_ip}:${param.port}/" }

@@ -16,8 +16,9 @@ mkdir -p "$d/conf" "$d/data" "$d/logs"
     echo "syncLimit=5"
     # Listen for peers on this node's address only (each node has its own).
     echo "quorumListenOnAllIPs=false"
+    # Each member is server.N=ADDRESS; its ports come from the params' variables.
     for s in $TIK_ZK_SERVERS; do
-      echo "$s"
+      echo "$s:$TIK_PARAM_PEER_PORT:$TIK_PARAM_ELECTION_PORT"
     done
   fi
 } >"$d/conf/zoo.cfg"

@@ -42,7 +42,7 @@ runtime "zookeeper" {
     ports = param.servers > 1 ? [param.client_port, param.peer_port, param.election_port] : [param.client_port]
     install = "${file("../_lib/tik.sh")}\n${file("install.sh")}"
     # The server's id, and the ensemble's members (none when standalone).
-    configure = "TIK_ZK_ID=${node.index + 1}\nTIK_ZK_SERVERS=\"${join(" ", [for i, n in cluster.nodes : "server.${i + 1}=${n.private_ip}:${param.peer_port}:${param.election_port}" if i < param.servers && param.servers > 1])}\"\n${file("configure.sh")}"
+    configure = "TIK_ZK_ID=${node.index + 1}\nTIK_ZK_SERVERS=\"${join(" ", [for i, n in cluster.nodes : "server.${i + 1}=${n.private_ip}" if i < param.servers && param.servers > 1])}\"\n${file("configure.sh")}"
     start          = "${file("../_lib/tik.sh")}\n${file("start.sh")}"
     stop           = "${file("../_lib/tik.sh")}\ntik_stop_pid \"$TIK_HOME/zookeeper/server.pid\""
     health         = file("health.sh")
