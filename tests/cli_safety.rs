@@ -1,7 +1,7 @@
 //! Failures, locks and interruptions: the state always knows what exists.
 
 mod common;
-use common::Project;
+use common::{cluster_config, Cleanup, Project};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -130,6 +130,17 @@ fn a_second_apply_fails_at_once_naming_the_holder_and_force_unlock_frees_it() {
         "{}",
         r.out()
     );
+    // Its holder is still going: force-unlock refuses to take the lock from under it.
+    let refused = p.tik(&["force-unlock", &id]);
+    if first.try_wait().unwrap().is_none() {
+        assert_eq!(refused.code, 1, "{}", refused.out());
+        assert!(
+            refused.stderr.contains("still going") && refused.stderr.contains("--force"),
+            "{}",
+            refused.out()
+        );
+        assert!(p.file("tik.tikstate.lock").exists());
+    }
     assert!(first.wait().unwrap().success());
     assert!(
         !p.file("tik.tikstate.lock").exists(),
@@ -273,4 +284,153 @@ fn ctrl_c_stops_scheduling_finishes_what_runs_and_saves_state() {
         "every file that exists is in state, and only those"
     );
     p.ok(&["apply", "--auto-approve"], 0);
+}
+
+/// A pool label becomes a node's name and directory: one that climbs out of the
+/// project is refused at its line, before anything is made.
+#[test]
+fn a_pool_label_that_climbs_out_of_the_project_is_refused() {
+    let victim = tempfile::tempdir().unwrap();
+    let label = format!("../../../../../../../../..{}/x", victim.path().display());
+    let config = cluster_config(1, "small").replace(
+        "workers \"default\"",
+        &format!("workers \"{}\"", label.replace('"', "\\\"")),
+    );
+    let p = Project::new(&[("main.tik.hcl", &config)]);
+    for cmd in ["validate", "plan", "apply"] {
+        let r = p.tik(&[cmd, "--auto-approve"][..if cmd == "apply" { 2 } else { 1 }]);
+        assert_eq!(r.code, 1, "{}", r.out());
+        assert!(
+            r.stderr.contains("must be 1 to 63 letters, digits, - or _")
+                && r.stderr.contains("main.tik.hcl:10:3"),
+            "{}",
+            r.out()
+        );
+    }
+    assert_eq!(std::fs::read_dir(victim.path()).unwrap().count(), 0);
+}
+
+/// The value a hostile user would pass: any splice of it into a script's text shows
+/// it whole (shell quoting would have changed its quotes).
+const PAYLOAD: &str = "1';touch PWN;'\"$(touch PWN)\"`touch PWN`";
+
+/// Every param of every shipped runtime, set to a hostile value, is either refused at
+/// plan time or reaches the node's scripts as a variable: never as text in a script.
+#[test]
+fn no_param_of_a_shipped_runtime_is_spliced_into_a_script() {
+    let runtimes = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("modules/runtimes");
+    let param = regex_lite_params();
+    let mut checked = 0;
+    let mut names: Vec<_> = std::fs::read_dir(&runtimes)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().into_string().unwrap())
+        .filter(|n| !n.starts_with('_'))
+        .collect();
+    names.sort();
+    for runtime in &names {
+        let text = std::fs::read_to_string(runtimes.join(runtime).join("runtime.tik.hcl")).unwrap();
+        let params = param(&text);
+        assert!(!params.is_empty(), "{runtime} declares no param");
+        // The params a runtime needs, given plain values.
+        let mut needed: Vec<String> = Vec::new();
+        let project = |needed: &[String], extra: &str| {
+            let body: String = needed
+                .iter()
+                .map(|n| format!("    {n} = \"plain-value-1\"\n"))
+                .chain([extra.to_string()])
+                .collect();
+            Project::new(&[(
+                "main.tik.hcl",
+                &cluster_config(2, "small").replace(
+                    "    max           = 10\n  }\n",
+                    &format!(
+                        "    max           = 10\n  }}\n  runtime \"{runtime}\" {{\n{body}  }}\n"
+                    ),
+                ),
+            )])
+        };
+        loop {
+            let r = project(&needed, "").tik(&["plan", "--json"]);
+            if r.code == 0 {
+                break;
+            }
+            let need = r
+                .stderr
+                .split("needs param \"")
+                .nth(1)
+                .and_then(|t| t.split('"').next())
+                .unwrap_or_else(|| panic!("{runtime} does not plan:\n{}", r.out()))
+                .to_string();
+            needed.push(need);
+        }
+        for name in &params {
+            let others: Vec<String> = needed.iter().filter(|n| *n != name).cloned().collect();
+            let value = format!("    {name} = {}\n", serde_json::to_string(PAYLOAD).unwrap());
+            let r = project(&others, &value).tik(&["plan", "--json"]);
+            checked += 1;
+            if r.code != 0 {
+                continue; // refused at plan time
+            }
+            let plan: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+            for c in plan["changes"].as_array().unwrap() {
+                let Some(after) = c["after"].as_object() else {
+                    continue;
+                };
+                for (k, v) in after.iter().filter(|(k, _)| *k != "env") {
+                    assert!(
+                        !v.to_string().contains("touch PWN"),
+                        "{runtime}'s param {name} is spliced into {} ({k}):\n{v}",
+                        c["address"]
+                    );
+                }
+            }
+        }
+    }
+    assert!(checked > 90, "only {checked} params checked");
+}
+
+/// `param "NAME"` declarations of a runtime definition.
+fn regex_lite_params() -> impl Fn(&str) -> Vec<String> {
+    |text: &str| {
+        text.lines()
+            .filter_map(|l| l.trim_start().strip_prefix("param \""))
+            .filter_map(|l| l.split('"').next())
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// A sensitive value is in no file others can read and on no screen unless asked for.
+#[test]
+fn secrets_stay_in_files_only_their_owner_reads_and_off_the_screen() {
+    use std::os::unix::fs::PermissionsExt;
+    let secret = "hunter2-very-secret";
+    let config = format!(
+        "{}\nvariable \"password\" {{\n  sensitive = true\n  default   = \"{secret}\"\n}}\nresource \"tik_data\" \"d\" {{ input = var.password }}\noutput \"pw\" {{\n  value     = var.password\n  sensitive = true\n}}\n",
+        cluster_config(1, "small").replace(
+            "    max           = 10\n  }\n",
+            "    max           = 10\n  }\n  runtime \"web\" { title = var.password }\n",
+        )
+    );
+    let p = Cleanup(Project::new(&[("main.tik.hcl", &config)]));
+    p.ok(&["plan", "--out", "saved.plan"], 0);
+    p.ok(&["apply", "saved.plan"], 0);
+    let mode = |f: &str| std::fs::metadata(p.file(f)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode("saved.plan"), 0o600);
+    assert_eq!(mode("tik.tikstate"), 0o600);
+    assert_eq!(mode(".tik"), 0o700);
+    assert!(p.read("tik.tikstate").contains(secret));
+    let shown = p.ok(&["show", "--json"], 0).stdout;
+    assert!(!shown.contains(secret), "{shown}");
+    let state: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert!(state["resources"].as_array().unwrap().len() > 5);
+    assert_eq!(state["outputs"]["pw"]["value"], "(sensitive)");
+    assert!(!p.ok(&["show"], 0).stdout.contains(secret));
+    assert_eq!(p.ok(&["output", "--raw", "pw"], 0).stdout.trim(), secret);
+    p.ok(
+        &["apply", "--auto-approve", "--var", "password=other-secret"],
+        0,
+    );
+    assert_eq!(mode("tik.tikstate.backup"), 0o600);
 }
