@@ -30,6 +30,9 @@ pub struct LocalProvider {
     claims: PathBuf,
 }
 
+/// How the name of a claim being written starts, before it is linked under its address.
+const DRAFT: &str = ".draft-";
+
 /// Node addresses come from 127.77.0.0/16, away from 127.0.0.1 and its services.
 const DEFAULT_CIDR: &str = "127.77.0.0/16";
 
@@ -88,8 +91,9 @@ impl LocalProvider {
         // The claim is written whole into a file of this process first and then linked
         // under the address: a link, like O_EXCL, fails where the name exists (a symlink
         // too, which it never follows), and no claim is ever seen empty or half written.
+        self.sweep_drafts();
         let draft = self.claims().join(format!(
-            ".draft-{}-{:x}",
+            "{DRAFT}{}-{:x}",
             std::process::id(),
             fnv(&format!("{key}{:?}", std::thread::current().id()))
         ));
@@ -125,6 +129,26 @@ impl LocalProvider {
         })();
         let _ = fs::remove_file(&draft);
         claimed
+    }
+
+    /// Removes the drafts of claims whose process is gone (killed between writing a
+    /// draft and linking it).
+    fn sweep_drafts(&self) {
+        let Ok(entries) = fs::read_dir(self.claims()) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let pid = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(DRAFT))
+                .and_then(|rest| rest.split('-').next());
+            if let Some(pid) = pid {
+                if !Path::new("/proc").join(pid).exists() {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
     }
 
     /// The address a resource claimed, found by its claim: for a node whose create was
@@ -168,8 +192,16 @@ impl LocalProvider {
     fn read_one(&self, type_name: &str, item: &ReadRequest) -> Result<Option<Map>, ProviderError> {
         match type_name {
             "local_workspace" => {
-                let name = str_attr(&item.attributes, "name")?;
-                read_json(&self.workspace_dir(name)?.join("workspace.json"))
+                let dir = self.workspace_dir(str_attr(&item.attributes, "name")?)?;
+                match read_json(&dir.join("workspace.json"))? {
+                    // Made, but killed before it wrote workspace.json.
+                    None if item.pending && dir.exists() => {
+                        let mut attrs = item.attributes.clone();
+                        attrs.insert(HALF_MADE.into(), Value::Bool(true));
+                        Ok(Some(attrs))
+                    }
+                    found => Ok(found),
+                }
             }
             "local_node" => {
                 let dir = self.node_dir(&item.attributes)?;
@@ -229,11 +261,14 @@ impl LocalProvider {
             Operation::Delete => {
                 sshd::stop(&dir);
                 sshd::end_processes(&dir);
-                remove_dir(&dir)?;
+                // The claim goes before the directory: killed in between, the node is
+                // still there to be read and deleted again, and nothing is left that
+                // no record leads to.
                 let ip = change.planned.get("private_ip").and_then(Value::as_str);
                 if let Some(ip) = ip.map(str::to_string).or_else(|| self.claimed_by(&key)) {
                     self.release_address(&ip, &key);
                 }
+                remove_dir(&dir)?;
                 Ok(Map::new())
             }
             Operation::Create => {
