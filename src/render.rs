@@ -488,6 +488,9 @@ fn kind_label(kind: DriftKind) -> &'static str {
 pub fn drift(d: &Drift, s: Style) -> String {
     let verb = match (d.kind, d.after.as_ref().map(|a| a.status)) {
         (DriftKind::Deleted, _) => "was deleted outside of tik",
+        (DriftKind::Changed, Some(tik_engine::state::Status::Tainted)) => {
+            "is gone but for what it held, and is taken into state to be replaced or deleted"
+        }
         (DriftKind::Changed, _) => "was changed outside of tik",
         (DriftKind::Adopted, Some(tik_engine::state::Status::Tainted)) => {
             "was found half made after an interrupted create: taken into state to be replaced or deleted"

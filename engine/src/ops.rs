@@ -317,6 +317,7 @@ pub async fn import(
         address: address.clone(),
         attributes,
         pending: false,
+        lineage: state.lineage.clone(),
     };
     let found = provider
         .read(&change.type_name, std::slice::from_ref(&request))

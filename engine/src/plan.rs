@@ -441,6 +441,7 @@ pub async fn refresh(state: &State, providers: &Providers) -> Result<Refreshed, 
             address: r.address.clone(),
             attributes: r.attributes.clone(),
             pending: r.status == Status::Pending,
+            lineage: state.lineage.clone(),
         }));
     }
     for provider in known.keys() {
@@ -472,6 +473,7 @@ pub async fn refresh(state: &State, providers: &Providers) -> Result<Refreshed, 
                 address: r.address.clone(),
                 attributes: r.attributes.clone(),
                 pending: r.status == Status::Pending,
+                lineage: state.lineage.clone(),
             })
             .collect();
         let type_name = type_name.clone();
@@ -516,6 +518,17 @@ pub async fn refresh(state: &State, providers: &Providers) -> Result<Refreshed, 
                             } else {
                                 Status::Ready
                             },
+                            ..(*r).clone()
+                        }),
+                    )
+                }
+                (Some(mut attrs), _) if attrs.contains_key(crate::provider::HALF_MADE) => {
+                    attrs.shift_remove(crate::provider::HALF_MADE);
+                    (
+                        DriftKind::Changed,
+                        Some(ResourceState {
+                            attributes: attrs,
+                            status: Status::Tainted,
                             ..(*r).clone()
                         }),
                     )

@@ -159,11 +159,12 @@ impl ResourceSpec {
     }
 }
 
-/// The key a provider sets (to `true`) in what it reads back for a pending record
-/// whose object exists only in part: a node whose setup was cut short, a key pair
-/// whose private key was never recorded. The engine takes such an object into state
-/// tainted, so the plan replaces it where the configuration still wants it and deletes
-/// it where not; the key itself is never recorded.
+/// The key a provider sets (to `true`) in what it reads back for an object that
+/// exists only in part: a node whose setup was cut short, a key pair whose private key
+/// was never recorded, a NAT gateway gone but for the address it held. The engine
+/// takes such an object into state tainted, so the plan replaces it where the
+/// configuration still wants it and deletes it (and what it holds) where not; the key
+/// itself is never recorded.
 pub const HALF_MADE: &str = "tik:half_made";
 
 /// A resource as recorded, for a provider to look up.
@@ -174,6 +175,9 @@ pub struct ReadRequest {
     /// Its create was interrupted: it may exist, or not, or (a step) may not have run
     /// to its end.
     pub pending: bool,
+    /// The state's lineage, which a provider tagged the object with: what finds a
+    /// pending object again, matched on its address by the provider itself.
+    pub lineage: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

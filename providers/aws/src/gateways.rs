@@ -30,15 +30,15 @@ pub async fn read_nat_gateways(
             .map_err(|e| api_error("DescribeNatGateways", e))?
             .nat_gateways()
         {
+            let mut attrs = Map::new();
             if matches!(
                 n.state(),
                 Some(
                     NatGatewayState::Deleted | NatGatewayState::Deleting | NatGatewayState::Failed
                 )
             ) {
-                continue;
+                attrs.insert(GONE.into(), Value::Bool(true));
             }
-            let mut attrs = Map::new();
             attrs.insert(
                 "id".into(),
                 Value::from(n.nat_gateway_id().unwrap_or_default()),
@@ -67,18 +67,135 @@ pub async fn read_nat_gateways(
     Ok(out)
 }
 
+/// Set by `read_nat_gateways` on a NAT gateway that is deleted, being deleted or
+/// failed: gone, but perhaps not the elastic IP it held. Never recorded.
+pub const GONE: &str = "tik:gone";
+
+/// The lineage's elastic IPs that nothing holds: left by a NAT gateway's create cut
+/// short after AllocateAddress, or by its delete cut short before ReleaseAddress.
+pub async fn loose_addresses(
+    ec2: &Client,
+    lineage: &str,
+) -> Result<Vec<aws_sdk_ec2::types::Address>, ProviderError> {
+    let out = ec2
+        .describe_addresses()
+        .filters(crate::attrs::filter(
+            &format!("tag:{}", crate::attrs::LINEAGE_TAG),
+            vec![lineage.to_string()],
+        ))
+        .send()
+        .await
+        .map_err(|e| api_error("DescribeAddresses", e))?;
+    Ok(out
+        .addresses()
+        .iter()
+        // moto answers "" where AWS leaves a field out.
+        .filter(|a| {
+            [
+                a.association_id(),
+                a.network_interface_id(),
+                a.instance_id(),
+            ]
+            .iter()
+            .all(|held| held.is_none_or(str::is_empty))
+        })
+        .cloned()
+        .collect())
+}
+
+pub async fn read_addresses(
+    ec2: &Client,
+    filters: Vec<Filter>,
+) -> Result<Vec<Found>, ProviderError> {
+    let out = ec2
+        .describe_addresses()
+        .set_filters(Some(filters))
+        .send()
+        .await
+        .map_err(|e| api_error("DescribeAddresses", e))?;
+    Ok(out.addresses().iter().map(address_found).collect())
+}
+
+fn address_found(e: &aws_sdk_ec2::types::Address) -> Found {
+    let mut attrs = Map::new();
+    attrs.insert(
+        "id".into(),
+        Value::from(e.allocation_id().unwrap_or_default()),
+    );
+    attrs.insert(
+        "public_ip".into(),
+        e.public_ip().map_or(Value::Null, Value::from),
+    );
+    read_tags(e.tags(), &mut attrs);
+    Found::new(attrs, e.tags())
+}
+
+/// The lineage's loose elastic IPs (`loose_addresses`) whose ids no record names.
+pub async fn orphan_addresses(
+    ec2: &Client,
+    lineage: &str,
+    known: &std::collections::HashSet<String>,
+) -> Result<Vec<Found>, ProviderError> {
+    Ok(loose_addresses(ec2, lineage)
+        .await?
+        .iter()
+        .filter(|e| !e.allocation_id().is_some_and(|id| known.contains(id)))
+        .map(address_found)
+        .collect())
+}
+
+/// An orphaned elastic IP is only ever released.
+pub async fn apply_address(ec2: &Client, change: &ChangeRequest) -> Result<Map, ProviderError> {
+    if change.operation != Operation::Delete {
+        return Err(ProviderError::new(
+            "an aws_elastic_ip is only found as an orphan and released; a NAT gateway allocates its own",
+        ));
+    }
+    match ec2
+        .release_address()
+        .allocation_id(s(&change.planned, "id")?)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(Map::new()),
+        Err(e) if code_of(&e).is_some_and(|c| c.contains("NotFound")) => Ok(Map::new()),
+        Err(e) => Err(api_error("ReleaseAddress", e)),
+    }
+}
+
 pub async fn apply_nat_gateway(ec2: &Client, change: &ChangeRequest) -> Result<Map, ProviderError> {
     let a = &change.planned;
     match change.operation {
         Operation::Create => {
-            let eip = ec2
-                .allocate_address()
-                .domain(DomainType::Vpc)
-                .tag_specifications(tag_spec(ResourceType::ElasticIp, change))
-                .send()
-                .await
-                .map_err(|e| api_error("AllocateAddress", e))?;
-            let allocation = eip.allocation_id().unwrap_or_default().to_string();
+            // An address an earlier create of this very gateway allocated and could not
+            // hand over (it was killed) is taken again rather than left to cost money.
+            let address = change.address.to_string();
+            let left = loose_addresses(ec2, &change.lineage)
+                .await?
+                .into_iter()
+                .find(|e| {
+                    crate::attrs::tag_value(e.tags(), crate::attrs::ADDRESS_TAG)
+                        == Some(address.as_str())
+                });
+            let (allocation, public_ip) = match left {
+                Some(e) => (
+                    e.allocation_id().unwrap_or_default().to_string(),
+                    e.public_ip().map(str::to_string),
+                ),
+                None => {
+                    let eip = ec2
+                        .allocate_address()
+                        .domain(DomainType::Vpc)
+                        .tag_specifications(tag_spec(ResourceType::ElasticIp, change))
+                        .send()
+                        .await
+                        .map_err(|e| api_error("AllocateAddress", e))?;
+                    (
+                        eip.allocation_id().unwrap_or_default().to_string(),
+                        eip.public_ip().map(str::to_string),
+                    )
+                }
+            };
             let created = ec2
                 .create_nat_gateway()
                 .subnet_id(s(a, "subnet_id")?)
@@ -117,7 +234,7 @@ pub async fn apply_nat_gateway(ec2: &Client, change: &ChangeRequest) -> Result<M
             attrs.insert("allocation_id".into(), Value::from(allocation));
             attrs.insert(
                 "public_ip".into(),
-                eip.public_ip().map_or(Value::Null, Value::from),
+                public_ip.map_or(Value::Null, Value::from),
             );
             Ok(attrs)
         }
@@ -167,10 +284,7 @@ pub async fn read_endpoints(
             .map_err(|e| api_error("DescribeVpcEndpoints", e))?
             .vpc_endpoints()
         {
-            if matches!(
-                e.state(),
-                Some(State::Deleted | State::Deleting | State::Failed)
-            ) {
+            if e.state().is_some_and(endpoint_gone) {
                 continue;
             }
             let mut attrs = Map::new();
@@ -194,6 +308,16 @@ pub async fn read_endpoints(
         }
     }
     Ok(out)
+}
+
+/// Whether an endpoint in this state is gone or going. The service answers states in
+/// lower case (`deleted`) while the SDK's enum spells them capitalised (`Deleted`), so
+/// they read as unknown values: compare the text.
+fn endpoint_gone(state: &State) -> bool {
+    matches!(
+        state.as_str().to_ascii_lowercase().as_str(),
+        "deleted" | "deleting" | "failed" | "rejected" | "expired"
+    )
 }
 
 pub async fn apply_endpoint(ec2: &Client, change: &ChangeRequest) -> Result<Map, ProviderError> {
@@ -246,6 +370,23 @@ pub async fn apply_endpoint(ec2: &Client, change: &ChangeRequest) -> Result<Map,
                 }
                 _ => Ok(Map::new()),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endpoint_is_gone_in_any_spelling_of_its_state() {
+        for gone in [
+            "deleted", "Deleted", "deleting", "failed", "Failed", "rejected", "expired",
+        ] {
+            assert!(endpoint_gone(&State::from(gone)), "{gone}");
+        }
+        for here in ["available", "Available", "pending", "pendingAcceptance"] {
+            assert!(!endpoint_gone(&State::from(here)), "{here}");
         }
     }
 }

@@ -26,16 +26,16 @@ mod shared;
 mod storage;
 
 use async_trait::async_trait;
-use attrs::{filter, opt_s, tag_value, target, ADDRESS_TAG};
+use attrs::{filter, opt_s, tag_value, target, ADDRESS_TAG, LINEAGE_TAG};
 use clients::{ClientCache, Target};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use tik_engine::provider::{
     AttributeSchema as A, ChangeRequest, ExpandRequest, Provider, ProviderError, ReadRequest,
-    ResourceSchema, ResourceSpec,
+    ResourceSchema, ResourceSpec, HALF_MADE,
 };
-use tik_engine::value::Map;
+use tik_engine::value::{Map, Value};
 
 /// An object as a Describe call found it, with the address tag it carries.
 pub(crate) struct Found {
@@ -144,11 +144,17 @@ impl AwsProvider {
                 .collect();
             keys.sort();
             keys.dedup();
-            let pending: Vec<String> = idxs
+            // Objects whose create was interrupted before their id was recorded are found
+            // by one read of the lineage's objects of this type, matched on their address
+            // tag here: EC2's tag filters take `*` and `?` as wildcards (and moto `[` too),
+            // and addresses hold brackets.
+            let mut pending: Vec<String> = idxs
                 .iter()
                 .filter(|&&i| opt_s(&items[i].attributes, "id").is_none())
-                .map(|&i| items[i].address.to_string())
+                .map(|&i| items[i].lineage.clone())
                 .collect();
+            pending.sort();
+            pending.dedup();
             let mut found = Vec::new();
             if !keys.is_empty() {
                 found.extend(fetch(ec2.clone(), vec![filter(filter_name, keys)]).await?);
@@ -157,7 +163,7 @@ impl AwsProvider {
                 found.extend(
                     fetch(
                         ec2.clone(),
-                        vec![filter(&format!("tag:{ADDRESS_TAG}"), pending)],
+                        vec![filter(&format!("tag:{LINEAGE_TAG}"), pending)],
                     )
                     .await?,
                 );
@@ -166,9 +172,12 @@ impl AwsProvider {
                 let item = &items[i];
                 let hit = match opt_s(&item.attributes, "id") {
                     Some(id) => found.iter().find(|f| opt_s(&f.attrs, "id") == Some(id)),
+                    // One that is still there before one that is gone (a NAT gateway
+                    // replaced earlier keeps its address tag while AWS lists it).
                     None => found
                         .iter()
-                        .find(|f| f.address.as_deref() == Some(&item.address.to_string())),
+                        .filter(|f| f.address.as_deref() == Some(&item.address.to_string()))
+                        .min_by_key(|f| f.attrs.contains_key(gateways::GONE)),
                 };
                 results[i] = hit.map(|f| overlay(&item.attributes, &f.attrs));
             }
@@ -376,6 +385,9 @@ impl Provider for AwsProvider {
                     A::computed("public_ip"),
                 ]),
             ),
+            // Never planned from a configuration: an address a NAT gateway's create or
+            // delete was cut short with, found as an orphan and released.
+            schema("aws_elastic_ip", tagged(vec![A::computed("public_ip")])),
             schema(
                 "aws_vpc_endpoint",
                 tagged(vec![
@@ -557,8 +569,32 @@ impl Provider for AwsProvider {
                 .await
             }
             "aws_nat_gateway" => {
-                self.by_filter(items, "nat-gateway-id", |c, f| async move {
-                    gateways::read_nat_gateways(&c, f).await
+                let mut found = self
+                    .by_filter(items, "nat-gateway-id", |c, f| async move {
+                        gateways::read_nat_gateways(&c, f).await
+                    })
+                    .await?;
+                // A gateway that is gone is gone, unless it leaves the elastic IP it held
+                // (a delete killed before ReleaseAddress): then it is read as half made,
+                // so that its delete releases the address.
+                for attrs in found.iter_mut() {
+                    if attrs
+                        .as_mut()
+                        .is_some_and(|a| a.shift_remove(gateways::GONE).is_some())
+                    {
+                        match attrs.as_mut() {
+                            Some(a) if opt_s(a, "allocation_id").is_some() => {
+                                a.insert(HALF_MADE.to_string(), Value::Bool(true));
+                            }
+                            _ => *attrs = None,
+                        }
+                    }
+                }
+                Ok(found)
+            }
+            "aws_elastic_ip" => {
+                self.by_filter(items, "allocation-id", |c, f| async move {
+                    gateways::read_addresses(&c, f).await
                 })
                 .await
             }
@@ -580,12 +616,19 @@ impl Provider for AwsProvider {
                         compute::read_key_pairs(&c, f).await
                     })
                     .await?;
-                // An imported key has no private half here (nor had one recorded
-                // before nodes took it to log in with).
-                for attrs in found.iter_mut().flatten() {
+                for (item, attrs) in items.iter().zip(found.iter_mut()) {
+                    let Some(attrs) = attrs else { continue };
+                    // A key pair tik made whose create was cut short: its private half
+                    // was only ever in CreateKeyPair's answer, which no one recorded, so
+                    // nodes launched with it could never be logged in to. Made anew.
+                    if item.pending && opt_s(&item.attributes, "public_key").is_none() {
+                        attrs.insert(HALF_MADE.to_string(), Value::Bool(true));
+                    }
+                    // An imported key has no private half here (nor had one recorded
+                    // before nodes took it to log in with).
                     attrs
                         .entry("private_key".to_string())
-                        .or_insert(tik_engine::value::Value::Null);
+                        .or_insert(Value::Null);
                 }
                 Ok(found)
             }
@@ -649,9 +692,13 @@ impl Provider for AwsProvider {
         lineage: &str,
         known: &[ReadRequest],
     ) -> Result<Vec<tik_engine::provider::Orphan>, ProviderError> {
+        // What records name: their ids, and the elastic IPs their NAT gateways hold.
         let ids: std::collections::HashSet<String> = known
             .iter()
-            .filter_map(|k| orphans::id_of(&k.attributes))
+            .flat_map(|k| {
+                let held = opt_s(&k.attributes, "allocation_id").map(str::to_string);
+                orphans::id_of(&k.attributes).into_iter().chain(held)
+            })
             .collect();
         let mut found = Vec::new();
         for (t, idxs) in by_target(known)? {
@@ -681,6 +728,7 @@ impl Provider for AwsProvider {
             "aws_route_table_association" => network::apply_association(&ec2, &change).await,
             "aws_vpc_peering_connection" => peering::apply_peering(&ec2, &change).await,
             "aws_nat_gateway" => gateways::apply_nat_gateway(&ec2, &change).await,
+            "aws_elastic_ip" => gateways::apply_address(&ec2, &change).await,
             "aws_vpc_endpoint" => gateways::apply_endpoint(&ec2, &change).await,
             "aws_security_group" => security::apply_group(&ec2, &change).await,
             "aws_security_group_rule" => security::apply_rule(&ec2, &change).await,

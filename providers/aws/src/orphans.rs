@@ -11,7 +11,7 @@ use tik_engine::provider::{Orphan, ProviderError};
 use tik_engine::value::{Map, Value};
 
 /// The tik type of an EC2 resource type, for the types tik manages on their own.
-/// Volumes and elastic IPs belong to an instance or a NAT gateway and go with them.
+/// Volumes belong to an instance and go with it; elastic IPs are found apart.
 fn tik_type(kind: &ResourceType) -> Option<(&'static str, &'static str)> {
     Some(match kind {
         ResourceType::Vpc => ("aws_vpc", "vpc-id"),
@@ -51,6 +51,23 @@ pub async fn discover(
         }
     }
     let mut orphans = Vec::new();
+    // Elastic IPs belong to a NAT gateway: only a loose one, which no gateway holds and
+    // no record names, is an orphan, at its gateway's address with `.elastic_ip` added.
+    // They are read on their own (one call), since moto's DescribeTags leaves them out.
+    {
+        for f in crate::gateways::orphan_addresses(ec2, lineage, known_ids).await? {
+            let Some(held_by) = f.address.as_deref().and_then(|a| Address::parse(a).ok()) else {
+                continue;
+            };
+            let mut attributes = f.attrs;
+            attributes.extend(place.iter().map(|(k, v)| (k.clone(), v.clone())));
+            orphans.push(Orphan {
+                address: held_by.name("elastic_ip"),
+                type_name: "aws_elastic_ip".to_string(),
+                attributes,
+            });
+        }
+    }
     let kinds: HashSet<ResourceType> = unknown.iter().map(|(_, k)| k.clone()).collect();
     for kind in kinds {
         let Some((type_name, id_filter)) = tik_type(&kind) else {
@@ -81,7 +98,10 @@ pub async fn discover(
             }
             _ => crate::compute::read_instances(ec2, vec![filter(id_filter, ids)]).await?,
         };
-        for f in found {
+        for f in found
+            .into_iter()
+            .filter(|f| !f.attrs.contains_key(crate::gateways::GONE))
+        {
             // Without its address tag, tik cannot tell what the object was meant to be.
             let Some(address) = f.address.as_deref().and_then(|a| Address::parse(a).ok()) else {
                 continue;
