@@ -387,3 +387,389 @@ fn a_node_killed_half_made_goes_when_its_pool_shrinks() {
     p.ok(&["destroy", "--auto-approve"], 0);
     assert!(what_exists(&p).is_empty());
 }
+
+#[path = "../providers/aws/tests/moto/mod.rs"]
+mod moto;
+use moto::{Faults, Moto};
+
+/// A workspace (with its NAT gateway, S3 endpoint, roles and bucket) and a cluster of
+/// a head and a worker, on the endpoint of `AWS_ENDPOINT_URL`.
+const AWS_CONFIG: &str = r#"
+variable "workers" {
+  type    = number
+  default = 1
+}
+workspace "lab" {
+  provider = "aws"
+  region   = "us-east-1"
+  network {
+    cidr        = "10.20.0.0/16"
+    allowed_ssh = ["203.0.113.0/24"]
+  }
+  storage {
+    managed = true
+  }
+}
+cluster "etl" {
+  workspace = workspace.lab
+  head {
+    image         = "ami-03cf127a"
+    instance_type = "m5.large"
+  }
+  workers "default" {
+    instance_type = "m5.large"
+    min           = var.workers
+    max           = 4
+  }
+}
+"#;
+
+/// tik against `endpoint` (moto, or the proxy in front of it).
+fn aws_command(p: &Project, endpoint: &str, args: &[&str]) -> Command {
+    let mut c = p.command(args);
+    c.env("AWS_ENDPOINT_URL", endpoint);
+    c
+}
+
+fn aws_run(p: &Project, endpoint: &str, args: &[&str], context: &str) -> common::Run {
+    let out = aws_command(p, endpoint, args).output().expect("tik runs");
+    let r = common::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert_eq!(r.code, 0, "{context}: tik {}\n{}", args.join(" "), r.out());
+    r
+}
+
+/// Every EC2 object tagged with `lineage` that is alive, as (what, id, address tag).
+async fn live_objects(endpoint: &str, lineage: &str) -> Vec<(String, String, String)> {
+    use aws_sdk_ec2::types::{Filter, Tag};
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .load()
+        .await;
+    let ec2 = aws_sdk_ec2::Client::new(&conf);
+    let by_lineage = || {
+        Filter::builder()
+            .name("tag:tik:lineage")
+            .values(lineage)
+            .build()
+    };
+    let tag = |tags: &[Tag]| {
+        tags.iter()
+            .find(|t| t.key() == Some("tik:address"))
+            .and_then(|t| t.value())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mut live = Vec::new();
+    let mut add = |what: &str, id: Option<&str>, tags: &[Tag]| {
+        live.push((
+            what.to_string(),
+            id.unwrap_or_default().to_string(),
+            tag(tags),
+        ));
+    };
+    for r in ec2
+        .describe_instances()
+        .filters(by_lineage())
+        .send()
+        .await
+        .unwrap()
+        .reservations()
+    {
+        for i in r.instances() {
+            let state = i
+                .state()
+                .and_then(|s| s.name())
+                .map(|n| n.as_str().to_string());
+            if !matches!(state.as_deref(), Some("terminated" | "shutting-down")) {
+                add("instance", i.instance_id(), i.tags());
+            }
+        }
+    }
+    for v in ec2
+        .describe_vpcs()
+        .filters(by_lineage())
+        .send()
+        .await
+        .unwrap()
+        .vpcs()
+    {
+        add("vpc", v.vpc_id(), v.tags());
+    }
+    for s in ec2
+        .describe_subnets()
+        .filters(by_lineage())
+        .send()
+        .await
+        .unwrap()
+        .subnets()
+    {
+        add("subnet", s.subnet_id(), s.tags());
+    }
+    for g in ec2
+        .describe_internet_gateways()
+        .filters(by_lineage())
+        .send()
+        .await
+        .unwrap()
+        .internet_gateways()
+    {
+        add("internet gateway", g.internet_gateway_id(), g.tags());
+    }
+    for t in ec2
+        .describe_route_tables()
+        .filters(by_lineage())
+        .send()
+        .await
+        .unwrap()
+        .route_tables()
+    {
+        add("route table", t.route_table_id(), t.tags());
+    }
+    for g in ec2
+        .describe_security_groups()
+        .filters(by_lineage())
+        .send()
+        .await
+        .unwrap()
+        .security_groups()
+    {
+        add("security group", g.group_id(), g.tags());
+    }
+    for n in ec2
+        .describe_nat_gateways()
+        .filter(by_lineage())
+        .send()
+        .await
+        .unwrap()
+        .nat_gateways()
+    {
+        let state = n.state().map(|s| s.as_str().to_ascii_lowercase());
+        if !matches!(state.as_deref(), Some("deleted" | "deleting" | "failed")) {
+            add("NAT gateway", n.nat_gateway_id(), n.tags());
+        }
+    }
+    for e in ec2
+        .describe_vpc_endpoints()
+        .filters(by_lineage())
+        .send()
+        .await
+        .unwrap()
+        .vpc_endpoints()
+    {
+        let state = e.state().map(|s| s.as_str().to_ascii_lowercase());
+        if !matches!(state.as_deref(), Some("deleted" | "deleting" | "failed")) {
+            add("VPC endpoint", e.vpc_endpoint_id(), e.tags());
+        }
+    }
+    for k in ec2
+        .describe_key_pairs()
+        .filters(by_lineage())
+        .send()
+        .await
+        .unwrap()
+        .key_pairs()
+    {
+        add("key pair", k.key_pair_id(), k.tags());
+    }
+    for a in ec2
+        .describe_addresses()
+        .filters(by_lineage())
+        .send()
+        .await
+        .unwrap()
+        .addresses()
+    {
+        add("elastic IP", a.allocation_id(), a.tags());
+    }
+    live
+}
+
+/// The ids and addresses the state knows, and the ids of the orphans a plan reports.
+fn known_to_tik(p: &Project, endpoint: &str, context: &str) -> (String, BTreeSet<String>) {
+    let shown: serde_json::Value =
+        serde_json::from_str(&aws_run(p, endpoint, &["show", "--json"], context).stdout).unwrap();
+    let mut known = BTreeSet::new();
+    for r in shown["resources"].as_array().unwrap() {
+        known.insert(r["address"].as_str().unwrap().to_string());
+        for k in ["id", "allocation_id"] {
+            if let Some(v) = r["attributes"][k].as_str() {
+                known.insert(v.to_string());
+            }
+        }
+    }
+    let plan: serde_json::Value =
+        serde_json::from_str(&aws_run(p, endpoint, &["plan", "--json"], context).stdout).unwrap();
+    for o in plan["orphans"].as_array().unwrap() {
+        if let Some(id) = o["attributes"]["id"].as_str() {
+            known.insert(id.to_string());
+        }
+    }
+    (shown["lineage"].as_str().unwrap().to_string(), known)
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+struct AwsPhase {
+    name: &'static str,
+    setup: &'static [&'static [&'static str]],
+    command: &'static [&'static str],
+    /// The variables of the world it wants; none for a destroy.
+    wants: Option<&'static [&'static str]>,
+}
+
+const AWS_PHASES: [AwsPhase; 3] = [
+    AwsPhase {
+        name: "first apply",
+        setup: &[],
+        command: &["apply", "--auto-approve"],
+        wants: Some(&[]),
+    },
+    AwsPhase {
+        name: "change",
+        setup: &[&["apply", "--auto-approve"]],
+        command: &["apply", "--auto-approve", "--var", "workers=2"],
+        wants: Some(&["--var", "workers=2"]),
+    },
+    AwsPhase {
+        name: "destroy",
+        setup: &[&["apply", "--auto-approve"]],
+        command: &["destroy", "--auto-approve"],
+        wants: None,
+    },
+];
+
+fn reset(moto: &Moto) {
+    use std::io::{Read, Write};
+    let addr = moto.endpoint.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST /moto-api/reset HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// One AWS kill point: tik dies right after moto has done its `at`-th write call.
+fn aws_kill_at(moto: &Moto, phase: &AwsPhase, at: usize, write: &str) -> Result<(), String> {
+    reset(moto);
+    let p = Project::new(&[("main.tik.hcl", AWS_CONFIG)]);
+    let context = format!("{} killed after write #{at} ({write})", phase.name);
+    let direct = moto.endpoint.as_str();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        for setup in phase.setup {
+            aws_run(&p, direct, setup, &context);
+        }
+        let pid_file = p.path().join("tik.pid");
+        std::fs::write(&pid_file, "").unwrap();
+        let proxy = Faults::killing(moto, at, &pid_file);
+        let mut child = aws_command(&p, &proxy.endpoint, phase.command)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::fs::write(&pid_file, child.id().to_string()).unwrap();
+        let status = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "{context}: tik was not killed there ({status}); the proxy saw {:?}",
+            proxy.writes()
+        );
+        // Everything alive is in state, or reported as an orphan.
+        let (lineage, known) = known_to_tik(&p, direct, &context);
+        let unknown: Vec<_> = block_on(live_objects(direct, &lineage))
+            .into_iter()
+            .filter(|(_, id, address)| !known.contains(id) && !known.contains(address))
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "{context}: tik knows nothing of {unknown:?}"
+        );
+        if let Some(vars) = phase.wants {
+            let apply: Vec<&str> = ["apply", "--auto-approve"]
+                .iter()
+                .chain(vars)
+                .copied()
+                .collect();
+            aws_run(&p, direct, &apply, &context);
+            let plan: Vec<&str> = ["plan", "--json"].iter().chain(vars).copied().collect();
+            let plan: serde_json::Value =
+                serde_json::from_str(&aws_run(&p, direct, &plan, &context).stdout).unwrap();
+            assert!(
+                plan["changes"].as_array().unwrap().is_empty()
+                    && plan["orphans"].as_array().unwrap().is_empty()
+                    && plan["drift"].as_array().unwrap().is_empty(),
+                "{context}: the plan after the next apply is not empty: {plan:#}"
+            );
+        }
+        aws_run(
+            &p,
+            direct,
+            &["destroy", "--auto-approve", "--destroy-orphans"],
+            &context,
+        );
+        let left = block_on(live_objects(direct, &lineage));
+        assert!(left.is_empty(), "{context}: destroy left {left:?}");
+    }));
+    outcome.map_err(|e| {
+        e.downcast_ref::<String>()
+            .cloned()
+            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or(context)
+    })
+}
+
+/// tik killed right after each AWS write call of an apply, a change and a destroy
+/// (through a proxy in front of moto that kills it once moto has answered): nothing
+/// it made is lost, the next run converges, and destroy leaves nothing tagged.
+#[test]
+fn a_kill_after_any_aws_write_loses_nothing() {
+    let moto = Moto::start();
+    let mut covered = 0;
+    let mut failures = Vec::new();
+    for phase in &AWS_PHASES {
+        // The phase's write calls, counted by a proxy that kills nothing.
+        reset(&moto);
+        let p = Project::new(&[("main.tik.hcl", AWS_CONFIG)]);
+        for setup in phase.setup {
+            aws_run(&p, &moto.endpoint, setup, phase.name);
+        }
+        let counter = Faults::start(&moto, "[]");
+        aws_run(&p, &counter.endpoint, phase.command, phase.name);
+        let writes = counter.writes();
+        assert!(!writes.is_empty(), "{}: no write went through", phase.name);
+        eprintln!("{}: {} AWS writes: {writes:?}", phase.name, writes.len());
+        drop(counter);
+        for (i, write) in writes.iter().enumerate() {
+            covered += 1;
+            if let Err(e) = aws_kill_at(&moto, phase, i + 1, write) {
+                failures.push(e);
+            }
+        }
+    }
+    eprintln!(
+        "AWS kill points: {covered} covered, {} passed",
+        covered - failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {covered} AWS kill points failed:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}

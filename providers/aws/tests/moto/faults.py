@@ -5,25 +5,48 @@ instance profile that EC2 cannot see yet, throttling. This proxy forwards every
 request to moto except those matching a rule, which get the error AWS would send,
 a given number of times. The tests start it (standard library only) with:
 
-    python3 faults.py LISTEN_PORT MOTO_URL RULES_JSON
+    python3 faults.py LISTEN_PORT MOTO_URL RULES_JSON [KILL_JSON]
 
 Each rule: {"when": [substrings of the form-encoded body], "status": 400,
 "code": "...", "message": "...", "times": N, "protocol": "ec2" | "query"}.
 GET /__faults answers how many times each rule has fired.
+
+It also counts write calls (an EC2, IAM or STS Action that is not a Describe, List
+or Get; any S3 PUT, POST or DELETE): GET /__writes answers their names in order.
+With KILL_JSON {"at": N, "pid_file": PATH}, once moto has answered the N-th write,
+the process whose id PATH holds is killed with SIGKILL before the answer reaches it:
+the write happened, and its caller never learns so.
 """
 
 import http.client
 import json
+import os
+import re
+import signal
 import sys
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PORT = int(sys.argv[1])
 MOTO = urllib.parse.urlparse(sys.argv[2])
 RULES = json.loads(sys.argv[3])
+KILL = json.loads(sys.argv[4]) if len(sys.argv) > 4 else None
 FIRED = [0] * len(RULES)
+WRITES = []
 LOCK = threading.Lock()
+
+
+def write_name(method, path, form):
+    """The name of a write call, or None for a read."""
+    action = re.search(r"(?:^|&)Action=([A-Za-z0-9]+)", form)
+    if action:
+        name = action.group(1)
+        return None if name.startswith(("Describe", "List", "Get")) else name
+    if method in ("PUT", "POST", "DELETE") and not path.startswith("/moto-api"):
+        return f"S3 {method} {path.split('?')[0]}"
+    return None
 
 
 def error_body(rule):
@@ -55,7 +78,10 @@ class Proxy(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(data)
+            try:
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # its caller was killed meanwhile
 
     def read_body(self):
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -73,8 +99,12 @@ class Proxy(BaseHTTPRequestHandler):
         if self.path == "/__faults":
             with LOCK:
                 return self.reply(200, json.dumps(FIRED))
+        if self.path == "/__writes":
+            with LOCK:
+                return self.reply(200, json.dumps(WRITES))
         body = self.read_body()
-        text = urllib.parse.unquote_plus(body.decode("utf-8", "replace")) + self.path
+        form = body.decode("utf-8", "replace")
+        text = urllib.parse.unquote_plus(form) + self.path
         with LOCK:
             for i, rule in enumerate(RULES):
                 if FIRED[i] < rule["times"] and all(w in text for w in rule["when"]):
@@ -97,6 +127,22 @@ class Proxy(BaseHTTPRequestHandler):
             if k.lower() not in ("transfer-encoding", "content-length", "connection")
         ]
         conn.close()
+        name = write_name(self.command, self.path, form)
+        if name is not None:
+            with LOCK:
+                WRITES.append(name)
+                kill = KILL is not None and len(WRITES) == KILL["at"]
+            if kill:
+                pid = ""
+                for _ in range(100):  # the test writes it right after the spawn
+                    with open(KILL["pid_file"]) as f:
+                        pid = f.read().strip()
+                    if pid:
+                        break
+                    time.sleep(0.05)
+                os.kill(int(pid), signal.SIGKILL)
+                self.close_connection = True
+                return
         self.reply(resp.status, data, kept)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = handle_any

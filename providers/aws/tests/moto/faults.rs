@@ -16,6 +16,20 @@ pub struct Faults {
 impl Faults {
     /// Starts the proxy with `rules` (see faults.py) and waits until it answers.
     pub fn start(moto: &Moto, rules: &str) -> Faults {
+        Faults::start_with(moto, rules, None)
+    }
+
+    /// A proxy that kills the process whose id `pid_file` holds once moto has answered
+    /// the `at`-th write call (counted from 1), before the answer reaches it.
+    pub fn killing(moto: &Moto, at: usize, pid_file: &std::path::Path) -> Faults {
+        let kill = format!(
+            "{{\"at\": {at}, \"pid_file\": {}}}",
+            serde_json::to_string(&pid_file.display().to_string()).unwrap()
+        );
+        Faults::start_with(moto, "[]", Some(&kill))
+    }
+
+    fn start_with(moto: &Moto, rules: &str, kill: Option<&str>) -> Faults {
         let python = moto_server().with_file_name("python3");
         let python = if python.exists() {
             python
@@ -40,6 +54,7 @@ impl Faults {
         let child = Command::new(python)
             .arg(script)
             .args([&port.to_string(), &moto.endpoint, rules])
+            .args(kill)
             .stdout(Stdio::null())
             .spawn()
             .expect("python3 runs the fault proxy");
@@ -50,19 +65,32 @@ impl Faults {
         }
     }
 
-    /// How many times each rule has fired.
-    pub fn fired(&self) -> Vec<u64> {
+    /// The proxy's answer at `path`, as its body.
+    fn get(&self, path: &str) -> String {
         use std::io::{Read, Write};
         let addr = self.endpoint.trim_start_matches("http://");
         let mut s = TcpStream::connect(addr).expect("the fault proxy answers");
         write!(
             s,
-            "GET /__faults HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
         )
         .unwrap();
         let mut text = String::new();
         s.read_to_string(&mut text).unwrap();
-        let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+        text.split("\r\n\r\n")
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// The write calls that went through, in order.
+    pub fn writes(&self) -> Vec<String> {
+        serde_json::from_str(&self.get("/__writes")).expect("a list of writes")
+    }
+
+    /// How many times each rule has fired.
+    pub fn fired(&self) -> Vec<u64> {
+        let body = self.get("/__faults");
         body.trim_matches(|c| c == '[' || c == ']' || char::is_whitespace(c))
             .split(',')
             .filter(|n| !n.trim().is_empty())
