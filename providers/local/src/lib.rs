@@ -755,6 +755,64 @@ mod tests {
         assert!(all.contains(&p.claim_address("127.88.0.0/27", "n0-0").unwrap()));
     }
 
+    /// A symlink put where a claim would go is never written through: the claim is
+    /// linked into place whole, and a name that exists (a symlink too) is taken.
+    #[test]
+    fn claims_never_write_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = LocalProvider::new(dir.path().to_path_buf());
+        p.claims = dir.path().join("claims");
+        fs::create_dir_all(&p.claims).unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "keep me").unwrap();
+        // A /29 has 6 usable addresses: all but one are symlinks to the victim.
+        for last in 1..=5 {
+            std::os::unix::fs::symlink(&victim, p.claims.join(format!("127.88.1.{last}"))).unwrap();
+        }
+        let ip = p.claim_address("127.88.1.0/29", "node").unwrap();
+        assert_eq!(ip.to_string(), "127.88.1.6");
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "keep me");
+        assert_eq!(
+            fs::read_to_string(p.claims.join("127.88.1.6")).unwrap(),
+            p.claimant("node")
+        );
+        let left: Vec<_> = fs::read_dir(&p.claims)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(DRAFT))
+            .collect();
+        assert!(left.is_empty(), "drafts left: {left:?}");
+    }
+
+    /// Whatever a node's attributes hold, its directory is inside the project's data.
+    #[test]
+    fn node_directories_never_leave_the_project() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = LocalProvider::new(dir.path().to_path_buf());
+        let node = |ws: &str, cluster: &str, name: &str| {
+            let attrs: Map = [("workspace", ws), ("cluster", cluster), ("name", name)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), Value::from(v)))
+                .collect();
+            p.node_dir(&attrs)
+        };
+        assert!(node("w", "c", "worker-default-0")
+            .unwrap()
+            .starts_with(dir.path().join(".tik/local/workspaces/w/clusters/c")));
+        for (ws, cluster, name) in [
+            ("w", "c", "../../../../victim/x-0"),
+            ("w", "c", ".."),
+            ("w", "..", "n"),
+            ("..", "c", "n"),
+            ("w", "c", ""),
+            ("/etc", "c", "n"),
+            ("w", "c", "a\\b"),
+        ] {
+            let err = node(ws, cluster, name).unwrap_err();
+            assert!(err.message.contains("not a plain name"), "{}", err.message);
+        }
+    }
+
     #[test]
     fn expansion_checks_what_the_local_provider_cannot_do() {
         let ws = |net: &str| -> Map {
