@@ -174,6 +174,29 @@ fn write_points(log: &Path) -> Vec<(&'static str, usize)> {
     points
 }
 
+/// What a failed check said, from its panic.
+fn failure(panic: Box<dyn std::any::Any + Send>, context: String) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or(context)
+}
+
+/// Prints how many kill points were covered and passed, and fails naming each failure.
+fn report(what: &str, covered: usize, failures: &[String]) {
+    eprintln!(
+        "{what}: {covered} covered, {} passed",
+        covered - failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {covered} {what} failed:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
 fn node_address(dir_name: &str) -> String {
     match dir_name.strip_prefix("worker-default-") {
         Some(i) => format!("cluster.c.node.worker[\"default\"][{i}]"),
@@ -302,12 +325,7 @@ fn kill_at(phase: &Phase, syscall: &str, when: usize, scratch: &Path) -> Result<
         // Whatever the failed check left: the project's claims and processes.
         let _ = p.tik(&["destroy", "--auto-approve"]);
     }
-    outcome.map_err(|e| {
-        e.downcast_ref::<String>()
-            .cloned()
-            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or(context)
-    })
+    outcome.map_err(|e| failure(e, context))
 }
 
 #[test]
@@ -338,16 +356,7 @@ fn a_kill_at_any_write_of_the_state_loses_nothing() {
             }
         }
     }
-    eprintln!(
-        "kill points: {covered} covered, {} passed",
-        covered - failures.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} of {covered} kill points failed:\n\n{}",
-        failures.len(),
-        failures.join("\n\n")
-    );
+    report("kill points", covered, &failures);
 }
 
 /// A node whose create is killed before its `node.json` is in place (the provider's own
@@ -472,120 +481,85 @@ async fn live_objects(endpoint: &str, lineage: &str) -> Vec<(String, String, Str
             tag(tags),
         ));
     };
-    for r in ec2
+    // Each type: its Describe call, the list in the answer, its id, whether it is alive.
+    macro_rules! each {
+        ($what:literal, $call:ident . $filter:ident, $list:ident, $id:ident) => {
+            each!($what, $call.$filter, $list, $id, |_| true)
+        };
+        ($what:literal, $call:ident . $filter:ident, $list:ident, $id:ident, $alive:expr) => {
+            let out = ec2.$call().$filter(by_lineage()).send().await.unwrap();
+            for o in out.$list().iter().filter(|o| $alive(*o)) {
+                add($what, o.$id(), o.tags());
+            }
+        };
+    }
+    let state_alive = |state: Option<&str>| {
+        !matches!(
+            state.map(str::to_ascii_lowercase).as_deref(),
+            Some("deleted" | "deleting" | "failed" | "terminated" | "shutting-down")
+        )
+    };
+    let instances: Vec<_> = ec2
         .describe_instances()
         .filters(by_lineage())
         .send()
         .await
         .unwrap()
         .reservations()
-    {
-        for i in r.instances() {
-            let state = i
-                .state()
-                .and_then(|s| s.name())
-                .map(|n| n.as_str().to_string());
-            if !matches!(state.as_deref(), Some("terminated" | "shutting-down")) {
-                add("instance", i.instance_id(), i.tags());
-            }
+        .iter()
+        .flat_map(|r| r.instances().to_vec())
+        .collect();
+    for i in &instances {
+        if state_alive(i.state().and_then(|s| s.name()).map(|n| n.as_str())) {
+            add("instance", i.instance_id(), i.tags());
         }
     }
-    for v in ec2
-        .describe_vpcs()
-        .filters(by_lineage())
-        .send()
-        .await
-        .unwrap()
-        .vpcs()
-    {
-        add("vpc", v.vpc_id(), v.tags());
-    }
-    for s in ec2
-        .describe_subnets()
-        .filters(by_lineage())
-        .send()
-        .await
-        .unwrap()
-        .subnets()
-    {
-        add("subnet", s.subnet_id(), s.tags());
-    }
-    for g in ec2
-        .describe_internet_gateways()
-        .filters(by_lineage())
-        .send()
-        .await
-        .unwrap()
-        .internet_gateways()
-    {
-        add("internet gateway", g.internet_gateway_id(), g.tags());
-    }
-    for t in ec2
-        .describe_route_tables()
-        .filters(by_lineage())
-        .send()
-        .await
-        .unwrap()
-        .route_tables()
-    {
-        add("route table", t.route_table_id(), t.tags());
-    }
-    for g in ec2
-        .describe_security_groups()
-        .filters(by_lineage())
-        .send()
-        .await
-        .unwrap()
-        .security_groups()
-    {
-        add("security group", g.group_id(), g.tags());
-    }
-    for n in ec2
-        .describe_nat_gateways()
-        .filter(by_lineage())
-        .send()
-        .await
-        .unwrap()
-        .nat_gateways()
-    {
-        let state = n.state().map(|s| s.as_str().to_ascii_lowercase());
-        if !matches!(state.as_deref(), Some("deleted" | "deleting" | "failed")) {
-            add("NAT gateway", n.nat_gateway_id(), n.tags());
-        }
-    }
-    for e in ec2
-        .describe_vpc_endpoints()
-        .filters(by_lineage())
-        .send()
-        .await
-        .unwrap()
-        .vpc_endpoints()
-    {
-        let state = e.state().map(|s| s.as_str().to_ascii_lowercase());
-        if !matches!(state.as_deref(), Some("deleted" | "deleting" | "failed")) {
-            add("VPC endpoint", e.vpc_endpoint_id(), e.tags());
-        }
-    }
-    for k in ec2
-        .describe_key_pairs()
-        .filters(by_lineage())
-        .send()
-        .await
-        .unwrap()
-        .key_pairs()
-    {
-        add("key pair", k.key_pair_id(), k.tags());
-    }
-    for a in ec2
-        .describe_addresses()
-        .filters(by_lineage())
-        .send()
-        .await
-        .unwrap()
-        .addresses()
-    {
-        add("elastic IP", a.allocation_id(), a.tags());
-    }
+    each!("vpc", describe_vpcs.filters, vpcs, vpc_id);
+    each!("subnet", describe_subnets.filters, subnets, subnet_id);
+    each!(
+        "internet gateway",
+        describe_internet_gateways.filters,
+        internet_gateways,
+        internet_gateway_id
+    );
+    each!(
+        "route table",
+        describe_route_tables.filters,
+        route_tables,
+        route_table_id
+    );
+    each!(
+        "security group",
+        describe_security_groups.filters,
+        security_groups,
+        group_id
+    );
+    each!(
+        "NAT gateway",
+        describe_nat_gateways.filter,
+        nat_gateways,
+        nat_gateway_id,
+        |n: &aws_sdk_ec2::types::NatGateway| state_alive(n.state().map(|s| s.as_str()))
+    );
+    each!(
+        "VPC endpoint",
+        describe_vpc_endpoints.filters,
+        vpc_endpoints,
+        vpc_endpoint_id,
+        |e: &aws_sdk_ec2::types::VpcEndpoint| state_alive(e.state().map(|s| s.as_str()))
+    );
+    each!(
+        "key pair",
+        describe_key_pairs.filters,
+        key_pairs,
+        key_pair_id
+    );
+    each!(
+        "elastic IP",
+        describe_addresses.filters,
+        addresses,
+        allocation_id
+    );
     live
 }
 
@@ -620,28 +594,20 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
-struct AwsPhase {
-    name: &'static str,
-    setup: &'static [&'static [&'static str]],
-    command: &'static [&'static str],
-    /// The variables of the world it wants; none for a destroy.
-    wants: Option<&'static [&'static str]>,
-}
-
-const AWS_PHASES: [AwsPhase; 3] = [
-    AwsPhase {
+const AWS_PHASES: [Phase; 3] = [
+    Phase {
         name: "first apply",
         setup: &[],
         command: &["apply", "--auto-approve"],
         wants: Some(&[]),
     },
-    AwsPhase {
+    Phase {
         name: "change",
         setup: &[&["apply", "--auto-approve"]],
         command: &["apply", "--auto-approve", "--var", "workers=2"],
         wants: Some(&["--var", "workers=2"]),
     },
-    AwsPhase {
+    Phase {
         name: "destroy",
         setup: &[&["apply", "--auto-approve"]],
         command: &["destroy", "--auto-approve"],
@@ -664,7 +630,7 @@ fn reset(moto: &Moto) {
 }
 
 /// One AWS kill point: tik dies right after moto has done its `at`-th write call.
-fn aws_kill_at(moto: &Moto, phase: &AwsPhase, at: usize, write: &str) -> Result<(), String> {
+fn aws_kill_at(moto: &Moto, phase: &Phase, at: usize, write: &str) -> Result<(), String> {
     reset(moto);
     let p = Project::new(&[("main.tik.hcl", AWS_CONFIG)]);
     let context = format!("{} killed after write #{at} ({write})", phase.name);
@@ -726,12 +692,7 @@ fn aws_kill_at(moto: &Moto, phase: &AwsPhase, at: usize, write: &str) -> Result<
         let left = block_on(live_objects(direct, &lineage));
         assert!(left.is_empty(), "{context}: destroy left {left:?}");
     }));
-    outcome.map_err(|e| {
-        e.downcast_ref::<String>()
-            .cloned()
-            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or(context)
-    })
+    outcome.map_err(|e| failure(e, context))
 }
 
 /// tik killed right after each AWS write call of an apply, a change and a destroy
@@ -762,14 +723,5 @@ fn a_kill_after_any_aws_write_loses_nothing() {
             }
         }
     }
-    eprintln!(
-        "AWS kill points: {covered} covered, {} passed",
-        covered - failures.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} of {covered} AWS kill points failed:\n\n{}",
-        failures.len(),
-        failures.join("\n\n")
-    );
+    report("AWS kill points", covered, &failures);
 }
