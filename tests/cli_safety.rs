@@ -308,6 +308,22 @@ fn a_pool_label_that_climbs_out_of_the_project_is_refused() {
         );
     }
     assert_eq!(std::fs::read_dir(victim.path()).unwrap().count(), 0);
+    // Made by a dynamic block, the label is refused where `labels` gives it.
+    let dynamic = cluster_config(1, "small").replace(
+        "  workers \"default\" {",
+        &format!(
+            "  dynamic \"workers\" {{\n    for_each = [\"a\"]\n    labels   = [\"{}\"]\n    content {{\n      min = 1\n    }}\n  }}\n  workers \"default\" {{",
+            label.replace('"', "\\\"")
+        ),
+    );
+    p.write("main.tik.hcl", &dynamic);
+    let r = p.tik(&["validate"]);
+    assert_eq!(r.code, 1, "{}", r.out());
+    assert!(
+        r.stderr.contains("must be 1 to 63 letters") && r.stderr.contains("main.tik.hcl:12:16"),
+        "{}",
+        r.out()
+    );
 }
 
 /// The value a hostile user would pass: any splice of it into a script's text shows

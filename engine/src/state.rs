@@ -719,20 +719,18 @@ mod tests {
         }
     }
 
+    fn put(name: &str) -> JournalEntry {
+        JournalEntry::Put {
+            resource: resource(name),
+        }
+    }
+
     #[test]
     fn a_crash_before_the_fold_loses_no_record() {
         let backend = MemoryBackend::default();
         let mut store = StateStore::load(&backend).unwrap();
-        store
-            .record(JournalEntry::Put {
-                resource: resource("a"),
-            })
-            .unwrap();
-        store
-            .record(JournalEntry::Put {
-                resource: resource("b"),
-            })
-            .unwrap();
+        store.record(put("a")).unwrap();
+        store.record(put("b")).unwrap();
         let lineage = store.state.lineage.clone();
         drop(store); // the process dies here: no save
         backend
@@ -750,11 +748,7 @@ mod tests {
     fn a_folded_journal_is_not_replayed_twice() {
         let backend = MemoryBackend::default();
         let mut store = StateStore::load(&backend).unwrap();
-        store
-            .record(JournalEntry::Put {
-                resource: resource("a"),
-            })
-            .unwrap();
+        store.record(put("a")).unwrap();
         let journal = backend.journal();
         store.save().unwrap();
         // A crash between writing the snapshot and clearing the journal.
@@ -778,25 +772,13 @@ mod tests {
     fn records_after_a_folded_journal_survive_a_second_crash() {
         let backend = MemoryBackend::default();
         let mut store = StateStore::load(&backend).unwrap();
-        store
-            .record(JournalEntry::Put {
-                resource: resource("a"),
-            })
-            .unwrap();
-        store
-            .record(JournalEntry::Put {
-                resource: resource("b"),
-            })
-            .unwrap();
+        store.record(put("a")).unwrap();
+        store.record(put("b")).unwrap();
         let folded = backend.journal();
         store.save().unwrap();
         backend.set_journal(folded);
         let mut store = StateStore::load(&backend).unwrap();
-        store
-            .record(JournalEntry::Put {
-                resource: resource("c"),
-            })
-            .unwrap();
+        store.record(put("c")).unwrap();
         store
             .record(JournalEntry::Remove {
                 address: resource("a").address,
@@ -819,26 +801,14 @@ mod tests {
     fn a_journal_ahead_of_its_snapshot_is_refused_and_kept() {
         let backend = MemoryBackend::default();
         let mut store = StateStore::load(&backend).unwrap();
-        store
-            .record(JournalEntry::Put {
-                resource: resource("a"),
-            })
-            .unwrap();
+        store.record(put("a")).unwrap();
         store.save().unwrap();
         let older = backend.snapshot.lock().unwrap().clone();
         let mut store = StateStore::load(&backend).unwrap();
-        store
-            .record(JournalEntry::Put {
-                resource: resource("b"),
-            })
-            .unwrap();
+        store.record(put("b")).unwrap();
         store.save().unwrap();
         let mut store = StateStore::load(&backend).unwrap();
-        store
-            .record(JournalEntry::Put {
-                resource: resource("c"),
-            })
-            .unwrap();
+        store.record(put("c")).unwrap();
         drop(store);
         // The user puts back the previous snapshot, as for a damaged one.
         *backend.snapshot.lock().unwrap() = older;
@@ -857,11 +827,7 @@ mod tests {
     fn damaged_journals_name_the_line_and_torn_tails_are_told() {
         let backend = MemoryBackend::default();
         let mut store = StateStore::load(&backend).unwrap();
-        store
-            .record(JournalEntry::Put {
-                resource: resource("a"),
-            })
-            .unwrap();
+        store.record(put("a")).unwrap();
         let good = backend.journal();
         let mut bad = good.clone();
         bad.extend_from_slice(b"{\"op\":\"put\"}\n");

@@ -155,6 +155,10 @@ pub fn eval_body(
                     continue;
                 }
                 let label = b.labels.first().map(|l| l.as_str().to_string());
+                if let Some(bad) = label.as_deref().and_then(|l| bad_label(key, l)) {
+                    into.diags.push(bad.at(file, b.ident.span()));
+                    continue;
+                }
                 into.add(spec, label, &b.body, b.ident.span(), ev);
             }
         }
@@ -218,15 +222,6 @@ impl Nested<'_> {
             }
         };
         match label {
-            // A label names what the provider makes (a pool's nodes, a runtime's
-            // files): it becomes part of paths and names, so it takes what names take.
-            Some(label) if !crate::walk::valid_name(&label) => self.diags.push(
-                Diagnostic::new(format!(
-                    "the label of {inner_what} must be 1 to 63 letters, digits, - or _, starting with a letter or digit"
-                ))
-                .at(self.file, span)
-                .help(format!("nodes and files are named after it: write {key} \"default\" {{ ... }}")),
-            ),
             Some(label) => {
                 self.marks.put(&[key, label.as_str()], inner);
                 let entry = self
@@ -467,10 +462,14 @@ fn label_of(
                 "write labels = [{kind}.key]: one string, the block's name"
             ))
     };
+    let named = |label: String| match bad_label(kind, &label) {
+        Some(bad) => Err(bad.at(file, expr.span())),
+        None => Ok(Some(label)),
+    };
     match ev.eval(expr).map_err(|e| eval_error(file, e))? {
         Value::List(items) if items.len() == 1 => match &items[0] {
-            Value::String(s) => Ok(Some(s.clone())),
-            Value::Number(n) => Ok(Some(crate::value::format_number(*n))),
+            Value::String(s) => named(s.clone()),
+            Value::Number(n) => named(crate::value::format_number(*n)),
             Value::Unknown if ev.validating => Ok(None),
             Value::Unknown => Err(bad("are known only after apply".into())),
             other => Err(bad(format!("must be strings, not {}", other.a_type()))),
@@ -483,6 +482,21 @@ fn label_of(
         ))),
         other => Err(bad(format!("must be a list, not {}", other.a_type()))),
     }
+}
+
+/// Why a block's label is refused, if it is: a label names what the provider makes (a
+/// pool's nodes, a runtime's files), so it becomes part of paths and names and takes
+/// what names take.
+fn bad_label(kind: &str, label: &str) -> Option<Diagnostic> {
+    (!crate::walk::valid_name(label)).then(|| {
+        Diagnostic::new(format!(
+            "the label of {kind} \"{}\" must be 1 to 63 letters, digits, - or _, starting with a letter or digit",
+            label.escape_debug()
+        ))
+        .help(format!(
+            "nodes and files are named after it: write {kind} \"default\" {{ ... }}"
+        ))
+    })
 }
 
 /// What a workspace block may hold, whatever its provider.

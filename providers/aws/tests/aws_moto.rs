@@ -1058,6 +1058,22 @@ async fn a_failing_pool_does_not_stop_the_others() {
     }
 }
 
+/// What a plan does to the resource at `address`.
+fn action_of(plan: &tik_engine::plan::Plan, address: &str) -> Option<Action> {
+    plan.changes
+        .iter()
+        .find(|c| c.address.to_string() == address)
+        .map(|c| c.action)
+}
+
+/// What a plan's refresh found of the resource at `address`.
+fn drift_of(plan: &tik_engine::plan::Plan, address: &str) -> Option<DriftKind> {
+    plan.drift
+        .iter()
+        .find(|d| d.address.to_string() == address)
+        .map(|d| d.kind)
+}
+
 /// Rewrites a record as a create cut short before its answer would have been recorded:
 /// pending, without its id or what only the answer held.
 fn cut_short(w: &World, address: &str, answer_only: &[&str]) {
@@ -1102,9 +1118,8 @@ async fn creates_cut_short_are_found_by_their_address_whatever_it_holds() {
     let id = w.attr(subnet, "id");
     cut_short(&w, subnet, &[]);
     let plan = w.plan().await;
-    let found = plan.drift.iter().find(|d| d.address.to_string() == subnet);
     assert_eq!(
-        found.map(|d| d.kind),
+        drift_of(&plan, subnet),
         Some(DriftKind::Adopted),
         "{:#?}",
         plan.drift
@@ -1126,9 +1141,8 @@ async fn a_key_pair_whose_private_key_was_lost_is_made_anew() {
     let old = w.attr(key, "id");
     cut_short(&w, key, &["private_key", "fingerprint"]);
     let plan = w.plan().await;
-    let change = plan.changes.iter().find(|c| c.address.to_string() == key);
     assert_eq!(
-        change.map(|c| c.action),
+        action_of(&plan, key),
         Some(Action::Replace),
         "{:#?}",
         plan.changes
@@ -1163,9 +1177,8 @@ async fn no_elastic_ip_is_left_behind_by_a_nat_gateway_cut_short() {
         .await
         .unwrap();
     let plan = w.plan().await;
-    let change = plan.changes.iter().find(|c| c.address.to_string() == nat);
     assert_eq!(
-        change.map(|c| c.action),
+        action_of(&plan, nat),
         Some(Action::Replace),
         "{:#?}",
         plan.changes
@@ -1289,12 +1302,8 @@ async fn a_deleted_vpc_endpoint_reads_as_deleted() {
         .await
         .unwrap();
     let plan = w.plan().await;
-    let found = plan
-        .drift
-        .iter()
-        .find(|d| d.address.to_string() == endpoint);
     assert_eq!(
-        found.map(|d| d.kind),
+        drift_of(&plan, &endpoint),
         Some(DriftKind::Deleted),
         "{:#?}",
         plan.drift

@@ -304,6 +304,12 @@ mod tests {
         }
     }
 
+    fn put(name: &str) -> JournalEntry {
+        JournalEntry::Put {
+            resource: resource(name),
+        }
+    }
+
     #[test]
     fn a_lock_whose_holder_is_gone_is_taken_over() {
         let dir = tempfile::tempdir().unwrap();
@@ -377,17 +383,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let b = LocalBackend::new(dir.path().join("s.tikstate"));
         let mut store = StateStore::load(&b).unwrap();
-        store
-            .record(JournalEntry::Put {
-                resource: resource("a"),
-            })
-            .unwrap();
+        store.record(put("a")).unwrap();
         store.save().unwrap();
-        store
-            .record(JournalEntry::Put {
-                resource: resource("b"),
-            })
-            .unwrap();
+        store.record(put("b")).unwrap();
         let mode = |p: PathBuf| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(b.journal_path()), 0o600);
         store.save().unwrap();
@@ -400,19 +398,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let b = LocalBackend::new(dir.path().join("s.tikstate"));
         let mut store = StateStore::load(&b).unwrap();
-        store
-            .record(JournalEntry::Put {
-                resource: resource("a"),
-            })
-            .unwrap();
+        store.record(put("a")).unwrap();
         assert!(b.journal_path().exists());
         store.save().unwrap();
         assert!(!b.journal_path().exists());
-        store
-            .record(JournalEntry::Put {
-                resource: resource("b"),
-            })
-            .unwrap();
+        store.record(put("b")).unwrap();
         store.save().unwrap();
         let backup = fs::read_to_string(b.backup_path()).unwrap();
         assert!(backup.contains("tik_data.a") && !backup.contains("tik_data.b"));
