@@ -297,17 +297,22 @@ struct Project {
     backend: Box<dyn Backend>,
 }
 
-/// Makes `.tik` (logs, node directories with their keys, fetched modules) its owner's
-/// alone: created so, and closed to others if an older tik made it open.
-fn private_dir(dir: &Path) {
+/// Closes `.tik` to other users: they may pass through it (0711), as services of
+/// the local provider's nodes running as their own users (postgres) must to reach
+/// their node's home, but not list or change it; its logs, where steps' output lands,
+/// are the owner's alone (0700). Made so, and closed so if an older tik left them open.
+fn private_dirs(data: &Path) {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    match std::fs::metadata(dir) {
-        Ok(m) if m.permissions().mode() & 0o077 != 0 => {
-            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-        }
-        Ok(_) => {}
-        Err(_) => {
-            let _ = std::fs::DirBuilder::new().mode(0o700).create(dir);
+    for (dir, mode) in [(data.to_path_buf(), 0o711), (data.join("logs"), 0o700)] {
+        match std::fs::metadata(&dir) {
+            Ok(m) if m.permissions().mode() & 0o777 & !mode != 0 => {
+                let closed = m.permissions().mode() & mode;
+                let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(closed));
+            }
+            Ok(_) => {}
+            Err(_) => {
+                let _ = std::fs::DirBuilder::new().mode(mode).create(&dir);
+            }
         }
     }
 }
@@ -346,7 +351,7 @@ impl Project {
         let dir = dir.canonicalize().map_err(|e| {
             Diagnostic::new(format!("cannot open the directory {}: {e}", dir.display()))
         })?;
-        private_dir(&dir.join(".tik"));
+        private_dirs(&dir.join(".tik"));
         let (config, fetched) = Config::load_fetching(&dir, fetch)
             .map_err(|(sources, diags)| Failure { sources, diags })?;
         let mut providers = Providers::new();

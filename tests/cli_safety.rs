@@ -435,7 +435,9 @@ fn secrets_stay_in_files_only_their_owner_reads_and_off_the_screen() {
     let mode = |f: &str| std::fs::metadata(p.file(f)).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode("saved.plan"), 0o600);
     assert_eq!(mode("tik.tikstate"), 0o600);
-    assert_eq!(mode(".tik"), 0o700);
+    // Passable (a local node's services may run as other users), not listable.
+    assert_eq!(mode(".tik"), 0o711);
+    assert_eq!(mode(".tik/logs"), 0o700);
     assert!(p.read("tik.tikstate").contains(secret));
     let shown = p.ok(&["show", "--json"], 0).stdout;
     assert!(!shown.contains(secret), "{shown}");

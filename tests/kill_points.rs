@@ -560,6 +560,66 @@ async fn live_objects(endpoint: &str, lineage: &str) -> Vec<(String, String, Str
         addresses,
         allocation_id
     );
+    let ours = |tags: &[aws_sdk_iam::types::Tag]| {
+        tags.iter()
+            .any(|t| t.key() == "tik:lineage" && t.value() == lineage)
+    };
+    let iam_address = |tags: &[aws_sdk_iam::types::Tag]| {
+        tags.iter()
+            .find(|t| t.key() == "tik:address")
+            .map(|t| t.value().to_string())
+            .unwrap_or_default()
+    };
+    let iam = aws_sdk_iam::Client::new(&conf);
+    let details = iam
+        .get_account_authorization_details()
+        .send()
+        .await
+        .unwrap();
+    for r in details.role_detail_list().iter().filter(|r| ours(r.tags())) {
+        live.push((
+            "IAM role".into(),
+            r.role_id().unwrap_or_default().into(),
+            iam_address(r.tags()),
+        ));
+    }
+    // Instance profiles, with a role or not.
+    let profiles = iam.list_instance_profiles().send().await.unwrap();
+    for ip in profiles
+        .instance_profiles()
+        .iter()
+        .filter(|ip| ours(ip.tags()))
+    {
+        live.push((
+            "instance profile".into(),
+            ip.instance_profile_id().into(),
+            iam_address(ip.tags()),
+        ));
+    }
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&conf)
+            .force_path_style(true)
+            .build(),
+    );
+    for b in s3.list_buckets().send().await.unwrap().buckets() {
+        let name = b.name().unwrap_or_default();
+        let Ok(tags) = s3.get_bucket_tagging().bucket(name).send().await else {
+            continue;
+        };
+        let tag = |k: &str| {
+            tags.tag_set()
+                .iter()
+                .find(|t| t.key() == k)
+                .map(|t| t.value().to_string())
+        };
+        if tag("tik:lineage").as_deref() == Some(lineage) {
+            live.push((
+                "bucket".into(),
+                name.into(),
+                tag("tik:address").unwrap_or_default(),
+            ));
+        }
+    }
     live
 }
 
@@ -630,10 +690,21 @@ fn reset(moto: &Moto) {
 }
 
 /// One AWS kill point: tik dies right after moto has done its `at`-th write call.
-fn aws_kill_at(moto: &Moto, phase: &Phase, at: usize, write: &str) -> Result<(), String> {
+/// Then the world it wants is applied (when `converge`), or it is destroyed at once.
+fn aws_kill_at(
+    moto: &Moto,
+    phase: &Phase,
+    at: usize,
+    write: &str,
+    converge: bool,
+) -> Result<(), String> {
     reset(moto);
     let p = Project::new(&[("main.tik.hcl", AWS_CONFIG)]);
-    let context = format!("{} killed after write #{at} ({write})", phase.name);
+    let then = if converge { "applied" } else { "destroyed" };
+    let context = format!(
+        "{} killed after write #{at} ({write}), then {then}",
+        phase.name
+    );
     let direct = moto.endpoint.as_str();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         for setup in phase.setup {
@@ -666,7 +737,7 @@ fn aws_kill_at(moto: &Moto, phase: &Phase, at: usize, write: &str) -> Result<(),
             unknown.is_empty(),
             "{context}: tik knows nothing of {unknown:?}"
         );
-        if let Some(vars) = phase.wants {
+        if let Some(vars) = phase.wants.filter(|_| converge) {
             let apply: Vec<&str> = ["apply", "--auto-approve"]
                 .iter()
                 .chain(vars)
@@ -714,12 +785,48 @@ fn a_kill_after_any_aws_write_loses_nothing() {
         aws_run(&p, &counter.endpoint, phase.command, phase.name);
         let writes = counter.writes();
         assert!(!writes.is_empty(), "{}: no write went through", phase.name);
+        if phase.wants.is_some() {
+            // What the checks look for is seen: each kind the configuration makes.
+            let lineage = known_to_tik(&p, &moto.endpoint, phase.name).0;
+            let kinds: BTreeSet<String> = block_on(live_objects(&moto.endpoint, &lineage))
+                .into_iter()
+                .map(|(what, _, _)| what)
+                .collect();
+            assert_eq!(
+                kinds.into_iter().collect::<Vec<_>>(),
+                [
+                    "IAM role",
+                    "NAT gateway",
+                    "VPC endpoint",
+                    "bucket",
+                    "elastic IP",
+                    "instance",
+                    "instance profile",
+                    "internet gateway",
+                    "key pair",
+                    "route table",
+                    "security group",
+                    "subnet",
+                    "vpc"
+                ],
+                "{}",
+                phase.name
+            );
+        }
         eprintln!("{}: {} AWS writes: {writes:?}", phase.name, writes.len());
         drop(counter);
+        // After a killed apply, a user may apply again or destroy at once.
+        let recoveries: &[bool] = if phase.wants.is_some() {
+            &[true, false]
+        } else {
+            &[false]
+        };
         for (i, write) in writes.iter().enumerate() {
-            covered += 1;
-            if let Err(e) = aws_kill_at(&moto, phase, i + 1, write) {
-                failures.push(e);
+            for &converge in recoveries {
+                covered += 1;
+                if let Err(e) = aws_kill_at(&moto, phase, i + 1, write, converge) {
+                    failures.push(e);
+                }
             }
         }
     }

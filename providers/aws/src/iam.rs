@@ -126,8 +126,8 @@ fn profile_attrs(p: &InstanceProfile, mut attrs: Map) -> Map {
     attrs
 }
 
-/// The instance profiles of tik's roles. A profile that has no role yet (its create
-/// was interrupted) is not listed; creating it again takes it over.
+/// The instance profiles of tik's roles. A profile that has no role (its create or
+/// delete was cut short) is not among them: see `list_profiles`.
 fn profiles(roles: &[RoleDetail]) -> impl Iterator<Item = &InstanceProfile> {
     roles
         .iter()
@@ -146,15 +146,44 @@ pub fn read_roles(roles: &[RoleDetail], items: Vec<Map>) -> Vec<Option<Map>> {
         .collect()
 }
 
-pub fn read_profiles(roles: &[RoleDetail], items: Vec<Map>) -> Vec<Option<Map>> {
+/// Profiles by name: those of tik's roles, else among `lone` (every profile under
+/// tik's path, listed only when some are not found with a role).
+pub fn read_profiles(
+    roles: &[RoleDetail],
+    lone: &[InstanceProfile],
+    items: Vec<Map>,
+) -> Vec<Option<Map>> {
     items
         .into_iter()
         .map(|item| {
             let name = opt_s(&item, "name")?;
-            let p = profiles(roles).find(|p| p.instance_profile_name() == name)?;
+            let p = profiles(roles)
+                .chain(lone)
+                .find(|p| p.instance_profile_name() == name)?;
             Some(profile_attrs(p, item))
         })
         .collect()
+}
+
+/// Every instance profile under tik's path, with a role or not: a create cut short
+/// before AddRoleToInstanceProfile, or a delete cut short after
+/// RemoveRoleFromInstanceProfile, leaves one that the roles' listing does not show.
+pub async fn list_profiles(iam: &Client) -> Result<Vec<InstanceProfile>, ProviderError> {
+    let mut all = Vec::new();
+    let mut pages = iam
+        .list_instance_profiles()
+        .path_prefix(PATH)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        all.extend(
+            page.map_err(|e| api_error("ListInstanceProfiles", e))?
+                .instance_profiles()
+                .iter()
+                .cloned(),
+        );
+    }
+    Ok(all)
 }
 
 fn tag_of<'t>(tags: &'t [Tag], key: &str) -> Option<&'t str> {

@@ -655,7 +655,14 @@ impl Provider for AwsProvider {
                     let found = if type_name == "aws_iam_role" {
                         iam::read_roles(&roles, group)
                     } else {
-                        iam::read_profiles(&roles, group)
+                        let found = iam::read_profiles(&roles, &[], group.clone());
+                        if found.iter().all(Option::is_some) {
+                            found
+                        } else {
+                            let iam_client = self.clients.get(&t).await.iam;
+                            let lone = iam::list_profiles(&iam_client).await?;
+                            iam::read_profiles(&roles, &lone, group)
+                        }
                     };
                     for (i, f) in idxs.into_iter().zip(found) {
                         results[i] = f.map(|f| overlay(&items[i].attributes, &f));
