@@ -452,3 +452,46 @@ fn secrets_stay_in_files_only_their_owner_reads_and_off_the_screen() {
     );
     assert_eq!(mode("tik.tikstate.backup"), 0o600);
 }
+
+/// What a crash or a restore leaves in the journal is told, and never dropped unread.
+#[test]
+fn a_torn_journal_is_told_and_one_ahead_of_its_snapshot_is_kept() {
+    let p = Project::new(&[("main.tik.hcl", &many_files(2))]);
+    p.ok(&["apply", "--auto-approve"], 0);
+    // A write cut short at the journal's end: left out, with a warning.
+    p.write("tik.tikstate.journal", "{\"journal\":1,\"lin");
+    let r = p.ok(&["state", "list"], 0);
+    assert!(
+        r.stderr.contains("warning: the journal of the state")
+            && r.stderr.contains("cut short (17 bytes)"),
+        "{}",
+        r.out()
+    );
+    std::fs::remove_file(p.file("tik.tikstate.journal")).unwrap();
+    // The docs' advice for a damaged snapshot is to restore its .backup. A journal a
+    // killed run left on the newer snapshot is refused then, not deleted.
+    p.write("main.tik.hcl", &many_files(3));
+    p.ok(&["apply", "--auto-approve"], 0);
+    let newer = p.read("tik.tikstate");
+    let serial =
+        |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap()["serial"].clone();
+    let journal = format!(
+        "{{\"journal\":1,\"lineage\":\"{}\",\"base_serial\":{}}}\n{{\"op\":\"remove\",\"address\":\"local_file.f0\"}}\n",
+        common::lineage(&p),
+        serial(&newer)
+    );
+    p.write("tik.tikstate.journal", &journal);
+    p.write("tik.tikstate", &p.read("tik.tikstate.backup"));
+    let r = p.ok(&["plan"], 1);
+    assert!(
+        r.stderr.contains("records 1 change made on top of serial")
+            && r.stderr.contains("older than the journal"),
+        "{}",
+        r.out()
+    );
+    assert_eq!(p.read("tik.tikstate.journal"), journal);
+    // Put back the snapshot it continues: it replays.
+    p.write("tik.tikstate", &newer);
+    let listed = p.ok(&["state", "list"], 0).stdout;
+    assert!(!listed.contains("local_file.f0\n"), "{listed}");
+}
