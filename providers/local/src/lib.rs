@@ -28,6 +28,9 @@ pub struct LocalProvider {
     /// Where address claims live: machine-wide, so two projects on one machine never
     /// share an address, and their services never compete for an address and port.
     claims: PathBuf,
+    /// Whether this process has swept dead processes' drafts from `claims`: once is
+    /// enough, rather than a scan of every claim per node made.
+    swept: std::sync::Once,
 }
 
 /// How the name of a claim being written starts, before it is linked under its address.
@@ -44,6 +47,7 @@ impl LocalProvider {
             project,
             data,
             claims,
+            swept: std::sync::Once::new(),
         }
     }
 
@@ -91,7 +95,7 @@ impl LocalProvider {
         // The claim is written whole into a file of this process first and then linked
         // under the address: a link, like O_EXCL, fails where the name exists (a symlink
         // too, which it never follows), and no claim is ever seen empty or half written.
-        self.sweep_drafts();
+        self.swept.call_once(|| self.sweep_drafts());
         let draft = self.claims().join(format!(
             "{DRAFT}{}-{:x}",
             std::process::id(),
