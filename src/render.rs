@@ -622,26 +622,29 @@ pub fn plan(plan: &Plan, s: Style) -> String {
     out
 }
 
+/// Attributes as JSON, with "(sensitive)" for those named in `sensitive`.
+fn attributes_json(attrs: &Map, sensitive: &[String]) -> serde_json::Value {
+    serde_json::Value::Object(
+        attrs
+            .iter()
+            .map(|(k, v)| {
+                let shown = if sensitive.contains(k) {
+                    serde_json::Value::String("(sensitive)".into())
+                } else {
+                    v.to_json()
+                };
+                (k.clone(), shown)
+            })
+            .collect(),
+    )
+}
+
 /// The machine-readable plan: documented in docs/json-output.md.
 pub fn plan_json(plan: &Plan) -> serde_json::Value {
     let hide = |attrs: &Option<Map>, sensitive: &[String]| -> serde_json::Value {
-        match attrs {
-            None => serde_json::Value::Null,
-            Some(m) => serde_json::Value::Object(
-                m.iter()
-                    .map(|(k, v)| {
-                        (
-                            k.clone(),
-                            if sensitive.contains(k) {
-                                serde_json::Value::String("(sensitive)".into())
-                            } else {
-                                v.to_json()
-                            },
-                        )
-                    })
-                    .collect(),
-            ),
-        }
+        attrs
+            .as_ref()
+            .map_or(serde_json::Value::Null, |m| attributes_json(m, sensitive))
     };
     let unknown = |attrs: &Option<Map>| -> Vec<String> {
         let mut names: Vec<String> = attrs
@@ -740,30 +743,17 @@ pub fn resource(r: &ResourceState) -> String {
 /// The state as `tik show --json` prints it: the snapshot's shape, with every sensitive
 /// attribute and output (or part of one) shown as "(sensitive)", as plans show them.
 pub fn state_json(state: &State) -> serde_json::Value {
-    let hidden = Value::from("(sensitive)").to_json();
     let mut resources: Vec<&ResourceState> = state.resources.values().collect();
     resources.sort_by(|a, b| a.address.cmp(&b.address));
     let resources: Vec<serde_json::Value> = resources
         .into_iter()
         .map(|r| {
-            let attributes: serde_json::Map<String, serde_json::Value> = r
-                .attributes
-                .iter()
-                .map(|(k, v)| {
-                    let shown = if r.sensitive_attributes.iter().any(|x| x == k) {
-                        hidden.clone()
-                    } else {
-                        v.to_json()
-                    };
-                    (k.clone(), shown)
-                })
-                .collect();
             serde_json::json!({
                 "address": r.address.to_string(),
                 "type": r.type_name,
                 "provider": r.provider,
                 "status": r.status,
-                "attributes": attributes,
+                "attributes": attributes_json(&r.attributes, &r.sensitive_attributes),
                 "sensitive_attributes": r.sensitive_attributes,
                 "dependencies": r.dependencies.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
             })
