@@ -107,6 +107,7 @@ struct ObjectRun {
 }
 
 type TaskResult = (usize, Result<Map, ProviderError>, Duration);
+type Task = std::pin::Pin<Box<dyn std::future::Future<Output = TaskResult> + Send>>;
 
 pub async fn apply<F: Future<Output = ()>>(
     config: &Config,
@@ -139,6 +140,10 @@ pub async fn apply<F: Future<Output = ()>>(
         .help("make a new plan with tik plan --out FILE and apply that")
         .into());
     }
+    // What one round records (the results that came in together, the pending records
+    // of the changes it starts; first the plan's drift and moves) is stored in one
+    // journal write, before those changes start.
+    store.hold();
     for d in &plan.drift {
         store.record(d.entry()).map_err(state_err)?;
     }
@@ -190,6 +195,7 @@ pub async fn apply<F: Future<Output = ()>>(
     let every = options.progress_every.max(Duration::from_millis(10));
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut starting: Vec<Task> = Vec::new();
     loop {
         while !driver.report.interrupted {
             let Some(n) = driver.ready.pop_front() else {
@@ -197,7 +203,7 @@ pub async fn apply<F: Future<Output = ()>>(
             };
             driver.eval(&mut walk, store, n, &planned, providers);
         }
-        while !driver.report.interrupted && tasks.len() < parallelism {
+        while !driver.report.interrupted && tasks.len() + starting.len() < parallelism {
             let Some(u) = driver.runnable.pop_front() else {
                 break;
             };
@@ -206,20 +212,34 @@ pub async fn apply<F: Future<Output = ()>>(
                 continue;
             }
             driver
-                .start(u, store, providers, &mut tasks, on_event)
+                .start(u, store, providers, &mut starting, on_event)
                 .map_err(state_err)?;
         }
+        store.flush().map_err(state_err)?;
+        for task in starting.drain(..) {
+            tasks.spawn(task);
+        }
+        store.hold();
         if tasks.is_empty() {
             break;
         }
         tokio::select! {
             joined = tasks.join_next() => {
-                let Some(joined) = joined else { continue };
-                let (u, result, elapsed) = match joined {
-                    Ok(r) => r,
-                    Err(e) => return Err(Diagnostic::new(format!("internal: a provider task failed: {e}")).into()),
-                };
-                driver.finish(u, result, elapsed, &mut walk, store, on_event).map_err(state_err)?;
+                let Some(mut joined) = joined else { continue };
+                loop {
+                    let (u, result, elapsed) = match joined {
+                        Ok(r) => r,
+                        Err(e) => {
+                            let _ = store.flush();
+                            return Err(Diagnostic::new(format!("internal: a provider task failed: {e}")).into());
+                        }
+                    };
+                    driver.finish(u, result, elapsed, &mut walk, store, on_event).map_err(state_err)?;
+                    match tasks.try_join_next() {
+                        Some(next) => joined = next,
+                        None => break,
+                    }
+                }
             }
             _ = ticks.tick() => {
                 for (&u, (started, progress)) in &driver.in_flight {
@@ -549,7 +569,7 @@ impl Driver {
         u: usize,
         store: &mut StateStore<'_>,
         providers: &Providers,
-        tasks: &mut JoinSet<TaskResult>,
+        tasks: &mut Vec<Task>,
         on_event: &mut dyn FnMut(ApplyEvent),
     ) -> Result<(), StateError> {
         if let (Some(oi), false) = (self.units[u].object, self.units[u].refs.is_empty()) {
@@ -574,7 +594,9 @@ impl Driver {
         }
         let Some(provider) = providers.get(&change.provider).cloned() else {
             let msg = format!("provider {} is not available", change.provider);
-            tasks.spawn(async move { (u, Err(ProviderError::new(msg)), Duration::ZERO) });
+            tasks.push(Box::pin(async move {
+                (u, Err(ProviderError::new(msg)), Duration::ZERO)
+            }));
             return Ok(());
         };
         on_event(ApplyEvent::Started {
@@ -594,11 +616,11 @@ impl Driver {
             .insert(u, (Instant::now(), request.progress.clone()));
         let action = change.action;
         let cbd = change.create_before_destroy;
-        tasks.spawn(async move {
+        tasks.push(Box::pin(async move {
             let started = Instant::now();
             let result = run_change(provider, request, action, cbd).await;
             (u, result, started.elapsed())
-        });
+        }));
         Ok(())
     }
 

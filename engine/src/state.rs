@@ -9,6 +9,9 @@ use std::fmt;
 
 pub const FORMAT_VERSION: u32 = 1;
 
+/// How an encrypted snapshot begins (see `tik-backend-objects`' `seal`).
+pub const SEALED_MAGIC: &[u8] = b"tik-sealed-v1\n";
+
 /// A state serial: it only grows, by one for every recorded change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
 #[serde(transparent)]
@@ -184,9 +187,15 @@ impl State {
 
     /// Reads a snapshot; `what` names it in errors. Never guesses at a damaged file.
     pub fn from_json(bytes: &[u8], what: &str) -> Result<State, StateError> {
+        if bytes.starts_with(SEALED_MAGIC) {
+            return Err(StateError::new(format!(
+                "the state {what} is encrypted, and this configuration does not say with which key"
+            ))
+            .help("add tik { encryption { key_env = \"TIK_STATE_KEY\" } } with the variable that holds its key"));
+        }
         let raw: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
             StateError::new(format!(
-                "the state {what} is not valid JSON ({e}); tik left it as it is"
+                "the state {what} is not valid JSON ({e}): it is damaged, or not a tik state; tik left it as it is"
             ))
             .help("restore it from its .backup file, or repair it by hand")
         })?;
@@ -343,6 +352,11 @@ impl State {
 pub trait Backend: Send + Sync {
     /// Where the state is, for messages.
     fn describe(&self) -> String;
+    /// What a user setting this backend up should know about it (such as a bucket
+    /// that keeps no versions), for `tik init` to print.
+    fn advice(&self) -> Vec<String> {
+        Vec::new()
+    }
     fn read_snapshot(&self) -> Result<Option<Vec<u8>>, StateError>;
     /// Replaces the snapshot atomically, keeps the previous one as a backup, and
     /// then clears the journal.
@@ -350,13 +364,104 @@ pub trait Backend: Send + Sync {
     fn read_journal(&self) -> Result<Option<Vec<u8>>, StateError>;
     /// Appends whole lines to the journal, so that a crash loses none that returned.
     fn append_journal(&self, bytes: &[u8]) -> Result<(), StateError>;
-    /// Takes the lock, or fails at once naming who holds it.
-    fn lock(&self, info: &LockInfo) -> Result<(), StateError>;
+    /// Tries once to take the lock: taken (perhaps from a holder whose lease expired),
+    /// or held by someone else, whom it names. A backend whose locks are leases keeps
+    /// renewing its own until `unlock`.
+    fn lock(&self, info: &LockInfo) -> Result<Locked, StateError>;
     fn unlock(&self, id: &str) -> Result<(), StateError>;
     /// Removes the lock whose id is `id` when the run that took it is gone; one whose
     /// holder still runs only when `force`.
     fn force_unlock(&self, id: &str, force: bool) -> Result<(), StateError>;
 }
+
+/// What one attempt to take the lock found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Locked {
+    /// This run holds it now; `broke` names the holder whose expired lease it took over.
+    Taken { broke: Option<LockInfo> },
+    /// Someone else holds it.
+    Held(LockInfo),
+}
+
+/// Takes the lock of `backend`, waiting up to `timeout` while someone else holds it:
+/// `waiting` hears about the holder once, when the wait starts. After the timeout it
+/// fails naming the holder. Returns whose expired lease it broke, if any.
+pub fn lock_waiting(
+    backend: &dyn Backend,
+    info: &LockInfo,
+    timeout: std::time::Duration,
+    waiting: &mut dyn FnMut(&LockInfo),
+) -> Result<Option<LockInfo>, StateError> {
+    let started = std::time::Instant::now();
+    let mut told = false;
+    loop {
+        match backend.lock(info)? {
+            Locked::Taken { broke } => return Ok(broke),
+            Locked::Held(holder) => {
+                let waited = started.elapsed();
+                if waited >= timeout {
+                    let mut e = holder.locked_error(&backend.describe());
+                    if !timeout.is_zero() {
+                        e.message = format!(
+                            "{} (waited {}s for it)",
+                            e.message,
+                            timeout.as_secs_f64().round()
+                        );
+                    } else {
+                        e.help = Some(format!(
+                            "{}; or wait for it with --lock-timeout 5m",
+                            e.help.unwrap_or_default()
+                        ));
+                    }
+                    return Err(e);
+                }
+                if !told {
+                    waiting(&holder);
+                    told = true;
+                }
+                std::thread::sleep((timeout - waited).min(std::time::Duration::from_millis(500)));
+            }
+        }
+    }
+}
+
+/// A backend behind a box or a reference is a backend: views of one (an encrypted
+/// one, say) can own it or borrow it.
+macro_rules! forward_backend {
+    ($($t:tt)*) => {
+        impl<T: Backend + ?Sized> Backend for $($t)* {
+            fn describe(&self) -> String {
+                (**self).describe()
+            }
+            fn advice(&self) -> Vec<String> {
+                (**self).advice()
+            }
+            fn read_snapshot(&self) -> Result<Option<Vec<u8>>, StateError> {
+                (**self).read_snapshot()
+            }
+            fn write_snapshot(&self, bytes: &[u8]) -> Result<(), StateError> {
+                (**self).write_snapshot(bytes)
+            }
+            fn read_journal(&self) -> Result<Option<Vec<u8>>, StateError> {
+                (**self).read_journal()
+            }
+            fn append_journal(&self, bytes: &[u8]) -> Result<(), StateError> {
+                (**self).append_journal(bytes)
+            }
+            fn lock(&self, info: &LockInfo) -> Result<Locked, StateError> {
+                (**self).lock(info)
+            }
+            fn unlock(&self, id: &str) -> Result<(), StateError> {
+                (**self).unlock(id)
+            }
+            fn force_unlock(&self, id: &str, force: bool) -> Result<(), StateError> {
+                (**self).force_unlock(id, force)
+            }
+        }
+    };
+}
+forward_backend!(Box<T>);
+forward_backend!(&T);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LockInfo {
@@ -407,6 +512,8 @@ pub struct StateStore<'b> {
     /// What loading found worth telling (a torn journal tail it left out), for the
     /// CLI to print.
     pub warnings: Vec<String>,
+    /// Changes recorded in memory but not yet appended: see `hold`.
+    held: Option<Vec<u8>>,
 }
 
 impl<'b> StateStore<'b> {
@@ -433,6 +540,7 @@ impl<'b> StateStore<'b> {
             base_serial,
             new,
             warnings,
+            held: None,
         })
     }
 
@@ -450,10 +558,38 @@ impl<'b> StateStore<'b> {
         }
         bytes.extend(serde_json::to_vec(&entry).unwrap_or_default());
         bytes.push(b'\n');
-        self.backend.append_journal(&bytes)?;
+        match &mut self.held {
+            Some(held) => held.extend(bytes),
+            None => self.backend.append_journal(&bytes)?,
+        }
         self.journal_started = true;
         self.state.apply_entry(&entry);
         Ok(())
+    }
+
+    /// Holds the changes recorded from now on in memory until `flush`, which appends
+    /// them as one write: what completes together costs one journal write (one object
+    /// on a remote store). The caller flushes before anything depends on them being
+    /// stored, such as a provider call a pending record announces.
+    pub fn hold(&mut self) {
+        if self.held.is_none() {
+            self.held = Some(Vec::new());
+        }
+    }
+
+    /// Appends what `hold` kept, and records straight through again.
+    pub fn flush(&mut self) -> Result<(), StateError> {
+        match self.held.take() {
+            Some(bytes) if !bytes.is_empty() => {
+                if let Err(e) = self.backend.append_journal(&bytes) {
+                    // Kept for another try (and for the final snapshot).
+                    self.held = Some(bytes);
+                    return Err(e);
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Folds the journal into a new snapshot.
@@ -462,6 +598,8 @@ impl<'b> StateStore<'b> {
             return Ok(());
         }
         self.backend.write_snapshot(&self.state.to_json())?;
+        // What was held is in the snapshot now.
+        self.held = None;
         self.journal_started = false;
         self.base_serial = self.state.serial;
         Ok(())
@@ -498,6 +636,32 @@ impl<'b> StateStore<'b> {
         Ok(())
     }
 
+    /// Takes `state` as it is (lineage and serial kept) into a backend that holds none:
+    /// the end of a migration. Taking the same state again is a no-op, so a migration
+    /// cut short can be run again.
+    pub fn adopt(&mut self, state: State) -> Result<(), StateError> {
+        if !self.is_new() {
+            if self.state.lineage == state.lineage && self.state.serial == state.serial {
+                return Ok(());
+            }
+            return Err(StateError::new(format!(
+                "{} already holds a state (lineage {}, serial {}, {} resources); tik does not overwrite it",
+                self.backend.describe(),
+                self.state.lineage,
+                self.state.serial.get(),
+                self.state.resources.len()
+            ))
+            .help("move that state aside first, or replace it on purpose with tik state push --force"));
+        }
+        self.backend.write_snapshot(&state.to_json())?;
+        self.base_serial = state.serial;
+        self.state = state;
+        self.journal_started = false;
+        self.held = None;
+        self.new = false;
+        Ok(())
+    }
+
     /// True when no state existed: its lineage is fresh and may still be chosen.
     pub fn is_new(&self) -> bool {
         self.new && self.state.serial.get() == 0
@@ -510,6 +674,19 @@ impl<'b> StateStore<'b> {
     pub fn has_unsaved(&self) -> bool {
         self.journal_started
     }
+}
+
+/// Copies the state of `from` (its snapshot with its journal replayed) into `to`, which
+/// must hold none (or the same one). The caller holds both locks. Returns the state
+/// moved, or `None` when `from` has none.
+pub fn migrate(from: &dyn Backend, to: &dyn Backend) -> Result<Option<State>, StateError> {
+    let old = StateStore::load(from)?;
+    if old.is_new() {
+        return Ok(None);
+    }
+    let mut new = StateStore::load(to)?;
+    new.adopt(old.state.clone())?;
+    Ok(Some(old.state))
 }
 
 /// One run's part of a journal: its header and the changes it recorded after it.
@@ -692,8 +869,8 @@ impl Backend for MemoryBackend {
             .extend_from_slice(bytes);
         Ok(())
     }
-    fn lock(&self, _: &LockInfo) -> Result<(), StateError> {
-        Ok(())
+    fn lock(&self, _: &LockInfo) -> Result<Locked, StateError> {
+        Ok(Locked::Taken { broke: None })
     }
     fn unlock(&self, _: &str) -> Result<(), StateError> {
         Ok(())

@@ -27,10 +27,19 @@ pub struct Config {
     /// The root module first; each module call points at its child here.
     pub modules: Vec<Module>,
     pub backend: Option<BackendConfig>,
+    pub encryption: Option<EncryptionConfig>,
     /// The runtimes clusters can run: shipped ones and the project's `runtimes/`.
     pub runtimes: IndexMap<String, crate::runtime::RuntimeDef>,
     /// A hash of every file read: a saved plan is stale when it changes.
     pub hash: String,
+}
+
+/// `tik { encryption { key_env = "NAME" } }`: state is encrypted at rest with the
+/// key in that environment variable.
+#[derive(Debug, Clone)]
+pub struct EncryptionConfig {
+    pub key_env: String,
+    pub location: Location,
 }
 
 #[derive(Debug, Clone)]
@@ -245,6 +254,7 @@ impl Config {
             modules: Vec::new(),
             diags: Diagnostics::default(),
             backend: None,
+            encryption: None,
             store: remote::Store::new(dir.join(".tik").join("modules"), fetch),
         };
         loader.load_module(&dir, Address::new(), &mut Vec::new(), None);
@@ -269,6 +279,7 @@ impl Config {
             sources: loader.sources,
             modules: loader.modules,
             backend: loader.backend,
+            encryption: loader.encryption,
             runtimes,
             hash,
         };
@@ -281,6 +292,7 @@ struct Loader {
     modules: Vec<Module>,
     diags: Diagnostics,
     backend: Option<BackendConfig>,
+    encryption: Option<EncryptionConfig>,
     store: remote::Store,
 }
 
@@ -563,8 +575,61 @@ impl Loader {
                         },
                     });
                 }
+                Structure::Block(b) if b.ident.as_str() == "encryption" => {
+                    if module != 0 {
+                        return Err(Diagnostic::new(
+                            "state encryption can only be set in the root module",
+                        )
+                        .at(file, b.ident.span()));
+                    }
+                    labels(b, 0, file, "encryption { key_env = \"TIK_STATE_KEY\" }")?;
+                    let mut key_env = None;
+                    for s in b.body.iter() {
+                        match s {
+                            Structure::Attribute(a) if a.key.as_str() == "key_env" => {
+                                let name = str_attr(a, file)?;
+                                if name.is_empty()
+                                    || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                                {
+                                    return Err(Diagnostic::new(format!(
+                                        "key_env must name an environment variable, not {name:?}"
+                                    ))
+                                    .at(file, a.value.span())
+                                    .help("such as key_env = \"TIK_STATE_KEY\""));
+                                }
+                                key_env = Some(name);
+                            }
+                            Structure::Attribute(a) => {
+                                return Err(unknown_attr(
+                                    a,
+                                    file,
+                                    "the encryption block",
+                                    &["key_env"],
+                                ))
+                            }
+                            Structure::Block(inner) => {
+                                return Err(unknown_block(inner, file, "the encryption block", &[]))
+                            }
+                        }
+                    }
+                    let location = Location {
+                        file,
+                        span: b.ident.span().unwrap_or(0..0),
+                    };
+                    let Some(key_env) = key_env else {
+                        return Err(Diagnostic::new("the encryption block needs key_env")
+                            .at(file, b.ident.span())
+                            .help("name the environment variable that holds the key: key_env = \"TIK_STATE_KEY\" (make a key with openssl rand -hex 32)"));
+                    };
+                    self.encryption = Some(EncryptionConfig { key_env, location });
+                }
                 Structure::Block(b) => {
-                    return Err(unknown_block(b, file, "the tik block", &["backend"]))
+                    return Err(unknown_block(
+                        b,
+                        file,
+                        "the tik block",
+                        &["backend", "encryption"],
+                    ))
                 }
             }
         }

@@ -16,7 +16,7 @@ use std::io::{ErrorKind, Seek, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use tik_engine::state::{Backend, LockInfo, StateError};
+use tik_engine::state::{Backend, LockInfo, Locked, StateError};
 
 pub struct LocalBackend {
     path: PathBuf,
@@ -175,7 +175,7 @@ impl Backend for LocalBackend {
             .map_err(|e| io_error("append to", &path, e))
     }
 
-    fn lock(&self, info: &LockInfo) -> Result<(), StateError> {
+    fn lock(&self, info: &LockInfo) -> Result<Locked, StateError> {
         let path = self.lock_path();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(|e| io_error("create the directory", dir, e))?;
@@ -200,7 +200,7 @@ impl Backend for LocalBackend {
                         id: "unknown".into(),
                         ..info.clone()
                     });
-                    return Err(holder.locked_error(&self.describe()));
+                    return Ok(Locked::Held(holder));
                 }
                 Err(TryLockError::Error(e)) => return Err(io_error("lock", &path, e)),
             }
@@ -213,7 +213,8 @@ impl Backend for LocalBackend {
             .and_then(|_| file.sync_all())
             .map_err(|e| io_error("write the lock", &path, e))?;
         *self.held.lock().unwrap_or_else(|p| p.into_inner()) = Some(file);
-        Ok(())
+        // The operating system's lock dies with its holder: there is no lease to break.
+        Ok(Locked::Taken { broke: None })
     }
 
     fn unlock(&self, id: &str) -> Result<(), StateError> {
@@ -326,7 +327,10 @@ mod tests {
         let other = LocalBackend::new(dir.path().join("s.tikstate"));
         let first = LockInfo::new("apply");
         b.lock(&first).unwrap();
-        let err = other.lock(&LockInfo::new("apply")).unwrap_err();
+        let Locked::Held(holder) = other.lock(&LockInfo::new("apply")).unwrap() else {
+            panic!("a second locker took a held lock")
+        };
+        let err = holder.locked_error(&other.describe());
         assert!(
             err.message.contains(&first.who) && err.message.contains(&first.id),
             "{err}"
@@ -375,7 +379,10 @@ mod tests {
         ));
         // And a later locker finds C's lock on the file at the path.
         let d = LocalBackend::new(dir.path().join("s.tikstate"));
-        assert!(d.lock(&LockInfo::new("plan")).is_err());
+        assert!(matches!(
+            d.lock(&LockInfo::new("plan")).unwrap(),
+            Locked::Held(_)
+        ));
     }
 
     #[test]
