@@ -1,6 +1,7 @@
 //! `tik`: the command line. It parses arguments, wires providers and the state backend
 //! into the engine, and renders what the engine answers. It decides nothing itself.
 
+mod backends;
 mod render;
 
 /// Output that a closed pipe (`tik plan | head`) cannot turn into a panic: an apply
@@ -36,7 +37,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use tik_backend_local::LocalBackend;
+use std::time::Duration;
 use tik_engine::addr::Address;
 use tik_engine::apply::{ApplyEvent, ApplyOptions};
 use tik_engine::config::{remote, Config};
@@ -67,6 +68,10 @@ struct Cli {
     /// No colours, also on a terminal (NO_COLOR does the same).
     #[arg(long, global = true)]
     no_color: bool,
+    /// How long to wait for the state lock while another run holds it (30s, 5m): by
+    /// default not at all.
+    #[arg(long, global = true, default_value = "0s", value_name = "DURATION")]
+    lock_timeout: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -107,6 +112,16 @@ enum Command {
         /// Fetch every git source again (a branch may have moved).
         #[arg(long)]
         upgrade: bool,
+        /// A state backend setting kept out of the configuration: KEY=VALUE, or a file of
+        /// KEY = "VALUE" lines (repeatable). Recorded in .tik/ for later commands.
+        #[arg(long = "backend-config", value_name = "KEY=VALUE|FILE")]
+        backend_config: Vec<String>,
+        /// Move the state from the backend set up before to the one configured now.
+        #[arg(long, conflicts_with = "reconfigure")]
+        migrate_state: bool,
+        /// Use the backend configured now, leaving the state of the one before where it is.
+        #[arg(long)]
+        reconfigure: bool,
     },
     /// Check the configuration without reading state or the world.
     Validate,
@@ -294,8 +309,15 @@ struct Project {
     dir: PathBuf,
     config: Config,
     providers: Providers,
-    backend: Box<dyn Backend>,
+    /// The state backend as configured; opened when first used.
+    chosen: backends::Chosen,
+    /// The settings `tik init --backend-config` gave, now or when it last ran.
+    backend_config: indexmap::IndexMap<String, String>,
+    opened: std::sync::OnceLock<Box<dyn Backend>>,
 }
+
+/// How long a command waits for the state lock (`--lock-timeout`).
+static LOCK_TIMEOUT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
 
 /// Closes `.tik` to other users: they may pass through it (0711), as services of
 /// the local provider's nodes running as their own users (postgres) must to reach
@@ -334,20 +356,86 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 impl Project {
     /// The state, with what loading it found worth telling printed as warnings.
     fn state(&self) -> Result<StateStore<'_>> {
-        let store = StateStore::load(self.backend.as_ref())?;
+        let store = StateStore::load(self.backend()?)?;
         for w in &store.warnings {
             errln!("warning: {w}");
         }
         Ok(store)
     }
 
+    /// The state backend, opened on first use.
+    fn backend(&self) -> Result<&dyn Backend> {
+        if let Some(b) = self.opened.get() {
+            return Ok(b.as_ref());
+        }
+        let b = backends::view_owned(self.chosen.open(&self.dir)?, self.key_env())?;
+        Ok(self.opened.get_or_init(|| b).as_ref())
+    }
+
+    /// The variable holding the state key, when the configuration encrypts state.
+    fn key_env(&self) -> Option<&str> {
+        self.config.encryption.as_ref().map(|e| e.key_env.as_str())
+    }
+
     fn load(dir: &Path) -> Result<Project> {
-        Project::load_fetching(dir, remote::Fetch::Never).map(|(p, _)| p)
+        let (p, _) = Project::load_fetching(dir, remote::Fetch::Never, None)?;
+        p.check_backend_unchanged()?;
+        Ok(p)
+    }
+
+    /// Refuses to work on a backend other than the one `tik init` set up: the state
+    /// would seem empty, and the next apply would make everything again.
+    fn check_backend_unchanged(&self) -> Result<()> {
+        let record = backends::read_record(&self.dir)?;
+        if let Some(r) = record
+            .as_ref()
+            .filter(|r| r.encryption.as_deref() != self.key_env())
+        {
+            let said = |k: Option<&str>| match k {
+                Some(env) => format!("encrypted with the key in ${env}"),
+                None => "not encrypted".to_string(),
+            };
+            return Err(Diagnostic::new(format!(
+                "state encryption changed since tik init: the state is {}, the configuration now wants it {}",
+                said(r.encryption.as_deref()),
+                said(self.key_env())
+            ))
+            .help("run tik init --migrate-state to re-encrypt (or decrypt) it")
+            .into());
+        }
+        let before = match record {
+            Some(r) => r.backend,
+            None => {
+                let local = backends::Chosen::local_default();
+                if self.chosen.kind == "local" || !Path::new(&local.place(&self.dir)).exists() {
+                    return Ok(());
+                }
+                local
+            }
+        };
+        let (was, is) = (before.place(&self.dir), self.chosen.place(&self.dir));
+        if was == is {
+            return Ok(());
+        }
+        let at = self.config.backend.as_ref().map(|b| b.location.clone());
+        let mut d = Diagnostic::new(format!(
+            "the state backend changed since tik init: the state was at {was}, the configuration now puts it at {is}"
+        ))
+        .help("run tik init --migrate-state to move the state there, or tik init --reconfigure to start from what is there");
+        if let Some(l) = at {
+            d = d.at(l.file, Some(l.span));
+        }
+        Err(self.fail(d.into()))
     }
 
     /// Loads the project, fetching its git module sources as `fetch` says; returns
-    /// what it fetched too.
-    fn load_fetching(dir: &Path, fetch: remote::Fetch) -> Result<(Project, Vec<remote::Fetched>)> {
+    /// what it fetched too. `backend_config` is what `tik init --backend-config` gave;
+    /// other commands take what it recorded.
+    fn load_fetching(
+        dir: &Path,
+        fetch: remote::Fetch,
+        backend_config: Option<&indexmap::IndexMap<String, String>>,
+    ) -> Result<(Project, Vec<remote::Fetched>)> {
         let dir = dir.canonicalize().map_err(|e| {
             Diagnostic::new(format!("cannot open the directory {}: {e}", dir.display()))
         })?;
@@ -360,53 +448,31 @@ impl Project {
         )));
         providers.add(Arc::new(LocalProvider::new(dir.clone())));
         providers.add(Arc::new(tik_provider_aws::AwsProvider::default()));
-        let backend: Box<dyn Backend> = match &config.backend {
-            None => Box::new(LocalBackend::new(dir.join("tik.tikstate"))),
-            Some(b) if b.kind == "local" => {
-                let path = match b.settings.get("path") {
-                    None => dir.join("tik.tikstate"),
-                    Some(v) => match v.as_str() {
-                        Some(p) => dir.join(p),
-                        None => {
-                            return Err(Failure {
-                                sources: config.sources.clone(),
-                                diags: Diagnostic::new("the local backend's path must be a string")
-                                    .at(b.location.file, Some(b.location.span.clone()))
-                                    .into(),
-                            })
-                        }
-                    },
-                };
-                if let Some(extra) = b.settings.keys().find(|k| *k != "path") {
-                    let d =
-                        Diagnostic::new(format!("the local backend has no setting \"{extra}\""))
-                            .at(b.location.file, Some(b.location.span.clone()))
-                            .help("it takes path = \"FILE\"");
-                    return Err(Failure {
-                        sources: config.sources.clone(),
-                        diags: d.into(),
-                    });
-                }
-                Box::new(LocalBackend::new(path))
-            }
-            Some(b) => {
-                let d = Diagnostic::new(format!(
-                    "the \"{}\" state backend is not in this tik yet",
-                    b.kind
-                ))
-                .at(b.location.file, Some(b.location.span.clone()))
-                .help("use backend \"local\" { path = \"...\" } or remove the backend block");
+        let recorded = backends::read_record(&dir)?;
+        let configured_kind = config.backend.as_ref().map_or("local", |b| b.kind.as_str());
+        let extra = match backend_config {
+            Some(given) => given.clone(),
+            None => recorded
+                .filter(|r| r.backend.kind == configured_kind)
+                .map(|r| r.backend_config)
+                .unwrap_or_default(),
+        };
+        let chosen = match backends::choose(&config, &extra, &|k| std::env::var(k).ok()) {
+            Ok(c) => c,
+            Err(d) => {
                 return Err(Failure {
                     sources: config.sources.clone(),
                     diags: d.into(),
-                });
+                })
             }
         };
         let project = Project {
             dir,
             config,
             providers,
-            backend,
+            chosen,
+            backend_config: extra,
+            opened: std::sync::OnceLock::new(),
         };
         Ok((project, fetched))
     }
@@ -452,9 +518,31 @@ struct LockGuard<'b> {
 }
 
 impl<'b> LockGuard<'b> {
+    /// Takes the lock, waiting up to `--lock-timeout` while another run holds it.
     fn take(backend: &'b dyn Backend, operation: &str) -> Result<LockGuard<'b>> {
         let info = LockInfo::new(operation);
-        backend.lock(&info)?;
+        let timeout = LOCK_TIMEOUT.get().copied().unwrap_or_default();
+        let broke = tik_engine::state::lock_waiting(backend, &info, timeout, &mut |holder| {
+            errln!(
+                "Waiting up to {}s for the lock of {}: held by {} (operation {}, since {}, lock id {})...",
+                timeout.as_secs(),
+                backend.describe(),
+                holder.who,
+                holder.operation,
+                holder.created,
+                holder.id
+            );
+        })?;
+        if let Some(old) = broke {
+            errln!(
+                "warning: took over the lock of {}: the lease of {} (operation {}, since {}, lock id {}) had expired without renewal, so that run is gone",
+                backend.describe(),
+                old.who,
+                old.operation,
+                old.created,
+                old.id
+            );
+        }
         Ok(LockGuard {
             backend,
             id: info.id,
@@ -497,7 +585,14 @@ fn plan_options(sel: &Selection, destroy: bool) -> Result<PlanOptions> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // A usage error exits 1, as every other error: 2 means changes or drift only.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 1 } else { 0 });
+        }
+    };
     let style = Style {
         color: !cli.no_color
             && std::env::var_os("NO_COLOR").is_none()
@@ -540,16 +635,29 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
             ))
         })?;
     }
+    let timeout = backends::parse_duration(&cli.lock_timeout)
+        .map_err(|e| Diagnostic::new(format!("--lock-timeout: {e}")))?;
+    let _ = LOCK_TIMEOUT.set(timeout);
     let dir = PathBuf::from(".");
     match cli.command {
         Command::Fmt { check } => fmt(&dir, check),
-        Command::Init { upgrade } => {
+        Command::Init {
+            upgrade,
+            backend_config,
+            migrate_state,
+            reconfigure,
+        } => {
             let fetch = if upgrade {
                 remote::Fetch::Again
             } else {
                 remote::Fetch::Missing
             };
-            let (p, fetched) = Project::load_fetching(&dir, fetch)?;
+            let given = if backend_config.is_empty() {
+                None
+            } else {
+                Some(backends::parse_backend_config(&backend_config)?)
+            };
+            let (p, fetched) = Project::load_fetching(&dir, fetch, given.as_ref())?;
             if !fetched.is_empty() {
                 outln!("Fetched modules:");
                 for f in &fetched {
@@ -563,12 +671,13 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
             let data = p.dir.join(".tik");
             std::fs::create_dir_all(&data)
                 .map_err(|e| Diagnostic::new(format!("cannot create {}: {e}", data.display())))?;
+            init_backend(&p, migrate_state, reconfigure)?;
             let providers: Vec<&str> = p.providers.names().collect();
             outln!(
                 "tik is ready in {}.\n  providers: {}\n  state: {}",
                 p.dir.display(),
                 providers.join(", "),
-                p.backend.describe()
+                p.backend()?.describe()
             );
             Ok(0)
         }
@@ -600,6 +709,7 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
             json,
         } => {
             let p = Project::load(&dir)?;
+            let _lock = LockGuard::take(p.backend()?, "plan")?;
             let store = p.state()?;
             let options = plan_options(&selection, destroy)?;
             let plan = p.plan(&store.state, &vars, &options, refresh).await?;
@@ -648,7 +758,7 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
                     .into());
             }
             let p = Project::load(&dir)?;
-            let _lock = LockGuard::take(p.backend.as_ref(), "apply")?;
+            let _lock = LockGuard::take(p.backend()?, "apply")?;
             let mut store = p.state()?;
             let (plan, saved) = match planfile {
                 Some(file) => {
@@ -684,7 +794,7 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
             selection,
         } => {
             let p = Project::load(&dir)?;
-            let _lock = LockGuard::take(p.backend.as_ref(), "destroy")?;
+            let _lock = LockGuard::take(p.backend()?, "destroy")?;
             let mut store = p.state()?;
             let options = plan_options(&selection, true)?;
             let plan = p.plan(&store.state, &vars, &options, true).await?;
@@ -702,6 +812,16 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
         Command::Drift { json, markdown } => {
             let p = Project::load(&dir)?;
             let store = p.state()?;
+            if store.is_new() && declares_objects(&p)? {
+                // A scheduled drift job on a clone without its state would stay green
+                // for ever: no state where objects are declared is an error.
+                return Err(Diagnostic::new(format!(
+                    "no state found at {}, but the configuration declares objects: nothing to compare the world with",
+                    p.backend()?.describe()
+                ))
+                .help("point tik at the state the applies write (tik init --backend-config ..., TIK_BACKEND_*), or apply first")
+                .into());
+            }
             let (_, found) = tik_engine::ops::refreshed(&store.state, &p.providers)
                 .await
                 .map_err(|d| p.fail(d))?;
@@ -830,7 +950,7 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
                 Diagnostic::new(e).help("addresses look like workspace.lab.vpc or tik_data.a")
             })?;
             let p = Project::load(&dir)?;
-            let _lock = LockGuard::take(p.backend.as_ref(), "import")?;
+            let _lock = LockGuard::take(p.backend()?, "import")?;
             let mut store = p.state()?;
             let resource = tik_engine::ops::import(
                 &p.config,
@@ -852,11 +972,150 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
         }
         Command::ForceUnlock { id, force } => {
             let p = Project::load(&dir)?;
-            p.backend.force_unlock(&id, force)?;
-            outln!("Removed the lock {id} of {}.", p.backend.describe());
+            p.backend()?.force_unlock(&id, force)?;
+            outln!("Removed the lock {id} of {}.", p.backend()?.describe());
             Ok(0)
         }
     }
+}
+
+/// `tik init`'s part for state: moves it when asked (`--migrate-state`), refuses to
+/// leave a state behind unasked, reads the state once (so a missing bucket or missing
+/// credentials show here), and records the backend for later commands.
+fn init_backend(p: &Project, migrate: bool, reconfigure: bool) -> Result<()> {
+    let record = backends::read_record(&p.dir)?;
+    let before = match &record {
+        Some(r) => Some((r.backend.clone(), r.encryption.clone())),
+        None => {
+            let local = backends::Chosen::local_default();
+            Path::new(&local.place(&p.dir))
+                .exists()
+                .then_some((local, None))
+        }
+    };
+    let here = p.chosen.place(&p.dir);
+    let key_now = p.key_env();
+    let changed = before.filter(|(b, enc)| b.place(&p.dir) != here || enc.as_deref() != key_now);
+    match changed {
+        Some((before, enc)) if migrate => {
+            let new_raw = p.chosen.open(&p.dir)?;
+            let same_place = before.place(&p.dir) == here;
+            // In place (encrypting or decrypting): one store, one lock, two views.
+            let old_raw = if same_place {
+                None
+            } else {
+                Some(before.open(&p.dir)?)
+            };
+            let old_ref: &dyn Backend = old_raw.as_deref().unwrap_or(new_raw.as_ref());
+            let _old_lock = LockGuard::take(old_ref, "init -migrate-state")?;
+            let _new_lock = if same_place {
+                None
+            } else {
+                Some(LockGuard::take(new_raw.as_ref(), "init -migrate-state")?)
+            };
+            let old = backends::view(old_ref, enc.as_deref())?;
+            let new = backends::view(new_raw.as_ref(), key_now)?;
+            let moved = if same_place {
+                let store = StateStore::load(old.as_ref())?;
+                if store.is_new() {
+                    None
+                } else {
+                    new.write_snapshot(&store.state.to_json())?;
+                    Some(store.state)
+                }
+            } else {
+                tik_engine::state::migrate(old.as_ref(), new.as_ref())?
+            };
+            let how = match key_now {
+                Some(env) => format!(", encrypted with the key in ${env}"),
+                None if enc.is_some() => ", decrypted".to_string(),
+                None => String::new(),
+            };
+            match moved {
+                Some(state) if same_place => outln!(
+                    "Rewrote the state at {here} (lineage {}, serial {}){how}.",
+                    state.lineage,
+                    state.serial.get()
+                ),
+                Some(state) => outln!(
+                    "Moved the state (lineage {}, serial {}, {} resources) from {} to {here}{how}.\nThe old copy stays at {}: remove it once you have checked the new one.",
+                    state.lineage,
+                    state.serial.get(),
+                    state.resources.len(),
+                    old_ref.describe(),
+                    old_ref.describe()
+                ),
+                None => outln!("There was no state at {} to move.", old_ref.describe()),
+            }
+        }
+        Some((before, enc)) if !reconfigure => {
+            let old = before.open(&p.dir)?;
+            if old.read_snapshot()?.is_some() || old.read_journal()?.is_some() {
+                let what = if before.place(&p.dir) == here {
+                    format!(
+                        "state encryption changed: the state at {here} is {}",
+                        match enc {
+                            Some(env) => format!("encrypted with the key in ${env}"),
+                            None => "not encrypted".into(),
+                        }
+                    )
+                } else {
+                    format!(
+                        "the state backend changed: the state is at {}, the configuration now puts it at {here}",
+                        old.describe()
+                    )
+                };
+                return Err(Diagnostic::new(what)
+                    .help("run tik init --migrate-state to move (or re-encrypt) it, or tik init --reconfigure to start from what is at the new place")
+                    .into());
+            }
+        }
+        _ if migrate => outln!("The state is already at {here}: nothing to move."),
+        _ => {}
+    }
+    let backend = p.backend()?;
+    p.state()?;
+    for advice in backend.advice() {
+        errln!("warning: {advice}");
+    }
+    backends::write_record(
+        &p.dir,
+        &backends::Recorded {
+            backend: p.chosen.clone(),
+            backend_config: p.backend_config.clone(),
+            encryption: key_now.map(str::to_string),
+        },
+    )?;
+    Ok(())
+}
+
+/// When the state could not be stored at the end of an apply, writes it beside the
+/// configuration as `errored.tikstate`, so that nothing the apply made is forgotten.
+fn save_errored(p: &Project, store: &StateStore<'_>, d: &mut Diagnostics) {
+    let path = p.dir.join("errored.tikstate");
+    let where_ = p.backend().map(|b| b.describe()).unwrap_or_default();
+    let bytes = match p.key_env().map(tik_backend_objects::seal::Key::from_env) {
+        Some(Ok(key)) => key.seal_snapshot(&store.state.to_json()),
+        _ => store.state.to_json(),
+    };
+    let note = match write_private(&path, &bytes) {
+        Ok(()) => Diagnostic::new(format!(
+            "the state could not be stored at {where_}, so tik wrote it to {}: it records every object this apply made",
+            path.display()
+        ))
+        .help("once the store answers again, run tik state push errored.tikstate"),
+        Err(e) => Diagnostic::new(format!(
+            "the state could not be stored at {where_}, nor written to {}: {e}",
+            path.display()
+        ))
+        .help("keep this output: it names every object this apply made"),
+    };
+    d.0.push(note);
+}
+
+/// Whether the configuration asks for anything to exist.
+fn declares_objects(p: &Project) -> Result<bool> {
+    Ok(!p.config.modules.iter().all(|m| m.objects.is_empty()))
 }
 
 fn empty_plan() -> Plan {
@@ -980,7 +1239,7 @@ async fn apply(
         parallelism,
         ..Default::default()
     };
-    let report = tik_engine::apply::apply(
+    let result = tik_engine::apply::apply(
         &p.config,
         &p.providers,
         store,
@@ -989,8 +1248,16 @@ async fn apply(
         cancel,
         &mut on_event,
     )
-    .await
-    .map_err(|d| p.fail(d))?;
+    .await;
+    let report = match result {
+        Ok(r) => r,
+        Err(mut d) => {
+            if store.has_unsaved() {
+                save_errored(p, store, &mut d);
+            }
+            return Err(p.fail(d));
+        }
+    };
     let d = report.done;
     let totals = if plan.destroy {
         format!("Resources: {} destroyed.", d.destroy)
@@ -1181,6 +1448,7 @@ fn state_command(dir: &Path, cmd: StateCommand) -> Result<u8> {
     let p = Project::load(dir)?;
     match cmd {
         StateCommand::List => {
+            let _lock = LockGuard::take(p.backend()?, "state list")?;
             let store = p.state()?;
             let mut addrs: Vec<&Address> = store.state.resources.keys().collect();
             addrs.sort();
@@ -1190,6 +1458,7 @@ fn state_command(dir: &Path, cmd: StateCommand) -> Result<u8> {
         }
         StateCommand::Show { address } => {
             let addr = parse_addresses(&[address])?.remove(0);
+            let _lock = LockGuard::take(p.backend()?, "state show")?;
             let store = p.state()?;
             let r = store.state.resources.get(&addr).ok_or_else(|| {
                 let names: Vec<String> = store
@@ -1209,7 +1478,7 @@ fn state_command(dir: &Path, cmd: StateCommand) -> Result<u8> {
         }
         StateCommand::Mv { from, to } => {
             let addrs = parse_addresses(&[from, to])?;
-            let _lock = LockGuard::take(p.backend.as_ref(), "state mv")?;
+            let _lock = LockGuard::take(p.backend()?, "state mv")?;
             let mut store = p.state()?;
             let entries = store.state.moves(&addrs[0], &addrs[1])?;
             let moved = entries
@@ -1227,26 +1496,34 @@ fn state_command(dir: &Path, cmd: StateCommand) -> Result<u8> {
             );
         }
         StateCommand::Pull => {
+            let _lock = LockGuard::take(p.backend()?, "state pull")?;
             let store = p.state()?;
             out!("{}", String::from_utf8_lossy(&store.state.to_json()));
         }
         StateCommand::Push { file, force } => {
             let bytes = std::fs::read(&file)
                 .map_err(|e| Diagnostic::new(format!("cannot read {}: {e}", file.display())))?;
-            let new = State::from_json(&bytes, &file.display().to_string())?;
-            let _lock = LockGuard::take(p.backend.as_ref(), "state push")?;
+            let what = file.display().to_string();
+            let bytes = match p.key_env() {
+                Some(env) if bytes.starts_with(tik_engine::state::SEALED_MAGIC) => {
+                    tik_backend_objects::seal::Key::from_env(env)?.open_snapshot(&bytes, &what)?
+                }
+                _ => bytes,
+            };
+            let new = State::from_json(&bytes, &what)?;
+            let _lock = LockGuard::take(p.backend()?, "state push")?;
             let mut store = p.state()?;
             store.replace(new, force)?;
             outln!(
                 "Pushed {} to {} (serial {}).",
                 file.display(),
-                p.backend.describe(),
+                p.backend()?.describe(),
                 store.state.serial.get()
             );
         }
         StateCommand::Rm { addresses } => {
             let addrs = parse_addresses(&addresses)?;
-            let _lock = LockGuard::take(p.backend.as_ref(), "state rm")?;
+            let _lock = LockGuard::take(p.backend()?, "state rm")?;
             let mut store = p.state()?;
             let doomed: Vec<Address> = store
                 .state

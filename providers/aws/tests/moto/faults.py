@@ -7,9 +7,15 @@ a given number of times. The tests start it (standard library only) with:
 
     python3 faults.py LISTEN_PORT MOTO_URL RULES_JSON [KILL_JSON]
 
-Each rule: {"when": [substrings of the form-encoded body], "status": 400,
-"code": "...", "message": "...", "times": N, "protocol": "ec2" | "query"}.
+Each rule: {"when": [substrings of the form-encoded body and the path], "status": 400,
+"code": "...", "message": "...", "times": N, "protocol": "ec2" | "query" | "s3"},
+optionally "method": "PUT" to match only that method. A rule with "reset": true
+answers nothing and closes the connection instead, as a reset connection does; with
+"forward": true as well, moto does the request first (its answer is lost).
 GET /__faults answers how many times each rule has fired.
+
+GET /__requests answers how many requests went through and the bytes of their
+bodies ({"requests": N, "bytes": N}); GET /__reset sets those counts to zero.
 
 It also counts write calls (an EC2, IAM or STS Action that is not a Describe, List
 or Get; any S3 PUT, POST or DELETE): GET /__writes answers their names in order.
@@ -35,6 +41,7 @@ RULES = json.loads(sys.argv[3])
 KILL = json.loads(sys.argv[4]) if len(sys.argv) > 4 else None
 FIRED = [0] * len(RULES)
 WRITES = []
+COUNTS = {"requests": 0, "bytes": 0}
 LOCK = threading.Lock()
 
 
@@ -51,6 +58,12 @@ def write_name(method, path, form):
 
 def error_body(rule):
     code, message = rule["code"], rule.get("message", rule["code"])
+    if rule.get("protocol") == "s3":
+        return (
+            '<?xml version="1.0" encoding="UTF-8"?><Error>'
+            f"<Code>{code}</Code><Message>{message}</Message>"
+            "<RequestId>faults</RequestId></Error>"
+        )
     if rule.get("protocol", "ec2") == "ec2":
         return (
             '<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error>'
@@ -102,16 +115,37 @@ class Proxy(BaseHTTPRequestHandler):
         if self.path == "/__writes":
             with LOCK:
                 return self.reply(200, json.dumps(WRITES))
+        if self.path == "/__requests":
+            with LOCK:
+                return self.reply(200, json.dumps(COUNTS))
+        if self.path == "/__reset":
+            with LOCK:
+                COUNTS["requests"] = COUNTS["bytes"] = 0
+                return self.reply(200, "{}")
         body = self.read_body()
+        with LOCK:
+            COUNTS["requests"] += 1
+            COUNTS["bytes"] += len(body)
         form = body.decode("utf-8", "replace")
         text = urllib.parse.unquote_plus(form) + self.path
+        fired = None
         with LOCK:
             for i, rule in enumerate(RULES):
-                if FIRED[i] < rule["times"] and all(w in text for w in rule["when"]):
+                if (
+                    FIRED[i] < rule["times"]
+                    and rule.get("method", self.command) == self.command
+                    and all(w in text for w in rule["when"])
+                ):
                     FIRED[i] += 1
-                    return self.reply(
-                        rule["status"], error_body(rule), [("Content-Type", "text/xml")]
-                    )
+                    fired = rule
+                    break
+        if fired is not None and not fired.get("reset"):
+            return self.reply(
+                fired["status"], error_body(fired), [("Content-Type", "text/xml")]
+            )
+        if fired is not None and not fired.get("forward"):
+            self.close_connection = True
+            return
         conn = http.client.HTTPConnection(MOTO.hostname, MOTO.port, timeout=120)
         headers = {
             k: v
@@ -127,6 +161,10 @@ class Proxy(BaseHTTPRequestHandler):
             if k.lower() not in ("transfer-encoding", "content-length", "connection")
         ]
         conn.close()
+        if fired is not None:
+            # Done by moto; the answer is lost with the connection.
+            self.close_connection = True
+            return
         name = write_name(self.command, self.path, form)
         if name is not None:
             with LOCK:
