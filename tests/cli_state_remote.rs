@@ -222,6 +222,20 @@ fn a_holder_killed_mid_apply_loses_no_record_and_its_lease_is_taken_over() {
         .as_str()
         .unwrap()
         .to_string();
+    // While it lives, a second checkout cannot take its lock, not even by waiting
+    // more than two of its leases: the holder renews it.
+    let bob = checkout(&config, &moto.endpoint);
+    let r = bob.tik_env(&["state", "list"], &lease);
+    assert_eq!(r.code, 1, "{}", lines(&r));
+    assert!(r.stderr.contains(&id), "{}", lines(&r));
+    let r = bob.tik_env(&["state", "list", "--lock-timeout", "5s"], &lease);
+    assert_eq!(r.code, 1, "{}", lines(&r));
+    assert!(
+        r.stderr.contains("Waiting up to 5s") && r.stderr.contains(&id),
+        "{}",
+        lines(&r)
+    );
+    assert!(child.try_wait().unwrap().is_none(), "the apply still runs");
     child.kill().unwrap();
     child.wait().unwrap();
     // The journal objects in S3 hold what it made; the next run waits out the lease,
@@ -442,12 +456,12 @@ fn state_moves_local_to_s3_to_gcs_to_local_keeping_lineage_and_serial() {
     p.ok(&["plan", "--detailed-exitcode"], 0);
 
     // s3 → gcs.
-    p.write(
-        "main.tik.hcl",
-        &format!(
-            "tik {{\n  backend \"gcs\" {{\n    bucket = \"team-gcs\"\n    prefix = \"prod/etl\"\n  }}\n}}\n\n{local}"
-        ),
-    );
+    let on_gcs = |more: &str| {
+        format!(
+            "tik {{\n  backend \"gcs\" {{\n    bucket = \"team-gcs\"\n    prefix = \"prod/etl\"\n  }}\n}}\n\n{local}{more}"
+        )
+    };
+    p.write("main.tik.hcl", &on_gcs(""));
     let env = [("STORAGE_EMULATOR_HOST", gcs.endpoint.as_str())];
     let r = p.tik_env(&["init", "--migrate-state"], &env);
     assert_eq!(r.code, 0, "{}", lines(&r));
@@ -457,12 +471,8 @@ fn state_moves_local_to_s3_to_gcs_to_local_keeping_lineage_and_serial() {
     let r = p.tik_env(&["plan", "--detailed-exitcode"], &env);
     assert_eq!(r.code, 0, "{}", lines(&r));
     // A change through GCS: journal objects, then a conditional fold.
-    p.write(
-        "main.tik.hcl",
-        &format!(
-            "tik {{\n  backend \"gcs\" {{\n    bucket = \"team-gcs\"\n    prefix = \"prod/etl\"\n  }}\n}}\n\n{local}\nresource \"tik_data\" \"b\" {{\n  input = \"b\"\n}}\n"
-        ),
-    );
+    let b = "\nresource \"tik_data\" \"b\" {\n  input = \"b\"\n}\n";
+    p.write("main.tik.hcl", &on_gcs(b));
     let r = p.tik_env(&["apply", "--auto-approve"], &env);
     assert_eq!(r.code, 0, "{}", lines(&r));
 
@@ -470,7 +480,7 @@ fn state_moves_local_to_s3_to_gcs_to_local_keeping_lineage_and_serial() {
     p.write(
         "main.tik.hcl",
         &format!(
-            "tik {{\n  backend \"local\" {{\n    path = \"moved.tikstate\"\n  }}\n}}\n\n{local}\nresource \"tik_data\" \"b\" {{\n  input = \"b\"\n}}\n"
+            "tik {{\n  backend \"local\" {{\n    path = \"moved.tikstate\"\n  }}\n}}\n\n{local}{b}"
         ),
     );
     let r = p.tik_env(&["init", "--migrate-state"], &env);

@@ -845,3 +845,199 @@ fn a_kill_after_any_aws_write_loses_nothing() {
     }
     report("AWS kill points", covered, &failures);
 }
+
+/// The local harness's configuration with its state in S3 (moto).
+fn s3_config(key: &str) -> String {
+    format!(
+        "tik {{\n  backend \"s3\" {{\n    bucket = \"kill-state\"\n    key    = \"{key}\"\n    region = \"us-east-1\"\n  }}\n}}\n{CONFIG}"
+    )
+}
+
+/// tik with its S3 state reached at `endpoint`, a 1 s lease, and time to take over
+/// the lease a killed run left.
+fn s3_command(p: &Project, endpoint: &str, args: &[&str]) -> Command {
+    let mut c = p.command(args);
+    c.args(["--lock-timeout", "20s"])
+        .env("TIK_BACKEND_ENDPOINT", endpoint)
+        .env("TIK_BACKEND_LOCK_LEASE", "1s");
+    c
+}
+
+fn s3_run(p: &Project, endpoint: &str, args: &[&str], code: i32, context: &str) -> String {
+    let out = s3_command(p, endpoint, args).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{context}: tik {}\n{}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// One S3 kill point: tik dies right after S3 did its `at`-th write of the state (a
+/// journal object, the lock, the backup, the snapshot, a delete), or (`before`) as it
+/// sends it, so that S3 never gets it. Returns whether it was killed there (runs
+/// differ in how many writes their rounds take).
+fn s3_kill_at(
+    moto: &Moto,
+    phase: &Phase,
+    at: usize,
+    before: bool,
+    key: &str,
+) -> Result<bool, String> {
+    let p = Project::new(&[("main.tik.hcl", &s3_config(key))]);
+    let when = if before { "as it sent" } else { "after" };
+    let context = format!("{} with S3 state killed {when} S3 write #{at}", phase.name);
+    let direct = moto.endpoint.as_str();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        for setup in phase.setup {
+            s3_run(&p, direct, setup, 0, &context);
+        }
+        let pid_file = p.path().join("tik.pid");
+        std::fs::write(&pid_file, "").unwrap();
+        let proxy = Faults::killing_when(moto, at, &pid_file, before);
+        let mut child = s3_command(&p, &proxy.endpoint, phase.command)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::fs::write(&pid_file, child.id().to_string()).unwrap();
+        let status = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        let killed = status.signal() == Some(9);
+        assert!(
+            killed || status.success(),
+            "{context}: tik failed ({status})"
+        );
+        // The next command takes over the dead run's lease and knows all that exists.
+        let state: BTreeSet<String> = s3_run(&p, direct, &["state", "list"], 0, &context)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        let unknown: Vec<_> = what_exists(&p).difference(&state).cloned().collect();
+        assert!(
+            unknown.is_empty(),
+            "{context}: {unknown:?} exist but the state does not know them\nstate: {state:?}"
+        );
+        match phase.wants {
+            Some(vars) => {
+                s3_run(
+                    &p,
+                    direct,
+                    &with(&["apply", "--auto-approve"], vars)
+                        .iter()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>(),
+                    0,
+                    &context,
+                );
+                s3_run(
+                    &p,
+                    direct,
+                    &with(&["plan", "--detailed-exitcode"], vars)
+                        .iter()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>(),
+                    0,
+                    &context,
+                );
+                s3_run(
+                    &p,
+                    direct,
+                    &with(&["destroy", "--auto-approve"], vars)
+                        .iter()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>(),
+                    0,
+                    &context,
+                );
+            }
+            None => {
+                s3_run(&p, direct, &["destroy", "--auto-approve"], 0, &context);
+            }
+        }
+        let left = what_exists(&p);
+        assert!(left.is_empty(), "{context}: destroy left {left:?}");
+        assert!(
+            s3_run(&p, direct, &["state", "list"], 0, &context)
+                .trim()
+                .is_empty(),
+            "{context}: destroy left records"
+        );
+        killed
+    }));
+    if outcome.is_err() {
+        let _ = s3_command(&p, direct, &["destroy", "--auto-approve"]).output();
+    }
+    outcome.map_err(|e| failure(e, context))
+}
+
+/// tik killed right after each write of its state to S3, and as it sends each
+/// (through the proxy in front of moto), in a first apply, a change and a destroy: nothing it made is lost, the next
+/// run takes over the dead run's lease and converges, and destroy leaves nothing.
+#[test]
+fn a_kill_after_any_write_of_s3_state_loses_nothing() {
+    let moto = Moto::start();
+    block_on(async {
+        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&moto.endpoint)
+            .load()
+            .await;
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&conf)
+                .force_path_style(true)
+                .build(),
+        );
+        s3.create_bucket()
+            .bucket("kill-state")
+            .send()
+            .await
+            .unwrap();
+    });
+    let mut covered = 0;
+    let mut unreached = 0;
+    let mut failures = Vec::new();
+    let mut keys = 0;
+    let mut key = || {
+        keys += 1;
+        format!("k/{keys}.tikstate")
+    };
+    for phase in &PHASES {
+        let p = Project::new(&[("main.tik.hcl", &s3_config(&key()))]);
+        for setup in phase.setup {
+            s3_run(&p, &moto.endpoint, setup, 0, phase.name);
+        }
+        let counter = Faults::start(&moto, "[]");
+        s3_run(&p, &counter.endpoint, phase.command, 0, phase.name);
+        let writes = counter.writes();
+        drop(counter);
+        let _ = s3_command(&p, &moto.endpoint, &["destroy", "--auto-approve"]).output();
+        assert!(
+            writes.len() >= 4,
+            "{}: only {writes:?} went to S3",
+            phase.name
+        );
+        let mut killed = 0;
+        for at in 1..=writes.len() {
+            for before in [false, true] {
+                covered += 1;
+                match s3_kill_at(&moto, phase, at, before, &key()) {
+                    Ok(true) => killed += 1,
+                    Ok(false) => unreached += 1,
+                    Err(e) => failures.push(e),
+                }
+            }
+        }
+        assert!(
+            killed * 5 >= writes.len() * 2 * 4,
+            "{}: tik was killed after only {killed} of {} S3 writes ({writes:?})",
+            phase.name,
+            writes.len()
+        );
+    }
+    eprintln!("S3 kill points not reached (that run made fewer writes): {unreached}");
+    report("S3 kill points", covered, &failures);
+}

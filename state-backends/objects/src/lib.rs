@@ -197,6 +197,32 @@ impl<S: ObjectStore> ObjectBackend<S> {
         }
     }
 
+    /// Reads one object on the store's runtime.
+    fn get(&self, name: String) -> Result<Result<Option<Object>, StoreError>, StateError> {
+        let store = self.store.clone();
+        self.run(async move { store.get(&name).await })
+    }
+
+    /// Writes one object on a condition (see `put_checked`) on the store's runtime.
+    fn put(
+        &self,
+        name: String,
+        bytes: Vec<u8>,
+        condition: Condition,
+    ) -> Result<Result<String, StoreError>, StateError> {
+        let store = self.store.clone();
+        self.run(async move { put_checked(&*store, &name, bytes, condition).await })
+    }
+
+    /// Writes the lock back as free, over `version`.
+    fn release(&self, id: &str, version: String) -> Result<Result<String, StoreError>, StateError> {
+        self.put(
+            self.name(".lock"),
+            LeaseFile::released(id).to_bytes(),
+            Condition::Version(version),
+        )
+    }
+
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -224,11 +250,11 @@ impl<S: ObjectStore> ObjectBackend<S> {
 
     /// Who holds the lock now, if anyone, and the lock object's version.
     pub fn current_lock(&self) -> Result<Option<(LockInfo, LeaseFile, Object)>, StateError> {
-        let store = self.store.clone();
-        let name = self.name(".lock");
         let what = format!("cannot read the lock of {}", self.store.describe());
-        let got = self.run(async move { store.get(&name).await })?;
-        let object = match got.map_err(|e| e.into_state(&what))? {
+        let object = match self
+            .get(self.name(".lock"))?
+            .map_err(|e| e.into_state(&what))?
+        {
             Some(o) => o,
             None => return Ok(None),
         };
@@ -293,11 +319,9 @@ impl<S: ObjectStore> Backend for ObjectBackend<S> {
     }
 
     fn read_snapshot(&self) -> Result<Option<Vec<u8>>, StateError> {
-        let store = self.store.clone();
-        let name = self.store.base();
         let what = format!("cannot read the state {}", self.store.describe());
         let got = self
-            .run(async move { store.get(&name).await })?
+            .get(self.store.base())?
             .map_err(|e| e.into_state(&what))?;
         let mut inner = self.inner();
         inner.snapshot = Some(got.as_ref().map(|o| (o.version.clone(), o.bytes.clone())));
@@ -356,12 +380,7 @@ impl<S: ObjectStore> Backend for ObjectBackend<S> {
                 inner.journal_next
             )
         };
-        let store = self.store.clone();
-        let bytes = bytes.to_vec();
-        let target = name.clone();
-        let result =
-            self.run(async move { put_checked(&*store, &target, bytes, Condition::Absent).await })?;
-        match result {
+        match self.put(name.clone(), bytes.to_vec(), Condition::Absent)? {
             Ok(_) => {
                 let mut inner = self.inner();
                 inner.journal_next += 1;
@@ -435,12 +454,9 @@ impl<S: ObjectStore> Backend for ObjectBackend<S> {
         let name = self.name(".lock");
         let describe = self.store.describe();
         for _ in 0..3 {
-            let current = {
-                let store = self.store.clone();
-                let name = name.clone();
-                self.run(async move { store.get(&name).await })?
-                    .map_err(|e| e.into_state(&format!("cannot read the lock of {describe}")))?
-            };
+            let current = self
+                .get(name.clone())?
+                .map_err(|e| e.into_state(&format!("cannot read the lock of {describe}")))?;
             let (condition, broke) = match &current {
                 None => (Condition::Absent, None),
                 Some(o) => {
@@ -455,12 +471,8 @@ impl<S: ObjectStore> Backend for ObjectBackend<S> {
                 }
             };
             let bytes = LeaseFile::held(info, self.lease).to_bytes();
-            let store = self.store.clone();
-            let target = name.clone();
             let sent = Instant::now();
-            let put =
-                self.run(async move { put_checked(&*store, &target, bytes, condition).await })?;
-            match put {
+            match self.put(name.clone(), bytes, condition)? {
                 Ok(version) => {
                     let renewal = Renewal::start(
                         self.runtime.as_ref().map(|r| r.handle().clone()),
@@ -499,13 +511,7 @@ impl<S: ObjectStore> Backend for ObjectBackend<S> {
                 self.store.describe()
             )));
         }
-        let store = self.store.clone();
-        let name = self.name(".lock");
-        let bytes = LeaseFile::released(id).to_bytes();
-        let result = self.run(async move {
-            put_checked(&*store, &name, bytes, Condition::Version(version)).await
-        })?;
-        match result {
+        match self.release(id, version)? {
             Ok(_) => Ok(()),
             Err(StoreError::Precondition) => Err(StateError::new(format!(
                 "the lock {id} of {} was taken over before this run released it",
@@ -552,14 +558,7 @@ impl<S: ObjectStore> Backend for ObjectBackend<S> {
             ))
             .help("if that run is gone, its lease runs out by itself and the next run takes it over; to remove it while it may still run (two runs may then change the state at once), pass --force"));
         }
-        let store = self.store.clone();
-        let name = self.name(".lock");
-        let bytes = LeaseFile::released(id).to_bytes();
-        let version = object.version.clone();
-        let result = self.run(async move {
-            put_checked(&*store, &name, bytes, Condition::Version(version)).await
-        })?;
-        match result {
+        match self.release(id, object.version.clone())? {
             Ok(_) => Ok(()),
             Err(StoreError::Precondition) => Err(StateError::new(format!(
                 "the lock {id} of {describe} changed while tik removed it: its holder renewed it, or another run took it"

@@ -21,7 +21,8 @@ It also counts write calls (an EC2, IAM or STS Action that is not a Describe, Li
 or Get; any S3 PUT, POST or DELETE): GET /__writes answers their names in order.
 With KILL_JSON {"at": N, "pid_file": PATH}, once moto has answered the N-th write,
 the process whose id PATH holds is killed with SIGKILL before the answer reaches it:
-the write happened, and its caller never learns so.
+the write happened, and its caller never learns so. With "before": true as well, it
+is killed when the N-th write arrives, which moto then never sees.
 """
 
 import http.client
@@ -75,6 +76,17 @@ def error_body(rule):
         f"<Code>{code}</Code><Message>{message}</Message></Error>"
         "<RequestId>faults</RequestId></ErrorResponse>"
     )
+
+
+def kill_caller():
+    pid = ""
+    for _ in range(100):  # the test writes it right after the spawn
+        with open(KILL["pid_file"]) as f:
+            pid = f.read().strip()
+        if pid:
+            break
+        time.sleep(0.05)
+    os.kill(int(pid), signal.SIGKILL)
 
 
 class Proxy(BaseHTTPRequestHandler):
@@ -146,6 +158,15 @@ class Proxy(BaseHTTPRequestHandler):
         if fired is not None and not fired.get("forward"):
             self.close_connection = True
             return
+        name = write_name(self.command, self.path, form)
+        if KILL is not None and KILL.get("before") and name is not None:
+            with LOCK:
+                WRITES.append(name)
+                kill = len(WRITES) == KILL["at"]
+            if kill:
+                kill_caller()
+                self.close_connection = True
+                return
         conn = http.client.HTTPConnection(MOTO.hostname, MOTO.port, timeout=120)
         headers = {
             k: v
@@ -165,20 +186,12 @@ class Proxy(BaseHTTPRequestHandler):
             # Done by moto; the answer is lost with the connection.
             self.close_connection = True
             return
-        name = write_name(self.command, self.path, form)
-        if name is not None:
+        if name is not None and not (KILL is not None and KILL.get("before")):
             with LOCK:
                 WRITES.append(name)
                 kill = KILL is not None and len(WRITES) == KILL["at"]
             if kill:
-                pid = ""
-                for _ in range(100):  # the test writes it right after the spawn
-                    with open(KILL["pid_file"]) as f:
-                        pid = f.read().strip()
-                    if pid:
-                        break
-                    time.sleep(0.05)
-                os.kill(int(pid), signal.SIGKILL)
+                kill_caller()
                 self.close_connection = True
                 return
         self.reply(resp.status, data, kept)
