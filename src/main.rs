@@ -812,7 +812,7 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
         Command::Drift { json, markdown } => {
             let p = Project::load(&dir)?;
             let store = p.state()?;
-            if store.is_new() && declares_objects(&p)? {
+            if store.is_new() && declares_objects(&p) {
                 // A scheduled drift job on a clone without its state would stay green
                 // for ever: no state where objects are declared is an error.
                 return Err(Diagnostic::new(format!(
@@ -1114,8 +1114,8 @@ fn save_errored(p: &Project, store: &StateStore<'_>, d: &mut Diagnostics) {
 }
 
 /// Whether the configuration asks for anything to exist.
-fn declares_objects(p: &Project) -> Result<bool> {
-    Ok(!p.config.modules.iter().all(|m| m.objects.is_empty()))
+fn declares_objects(p: &Project) -> bool {
+    p.config.modules.iter().any(|m| !m.objects.is_empty())
 }
 
 fn empty_plan() -> Plan {

@@ -853,13 +853,13 @@ fn s3_config(key: &str) -> String {
     )
 }
 
-/// tik with its S3 state reached at `endpoint`, a 1 s lease, and time to take over
+/// tik with its S3 state reached at `endpoint`, a 2 s lease, and time to take over
 /// the lease a killed run left.
 fn s3_command(p: &Project, endpoint: &str, args: &[&str]) -> Command {
     let mut c = p.command(args);
     c.args(["--lock-timeout", "20s"])
         .env("TIK_BACKEND_ENDPOINT", endpoint)
-        .env("TIK_BACKEND_LOCK_LEASE", "1s");
+        .env("TIK_BACKEND_LOCK_LEASE", "2s");
     c
 }
 

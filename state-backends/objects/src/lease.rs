@@ -179,8 +179,10 @@ impl Renewal {
         }
     }
 
-    /// Whether this run may still write as the lock's holder: its lease was renewed
-    /// less than half a lease ago, so no other run can have taken it over.
+    /// Whether this run may still write as the lock's holder: its last renewal was
+    /// sent less than two thirds of a lease ago. No other run takes a lease over before
+    /// it has seen it unchanged for a whole lease, so a write that passes this check has
+    /// a third of a lease to land.
     pub(crate) fn check(&self, describe: &str, lease: Duration) -> Result<(), StateError> {
         let s = locked(&self.shared);
         if let Some(lost) = &s.lost {
@@ -190,7 +192,7 @@ impl Renewal {
             .help("what this run did is in the state it writes locally; push it with tik state push once you have checked the remote state"));
         }
         let since = s.sent.elapsed();
-        if since >= lease / 2 {
+        if since >= lease * 2 / 3 {
             return Err(StateError::new(format!(
                 "this run could not renew its lock of {describe} for {}s ({}); another run may take it over, so tik stopped writing the state",
                 since.as_secs(),

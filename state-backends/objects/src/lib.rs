@@ -264,7 +264,8 @@ impl<S: ObjectStore> ObjectBackend<S> {
 
     /// Whether a lease seen at `object` has run out: unchanged for its length by this
     /// run's clock (since it first saw that version), or, by the store's clock, last
-    /// written more than twice its length ago (leaving room for clocks that differ).
+    /// written more than twice its length (and a second) ago, leaving room for clocks
+    /// that differ.
     fn expired(&self, file: &LeaseFile, object: &Object) -> bool {
         let lease = file.lease();
         let watched = {
@@ -279,7 +280,8 @@ impl<S: ObjectStore> ObjectBackend<S> {
             .modified
             .or_else(|| file.renewed_at())
             .and_then(|m| SystemTime::now().duration_since(m).ok())
-            .is_some_and(|age| age >= lease * 2);
+            // Stores and lease files tell time in whole seconds: one more for that.
+            .is_some_and(|age| age >= lease * 2 + Duration::from_secs(1));
         watched || stale
     }
 }

@@ -188,8 +188,9 @@ fn one_holder_at_a_time_and_a_dead_holders_lease_is_taken_over_once() {
     if let Some(r) = b1.inner().lock.take() {
         b1.run(r.stop()).unwrap();
     }
-    // By the store's clock, not renewed for two leases: expired at first sight.
-    std::thread::sleep(lease * 2 + Duration::from_millis(200));
+    // By the store's clock, not renewed for two leases and a second: expired at
+    // first sight.
+    std::thread::sleep(lease * 2 + Duration::from_millis(1200));
     // Both see the same expired version; only one takes it.
     let third = LockInfo::new("plan");
     let r2 = b2.lock(&second).unwrap();
@@ -241,4 +242,28 @@ fn force_unlock_refuses_a_live_lease_without_force() {
         .unwrap_err()
         .message
         .contains("not locked"));
+}
+
+#[test]
+fn a_waiting_run_takes_over_a_lease_it_saw_unchanged_for_its_length() {
+    let store = Arc::new(MemStore::default());
+    let lease = Duration::from_secs(1);
+    let (b1, b2) = (backend(&store, lease), backend(&store, lease));
+    let first = LockInfo::new("apply");
+    b1.lock(&first).unwrap();
+    // Its holder dies at once: by the store's clock the lease is fresh, but a run
+    // that watches it unchanged for a lease takes it over.
+    if let Some(r) = b1.inner().lock.take() {
+        b1.run(r.stop()).unwrap();
+    }
+    let started = Instant::now();
+    let mut told = None;
+    let broke = tik_engine::state::lock_waiting(&b2, &LockInfo::new("plan"), lease * 5, &mut |h| {
+        told = Some(h.id.clone())
+    })
+    .unwrap();
+    assert_eq!(broke, Some(first.clone()));
+    assert_eq!(told, Some(first.id));
+    // Never before a whole lease.
+    assert!(started.elapsed() >= lease);
 }
