@@ -44,18 +44,95 @@ pub struct Recorded {
     pub backend: Chosen,
     #[serde(default)]
     pub backend_config: IndexMap<String, String>,
-    /// The variable holding the key the state is encrypted with, if it is.
+    /// The encryption block's settings when the state was set up, if it is encrypted.
     #[serde(default)]
-    pub encryption: Option<String>,
+    pub encryption: Option<Encryption>,
 }
 
-/// A view of `raw`: encrypted with the key in `key_env`, or as it is.
+/// What an `encryption` block says: `key_env = "NAME"` (a key in that environment
+/// variable), or `kms_key_id = "..."` with an optional `region` (AWS KMS data keys).
+pub type Encryption = IndexMap<String, String>;
+
+/// The configuration's encryption settings, checked; errors point at the block.
+pub fn encryption(config: &Config) -> Result<Option<Encryption>, Diagnostic> {
+    let Some(block) = &config.encryption else {
+        return Ok(None);
+    };
+    let here = |d: Diagnostic| d.at(block.location.file, Some(block.location.span.clone()));
+    let all = ["key_env", "kms_key_id", "region"];
+    let mut settings = Encryption::new();
+    for (k, v) in &block.settings {
+        if !all.contains(&k.as_str()) {
+            return Err(here(
+                Diagnostic::new(format!("the encryption block has no setting \"{k}\"")).help(
+                    did_you_mean(k, all).unwrap_or_else(|| format!("it takes {}", all.join(", "))),
+                ),
+            ));
+        }
+        let Some(text) = v.as_str() else {
+            return Err(here(Diagnostic::new(format!(
+                "the encryption setting {k} must be a string"
+            ))));
+        };
+        settings.insert(k.clone(), text.to_string());
+    }
+    match (settings.get("key_env"), settings.get("kms_key_id")) {
+        (Some(env), None) => {
+            if env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(here(
+                    Diagnostic::new(format!("key_env must name an environment variable, not {env:?}"))
+                        .help("such as key_env = \"TIK_STATE_KEY\""),
+                ));
+            }
+            if settings.contains_key("region") {
+                return Err(here(Diagnostic::new("region goes with kms_key_id, not with key_env")));
+            }
+        }
+        (None, Some(_)) => {}
+        (Some(_), Some(_)) => {
+            return Err(here(
+                Diagnostic::new("the encryption block takes key_env or kms_key_id, not both")
+                    .help("keep the one the state is to be encrypted with"),
+            ))
+        }
+        (None, None) => {
+            return Err(here(Diagnostic::new("the encryption block needs key_env or kms_key_id").help(
+                "name the environment variable that holds the key: key_env = \"TIK_STATE_KEY\" (make a key with openssl rand -hex 32), or an AWS KMS key: kms_key_id = \"arn:aws:kms:...\"",
+            )))
+        }
+    }
+    Ok(Some(settings))
+}
+
+/// How the state is (to be) kept, for messages.
+pub fn said(encryption: Option<&Encryption>) -> String {
+    match encryption {
+        None => "not encrypted".into(),
+        Some(e) => match (e.get("key_env"), e.get("kms_key_id")) {
+            (Some(env), _) => format!("encrypted with the key in ${env}"),
+            (_, Some(id)) => format!("encrypted with data keys of the KMS key {id}"),
+            _ => "encrypted".into(),
+        },
+    }
+}
+
+fn key(encryption: &Encryption) -> Result<Key, StateError> {
+    match (encryption.get("key_env"), encryption.get("kms_key_id")) {
+        (Some(env), _) => Key::from_env(env),
+        (_, Some(id)) => Ok(Key::new(std::sync::Arc::new(
+            tik_backend_s3::kms::KmsKeys::new(id, encryption.get("region").cloned())?,
+        ))),
+        _ => Err(StateError::new("the encryption settings name no key")),
+    }
+}
+
+/// A view of `raw`: encrypted as `encryption` says, or as it is.
 pub fn view<'a>(
     raw: &'a dyn Backend,
-    key_env: Option<&str>,
+    encryption: Option<&Encryption>,
 ) -> Result<Box<dyn Backend + 'a>, StateError> {
-    Ok(match key_env {
-        Some(env) => Box::new(Sealed::new(raw, Key::from_env(env)?)),
+    Ok(match encryption {
+        Some(e) => Box::new(Sealed::new(raw, key(e)?)),
         None => Box::new(raw),
     })
 }
@@ -63,12 +140,26 @@ pub fn view<'a>(
 /// The same, owning `raw`.
 pub fn view_owned(
     raw: Box<dyn Backend>,
-    key_env: Option<&str>,
+    encryption: Option<&Encryption>,
 ) -> Result<Box<dyn Backend>, StateError> {
-    Ok(match key_env {
-        Some(env) => Box::new(Sealed::new(raw, Key::from_env(env)?)),
+    Ok(match encryption {
+        Some(e) => Box::new(Sealed::new(raw, key(e)?)),
         None => raw,
     })
+}
+
+/// Seals a snapshot as the state would be stored (for `errored.tikstate`).
+pub fn seal_snapshot(encryption: &Encryption, bytes: &[u8]) -> Result<Vec<u8>, StateError> {
+    key(encryption)?.seal_snapshot(bytes)
+}
+
+/// Opens a sealed snapshot (a file given to `tik state push`).
+pub fn open_snapshot(
+    encryption: &Encryption,
+    bytes: &[u8],
+    what: &str,
+) -> Result<Vec<u8>, StateError> {
+    key(encryption)?.open_snapshot(bytes, what)
 }
 
 pub fn record_path(dir: &Path) -> PathBuf {

@@ -313,6 +313,8 @@ struct Project {
     chosen: backends::Chosen,
     /// The settings `tik init --backend-config` gave, now or when it last ran.
     backend_config: indexmap::IndexMap<String, String>,
+    /// How the configuration encrypts state, if it does.
+    encryption: Option<backends::Encryption>,
     opened: std::sync::OnceLock<Box<dyn Backend>>,
 }
 
@@ -368,13 +370,8 @@ impl Project {
         if let Some(b) = self.opened.get() {
             return Ok(b.as_ref());
         }
-        let b = backends::view_owned(self.chosen.open(&self.dir)?, self.key_env())?;
+        let b = backends::view_owned(self.chosen.open(&self.dir)?, self.encryption.as_ref())?;
         Ok(self.opened.get_or_init(|| b).as_ref())
-    }
-
-    /// The variable holding the state key, when the configuration encrypts state.
-    fn key_env(&self) -> Option<&str> {
-        self.config.encryption.as_ref().map(|e| e.key_env.as_str())
     }
 
     fn load(dir: &Path) -> Result<Project> {
@@ -387,18 +384,11 @@ impl Project {
     /// would seem empty, and the next apply would make everything again.
     fn check_backend_unchanged(&self) -> Result<()> {
         let record = backends::read_record(&self.dir)?;
-        if let Some(r) = record
-            .as_ref()
-            .filter(|r| r.encryption.as_deref() != self.key_env())
-        {
-            let said = |k: Option<&str>| match k {
-                Some(env) => format!("encrypted with the key in ${env}"),
-                None => "not encrypted".to_string(),
-            };
+        if let Some(r) = record.as_ref().filter(|r| r.encryption != self.encryption) {
             return Err(Diagnostic::new(format!(
                 "state encryption changed since tik init: the state is {}, the configuration now wants it {}",
-                said(r.encryption.as_deref()),
-                said(self.key_env())
+                backends::said(r.encryption.as_ref()),
+                backends::said(self.encryption.as_ref())
             ))
             .help("run tik init --migrate-state to re-encrypt (or decrypt) it")
             .into());
@@ -457,7 +447,9 @@ impl Project {
                 .map(|r| r.backend_config)
                 .unwrap_or_default(),
         };
-        let chosen = match backends::choose(&config, &extra, &|k| std::env::var(k).ok()) {
+        let chosen = backends::choose(&config, &extra, &|k| std::env::var(k).ok())
+            .and_then(|c| backends::encryption(&config).map(|e| (c, e)));
+        let (chosen, encryption) = match chosen {
             Ok(c) => c,
             Err(d) => {
                 return Err(Failure {
@@ -472,6 +464,7 @@ impl Project {
             providers,
             chosen,
             backend_config: extra,
+            encryption,
             opened: std::sync::OnceLock::new(),
         };
         Ok((project, fetched))
@@ -994,8 +987,8 @@ fn init_backend(p: &Project, migrate: bool, reconfigure: bool) -> Result<()> {
         }
     };
     let here = p.chosen.place(&p.dir);
-    let key_now = p.key_env();
-    let changed = before.filter(|(b, enc)| b.place(&p.dir) != here || enc.as_deref() != key_now);
+    let key_now = p.encryption.as_ref();
+    let changed = before.filter(|(b, enc)| b.place(&p.dir) != here || enc.as_ref() != key_now);
     match changed {
         Some((before, enc)) if migrate => {
             let new_raw = p.chosen.open(&p.dir)?;
@@ -1013,7 +1006,7 @@ fn init_backend(p: &Project, migrate: bool, reconfigure: bool) -> Result<()> {
             } else {
                 Some(LockGuard::take(new_raw.as_ref(), "init -migrate-state")?)
             };
-            let old = backends::view(old_ref, enc.as_deref())?;
+            let old = backends::view(old_ref, enc.as_ref())?;
             let new = backends::view(new_raw.as_ref(), key_now)?;
             let moved = if same_place {
                 let store = StateStore::load(old.as_ref())?;
@@ -1027,7 +1020,7 @@ fn init_backend(p: &Project, migrate: bool, reconfigure: bool) -> Result<()> {
                 tik_engine::state::migrate(old.as_ref(), new.as_ref())?
             };
             let how = match key_now {
-                Some(env) => format!(", encrypted with the key in ${env}"),
+                Some(_) => format!(", {}", backends::said(key_now)),
                 None if enc.is_some() => ", decrypted".to_string(),
                 None => String::new(),
             };
@@ -1054,10 +1047,7 @@ fn init_backend(p: &Project, migrate: bool, reconfigure: bool) -> Result<()> {
                 let what = if before.place(&p.dir) == here {
                     format!(
                         "state encryption changed: the state at {here} is {}",
-                        match enc {
-                            Some(env) => format!("encrypted with the key in ${env}"),
-                            None => "not encrypted".into(),
-                        }
+                        backends::said(enc.as_ref())
                     )
                 } else {
                     format!(
@@ -1083,7 +1073,7 @@ fn init_backend(p: &Project, migrate: bool, reconfigure: bool) -> Result<()> {
         &backends::Recorded {
             backend: p.chosen.clone(),
             backend_config: p.backend_config.clone(),
-            encryption: key_now.map(str::to_string),
+            encryption: key_now.cloned(),
         },
     )?;
     Ok(())
@@ -1094,9 +1084,14 @@ fn init_backend(p: &Project, migrate: bool, reconfigure: bool) -> Result<()> {
 fn save_errored(p: &Project, store: &StateStore<'_>, d: &mut Diagnostics) {
     let path = p.dir.join("errored.tikstate");
     let where_ = p.backend().map(|b| b.describe()).unwrap_or_default();
-    let bytes = match p.key_env().map(tik_backend_objects::seal::Key::from_env) {
-        Some(Ok(key)) => key.seal_snapshot(&store.state.to_json()),
-        _ => store.state.to_json(),
+    let plain = store.state.to_json();
+    let bytes = match p
+        .encryption
+        .as_ref()
+        .map(|e| backends::seal_snapshot(e, &plain))
+    {
+        Some(Ok(sealed)) => sealed,
+        _ => plain,
     };
     let note = match write_private(&path, &bytes) {
         Ok(()) => Diagnostic::new(format!(
@@ -1504,9 +1499,9 @@ fn state_command(dir: &Path, cmd: StateCommand) -> Result<u8> {
             let bytes = std::fs::read(&file)
                 .map_err(|e| Diagnostic::new(format!("cannot read {}: {e}", file.display())))?;
             let what = file.display().to_string();
-            let bytes = match p.key_env() {
-                Some(env) if bytes.starts_with(tik_engine::state::SEALED_MAGIC) => {
-                    tik_backend_objects::seal::Key::from_env(env)?.open_snapshot(&bytes, &what)?
+            let bytes = match &p.encryption {
+                Some(e) if bytes.starts_with(tik_engine::state::SEALED_MAGIC) => {
+                    backends::open_snapshot(e, &bytes, &what)?
                 }
                 _ => bytes,
             };

@@ -766,4 +766,53 @@ fn state_is_encrypted_at_rest_and_init_migrates_in_and_out_of_it() {
         "{}",
         lines(&r)
     );
+
+    // A KMS key instead: data keys from KMS, wrapped beside the sealed bytes.
+    let kms_key = |endpoint: &str| {
+        block_on(async {
+            let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("us-east-1"))
+                .endpoint_url(endpoint)
+                .load()
+                .await;
+            let out = aws_sdk_kms::Client::new(&conf)
+                .create_key()
+                .send()
+                .await
+                .unwrap();
+            out.key_metadata().unwrap().key_id().to_string()
+        })
+    };
+    let (kms_a, kms_b) = (kms_key(&moto.endpoint), kms_key(&moto.endpoint));
+    let with_kms = |id: &str| {
+        format!(
+            "tik {{\n  backend \"s3\" {{\n    bucket = \"{BUCKET}\"\n    key    = \"kms/etl.tikstate\"\n    region = \"us-east-1\"\n  }}\n  encryption {{\n    kms_key_id = \"{id}\"\n    region     = \"us-east-1\"\n  }}\n}}\n\n{resources}"
+        )
+    };
+    let k = Project::new(&[("main.tik.hcl", &with_kms(&kms_a))]);
+    let aws = [("AWS_ENDPOINT_URL", moto.endpoint.as_str())];
+    let r = k.tik_env(
+        &[
+            "init",
+            "--backend-config",
+            &format!("endpoint={}", moto.endpoint),
+        ],
+        &aws,
+    );
+    assert_eq!(r.code, 0, "{}", lines(&r));
+    let r = k.tik_env(&["apply", "--auto-approve"], &aws);
+    assert_eq!(r.code, 0, "{}", lines(&r));
+    let stored = get_object(&moto.endpoint, "kms/etl.tikstate").unwrap();
+    assert!(stored.starts_with("tik-sealed-v1\n") && !stored.contains(marker));
+    let r = k.tik_env(&["plan", "--detailed-exitcode"], &aws);
+    assert_eq!(r.code, 0, "{}", lines(&r));
+    // Another KMS key cannot open it; the state is left as it is.
+    k.write("main.tik.hcl", &with_kms(&kms_b));
+    let r = k.tik_env(&["init", "--reconfigure"], &aws);
+    assert_eq!(r.code, 1, "{}", lines(&r));
+    assert!(r.stderr.contains("KMS key"), "{}", lines(&r));
+    assert_eq!(
+        get_object(&moto.endpoint, "kms/etl.tikstate").unwrap(),
+        stored
+    );
 }

@@ -34,11 +34,11 @@ pub struct Config {
     pub hash: String,
 }
 
-/// `tik { encryption { key_env = "NAME" } }`: state is encrypted at rest with the
-/// key in that environment variable.
+/// `tik { encryption { ... } }`: state is encrypted at rest. What its settings mean
+/// (a key in an environment variable, a key service's key) is the binary's to say.
 #[derive(Debug, Clone)]
 pub struct EncryptionConfig {
-    pub key_env: String,
+    pub settings: IndexMap<String, Value>,
     pub location: Location,
 }
 
@@ -583,29 +583,18 @@ impl Loader {
                         .at(file, b.ident.span()));
                     }
                     labels(b, 0, file, "encryption { key_env = \"TIK_STATE_KEY\" }")?;
-                    let mut key_env = None;
+                    let mut settings = IndexMap::new();
                     for s in b.body.iter() {
                         match s {
-                            Structure::Attribute(a) if a.key.as_str() == "key_env" => {
-                                let name = str_attr(a, file)?;
-                                if name.is_empty()
-                                    || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                                {
-                                    return Err(Diagnostic::new(format!(
-                                        "key_env must name an environment variable, not {name:?}"
-                                    ))
-                                    .at(file, a.value.span())
-                                    .help("such as key_env = \"TIK_STATE_KEY\""));
-                                }
-                                key_env = Some(name);
-                            }
                             Structure::Attribute(a) => {
-                                return Err(unknown_attr(
-                                    a,
-                                    file,
-                                    "the encryption block",
-                                    &["key_env"],
-                                ))
+                                let v = body::eval_literal(&a.value).map_err(|e| {
+                                    Diagnostic::new(format!(
+                                        "encryption settings must be literal values: {}",
+                                        e.message
+                                    ))
+                                    .at(file, e.span.or(a.value.span()))
+                                })?;
+                                settings.insert(a.key.as_str().to_string(), v);
                             }
                             Structure::Block(inner) => {
                                 return Err(unknown_block(inner, file, "the encryption block", &[]))
@@ -616,12 +605,7 @@ impl Loader {
                         file,
                         span: b.ident.span().unwrap_or(0..0),
                     };
-                    let Some(key_env) = key_env else {
-                        return Err(Diagnostic::new("the encryption block needs key_env")
-                            .at(file, b.ident.span())
-                            .help("name the environment variable that holds the key: key_env = \"TIK_STATE_KEY\" (make a key with openssl rand -hex 32)"));
-                    };
-                    self.encryption = Some(EncryptionConfig { key_env, location });
+                    self.encryption = Some(EncryptionConfig { settings, location });
                 }
                 Structure::Block(b) => {
                     return Err(unknown_block(

@@ -167,12 +167,7 @@ impl<S: ObjectStore> ObjectBackend<S> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<S, StoreError>> + Send + 'static,
     {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("tik-state")
-            .enable_all()
-            .build()
-            .map_err(|e| StateError::new(format!("cannot start the state store's worker: {e}")))?;
+        let runtime = worker("tik-state")?;
         let store = wait(runtime.handle(), make())?
             .map_err(|e| e.into_state("cannot open the state store"))?;
         Ok(ObjectBackend {
@@ -286,9 +281,20 @@ impl<S: ObjectStore> ObjectBackend<S> {
     }
 }
 
+/// A runtime of one worker thread for a client whose calls the engine makes
+/// synchronously; shut it down with `shutdown_background`, which may run anywhere.
+pub fn worker(name: &str) -> Result<tokio::runtime::Runtime, StateError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .map_err(|e| StateError::new(format!("cannot start the {name} worker: {e}")))
+}
+
 /// Runs `f` on `handle` and waits for it on this thread, which may belong to another
 /// runtime.
-fn wait<T: Send + 'static>(
+pub fn wait<T: Send + 'static>(
     handle: &tokio::runtime::Handle,
     f: impl Future<Output = T> + Send + 'static,
 ) -> Result<T, StateError> {

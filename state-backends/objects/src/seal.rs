@@ -1,8 +1,10 @@
 //! State encrypted at rest, on any backend: AES-256-GCM (RustCrypto's `aes-gcm`) with a
-//! key from an environment variable, around the snapshot, its backups and every
-//! journal write.
+//! key from an environment variable, or data keys from a key service (AWS KMS), around
+//! the snapshot, its backups and every journal write.
 //!
-//! A snapshot is `SEALED_MAGIC`, a 12-byte random nonce and the ciphertext. A journal
+//! A snapshot is `SEALED_MAGIC`, then the data key's header (its length in two bytes:
+//! empty for a key from the environment, the wrapped data key for KMS), a 12-byte
+//! random nonce and the ciphertext. A journal
 //! write is one line, `sealed HEX(nonce ciphertext)`, so a local journal stays
 //! appendable line by line and a torn last line is still recognised as torn. Snapshot
 //! and journal are sealed with different associated data, so one cannot pass for the
@@ -16,14 +18,56 @@ const SNAPSHOT: &[u8] = b"tik-state-snapshot";
 const JOURNAL: &[u8] = b"tik-state-journal";
 const LINE: &[u8] = b"sealed ";
 
-/// A state key, read from the environment variable the configuration names.
+/// Where the data keys that seal state come from: a key in an environment variable,
+/// or a key service (AWS KMS) that hands out data keys and keeps the key that wraps
+/// them.
+pub trait DataKeys: Send + Sync {
+    /// What the key is, for messages: "the key in $TIK_STATE_KEY".
+    fn describe(&self) -> String;
+    /// A data key to seal with, and what to store beside the sealed bytes so that
+    /// `open_key` finds it again (empty for a key that needs nothing).
+    fn seal_key(&self) -> Result<(Vec<u8>, [u8; 32]), StateError>;
+    /// The data key that `header` stands for.
+    fn open_key(&self, header: &[u8]) -> Result<[u8; 32], StateError>;
+}
+
+/// A key of 32 bytes, as 64 hex digits in an environment variable.
+struct EnvKey {
+    env: String,
+    key: [u8; 32],
+}
+
+impl DataKeys for EnvKey {
+    fn describe(&self) -> String {
+        format!("the key in ${}", self.env)
+    }
+    fn seal_key(&self) -> Result<(Vec<u8>, [u8; 32]), StateError> {
+        Ok((Vec::new(), self.key))
+    }
+    fn open_key(&self, header: &[u8]) -> Result<[u8; 32], StateError> {
+        if header.is_empty() {
+            Ok(self.key)
+        } else {
+            Err(StateError::new(format!(
+                "this state was encrypted with a key service's data key, not with {}",
+                self.describe()
+            ))
+            .help("set the encryption block this state was written with"))
+        }
+    }
+}
+
+/// The key that seals and opens state.
 #[derive(Clone)]
 pub struct Key {
-    cipher: Aes256Gcm,
-    env: String,
+    keys: std::sync::Arc<dyn DataKeys>,
 }
 
 impl Key {
+    pub fn new(keys: std::sync::Arc<dyn DataKeys>) -> Key {
+        Key { keys }
+    }
+
     pub fn from_env(env: &str) -> Result<Key, StateError> {
         let value = std::env::var(env).unwrap_or_default();
         let value = value.trim();
@@ -35,52 +79,60 @@ impl Key {
                 "set {env} to the team's state key (64 hex digits; a new one comes from openssl rand -hex 32)"
             )));
         }
-        let bytes = unhex(value).filter(|b| b.len() == 32).ok_or_else(|| {
-            StateError::new(format!(
-                "${env} is not a state key: it must be 32 bytes written as 64 hex digits"
-            ))
-            .help("make one with openssl rand -hex 32")
-        })?;
-        Ok(Key {
-            cipher: Aes256Gcm::new(AesKey::<Aes256Gcm>::from_slice(&bytes)),
+        let key: [u8; 32] = unhex(value)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| {
+                StateError::new(format!(
+                    "${env} is not a state key: it must be 32 bytes written as 64 hex digits"
+                ))
+                .help("make one with openssl rand -hex 32")
+            })?;
+        Ok(Key::new(std::sync::Arc::new(EnvKey {
             env: env.to_string(),
-        })
+            key,
+        })))
     }
 
-    fn seal(&self, plain: &[u8], aad: &[u8]) -> Vec<u8> {
+    /// `header length (2 bytes), header, nonce (12), ciphertext`.
+    fn seal(&self, plain: &[u8], aad: &[u8]) -> Result<Vec<u8>, StateError> {
+        let (header, key) = self.keys.seal_key()?;
+        let cipher = Aes256Gcm::new(AesKey::<Aes256Gcm>::from_slice(&key));
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-        let sealed = self
-            .cipher
+        let sealed = cipher
             .encrypt(&nonce, Payload { msg: plain, aad })
-            // Encryption fails only past 64 GiB: no state is that large.
-            .unwrap_or_default();
-        let mut out = nonce.to_vec();
+            .map_err(|_| StateError::new("cannot encrypt the state"))?;
+        let len = u16::try_from(header.len())
+            .map_err(|_| StateError::new("the key service's data key is too long"))?;
+        let mut out = len.to_be_bytes().to_vec();
+        out.extend(header);
+        out.extend(nonce);
         out.extend(sealed);
-        out
+        Ok(out)
     }
 
     fn open(&self, sealed: &[u8], aad: &[u8], what: &str) -> Result<Vec<u8>, StateError> {
         let wrong = || {
             StateError::new(format!(
-                "cannot decrypt {what} with the key in ${}: it is another key, or the data was changed",
-                self.env
+                "cannot decrypt {what} with {}: it is another key, or the data was changed",
+                self.keys.describe()
             ))
             .help("set the key this state was encrypted with; tik left the state as it is")
         };
-        if sealed.len() < 12 {
-            return Err(wrong());
-        }
-        let (nonce, body) = sealed.split_at(12);
-        self.cipher
+        let (len, rest) = sealed.split_at_checked(2).ok_or_else(wrong)?;
+        let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+        let (header, rest) = rest.split_at_checked(len).ok_or_else(wrong)?;
+        let (nonce, body) = rest.split_at_checked(12).ok_or_else(wrong)?;
+        let key = self.keys.open_key(header)?;
+        Aes256Gcm::new(AesKey::<Aes256Gcm>::from_slice(&key))
             .decrypt(Nonce::from_slice(nonce), Payload { msg: body, aad })
             .map_err(|_| wrong())
     }
 
     /// A snapshot as stored.
-    pub fn seal_snapshot(&self, plain: &[u8]) -> Vec<u8> {
+    pub fn seal_snapshot(&self, plain: &[u8]) -> Result<Vec<u8>, StateError> {
         let mut out = SEALED_MAGIC.to_vec();
-        out.extend(self.seal(plain, SNAPSHOT));
-        out
+        out.extend(self.seal(plain, SNAPSHOT)?);
+        Ok(out)
     }
 
     /// A stored snapshot read back; refuses one that is not encrypted.
@@ -139,7 +191,7 @@ impl<B: Backend> Backend for Sealed<B> {
     }
 
     fn write_snapshot(&self, bytes: &[u8]) -> Result<(), StateError> {
-        self.inner.write_snapshot(&self.key.seal_snapshot(bytes))
+        self.inner.write_snapshot(&self.key.seal_snapshot(bytes)?)
     }
 
     fn read_journal(&self) -> Result<Option<Vec<u8>>, StateError> {
@@ -174,7 +226,7 @@ impl<B: Backend> Backend for Sealed<B> {
 
     fn append_journal(&self, bytes: &[u8]) -> Result<(), StateError> {
         let mut line = LINE.to_vec();
-        line.extend(hex(&self.key.seal(bytes, JOURNAL)).into_bytes());
+        line.extend(hex(&self.key.seal(bytes, JOURNAL)?).into_bytes());
         line.push(b'\n');
         self.inner.append_journal(&line)
     }

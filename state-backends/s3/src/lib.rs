@@ -5,6 +5,8 @@
 //! Conditions: `If-None-Match: *` creates only what is absent, `If-Match: ETAG` writes
 //! only over the version read. Both answer 412 `PreconditionFailed` otherwise.
 
+pub mod kms;
+
 use async_trait::async_trait;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
