@@ -119,9 +119,17 @@ fn keys(endpoint: &str) -> Vec<String> {
 /// A checkout of the team's configuration, set up against the store at `endpoint`.
 fn checkout(config: &str, endpoint: &str) -> Project {
     let p = Project::new(&[("main.tik.hcl", config)]);
-    let r = p.tik(&["init", "--backend-config", &format!("endpoint={endpoint}")]);
+    let r = init_with(&p, endpoint, &[]);
     assert_eq!(r.code, 0, "{}", r.out());
     p
+}
+
+/// `tik init` with the store's endpoint as a backend setting, and `env`.
+fn init_with(p: &Project, endpoint: &str, env: &[(&str, &str)]) -> Run {
+    p.tik_env(
+        &["init", "--backend-config", &format!("endpoint={endpoint}")],
+        env,
+    )
 }
 
 fn lines(r: &Run) -> String {
@@ -747,14 +755,7 @@ fn state_is_encrypted_at_rest_and_init_migrates_in_and_out_of_it() {
         "  backend \"s3\" {{\n    bucket = \"{BUCKET}\"\n    key    = \"{KEY}\"\n    region = \"us-east-1\"\n  }}\n"
     );
     let q = Project::new(&[("main.tik.hcl", &encrypted(&s3_block))]);
-    let init = q.tik_env(
-        &[
-            "init",
-            "--backend-config",
-            &format!("endpoint={}", moto.endpoint),
-        ],
-        &key,
-    );
+    let init = init_with(&q, &moto.endpoint, &key);
     assert_eq!(init.code, 0, "{}", lines(&init));
     let r = q.tik_env(&["apply", "--auto-approve"], &key);
     assert_eq!(r.code, 0, "{}", lines(&r));
@@ -791,14 +792,7 @@ fn state_is_encrypted_at_rest_and_init_migrates_in_and_out_of_it() {
     };
     let k = Project::new(&[("main.tik.hcl", &with_kms(&kms_a))]);
     let aws = [("AWS_ENDPOINT_URL", moto.endpoint.as_str())];
-    let r = k.tik_env(
-        &[
-            "init",
-            "--backend-config",
-            &format!("endpoint={}", moto.endpoint),
-        ],
-        &aws,
-    );
+    let r = init_with(&k, &moto.endpoint, &aws);
     assert_eq!(r.code, 0, "{}", lines(&r));
     let r = k.tik_env(&["apply", "--auto-approve"], &aws);
     assert_eq!(r.code, 0, "{}", lines(&r));

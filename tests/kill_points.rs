@@ -923,36 +923,15 @@ fn s3_kill_at(
         );
         match phase.wants {
             Some(vars) => {
-                s3_run(
-                    &p,
-                    direct,
-                    &with(&["apply", "--auto-approve"], vars)
-                        .iter()
-                        .map(String::as_str)
-                        .collect::<Vec<_>>(),
-                    0,
-                    &context,
-                );
-                s3_run(
-                    &p,
-                    direct,
-                    &with(&["plan", "--detailed-exitcode"], vars)
-                        .iter()
-                        .map(String::as_str)
-                        .collect::<Vec<_>>(),
-                    0,
-                    &context,
-                );
-                s3_run(
-                    &p,
-                    direct,
-                    &with(&["destroy", "--auto-approve"], vars)
-                        .iter()
-                        .map(String::as_str)
-                        .collect::<Vec<_>>(),
-                    0,
-                    &context,
-                );
+                for step in [
+                    &["apply", "--auto-approve"][..],
+                    &["plan", "--detailed-exitcode"],
+                    &["destroy", "--auto-approve"],
+                ] {
+                    let args = with(step, vars);
+                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                    s3_run(&p, direct, &args, 0, &context);
+                }
             }
             None => {
                 s3_run(&p, direct, &["destroy", "--auto-approve"], 0, &context);

@@ -311,6 +311,33 @@ fn config_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// The attributes of a block of settings (`backend`, `encryption`), which must be
+/// literal values: they are read before anything else is evaluated.
+fn literal_settings(
+    block: &Block,
+    file: FileId,
+    what: &str,
+    within: &str,
+) -> Result<IndexMap<String, Value>, Diagnostic> {
+    let mut settings = IndexMap::new();
+    for s in block.body.iter() {
+        match s {
+            Structure::Attribute(a) => {
+                let v = body::eval_literal(&a.value).map_err(|e| {
+                    Diagnostic::new(format!(
+                        "{what} settings must be literal values: {}",
+                        e.message
+                    ))
+                    .at(file, e.span.or(a.value.span()))
+                })?;
+                settings.insert(a.key.as_str().to_string(), v);
+            }
+            Structure::Block(inner) => return Err(unknown_block(inner, file, within, &[])),
+        }
+    }
+    Ok(settings)
+}
+
 fn str_attr(a: &Attribute, file: FileId) -> Result<String, Diagnostic> {
     a.value.as_str().map(str::to_string).ok_or_else(|| {
         Diagnostic::new(format!(
@@ -548,24 +575,7 @@ impl Loader {
                         .at(file, b.ident.span()));
                     }
                     let kind = labels(b, 1, file, "backend \"local\" { ... }")?.remove(0);
-                    let mut settings = IndexMap::new();
-                    for s in b.body.iter() {
-                        match s {
-                            Structure::Attribute(a) => {
-                                let v = body::eval_literal(&a.value).map_err(|e| {
-                                    Diagnostic::new(format!(
-                                        "backend settings must be literal values: {}",
-                                        e.message
-                                    ))
-                                    .at(file, e.span.or(a.value.span()))
-                                })?;
-                                settings.insert(a.key.as_str().to_string(), v);
-                            }
-                            Structure::Block(inner) => {
-                                return Err(unknown_block(inner, file, "a backend block", &[]))
-                            }
-                        }
-                    }
+                    let settings = literal_settings(b, file, "backend", "a backend block")?;
                     self.backend = Some(BackendConfig {
                         kind,
                         settings,
@@ -583,24 +593,7 @@ impl Loader {
                         .at(file, b.ident.span()));
                     }
                     labels(b, 0, file, "encryption { key_env = \"TIK_STATE_KEY\" }")?;
-                    let mut settings = IndexMap::new();
-                    for s in b.body.iter() {
-                        match s {
-                            Structure::Attribute(a) => {
-                                let v = body::eval_literal(&a.value).map_err(|e| {
-                                    Diagnostic::new(format!(
-                                        "encryption settings must be literal values: {}",
-                                        e.message
-                                    ))
-                                    .at(file, e.span.or(a.value.span()))
-                                })?;
-                                settings.insert(a.key.as_str().to_string(), v);
-                            }
-                            Structure::Block(inner) => {
-                                return Err(unknown_block(inner, file, "the encryption block", &[]))
-                            }
-                        }
-                    }
+                    let settings = literal_settings(b, file, "encryption", "the encryption block")?;
                     let location = Location {
                         file,
                         span: b.ident.span().unwrap_or(0..0),
