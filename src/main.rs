@@ -160,7 +160,8 @@ enum Command {
         /// Apply without asking.
         #[arg(long)]
         auto_approve: bool,
-        /// How many changes may run at once.
+        /// How many changes may run at once (`tik_data`, which lives in state alone
+        /// and calls nothing, is not counted).
         #[arg(long, default_value_t = 10)]
         parallelism: usize,
         #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]

@@ -196,6 +196,17 @@ pub async fn apply<F: Future<Output = ()>>(
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut starting: Vec<Task> = Vec::new();
+    // What a round reports (started, finished, failed) is told once the round's
+    // records are stored: what tik says is done is recorded as done.
+    let mut told: Vec<ApplyEvent> = Vec::new();
+    // The changes in flight that count against `parallelism`.
+    let mut busy = 0;
+    let counted = |driver: &Driver, u: usize| {
+        let change = &driver.units[u].change;
+        !providers
+            .get(&change.provider)
+            .is_some_and(|p| p.in_state_only(&change.type_name))
+    };
     loop {
         while !driver.report.interrupted {
             let Some(n) = driver.ready.pop_front() else {
@@ -203,19 +214,28 @@ pub async fn apply<F: Future<Output = ()>>(
             };
             driver.eval(&mut walk, store, n, &planned, providers);
         }
-        while !driver.report.interrupted && tasks.len() + starting.len() < parallelism {
-            let Some(u) = driver.runnable.pop_front() else {
+        while !driver.report.interrupted {
+            let Some(&u) = driver.runnable.front() else {
                 break;
             };
+            let limited = !driver.units[u].barrier && counted(&driver, u);
+            if limited && busy >= parallelism {
+                break;
+            }
+            driver.runnable.pop_front();
             if driver.units[u].barrier {
                 driver.pass(u);
                 continue;
             }
+            busy += usize::from(limited);
             driver
-                .start(u, store, providers, &mut starting, on_event)
+                .start(u, store, providers, &mut starting, &mut |e| told.push(e))
                 .map_err(state_err)?;
         }
         store.flush().map_err(state_err)?;
+        for e in told.drain(..) {
+            on_event(e);
+        }
         for task in starting.drain(..) {
             tasks.spawn(task);
         }
@@ -234,7 +254,10 @@ pub async fn apply<F: Future<Output = ()>>(
                             return Err(Diagnostic::new(format!("internal: a provider task failed: {e}")).into());
                         }
                     };
-                    driver.finish(u, result, elapsed, &mut walk, store, on_event).map_err(state_err)?;
+                    busy -= usize::from(counted(&driver, u));
+                    driver
+                        .finish(u, result, elapsed, &mut walk, store, &mut |e| told.push(e))
+                        .map_err(state_err)?;
                     match tasks.try_join_next() {
                         Some(next) => joined = next,
                         None => break,

@@ -36,6 +36,10 @@ impl Provider for TikProvider {
         "tik"
     }
 
+    fn in_state_only(&self, type_name: &str) -> bool {
+        type_name == "tik_data"
+    }
+
     fn resource_types(&self) -> Vec<ResourceSchema> {
         let step_attrs = [
             "node",

@@ -267,6 +267,13 @@ pub trait Provider: Send + Sync {
     /// Makes one change and returns the resource's attributes afterwards (empty for a delete).
     async fn apply(&self, change: ChangeRequest) -> Result<Map, ProviderError>;
 
+    /// Whether changes of this type live in state alone (`tik_data`): they call no API
+    /// and run no command, so `--parallelism`, which spares what they would call, does
+    /// not count them.
+    fn in_state_only(&self, _type_name: &str) -> bool {
+        false
+    }
+
     /// Called before the reads of one refresh, which may then share calls between types.
     async fn begin_refresh(&self) {}
 
