@@ -191,7 +191,7 @@ impl State {
             return Err(StateError::new(format!(
                 "the state {what} is encrypted, and this configuration does not say with which key"
             ))
-            .help("add tik { encryption { key_env = \"TIK_STATE_KEY\" } } with the variable that holds its key"));
+            .help("add the encryption block it was written with: tik { encryption { key_env = \"NAME\" } } (or kms_key_id = \"...\")"));
         }
         let raw: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
             StateError::new(format!(
