@@ -316,6 +316,8 @@ struct Project {
     backend_config: indexmap::IndexMap<String, String>,
     /// How the configuration encrypts state, if it does.
     encryption: Option<backends::Encryption>,
+    /// What `tik init` recorded of the backend it set up (`.tik/backend.json`).
+    recorded: Option<backends::Recorded>,
     opened: std::sync::OnceLock<Box<dyn Backend>>,
 }
 
@@ -384,8 +386,8 @@ impl Project {
     /// Refuses to work on a backend other than the one `tik init` set up: the state
     /// would seem empty, and the next apply would make everything again.
     fn check_backend_unchanged(&self) -> Result<()> {
-        let record = backends::read_record(&self.dir)?;
-        if let Some(r) = record.as_ref().filter(|r| r.encryption != self.encryption) {
+        let record = self.recorded.as_ref();
+        if let Some(r) = record.filter(|r| r.encryption != self.encryption) {
             return Err(Diagnostic::new(format!(
                 "state encryption changed since tik init: the state is {}, the configuration now wants it {}",
                 backends::said(r.encryption.as_ref()),
@@ -395,7 +397,7 @@ impl Project {
             .into());
         }
         let before = match record {
-            Some(r) => r.backend,
+            Some(r) => r.backend.clone(),
             None => {
                 let local = backends::Chosen::local_default();
                 if self.chosen.kind == "local" || !Path::new(&local.place(&self.dir)).exists() {
@@ -444,8 +446,9 @@ impl Project {
         let extra = match backend_config {
             Some(given) => given.clone(),
             None => recorded
+                .as_ref()
                 .filter(|r| r.backend.kind == configured_kind)
-                .map(|r| r.backend_config)
+                .map(|r| r.backend_config.clone())
                 .unwrap_or_default(),
         };
         let chosen = backends::choose(&config, &extra, &|k| std::env::var(k).ok())
@@ -466,6 +469,7 @@ impl Project {
             chosen,
             backend_config: extra,
             encryption,
+            recorded,
             opened: std::sync::OnceLock::new(),
         };
         Ok((project, fetched))
@@ -977,8 +981,7 @@ async fn run(cli: Cli, style: Style) -> Result<u8> {
 /// leave a state behind unasked, reads the state once (so a missing bucket or missing
 /// credentials show here), and records the backend for later commands.
 fn init_backend(p: &Project, migrate: bool, reconfigure: bool) -> Result<()> {
-    let record = backends::read_record(&p.dir)?;
-    let before = match &record {
+    let before = match &p.recorded {
         Some(r) => Some((r.backend.clone(), r.encryption.clone())),
         None => {
             let local = backends::Chosen::local_default();

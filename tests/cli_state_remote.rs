@@ -10,7 +10,7 @@ mod gcs_server;
 #[path = "../providers/aws/tests/moto/server.rs"]
 mod server;
 
-use common::{Cleanup, Project, Run};
+use common::{block_on, Cleanup, Project, Run};
 use faults::Faults;
 use server::Moto;
 use std::process::Stdio;
@@ -29,14 +29,6 @@ fn s3_config(resources: &[&str]) -> String {
         ));
     }
     text
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
 }
 
 async fn s3(endpoint: &str) -> aws_sdk_s3::Client {

@@ -24,6 +24,15 @@ impl Run {
     }
 }
 
+/// Runs a future to its end, for what a test does by hand through an SDK.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
 pub fn tik_bin() -> &'static str {
     env!("CARGO_BIN_EXE_tik")
 }

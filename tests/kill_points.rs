@@ -12,7 +12,7 @@
 //! run converges; the plan after it is empty; a destroy leaves nothing behind.
 
 mod common;
-use common::Project;
+use common::{block_on, Project};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -659,14 +659,6 @@ fn known_to_tik(p: &Project, endpoint: &str, context: &str) -> (String, BTreeSet
     (shown["lineage"].as_str().unwrap().to_string(), known)
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
-
 const AWS_PHASES: [Phase; 3] = [
     Phase {
         name: "first apply",
@@ -702,6 +694,28 @@ fn reset(moto: &Moto) {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
 
+/// Runs tik (the command `tik` makes for an endpoint) through a proxy in front of moto
+/// that kills it at the `at`-th write call: once moto did it, or (`before`) as it
+/// arrives. Returns how tik ended, and the proxy, which saw the writes.
+fn killed_through(
+    p: &Project,
+    moto: &Moto,
+    at: usize,
+    before: bool,
+    tik: impl FnOnce(&str) -> Command,
+) -> (std::process::ExitStatus, Faults) {
+    let pid_file = p.path().join("tik.pid");
+    std::fs::write(&pid_file, "").unwrap();
+    let proxy = Faults::killing(moto, at, &pid_file, before);
+    let mut child = tik(&proxy.endpoint)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::fs::write(&pid_file, child.id().to_string()).unwrap();
+    (child.wait().unwrap(), proxy)
+}
+
 /// One AWS kill point: tik dies right after moto has done its `at`-th write call.
 /// Then the world it wants is applied (when `converge`), or it is destroyed at once.
 fn aws_kill_at(
@@ -723,16 +737,9 @@ fn aws_kill_at(
         for setup in phase.setup {
             aws_run(&p, direct, setup, &context);
         }
-        let pid_file = p.path().join("tik.pid");
-        std::fs::write(&pid_file, "").unwrap();
-        let proxy = Faults::killing(moto, at, &pid_file);
-        let mut child = aws_command(&p, &proxy.endpoint, phase.command)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::fs::write(&pid_file, child.id().to_string()).unwrap();
-        let status = child.wait().unwrap();
+        let (status, proxy) = killed_through(&p, moto, at, false, |endpoint| {
+            aws_command(&p, endpoint, phase.command)
+        });
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(
             status.signal(),
@@ -895,16 +902,9 @@ fn s3_kill_at(
         for setup in phase.setup {
             s3_run(&p, direct, setup, 0, &context);
         }
-        let pid_file = p.path().join("tik.pid");
-        std::fs::write(&pid_file, "").unwrap();
-        let proxy = Faults::killing_when(moto, at, &pid_file, before);
-        let mut child = s3_command(&p, &proxy.endpoint, phase.command)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::fs::write(&pid_file, child.id().to_string()).unwrap();
-        let status = child.wait().unwrap();
+        let (status, _proxy) = killed_through(&p, moto, at, before, |endpoint| {
+            s3_command(&p, endpoint, phase.command)
+        });
         use std::os::unix::process::ExitStatusExt;
         let killed = status.signal() == Some(9);
         assert!(

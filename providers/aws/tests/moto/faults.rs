@@ -20,19 +20,9 @@ impl Faults {
     }
 
     /// A proxy that kills the process whose id `pid_file` holds once moto has answered
-    /// the `at`-th write call (counted from 1), before the answer reaches it.
-    pub fn killing(moto: &Moto, at: usize, pid_file: &std::path::Path) -> Faults {
-        Faults::killing_when(moto, at, pid_file, false)
-    }
-
-    /// The same, killing it when the `at`-th write call arrives (`before`), which moto
-    /// then never sees.
-    pub fn killing_when(
-        moto: &Moto,
-        at: usize,
-        pid_file: &std::path::Path,
-        before: bool,
-    ) -> Faults {
+    /// the `at`-th write call (counted from 1), before the answer reaches it; or, when
+    /// `before`, as that write arrives, which moto then never sees.
+    pub fn killing(moto: &Moto, at: usize, pid_file: &std::path::Path, before: bool) -> Faults {
         let kill = format!(
             "{{\"at\": {at}, \"before\": {before}, \"pid_file\": {}}}",
             serde_json::to_string(&pid_file.display().to_string()).unwrap()
