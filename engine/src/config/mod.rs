@@ -14,6 +14,7 @@ use hcl_edit::structure::{Attribute, Block, Body, Structure};
 use hcl_edit::Span;
 use indexmap::IndexMap;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use types::Type;
@@ -256,6 +257,7 @@ impl Config {
             backend: None,
             encryption: None,
             store: remote::Store::new(dir.join(".tik").join("modules"), fetch),
+            declared: HashMap::new(),
         };
         loader.load_module(&dir, Address::new(), &mut Vec::new(), None);
         let (runtimes, runtime_diags) = crate::runtime::load_all(&dir, &mut loader.sources);
@@ -294,6 +296,9 @@ struct Loader {
     backend: Option<BackendConfig>,
     encryption: Option<EncryptionConfig>,
     store: remote::Store,
+    /// Each module's objects by kind and name, to find a duplicate block in
+    /// constant time: a scan per block made loading quadratic in the blocks.
+    declared: HashMap<(usize, ObjectKind, String), usize>,
 }
 
 /// Reads `*.tik.hcl` files of a directory, in name order.
@@ -967,11 +972,8 @@ impl Loader {
                 .at(file, block.labels.last().and_then(|l| l.span()))
                 .help("names start with a letter or _ and hold letters, digits, _ and -"));
         }
-        if let Some(first) = self.modules[module]
-            .objects
-            .iter()
-            .find(|o| o.kind == kind && o.name == name)
-        {
+        if let Some(&first) = self.declared.get(&(module, kind.clone(), name.clone())) {
+            let first = &self.modules[module].objects[first];
             let first = Location {
                 file: first.file,
                 span: first.span.clone().unwrap_or(0..0),
@@ -999,6 +1001,9 @@ impl Loader {
         }
         let repeat = decode_repeat(&mut block, Some(&kind), file)?;
         let span = block.ident.span();
+        let index = self.modules[module].objects.len();
+        self.declared
+            .insert((module, kind.clone(), name.clone()), index);
         self.modules[module].objects.push(ObjectDef {
             kind,
             name,
