@@ -292,7 +292,7 @@ impl LoopbackAddress {
         match out {
             Ok(o) if o.status.success() => LoopbackAddress(ip.to_string()),
             Ok(o) => panic!(
-                "this test puts the head's public address {ip} on the loopback interface, and `ip addr add` refused: {}\nrun the tests as root (or with CAP_NET_ADMIN), as .ci/run does",
+                "this test puts the head's public address {ip} on the loopback interface, and `ip addr add` refused: {}\nrun the tests as root (or with CAP_NET_ADMIN), as tests/run does",
                 String::from_utf8_lossy(&o.stderr)
             ),
             Err(e) => panic!("this test needs `ip`: apt-get install iproute2 ({e})"),

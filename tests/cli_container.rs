@@ -275,7 +275,7 @@ impl Dockerd {
         for tool in ["/usr/sbin/dockerd", "/usr/bin/docker"] {
             assert!(
                 Path::new(tool).exists(),
-                "this test runs node containers with Docker and {tool} is missing: install it with\n  apt-get install docker.io\n(.ci/run does this; the test starts its own daemon)"
+                "this test runs node containers with Docker and {tool} is missing: install it with\n  apt-get install docker.io\n(tests/run does this; the test starts its own daemon)"
             );
         }
         std::fs::create_dir_all(dir).unwrap();

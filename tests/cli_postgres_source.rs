@@ -24,7 +24,7 @@ fn upstream_source(major: &str) -> (String, PathBuf) {
     let debian = match out {
         Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
         _ => panic!(
-            "this test builds the source of the distribution's PostgreSQL and cannot read {package}'s version with dpkg-query: it needs Debian's {package} (apt-get install postgresql; .ci/run does this)"
+            "this test builds the source of the distribution's PostgreSQL and cannot read {package}'s version with dpkg-query: it needs Debian's {package} (apt-get install postgresql; tests/run does this)"
         ),
     };
     // 1:15.18-0+deb12u1 → 15.18
@@ -92,7 +92,7 @@ fn postgres_built_from_upstreams_source_serves_its_database() {
                 .args(["-c", &format!("command -v {tool}")])
                 .output()
                 .is_ok_and(|o| o.status.success()),
-            "this test builds PostgreSQL and {tool} is missing: install it with\n  apt-get install {package}\n(.ci/run does this)"
+            "this test builds PostgreSQL and {tool} is missing: install it with\n  apt-get install {package}\n(tests/run does this)"
         );
     }
     let (version, root) = upstream_source(&major);

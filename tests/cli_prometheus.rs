@@ -15,7 +15,7 @@ fn need_prometheus() {
     assert!(
         Path::new("/usr/bin/prometheus").exists()
             && Path::new("/usr/bin/prometheus-node-exporter").exists(),
-        "this test runs the prometheus runtime with the distribution's Prometheus and node exporter, which are missing: install them with\n  apt-get install prometheus prometheus-node-exporter\n(without starting their system-wide services; .ci/run does this)"
+        "this test runs the prometheus runtime with the distribution's Prometheus and node exporter, which are missing: install them with\n  apt-get install prometheus prometheus-node-exporter\n(without starting their system-wide services; tests/run does this)"
     );
 }
 

@@ -18,7 +18,7 @@ fn need_java_and_pip() {
     let java = Command::new("java").arg("-version").output();
     assert!(
         java.is_ok_and(|o| o.status.success()),
-        "the spark test runs Spark, which needs Java 17: install it with\n  apt-get install openjdk-17-jre-headless\n(.ci/run does this)"
+        "the spark test runs Spark, which needs Java 17: install it with\n  apt-get install openjdk-17-jre-headless\n(tests/run does this)"
     );
     need_python_venv();
 }

@@ -17,7 +17,7 @@ const JAR: &str = "/usr/share/java/zookeeper.jar";
 fn need_zookeeper() {
     assert!(
         Path::new(JAR).exists() && Path::new("/usr/bin/java").exists(),
-        "this test runs the zookeeper runtime with the distribution's ZooKeeper, and {JAR} or java is missing: install them with\n  apt-get install zookeeper openjdk-17-jre-headless\n(.ci/run does this)"
+        "this test runs the zookeeper runtime with the distribution's ZooKeeper, and {JAR} or java is missing: install them with\n  apt-get install zookeeper openjdk-17-jre-headless\n(tests/run does this)"
     );
 }
 

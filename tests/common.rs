@@ -139,7 +139,7 @@ const SSHD: &str = "/usr/sbin/sshd";
 pub fn need_sshd() {
     assert!(
         Path::new(SSHD).exists(),
-        "these tests run an sshd per node and {SSHD} is missing: install it with\n  apt-get install openssh-server\n(.ci/run does this)"
+        "these tests run an sshd per node and {SSHD} is missing: install it with\n  apt-get install openssh-server\n(tests/run does this)"
     );
 }
 
@@ -203,7 +203,7 @@ pub fn need_python_venv() {
         .output();
     assert!(
         pip.is_ok_and(|o| o.status.success()),
-        "this test installs from PyPI with pip into a venv, and python3 cannot make one: install it with\n  apt-get install python3 python3-venv\n(.ci/run does this)"
+        "this test installs from PyPI with pip into a venv, and python3 cannot make one: install it with\n  apt-get install python3 python3-venv\n(tests/run does this)"
     );
 }
 
@@ -238,7 +238,7 @@ pub fn need_podman() {
     ] {
         assert!(
             Path::new(tool).exists(),
-            "this test runs node containers with podman and {tool} is missing: install it with\n  apt-get install {package}\n(.ci/run installs podman runc busybox-static)"
+            "this test runs node containers with podman and {tool} is missing: install it with\n  apt-get install {package}\n(tests/run installs podman runc busybox-static)"
         );
     }
 }
@@ -499,7 +499,7 @@ pub fn need_postgres() -> (String, String) {
                 .max()
         });
     let dir = found.expect(
-        "this test runs the postgres runtime with the distribution's PostgreSQL, which is missing: install it with\n  apt-get install postgresql\n(.ci/run does this)",
+        "this test runs the postgres runtime with the distribution's PostgreSQL, which is missing: install it with\n  apt-get install postgresql\n(tests/run does this)",
     );
     let major = dir.file_name().unwrap().to_string_lossy().into_owned();
     (major, dir.join("bin").display().to_string())

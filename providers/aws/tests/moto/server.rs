@@ -31,7 +31,7 @@ pub fn moto_server() -> PathBuf {
     });
     on_path.unwrap_or_else(|| {
         panic!(
-            "moto_server was not found. Install it with:\n  python3 -m venv .venv-test && .venv-test/bin/pip install 'moto[server]'\n(run from the repository root; .ci/run does this), or set TIK_MOTO_SERVER to its path"
+            "moto_server was not found. Install it with:\n  python3 -m venv .venv-test && .venv-test/bin/pip install 'moto[server]'\n(run from the repository root; tests/run does this), or set TIK_MOTO_SERVER to its path"
         )
     })
 }
