@@ -5,6 +5,7 @@
 use crate::addr::{Address, Segment};
 use crate::config::Config;
 use crate::diag::{Diagnostic, Diagnostics};
+use crate::order::Kahn;
 use crate::plan::{diff, Action, Change, Plan, Summary};
 use crate::provider::{
     ChangeRequest, Operation, Progress, Provider, ProviderError, Providers, SiblingRef,
@@ -14,7 +15,7 @@ use crate::value::{Map, Value};
 use crate::walk::{InputValue, Inputs, ObjectEval, Walk};
 use indexmap::IndexMap;
 use petgraph::graph::NodeIndex;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -88,7 +89,7 @@ struct Unit {
     change: Change,
     /// Index into `objects`, for creates and updates of configuration objects.
     object: Option<usize>,
-    remaining: usize,
+    /// The units that wait for this one (its waits are counted in `Driver::runnable`).
     dependents: Vec<usize>,
     planned: Map,
     /// Attributes to take from siblings' results when the change starts.
@@ -167,25 +168,19 @@ pub async fn apply<F: Future<Output = ()>>(
     let mut driver = Driver {
         units: Vec::new(),
         objects: Vec::new(),
-        runnable: VecDeque::new(),
+        runnable: Kahn::fifo(),
         report: ApplyReport::default(),
         diags: Diagnostics::default(),
         blocked: vec![false; graph_order.len()],
-        indegree: Vec::new(),
         in_flight: Default::default(),
-        ready: VecDeque::new(),
+        // A destroy evaluates no configuration node.
+        ready: if plan.destroy {
+            Kahn::fifo()
+        } else {
+            Kahn::fifo().of_graph(&walk.graph.graph)
+        },
         included: crate::plan::included_nodes(&walk, config, &graph_order, &plan.targets),
     };
-    driver.indegree = (0..graph_order.len())
-        .map(|i| walk.graph.dependencies(NodeIndex::new(i)).count())
-        .collect();
-    if !plan.destroy {
-        driver.ready = graph_order
-            .iter()
-            .copied()
-            .filter(|i| driver.indegree[i.index()] == 0)
-            .collect();
-    }
     driver.add_deletes(plan);
 
     let mut tasks: JoinSet<TaskResult> = JoinSet::new();
@@ -209,20 +204,23 @@ pub async fn apply<F: Future<Output = ()>>(
     };
     loop {
         while !driver.report.interrupted {
-            let Some(n) = driver.ready.pop_front() else {
+            let Some(n) = driver.ready.pop().map(NodeIndex::new) else {
                 break;
             };
+            if driver.blocked[n.index()] {
+                continue;
+            }
             driver.eval(&mut walk, store, n, &planned, providers);
         }
         while !driver.report.interrupted {
-            let Some(&u) = driver.runnable.front() else {
+            let Some(u) = driver.runnable.peek() else {
                 break;
             };
             let limited = !driver.units[u].barrier && counted(&driver, u);
             if limited && busy >= parallelism {
                 break;
             }
-            driver.runnable.pop_front();
+            driver.runnable.pop();
             if driver.units[u].barrier {
                 driver.pass(u);
                 continue;
@@ -354,12 +352,14 @@ fn merged_outputs(
 struct Driver {
     units: Vec<Unit>,
     objects: Vec<ObjectRun>,
-    runnable: VecDeque<usize>,
+    /// The units in dependency order: a unit is runnable once what it waits for is done.
+    runnable: Kahn,
     report: ApplyReport,
     diags: Diagnostics,
     blocked: Vec<bool>,
-    indegree: Vec<usize>,
-    ready: VecDeque<NodeIndex>,
+    /// The configuration's nodes in dependency order: a node is evaluated once the
+    /// nodes it refers to are.
+    ready: Kahn,
     /// With targets: the nodes the plan covered.
     included: Option<crate::plan::Included>,
     /// Changes running now: since when, and what their provider notes.
@@ -378,7 +378,6 @@ impl Driver {
             self.units.push(Unit {
                 change: (*c).clone(),
                 object: None,
-                remaining: 0,
                 dependents: Vec::new(),
                 planned: c.before.clone().unwrap_or_default(),
                 refs: Vec::new(),
@@ -408,7 +407,6 @@ impl Driver {
                     create_before_destroy: false,
                 },
                 object: None,
-                remaining: 0,
                 dependents: Vec::new(),
                 planned: Map::new(),
                 refs: Vec::new(),
@@ -416,37 +414,29 @@ impl Driver {
                 barrier: true,
             });
         }
+        let mut waits = vec![0; self.units.len() - first];
         for (x, then) in order.then.into_iter().enumerate() {
             for y in then {
                 self.units[first + x].dependents.push(first + y);
-                self.units[first + y].remaining += 1;
+                waits[y] += 1;
             }
         }
-        for u in first..self.units.len() {
-            if self.units[u].remaining == 0 {
-                self.runnable.push_back(u);
-            }
+        for w in waits {
+            self.runnable.add(w);
         }
     }
 
     /// A barrier whose waits are over: what waits for it may start.
     fn pass(&mut self, u: usize) {
         self.units[u].done = true;
-        for d in std::mem::take(&mut self.units[u].dependents) {
-            self.units[d].remaining -= 1;
-            if self.units[d].remaining == 0 {
-                self.runnable.push_back(d);
-            }
-        }
+        let dependents = std::mem::take(&mut self.units[u].dependents);
+        self.runnable.release(dependents);
     }
 
     fn complete_node(&mut self, walk: &Walk<'_>, n: NodeIndex) {
-        for d in walk.graph.dependents(n) {
-            self.indegree[d.index()] -= 1;
-            if self.indegree[d.index()] == 0 && !self.blocked[d.index()] {
-                self.ready.push_back(d);
-            }
-        }
+        // What a failed node blocks is never released: it waits for that node.
+        self.ready
+            .release(walk.graph.dependents(n).map(|d| d.index()));
     }
 
     /// Marks everything that depends on `n` as skipped.
@@ -548,7 +538,6 @@ impl Driver {
             self.units.push(Unit {
                 change,
                 object: Some(oi),
-                remaining: 0,
                 dependents: Vec::new(),
                 planned: planned_attrs,
                 refs: inst.refs.clone(),
@@ -557,16 +546,16 @@ impl Driver {
             });
             run.pending += 1;
         }
+        // Units are numbered as they are added: `runnable` gets them in the same order.
         for (u, deps) in new_units {
+            let mut waits = 0;
             for d in deps {
                 if let Some(&du) = unit_of.get(&d) {
                     self.units[du].dependents.push(u);
-                    self.units[u].remaining += 1;
+                    waits += 1;
                 }
             }
-            if self.units[u].remaining == 0 {
-                self.runnable.push_back(u);
-            }
+            self.runnable.add(waits);
         }
         let failed = run.failed;
         let pending = run.pending;
@@ -726,10 +715,7 @@ impl Driver {
             }
             for d in std::mem::take(&mut self.units[u].dependents) {
                 if ok {
-                    self.units[d].remaining -= 1;
-                    if self.units[d].remaining == 0 {
-                        self.runnable.push_back(d);
-                    }
+                    self.runnable.release([d]);
                 } else if !self.units[d].done {
                     // Something it needs failed: it is skipped, and so is what needs it.
                     self.units[d].done = true;

@@ -95,54 +95,13 @@ impl Graph {
         }
     }
 
-    /// Nodes in dependency order (Kahn), or the diagnostics of a cycle.
+    /// Nodes in dependency order, or the diagnostics of a cycle.
     pub fn topo_order(&self, config: &Config) -> Result<Vec<NodeIndex>, Diagnostics> {
-        let n = self.graph.node_count();
-        let mut indegree: Vec<usize> = (0..n)
-            .map(|i| self.dependencies(NodeIndex::new(i)).count())
-            .collect();
-        let mut queue: Vec<NodeIndex> = (0..n)
-            .filter(|&i| indegree[i] == 0)
-            .map(NodeIndex::new)
-            .collect();
-        let mut order = Vec::with_capacity(n);
-        let mut head = 0;
-        while head < queue.len() {
-            let i = queue[head];
-            head += 1;
-            order.push(i);
-            for d in self.dependents(i) {
-                indegree[d.index()] -= 1;
-                if indegree[d.index()] == 0 {
-                    queue.push(d);
-                }
-            }
-        }
-        if order.len() == n {
-            return Ok(order);
-        }
-        Err(self.cycle_diagnostic(config, &indegree).into())
+        crate::order::sort(&self.graph).map_err(|cycle| self.cycle_diagnostic(config, cycle).into())
     }
 
-    /// Finds one cycle among the nodes Kahn could not order, and names every reference in it.
-    fn cycle_diagnostic(&self, config: &Config, indegree: &[usize]) -> Diagnostic {
-        let stuck = |i: NodeIndex| indegree[i.index()] > 0;
-        // Walk backwards along dependencies that are stuck too: every stuck node has one,
-        // so the walk must come back to a node it has seen.
-        let mut seen: HashMap<NodeIndex, usize> = HashMap::new();
-        let mut path: Vec<NodeIndex> = Vec::new();
-        let mut cur = (0..self.graph.node_count())
-            .map(NodeIndex::new)
-            .find(|&i| stuck(i));
-        while let Some(i) = cur {
-            if let Some(&pos) = seen.get(&i) {
-                path.drain(..pos);
-                break;
-            }
-            seen.insert(i, path.len());
-            path.push(i);
-            cur = self.dependencies(i).find(|&d| stuck(d));
-        }
+    /// Names every reference of a cycle (each node followed by one it refers to).
+    fn cycle_diagnostic(&self, config: &Config, mut path: Vec<NodeIndex>) -> Diagnostic {
         path.reverse();
         // Shown as "a -> b": a refers to b.
         let names: Vec<String> = path

@@ -13,6 +13,7 @@ pub mod fmt;
 pub mod graph;
 pub mod nodes;
 pub mod ops;
+pub mod order;
 pub mod plan;
 pub mod provider;
 pub mod runtime;

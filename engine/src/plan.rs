@@ -1058,24 +1058,19 @@ pub fn order_deletes<'a>(items: &[&'a ResourceState]) -> Vec<&'a ResourceState> 
     let DeleteOrder {
         items: n,
         then,
-        mut waits,
+        waits,
         ..
     } = delete_order(&records);
-    let mut queue: Vec<usize> = (0..waits.len()).filter(|&i| waits[i] == 0).collect();
+    let mut kahn = crate::order::Kahn::fifo();
+    for w in waits {
+        kahn.add(w);
+    }
     let mut out = Vec::with_capacity(n);
-    let mut head = 0;
-    while head < queue.len() {
-        let i = queue[head];
-        head += 1;
+    while let Some(i) = kahn.pop() {
         if i < n {
             out.push(items[i]);
         }
-        for &j in &then[i] {
-            waits[j] -= 1;
-            if waits[j] == 0 {
-                queue.push(j);
-            }
-        }
+        kahn.release(then[i].iter().copied());
     }
     // A cycle in recorded dependencies cannot come from tik; keep such entries, last.
     if out.len() < n {

@@ -509,29 +509,36 @@ pub fn order(
             .cloned()
             .collect()
     };
-    let mut done: Vec<String> = Vec::new();
-    while done.len() < chosen.len() {
-        let next = chosen
-            .iter()
-            .find(|n| !done.contains(n) && before(n).iter().all(|b| done.contains(b)));
-        match next {
-            Some(n) => done.push(n.clone()),
-            None => {
-                let left: Vec<&String> = chosen.iter().filter(|n| !done.contains(n)).collect();
-                let cycle = left
-                    .iter()
-                    .map(|n| format!("{n} after {}", before(n).join(", ")))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                return Err(Diagnostic::new(format!(
-                    "{}: the runtimes' order has a cycle: {cycle}",
-                    site.what
-                ))
-                .at(site.file, site.span.clone())
-                .help("remove one of these after or requires entries")
-                .into());
-            }
+    let number: HashMap<&String, usize> = chosen.iter().enumerate().map(|(i, n)| (n, i)).collect();
+    let mut then: Vec<Vec<usize>> = vec![Vec::new(); chosen.len()];
+    let mut kahn = crate::order::Kahn::lowest_first();
+    for (i, n) in chosen.iter().enumerate() {
+        let mut waits: Vec<usize> = before(n).iter().map(|b| number[b]).collect();
+        waits.sort_unstable();
+        waits.dedup();
+        for &w in &waits {
+            then[w].push(i);
         }
+        kahn.add(waits.len());
+    }
+    let mut done: Vec<String> = Vec::with_capacity(chosen.len());
+    while let Some(i) = kahn.pop() {
+        done.push(chosen[i].clone());
+        kahn.release(then[i].iter().copied());
+    }
+    if done.len() < chosen.len() {
+        let cycle = (0..chosen.len())
+            .filter(|&i| kahn.waiting(i))
+            .map(|i| format!("{} after {}", chosen[i], before(&chosen[i]).join(", ")))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(Diagnostic::new(format!(
+            "{}: the runtimes' order has a cycle: {cycle}",
+            site.what
+        ))
+        .at(site.file, site.span.clone())
+        .help("remove one of these after or requires entries")
+        .into());
     }
     Ok(done)
 }

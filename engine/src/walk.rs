@@ -1245,28 +1245,21 @@ fn order_siblings(instances: Vec<Instance>) -> Result<Vec<Instance>, String> {
         .enumerate()
         .map(|(i, x)| (&x.address, i))
         .collect();
-    let mut waiting = vec![0usize; instances.len()];
+    let mut kahn = crate::order::Kahn::fifo();
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); instances.len()];
     for (i, inst) in instances.iter().enumerate() {
         for d in &inst.intra_deps {
             let &j = index
                 .get(d)
                 .ok_or_else(|| format!("{} needs {d}, which it did not produce", inst.address))?;
-            waiting[i] += 1;
             dependents[j].push(i);
         }
+        kahn.add(inst.intra_deps.len());
     }
-    let mut queue: Vec<usize> = (0..instances.len()).filter(|&i| waiting[i] == 0).collect();
-    let mut head = 0;
-    while head < queue.len() {
-        let i = queue[head];
-        head += 1;
-        for &d in &dependents[i] {
-            waiting[d] -= 1;
-            if waiting[d] == 0 {
-                queue.push(d);
-            }
-        }
+    let mut queue = Vec::with_capacity(instances.len());
+    while let Some(i) = kahn.pop() {
+        queue.push(i);
+        kahn.release(dependents[i].iter().copied());
     }
     if queue.len() < instances.len() {
         return Err("its resources depend on each other in a cycle".into());
