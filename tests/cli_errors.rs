@@ -234,7 +234,7 @@ fn bad_utf8_deep_nesting_and_empty_directories_do_not_panic() {
 }
 
 #[test]
-fn provider_level_mistakes_point_at_the_block() {
+fn provider_level_mistakes_point_at_the_value_at_fault() {
     let e = error_of(&[(
         "main.tik.hcl",
         "workspace \"dev\" {\n  provider = \"lokal\"\n}\n",
@@ -248,7 +248,47 @@ fn provider_level_mistakes_point_at_the_block() {
         e.contains("cluster \"c\": workers \"w\": min (5) is more than max (2)"),
         "{e}"
     );
-    assert!(e.contains("--> main.tik.hcl:4:1"), "{e}");
+    // The provider names the attribute at fault, and the caret is on its value.
+    assert!(e.contains("--> main.tik.hcl:8:11"), "{e}");
+    let e = error_of(&[("main.tik.hcl", "workspace \"dev\" {\n  provider = \"local\"\n}\ncluster \"c\" {\n  workspace = workspace.dev\n  workers \"w\" {\n    min = \"two\"\n  }\n}\n")]);
+    assert!(
+        e.contains("workers \"w\" min must be a whole number"),
+        "{e}"
+    );
+    assert!(e.contains("--> main.tik.hcl:7:11"), "{e}");
+    let e = error_of(&[(
+        "main.tik.hcl",
+        "workspace \"dev\" {\n  provider = \"local\"\n  network {\n    cidr = \"127.88.0.0/33\"\n  }\n}\n",
+    )]);
+    assert!(e.contains("--> main.tik.hcl:4:12"), "{e}");
+}
+
+#[test]
+fn each_provider_checks_its_own_attributes() {
+    // The local provider has no availability zones: the attribute is refused
+    // where it is written, with what the local provider's network takes.
+    let e = error_of(&[(
+        "main.tik.hcl",
+        "workspace \"dev\" {\n  provider = \"local\"\n  network {\n    availability_zones = [\"a\"]\n  }\n}\n",
+    )]);
+    assert!(
+        e.contains("unsupported attribute \"availability_zones\" in network"),
+        "{e}"
+    );
+    assert!(e.contains("--> main.tik.hcl:4:5"), "{e}");
+    assert!(e.contains("network takes: cidr, mode, allowed_ssh"), "{e}");
+    // AWS's own attributes get did-you-mean against AWS's schema.
+    let e = error_of(&[(
+        "main.tik.hcl",
+        "workspace \"dev\" {\n  provider = \"aws\"\n  regoin = \"us-east-1\"\n}\n",
+    )]);
+    assert!(e.contains("did you mean \"region\"?"), "{e}");
+    // A cluster takes its provider's attributes through its workspace.
+    let e = error_of(&[("main.tik.hcl", "workspace \"dev\" {\n  provider = \"local\"\n}\ncluster \"c\" {\n  workspace = workspace.dev\n  workers \"w\" {\n    min = 1\n    spot_falback = true\n  }\n}\n")]);
+    assert!(
+        e.contains("unsupported attribute \"spot_falback\" in workers \"w\""),
+        "{e}"
+    );
 }
 
 #[test]

@@ -4,8 +4,8 @@
 //! `tik_step`), which run through `steps::Runner`.
 
 use crate::provider::{
-    AttributeSchema, ChangeRequest, ExpandRequest, Operation, Provider, ProviderError, ReadRequest,
-    ResourceSchema, ResourceSpec,
+    AttributeSchema, ChangeRequest, ExpandError, ExpandRequest, Operation, Provider, ProviderError,
+    ReadRequest, ResourceSchema, ResourceSpec,
 };
 use crate::value::{Map, Value};
 use async_trait::async_trait;
@@ -123,7 +123,7 @@ impl Provider for TikProvider {
         ]
     }
 
-    fn expand(&self, _request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, String> {
+    fn expand(&self, _request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, ExpandError> {
         Err("the tik provider has no workspaces or clusters".into())
     }
 

@@ -89,6 +89,8 @@ impl ResourceSchema {
     }
 }
 
+pub use crate::config::body::Schema;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlockKind {
     Workspace,
@@ -102,6 +104,46 @@ pub struct ExpandRequest<'a> {
     pub name: &'a str,
     /// The evaluated block; for a cluster, `workspace` holds the workspace's value.
     pub config: &'a Map,
+}
+
+/// Why a block cannot be lowered into resources, and where: `path` names the
+/// attribute at fault from the block down (`["network", "cidr"]`,
+/// `["workers", "default", "min"]`), so the error points at its value; an empty
+/// path points at the block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpandError {
+    pub path: Vec<String>,
+    pub message: String,
+}
+
+impl ExpandError {
+    pub fn at(path: &[&str], message: impl Into<String>) -> Self {
+        ExpandError {
+            path: path.iter().map(|p| p.to_string()).collect(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ExpandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<String> for ExpandError {
+    fn from(message: String) -> Self {
+        ExpandError {
+            path: Vec::new(),
+            message,
+        }
+    }
+}
+
+impl From<&str> for ExpandError {
+    fn from(message: &str) -> Self {
+        message.to_string().into()
+    }
 }
 
 /// One resource of an expansion. `path` is relative to the block's address
@@ -253,8 +295,15 @@ pub trait Provider: Send + Sync {
     /// The resource types this provider offers, for `resource` blocks and expansions.
     fn resource_types(&self) -> Vec<ResourceSchema>;
 
+    /// What this provider's workspace or cluster blocks hold beyond the shared parts
+    /// (`provider`, `name`, `workspace`, `head`, `workers` with `min` and `max`,
+    /// `runtime`, `container`, `ssh`). Anything else is an error with did-you-mean.
+    fn block_schema(&self, _kind: BlockKind) -> Schema {
+        Schema::default()
+    }
+
     /// Lowers a workspace or cluster block into resources.
-    fn expand(&self, request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, String>;
+    fn expand(&self, request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, ExpandError>;
 
     /// Reads every listed resource of one type in as few calls as the API allows.
     /// The answer is parallel to `items`: `None` where the object no longer exists.

@@ -764,18 +764,13 @@ impl<'c> Walk<'c> {
                 }
             }
             ObjectKind::Workspace | ObjectKind::Cluster => {
-                let (schema, block_kind, what) = match kind {
-                    ObjectKind::Workspace => (
-                        body::workspace_schema(),
-                        BlockKind::Workspace,
-                        format!("workspace \"{name}\""),
-                    ),
-                    _ => (
-                        body::cluster_schema(),
-                        BlockKind::Cluster,
-                        format!("cluster \"{name}\""),
-                    ),
+                let (block_kind, what) = match kind {
+                    ObjectKind::Workspace => {
+                        (BlockKind::Workspace, format!("workspace \"{name}\""))
+                    }
+                    _ => (BlockKind::Cluster, format!("cluster \"{name}\"")),
                 };
+                let schema = self.block_schema(k, def, block_kind);
                 let config_marks;
                 (config, config_marks) = self.eval_block(k, def, &schema, &what, None)?;
                 let provider_name = match block_kind {
@@ -825,10 +820,10 @@ impl<'c> Walk<'c> {
                         name: &own_name,
                         config: &config,
                     })
-                    .map_err(|msg| {
+                    .map_err(|e| {
+                        let span = body::span_of(&def.body, &e.path).or(def.span.clone());
                         Diagnostics::from(
-                            Diagnostic::new(format!("{what}: {msg}"))
-                                .at(def.file, def.span.clone()),
+                            Diagnostic::new(format!("{what}: {}", e.message)).at(def.file, span),
                         )
                     })?;
                 let mut specs: Vec<(ResourceSpec, String)> = specs
@@ -1116,6 +1111,43 @@ impl<'c> Walk<'c> {
 
     /// Evaluates an object's block against its schema; `what` names it in errors.
     /// `bound` is the `count` or `each` of a repeated block's instance.
+    /// The schema of a workspace or cluster block: the shared parts and its
+    /// provider's. The provider is read first (a workspace's `provider`, a
+    /// cluster's workspace's); where it is not known yet, every provider's parts
+    /// are taken, and the error about the provider follows the evaluation.
+    fn block_schema(&self, k: usize, def: &crate::config::ObjectDef, kind: BlockKind) -> Schema {
+        let (key, path): (&str, &[&str]) = match kind {
+            BlockKind::Workspace => ("provider", &[]),
+            BlockKind::Cluster => ("workspace", &["provider"]),
+        };
+        let named = def
+            .body
+            .get_attribute(key)
+            .and_then(|a| {
+                let dir = self.dir(self.insts[k].module);
+                Evaluator::new(&self.scopes[k], &dir)
+                    .with_marks(&self.marks[k])
+                    .eval(&a.value)
+                    .ok()
+            })
+            .and_then(|v| {
+                let mut v = &v;
+                for p in path {
+                    v = v.get(p)?;
+                }
+                v.as_str().map(str::to_string)
+            });
+        let shared = body::shared_schema(kind);
+        match named.as_deref().and_then(|n| self.providers.get(n)) {
+            Some(p) => shared.merge(p.block_schema(kind)),
+            None => self
+                .providers
+                .names()
+                .filter_map(|n| self.providers.get(n))
+                .fold(shared, |s, p| s.merge(p.block_schema(kind))),
+        }
+    }
+
     fn eval_block(
         &self,
         k: usize,

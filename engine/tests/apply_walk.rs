@@ -7,8 +7,8 @@ use tik_engine::apply::{apply, ApplyEvent, ApplyOptions};
 use tik_engine::config::Config;
 use tik_engine::plan::PlanOptions;
 use tik_engine::provider::{
-    AttributeSchema as A, ChangeRequest, ExpandRequest, Operation, Provider, ProviderError,
-    Providers, ReadRequest, ResourceSchema, ResourceSpec,
+    AttributeSchema as A, BlockKind, ChangeRequest, ExpandError, ExpandRequest, Operation,
+    Provider, ProviderError, Providers, ReadRequest, ResourceSchema, ResourceSpec, Schema,
 };
 use tik_engine::state::{Backend, MemoryBackend, StateStore};
 use tik_engine::value::{Map, Value};
@@ -53,8 +53,14 @@ impl Provider for Fake {
             ],
         }]
     }
+    fn block_schema(&self, kind: BlockKind) -> Schema {
+        match kind {
+            BlockKind::Workspace => Schema::default().attr("region"),
+            BlockKind::Cluster => Schema::default(),
+        }
+    }
     /// A workspace is a `net` and a `sub` that takes the net's id.
-    fn expand(&self, request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, String> {
+    fn expand(&self, request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, ExpandError> {
         let net = tik_engine::addr::Address::new().name("net");
         let mut config = Map::new();
         config.insert(

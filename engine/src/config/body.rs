@@ -69,6 +69,28 @@ impl Schema {
         });
         self
     }
+
+    /// This schema with `other`'s attributes and blocks added; a block both have
+    /// takes what either takes.
+    pub fn merge(mut self, other: Schema) -> Self {
+        self.open |= other.open;
+        for a in other.attributes {
+            match self.attributes.iter_mut().find(|s| s.name == a.name) {
+                Some(s) => s.required |= a.required,
+                None => self.attributes.push(a),
+            }
+        }
+        for b in other.blocks {
+            match self.blocks.iter_mut().find(|s| s.name == b.name) {
+                Some(s) => {
+                    s.labeled |= b.labeled;
+                    s.schema = std::mem::take(&mut s.schema).merge(b.schema);
+                }
+                None => self.blocks.push(b),
+            }
+        }
+        self
+    }
 }
 
 pub fn eval_error(file: FileId, e: EvalError) -> Diagnostic {
@@ -499,75 +521,57 @@ fn bad_label(kind: &str, label: &str) -> Option<Diagnostic> {
     })
 }
 
-/// What a workspace block may hold, whatever its provider.
-pub fn workspace_schema() -> Schema {
-    Schema::default()
-        .required("provider")
-        .attr("name")
-        .attr("region")
-        .attr("endpoint")
-        .attr("transport")
-        .attr("tags")
-        .block(
-            "network",
-            Schema::default()
-                .attr("cidr")
-                .attr("mode")
-                .attr("allowed_ssh")
-                .attr("vpc_id")
-                .attr("peer_vpc_id")
-                .attr("availability_zones"),
-        )
-        .block(
-            "iam",
-            Schema::default()
-                .attr("head_statements")
-                .attr("worker_statements"),
-        )
-        .block(
-            "storage",
-            Schema::default()
-                .attr("managed")
-                .attr("bucket")
-                .attr("keep_on_destroy"),
-        )
+/// What a workspace or cluster block holds whatever its provider: the parts the
+/// engine and the node steps read. A provider adds its own through
+/// `Provider::block_schema`, and the two are merged before the block is evaluated.
+pub fn shared_schema(kind: crate::provider::BlockKind) -> Schema {
+    match kind {
+        crate::provider::BlockKind::Workspace => {
+            Schema::default().required("provider").attr("name")
+        }
+        crate::provider::BlockKind::Cluster => Schema::default()
+            .required("workspace")
+            .attr("name")
+            .block(
+                "ssh",
+                Schema::default()
+                    .attr("user")
+                    .attr("port")
+                    .attr("public_key")
+                    .attr("private_key_file")
+                    .attr("use_internal_ips")
+                    .attr("wait"),
+            )
+            .block("head", Schema::default())
+            .labeled_block("workers", Schema::default().attr("min").attr("max"))
+            .block(
+                "container",
+                Schema::default()
+                    .attr("image")
+                    .attr("engine")
+                    .attr("options"),
+            )
+            .labeled_block("runtime", Schema::open()),
+    }
 }
 
-/// What a cluster block may hold, whatever its provider.
-pub fn cluster_schema() -> Schema {
-    let node = Schema::default()
-        .attr("instance_type")
-        .attr("disk_gb")
-        .attr("image")
-        .attr("labels");
-    Schema::default()
-        .required("workspace")
-        .attr("name")
-        .attr("tags")
-        .block(
-            "ssh",
-            Schema::default()
-                .attr("user")
-                .attr("port")
-                .attr("public_key")
-                .attr("private_key_file")
-                .attr("use_internal_ips")
-                .attr("wait"),
-        )
-        .block("head", node.clone())
-        .labeled_block(
-            "workers",
-            node.attr("min")
-                .attr("max")
-                .attr("spot")
-                .attr("spot_fallback"),
-        )
-        .block(
-            "container",
-            Schema::default()
-                .attr("image")
-                .attr("engine")
-                .attr("options"),
-        )
-        .labeled_block("runtime", Schema::open())
+/// Where `path` (an attribute under nested blocks and their labels, such as
+/// `["workers", "default", "min"]`) is written in `body`: the attribute's value, or
+/// the innermost of its blocks that is written, or `None` when none is.
+pub fn span_of(body: &Body, path: &[String]) -> Option<Range<usize>> {
+    let (first, rest) = path.split_first()?;
+    if rest.is_empty() {
+        if let Some(a) = body.get_attribute(first) {
+            return a.value.span();
+        }
+    }
+    for b in body.blocks().filter(|b| b.ident.as_str() == first.as_str()) {
+        let inner = match b.labels.first() {
+            Some(label) if rest.first().map(String::as_str) == Some(label.as_str()) => &rest[1..],
+            Some(_) => continue,
+            None => rest,
+        };
+        return span_of(&b.body, inner).or_else(|| b.ident.span());
+    }
+    None
 }

@@ -1,13 +1,58 @@
 //! How workspace and cluster blocks become AWS resources, with deterministic names.
 
 use tik_engine::addr::Address;
-use tik_engine::provider::{BlockKind, ExpandRequest, ResourceSpec};
+use tik_engine::provider::{BlockKind, ExpandError, ExpandRequest, ResourceSpec, Schema};
 use tik_engine::value::{Map, Value};
 
-pub fn expand(request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, String> {
+pub fn expand(request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, ExpandError> {
     match request.kind {
         BlockKind::Workspace => workspace(request.name, request.config),
         BlockKind::Cluster => cluster(request.name, request.config),
+    }
+}
+
+/// What AWS workspace and cluster blocks hold beyond the shared parts.
+pub fn block_schema(kind: BlockKind) -> Schema {
+    match kind {
+        BlockKind::Workspace => Schema::default()
+            .attr("region")
+            .attr("endpoint")
+            .attr("transport")
+            .attr("tags")
+            .block(
+                "network",
+                Schema::default()
+                    .attr("cidr")
+                    .attr("mode")
+                    .attr("allowed_ssh")
+                    .attr("vpc_id")
+                    .attr("peer_vpc_id")
+                    .attr("availability_zones"),
+            )
+            .block(
+                "iam",
+                Schema::default()
+                    .attr("head_statements")
+                    .attr("worker_statements"),
+            )
+            .block(
+                "storage",
+                Schema::default()
+                    .attr("managed")
+                    .attr("bucket")
+                    .attr("keep_on_destroy"),
+            ),
+        BlockKind::Cluster => {
+            let node = Schema::default()
+                .attr("instance_type")
+                .attr("disk_gb")
+                .attr("image")
+                .attr("labels");
+            Schema::default()
+                .attr("tags")
+                .block("head", node.clone())
+                .labeled_block("workers", node.attr("spot").attr("spot_fallback"))
+        }
     }
 }
 
@@ -61,14 +106,15 @@ fn without_tags(mut m: Map) -> Map {
     m
 }
 
-fn workspace(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, String> {
+fn workspace(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, ExpandError> {
     match text(c, &["network", "mode"]).as_deref() {
         None | Some("public-head") => {}
         Some("peering") => {}
         Some("shared") => {}
         Some(other) => {
-            return Err(format!(
-                "network mode \"{other}\" is not one of public-head, peering, shared"
+            return Err(ExpandError::at(
+                &["network", "mode"],
+                format!("network mode \"{other}\" is not one of public-head, peering, shared"),
             ))
         }
     }
@@ -83,13 +129,19 @@ fn workspace(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, String> {
                     .map(str::to_string)
                     .ok_or("availability_zones lists names like \"us-east-1a\"")
             })
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err("availability_zones must be a non-empty list of zone names".into()),
+            .collect::<Result<_, _>>()
+            .map_err(|e| ExpandError::at(&["network", "availability_zones"], e))?,
+        Some(_) => {
+            return Err(ExpandError::at(
+                &["network", "availability_zones"],
+                "availability_zones must be a non-empty list of zone names",
+            ))
+        }
         None => vec![format!("{region}a"), format!("{region}b")],
     };
     let subnet = |n: usize| {
         tik_engine::eval::cidrsubnet(&cidr, 8.0, n as f64)
-            .map_err(|e| format!("network cidr {cidr}: {e}"))
+            .map_err(|e| ExpandError::at(&["network", "cidr"], format!("network cidr {cidr}: {e}")))
     };
     let vpc = Address::new().name("vpc");
     let igw = Address::new().name("internet_gateway");
@@ -550,7 +602,7 @@ fn ssh_settings(c: &Map) -> Result<Map, String> {
     Ok(m)
 }
 
-fn cluster(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, String> {
+fn cluster(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, ExpandError> {
     let ws = get(c, &["workspace"])
         .and_then(Value::as_object)
         .ok_or("workspace must refer to a workspace block")?;
@@ -680,20 +732,24 @@ fn cluster(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, String> {
     if let Some(Value::Object(pools)) = get(c, &["workers"]) {
         for (pool, settings) in pools {
             let settings = settings.as_object().unwrap_or(&empty);
+            let at =
+                |key: &'static str| move |e: String| ExpandError::at(&["workers", pool, key], e);
             let min = whole(
                 get(settings, &["min"]),
                 &format!("workers \"{pool}\" min"),
                 None,
-            )?;
+            )
+            .map_err(at("min"))?;
             let max = whole(
                 get(settings, &["max"]),
                 &format!("workers \"{pool}\" max"),
                 Some(min),
-            )?;
+            )
+            .map_err(at("max"))?;
             if min > max {
-                return Err(format!(
+                return Err(at("max")(format!(
                     "workers \"{pool}\": min ({min}) is more than max ({max})"
-                ));
+                )));
             }
             for i in 0..min {
                 // Workers spread over the private subnets, one availability zone after another.
@@ -800,8 +856,11 @@ mod tests {
 
     #[test]
     fn ssh_settings_that_cannot_work_are_refused_with_the_fix() {
-        let err =
-            |pairs: &[(&str, Value)]| cluster("c", &cluster_with(Some(obj(pairs)))).unwrap_err();
+        let err = |pairs: &[(&str, Value)]| {
+            cluster("c", &cluster_with(Some(obj(pairs))))
+                .unwrap_err()
+                .message
+        };
         let e = err(&[("usr", Value::from("x"))]);
         assert!(e.contains("takes no usr: did you mean \"user\"?"), "{e}");
         let e = err(&[("private_key", Value::from("x"))]);

@@ -32,8 +32,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use tik_engine::provider::{
-    AttributeSchema as A, ChangeRequest, ExpandRequest, Provider, ProviderError, ReadRequest,
-    ResourceSchema, ResourceSpec, HALF_MADE,
+    AttributeSchema as A, BlockKind, ChangeRequest, ExpandError, ExpandRequest, Provider,
+    ProviderError, ReadRequest, ResourceSchema, ResourceSpec, Schema, HALF_MADE,
 };
 use tik_engine::value::{Map, Value};
 
@@ -524,7 +524,11 @@ impl Provider for AwsProvider {
         ]
     }
 
-    fn expand(&self, request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, String> {
+    fn block_schema(&self, kind: BlockKind) -> Schema {
+        expand::block_schema(kind)
+    }
+
+    fn expand(&self, request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, ExpandError> {
         expand::expand(request)
     }
 

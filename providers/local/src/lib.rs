@@ -13,8 +13,8 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use tik_engine::addr::Address;
 use tik_engine::provider::{
-    AttributeSchema as A, BlockKind, ChangeRequest, ExpandRequest, Operation, Provider,
-    ProviderError, ReadRequest, ResourceSchema, ResourceSpec, HALF_MADE,
+    AttributeSchema as A, BlockKind, ChangeRequest, ExpandError, ExpandRequest, Operation,
+    Provider, ProviderError, ReadRequest, ResourceSchema, ResourceSpec, Schema, HALF_MADE,
 };
 use tik_engine::value::{Map, Value};
 
@@ -422,7 +422,40 @@ impl Provider for LocalProvider {
         ]
     }
 
-    fn expand(&self, request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, String> {
+    fn block_schema(&self, kind: BlockKind) -> Schema {
+        match kind {
+            BlockKind::Workspace => Schema::default()
+                .attr("transport")
+                .attr("tags")
+                .block(
+                    "network",
+                    Schema::default()
+                        .attr("cidr")
+                        .attr("mode")
+                        .attr("allowed_ssh"),
+                )
+                .block(
+                    "storage",
+                    Schema::default()
+                        .attr("managed")
+                        .attr("bucket")
+                        .attr("keep_on_destroy"),
+                ),
+            BlockKind::Cluster => {
+                let node = Schema::default()
+                    .attr("instance_type")
+                    .attr("disk_gb")
+                    .attr("image")
+                    .attr("labels");
+                Schema::default()
+                    .attr("tags")
+                    .block("head", node.clone())
+                    .labeled_block("workers", node.attr("spot"))
+            }
+        }
+    }
+
+    fn expand(&self, request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, ExpandError> {
         match request.kind {
             BlockKind::Workspace => expand_workspace(request),
             BlockKind::Cluster => expand_cluster(request),
@@ -452,7 +485,7 @@ impl Provider for LocalProvider {
     }
 }
 
-fn expand_workspace(request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, String> {
+fn expand_workspace(request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, ExpandError> {
     let c = request.config;
     if let Some(mode) = c
         .get("network")
@@ -460,7 +493,7 @@ fn expand_workspace(request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, St
         .and_then(Value::as_str)
     {
         if mode != "public-head" {
-            return Err(format!("network mode \"{mode}\" needs a cloud provider: on the local provider remove it (every node has a public address) or use \"public-head\" (only the head has one; workers are reached through it)"));
+            return Err(ExpandError::at(&["network", "mode"], format!("network mode \"{mode}\" needs a cloud provider: on the local provider remove it (every node has a public address) or use \"public-head\" (only the head has one; workers are reached through it)")));
         }
     }
     if c.get("storage")
@@ -468,9 +501,10 @@ fn expand_workspace(request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, St
         .and_then(Value::as_bool)
         == Some(true)
     {
-        return Err(
-            "the local provider has no managed storage; remove storage { managed = true }".into(),
-        );
+        return Err(ExpandError::at(
+            &["storage", "managed"],
+            "the local provider has no managed storage; remove storage { managed = true }",
+        ));
     }
     let cidr = c
         .get("network")
@@ -478,9 +512,10 @@ fn expand_workspace(request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, St
         .cloned()
         .unwrap_or(Value::String(DEFAULT_CIDR.into()));
     if let Some(text) = cidr.as_str() {
-        let (base, _) = parse_cidr(text)?;
+        let at = &["network", "cidr"];
+        let (base, _) = parse_cidr(text).map_err(|e| ExpandError::at(at, e))?;
         if Ipv4Addr::from(base).octets()[0] != 127 {
-            return Err(format!("network cidr {text} is not on loopback: local nodes need a range inside 127.0.0.0/8, like {DEFAULT_CIDR}"));
+            return Err(ExpandError::at(at, format!("network cidr {text} is not on loopback: local nodes need a range inside 127.0.0.0/8, like {DEFAULT_CIDR}")));
         }
     }
     let mut config = Map::new();
@@ -546,26 +581,34 @@ fn node_config(
     Ok(config)
 }
 
-fn whole(v: Option<&Value>, what: &str, default: Option<u64>) -> Result<u64, String> {
-    match v {
-        None | Some(Value::Null) => default.ok_or_else(|| format!("{what} is required")),
+/// The whole number `pool`'s `key` holds (`min`, `max`).
+fn whole(
+    settings: &Value,
+    pool: &str,
+    key: &str,
+    default: Option<u64>,
+) -> Result<u64, ExpandError> {
+    let what = format!("workers \"{pool}\" {key}");
+    let at = |message: String| ExpandError::at(&["workers", pool, key], message);
+    match settings.get(key) {
+        None | Some(Value::Null) => default.ok_or_else(|| at(format!("{what} is required"))),
         Some(Value::Number(n)) if *n >= 0.0 && n.fract() == 0.0 && *n <= 10_000.0 => Ok(*n as u64),
-        Some(other) => Err(format!(
+        Some(other) => Err(at(format!(
             "{what} must be a whole number from 0 to 10000, got {other}"
-        )),
+        ))),
     }
 }
 
-fn expand_cluster(request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, String> {
+fn expand_cluster(request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, ExpandError> {
     let c = request.config;
     let workspace = c.get("workspace").cloned().unwrap_or(Value::Null);
     // Its nodes' sshds log in as you with a key of their own: of the ssh block only
     // the wait for a new node applies. (The container block is the engine's.)
     if let Some(Value::Object(ssh)) = c.get("ssh") {
         if let Some(k) = ssh.keys().find(|k| k.as_str() != "wait") {
-            return Err(format!(
+            return Err(ExpandError::at(&["ssh", k], format!(
                 "the local provider's nodes take no ssh.{k}: with transport = \"ssh\" each node's sshd lets you in with a key of its own; only ssh {{ wait = SECONDS }} applies"
-            ));
+            )));
         }
     }
     // Nodes need the workspace's directory; the cluster's reference to the workspace
@@ -584,24 +627,18 @@ fn expand_cluster(request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, Stri
     )];
     if let Some(Value::Object(pools)) = c.get("workers") {
         for (pool, settings) in pools {
-            let min = whole(
-                settings.get("min"),
-                &format!("workers \"{pool}\" min"),
-                None,
-            )?;
-            let max = whole(
-                settings.get("max"),
-                &format!("workers \"{pool}\" max"),
-                Some(min),
-            )?;
+            let min = whole(settings, pool, "min", None)?;
+            let max = whole(settings, pool, "max", Some(min))?;
             if min > max {
-                return Err(format!(
-                    "workers \"{pool}\": min ({min}) is more than max ({max})"
+                return Err(ExpandError::at(
+                    &["workers", pool, "max"],
+                    format!("workers \"{pool}\": min ({min}) is more than max ({max})"),
                 ));
             }
             if settings.get("spot").and_then(Value::as_bool) == Some(true) {
-                return Err(format!(
-                    "workers \"{pool}\": the local provider has no spot nodes; remove spot = true"
+                return Err(ExpandError::at(
+                    &["workers", pool, "spot"],
+                    format!("workers \"{pool}\": the local provider has no spot nodes; remove spot = true"),
                 ));
             }
             for i in 0..min {
@@ -832,6 +869,7 @@ mod tests {
                 name: "w",
                 config,
             })
+            .map_err(|e| e.message)
         };
         assert!(expand(&ws("{ \"cidr\": \"10.0.0.0/16\" }"))
             .unwrap_err()
