@@ -184,7 +184,7 @@ pub fn read_record(dir: &Path) -> Result<Option<Recorded>, Diagnostic> {
 pub fn write_record(dir: &Path, record: &Recorded) -> Result<(), Diagnostic> {
     let path = record_path(dir);
     let bytes = serde_json::to_vec_pretty(record).unwrap_or_default();
-    crate::write_private(&path, &bytes)
+    crate::project::write_private(&path, &bytes)
         .map_err(|e| Diagnostic::new(format!("cannot write {}: {e}", path.display())))
 }
 

@@ -1,0 +1,262 @@
+use crate::project::*;
+use crate::render::{self, Style};
+use crate::{Selection, VarArgs};
+use clap::{ArgAction, Args};
+use std::path::{Path, PathBuf};
+use tik_engine::apply::{ApplyEvent, ApplyOptions};
+use tik_engine::diag::Diagnostic;
+use tik_engine::plan::{Action, Plan};
+use tik_engine::state::StateStore;
+
+#[derive(Args)]
+pub(crate) struct Run {
+    /// A plan saved by `tik plan --out FILE`.
+    pub(crate) planfile: Option<PathBuf>,
+    /// Apply without asking.
+    #[arg(long)]
+    pub(crate) auto_approve: bool,
+    /// How many changes may run at once (`tik_data`, which lives in state alone
+    /// and calls nothing, is not counted).
+    #[arg(long, default_value_t = 10)]
+    pub(crate) parallelism: usize,
+    #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) refresh: bool,
+    #[command(flatten)]
+    pub(crate) vars: VarArgs,
+    #[command(flatten)]
+    pub(crate) selection: Selection,
+}
+
+pub(crate) async fn run(args: Run, dir: &Path, style: Style) -> Result<u8> {
+    let Run {
+        planfile,
+        auto_approve,
+        parallelism,
+        refresh,
+        vars,
+        selection,
+    } = args;
+    if planfile.is_some()
+        && (!vars.vars.is_empty()
+            || !vars.var_files.is_empty()
+            || !selection.targets.is_empty()
+            || !selection.replace.is_empty())
+    {
+        return Err(Diagnostic::new("a saved plan is applied exactly as it was made: --var, --var-file, --target and --replace do not go with it")
+            .help("pass them to tik plan --out FILE instead")
+            .into());
+    }
+    let p = Project::load(dir)?;
+    let _lock = LockGuard::take(p.backend()?, "apply")?;
+    let mut store = p.state()?;
+    let (plan, saved) = match planfile {
+        Some(file) => {
+            let bytes = std::fs::read(&file).map_err(|e| {
+                Diagnostic::new(format!("cannot read the plan {}: {e}", file.display()))
+            })?;
+            (
+                Plan::from_json(&bytes)
+                    .map_err(|e| Diagnostic::new(format!("{}: {e}", file.display())))?,
+                true,
+            )
+        }
+        None => {
+            let options = plan_options(&selection, false)?;
+            (p.plan(&store.state, &vars, &options, refresh).await?, false)
+        }
+    };
+    apply(
+        &p,
+        &mut store,
+        plan,
+        saved,
+        auto_approve,
+        parallelism,
+        style,
+    )
+    .await
+}
+
+pub(crate) async fn apply(
+    p: &Project,
+    store: &mut StateStore<'_>,
+    plan: Plan,
+    saved: bool,
+    auto_approve: bool,
+    parallelism: usize,
+    style: Style,
+) -> Result<u8> {
+    if parallelism == 0 {
+        return Err(Diagnostic::new("--parallelism must be at least 1").into());
+    }
+    if !saved {
+        out!("{}", render::plan(&plan, style));
+        if !plan.has_changes() && plan.drift.is_empty() {
+            return Ok(0);
+        }
+        if !auto_approve && plan.has_changes() {
+            let what = if plan.destroy {
+                "Do you really want to destroy everything in this state?"
+            } else {
+                "Do you want to perform these actions?"
+            };
+            if !confirm(what) {
+                outln!("\nApply cancelled: nothing was changed.");
+                return Ok(1);
+            }
+        }
+        outln!();
+    }
+    let mut on_event = |e: ApplyEvent| match e {
+        ApplyEvent::Started { address, action } => outln!("{address}: {}...", verb(action, false)),
+        ApplyEvent::Finished {
+            address,
+            action,
+            elapsed,
+            id,
+        } => {
+            let id = id.map(|i| format!(" [id={i}]")).unwrap_or_default();
+            outln!(
+                "{address}: {} after {}s{id}",
+                verb(action, true),
+                elapsed.as_secs()
+            );
+        }
+        ApplyEvent::Failed {
+            address,
+            action,
+            message,
+        } => outln!(
+            "{}",
+            style.red(&format!(
+                "{address}: {} failed: {message}",
+                match action {
+                    Action::Create => "create",
+                    Action::Update => "update",
+                    Action::Replace => "replace",
+                    Action::Delete => "destroy",
+                    Action::NoOp => "change",
+                }
+            ))
+        ),
+        ApplyEvent::Progress {
+            address,
+            action,
+            elapsed,
+            note,
+        } => {
+            let note = note.map(|n| format!(": {n}")).unwrap_or_default();
+            outln!(
+                "{address}: still {}... [{}s elapsed]{note}",
+                verb(action, false).to_lowercase(),
+                elapsed.as_secs()
+            )
+        }
+        ApplyEvent::Interrupted { in_flight } => {
+            outln!("\nInterrupted: no new changes start; waiting for the {in_flight} in flight to finish, then state is saved...")
+        }
+    };
+    let cancel = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    // A second Ctrl-C stops at once: the journal already holds every change started.
+    tokio::spawn(async {
+        for _ in 0..2 {
+            if tokio::signal::ctrl_c().await.is_err() {
+                return;
+            }
+        }
+        errln!("\nTwo interrupts: stopping at once. State records every change that was started; run tik plan to see where things stand.");
+        std::process::exit(130);
+    });
+    let options = ApplyOptions {
+        parallelism,
+        ..Default::default()
+    };
+    let result = tik_engine::apply::apply(
+        &p.config,
+        &p.providers,
+        store,
+        &plan,
+        &options,
+        cancel,
+        &mut on_event,
+    )
+    .await;
+    let report = match result {
+        Ok(r) => r,
+        Err(mut d) => {
+            if store.has_unsaved() {
+                save_errored(p, store, &mut d);
+            }
+            return Err(p.fail(d));
+        }
+    };
+    let d = report.done;
+    let totals = if plan.destroy {
+        format!("Resources: {} destroyed.", d.destroy)
+    } else {
+        let moved = match plan.moves.len() {
+            0 => String::new(),
+            n => format!(", {n} moved"),
+        };
+        format!(
+            "Resources: {} added, {} changed, {} replaced, {} destroyed{moved}.",
+            d.add, d.change, d.replace, d.destroy
+        )
+    };
+    if report.interrupted {
+        outln!(
+            "\n{} {totals}",
+            style.yellow("Apply interrupted; state saved.")
+        );
+        outln!(
+            "{} change(s) did not start. Run tik apply again to finish.",
+            report.not_started
+        );
+        return Ok(1);
+    }
+    if !report.ok() {
+        errln!(
+            "\n{} {totals}",
+            style.red(&format!(
+                "Apply failed: {} change(s) failed.",
+                report.failures.len()
+            ))
+        );
+        for (addr, msg) in &report.failures {
+            errln!("  - {addr}: {msg}");
+        }
+        if !report.skipped.is_empty() {
+            errln!(
+                "Skipped because something they need failed: {}",
+                report.skipped.join(", ")
+            );
+        }
+        return Ok(1);
+    }
+    let head = if plan.destroy {
+        "Destroy complete!"
+    } else {
+        "Apply complete!"
+    };
+    outln!("\n{} {totals}", style.green(head));
+    if !plan.destroy && !store.state.outputs.is_empty() {
+        out!("\nOutputs:\n\n{}", render::outputs(&store.state.outputs));
+    }
+    Ok(0)
+}
+
+pub(crate) fn verb(action: Action, done: bool) -> &'static str {
+    match (action, done) {
+        (Action::Create, false) => "Creating",
+        (Action::Create, true) => "Creation complete",
+        (Action::Update, false) => "Modifying",
+        (Action::Update, true) => "Modifications complete",
+        (Action::Replace, false) => "Replacing",
+        (Action::Replace, true) => "Replacement complete",
+        (Action::Delete, false) => "Destroying",
+        (Action::Delete, true) => "Destruction complete",
+        (Action::NoOp, _) => "Unchanged",
+    }
+}

@@ -1,0 +1,20 @@
+use crate::project::*;
+use crate::render::Style;
+use clap::Args;
+use std::path::Path;
+
+#[derive(Args)]
+pub(crate) struct Run {
+    pub(crate) id: String,
+    /// Remove it even though the run that holds it is still going.
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+pub(crate) async fn run(args: Run, dir: &Path, _style: Style) -> Result<u8> {
+    let Run { id, force } = args;
+    let p = Project::load(dir)?;
+    p.backend()?.force_unlock(&id, force)?;
+    outln!("Removed the lock {id} of {}.", p.backend()?.describe());
+    Ok(0)
+}

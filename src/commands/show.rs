@@ -1,0 +1,44 @@
+use crate::project::*;
+use crate::render::{self, Style};
+use clap::Args;
+use std::path::{Path, PathBuf};
+use tik_engine::diag::Diagnostic;
+use tik_engine::plan::Plan;
+
+#[derive(Args)]
+pub(crate) struct Run {
+    pub(crate) planfile: Option<PathBuf>,
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+pub(crate) async fn run(args: Run, dir: &Path, style: Style) -> Result<u8> {
+    let Run { planfile, json } = args;
+    if let Some(file) = planfile {
+        let bytes = std::fs::read(&file).map_err(|e| {
+            Diagnostic::new(format!("cannot read the plan {}: {e}", file.display()))
+        })?;
+        let plan = Plan::from_json(&bytes)
+            .map_err(|e| Diagnostic::new(format!("{}: {e}", file.display())))?;
+        if json {
+            outln!(
+                "{}",
+                serde_json::to_string_pretty(&render::plan_json(&plan)).unwrap_or_default()
+            );
+        } else {
+            out!("{}", render::plan(&plan, style));
+        }
+        return Ok(0);
+    }
+    let p = Project::load(dir)?;
+    let store = p.state()?;
+    if json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&render::state_json(&store.state)).unwrap_or_default()
+        );
+    } else {
+        out!("{}", render::state(&store.state));
+    }
+    Ok(0)
+}

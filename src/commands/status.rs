@@ -1,0 +1,38 @@
+use crate::project::*;
+use crate::render::{self, Style};
+use clap::Args;
+use std::path::Path;
+
+#[derive(Args)]
+pub(crate) struct Run {
+    /// Only this cluster (all of them by default).
+    pub(crate) cluster: Option<String>,
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+pub(crate) async fn run(args: Run, dir: &Path, style: Style) -> Result<u8> {
+    let Run { cluster, json } = args;
+    status(dir, cluster.as_deref(), json, style).await
+}
+
+pub(crate) async fn status(
+    dir: &Path,
+    cluster: Option<&str>,
+    json: bool,
+    style: Style,
+) -> Result<u8> {
+    let p = Project::load(dir)?;
+    let nodes = recorded_nodes(&p, cluster)?;
+    let services = tik_engine::nodes::services(&step_runner(&p), &nodes).await;
+    if json {
+        outln!("{}", render::status_json(&nodes, &services));
+    } else {
+        out!("{}", render::status(&nodes, &services, style));
+    }
+    Ok(if tik_engine::nodes::all_well(&nodes, &services) {
+        0
+    } else {
+        2
+    })
+}
