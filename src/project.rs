@@ -173,14 +173,14 @@ impl Project {
             Diagnostic::new(format!("cannot open the directory {}: {e}", dir.display()))
         })?;
         private_dirs(&dir.join(".tik"));
-        let (config, fetched) = Config::load_fetching(&dir, fetch)
-            .map_err(|(sources, diags)| Failure { sources, diags })?;
         let mut providers = Providers::new();
-        providers.add(Arc::new(tik_engine::builtin::TikProvider::new(
+        providers.add(Arc::new(tik_nodes::TikProvider::new(
             dir.join(".tik").join("logs"),
         )));
         providers.add(Arc::new(LocalProvider::new(dir.clone())));
         providers.add(Arc::new(tik_provider_aws::AwsProvider::default()));
+        let (config, fetched) = Config::load_fetching(&dir, fetch, &providers)
+            .map_err(|(sources, diags)| Failure { sources, diags })?;
         let recorded = backends::read_record(&dir)?;
         let configured_kind = config.backend.as_ref().map_or("local", |b| b.kind.as_str());
         let extra = match backend_config {
@@ -381,14 +381,14 @@ pub(crate) fn confirm(question: &str) -> bool {
 pub(crate) fn recorded_nodes(
     p: &Project,
     cluster: Option<&str>,
-) -> Result<Vec<tik_engine::nodes::Node>> {
+) -> Result<Vec<tik_nodes::nodes::Node>> {
     let store = p.state()?;
-    tik_engine::nodes::from_state(&store.state, cluster)
+    tik_nodes::nodes::from_state(&store.state, cluster)
         .map_err(|e| Diagnostic::new(e.message).help_opt(e.help).into())
 }
 
-pub(crate) fn step_runner(p: &Project) -> Arc<tik_engine::steps::Runner> {
-    Arc::new(tik_engine::steps::Runner::new(
+pub(crate) fn step_runner(p: &Project) -> Arc<tik_nodes::steps::Runner> {
+    Arc::new(tik_nodes::steps::Runner::new(
         p.dir.join(".tik").join("logs"),
     ))
 }

@@ -376,11 +376,11 @@ fn object_diff(old: &Map, new: &Map, s: Style, at: usize) -> String {
 
 /// One change as the plan shows it; `seen` holds the texts shown before it.
 pub fn change<'a>(c: &'a Change, s: Style, seen: &mut Shown<'a>) -> String {
-    let step = c.type_name == tik_engine::runtime::STEP_TYPE;
+    let step = c.type_name == tik_nodes::runtime::STEP_TYPE;
     let empty = Map::new();
     let before = c.before.as_ref().unwrap_or(&empty);
     let after = c.after.as_ref().unwrap_or(&empty);
-    let runs = || tik_engine::runtime::step_runs(&tik_engine::runtime::step_changes(before, after));
+    let runs = || tik_nodes::runtime::step_runs(&tik_nodes::runtime::step_changes(before, after));
     let verb = match c.action {
         Action::Update if step && !runs() => "will have its record updated; nothing runs",
         Action::Create if step => "will run",
@@ -496,7 +496,7 @@ pub fn drift(d: &Drift, s: Style) -> String {
             "was found half made after an interrupted create: taken into state to be replaced or deleted"
         }
         (DriftKind::Adopted, _) => "was found after an interrupted create and is taken into state",
-        (DriftKind::Unfinished, _) if d.type_name == tik_engine::runtime::STEP_TYPE => {
+        (DriftKind::Unfinished, _) if d.type_name == tik_nodes::runtime::STEP_TYPE => {
             "did not run to its end: its run was interrupted"
         }
         (DriftKind::Unfinished, _) => "was not made: its create was interrupted",
@@ -869,12 +869,12 @@ pub fn drift_markdown(drift: &[Drift], orphans: &[tik_engine::plan::OrphanReport
 /// `tik status`: per cluster its nodes, each with its address, its steps by service
 /// and the service's health as checked now.
 pub fn status(
-    nodes: &[tik_engine::nodes::Node],
-    services: &[Vec<tik_engine::nodes::Service>],
+    nodes: &[tik_nodes::nodes::Node],
+    services: &[Vec<tik_nodes::nodes::Service>],
     style: Style,
 ) -> String {
-    use tik_engine::nodes::{Outcome, ServiceState};
-    use tik_engine::steps::Health;
+    use tik_nodes::nodes::{Outcome, ServiceState};
+    use tik_nodes::steps::Health;
     let mut out = String::new();
     let width = nodes.iter().map(|n| n.name.len()).max().unwrap_or(0).max(4);
     let mut cluster: Option<&str> = None;
@@ -999,12 +999,12 @@ fn first_line(text: &str) -> &str {
 
 /// `tik status --json`: one object per node.
 pub fn status_json(
-    nodes: &[tik_engine::nodes::Node],
-    services: &[Vec<tik_engine::nodes::Service>],
+    nodes: &[tik_nodes::nodes::Node],
+    services: &[Vec<tik_nodes::nodes::Service>],
 ) -> String {
     use serde_json::json;
-    use tik_engine::nodes::ServiceState;
-    use tik_engine::steps::Health;
+    use tik_nodes::nodes::ServiceState;
+    use tik_nodes::steps::Health;
     let list: Vec<serde_json::Value> = nodes
         .iter()
         .zip(services)

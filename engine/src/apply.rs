@@ -681,11 +681,16 @@ impl Driver {
                 }
             }
             Err(e) => {
-                // It may exist in part: tainted, so the next plan replaces it. A node
-                // step that failed on rerun is in part too: its service may be down.
+                // It may exist in part: tainted, so the next plan replaces it. Some
+                // types are in part after a failed update too (a node step's service
+                // may be down): their schema says so.
+                let in_part_after_update = || {
+                    walk.providers
+                        .schema(&change.type_name)
+                        .is_some_and(|(_, s)| s.failed_update_taints)
+                };
                 if matches!(change.action, Action::Create | Action::Replace)
-                    || (change.action == Action::Update
-                        && change.type_name == crate::runtime::STEP_TYPE)
+                    || (change.action == Action::Update && in_part_after_update())
                 {
                     let attrs = self.units[u].planned.clone();
                     store.record(JournalEntry::Put {

@@ -634,13 +634,12 @@ pub fn diff(
             prior.type_name, inst.type_name
         ));
     } else if prior.status == Status::Tainted {
-        change
-            .reasons
-            .push(if inst.type_name == crate::runtime::STEP_TYPE {
-                "it failed at the last apply".into()
-            } else {
-                "a change to it failed part way (tainted)".into()
-            });
+        change.reasons.push(
+            schema
+                .tainted_reason
+                .unwrap_or("a change to it failed part way (tainted)")
+                .into(),
+        );
     } else if prior.status == Status::Pending {
         change.reasons.push("its create was interrupted".into());
     } else if force_replace {
@@ -663,8 +662,8 @@ pub fn diff(
             }
         }
         change.after = Some(after);
-        if inst.type_name == crate::runtime::STEP_TYPE {
-            change.reasons = crate::runtime::rerun_reasons(&changed);
+        if let Some(reasons) = schema.update_reasons {
+            change.reasons = reasons(&changed);
         }
     } else {
         change.after = Some(prior.attributes.clone());
@@ -1130,28 +1129,7 @@ fn output_changes(
 mod tests {
     use super::*;
     use crate::addr::Address;
-    use crate::provider::{AttributeSchema, ResourceSchema};
     use crate::state::{ResourceState, Status};
-
-    static TRUE: Value = Value::Bool(true);
-
-    fn step(config: &[(&str, Value)]) -> Instance {
-        Instance {
-            address: Address::default().name("step"),
-            rel: Address::default(),
-            type_name: "tik_step".into(),
-            provider: "tik".into(),
-            config: config
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
-            intra_deps: Vec::new(),
-            dependencies: Vec::new(),
-            sensitive: Vec::new(),
-            lifecycle: Default::default(),
-            refs: Vec::new(),
-        }
-    }
 
     fn recorded(attrs: &[(&str, Value)]) -> ResourceState {
         ResourceState {
@@ -1246,40 +1224,5 @@ mod tests {
         );
         assert_eq!(changes[1].name, "y");
         assert!(changes[1].sensitive, "it was sensitive before");
-    }
-
-    /// An attribute newer than a record reads as its `absent_as` where the
-    /// configuration sets it, and as absent where it does not.
-    #[test]
-    fn an_attribute_newer_than_the_record_is_taken_as_its_absent_value() {
-        let schema = ResourceSchema {
-            type_name: "tik_step",
-            attributes: vec![
-                AttributeSchema::optional("script"),
-                AttributeSchema::optional("running").absent_as(&TRUE),
-            ],
-        };
-        let old = recorded(&[("script", Value::from("x"))]);
-        let start = step(&[("script", Value::from("x")), ("running", TRUE.clone())]);
-        assert_eq!(
-            diff(&start, &schema, Some(&old), false).action,
-            Action::NoOp
-        );
-        let install = step(&[("script", Value::from("x"))]);
-        assert_eq!(
-            diff(&install, &schema, Some(&old), false).action,
-            Action::NoOp
-        );
-        // Read back as not running: the step runs again, and says why.
-        let dead = recorded(&[
-            ("script", Value::from("x")),
-            ("running", Value::Bool(false)),
-        ]);
-        let change = diff(&start, &schema, Some(&dead), false);
-        assert_eq!(change.action, Action::Update);
-        assert_eq!(
-            change.reasons,
-            ["its service is not running: its health check failed when tik read the nodes"]
-        );
     }
 }

@@ -5,10 +5,15 @@
 //! It never sees state files, the graph or the terminal.
 
 use crate::addr::Address;
+use crate::diag::{Diagnostics, FileId, Sources};
+use crate::eval::Marks;
 use crate::value::{Map, Value};
 use async_trait::async_trait;
+use hcl_edit::structure::Body;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::Range;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// One attribute of a resource type.
@@ -77,13 +82,35 @@ impl AttributeSchema {
     }
 }
 
+/// Why an update of the named attributes is made, in a resource type's words.
+pub type UpdateReasons = fn(&[&str]) -> Vec<String>;
+
 #[derive(Debug, Clone)]
 pub struct ResourceSchema {
     pub type_name: &'static str,
     pub attributes: Vec<AttributeSchema>,
+    /// A failed update may leave the object in part (a node step stops its service
+    /// to rerun it): the object is then recorded tainted, as after a failed create.
+    pub failed_update_taints: bool,
+    /// Why a tainted object of this type is replaced, in its own words; by default
+    /// "a change to it failed part way (tainted)".
+    pub tainted_reason: Option<&'static str>,
+    /// Why an update of these attributes is made, in the type's own words (a node
+    /// step says what makes it run again); by default an update gives no reasons.
+    pub update_reasons: Option<UpdateReasons>,
 }
 
 impl ResourceSchema {
+    pub fn new(type_name: &'static str, attributes: Vec<AttributeSchema>) -> Self {
+        ResourceSchema {
+            type_name,
+            attributes,
+            failed_update_taints: false,
+            tainted_reason: None,
+            update_reasons: None,
+        }
+    }
+
     pub fn attribute(&self, name: &str) -> Option<&AttributeSchema> {
         self.attributes.iter().find(|a| a.name == name)
     }
@@ -95,6 +122,36 @@ pub use crate::config::body::Schema;
 pub enum BlockKind {
     Workspace,
     Cluster,
+}
+
+/// A cluster as its own provider lowered it, for a provider that adds resources to
+/// every cluster (`Provider::layer`: the `tik` provider's sessions, containers and
+/// runtime steps on each node).
+pub struct LayerRequest<'a> {
+    /// The cluster's own name (its `name`, or its label).
+    pub cluster: &'a str,
+    /// The evaluated block, and which of its parts read a sensitive value.
+    pub config: &'a Map,
+    pub marks: &'a Marks,
+    /// What the cluster's provider made of it: each resource's path and config.
+    pub resources: Vec<(&'a Address, &'a Map)>,
+    /// Where the block is written, for diagnostics that point into it.
+    pub file: FileId,
+    pub span: Option<Range<usize>>,
+    pub body: &'a Body,
+    /// How messages name the block: `cluster "etl"`.
+    pub what: &'a str,
+}
+
+/// What a layer adds to a cluster.
+#[derive(Debug, Default)]
+pub struct Layer {
+    pub resources: Vec<ResourceSpec>,
+    /// Values the cluster's object shows at `path` (`runtime.spark.endpoint.ui`),
+    /// completed by `Provider::fill_value` once the cluster's resources exist.
+    pub values: Vec<(Vec<String>, Value)>,
+    /// Which of those values are sensitive, from the object's root.
+    pub marks: Marks,
 }
 
 /// A workspace or cluster block to lower into resources.
@@ -305,6 +362,26 @@ pub trait Provider: Send + Sync {
     /// Lowers a workspace or cluster block into resources.
     fn expand(&self, request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, ExpandError>;
 
+    /// Reads what this provider needs from the project in `root` (the `tik`
+    /// provider: its runtimes), once per load, before any block is expanded. Files
+    /// it reads go into `sources`, so that diagnostics point into them and the
+    /// configuration's hash covers them.
+    fn load(&self, _root: &Path, _sources: &mut Sources) -> Diagnostics {
+        Diagnostics::default()
+    }
+
+    /// Adds resources of this provider to a cluster another provider has lowered;
+    /// `None` where it adds nothing.
+    fn layer(&self, _request: &LayerRequest<'_>) -> Result<Option<Layer>, Diagnostics> {
+        Ok(None)
+    }
+
+    /// A value of this provider's `Layer` completed with what the cluster's
+    /// resources hold now: its head's attributes and every node's, in order.
+    fn fill_value(&self, value: &Value, _head: Option<&Map>, _nodes: &[Option<&Map>]) -> Value {
+        value.clone()
+    }
+
     /// Reads every listed resource of one type in as few calls as the API allows.
     /// The answer is parallel to `items`: `None` where the object no longer exists.
     async fn read(
@@ -355,7 +432,7 @@ pub struct Providers {
 impl Providers {
     pub fn new() -> Self {
         let mut p = Providers::default();
-        p.add(Arc::new(crate::builtin::TikProvider::default()));
+        p.add(Arc::new(crate::builtin::DataProvider));
         p
     }
 
@@ -375,6 +452,20 @@ impl Providers {
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.by_name.keys().map(String::as_str)
+    }
+
+    /// Every provider, in name order.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<dyn Provider>> {
+        self.by_name.values()
+    }
+
+    /// Lets every provider read what it needs from the project (`Provider::load`).
+    pub fn load(&self, root: &Path, sources: &mut Sources) -> Diagnostics {
+        let mut diags = Diagnostics::default();
+        for p in self.by_name.values() {
+            diags.0.extend(p.load(root, sources).0);
+        }
+        diags
     }
 
     /// The provider name and schema of a resource type.

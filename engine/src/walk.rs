@@ -7,8 +7,9 @@ use crate::config::{Config, Lifecycle, ObjectKind, Repeat};
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics, FileId, Location};
 use crate::eval::{Evaluator, Marks};
 use crate::graph::{Graph, Key};
-use crate::provider::{BlockKind, ExpandRequest, Providers, ResourceSpec, SiblingRef};
-use crate::runtime;
+use crate::provider::{
+    BlockKind, ExpandRequest, LayerRequest, Providers, ResourceSpec, SiblingRef,
+};
 use crate::state::OutputState;
 use crate::value::{Map, Value};
 use indexmap::IndexMap;
@@ -97,8 +98,9 @@ struct Part {
     /// The name its provider gave it: the block's, with the module instance's suffix.
     name: String,
     config: Map,
-    /// A cluster's runtime endpoints: runtime, name, and value with address placeholders.
-    endpoints: Vec<(String, String, Value)>,
+    /// Values layers add to a cluster (its runtimes' endpoints): the layer's
+    /// provider, the path in the object, and the value before its nodes are known.
+    layered: Vec<(String, Vec<String>, Value)>,
     /// How what references the object sees its instances.
     shape: Shape,
     /// Its instances in `ObjectEval::instances`.
@@ -692,7 +694,7 @@ impl<'c> Walk<'c> {
         let mut own_name = format!("{name}{}", self.insts[k].suffix);
         let dependencies = self.dependency_resources(i, k);
         let mut instances = Vec::new();
-        let mut endpoints = Vec::new();
+        let mut layered = Vec::new();
         let mut object_marks = Marks::default();
         let mut shape = Shape::One;
         let config;
@@ -832,23 +834,28 @@ impl<'c> Walk<'c> {
                     .collect();
                 mark_copies(&mut specs, &config, &config_marks);
                 if block_kind == BlockKind::Cluster {
-                    let nodes = runtime::nodes_of(specs.iter().map(|(s, _)| (&s.path, &s.config)));
-                    let site = runtime::Site {
-                        file: def.file,
-                        span: def.span.clone(),
-                        body: &def.body,
-                        what: &what,
-                    };
-                    let added = runtime::expand(
-                        &self.config.runtimes,
-                        &own_name,
-                        (&config, &config_marks),
-                        &nodes,
-                        &site,
-                    )?;
-                    specs.extend(added.specs.into_iter().map(|s| (s, "tik".to_string())));
-                    endpoints = added.endpoints;
-                    object_marks.put(&["runtime"], added.endpoint_marks);
+                    // Other providers add to the cluster what they run on its nodes.
+                    let mut added = Vec::new();
+                    for layer in self.providers.all() {
+                        let request = LayerRequest {
+                            cluster: &own_name,
+                            config: &config,
+                            marks: &config_marks,
+                            resources: specs.iter().map(|(s, _)| (&s.path, &s.config)).collect(),
+                            file: def.file,
+                            span: def.span.clone(),
+                            body: &def.body,
+                            what: &what,
+                        };
+                        if let Some(l) = layer.layer(&request)? {
+                            added.push((layer.name().to_string(), l));
+                        }
+                    }
+                    for (name, l) in added {
+                        specs.extend(l.resources.into_iter().map(|s| (s, name.clone())));
+                        layered.extend(l.values.into_iter().map(|(p, v)| (name.clone(), p, v)));
+                        object_marks.merge(l.marks);
+                    }
                 }
                 object_marks.merge(config_marks);
                 mark_sensitive(&mut specs, |t| self.providers.schema(t).map(|(_, s)| s));
@@ -917,7 +924,7 @@ impl<'c> Walk<'c> {
             address,
             name: own_name,
             config,
-            endpoints,
+            layered,
             shape,
             instances: start..object.instances.len(),
         });
@@ -1179,14 +1186,19 @@ impl<'c> Walk<'c> {
             _ => return,
         };
         for part in &object.parts {
-            let value = part_value(object, part, attributes);
+            let value = part_value(self.providers, object, part, attributes);
             self.insert(part.inst, object.kind.root(), &name, value);
         }
     }
 }
 
 /// An object's value in one module instance.
-fn part_value(object: &ObjectEval, part: &Part, attributes: &HashMap<Address, Map>) -> Value {
+fn part_value(
+    providers: &Providers,
+    object: &ObjectEval,
+    part: &Part,
+    attributes: &HashMap<Address, Map>,
+) -> Value {
     let instances = &object.instances[part.instances.clone()];
     let attrs_of =
         |inst: &Instance| Value::Object(attributes.get(&inst.address).cloned().unwrap_or_default());
@@ -1214,10 +1226,12 @@ fn part_value(object: &ObjectEval, part: &Part, attributes: &HashMap<Address, Ma
                     insert_path(&mut base, &inst.rel.0, Value::Object(attrs.clone()));
                 }
             }
-            if !part.endpoints.is_empty() {
+            if !part.layered.is_empty() {
+                // The cluster's nodes, as its own provider made them (not a layer).
+                let layers: HashSet<&String> = part.layered.iter().map(|(l, _, _)| l).collect();
                 let mut nodes: Vec<&Instance> = instances
                     .iter()
-                    .filter(|x| !runtime::is_node_step(&x.type_name))
+                    .filter(|x| !layers.contains(&x.provider))
                     .filter(|x| x.rel.0.first() == Some(&Segment::Name("node".into())))
                     .collect();
                 nodes.sort_by(|a, b| a.rel.cmp(&b.rel));
@@ -1227,14 +1241,13 @@ fn part_value(object: &ObjectEval, part: &Part, attributes: &HashMap<Address, Ma
                     .and_then(|x| attributes.get(&x.address));
                 let all: Vec<Option<&Map>> =
                     nodes.iter().map(|x| attributes.get(&x.address)).collect();
-                for (rt, ep, value) in &part.endpoints {
-                    let path = [
-                        Segment::Name("runtime".into()),
-                        Segment::Name(rt.clone()),
-                        Segment::Name("endpoint".into()),
-                        Segment::Name(ep.clone()),
-                    ];
-                    insert_path(&mut base, &path, runtime::fill_endpoint(value, head, &all));
+                for (layer, path, value) in &part.layered {
+                    let path: Vec<Segment> =
+                        path.iter().map(|p| Segment::Name(p.clone())).collect();
+                    let filled = providers
+                        .get(layer)
+                        .map_or_else(|| value.clone(), |p| p.fill_value(value, head, &all));
+                    insert_path(&mut base, &path, filled);
                 }
             }
             base
@@ -1531,16 +1544,16 @@ mod tests {
             spec(&session, "session", &[("conn", &node, "connection")]),
             spec(&node, "node", &[]),
         ];
-        let node_schema = ResourceSchema {
-            type_name: "node",
-            attributes: vec![
+        let node_schema = ResourceSchema::new(
+            "node",
+            vec![
                 AttributeSchema {
                     sensitive: true,
                     ..AttributeSchema::computed("connection")
                 },
                 AttributeSchema::computed("ip"),
             ],
-        };
+        );
         mark_sensitive(&mut specs, |t| (t == "node").then_some(&node_schema));
         let marked: Vec<&Vec<String>> = specs.iter().map(|(s, _)| &s.sensitive).collect();
         assert_eq!(

@@ -44,14 +44,14 @@ impl Provider for Fake {
         "fake"
     }
     fn resource_types(&self) -> Vec<ResourceSchema> {
-        vec![ResourceSchema {
-            type_name: "fake_thing",
-            attributes: vec![
+        vec![ResourceSchema::new(
+            "fake_thing",
+            vec![
                 A::optional("name").force_new(),
                 A::optional("value"),
                 A::computed("id"),
             ],
-        }]
+        )]
     }
     fn block_schema(&self, kind: BlockKind) -> Schema {
         match kind {

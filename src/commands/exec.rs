@@ -32,7 +32,7 @@ pub(crate) async fn exec(
     let p = Project::load(dir)?;
     let mut nodes = recorded_nodes(&p, Some(cluster))?;
     if let Some(n) = node {
-        let one = tik_engine::nodes::pick(&nodes, n)
+        let one = tik_nodes::nodes::pick(&nodes, n)
             .map_err(|e| Diagnostic::new(e.message).help_opt(e.help))?
             .clone();
         nodes = vec![one];

@@ -25,7 +25,7 @@ pub(crate) fn ssh(dir: &Path, cluster: &str, node: Option<&str>, command: &[Stri
     let p = Project::load(dir)?;
     let nodes = recorded_nodes(&p, Some(cluster))?;
     let n = match node {
-        Some(n) => tik_engine::nodes::pick(&nodes, n)
+        Some(n) => tik_nodes::nodes::pick(&nodes, n)
             .map_err(|e| Diagnostic::new(e.message).help_opt(e.help))?,
         None => nodes
             .iter()
@@ -34,7 +34,7 @@ pub(crate) fn ssh(dir: &Path, cluster: &str, node: Option<&str>, command: &[Stri
             .ok_or_else(|| Diagnostic::new(format!("the cluster {cluster} has no nodes")))?,
     };
     let command = (!command.is_empty()).then(|| command.join(" "));
-    let login = tik_engine::steps::login(&n.target_attributes(), command.as_deref())
+    let login = tik_nodes::steps::login(&n.target_attributes(), command.as_deref())
         .map_err(|e| Diagnostic::new(format!("cannot log in to {}: {}", n.name, e.message)))?;
     let mut child = std::process::Command::new(&login.program);
     child.args(&login.args).envs(login.env.iter().cloned());

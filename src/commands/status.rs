@@ -24,13 +24,13 @@ pub(crate) async fn status(
 ) -> Result<u8> {
     let p = Project::load(dir)?;
     let nodes = recorded_nodes(&p, cluster)?;
-    let services = tik_engine::nodes::services(&step_runner(&p), &nodes).await;
+    let services = tik_nodes::nodes::services(&step_runner(&p), &nodes).await;
     if json {
         outln!("{}", render::status_json(&nodes, &services));
     } else {
         out!("{}", render::status(&nodes, &services, style));
     }
-    Ok(if tik_engine::nodes::all_well(&nodes, &services) {
+    Ok(if tik_nodes::nodes::all_well(&nodes, &services) {
         0
     } else {
         2

@@ -29,8 +29,6 @@ pub struct Config {
     pub modules: Vec<Module>,
     pub backend: Option<BackendConfig>,
     pub encryption: Option<EncryptionConfig>,
-    /// The runtimes clusters can run: shipped ones and the project's `runtimes/`.
-    pub runtimes: IndexMap<String, crate::runtime::RuntimeDef>,
     /// A hash of every file read: a saved plan is stale when it changes.
     pub hash: String,
 }
@@ -240,14 +238,21 @@ impl Config {
     /// Loads the root module in `dir` and every module it calls; git sources are
     /// read from what `tik init` fetched into `.tik/modules/`.
     pub fn load(dir: &Path) -> Result<Config, (Sources, Diagnostics)> {
-        Config::load_fetching(dir, remote::Fetch::Never).map(|(c, _)| c)
+        Config::load_fetching(
+            dir,
+            remote::Fetch::Never,
+            &crate::provider::Providers::new(),
+        )
+        .map(|(c, _)| c)
     }
 
-    /// Loads like `load`, fetching git sources as `fetch` says; returns what it
-    /// fetched too.
+    /// Loads like `load`, fetching git sources as `fetch` says, and lets each of
+    /// `providers` read what it needs from the project (`Provider::load`); returns
+    /// what it fetched too.
     pub fn load_fetching(
         dir: &Path,
         fetch: remote::Fetch,
+        providers: &crate::provider::Providers,
     ) -> Result<(Config, Vec<remote::Fetched>), (Sources, Diagnostics)> {
         let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
         let mut loader = Loader {
@@ -260,8 +265,8 @@ impl Config {
             declared: HashMap::new(),
         };
         loader.load_module(&dir, Address::new(), &mut Vec::new(), None);
-        let (runtimes, runtime_diags) = crate::runtime::load_all(&dir, &mut loader.sources);
-        loader.diags.0.extend(runtime_diags.0);
+        let provider_diags = providers.load(&dir, &mut loader.sources);
+        loader.diags.0.extend(provider_diags.0);
         if !loader.diags.is_empty() {
             return Err((loader.sources, loader.diags));
         }
@@ -282,7 +287,6 @@ impl Config {
             modules: loader.modules,
             backend: loader.backend,
             encryption: loader.encryption,
-            runtimes,
             hash,
         };
         Ok((config, loader.store.fetched))

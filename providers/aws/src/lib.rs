@@ -324,10 +324,7 @@ fn place() -> Vec<A> {
 fn schema(type_name: &'static str, attrs: Vec<A>) -> ResourceSchema {
     let mut attributes = place();
     attributes.extend(attrs);
-    ResourceSchema {
-        type_name,
-        attributes,
-    }
+    ResourceSchema::new(type_name, attributes)
 }
 
 #[async_trait]

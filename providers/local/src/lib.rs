@@ -377,19 +377,19 @@ impl Provider for LocalProvider {
 
     fn resource_types(&self) -> Vec<ResourceSchema> {
         vec![
-            ResourceSchema {
-                type_name: "local_workspace",
-                attributes: vec![
+            ResourceSchema::new(
+                "local_workspace",
+                vec![
                     A::required("name").force_new(),
                     A::optional("cidr").force_new(),
                     A::optional("tags"),
                     A::computed("id"),
                     A::computed("directory"),
                 ],
-            },
-            ResourceSchema {
-                type_name: "local_node",
-                attributes: vec![
+            ),
+            ResourceSchema::new(
+                "local_node",
+                vec![
                     A::required("workspace").force_new(),
                     A::required("cluster").force_new(),
                     A::required("name").force_new(),
@@ -410,15 +410,15 @@ impl Provider for LocalProvider {
                     A::computed("directory"),
                     A::computed("connection"),
                 ],
-            },
-            ResourceSchema {
-                type_name: "local_file",
-                attributes: vec![
+            ),
+            ResourceSchema::new(
+                "local_file",
+                vec![
                     A::required("path").force_new(),
                     A::required("content"),
                     A::computed("id"),
                 ],
-            },
+            ),
         ]
     }
 

@@ -10,13 +10,13 @@
 
 mod agent;
 
-use crate::provider::{ChangeRequest, Operation, Progress, ProviderError};
-use crate::value::{Map, Value};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tik_engine::provider::{ChangeRequest, Operation, Progress, ProviderError};
+use tik_engine::value::{Map, Value};
 
 /// How long a node may take to answer SSH before its session fails.
 pub const SSH_WAIT: Duration = Duration::from_secs(600);
@@ -1562,7 +1562,7 @@ async fn first_contact(
                 // The jump host showed another key than its session recorded:
                 // waiting will not change that.
                 if let Some(refused) = jump_refused(ssh, &jump_log) {
-                    return Err(refused.with_replace(&head_session_of(address)));
+                    return Err(with_replace(refused, &head_session_of(address)));
                 }
                 if Instant::now() >= deadline {
                     return Err(ProviderError {
@@ -1606,7 +1606,7 @@ async fn connect_verified(
     } = attempt(ssh, Some(host_key)).await?;
     result.map_err(|e| {
         if let Some(refused) = jump_refused(ssh, &jump_log) {
-            return refused.with_replace(&head_session_of(&session_address(attrs)));
+            return with_replace(refused, &head_session_of(&session_address(attrs)));
         }
         let text = format!("{e:?}");
         if text.contains("verification failed") || text.contains("REMOTE HOST IDENTIFICATION") {
@@ -1662,13 +1662,12 @@ fn jump_refused(ssh: &Ssh, log: &Path) -> Option<ProviderError> {
     })
 }
 
-impl ProviderError {
-    fn with_replace(mut self, session: &str) -> ProviderError {
-        self.message.push_str(&format!(
-            " If it was rebuilt on purpose, replace its session: tik apply --replace '{session}'"
-        ));
-        self
-    }
+/// The refusal `error`, with how to accept a node rebuilt on purpose.
+fn with_replace(mut error: ProviderError, session: &str) -> ProviderError {
+    error.message.push_str(&format!(
+        " If it was rebuilt on purpose, replace its session: tik apply --replace '{session}'"
+    ));
+    error
 }
 
 /// ssh's error; through a jump host that said something, its words: the node's ssh
@@ -1735,7 +1734,7 @@ mod tests {
             ("hash".to_string(), Value::from("h1")),
         ]);
         let change = |planned: &[(&str, Value)], operation| ChangeRequest {
-            address: crate::addr::Address::new().name("step"),
+            address: tik_engine::addr::Address::new().name("step"),
             type_name: crate::runtime::STEP_TYPE.into(),
             operation,
             prior: Some(prior.clone()),

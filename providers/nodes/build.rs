@@ -1,11 +1,11 @@
-//! Embeds the runtimes shipped with tik (`modules/runtimes/<name>/...`) in the engine,
+//! Embeds the runtimes shipped with tik (`modules/runtimes/<name>/...`) in tik-nodes,
 //! so the binary carries them: `EMBEDDED_RUNTIMES` lists (runtime, file, text).
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../modules/runtimes");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../modules/runtimes");
     println!("cargo:rerun-if-changed={}", root.display());
     let mut out = String::from("pub static EMBEDDED_RUNTIMES: &[(&str, &str, &str)] = &[\n");
     let mut runtimes: Vec<_> = std::fs::read_dir(&root)

@@ -2,12 +2,12 @@
 //! `tik status`, `tik exec` and `tik ssh` work on. Nothing here reads configuration:
 //! these commands act on what exists, as the last apply left it.
 
-use crate::addr::{Address, Segment};
-use crate::state::{State, Status};
 use crate::steps::{Health, Runner};
-use crate::value::{Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
+use tik_engine::addr::{Address, Segment};
+use tik_engine::state::{State, Status};
+use tik_engine::value::{Map, Value};
 
 /// One node of a cluster.
 #[derive(Debug, Clone)]
@@ -384,7 +384,7 @@ pub fn pick<'n>(nodes: &'n [Node], wanted: &str) -> Result<&'n Node, NotFound> {
                 nodes.first().map(|n| n.cluster.as_str()).unwrap_or("?")
             ),
             help: Some(
-                crate::diag::did_you_mean(wanted, names.iter().copied())
+                tik_engine::diag::did_you_mean(wanted, names.iter().copied())
                     .unwrap_or_else(|| format!("its nodes: {}", names.join(", "))),
             ),
         }
@@ -412,7 +412,7 @@ fn not_found(state: &State, cluster: Option<&str>) -> NotFound {
         Some(c) if !clusters.is_empty() => NotFound {
             message: format!("state records no cluster \"{c}\""),
             help: Some(
-                crate::diag::did_you_mean(c, clusters.iter().map(String::as_str))
+                tik_engine::diag::did_you_mean(c, clusters.iter().map(String::as_str))
                     .unwrap_or_else(|| format!("its clusters: {}", clusters.join(", "))),
             ),
         },
@@ -429,7 +429,7 @@ fn not_found(state: &State, cluster: Option<&str>) -> NotFound {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::ResourceState;
+    use tik_engine::state::ResourceState;
 
     fn put(state: &mut State, address: &str, type_name: &str, status: Status, attrs: Map) {
         let address = Address::parse(address).unwrap();

@@ -6,13 +6,6 @@
 //! is the same text before and after its nodes exist, and a plan can show its diff;
 //! the values themselves are attributes of the step, and a change of them reruns it.
 
-use crate::addr::{Address, Segment};
-use crate::config::body::{eval_error, eval_literal};
-use crate::config::{validation, Validation};
-use crate::diag::{did_you_mean, Diagnostic, Diagnostics, FileId, Location, Sources};
-use crate::eval::{EvalError, Evaluator, Marks};
-use crate::provider::{ResourceSpec, SiblingRef};
-use crate::value::{Map, Value};
 use hcl_edit::expr::Expression;
 use hcl_edit::structure::{Body, Structure};
 use hcl_edit::Span;
@@ -21,6 +14,13 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use tik_engine::addr::{Address, Segment};
+use tik_engine::config::body::{eval_error, eval_literal};
+use tik_engine::config::{validation, Validation};
+use tik_engine::diag::{did_you_mean, Diagnostic, Diagnostics, FileId, Location, Sources};
+use tik_engine::eval::{EvalError, Evaluator, Marks};
+use tik_engine::provider::{ResourceSpec, SiblingRef};
+use tik_engine::value::{Map, Value};
 
 include!(concat!(env!("OUT_DIR"), "/runtimes.rs"));
 
@@ -511,7 +511,7 @@ pub fn order(
     };
     let number: HashMap<&String, usize> = chosen.iter().enumerate().map(|(i, n)| (n, i)).collect();
     let mut then: Vec<Vec<usize>> = vec![Vec::new(); chosen.len()];
-    let mut kahn = crate::order::Kahn::lowest_first();
+    let mut kahn = tik_engine::order::Kahn::lowest_first();
     for (i, n) in chosen.iter().enumerate() {
         let mut waits: Vec<usize> = before(n).iter().map(|b| number[b]).collect();
         waits.sort_unstable();
