@@ -7,6 +7,7 @@ pub mod addr;
 pub mod apply;
 pub mod builtin;
 pub mod config;
+pub mod connection;
 pub mod diag;
 pub mod eval;
 pub mod fmt;

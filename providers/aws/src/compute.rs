@@ -13,6 +13,7 @@ use aws_sdk_ec2::Client;
 use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
 use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryAction};
 use std::time::Duration;
+use tik_engine::connection::{self, Identity, NodeConnection, Ssh};
 use tik_engine::provider::{ChangeRequest, Operation, ProviderError};
 use tik_engine::value::{Map, Value};
 
@@ -389,26 +390,26 @@ pub fn set_connection(attrs: &mut Map) {
         attrs.shift_remove("connection");
         return;
     };
-    let mut c = Map::from_iter([
-        ("transport".to_string(), Value::from("ssh")),
-        ("host".to_string(), Value::String(host)),
-        (
-            "port".to_string(),
-            attrs
-                .get("ssh_port")
-                .filter(|p| matches!(p, Value::Number(_)))
-                .cloned()
-                .unwrap_or(Value::Number(22.0)),
-        ),
-        ("user".to_string(), Value::String(user)),
-        ("home".to_string(), Value::from("tik")),
-    ]);
-    if let Some(f) = text("ssh_private_key_file") {
-        c.insert("key_file".into(), Value::String(f));
-    } else if let Some(k) = text("ssh_private_key") {
-        c.insert("private_key".into(), Value::String(k));
-    }
-    attrs.insert("connection".into(), Value::Object(c));
+    let identity = match (text("ssh_private_key_file"), text("ssh_private_key")) {
+        (Some(f), _) => Some(Identity::File(f)),
+        (None, Some(k)) => Some(Identity::Key(k)),
+        (None, None) => None,
+    };
+    let ssh = Ssh {
+        host,
+        port: attrs
+            .get("ssh_port")
+            .and_then(Value::as_f64)
+            .filter(|p| (1.0..=65535.0).contains(p) && p.fract() == 0.0)
+            .map_or(22, |p| p as u16),
+        user,
+        identity,
+    };
+    // Steps keep their files under the login's ~/tik.
+    attrs.insert(
+        connection::ATTRIBUTE.into(),
+        NodeConnection::ssh(ssh, "tik").to_value(),
+    );
 }
 
 #[cfg(test)]

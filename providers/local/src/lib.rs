@@ -12,6 +12,7 @@ use std::io::{ErrorKind, Write};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use tik_engine::addr::Address;
+use tik_engine::connection::{self, NodeConnection};
 use tik_engine::provider::{
     AttributeSchema as A, BlockKind, ChangeRequest, ExpandError, ExpandRequest, Operation,
     Provider, ProviderError, ReadRequest, ResourceSchema, ResourceSpec, Schema, HALF_MADE,
@@ -316,21 +317,19 @@ impl LocalProvider {
                     },
                 );
                 attrs.insert("directory".into(), Value::String(dir.display().to_string()));
-                let home = dir.join("home");
+                let home = dir.join("home").display().to_string();
                 let connection = if attrs.get("transport").and_then(Value::as_str) == Some("ssh") {
                     match sshd::start(&dir, ip) {
-                        Ok(c) => c,
+                        Ok(ssh) => NodeConnection::ssh(ssh, home),
                         Err(e) => {
                             self.release_address(&ip.to_string(), &key);
                             return Err(e);
                         }
                     }
                 } else {
-                    Map::from_iter([("transport".to_string(), Value::from("local"))])
+                    NodeConnection::local(home)
                 };
-                let mut connection = connection;
-                connection.insert("home".into(), Value::String(home.display().to_string()));
-                attrs.insert("connection".into(), Value::Object(connection));
+                attrs.insert(connection::ATTRIBUTE.into(), connection.to_value());
                 if let Err(e) = write_json(&dir.join("node.json"), &attrs) {
                     sshd::stop(&dir);
                     self.release_address(&ip.to_string(), &key);

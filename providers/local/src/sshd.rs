@@ -7,8 +7,8 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
+use tik_engine::connection::{Identity, Ssh};
 use tik_engine::provider::ProviderError;
-use tik_engine::value::{Map, Value};
 
 /// The port every node's sshd listens on, at its own address (22 would need root).
 pub const PORT: u16 = 2222;
@@ -52,7 +52,7 @@ fn user() -> String {
 }
 
 /// Starts the node's sshd and waits until it listens; returns the node's connection.
-pub fn start(dir: &Path, ip: Ipv4Addr) -> Result<Map, ProviderError> {
+pub fn start(dir: &Path, ip: Ipv4Addr) -> Result<Ssh, ProviderError> {
     if !Path::new(SSHD).exists() {
         return Err(ProviderError {
             code: Some("SshdMissing".into()),
@@ -108,16 +108,12 @@ pub fn start(dir: &Path, ip: Ipv4Addr) -> Result<Map, ProviderError> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Ok(Map::from_iter([
-        ("transport".to_string(), Value::from("ssh")),
-        ("host".to_string(), Value::String(ip.to_string())),
-        ("port".to_string(), Value::Number(PORT as f64)),
-        ("user".to_string(), Value::String(user())),
-        (
-            "key_file".to_string(),
-            Value::String(client_key.display().to_string()),
-        ),
-    ]))
+    Ok(Ssh {
+        host: ip.to_string(),
+        port: PORT,
+        user: user(),
+        identity: Some(Identity::File(client_key.display().to_string())),
+    })
 }
 
 /// Stops the node's sshd, if it runs: by the pid its pid file names.

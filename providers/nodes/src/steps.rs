@@ -15,6 +15,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tik_engine::connection::{self as contract, NodeConnection};
 use tik_engine::provider::{ChangeRequest, Operation, Progress, ProviderError};
 use tik_engine::value::{Map, Value};
 
@@ -997,33 +998,24 @@ struct Connection {
 }
 
 impl Connection {
-    /// How to reach a node: its `connection`, and the `jump` host (with its recorded
-    /// `jump_host_key`) where the node has no public address.
+    /// How to reach a node: its `connection` (the contract its provider fills),
+    /// and the `jump` host (with its recorded `jump_host_key`) where the node has
+    /// no public address.
     fn of(attrs: &Map) -> Result<Connection, ProviderError> {
         let c = attrs
-            .get("connection")
-            .and_then(Value::as_object)
+            .get(contract::ATTRIBUTE)
+            .filter(|c| c.as_object().is_some())
             .ok_or_else(|| {
                 ProviderError::new(
                     "the node offers no connection: its provider does not run node steps \
                      (the local and aws providers do; see docs/runtimes.md)",
                 )
             })?;
-        let home = c
-            .get("home")
-            .and_then(Value::as_str)
-            .unwrap_or("/tmp/tik")
-            .to_string();
-        let transport = match c.get("transport").and_then(Value::as_str) {
-            // A relative home is under the login's $HOME, which only a login knows.
-            Some("local") | None if !home.starts_with('/') => {
-                return Err(ProviderError::new(format!(
-                    "the node's home {home:?} is not an absolute path, which a node reached without SSH needs"
-                )))
-            }
-            Some("local") | None => Transport::Local,
-            Some("ssh") => {
-                let mut ssh = Ssh::of(c)?;
+        let node = NodeConnection::from_value(c).map_err(ProviderError::new)?;
+        let transport = match node.transport {
+            contract::Transport::Local => Transport::Local,
+            contract::Transport::Ssh(s) => {
+                let mut ssh = Ssh::from(s);
                 if let Some(j) = attrs.get("jump").and_then(Value::as_object) {
                     if j.get("transport").and_then(Value::as_str) != Some("ssh") {
                         return Err(ProviderError::new(
@@ -1031,7 +1023,7 @@ impl Connection {
                         ));
                     }
                     ssh.jump = Some(Box::new(Jump {
-                        ssh: Ssh::of(j)?,
+                        ssh: Ssh::from(contract::Ssh::from_map(j).map_err(ProviderError::new)?),
                         host_key: attrs
                             .get("jump_host_key")
                             .and_then(Value::as_str)
@@ -1040,13 +1032,11 @@ impl Connection {
                 }
                 Transport::Ssh(ssh)
             }
-            Some(other) => {
-                return Err(ProviderError::new(format!(
-                    "unknown transport \"{other}\": tik reaches nodes over \"ssh\" or \"local\""
-                )))
-            }
         };
-        Ok(Connection { transport, home })
+        Ok(Connection {
+            transport,
+            home: node.home,
+        })
     }
 
     fn key(&self) -> String {
@@ -1057,29 +1047,22 @@ impl Connection {
     }
 }
 
-impl Ssh {
-    /// An SSH connection as a provider describes it (`host`, `port`, `user`, and
-    /// `key_file` or `private_key`).
-    fn of(c: &Map) -> Result<Ssh, ProviderError> {
-        let text = |k: &str| c.get(k).and_then(Value::as_str).map(str::to_string);
-        let identity = match (text("private_key"), text("key_file")) {
-            (Some(key), _) => Some(Identity::Key(key)),
-            (None, Some(file)) => Some(Identity::File(file)),
-            (None, None) => None,
-        };
-        Ok(Ssh {
-            host: text("host").ok_or_else(|| ProviderError::new("the connection has no host"))?,
-            port: c
-                .get("port")
-                .and_then(Value::as_f64)
-                .filter(|p| *p >= 1.0 && *p <= 65535.0)
-                .map_or(22, |p| p as u16),
-            user: text("user").unwrap_or_else(|| "root".into()),
-            identity,
+impl From<contract::Ssh> for Ssh {
+    fn from(s: contract::Ssh) -> Ssh {
+        Ssh {
+            host: s.host,
+            port: s.port,
+            user: s.user,
+            identity: s.identity.map(|i| match i {
+                contract::Identity::File(f) => Identity::File(f),
+                contract::Identity::Key(k) => Identity::Key(k),
+            }),
             jump: None,
-        })
+        }
     }
+}
 
+impl Ssh {
     /// `through HOST:PORT` for messages about a node behind a jump host, else nothing.
     fn through(&self) -> String {
         match &self.jump {
