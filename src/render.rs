@@ -2,7 +2,9 @@
 //! asked for; the engine decides, this file only shows.
 
 use similar::ChangeTag;
+use std::fmt::Write as _;
 use tik_engine::addr::Address;
+use tik_engine::apply::{ApplyEvent, ApplyReport};
 use tik_engine::plan::{Action, Change, Drift, DriftKind, Plan};
 use tik_engine::state::{ResourceState, State};
 use tik_engine::value::{key_repr, Hiding, Map, Value};
@@ -1040,4 +1042,131 @@ pub fn status_json(
         })
         .collect();
     serde_json::to_string_pretty(&json!({ "nodes": list })).unwrap_or_default()
+}
+
+fn verb(action: Action, done: bool) -> &'static str {
+    match (action, done) {
+        (Action::Create, false) => "Creating",
+        (Action::Create, true) => "Creation complete",
+        (Action::Update, false) => "Modifying",
+        (Action::Update, true) => "Modifications complete",
+        (Action::Replace, false) => "Replacing",
+        (Action::Replace, true) => "Replacement complete",
+        (Action::Delete, false) => "Destroying",
+        (Action::Delete, true) => "Destruction complete",
+        (Action::NoOp, _) => "Unchanged",
+    }
+}
+
+/// One line of apply's progress.
+pub fn apply_event(e: ApplyEvent, style: Style) -> String {
+    match e {
+        ApplyEvent::Started { address, action } => format!("{address}: {}...", verb(action, false)),
+        ApplyEvent::Finished {
+            address,
+            action,
+            elapsed,
+            id,
+        } => {
+            let id = id.map(|i| format!(" [id={i}]")).unwrap_or_default();
+            format!(
+                "{address}: {} after {}s{id}",
+                verb(action, true),
+                elapsed.as_secs()
+            )
+        }
+        ApplyEvent::Failed {
+            address,
+            action,
+            message,
+        } => style.red(&format!(
+            "{address}: {} failed: {message}",
+            match action {
+                Action::Create => "create",
+                Action::Update => "update",
+                Action::Replace => "replace",
+                Action::Delete => "destroy",
+                Action::NoOp => "change",
+            }
+        )),
+        ApplyEvent::Progress {
+            address,
+            action,
+            elapsed,
+            note,
+        } => {
+            let note = note.map(|n| format!(": {n}")).unwrap_or_default();
+            format!(
+                "{address}: still {}... [{}s elapsed]{note}",
+                verb(action, false).to_lowercase(),
+                elapsed.as_secs()
+            )
+        }
+        ApplyEvent::Interrupted { in_flight } => format!("\nInterrupted: no new changes start; waiting for the {in_flight} in flight to finish, then state is saved..."),
+    }
+}
+
+/// How an apply ended: what goes to stdout, and what to stderr.
+pub fn apply_report(
+    plan: &Plan,
+    report: &ApplyReport,
+    outputs: &tik_engine::state::Outputs,
+    style: Style,
+) -> (String, String) {
+    let (mut out, mut err) = (String::new(), String::new());
+    let d = &report.done;
+    let totals = if plan.destroy {
+        format!("Resources: {} destroyed.", d.destroy)
+    } else {
+        let moved = match plan.moves.len() {
+            0 => String::new(),
+            n => format!(", {n} moved"),
+        };
+        format!(
+            "Resources: {} added, {} changed, {} replaced, {} destroyed{moved}.",
+            d.add, d.change, d.replace, d.destroy
+        )
+    };
+    if report.interrupted {
+        let _ = writeln!(
+            out,
+            "\n{} {totals}",
+            style.yellow("Apply interrupted; state saved.")
+        );
+        let _ = writeln!(
+            out,
+            "{} change(s) did not start. Run tik apply again to finish.",
+            report.not_started
+        );
+    } else if !report.ok() {
+        let _ = writeln!(
+            err,
+            "\n{} {totals}",
+            style.red(&format!(
+                "Apply failed: {} change(s) failed.",
+                report.failures.len()
+            ))
+        );
+        for (addr, msg) in &report.failures {
+            let _ = writeln!(err, "  - {addr}: {msg}");
+        }
+        if !report.skipped.is_empty() {
+            let _ = writeln!(
+                err,
+                "Skipped because something they need failed: {}",
+                report.skipped.join(", ")
+            );
+        }
+    } else {
+        let head = if plan.destroy {
+            "Destroy complete!"
+        } else {
+            "Apply complete!"
+        };
+        let _ = writeln!(out, "\n{} {totals}", style.green(head));
+        if !plan.destroy && !outputs.is_empty() {
+            let _ = write!(out, "\nOutputs:\n\n{}", self::outputs(outputs));
+        }
+    }
+    (out, err)
 }

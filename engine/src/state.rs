@@ -605,6 +605,45 @@ impl<'b> StateStore<'b> {
         Ok(())
     }
 
+    /// Forgets every resource within one of `addresses` (`tik state rm`): they stay
+    /// in the world. Returns what it removed, in state's order; matching nothing is
+    /// an error.
+    pub fn remove_within(&mut self, addresses: &[Address]) -> Result<Vec<Address>, StateError> {
+        let doomed: Vec<Address> = self
+            .state
+            .resources
+            .keys()
+            .filter(|a| addresses.iter().any(|x| a.within(x)))
+            .cloned()
+            .collect();
+        if doomed.is_empty() {
+            let asked: Vec<String> = addresses.iter().map(Address::to_string).collect();
+            return Err(
+                StateError::new(format!("nothing in state matches {}", asked.join(", ")))
+                    .help("tik state list shows what is there"),
+            );
+        }
+        for a in &doomed {
+            self.record(JournalEntry::Remove { address: a.clone() })?;
+        }
+        self.save()?;
+        Ok(doomed)
+    }
+
+    /// Moves every resource under `from` to `to` (`tik state mv`); returns how many.
+    pub fn move_all(&mut self, from: &Address, to: &Address) -> Result<usize, StateError> {
+        let entries = self.state.moves(from, to)?;
+        let moved = entries
+            .iter()
+            .filter(|e| matches!(e, JournalEntry::Remove { .. }))
+            .count();
+        for e in entries {
+            self.record(e)?;
+        }
+        self.save()?;
+        Ok(moved)
+    }
+
     /// Replaces the whole state with `new` (`tik state push`). Refused when it is another
     /// state (lineage) or older than the one here (serial), unless `force`.
     pub fn replace(&mut self, mut new: State, force: bool) -> Result<(), StateError> {
@@ -900,6 +939,36 @@ mod tests {
         JournalEntry::Put {
             resource: resource(name),
         }
+    }
+
+    #[test]
+    fn state_rm_and_mv_decide_and_store_what_they_change() {
+        let backend = MemoryBackend::default();
+        let mut store = StateStore::load(&backend).unwrap();
+        for name in ["a", "b", "c"] {
+            store.record(put(name)).unwrap();
+        }
+        store.save().unwrap();
+        let data = Address::new().name("tik_data");
+        let e = store.remove_within(&[data.clone().name("zz")]).unwrap_err();
+        assert_eq!(e.message, "nothing in state matches tik_data.zz");
+        let removed = store
+            .remove_within(&[data.clone().name("a"), data.clone().name("c")])
+            .unwrap();
+        assert_eq!(removed, [data.clone().name("a"), data.clone().name("c")]);
+        let moved = store
+            .move_all(&data.clone().name("b"), &data.clone().name("d"))
+            .unwrap();
+        assert_eq!(moved, 1);
+        // Both are stored: a new reader sees them.
+        let again = StateStore::load(&backend).unwrap();
+        let left: Vec<String> = again
+            .state
+            .resources
+            .keys()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(left, ["tik_data.d"]);
     }
 
     #[test]

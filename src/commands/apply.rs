@@ -5,7 +5,7 @@ use clap::{ArgAction, Args};
 use std::path::{Path, PathBuf};
 use tik_engine::apply::{ApplyEvent, ApplyOptions};
 use tik_engine::diag::Diagnostic;
-use tik_engine::plan::{Action, Plan};
+use tik_engine::plan::Plan;
 use tik_engine::state::StateStore;
 
 #[derive(Args)]
@@ -107,55 +107,7 @@ pub(crate) async fn apply(
         }
         outln!();
     }
-    let mut on_event = |e: ApplyEvent| match e {
-        ApplyEvent::Started { address, action } => outln!("{address}: {}...", verb(action, false)),
-        ApplyEvent::Finished {
-            address,
-            action,
-            elapsed,
-            id,
-        } => {
-            let id = id.map(|i| format!(" [id={i}]")).unwrap_or_default();
-            outln!(
-                "{address}: {} after {}s{id}",
-                verb(action, true),
-                elapsed.as_secs()
-            );
-        }
-        ApplyEvent::Failed {
-            address,
-            action,
-            message,
-        } => outln!(
-            "{}",
-            style.red(&format!(
-                "{address}: {} failed: {message}",
-                match action {
-                    Action::Create => "create",
-                    Action::Update => "update",
-                    Action::Replace => "replace",
-                    Action::Delete => "destroy",
-                    Action::NoOp => "change",
-                }
-            ))
-        ),
-        ApplyEvent::Progress {
-            address,
-            action,
-            elapsed,
-            note,
-        } => {
-            let note = note.map(|n| format!(": {n}")).unwrap_or_default();
-            outln!(
-                "{address}: still {}... [{}s elapsed]{note}",
-                verb(action, false).to_lowercase(),
-                elapsed.as_secs()
-            )
-        }
-        ApplyEvent::Interrupted { in_flight } => {
-            outln!("\nInterrupted: no new changes start; waiting for the {in_flight} in flight to finish, then state is saved...")
-        }
-    };
+    let mut on_event = |e: ApplyEvent| outln!("{}", render::apply_event(e, style));
     let cancel = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -192,71 +144,8 @@ pub(crate) async fn apply(
             return Err(p.fail(d));
         }
     };
-    let d = report.done;
-    let totals = if plan.destroy {
-        format!("Resources: {} destroyed.", d.destroy)
-    } else {
-        let moved = match plan.moves.len() {
-            0 => String::new(),
-            n => format!(", {n} moved"),
-        };
-        format!(
-            "Resources: {} added, {} changed, {} replaced, {} destroyed{moved}.",
-            d.add, d.change, d.replace, d.destroy
-        )
-    };
-    if report.interrupted {
-        outln!(
-            "\n{} {totals}",
-            style.yellow("Apply interrupted; state saved.")
-        );
-        outln!(
-            "{} change(s) did not start. Run tik apply again to finish.",
-            report.not_started
-        );
-        return Ok(1);
-    }
-    if !report.ok() {
-        errln!(
-            "\n{} {totals}",
-            style.red(&format!(
-                "Apply failed: {} change(s) failed.",
-                report.failures.len()
-            ))
-        );
-        for (addr, msg) in &report.failures {
-            errln!("  - {addr}: {msg}");
-        }
-        if !report.skipped.is_empty() {
-            errln!(
-                "Skipped because something they need failed: {}",
-                report.skipped.join(", ")
-            );
-        }
-        return Ok(1);
-    }
-    let head = if plan.destroy {
-        "Destroy complete!"
-    } else {
-        "Apply complete!"
-    };
-    outln!("\n{} {totals}", style.green(head));
-    if !plan.destroy && !store.state.outputs.is_empty() {
-        out!("\nOutputs:\n\n{}", render::outputs(&store.state.outputs));
-    }
-    Ok(0)
-}
-
-pub(crate) fn verb(action: Action, done: bool) -> &'static str {
-    match (action, done) {
-        (Action::Create, false) => "Creating",
-        (Action::Create, true) => "Creation complete",
-        (Action::Update, false) => "Modifying",
-        (Action::Update, true) => "Modifications complete",
-        (Action::Replace, false) => "Replacing",
-        (Action::Replace, true) => "Replacement complete",
-        (Action::Delete, false) => "Destroying",
-        (Action::Delete, true) => "Destruction complete",
-        (Action::NoOp, _) => "Unchanged",
-    }
+    let (out, err) = render::apply_report(&plan, &report, &store.state.outputs, style);
+    out!("{out}");
+    err!("{err}");
+    Ok(u8::from(report.interrupted || !report.ok()))
 }

@@ -5,7 +5,7 @@ use clap::Subcommand;
 use std::path::{Path, PathBuf};
 use tik_engine::addr::Address;
 use tik_engine::diag::Diagnostic;
-use tik_engine::state::{JournalEntry, State};
+use tik_engine::state::State;
 
 #[derive(Subcommand)]
 pub(crate) enum StateCommand {
@@ -66,15 +66,7 @@ pub(crate) fn state_command(dir: &Path, cmd: StateCommand) -> Result<u8> {
             let addrs = parse_addresses(&[from, to])?;
             let _lock = LockGuard::take(p.backend()?, "state mv")?;
             let mut store = p.state()?;
-            let entries = store.state.moves(&addrs[0], &addrs[1])?;
-            let moved = entries
-                .iter()
-                .filter(|e| matches!(e, JournalEntry::Remove { .. }))
-                .count();
-            for e in entries {
-                store.record(e)?;
-            }
-            store.save()?;
+            let moved = store.move_all(&addrs[0], &addrs[1])?;
             outln!(
                 "Moved {moved} resource(s) from {} to {}.",
                 addrs[0],
@@ -111,29 +103,13 @@ pub(crate) fn state_command(dir: &Path, cmd: StateCommand) -> Result<u8> {
             let addrs = parse_addresses(&addresses)?;
             let _lock = LockGuard::take(p.backend()?, "state rm")?;
             let mut store = p.state()?;
-            let doomed: Vec<Address> = store
-                .state
-                .resources
-                .keys()
-                .filter(|a| addrs.iter().any(|x| a.within(x)))
-                .cloned()
-                .collect();
-            if doomed.is_empty() {
-                return Err(Diagnostic::new(format!(
-                    "nothing in state matches {}",
-                    addresses.join(", ")
-                ))
-                .help("tik state list shows what is there")
-                .into());
-            }
-            for a in &doomed {
-                store.record(JournalEntry::Remove { address: a.clone() })?;
+            let removed = store.remove_within(&addrs)?;
+            for a in &removed {
                 outln!("Removed {a}");
             }
-            store.save()?;
             outln!(
                 "Removed {} resource(s) from state; they still exist in the world.",
-                doomed.len()
+                removed.len()
             );
         }
     }
