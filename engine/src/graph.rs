@@ -26,7 +26,7 @@ pub enum Key {
 }
 
 #[derive(Debug, Clone)]
-pub struct Node {
+pub struct Vertex {
     pub module: usize,
     /// For an object: its index in the module's `objects`.
     pub object: Option<usize>,
@@ -43,14 +43,14 @@ pub struct RefSite {
 }
 
 pub struct Graph {
-    pub graph: DiGraph<Node, RefSite>,
+    pub graph: DiGraph<Vertex, RefSite>,
     index: HashMap<(usize, Key), NodeIndex>,
     /// Per module, the resource types its blocks use: the roots a reference may start with.
     resource_roots: Vec<std::collections::HashSet<String>>,
 }
 
 impl Graph {
-    pub fn node(&self, i: NodeIndex) -> &Node {
+    pub fn vertex(&self, i: NodeIndex) -> &Vertex {
         &self.graph[i]
     }
 
@@ -334,7 +334,7 @@ impl Graph {
     }
 
     fn add(&mut self, module: usize, key: Key, file: FileId, span: Option<Range<usize>>) {
-        let i = self.graph.add_node(Node {
+        let i = self.graph.add_node(Vertex {
             module,
             object: None,
             key: key.clone(),

@@ -158,7 +158,27 @@ fn orphans_into_state(found: &mut plan::Refreshed, action: plan::OrphanAction, n
     }
 }
 
-/// Refresh (unless turned off), then plan.
+/// Checks the configuration without state or the world (`tik validate`): a plan
+/// of an empty state, every input not given taken as unknown.
+pub fn validate(config: &Config, providers: &Providers) -> Result<(), Diagnostics> {
+    let inputs = Inputs {
+        missing_unknown: true,
+        ..Inputs::default()
+    };
+    let empty = State::new(String::new());
+    plan::against_refreshed(
+        config,
+        providers,
+        &empty,
+        Vec::new(),
+        inputs,
+        &PlanOptions::default(),
+    )
+    .map(|_| ())
+}
+
+/// The plan of a command: refresh (unless turned off), then plan. The one entry
+/// point to planning.
 pub async fn make_plan(
     config: &Config,
     providers: &Providers,
@@ -202,7 +222,7 @@ pub async fn make_plan(
             moves.push(m);
         }
     }
-    let mut plan = plan::plan(config, providers, &now, found.drift, inputs, options)?;
+    let mut plan = plan::against_refreshed(config, providers, &now, found.drift, inputs, options)?;
     plan.orphans = found.orphans;
     plan.moves = moves;
     // The plan applies to the state as recorded; the drift it found is recorded first.
@@ -236,7 +256,7 @@ pub async fn import(
             .help("give the object's id as the provider knows it, such as vpc-0abc123")
             .into());
     }
-    let plan = plan::plan(
+    let plan = plan::against_refreshed(
         config,
         providers,
         state,

@@ -688,8 +688,9 @@ pub(crate) fn fill_unread(read: &mut Map, schema: &ResourceSchema, config: &Map)
     }
 }
 
-/// Makes a plan against `state`, which refresh has already brought up to date.
-pub fn plan(
+/// The plan against `state`, which refresh has already brought up to date: the
+/// step of `ops::make_plan` after refresh (and of `ops::validate`).
+pub(crate) fn against_refreshed(
     config: &Config,
     providers: &Providers,
     state: &State,
@@ -961,7 +962,7 @@ pub(crate) fn included_nodes(
     let mut instances = HashMap::new();
     for i in targeted {
         let is_resource = matches!(
-            walk.graph.node(i).key,
+            walk.graph.vertex(i).key,
             crate::graph::Key::Object(ObjectKind::Resource(_), _)
         );
         let Some(a) = walk.graph.object_address(config, i) else {

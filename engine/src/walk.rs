@@ -333,7 +333,7 @@ impl<'c> Walk<'c> {
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         for d in self.graph.dependencies(i) {
-            for dk in self.related(self.graph.node(d).module, k) {
+            for dk in self.related(self.graph.vertex(d).module, k) {
                 for a in self
                     .resources
                     .get(&(d, dk))
@@ -354,7 +354,7 @@ impl<'c> Walk<'c> {
     /// once; objects return their instances, and are done when `finish_object` gets
     /// the instances' attributes.
     pub fn eval_node(&mut self, i: NodeIndex) -> Result<Option<ObjectEval>, Diagnostics> {
-        let node = self.graph.node(i).clone();
+        let node = self.graph.vertex(i).clone();
         let insts = self.of_module[node.module].clone();
         let mut object = match &node.key {
             Key::Object(kind, _) => Some(ObjectEval {
@@ -683,7 +683,7 @@ impl<'c> Walk<'c> {
         let module = &self.config.modules[m];
         let def = self
             .graph
-            .node(i)
+            .vertex(i)
             .object
             .and_then(|oi| module.objects.get(oi))
             .ok_or_else(|| {
@@ -1181,7 +1181,7 @@ impl<'c> Walk<'c> {
     /// Makes an object's value visible to what references it, in each instance of
     /// its module, from its instances' attributes.
     pub fn finish_object(&mut self, object: &ObjectEval, attributes: &HashMap<Address, Map>) {
-        let name = match &self.graph.node(object.node).key {
+        let name = match &self.graph.vertex(object.node).key {
             Key::Object(_, n) => n.clone(),
             _ => return,
         };

@@ -2,7 +2,7 @@
 //! go through loading, the graph and planning, and must come back as values or errors.
 
 use tik_engine::config::Config;
-use tik_engine::plan::{plan, PlanOptions};
+use tik_engine::plan::{Plan, PlanOptions};
 use tik_engine::provider::Providers;
 use tik_engine::state::State;
 use tik_engine::walk::{InputValue, Inputs};
@@ -73,14 +73,7 @@ fn pipeline(text: &[u8]) {
             source: "--var region".into(),
         },
     );
-    let _ = plan(
-        &config,
-        &providers,
-        &State::new("l".into()),
-        Vec::new(),
-        inputs,
-        &PlanOptions::default(),
-    );
+    let _ = plan_of(&config, &providers, inputs);
 }
 
 /// A small deterministic generator, so a failure names a case that can be rerun.
@@ -102,16 +95,9 @@ fn the_rich_configuration_plans() {
     let config = Config::load(dir.path())
         .map_err(|(s, d)| d.render(&s))
         .unwrap();
-    let p = plan(
-        &config,
-        &Providers::new(),
-        &State::new("l".into()),
-        Vec::new(),
-        Inputs::default(),
-        &PlanOptions::default(),
-    )
-    .map_err(|d| d.render(&config.sources))
-    .unwrap();
+    let p = plan_of(&config, &Providers::new(), Inputs::default())
+        .map_err(|d| d.render(&config.sources))
+        .unwrap();
     assert_eq!(p.changes.len(), 7);
 }
 
@@ -168,4 +154,23 @@ fn pathological_shapes_are_refused_or_evaluated() {
     for case in &cases {
         pipeline(case.as_bytes());
     }
+}
+
+/// The plan of an empty state through the one entry point, without refresh.
+fn plan_of(
+    config: &Config,
+    providers: &Providers,
+    inputs: Inputs,
+) -> Result<Plan, tik_engine::diag::Diagnostics> {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime")
+        .block_on(tik_engine::ops::make_plan(
+            config,
+            providers,
+            &State::new("l".into()),
+            inputs,
+            &PlanOptions::default(),
+            false,
+        ))
 }

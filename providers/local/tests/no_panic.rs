@@ -6,11 +6,13 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use tik_engine::config::remote::Fetch;
 use tik_engine::config::Config;
-use tik_engine::plan::{plan, PlanOptions};
+use tik_engine::plan::{Plan, PlanOptions};
 use tik_engine::provider::Providers;
 use tik_engine::state::State;
 use tik_engine::walk::Inputs;
+use tik_nodes::TikProvider;
 use tik_provider_local::LocalProvider;
 
 const MAIN: &str = r#"variable "db_password" {
@@ -116,18 +118,12 @@ fn pipeline(dir: &Path, main: &[u8], runtime: &[u8]) -> Option<usize> {
     std::fs::write(dir.join("main.tik.hcl"), main).unwrap();
     std::fs::create_dir_all(dir.join("runtimes/echo")).unwrap();
     std::fs::write(dir.join("runtimes/echo/runtime.tik.hcl"), runtime).unwrap();
-    let config = Config::load(dir).ok()?;
+    // The project's runtimes are the tik provider's: it loads them with the project.
     let mut providers = Providers::new();
+    providers.add(Arc::new(TikProvider::new(dir.join(".tik/logs"))));
     providers.add(Arc::new(LocalProvider::new(dir.to_path_buf())));
-    let p = plan(
-        &config,
-        &providers,
-        &State::new("l".into()),
-        Vec::new(),
-        Inputs::default(),
-        &PlanOptions::default(),
-    )
-    .ok()?;
+    let config = Config::load_fetching(dir, Fetch::Never, &providers).ok()?.0;
+    let p = plan_of(&config, &providers, Inputs::default()).ok()?;
     Some(p.changes.len())
 }
 
@@ -200,4 +196,23 @@ fn every_cut_is_an_error_or_a_plan() {
     for end in (0..MAIN.len()).step_by(5) {
         pipeline(dir.path(), &MAIN.as_bytes()[..end], RUNTIME.as_bytes());
     }
+}
+
+/// The plan of an empty state through the one entry point, without refresh.
+fn plan_of(
+    config: &Config,
+    providers: &Providers,
+    inputs: Inputs,
+) -> Result<Plan, tik_engine::diag::Diagnostics> {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime")
+        .block_on(tik_engine::ops::make_plan(
+            config,
+            providers,
+            &State::new("l".into()),
+            inputs,
+            &PlanOptions::default(),
+            false,
+        ))
 }
