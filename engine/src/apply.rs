@@ -574,6 +574,11 @@ impl Driver {
             walk.finish_object(&self.objects[oi].eval, &self.objects[oi].values);
             self.complete_node(walk, node);
         }
+        // Its value is in the walk now: what it was made from is not needed again,
+        // so memory stays the size of what is in flight, not of the whole apply.
+        let run = &mut self.objects[oi];
+        run.eval.release();
+        run.values = HashMap::new();
     }
 
     fn start(
@@ -708,6 +713,11 @@ impl Driver {
                     .push((change.address.to_string(), message));
             }
         }
+        // What the change carried is recorded: only its name is needed from here.
+        let unit = &mut self.units[u];
+        unit.planned = Map::new();
+        unit.change.before = None;
+        unit.change.after = None;
         let mut finished = vec![(u, ok)];
         while let Some((u, ok)) = finished.pop() {
             if let Some(oi) = self.units[u].object {

@@ -89,6 +89,36 @@ pub struct ObjectEval {
     parts: Vec<Part>,
 }
 
+/// A workspace, cluster or resource block in one module instance, as it is evaluated.
+struct Block<'c> {
+    def: &'c crate::config::ObjectDef,
+    address: Address,
+    /// What the block reads, as state records it.
+    dependencies: Vec<Address>,
+    /// Its name with the module instance's suffix, before a `name` attribute.
+    own_name: String,
+}
+
+/// What evaluating a block made: its instances and what its value is made from.
+struct Made {
+    address: Address,
+    own_name: String,
+    config: Map,
+    instances: Vec<Instance>,
+    layered: Vec<(String, Vec<String>, Value)>,
+    marks: Marks,
+    shape: Shape,
+}
+
+impl ObjectEval {
+    /// Lets go of what the object's value is made from, once it is made: an apply
+    /// of many objects would otherwise keep every instance's configuration.
+    pub fn release(&mut self) {
+        self.instances = Vec::new();
+        self.parts = Vec::new();
+    }
+}
+
 /// An object in one instance of its module (`module.team["ml"].cluster.etl`).
 #[derive(Debug, Clone)]
 struct Part {
@@ -679,229 +709,323 @@ impl<'c> Walk<'c> {
         name: String,
         object: &mut ObjectEval,
     ) -> Result<(), Diagnostics> {
-        let m = self.insts[k].module;
-        let module = &self.config.modules[m];
+        let config = self.config;
         let def = self
             .graph
             .vertex(i)
             .object
-            .and_then(|oi| module.objects.get(oi))
+            .and_then(|oi| config.modules[self.insts[k].module].objects.get(oi))
             .ok_or_else(|| {
                 Diagnostics::from(Diagnostic::new(format!("internal: object {name} vanished")))
             })?;
-        let address = self.insts[k].prefix.clone().name(kind.root()).name(&name);
-        // The name its provider makes the names of its resources from.
-        let mut own_name = format!("{name}{}", self.insts[k].suffix);
-        let dependencies = self.dependency_resources(i, k);
-        let mut instances = Vec::new();
-        let mut layered = Vec::new();
-        let mut object_marks = Marks::default();
+        let block = Block {
+            def,
+            address: self.insts[k].prefix.clone().name(kind.root()).name(&name),
+            dependencies: self.dependency_resources(i, k),
+            // The name its provider makes the names of its resources from.
+            own_name: format!("{name}{}", self.insts[k].suffix),
+        };
+        let made = match &kind {
+            ObjectKind::Resource(type_name) => self.eval_resources(k, &block, type_name, &name)?,
+            ObjectKind::Workspace => self.eval_expanded(k, block, BlockKind::Workspace, &name)?,
+            ObjectKind::Cluster => self.eval_expanded(k, block, BlockKind::Cluster, &name)?,
+        };
+        self.record_object(i, k, &kind, &name, made, object);
+        Ok(())
+    }
+
+    /// A resource block's instances: one, or one per index or key of its `count`
+    /// or `for_each`.
+    fn eval_resources(
+        &mut self,
+        k: usize,
+        block: &Block<'_>,
+        type_name: &str,
+        name: &str,
+    ) -> Result<Made, Diagnostics> {
+        let def = block.def;
+        let (provider, schema) = self.providers.schema(type_name).ok_or_else(|| {
+            Diagnostics::from(
+                Diagnostic::new(format!("unknown resource type \"{type_name}\""))
+                    .at(def.file, def.span.clone()),
+            )
+        })?;
+        let mut body_schema = Schema::default();
+        for a in schema.attributes.iter().filter(|a| !a.computed) {
+            body_schema = if a.required {
+                body_schema.required(a.name)
+            } else {
+                body_schema.attr(a.name)
+            };
+        }
+        let what = format!("resource \"{type_name}\" \"{name}\"");
         let mut shape = Shape::One;
-        let config;
-        match &kind {
-            ObjectKind::Resource(type_name) => {
-                let (provider, schema) = self.providers.schema(type_name).ok_or_else(|| {
-                    Diagnostics::from(
-                        Diagnostic::new(format!("unknown resource type \"{type_name}\""))
-                            .at(def.file, def.span.clone()),
-                    )
-                })?;
-                let mut body_schema = Schema::default();
-                for a in schema.attributes.iter().filter(|a| !a.computed) {
-                    body_schema = if a.required {
-                        body_schema.required(a.name)
-                    } else {
-                        body_schema.attr(a.name)
+        let each: Vec<(Address, Option<Bound>)> = match &def.repeat {
+            None => vec![(Address::new(), None)],
+            Some(repeat) => match self.repetition(k, def.file, repeat)? {
+                Some(each) => {
+                    shape = match repeat {
+                        Repeat::Count(_) => Shape::List,
+                        Repeat::ForEach(_) => Shape::Map,
                     };
+                    each.into_iter()
+                        .map(|(at, v)| (Address(vec![at]), Some((repeat.root(), v))))
+                        .collect()
                 }
-                let what = format!("resource \"{type_name}\" \"{name}\"");
-                let each: Vec<(Address, Option<Bound>)> = match &def.repeat {
-                    None => vec![(Address::new(), None)],
-                    Some(repeat) => match self.repetition(k, def.file, repeat)? {
-                        Some(each) => {
-                            shape = match repeat {
-                                Repeat::Count(_) => Shape::List,
-                                Repeat::ForEach(_) => Shape::Map,
-                            };
-                            each.into_iter()
-                                .map(|(at, v)| (Address(vec![at]), Some((repeat.root(), v))))
-                                .collect()
+                None => {
+                    // Known only after apply: check the block once, as any instance.
+                    shape = Shape::Unknown;
+                    let bound = Some((repeat.root(), Value::Unknown));
+                    self.eval_block(k, def, &body_schema, &what, bound)?;
+                    Vec::new()
+                }
+            },
+        };
+        let mut instances = Vec::new();
+        for (rel, bound) in each {
+            let at = block.address.join(&rel);
+            let (config, config_marks) = self
+                .eval_block(k, def, &body_schema, &what, bound)
+                .map_err(|mut d| {
+                    if !rel.0.is_empty() {
+                        for d in &mut d.0 {
+                            *d = d.clone().note(format!("in {at}"), None);
                         }
-                        None => {
-                            // Known only after apply: check the block once, as any instance.
-                            shape = Shape::Unknown;
-                            let bound = Some((repeat.root(), Value::Unknown));
-                            self.eval_block(k, def, &body_schema, &what, bound)?;
-                            Vec::new()
-                        }
-                    },
+                    }
+                    d
+                })?;
+            let read_sensitive = config_marks.keys().map(str::to_string).collect();
+            let sensitive = with_schema_sensitive(schema, read_sensitive);
+            instances.push(Instance {
+                address: at,
+                rel,
+                type_name: type_name.to_string(),
+                provider: provider.to_string(),
+                config,
+                intra_deps: Vec::new(),
+                dependencies: block.dependencies.clone(),
+                sensitive,
+                lifecycle: def.lifecycle.clone(),
+                refs: Vec::new(),
+            });
+        }
+        Ok(Made {
+            address: block.address.clone(),
+            own_name: block.own_name.clone(),
+            config: Map::new(),
+            instances,
+            layered: Vec::new(),
+            marks: Marks::default(),
+            shape,
+        })
+    }
+
+    /// A workspace or cluster block, expanded by its provider into resources (and,
+    /// for a cluster, what other providers layer onto it), in dependency order.
+    fn eval_expanded(
+        &mut self,
+        k: usize,
+        block: Block<'_>,
+        block_kind: BlockKind,
+        name: &str,
+    ) -> Result<Made, Diagnostics> {
+        let def = block.def;
+        let what = match block_kind {
+            BlockKind::Workspace => format!("workspace \"{name}\""),
+            BlockKind::Cluster => format!("cluster \"{name}\""),
+        };
+        let schema = self.block_schema(k, def, block_kind);
+        let (config, config_marks) = self.eval_block(k, def, &schema, &what, None)?;
+        let provider_name = match block_kind {
+            BlockKind::Workspace => config.get("provider"),
+            BlockKind::Cluster => config.get("workspace").and_then(|w| w.get("provider")),
+        }
+        .and_then(Value::as_str)
+        .map(str::to_string);
+        let Some(provider_name) = provider_name else {
+            let msg = match block_kind {
+                BlockKind::Workspace => "provider must be a string such as \"local\"",
+                BlockKind::Cluster => {
+                    "workspace must refer to a workspace block, as in workspace = workspace.NAME"
+                }
+            };
+            return Err(Diagnostic::new(format!("{what}: {msg}"))
+                .at(def.file, def.span.clone())
+                .into());
+        };
+        let own_name = self.claim_name(
+            &block.address,
+            def,
+            &what,
+            &config,
+            block.own_name.clone(),
+            &provider_name,
+        )?;
+        let provider = self.provider(&provider_name, &what, def)?;
+        let specs = provider
+            .expand(&ExpandRequest {
+                kind: block_kind,
+                name: &own_name,
+                config: &config,
+            })
+            .map_err(|e| {
+                let span = body::span_of(&def.body, &e.path).or(def.span.clone());
+                Diagnostics::from(
+                    Diagnostic::new(format!("{what}: {}", e.message)).at(def.file, span),
+                )
+            })?;
+        let mut specs: Vec<(ResourceSpec, String)> = specs
+            .into_iter()
+            .map(|s| (s, provider_name.clone()))
+            .collect();
+        mark_copies(&mut specs, &config, &config_marks);
+        let mut marks = Marks::default();
+        let mut layered = Vec::new();
+        if block_kind == BlockKind::Cluster {
+            // Other providers add to the cluster what they run on its nodes.
+            let mut added = Vec::new();
+            for layer in self.providers.all() {
+                let request = LayerRequest {
+                    cluster: &own_name,
+                    config: &config,
+                    marks: &config_marks,
+                    resources: specs.iter().map(|(s, _)| (&s.path, &s.config)).collect(),
+                    file: def.file,
+                    span: def.span.clone(),
+                    body: &def.body,
+                    what: &what,
                 };
-                config = Map::new();
-                for (rel, bound) in each {
-                    let at = address.join(&rel);
-                    let (config, config_marks) = self
-                        .eval_block(k, def, &body_schema, &what, bound)
-                        .map_err(|mut d| {
-                            if !rel.0.is_empty() {
-                                for d in &mut d.0 {
-                                    *d = d.clone().note(format!("in {at}"), None);
-                                }
-                            }
-                            d
-                        })?;
-                    let read_sensitive = config_marks.keys().map(str::to_string).collect();
-                    let sensitive = with_schema_sensitive(schema, read_sensitive);
-                    instances.push(Instance {
-                        address: at,
-                        rel,
-                        type_name: type_name.clone(),
-                        provider: provider.to_string(),
-                        config,
-                        intra_deps: Vec::new(),
-                        dependencies: dependencies.clone(),
-                        sensitive,
-                        lifecycle: def.lifecycle.clone(),
-                        refs: Vec::new(),
-                    });
+                if let Some(l) = layer.layer(&request)? {
+                    added.push((layer.name().to_string(), l));
                 }
             }
-            ObjectKind::Workspace | ObjectKind::Cluster => {
-                let (block_kind, what) = match kind {
-                    ObjectKind::Workspace => {
-                        (BlockKind::Workspace, format!("workspace \"{name}\""))
-                    }
-                    _ => (BlockKind::Cluster, format!("cluster \"{name}\"")),
-                };
-                let schema = self.block_schema(k, def, block_kind);
-                let config_marks;
-                (config, config_marks) = self.eval_block(k, def, &schema, &what, None)?;
-                let provider_name = match block_kind {
-                    BlockKind::Workspace => config
-                        .get("provider")
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
-                    BlockKind::Cluster => config
-                        .get("workspace")
-                        .and_then(|w| w.get("provider"))
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
-                };
-                let Some(provider_name) = provider_name else {
-                    let msg = match block_kind {
-                        BlockKind::Workspace => "provider must be a string such as \"local\"",
-                        BlockKind::Cluster => "workspace must refer to a workspace block, as in workspace = workspace.NAME",
-                    };
-                    return Err(Diagnostic::new(format!("{what}: {msg}"))
-                        .at(def.file, def.span.clone())
-                        .into());
-                };
-                own_name =
-                    self.claim_name(&address, def, &what, &config, own_name, &provider_name)?;
-                let provider = self.providers.get(&provider_name).ok_or_else(|| {
-                    Diagnostics::from(
-                        Diagnostic::new(format!("{what}: unknown provider \"{provider_name}\""))
-                            .at(def.file, def.span.clone())
-                            .help(
-                                did_you_mean(&provider_name, self.providers.names())
-                                    .unwrap_or_else(|| {
-                                        format!(
-                                            "the providers in this tik are: {}",
-                                            self.providers
-                                                .names()
-                                                .filter(|n| *n != "tik")
-                                                .collect::<Vec<_>>()
-                                                .join(", ")
-                                        )
-                                    }),
-                            ),
-                    )
-                })?;
-                let specs = provider
-                    .expand(&ExpandRequest {
-                        kind: block_kind,
-                        name: &own_name,
-                        config: &config,
-                    })
-                    .map_err(|e| {
-                        let span = body::span_of(&def.body, &e.path).or(def.span.clone());
-                        Diagnostics::from(
-                            Diagnostic::new(format!("{what}: {}", e.message)).at(def.file, span),
-                        )
-                    })?;
-                let mut specs: Vec<(ResourceSpec, String)> = specs
-                    .into_iter()
-                    .map(|s| (s, provider_name.clone()))
-                    .collect();
-                mark_copies(&mut specs, &config, &config_marks);
-                if block_kind == BlockKind::Cluster {
-                    // Other providers add to the cluster what they run on its nodes.
-                    let mut added = Vec::new();
-                    for layer in self.providers.all() {
-                        let request = LayerRequest {
-                            cluster: &own_name,
-                            config: &config,
-                            marks: &config_marks,
-                            resources: specs.iter().map(|(s, _)| (&s.path, &s.config)).collect(),
-                            file: def.file,
-                            span: def.span.clone(),
-                            body: &def.body,
-                            what: &what,
-                        };
-                        if let Some(l) = layer.layer(&request)? {
-                            added.push((layer.name().to_string(), l));
-                        }
-                    }
-                    for (name, l) in added {
-                        specs.extend(l.resources.into_iter().map(|s| (s, name.clone())));
-                        layered.extend(l.values.into_iter().map(|(p, v)| (name.clone(), p, v)));
-                        object_marks.merge(l.marks);
-                    }
-                }
-                object_marks.merge(config_marks);
-                mark_sensitive(&mut specs, |t| self.providers.schema(t).map(|(_, s)| s));
-                for (spec, provider_name) in specs {
-                    let schema_ok = self
-                        .providers
-                        .schema(&spec.type_name)
-                        .is_some_and(|(p, _)| p == provider_name);
-                    if !schema_ok {
-                        return Err(Diagnostic::new(format!("internal: provider {provider_name} expanded {what} into unknown type {}", spec.type_name)).into());
-                    }
-                    let refs = spec
-                        .refs
-                        .iter()
-                        .map(|r| SiblingRef {
-                            sibling: address.join(&r.sibling),
-                            ..r.clone()
-                        })
-                        .collect();
-                    instances.push(Instance {
-                        address: address.join(&spec.path),
-                        intra_deps: spec.depends_on.iter().map(|d| address.join(d)).collect(),
-                        refs,
-                        rel: spec.path,
-                        type_name: spec.type_name,
-                        provider: provider_name.clone(),
-                        config: spec.config,
-                        dependencies: dependencies.clone(),
-                        sensitive: spec.sensitive,
-                        lifecycle: def.lifecycle.clone(),
-                    });
-                }
-                instances = order_siblings(instances).map_err(|msg| {
-                    Diagnostics::from(Diagnostic::new(format!(
-                        "internal: provider {provider_name} expanded {what} badly: {msg}"
-                    )))
-                })?;
-                for inst in &mut instances {
-                    let mut deps = inst.intra_deps.clone();
-                    deps.extend(inst.dependencies.iter().cloned());
-                    deps.sort();
-                    deps.dedup();
-                    inst.dependencies = deps;
-                }
+            for (name, l) in added {
+                specs.extend(l.resources.into_iter().map(|s| (s, name.clone())));
+                layered.extend(l.values.into_iter().map(|(p, v)| (name.clone(), p, v)));
+                marks.merge(l.marks);
             }
         }
+        marks.merge(config_marks);
+        mark_sensitive(&mut specs, |t| self.providers.schema(t).map(|(_, s)| s));
+        let instances = self.expanded_instances(&block, specs, &what, &provider_name)?;
+        Ok(Made {
+            address: block.address,
+            own_name,
+            config,
+            instances,
+            layered,
+            marks,
+            shape: Shape::One,
+        })
+    }
+
+    /// The provider a workspace or cluster names, or an error with the close name.
+    fn provider(
+        &self,
+        provider_name: &str,
+        what: &str,
+        def: &crate::config::ObjectDef,
+    ) -> Result<&'c std::sync::Arc<dyn crate::provider::Provider>, Diagnostics> {
+        let providers: &'c Providers = self.providers;
+        providers.get(provider_name).ok_or_else(|| {
+            Diagnostics::from(
+                Diagnostic::new(format!("{what}: unknown provider \"{provider_name}\""))
+                    .at(def.file, def.span.clone())
+                    .help(
+                        did_you_mean(provider_name, providers.names()).unwrap_or_else(|| {
+                            format!(
+                                "the providers in this tik are: {}",
+                                providers
+                                    .names()
+                                    .filter(|n| *n != "tik")
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
+                        }),
+                    ),
+            )
+        })
+    }
+
+    /// An expansion's resources as instances at their addresses, each after the
+    /// siblings it needs and recording them and what the block reads.
+    fn expanded_instances(
+        &self,
+        block: &Block<'_>,
+        specs: Vec<(ResourceSpec, String)>,
+        what: &str,
+        provider_name: &str,
+    ) -> Result<Vec<Instance>, Diagnostics> {
+        let address = &block.address;
+        let mut instances = Vec::with_capacity(specs.len());
+        for (spec, provider_name) in specs {
+            let schema_ok = self
+                .providers
+                .schema(&spec.type_name)
+                .is_some_and(|(p, _)| p == provider_name);
+            if !schema_ok {
+                return Err(Diagnostic::new(format!(
+                    "internal: provider {provider_name} expanded {what} into unknown type {}",
+                    spec.type_name
+                ))
+                .into());
+            }
+            let refs = spec
+                .refs
+                .iter()
+                .map(|r| SiblingRef {
+                    sibling: address.join(&r.sibling),
+                    ..r.clone()
+                })
+                .collect();
+            instances.push(Instance {
+                address: address.join(&spec.path),
+                intra_deps: spec.depends_on.iter().map(|d| address.join(d)).collect(),
+                refs,
+                rel: spec.path,
+                type_name: spec.type_name,
+                provider: provider_name.clone(),
+                config: spec.config,
+                dependencies: block.dependencies.clone(),
+                sensitive: spec.sensitive,
+                lifecycle: block.def.lifecycle.clone(),
+            });
+        }
+        let mut instances = order_siblings(instances).map_err(|msg| {
+            Diagnostics::from(Diagnostic::new(format!(
+                "internal: provider {provider_name} expanded {what} badly: {msg}"
+            )))
+        })?;
+        for inst in &mut instances {
+            let mut deps = inst.intra_deps.clone();
+            deps.extend(inst.dependencies.iter().cloned());
+            deps.sort();
+            deps.dedup();
+            inst.dependencies = deps;
+        }
+        Ok(instances)
+    }
+
+    /// Records an evaluated object: in the module instance's scope marks, and as a
+    /// part of its `ObjectEval`.
+    fn record_object(
+        &mut self,
+        i: NodeIndex,
+        k: usize,
+        kind: &ObjectKind,
+        name: &str,
+        made: Made,
+        object: &mut ObjectEval,
+    ) {
+        let Made {
+            address,
+            own_name,
+            config,
+            instances,
+            layered,
+            mut marks,
+            shape,
+        } = made;
         // What depends on the object records the object, not each of its resources:
         // `tik_data.b[*]` reading `tik_data.a[count.index]` records one address each.
         self.resources
@@ -912,11 +1036,11 @@ impl<'c> Walk<'c> {
             let mut path: Vec<String> = inst.rel.0.iter().map(segment_key).collect();
             for a in &inst.sensitive {
                 path.push(a.clone());
-                object_marks.mark(&path);
+                marks.mark(&path);
                 path.pop();
             }
         }
-        self.marks[k].put(&[kind.root(), name.as_str()], object_marks);
+        self.marks[k].put(&[kind.root(), name], marks);
         let start = object.instances.len();
         object.instances.extend(instances);
         object.parts.push(Part {
@@ -928,7 +1052,6 @@ impl<'c> Walk<'c> {
             shape,
             instances: start..object.instances.len(),
         });
-        Ok(())
     }
 
     /// The name a workspace or cluster goes by in its provider: its `name`, or the
