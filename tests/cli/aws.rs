@@ -1,11 +1,8 @@
 //! `tik` against AWS as a user runs it, with moto's server standing in for AWS.
 
-mod common;
-#[path = "../providers/aws/tests/moto/server.rs"]
-mod moto_server;
 
-use common::Project;
-use moto_server::Moto;
+use crate::common::Project;
+use crate::moto::Moto;
 
 fn config(endpoint_line: &str, workers: u32) -> String {
     format!(

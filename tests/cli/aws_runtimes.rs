@@ -5,15 +5,12 @@
 //! tik logs in with the private key it kept in state, runs the steps over SSH, and
 //! the service answers.
 
-mod common;
-#[path = "../providers/aws/tests/moto/server.rs"]
-mod moto_server;
 
-use common::{
+use crate::common::{
     http_get, lineage, need_podman, need_sshd, on_a_terminal, podman, Cleanup, Containers, Images,
     Project, Run,
 };
-use moto_server::Moto;
+use crate::moto::Moto;
 use std::path::Path;
 use std::process::Command;
 

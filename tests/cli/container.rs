@@ -5,9 +5,7 @@
 //! stopped is reported and made again by --replace; one removed by hand is drift,
 //! made again by apply; destroy removes them.
 
-mod common;
-
-use common::{
+use crate::common::{
     busybox_images, http_get, interrupt, lineage, need_podman, need_sshd, podman, Cleanup,
     Containers, Images, Project,
 };

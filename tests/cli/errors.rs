@@ -1,7 +1,6 @@
 //! Bad input gets a clear error naming file, line and column, and never a panic.
 
-mod common;
-use common::Project;
+use crate::common::Project;
 
 fn error_of(files: &[(&str, &str)]) -> String {
     let p = Project::new(files);

@@ -1,6 +1,6 @@
 //! The examples users copy stay valid.
 
-mod common;
+use crate::common;
 use std::process::Command;
 
 #[test]

@@ -11,8 +11,8 @@
 //! state; a second run killed at its own second write loses nothing either; the next
 //! run converges; the plan after it is empty; a destroy leaves nothing behind.
 
-mod common;
-use common::{block_on, Project};
+use crate::common;
+use crate::common::{block_on, Project};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -410,9 +410,7 @@ fn a_node_killed_half_made_goes_when_its_pool_shrinks() {
     assert!(what_exists(&p).is_empty());
 }
 
-#[path = "../providers/aws/tests/moto/mod.rs"]
-mod moto;
-use moto::{Faults, Moto};
+use crate::moto::{Faults, Moto};
 
 /// A workspace (with its NAT gateway, S3 endpoint, roles and bucket) and a cluster of
 /// a head and a worker, on the endpoint of `AWS_ENDPOINT_URL`.

@@ -1,8 +1,8 @@
 //! The language as users write it: variables from every source, locals, modules,
 //! tik_data, lifecycle, sensitive values, outputs and the other commands.
 
-mod common;
-use common::{Cleanup, Project};
+use crate::common;
+use crate::common::{Cleanup, Project};
 
 #[test]
 fn variables_come_from_flags_files_and_the_environment() {

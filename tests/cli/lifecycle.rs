@@ -1,7 +1,6 @@
 //! The life of a local cluster, as a user types it: plan, apply, change, drift, destroy.
 
-mod common;
-use common::{cluster_config, Project};
+use crate::common::{cluster_config, Project};
 
 fn node_dir(p: &Project, name: &str) -> std::path::PathBuf {
     p.file(&format!(".tik/local/workspaces/dev/clusters/etl/{name}"))

@@ -3,9 +3,7 @@
 //! client reaches with the password, settings that rerun configure and restart
 //! without losing data, and destroy stopping the server.
 
-mod common;
-
-use common::{need_postgres, need_sshd, postgres_config, postgres_project, psql};
+use crate::common::{need_postgres, need_sshd, postgres_config, postgres_project, psql};
 use std::path::Path;
 use std::process::Command;
 

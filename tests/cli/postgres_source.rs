@@ -5,9 +5,7 @@
 //! checked against Debian's signed description and served from loopback in
 //! upstream's layout. Alone in its file: the build takes both cores for minutes.
 
-mod common;
-
-use common::{need_postgres, need_sshd, postgres_config, postgres_project, psql, Mirror};
+use crate::common::{need_postgres, need_sshd, postgres_config, postgres_project, psql, Mirror};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -3,9 +3,7 @@
 //! server on the head scrapes itself and an exporter on every node, finds a dead
 //! exporter, and sees it again after tik starts it.
 
-mod common;
-
-use common::{
+use crate::common::{
     checksum_line, http_request, need_sshd, pack_release, processes_with, Cleanup, Mirror, Project,
 };
 use std::path::Path;

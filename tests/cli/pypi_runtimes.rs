@@ -2,9 +2,7 @@
 //! JupyterLab behind its token, and Ray with a worker behind the head running the
 //! tasks a driver on the head sends it.
 
-mod common;
-
-use common::{http_request, need_python_venv, need_sshd, processes_with, Cleanup, Project};
+use crate::common::{http_request, need_python_venv, need_sshd, processes_with, Cleanup, Project};
 
 /// One of these tests at a time: each installs from PyPI and starts CPU-hungry
 /// servers. Run side by side on two cores, a Ray driver once saw only the worker

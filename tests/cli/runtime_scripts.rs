@@ -3,9 +3,7 @@
 //! download kept), the apt helper against a local apt repository, the postgres
 //! replica's copy against a real primary, and every shipped script through `sh -n`.
 
-mod common;
-
-use common::{digest, need_postgres, psql, Mirror};
+use crate::common::{digest, need_postgres, psql, Mirror};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

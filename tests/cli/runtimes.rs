@@ -2,9 +2,7 @@
 //! node (Debian's openssh-server), services that really answer, reruns of only what
 //! changed, and destroy stopping them.
 
-mod common;
-
-use common::{http_get, interrupt, need_sshd, Cleanup, Project};
+use crate::common::{http_get, interrupt, need_sshd, Cleanup, Project};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! Failures, locks and interruptions: the state always knows what exists.
 
-mod common;
-use common::{cluster_config, Cleanup, Project};
+use crate::common;
+use crate::common::{cluster_config, Cleanup, Project};
 use std::time::{Duration, Instant};
 
 #[test]

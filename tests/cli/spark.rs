@@ -5,9 +5,7 @@
 //! (served from loopback with its published .sha512), as install_method = "archive"
 //! installs it: a changed install reinstalls and restarts every node.
 
-mod common;
-
-use common::{checksum_line, need_python_venv, need_sshd, Cleanup, Mirror, Project};
+use crate::common::{checksum_line, need_python_venv, need_sshd, Cleanup, Mirror, Project};
 use std::process::Command;
 
 /// pyspark 3.5.7's sdist on PyPI: pip's hash-checking mode verifies it.

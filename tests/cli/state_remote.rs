@@ -1,18 +1,12 @@
 //! State shared through S3 (moto's server) and GCS (fake-gcs-server), as a team and
 //! its CI use it: two checkouts, leased locks, kill -9, migration, faults.
 
-mod common;
-#[allow(dead_code)]
-#[path = "../providers/aws/tests/moto/faults.rs"]
-mod faults;
-#[path = "support/gcs_server.rs"]
+#[path = "../support/gcs_server.rs"]
 mod gcs_server;
-#[path = "../providers/aws/tests/moto/server.rs"]
-mod server;
 
-use common::{block_on, Cleanup, Project, Run};
-use faults::Faults;
-use server::Moto;
+use crate::common;
+use crate::common::{block_on, Cleanup, Project, Run};
+use crate::moto::{Faults, Moto};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! What the terminal sees: colour only on a terminal, paths relative to -C.
 
-mod common;
-use common::Project;
+use crate::common;
+use crate::common::Project;
 
 /// What the terminal shows of `tik ARGS`, with NO_COLOR set or not.
 fn on_a_terminal(p: &Project, args: &str, no_color_env: bool) -> String {

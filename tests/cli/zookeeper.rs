@@ -4,9 +4,9 @@
 //! its leader, which tik then finds dead and starts again, and is refused where it
 //! could not keep a quorum.
 
-mod common;
-
-use common::{checksum_line, need_sshd, pack_release, processes_with, Cleanup, Mirror, Project};
+use crate::common::{
+    checksum_line, need_sshd, pack_release, processes_with, Cleanup, Mirror, Project,
+};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Command;
