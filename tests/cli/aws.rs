@@ -1,6 +1,5 @@
 //! `tik` against AWS as a user runs it, with moto's server standing in for AWS.
 
-
 use crate::common::Project;
 use crate::moto::Moto;
 

@@ -5,7 +5,6 @@
 //! tik logs in with the private key it kept in state, runs the steps over SSH, and
 //! the service answers.
 
-
 use crate::common::{
     http_get, lineage, need_podman, need_sshd, on_a_terminal, podman, Cleanup, Containers, Images,
     Project, Run,

@@ -107,21 +107,44 @@ fn without_tags(mut m: Map) -> Map {
 }
 
 fn workspace(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, ExpandError> {
-    match text(c, &["network", "mode"]).as_deref() {
-        None | Some("public-head") => {}
-        Some("peering") => {}
-        Some("shared") => {}
-        Some(other) => {
-            return Err(ExpandError::at(
-                &["network", "mode"],
-                format!("network mode \"{other}\" is not one of public-head, peering, shared"),
-            ))
-        }
-    }
+    let mode = network_mode(c)?;
     let b = base(c, name, &[])?;
     let region = text(&b, &["region"]).unwrap_or_default();
     let cidr = text(c, &["network", "cidr"]).unwrap_or_else(|| "10.0.0.0/16".into());
-    let azs: Vec<String> = match get(c, &["network", "availability_zones"]) {
+    let azs = zones(c, &region)?;
+    let net = Net {
+        name,
+        b: &b,
+        cidr: &cidr,
+    };
+    let mut specs = net.network(&azs[0], &region)?;
+    specs.extend(net.private_subnets(&azs)?);
+    if mode == "shared" {
+        specs = net.shared(c)?;
+    }
+    specs.extend(net.firewall(c)?);
+    if mode == "peering" {
+        specs.extend(peering(name, c, &b, &cidr)?);
+    }
+    specs.extend(identity_and_storage(name, c, &b, &region)?);
+    Ok(specs)
+}
+
+/// `network.mode`: public-head (the default), peering or shared.
+fn network_mode(c: &Map) -> Result<String, ExpandError> {
+    match text(c, &["network", "mode"]) {
+        None => Ok("public-head".into()),
+        Some(m) if ["public-head", "peering", "shared"].contains(&m.as_str()) => Ok(m),
+        Some(other) => Err(ExpandError::at(
+            &["network", "mode"],
+            format!("network mode \"{other}\" is not one of public-head, peering, shared"),
+        )),
+    }
+}
+
+/// `network.availability_zones`, by default the region's first two.
+fn zones(c: &Map, region: &str) -> Result<Vec<String>, ExpandError> {
+    match get(c, &["network", "availability_zones"]) {
         Some(Value::List(items)) if !items.is_empty() => items
             .iter()
             .map(|v| {
@@ -130,240 +153,292 @@ fn workspace(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, ExpandError> {
                     .ok_or("availability_zones lists names like \"us-east-1a\"")
             })
             .collect::<Result<_, _>>()
-            .map_err(|e| ExpandError::at(&["network", "availability_zones"], e))?,
-        Some(_) => {
-            return Err(ExpandError::at(
-                &["network", "availability_zones"],
-                "availability_zones must be a non-empty list of zone names",
-            ))
+            .map_err(|e| ExpandError::at(&["network", "availability_zones"], e)),
+        Some(_) => Err(ExpandError::at(
+            &["network", "availability_zones"],
+            "availability_zones must be a non-empty list of zone names",
+        )),
+        None => Ok(vec![format!("{region}a"), format!("{region}b")]),
+    }
+}
+
+/// A workspace's network: its name, the settings every resource carries, its range.
+struct Net<'a> {
+    name: &'a str,
+    b: &'a Map,
+    cidr: &'a str,
+}
+
+fn vpc() -> Address {
+    Address::new().name("vpc")
+}
+fn sg() -> Address {
+    Address::new().name("security_group")
+}
+fn rt(k: &str) -> Address {
+    Address::new().name("route_table").key(k)
+}
+fn sn(k: &str) -> Address {
+    Address::new().name("subnet").key(k)
+}
+
+impl Net<'_> {
+    /// The `n`th /24 (with a /16) of the workspace's range.
+    fn subnet(&self, n: usize) -> Result<String, ExpandError> {
+        tik_engine::eval::cidrsubnet(self.cidr, 8.0, n as f64).map_err(|e| {
+            ExpandError::at(
+                &["network", "cidr"],
+                format!("network cidr {}: {e}", self.cidr),
+            )
+        })
+    }
+
+    /// The VPC, its internet gateway, the public subnet (in zone `az`) and both
+    /// route tables, the NAT gateway, the S3 endpoint and the security group.
+    fn network(&self, az: &str, region: &str) -> Result<Vec<ResourceSpec>, ExpandError> {
+        let (name, b, cidr) = (self.name, self.b, self.cidr);
+        let vpc = vpc();
+        let igw = Address::new().name("internet_gateway");
+        let nat = Address::new().name("nat_gateway");
+        let subnet = |n: usize| self.subnet(n);
+        let specs = vec![
+            ResourceSpec::new(
+                vpc.clone(),
+                "aws_vpc",
+                with(
+                    b.clone(),
+                    &[
+                        ("name", Value::from(format!("{name}-vpc"))),
+                        ("cidr", Value::from(cidr)),
+                    ],
+                ),
+            ),
+            ResourceSpec::new(
+                igw.clone(),
+                "aws_internet_gateway",
+                with(b.clone(), &[("name", Value::from(format!("{name}-igw")))]),
+            )
+            .with_ref("vpc_id", &vpc, "id"),
+            ResourceSpec::new(
+                sn("public"),
+                "aws_subnet",
+                with(
+                    b.clone(),
+                    &[
+                        ("name", Value::from(format!("{name}-public-subnet"))),
+                        ("cidr", Value::String(subnet(0)?)),
+                        ("availability_zone", Value::from(az)),
+                        ("public", Value::Bool(true)),
+                    ],
+                ),
+            )
+            .with_ref("vpc_id", &vpc, "id"),
+            ResourceSpec::new(
+                rt("public"),
+                "aws_route_table",
+                with(
+                    b.clone(),
+                    &[("name", Value::from(format!("{name}-public-rt")))],
+                ),
+            )
+            .with_ref("vpc_id", &vpc, "id"),
+            ResourceSpec::new(
+                Address::new().name("route").key("public-internet"),
+                "aws_route",
+                without_tags(with(
+                    b.clone(),
+                    &[("destination", Value::from("0.0.0.0/0"))],
+                )),
+            )
+            .with_ref("route_table_id", &rt("public"), "id")
+            .with_ref("gateway_id", &igw, "id"),
+            ResourceSpec::new(
+                Address::new().name("route_table_association").key("public"),
+                "aws_route_table_association",
+                without_tags(b.clone()),
+            )
+            .with_ref("route_table_id", &rt("public"), "id")
+            .with_ref("subnet_id", &sn("public"), "id"),
+            ResourceSpec::new(
+                rt("private"),
+                "aws_route_table",
+                with(
+                    b.clone(),
+                    &[("name", Value::from(format!("{name}-private-rt")))],
+                ),
+            )
+            .with_ref("vpc_id", &vpc, "id"),
+            // Private subnets reach out through a NAT gateway in the public subnet.
+            ResourceSpec::new(
+                nat.clone(),
+                "aws_nat_gateway",
+                with(b.clone(), &[("name", Value::from(format!("{name}-nat")))]),
+            )
+            .with_ref("subnet_id", &sn("public"), "id")
+            .after(&igw),
+            ResourceSpec::new(
+                Address::new().name("route").key("private-nat"),
+                "aws_route",
+                without_tags(with(
+                    b.clone(),
+                    &[("destination", Value::from("0.0.0.0/0"))],
+                )),
+            )
+            .with_ref("route_table_id", &rt("private"), "id")
+            .with_ref("nat_gateway_id", &nat, "id"),
+            // S3 traffic from the private subnets stays inside AWS.
+            ResourceSpec::new(
+                Address::new().name("s3_endpoint"),
+                "aws_vpc_endpoint",
+                with(
+                    b.clone(),
+                    &[
+                        ("name", Value::from(format!("{name}-s3-endpoint"))),
+                        ("service", Value::from(format!("com.amazonaws.{region}.s3"))),
+                    ],
+                ),
+            )
+            .with_ref("vpc_id", &vpc, "id")
+            .with_ref("route_table_id", &rt("private"), "id"),
+            self.security_group(),
+        ];
+        Ok(specs)
+    }
+
+    /// One private subnet per zone, each with its route table association.
+    fn private_subnets(&self, azs: &[String]) -> Result<Vec<ResourceSpec>, ExpandError> {
+        let (name, b) = (self.name, self.b);
+        let vpc = vpc();
+        let subnet = |n: usize| self.subnet(n);
+        let mut specs = Vec::new();
+        for (i, az) in azs.iter().enumerate() {
+            let key = format!("private-{}", i + 1);
+            specs.push(
+                ResourceSpec::new(
+                    sn(&key),
+                    "aws_subnet",
+                    with(
+                        b.clone(),
+                        &[
+                            ("name", Value::from(format!("{name}-{key}-subnet"))),
+                            ("cidr", Value::String(subnet(i + 1)?)),
+                            ("availability_zone", Value::from(az.as_str())),
+                            ("public", Value::Bool(false)),
+                        ],
+                    ),
+                )
+                .with_ref("vpc_id", &vpc, "id"),
+            );
+            specs.push(
+                ResourceSpec::new(
+                    Address::new()
+                        .name("route_table_association")
+                        .key(key.as_str()),
+                    "aws_route_table_association",
+                    without_tags(b.clone()),
+                )
+                .with_ref("route_table_id", &rt("private"), "id")
+                .with_ref("subnet_id", &sn(&key), "id"),
+            );
         }
-        None => vec![format!("{region}a"), format!("{region}b")],
-    };
-    let subnet = |n: usize| {
-        tik_engine::eval::cidrsubnet(&cidr, 8.0, n as f64)
-            .map_err(|e| ExpandError::at(&["network", "cidr"], format!("network cidr {cidr}: {e}")))
-    };
-    let vpc = Address::new().name("vpc");
-    let igw = Address::new().name("internet_gateway");
-    let sg = Address::new().name("security_group");
-    let nat = Address::new().name("nat_gateway");
-    let rt = |k: &str| Address::new().name("route_table").key(k);
-    let sn = |k: &str| Address::new().name("subnet").key(k);
-    let mut specs = vec![
+        Ok(specs)
+    }
+
+    /// `network.mode = "shared"`: an existing VPC, looked up, never created or
+    /// destroyed, and nothing network-wide is added to it; only the workspace's own
+    /// security group goes in.
+    fn shared(&self, c: &Map) -> Result<Vec<ResourceSpec>, ExpandError> {
+        let vpc_id = text(c, &["network", "vpc_id"])
+            .ok_or("network mode \"shared\" needs vpc_id = \"vpc-...\", the VPC to use")?;
+        let lookup = without_tags(with(self.b.clone(), &[("vpc_id", Value::String(vpc_id))]));
+        Ok(vec![
+            ResourceSpec::new(vpc(), "aws_existing_vpc", lookup),
+            self.security_group(),
+        ])
+    }
+
+    /// The workspace's security group, in its VPC.
+    fn security_group(&self) -> ResourceSpec {
+        let name = self.name;
         ResourceSpec::new(
-            vpc.clone(),
-            "aws_vpc",
-            with(
-                b.clone(),
-                &[
-                    ("name", Value::from(format!("{name}-vpc"))),
-                    ("cidr", Value::from(cidr.as_str())),
-                ],
-            ),
-        ),
-        ResourceSpec::new(
-            igw.clone(),
-            "aws_internet_gateway",
-            with(b.clone(), &[("name", Value::from(format!("{name}-igw")))]),
-        )
-        .with_ref("vpc_id", &vpc, "id"),
-        ResourceSpec::new(
-            sn("public"),
-            "aws_subnet",
-            with(
-                b.clone(),
-                &[
-                    ("name", Value::from(format!("{name}-public-subnet"))),
-                    ("cidr", Value::String(subnet(0)?)),
-                    ("availability_zone", Value::from(azs[0].as_str())),
-                    ("public", Value::Bool(true)),
-                ],
-            ),
-        )
-        .with_ref("vpc_id", &vpc, "id"),
-        ResourceSpec::new(
-            rt("public"),
-            "aws_route_table",
-            with(
-                b.clone(),
-                &[("name", Value::from(format!("{name}-public-rt")))],
-            ),
-        )
-        .with_ref("vpc_id", &vpc, "id"),
-        ResourceSpec::new(
-            Address::new().name("route").key("public-internet"),
-            "aws_route",
-            without_tags(with(
-                b.clone(),
-                &[("destination", Value::from("0.0.0.0/0"))],
-            )),
-        )
-        .with_ref("route_table_id", &rt("public"), "id")
-        .with_ref("gateway_id", &igw, "id"),
-        ResourceSpec::new(
-            Address::new().name("route_table_association").key("public"),
-            "aws_route_table_association",
-            without_tags(b.clone()),
-        )
-        .with_ref("route_table_id", &rt("public"), "id")
-        .with_ref("subnet_id", &sn("public"), "id"),
-        ResourceSpec::new(
-            rt("private"),
-            "aws_route_table",
-            with(
-                b.clone(),
-                &[("name", Value::from(format!("{name}-private-rt")))],
-            ),
-        )
-        .with_ref("vpc_id", &vpc, "id"),
-        // Private subnets reach out through a NAT gateway in the public subnet.
-        ResourceSpec::new(
-            nat.clone(),
-            "aws_nat_gateway",
-            with(b.clone(), &[("name", Value::from(format!("{name}-nat")))]),
-        )
-        .with_ref("subnet_id", &sn("public"), "id")
-        .after(&igw),
-        ResourceSpec::new(
-            Address::new().name("route").key("private-nat"),
-            "aws_route",
-            without_tags(with(
-                b.clone(),
-                &[("destination", Value::from("0.0.0.0/0"))],
-            )),
-        )
-        .with_ref("route_table_id", &rt("private"), "id")
-        .with_ref("nat_gateway_id", &nat, "id"),
-        // S3 traffic from the private subnets stays inside AWS.
-        ResourceSpec::new(
-            Address::new().name("s3_endpoint"),
-            "aws_vpc_endpoint",
-            with(
-                b.clone(),
-                &[
-                    ("name", Value::from(format!("{name}-s3-endpoint"))),
-                    ("service", Value::from(format!("com.amazonaws.{region}.s3"))),
-                ],
-            ),
-        )
-        .with_ref("vpc_id", &vpc, "id")
-        .with_ref("route_table_id", &rt("private"), "id"),
-        ResourceSpec::new(
-            sg.clone(),
+            sg(),
             "aws_security_group",
             with(
-                b.clone(),
+                self.b.clone(),
                 &[
                     ("name", Value::from(format!("{name}-sg"))),
                     ("description", Value::from(format!("tik workspace {name}"))),
                 ],
             ),
         )
-        .with_ref("vpc_id", &vpc, "id"),
-    ];
-    for (i, az) in azs.iter().enumerate() {
-        let key = format!("private-{}", i + 1);
-        specs.push(
-            ResourceSpec::new(
-                sn(&key),
-                "aws_subnet",
-                with(
-                    b.clone(),
-                    &[
-                        ("name", Value::from(format!("{name}-{key}-subnet"))),
-                        ("cidr", Value::String(subnet(i + 1)?)),
-                        ("availability_zone", Value::from(az.as_str())),
-                        ("public", Value::Bool(false)),
-                    ],
-                ),
-            )
-            .with_ref("vpc_id", &vpc, "id"),
-        );
-        specs.push(
-            ResourceSpec::new(
-                Address::new()
-                    .name("route_table_association")
-                    .key(key.as_str()),
-                "aws_route_table_association",
-                without_tags(b.clone()),
-            )
-            .with_ref("route_table_id", &rt("private"), "id")
-            .with_ref("subnet_id", &sn(&key), "id"),
-        );
+        .with_ref("vpc_id", &vpc(), "id")
     }
-    if text(c, &["network", "mode"]).as_deref() == Some("shared") {
-        // An existing VPC: looked up, never created or destroyed, and nothing network-wide
-        // is added to it; only the workspace's own security group goes in.
-        let vpc_id = text(c, &["network", "vpc_id"])
-            .ok_or("network mode \"shared\" needs vpc_id = \"vpc-...\", the VPC to use")?;
-        specs.retain(|spec| spec.type_name == "aws_security_group");
-        let lookup = without_tags(with(b.clone(), &[("vpc_id", Value::String(vpc_id))]));
-        specs.insert(
-            0,
-            ResourceSpec::new(vpc.clone(), "aws_existing_vpc", lookup),
-        );
-    }
-    // Each rule is a resource of its own: a changed rule is revoked or authorized alone.
-    let rule = |key: String, pairs: &[(&str, Value)]| {
-        ResourceSpec::new(
-            Address::new().name("security_group_rule").key(key),
-            "aws_security_group_rule",
-            without_tags(with(b.clone(), pairs)),
-        )
-        .with_ref("security_group_id", &sg, "id")
-    };
-    let n = |x: f64| Value::Number(x);
-    specs.push(rule(
-        "self".into(),
-        &[
-            ("protocol", Value::from("-1")),
-            ("from_port", n(-1.0)),
-            ("to_port", n(-1.0)),
-            ("source_self", Value::Bool(true)),
-            (
-                "description",
-                Value::from("all traffic within the workspace"),
-            ),
-        ],
-    ));
-    // The VPC's own range, whether tik made the VPC or looked it up.
-    specs.push(
-        rule(
-            "ssh-vpc".into(),
-            &[
-                ("protocol", Value::from("tcp")),
-                ("from_port", n(22.0)),
-                ("to_port", n(22.0)),
-                ("description", Value::from("ssh from the vpc")),
-            ],
-        )
-        .with_ref("cidr", &vpc, "cidr"),
-    );
-    if let Some(list) = get(c, &["network", "allowed_ssh"]) {
-        let Value::List(items) = list else {
-            return Err("allowed_ssh must be a list of CIDR ranges".into());
+
+    /// The security group's rules, each a resource of its own (a changed rule is
+    /// revoked or authorized alone): all traffic within the workspace, SSH from the
+    /// VPC and from `network.allowed_ssh`.
+    fn firewall(&self, c: &Map) -> Result<Vec<ResourceSpec>, ExpandError> {
+        let b = self.b;
+        let sg = sg();
+        let vpc = vpc();
+        let mut specs = Vec::new();
+        let rule = |key: String, pairs: &[(&str, Value)]| {
+            ResourceSpec::new(
+                Address::new().name("security_group_rule").key(key),
+                "aws_security_group_rule",
+                without_tags(with(b.clone(), pairs)),
+            )
+            .with_ref("security_group_id", &sg, "id")
         };
-        for item in items {
-            let range = item
-                .as_str()
-                .ok_or("allowed_ssh lists CIDR ranges like \"203.0.113.0/24\"")?;
-            specs.push(rule(
-                format!("ssh-{range}"),
+        let n = |x: f64| Value::Number(x);
+        specs.push(rule(
+            "self".into(),
+            &[
+                ("protocol", Value::from("-1")),
+                ("from_port", n(-1.0)),
+                ("to_port", n(-1.0)),
+                ("source_self", Value::Bool(true)),
+                (
+                    "description",
+                    Value::from("all traffic within the workspace"),
+                ),
+            ],
+        ));
+        // The VPC's own range, whether tik made the VPC or looked it up.
+        specs.push(
+            rule(
+                "ssh-vpc".into(),
                 &[
                     ("protocol", Value::from("tcp")),
                     ("from_port", n(22.0)),
                     ("to_port", n(22.0)),
-                    ("cidr", Value::from(range)),
-                    ("description", Value::from("ssh from allowed_ssh")),
+                    ("description", Value::from("ssh from the vpc")),
                 ],
-            ));
+            )
+            .with_ref("cidr", &vpc, "cidr"),
+        );
+        if let Some(list) = get(c, &["network", "allowed_ssh"]) {
+            let Value::List(items) = list else {
+                return Err("allowed_ssh must be a list of CIDR ranges".into());
+            };
+            for item in items {
+                let range = item
+                    .as_str()
+                    .ok_or("allowed_ssh lists CIDR ranges like \"203.0.113.0/24\"")?;
+                specs.push(rule(
+                    format!("ssh-{range}"),
+                    &[
+                        ("protocol", Value::from("tcp")),
+                        ("from_port", n(22.0)),
+                        ("to_port", n(22.0)),
+                        ("cidr", Value::from(range)),
+                        ("description", Value::from("ssh from allowed_ssh")),
+                    ],
+                ));
+            }
         }
+        Ok(specs)
     }
-    if text(c, &["network", "mode"]).as_deref() == Some("peering") {
-        specs.extend(peering(name, c, &b, &cidr)?);
-    }
-    specs.extend(identity_and_storage(name, c, &b, &region)?);
-    Ok(specs)
 }
 
 /// A peering connection to the working VPC `network.peer_vpc_id`, and routes to it from
