@@ -147,7 +147,91 @@ fn parse(
     dir: &Path,
     sources: &Sources,
 ) -> Result<RuntimeDef, Diagnostics> {
-    let text = &sources.get(file).text;
+    let block = runtime_block(name, file, &sources.get(file).text)?;
+    let mut def = RuntimeDef {
+        name: name.to_string(),
+        file,
+        span: block.ident.span(),
+        dir: dir.to_path_buf(),
+        embedded: None,
+        after: Vec::new(),
+        requires: Vec::new(),
+        params: IndexMap::new(),
+        validations: Vec::new(),
+        sensitive: Vec::new(),
+        services: Vec::new(),
+        endpoints: IndexMap::new(),
+    };
+    let mut diags = Diagnostics::default();
+    for s in block.body.into_iter() {
+        match s {
+            Structure::Attribute(a) => match a.key.as_str() {
+                "after" => match runtime_names(file, &a) {
+                    Ok(v) => def.after = v,
+                    Err(d) => diags.push(d),
+                },
+                "requires" => match runtime_names(file, &a) {
+                    Ok(v) => def.requires = v,
+                    Err(d) => diags.push(d),
+                },
+                "description" => {}
+                other => diags.push(
+                    Diagnostic::new(format!("unsupported attribute \"{other}\" in runtime \"{name}\""))
+                        .at(file, a.key.span())
+                        .help(
+                            did_you_mean(other, ["after", "requires", "description"])
+                                .unwrap_or_else(|| "a runtime takes after, requires, description and param, service and endpoint blocks".into()),
+                        ),
+                ),
+            },
+            Structure::Block(b) => {
+                let kind = b.ident.as_str().to_string();
+                let Some(label) = b.labels.first().map(|l| l.as_str().to_string()) else {
+                    diags.push(
+                        Diagnostic::new(format!("a {kind} block takes a name"))
+                            .at(file, b.ident.span())
+                            .help(format!("write it as {kind} \"name\" {{ ... }}")),
+                    );
+                    continue;
+                };
+                match kind.as_str() {
+                    "param" => def.add_param(label, &b, &mut diags),
+                    "service" => def.add_service(label, &b, &mut diags),
+                    "endpoint" => match b.body.attributes().find(|a| a.key.as_str() == "value") {
+                        Some(a) => {
+                            def.endpoints.insert(label, a.value.clone());
+                        }
+                        None => diags.push(
+                            Diagnostic::new(format!("endpoint \"{label}\" has no value"))
+                                .at(file, b.ident.span())
+                                .help("write value = \"...\" inside it"),
+                        ),
+                    },
+                    other => diags.push(
+                        Diagnostic::new(format!("unsupported block \"{other}\" in runtime \"{name}\""))
+                            .at(file, b.ident.span())
+                            .help(
+                                did_you_mean(other, ["param", "service", "endpoint"])
+                                    .unwrap_or_else(|| "a runtime takes param, service and endpoint blocks".into()),
+                            ),
+                    ),
+                }
+            }
+        }
+    }
+    if diags.is_empty() {
+        Ok(def)
+    } else {
+        Err(diags)
+    }
+}
+
+/// The one `runtime "NAME"` block of a definition file, named after its directory.
+fn runtime_block(
+    name: &str,
+    file: FileId,
+    text: &str,
+) -> Result<hcl_edit::structure::Block, Diagnostics> {
     let body = hcl_edit::parser::parse_body(text).map_err(|e| {
         let off = e.location().offset();
         Diagnostics::from(
@@ -203,155 +287,115 @@ fn parse(
             .help(format!("write runtime \"{name}\" {{ ... }}"))
             .into());
     };
-    let mut def = RuntimeDef {
-        name: name.to_string(),
-        file,
-        span: block.ident.span(),
-        dir: dir.to_path_buf(),
-        embedded: None,
-        after: Vec::new(),
-        requires: Vec::new(),
-        params: IndexMap::new(),
-        validations: Vec::new(),
-        sensitive: Vec::new(),
-        services: Vec::new(),
-        endpoints: IndexMap::new(),
-    };
-    let mut diags = Diagnostics::default();
-    let names = |a: &hcl_edit::structure::Attribute| -> Result<Vec<String>, Diagnostic> {
-        let v = eval_literal(&a.value).map_err(|e| eval_error(file, e))?;
-        match v {
-            Value::List(items) => items
-                .iter()
-                .map(|i| i.as_str().map(str::to_string))
-                .collect::<Option<Vec<_>>>(),
-            _ => None,
-        }
-        .ok_or_else(|| {
-            Diagnostic::new(format!(
-                "{} must be a list of runtime names",
-                a.key.as_str()
-            ))
-            .at(file, a.value.span())
-            .help("write it as [\"hdfs\", \"zookeeper\"]")
-        })
-    };
-    for s in block.body.into_iter() {
-        match s {
-            Structure::Attribute(a) => match a.key.as_str() {
-                "after" => match names(&a) {
-                    Ok(v) => def.after = v,
-                    Err(d) => diags.push(d),
-                },
-                "requires" => match names(&a) {
-                    Ok(v) => def.requires = v,
-                    Err(d) => diags.push(d),
-                },
-                "description" => {}
-                other => diags.push(
-                    Diagnostic::new(format!("unsupported attribute \"{other}\" in runtime \"{name}\""))
-                        .at(file, a.key.span())
-                        .help(
-                            did_you_mean(other, ["after", "requires", "description"])
-                                .unwrap_or_else(|| "a runtime takes after, requires, description and param, service and endpoint blocks".into()),
-                        ),
-                ),
-            },
-            Structure::Block(b) => {
-                let kind = b.ident.as_str().to_string();
-                let Some(label) = b.labels.first().map(|l| l.as_str().to_string()) else {
-                    diags.push(
-                        Diagnostic::new(format!("a {kind} block takes a name"))
-                            .at(file, b.ident.span())
-                            .help(format!("write it as {kind} \"name\" {{ ... }}")),
-                    );
-                    continue;
-                };
-                match kind.as_str() {
-                    "param" => {
-                        let mut default = None;
-                        for a in b.body.attributes() {
-                            match a.key.as_str() {
-                                "default" => default = Some(a.value.clone()),
-                                "sensitive" => match eval_literal(&a.value) {
-                                    Ok(Value::Bool(true)) => def.sensitive.push(label.clone()),
-                                    Ok(Value::Bool(false)) => {}
-                                    _ => diags.push(
-                                        Diagnostic::new(format!("param \"{label}\": sensitive takes true or false"))
-                                            .at(file, a.key.span()),
-                                    ),
-                                },
-                                "description" | "type" => {}
-                                other => diags.push(
-                                    Diagnostic::new(format!("unsupported attribute \"{other}\" in param \"{label}\""))
-                                        .at(file, a.key.span())
-                                        .help("a param takes default, description and sensitive, and validation blocks"),
-                                ),
-                            }
-                        }
-                        for inner in b.body.blocks() {
-                            let checked = if inner.ident.as_str() == "validation" {
-                                validation(inner, file)
-                            } else {
-                                Err(Diagnostic::new(format!(
-                                    "unsupported block \"{}\" in param \"{label}\"",
-                                    inner.ident.as_str()
-                                ))
-                                .at(file, inner.ident.span())
-                                .help("a param takes validation { condition = ..., error_message = \"...\" } blocks"))
-                            };
-                            match checked {
-                                Ok(v) => def.validations.push((label.clone(), v)),
-                                Err(d) => diags.push(d),
-                            }
-                        }
-                        def.params.insert(label, default);
-                    }
-                    "service" => {
-                        for a in b.body.attributes() {
-                            let key = a.key.as_str();
-                            if !SERVICE_ATTRS.contains(&key) {
-                                diags.push(
-                                    Diagnostic::new(format!("unsupported attribute \"{key}\" in service \"{label}\""))
-                                        .at(file, a.key.span())
-                                        .help(did_you_mean(key, SERVICE_ATTRS).unwrap_or_else(|| {
-                                            format!("a service takes: {}", SERVICE_ATTRS.join(", "))
-                                        })),
-                                );
-                            }
-                        }
-                        def.services.push(ServiceDef {
-                            name: label,
-                            span: b.ident.span(),
-                            body: b.body.clone(),
-                        });
-                    }
-                    "endpoint" => match b.body.attributes().find(|a| a.key.as_str() == "value") {
-                        Some(a) => {
-                            def.endpoints.insert(label, a.value.clone());
-                        }
-                        None => diags.push(
-                            Diagnostic::new(format!("endpoint \"{label}\" has no value"))
-                                .at(file, b.ident.span())
-                                .help("write value = \"...\" inside it"),
-                        ),
-                    },
-                    other => diags.push(
-                        Diagnostic::new(format!("unsupported block \"{other}\" in runtime \"{name}\""))
-                            .at(file, b.ident.span())
-                            .help(
-                                did_you_mean(other, ["param", "service", "endpoint"])
-                                    .unwrap_or_else(|| "a runtime takes param, service and endpoint blocks".into()),
-                            ),
+    Ok(block)
+}
+
+/// `after` and `requires`: a list of runtime names.
+fn runtime_names(
+    file: FileId,
+    a: &hcl_edit::structure::Attribute,
+) -> Result<Vec<String>, Diagnostic> {
+    let v = eval_literal(&a.value).map_err(|e| eval_error(file, e))?;
+    match v {
+        Value::List(items) => items
+            .iter()
+            .map(|i| i.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>(),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        Diagnostic::new(format!(
+            "{} must be a list of runtime names",
+            a.key.as_str()
+        ))
+        .at(file, a.value.span())
+        .help("write it as [\"hdfs\", \"zookeeper\"]")
+    })
+}
+
+impl RuntimeDef {
+    /// A `param "NAME"` block: its default, whether it is sensitive, its rules.
+    fn add_param(
+        &mut self,
+        label: String,
+        b: &hcl_edit::structure::Block,
+        diags: &mut Diagnostics,
+    ) {
+        let file = self.file;
+        let mut default = None;
+        for a in b.body.attributes() {
+            match a.key.as_str() {
+                "default" => default = Some(a.value.clone()),
+                "sensitive" => match eval_literal(&a.value) {
+                    Ok(Value::Bool(true)) => self.sensitive.push(label.clone()),
+                    Ok(Value::Bool(false)) => {}
+                    _ => diags.push(
+                        Diagnostic::new(format!(
+                            "param \"{label}\": sensitive takes true or false"
+                        ))
+                        .at(file, a.key.span()),
                     ),
-                }
+                },
+                "description" | "type" => {}
+                other => diags.push(
+                    Diagnostic::new(format!(
+                        "unsupported attribute \"{other}\" in param \"{label}\""
+                    ))
+                    .at(file, a.key.span())
+                    .help(
+                        "a param takes default, description and sensitive, and validation blocks",
+                    ),
+                ),
             }
         }
+        for inner in b.body.blocks() {
+            let checked = if inner.ident.as_str() == "validation" {
+                validation(inner, file)
+            } else {
+                Err(Diagnostic::new(format!(
+                    "unsupported block \"{}\" in param \"{label}\"",
+                    inner.ident.as_str()
+                ))
+                .at(file, inner.ident.span())
+                .help(
+                    "a param takes validation { condition = ..., error_message = \"...\" } blocks",
+                ))
+            };
+            match checked {
+                Ok(v) => self.validations.push((label.clone(), v)),
+                Err(d) => diags.push(d),
+            }
+        }
+        self.params.insert(label, default);
     }
-    if diags.is_empty() {
-        Ok(def)
-    } else {
-        Err(diags)
+
+    /// A `service "NAME"` block, kept to be evaluated on each node.
+    fn add_service(
+        &mut self,
+        label: String,
+        b: &hcl_edit::structure::Block,
+        diags: &mut Diagnostics,
+    ) {
+        let file = self.file;
+        for a in b.body.attributes() {
+            let key = a.key.as_str();
+            if !SERVICE_ATTRS.contains(&key) {
+                diags.push(
+                    Diagnostic::new(format!(
+                        "unsupported attribute \"{key}\" in service \"{label}\""
+                    ))
+                    .at(file, a.key.span())
+                    .help(did_you_mean(key, SERVICE_ATTRS).unwrap_or_else(|| {
+                        format!("a service takes: {}", SERVICE_ATTRS.join(", "))
+                    })),
+                );
+            }
+        }
+        self.services.push(ServiceDef {
+            name: label,
+            span: b.ident.span(),
+            body: b.body.clone(),
+        });
     }
 }
 
