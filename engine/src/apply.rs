@@ -120,39 +120,12 @@ pub async fn apply<F: Future<Output = ()>>(
     on_event: &mut dyn FnMut(ApplyEvent),
 ) -> Result<ApplyReport, Diagnostics> {
     let state_err = Diagnostics::from;
-    if store.is_new() && plan.serial == 0 {
-        store.state.lineage = plan.lineage.clone();
-    }
-    if store.state.lineage != plan.lineage || store.state.serial.get() != plan.serial {
-        return Err(Diagnostic::new(format!(
-            "the saved plan is stale: it was made against state serial {} (lineage {}), but the state is now at serial {} (lineage {})",
-            plan.serial,
-            plan.lineage,
-            store.state.serial.get(),
-            store.state.lineage
-        ))
-        .help("make a new plan with tik plan --out FILE and apply that")
-        .into());
-    }
-    if plan.config_hash != config.hash {
-        return Err(Diagnostic::new(
-            "the saved plan is stale: the configuration files changed since it was made",
-        )
-        .help("make a new plan with tik plan --out FILE and apply that")
-        .into());
-    }
+    check_fresh(config, store, plan)?;
     // What one round records (the results that came in together, the pending records
     // of the changes it starts; first the plan's drift and moves) is stored in one
     // journal write, before those changes start.
     store.hold();
-    for d in &plan.drift {
-        store.record(d.entry()).map_err(state_err)?;
-    }
-    for m in &plan.moves {
-        for e in store.state.moves(&m.from, &m.to).map_err(state_err)? {
-            store.record(e).map_err(state_err)?;
-        }
-    }
+    record_drift_and_moves(store, plan).map_err(state_err)?;
     let inputs = Inputs {
         values: plan
             .variables
@@ -287,28 +260,8 @@ pub async fn apply<F: Future<Output = ()>>(
         .iter()
         .filter(|u| !u.done && !u.barrier)
         .count();
-    // An object behind a failure is skipped only if the plan had something for it to
-    // do: one with nothing planned would have done nothing, whatever failed before it.
-    // By the blocks' addresses as the configuration names them: `module.team.cluster.c`
-    // for a change in `module.team["ml"]`.
-    let unkeyed: Vec<Address> = plan
-        .changes
-        .iter()
-        .map(|c| c.address.unkeyed_modules())
-        .collect();
-    let changed: HashSet<&[Segment]> = unkeyed
-        .iter()
-        .flat_map(|a| (1..=a.0.len()).map(|n| &a.0[..n]))
-        .collect();
-    for (i, blocked) in driver.blocked.iter().enumerate() {
-        if *blocked {
-            if let Some(a) = walk.graph.object_address(config, NodeIndex::new(i)) {
-                if changed.contains(a.0.as_slice()) {
-                    driver.report.skipped.push(a.to_string());
-                }
-            }
-        }
-    }
+    let skipped = skipped_objects(config, plan, &driver.blocked, &walk);
+    driver.report.skipped.extend(skipped);
     if !driver.report.interrupted {
         let outputs = merged_outputs(config, plan, &store.state.outputs, &walk.root_outputs);
         if outputs != store.state.outputs {
@@ -328,6 +281,78 @@ pub async fn apply<F: Future<Output = ()>>(
         return Err(driver.diags);
     }
     Ok(driver.report)
+}
+
+/// A plan applies only to the state and configuration it was made from; a new
+/// state takes the plan's lineage.
+fn check_fresh(
+    config: &Config,
+    store: &mut StateStore<'_>,
+    plan: &Plan,
+) -> Result<(), Diagnostics> {
+    if store.is_new() && plan.serial == 0 {
+        store.state.lineage = plan.lineage.clone();
+    }
+    if store.state.lineage != plan.lineage || store.state.serial.get() != plan.serial {
+        return Err(Diagnostic::new(format!(
+            "the saved plan is stale: it was made against state serial {} (lineage {}), but the state is now at serial {} (lineage {})",
+            plan.serial,
+            plan.lineage,
+            store.state.serial.get(),
+            store.state.lineage
+        ))
+        .help("make a new plan with tik plan --out FILE and apply that")
+        .into());
+    }
+    if plan.config_hash != config.hash {
+        return Err(Diagnostic::new(
+            "the saved plan is stale: the configuration files changed since it was made",
+        )
+        .help("make a new plan with tik plan --out FILE and apply that")
+        .into());
+    }
+    Ok(())
+}
+
+/// The plan's drift and moves, recorded before any change: the first round's records.
+fn record_drift_and_moves(store: &mut StateStore<'_>, plan: &Plan) -> Result<(), StateError> {
+    for d in &plan.drift {
+        store.record(d.entry())?;
+    }
+    for m in &plan.moves {
+        for e in store.state.moves(&m.from, &m.to)? {
+            store.record(e)?;
+        }
+    }
+    Ok(())
+}
+
+/// The objects a failure kept from running (`blocked`), by address.
+fn skipped_objects(config: &Config, plan: &Plan, blocked: &[bool], walk: &Walk<'_>) -> Vec<String> {
+    // An object behind a failure is skipped only if the plan had something for it to
+    // do: one with nothing planned would have done nothing, whatever failed before it.
+    // By the blocks' addresses as the configuration names them: `module.team.cluster.c`
+    // for a change in `module.team["ml"]`.
+    let unkeyed: Vec<Address> = plan
+        .changes
+        .iter()
+        .map(|c| c.address.unkeyed_modules())
+        .collect();
+    let changed: HashSet<&[Segment]> = unkeyed
+        .iter()
+        .flat_map(|a| (1..=a.0.len()).map(|n| &a.0[..n]))
+        .collect();
+    let mut skipped = Vec::new();
+    for (i, blocked) in blocked.iter().enumerate() {
+        if *blocked {
+            if let Some(a) = walk.graph.object_address(config, NodeIndex::new(i)) {
+                if changed.contains(a.0.as_slice()) {
+                    skipped.push(a.to_string());
+                }
+            }
+        }
+    }
+    skipped
 }
 
 /// Outputs evaluated now replace the recorded ones; ones not reached keep their old value.
