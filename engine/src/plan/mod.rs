@@ -268,38 +268,12 @@ pub(crate) fn against_refreshed(
     let mut walk = Walk::new(config, providers, inputs)?;
     // make_plan has moved what they say in `state`; here they are checked for validate.
     explicit_moves(config)?;
-    // Adopted orphans, whose records hold only what the provider could read back.
-    let adopted: HashMap<Address, usize> = drift
-        .iter()
-        .enumerate()
-        .filter(|(_, d)| {
-            d.kind == DriftKind::Orphan
-                && d.after.as_ref().is_some_and(|a| a.status == Status::Ready)
-        })
-        .map(|(i, d)| (d.address.clone(), i))
-        .collect();
+    let adopted = adopted_orphans(&drift);
     let order = walk.graph.topo_order(config)?;
     let mut changes = Vec::new();
     let mut wanted: HashSet<Address> = HashSet::new();
     let mut diags = Diagnostics::default();
-    // prevent_destroy of the block an address comes from, if it is still in the configuration.
-    let mut blocks: HashMap<Address, (bool, Option<crate::diag::Location>)> = HashMap::new();
-    for m in &config.modules {
-        for o in &m.objects {
-            let loc = o
-                .span
-                .clone()
-                .map(|span| crate::diag::Location { file: o.file, span });
-            let base = m.object_address(&o.kind, &o.name);
-            blocks.insert(base, (o.lifecycle.prevent_destroy, loc));
-        }
-    }
-    let lifecycle_of = |addr: &Address| -> Option<(bool, Option<crate::diag::Location>)> {
-        let addr = addr.unkeyed_modules();
-        (1..=addr.0.len())
-            .rev()
-            .find_map(|n| blocks.get(&Address(addr.0[..n].to_vec())).cloned())
-    };
+    let blocks = PreventDestroy::of(config);
     let included = included_nodes(&walk, config, &order, &options.targets);
     if !options.destroy {
         // An error here ends the plan: without the whole configuration, what is
@@ -355,7 +329,7 @@ pub(crate) fn against_refreshed(
                     diags.push(prevent_destroy_error(
                         &inst.address,
                         "replace",
-                        lifecycle_of(&inst.address).and_then(|l| l.1),
+                        blocks.of_address(&inst.address).and_then(|l| l.1),
                     ));
                 }
                 if change.action != Action::NoOp {
@@ -376,7 +350,89 @@ pub(crate) fn against_refreshed(
             return Err(diags);
         }
     }
-    // What state holds and the configuration no longer wants is deleted, dependents first.
+    changes.extend(delete_changes(
+        state,
+        &wanted,
+        options,
+        included.is_some(),
+        &blocks,
+        &mut diags,
+    ));
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    let outputs = planned_outputs(config, state, &walk, options.destroy);
+    Ok(Plan {
+        format_version: PLAN_FORMAT_VERSION,
+        tik_version: env!("CARGO_PKG_VERSION").to_string(),
+        lineage: state.lineage.clone(),
+        serial: state.serial.get(),
+        config_hash: config.hash.clone(),
+        destroy: options.destroy,
+        variables: walk.root_variables.clone(),
+        drift,
+        changes,
+        outputs,
+        orphans: Vec::new(),
+        targets: options.targets.clone(),
+        moves: Vec::new(),
+    })
+}
+
+/// Orphans the plan adopts, by address: their records hold only what the provider
+/// could read back (the index of each in `drift`).
+fn adopted_orphans(drift: &[Drift]) -> HashMap<Address, usize> {
+    drift
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| {
+            d.kind == DriftKind::Orphan
+                && d.after.as_ref().is_some_and(|a| a.status == Status::Ready)
+        })
+        .map(|(i, d)| (d.address.clone(), i))
+        .collect()
+}
+
+/// `prevent_destroy` of the block an address comes from, while it is still in the
+/// configuration, with where the block is written.
+struct PreventDestroy {
+    blocks: HashMap<Address, (bool, Option<crate::diag::Location>)>,
+}
+
+impl PreventDestroy {
+    fn of(config: &Config) -> Self {
+        let mut blocks = HashMap::new();
+        for m in &config.modules {
+            for o in &m.objects {
+                let loc = o
+                    .span
+                    .clone()
+                    .map(|span| crate::diag::Location { file: o.file, span });
+                let base = m.object_address(&o.kind, &o.name);
+                blocks.insert(base, (o.lifecycle.prevent_destroy, loc));
+            }
+        }
+        PreventDestroy { blocks }
+    }
+
+    fn of_address(&self, addr: &Address) -> Option<(bool, Option<crate::diag::Location>)> {
+        let addr = addr.unkeyed_modules();
+        (1..=addr.0.len())
+            .rev()
+            .find_map(|n| self.blocks.get(&Address(addr.0[..n].to_vec())).cloned())
+    }
+}
+
+/// What state holds and the configuration no longer wants (`wanted`): deleted,
+/// dependents first; with `--target`, only what the targets cover.
+fn delete_changes(
+    state: &State,
+    wanted: &HashSet<Address>,
+    options: &PlanOptions,
+    targeted: bool,
+    blocks: &PreventDestroy,
+    diags: &mut Diagnostics,
+) -> Vec<Change> {
     let mut deletes: Vec<&ResourceState> = state
         .resources
         .values()
@@ -385,12 +441,13 @@ pub(crate) fn against_refreshed(
             options.targets.is_empty() || options.targets.iter().any(|t| r.address.within(t))
         })
         .collect();
-    if !options.destroy && included.is_some() {
+    if !options.destroy && targeted {
         // With --target, only deletes of what the targets cover are planned.
         deletes.retain(|r| options.targets.iter().any(|t| r.address.within(t)));
     }
+    let mut changes = Vec::new();
     for r in order_deletes(&deletes) {
-        if let Some((true, loc)) = lifecycle_of(&r.address) {
+        if let Some((true, loc)) = blocks.of_address(&r.address) {
             diags.push(prevent_destroy_error(&r.address, "destroy", loc));
         }
         changes.push(Change {
@@ -410,37 +467,29 @@ pub(crate) fn against_refreshed(
             create_before_destroy: false,
         });
     }
-    if !diags.is_empty() {
-        return Err(diags);
-    }
-    let after = if options.destroy {
+    changes
+}
+
+/// The root outputs' changes: what the walk evaluated against what state records.
+/// Outputs a targeted plan did not reach keep their values; only undeclared ones go.
+fn planned_outputs(
+    config: &Config,
+    state: &State,
+    walk: &Walk<'_>,
+    destroy: bool,
+) -> Vec<OutputChange> {
+    let after = if destroy {
         IndexMap::new()
     } else {
         walk.root_outputs.clone()
     };
-    // Outputs a targeted plan did not reach keep their values; only undeclared ones go.
-    let declared = if options.destroy {
+    let declared = if destroy {
         None
     } else {
         Some(&config.modules[0].outputs)
     };
-    let outputs = output_changes(&state.outputs, after, |name| {
+    output_changes(&state.outputs, after, |name| {
         declared.is_some_and(|d| d.contains_key(name))
-    });
-    Ok(Plan {
-        format_version: PLAN_FORMAT_VERSION,
-        tik_version: env!("CARGO_PKG_VERSION").to_string(),
-        lineage: state.lineage.clone(),
-        serial: state.serial.get(),
-        config_hash: config.hash.clone(),
-        destroy: options.destroy,
-        variables: walk.root_variables.clone(),
-        drift,
-        changes,
-        outputs,
-        orphans: Vec::new(),
-        targets: options.targets.clone(),
-        moves: Vec::new(),
     })
 }
 
