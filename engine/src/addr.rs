@@ -42,7 +42,7 @@ impl Address {
 
     /// The address of the configuration object this resource comes from:
     /// `tik_data.a` for `tik_data.a[2]`, `cluster.etl` for `cluster.etl.node.head`,
-    /// `module.m.workspace.dev` for `module.m.workspace.dev.vpc`.
+    /// `module.m.workspace.dev` for `module.m.workspace.dev.network`.
     pub fn object(&self) -> Address {
         let at = self.module_calls().last().map_or(0, |c| c.end);
         Address(self.0[..(at + 2).min(self.0.len())].to_vec())
@@ -298,7 +298,7 @@ mod tests {
             ("tik_data.a[2]", "tik_data.a"),
             ("tik_data.a[\"k\"]", "tik_data.a"),
             ("cluster.etl.node.worker[\"default\"][2]", "cluster.etl"),
-            ("module.m.workspace.dev.vpc", "module.m.workspace.dev"),
+            ("module.m.workspace.dev.network", "module.m.workspace.dev"),
             (
                 "module.a.module.b.tik_data.x[0]",
                 "module.a.module.b.tik_data.x",

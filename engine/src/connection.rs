@@ -1,5 +1,5 @@
 //! How tik reaches a node to run its steps: the contract between the providers
-//! that make nodes (local, aws) and `tik-nodes`, which runs the steps. A provider
+//! that make nodes and `tik-nodes`, which runs the steps. A provider
 //! puts a [`NodeConnection`] in its node's `connection` attribute with
 //! [`NodeConnection::to_value`]; the steps read it back with
 //! [`NodeConnection::from_value`]. A node without one runs no steps.

@@ -253,7 +253,7 @@ pub async fn import(
     }
     if id.trim().is_empty() {
         return Err(Diagnostic::new("the id to import is empty")
-            .help("give the object's id as the provider knows it, such as vpc-0abc123")
+            .help("give the object's id as its provider knows it")
             .into());
     }
     let plan = plan::against_refreshed(

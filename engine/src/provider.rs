@@ -1,4 +1,4 @@
-//! The contract between the engine and a provider (local, aws, gcp, and the built-in `tik`).
+//! The contract between the engine and a provider; the binary wires providers in.
 //!
 //! A provider lowers workspace and cluster blocks into resources, reads what exists
 //! (one call per resource type), and creates, updates and deletes single resources.
@@ -218,8 +218,8 @@ pub struct ResourceSpec {
     pub refs: Vec<SiblingRef>,
 }
 
-/// `attribute` is set to `sibling`'s `sibling_attribute` (a subnet's `vpc_id` from the
-/// VPC's `id`): unknown in a plan until the sibling exists, filled in before the change runs.
+/// `attribute` is set to `sibling`'s `sibling_attribute` (a subnet's `network_id` from the
+/// network's `id`): unknown in a plan until the sibling exists, filled in before the change runs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SiblingRef {
     pub attribute: String,

@@ -423,7 +423,7 @@ mod tests {
                 "git::https://example.com/m.git",
             ),
             ("/abs/m", "is neither", "starting with ./ or ../"),
-            ("acme/m/aws", "is neither", "git::https://host/org/repo.git"),
+            ("acme/m/net", "is neither", "git::https://host/org/repo.git"),
             (
                 "git::https://x/m.git?ref=",
                 "has an empty ref",
