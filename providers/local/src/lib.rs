@@ -68,6 +68,36 @@ impl LocalProvider {
             .join(plain("node", str_attr(attrs, "name")?)?))
     }
 
+    /// Removes a workspace's or node's directory all at once: it is first renamed
+    /// into `.tik/local/trash/` (one atomic step), then removed there. Removed in
+    /// place, a kill half-way could take its `node.json` and leave the rest: a
+    /// directory no read finds and no record leads to. What a killed removal left
+    /// in the trash goes with the next one.
+    fn remove_dir(&self, dir: &Path) -> Result<(), ProviderError> {
+        let trash = self.data.join("trash");
+        fs::create_dir_all(&trash).map_err(io("create", &trash))?;
+        // Another removal of this run may be under way in there: only earlier runs'
+        // leftovers are swept.
+        let ours = format!("{}-", std::process::id());
+        for left in fs::read_dir(&trash).map_err(io("read", &trash))?.flatten() {
+            if !left.file_name().to_string_lossy().starts_with(&ours) {
+                remove_tree(&left.path())?;
+            }
+        }
+        let unique = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        static REMOVALS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = REMOVALS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let doomed = trash.join(format!("{ours}{unique:x}-{n}"));
+        match fs::rename(dir, &doomed) {
+            Ok(()) => remove_tree(&doomed),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io("remove", dir)(e)),
+        }
+    }
+
     fn claims(&self) -> PathBuf {
         self.claims.clone()
     }
@@ -246,7 +276,7 @@ impl LocalProvider {
         let name = str_attr(&change.planned, "name")?;
         let dir = self.workspace_dir(name)?;
         if change.operation == Operation::Delete {
-            return remove_dir(&dir).map(|_| Map::new());
+            return self.remove_dir(&dir).map(|_| Map::new());
         }
         fs::create_dir_all(&dir).map_err(io("create", &dir))?;
         let mut attrs = change.planned.clone();
@@ -273,7 +303,7 @@ impl LocalProvider {
                 if let Some(ip) = ip.map(str::to_string).or_else(|| self.claimed_by(&key)) {
                     self.release_address(&ip, &key);
                 }
-                remove_dir(&dir)?;
+                self.remove_dir(&dir)?;
                 Ok(Map::new())
             }
             Operation::Create => {
@@ -715,7 +745,7 @@ fn write_json(path: &Path, attrs: &Map) -> Result<(), ProviderError> {
     fs::rename(&tmp, path).map_err(io("write", path))
 }
 
-fn remove_dir(dir: &Path) -> Result<(), ProviderError> {
+fn remove_tree(dir: &Path) -> Result<(), ProviderError> {
     match fs::remove_dir_all(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
