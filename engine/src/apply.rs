@@ -21,6 +21,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
+/// How many changes may be ready to start before apply evaluates more of the
+/// configuration.
+const EVALUATE_AHEAD: usize = 2048;
+/// How many state-only changes (not counted against `parallelism`) one round starts.
+const UNLIMITED_PER_ROUND: usize = 1024;
+
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
     pub parallelism: usize,
@@ -86,18 +92,40 @@ impl ApplyReport {
 }
 
 struct Unit {
-    change: Change,
+    /// The change and what it carries, until it is done: an apply keeps one small
+    /// record per change, and the attributes only of those still to run.
+    work: Option<Box<Work>>,
     /// Index into `objects`, for creates and updates of configuration objects.
     object: Option<usize>,
     /// The units that wait for this one (its waits are counted in `Driver::runnable`).
     dependents: Vec<usize>,
-    planned: Map,
-    /// Attributes to take from siblings' results when the change starts.
-    refs: Vec<SiblingRef>,
     done: bool,
     /// No change: it passes once what it waits for is done (an object's deletes
     /// wait for what depends on the object, through one barrier).
     barrier: bool,
+}
+
+struct Work {
+    change: Change,
+    planned: Map,
+    /// Attributes to take from siblings' results when the change starts.
+    refs: Vec<SiblingRef>,
+}
+
+impl Unit {
+    fn new(change: Change, object: Option<usize>, planned: Map, refs: Vec<SiblingRef>) -> Unit {
+        Unit {
+            work: Some(Box::new(Work {
+                change,
+                planned,
+                refs,
+            })),
+            object,
+            dependents: Vec::new(),
+            done: false,
+            barrier: false,
+        }
+    }
 }
 
 struct ObjectRun {
@@ -170,13 +198,17 @@ pub async fn apply<F: Future<Output = ()>>(
     // The changes in flight that count against `parallelism`.
     let mut busy = 0;
     let counted = |driver: &Driver, u: usize| {
-        let change = &driver.units[u].change;
-        !providers
-            .get(&change.provider)
-            .is_some_and(|p| p.in_state_only(&change.type_name))
+        driver.units[u].work.as_ref().is_some_and(|w| {
+            !providers
+                .get(&w.change.provider)
+                .is_some_and(|p| p.in_state_only(&w.change.type_name))
+        })
     };
     loop {
-        while !driver.report.interrupted {
+        // Configuration is evaluated only so far ahead of what runs: what waits to
+        // start holds its planned attributes, so memory follows what is in flight,
+        // not the width of the graph.
+        while !driver.report.interrupted && driver.runnable.ready_len() < EVALUATE_AHEAD {
             let Some(n) = driver.ready.pop().map(NodeIndex::new) else {
                 break;
             };
@@ -185,6 +217,9 @@ pub async fn apply<F: Future<Output = ()>>(
             }
             driver.eval(&mut walk, store, n, &planned, providers);
         }
+        // Changes no provider call limits (state only) start in rounds of a bounded
+        // size, each recorded in one journal write.
+        let mut unlimited = 0;
         while !driver.report.interrupted {
             let Some(u) = driver.runnable.peek() else {
                 break;
@@ -192,6 +227,12 @@ pub async fn apply<F: Future<Output = ()>>(
             let limited = !driver.units[u].barrier && counted(&driver, u);
             if limited && busy >= parallelism {
                 break;
+            }
+            if !limited && !driver.units[u].barrier {
+                if unlimited == UNLIMITED_PER_ROUND {
+                    break;
+                }
+                unlimited += 1;
             }
             driver.runnable.pop();
             if driver.units[u].barrier {
@@ -238,8 +279,8 @@ pub async fn apply<F: Future<Output = ()>>(
             _ = ticks.tick() => {
                 for (&u, (started, progress)) in &driver.in_flight {
                     let elapsed = started.elapsed();
-                    if elapsed >= every {
-                        let change = &driver.units[u].change;
+                    if let (true, Some(w)) = (elapsed >= every, &driver.units[u].work) {
+                        let change = &w.change;
                         on_event(ApplyEvent::Progress {
                             address: change.address.clone(),
                             action: change.action,
@@ -400,15 +441,21 @@ impl Driver {
             .filter(|c| c.action == Action::Delete)
             .collect();
         for c in &deletes {
-            self.units.push(Unit {
-                change: (*c).clone(),
-                object: None,
-                dependents: Vec::new(),
-                planned: c.before.clone().unwrap_or_default(),
-                refs: Vec::new(),
-                done: false,
-                barrier: false,
-            });
+            let change = Change {
+                address: c.address.clone(),
+                type_name: c.type_name.clone(),
+                provider: c.provider.clone(),
+                action: c.action,
+                reasons: Vec::new(),
+                before: None,
+                after: None,
+                sensitive: c.sensitive.clone(),
+                dependencies: c.dependencies.clone(),
+                create_before_destroy: c.create_before_destroy,
+            };
+            let planned = c.before.clone().unwrap_or_default();
+            self.units
+                .push(Unit::new(change, None, planned, Vec::new()));
         }
         // A resource is deleted before what it depends on; a dependency on an object
         // waits, through one barrier, for each of its resources.
@@ -417,24 +464,11 @@ impl Driver {
             .map(|c| (&c.address, c.dependencies.as_slice()))
             .collect();
         let order = crate::plan::delete_order(&records);
-        for object in order.objects {
+        for _ in order.objects {
             self.units.push(Unit {
-                change: Change {
-                    address: object,
-                    type_name: String::new(),
-                    provider: String::new(),
-                    action: Action::Delete,
-                    reasons: Vec::new(),
-                    before: None,
-                    after: None,
-                    sensitive: Vec::new(),
-                    dependencies: Vec::new(),
-                    create_before_destroy: false,
-                },
+                work: None,
                 object: None,
                 dependents: Vec::new(),
-                planned: Map::new(),
-                refs: Vec::new(),
                 done: false,
                 barrier: true,
             });
@@ -531,7 +565,7 @@ impl Driver {
             let forced = planned
                 .get(&inst.address)
                 .is_some_and(|c| c.reasons.iter().any(|r| r.starts_with("--replace")));
-            let change = diff(inst, schema, prior, forced);
+            let mut change = diff(inst, schema, prior, forced);
             planned_siblings.insert(inst.address.clone(), crate::plan::planned_value(&change));
             let consistent = change.action == expected
                 || (expected == Action::Update && change.action == Action::NoOp);
@@ -554,21 +588,21 @@ impl Driver {
                 continue;
             }
             let mut planned_attrs = match change.action {
-                Action::Update => change.after.clone().unwrap_or_default(),
+                Action::Update => change.after.take().unwrap_or_default(),
                 _ => inst.config.clone(),
             };
+            // The unit carries what it plans in `planned`; the plan's copy stays in the plan.
+            change.before = None;
+            change.after = None;
             planned_attrs.retain(|_, v| *v != Value::Unknown);
             unit_of.insert(inst.address.clone(), self.units.len());
             new_units.push((self.units.len(), inst.intra_deps.clone()));
-            self.units.push(Unit {
+            self.units.push(Unit::new(
                 change,
-                object: Some(oi),
-                dependents: Vec::new(),
-                planned: planned_attrs,
-                refs: inst.refs.clone(),
-                done: false,
-                barrier: false,
-            });
+                Some(oi),
+                planned_attrs,
+                inst.refs.clone(),
+            ));
             run.pending += 1;
         }
         // Units are numbered as they are added: `runnable` gets them in the same order.
@@ -614,14 +648,21 @@ impl Driver {
         tasks: &mut Vec<Task>,
         on_event: &mut dyn FnMut(ApplyEvent),
     ) -> Result<(), StateError> {
-        if let (Some(oi), false) = (self.units[u].object, self.units[u].refs.is_empty()) {
+        let object = self.units[u].object;
+        let Some(unit) = self.units[u].work.as_deref_mut() else {
+            tasks.push(Box::pin(async move {
+                let e = ProviderError::new("internal: a change started twice");
+                (u, Err(e), Duration::ZERO)
+            }));
+            return Ok(());
+        };
+        if let (Some(oi), false) = (object, unit.refs.is_empty()) {
             // Every sibling it takes from has finished: fill in their real values.
-            let refs = std::mem::take(&mut self.units[u].refs);
-            let planned = &mut self.units[u].planned;
+            let refs = std::mem::take(&mut unit.refs);
+            let planned = &mut unit.planned;
             crate::walk::resolve_refs(planned, &refs, &self.objects[oi].values);
             planned.retain(|_, v| *v != Value::Unknown);
         }
-        let unit = &self.units[u];
         let change = &unit.change;
         let prior = store.state.resources.get(&change.address).cloned();
         if matches!(change.action, Action::Create | Action::Replace) {
@@ -677,7 +718,14 @@ impl Driver {
     ) -> Result<(), StateError> {
         self.units[u].done = true;
         self.in_flight.remove(&u);
-        let change = self.units[u].change.clone();
+        // What the change carried is recorded by the end of this: only its record
+        // in `units` is kept.
+        let Some(work) = self.units[u].work.take() else {
+            return Ok(());
+        };
+        let Work {
+            change, planned, ..
+        } = *work;
         let ok = result.is_ok();
         match result {
             Ok(attrs) => {
@@ -722,9 +770,8 @@ impl Driver {
                 if matches!(change.action, Action::Create | Action::Replace)
                     || (change.action == Action::Update && in_part_after_update())
                 {
-                    let attrs = self.units[u].planned.clone();
                     store.record(JournalEntry::Put {
-                        resource: resource_state(&change, Status::Tainted, attrs),
+                        resource: resource_state(&change, Status::Tainted, planned),
                     })?;
                 }
                 let message = e.to_string();
@@ -738,11 +785,6 @@ impl Driver {
                     .push((change.address.to_string(), message));
             }
         }
-        // What the change carried is recorded: only its name is needed from here.
-        let unit = &mut self.units[u];
-        unit.planned = Map::new();
-        unit.change.before = None;
-        unit.change.after = None;
         let mut finished = vec![(u, ok)];
         while let Some((u, ok)) = finished.pop() {
             if let Some(oi) = self.units[u].object {
@@ -759,10 +801,8 @@ impl Driver {
                 } else if !self.units[d].done {
                     // Something it needs failed: it is skipped, and so is what needs it.
                     self.units[d].done = true;
-                    if !self.units[d].barrier {
-                        self.report
-                            .skipped
-                            .push(self.units[d].change.address.to_string());
+                    if let Some(w) = self.units[d].work.take() {
+                        self.report.skipped.push(w.change.address.to_string());
                     }
                     finished.push((d, false));
                 }

@@ -124,7 +124,7 @@ pub async fn refreshed(
     let mut now = state.clone();
     for d in &found.drift {
         // Applied in memory only: a plan writes nothing.
-        now.apply_entry(&d.entry());
+        now.apply_entry(d.entry());
     }
     Ok((now, found))
 }
@@ -153,7 +153,7 @@ fn orphans_into_state(found: &mut plan::Refreshed, action: plan::OrphanAction, n
             before: resource.clone(),
             after: Some(resource),
         };
-        now.apply_entry(&drift.entry());
+        now.apply_entry(drift.entry());
         found.drift.push(drift);
     }
 }

@@ -78,6 +78,14 @@ impl Kahn {
         }
     }
 
+    /// How many vertices are ready.
+    pub fn ready_len(&self) -> usize {
+        match &self.ready {
+            Ready::Fifo(q) => q.len(),
+            Ready::Lowest(h) => h.len(),
+        }
+    }
+
     /// Takes the next ready vertex.
     pub fn pop(&mut self) -> Option<usize> {
         match &mut self.ready {

@@ -76,14 +76,25 @@ pub struct State {
     pub outputs: IndexMap<String, OutputState>,
 }
 
-#[derive(Serialize, Deserialize)]
+/// A snapshot as read (its format version is checked on the raw JSON first).
+#[derive(Deserialize)]
 struct StateFile {
-    format_version: u32,
-    tik_version: String,
     serial: Serial,
     lineage: String,
     resources: Vec<ResourceState>,
     outputs: IndexMap<String, OutputState>,
+}
+
+/// A snapshot as written: [`StateFile`]'s fields, borrowed from the state, so that
+/// writing one costs its bytes and not a second copy of every resource.
+#[derive(Serialize)]
+struct StateFileOut<'s> {
+    format_version: u32,
+    tik_version: &'static str,
+    serial: Serial,
+    lineage: &'s str,
+    resources: Vec<&'s ResourceState>,
+    outputs: &'s IndexMap<String, OutputState>,
 }
 
 /// One journal line: a change to apply on top of the snapshot.
@@ -155,30 +166,29 @@ impl State {
         }
     }
 
-    pub fn apply_entry(&mut self, entry: &JournalEntry) {
+    pub fn apply_entry(&mut self, entry: JournalEntry) {
         match entry {
             JournalEntry::Put { resource } => {
-                self.resources
-                    .insert(resource.address.clone(), resource.clone());
+                self.resources.insert(resource.address.clone(), resource);
             }
             JournalEntry::Remove { address } => {
-                self.resources.shift_remove(address);
+                self.resources.shift_remove(&address);
             }
-            JournalEntry::Outputs { outputs } => self.outputs = outputs.clone(),
+            JournalEntry::Outputs { outputs } => self.outputs = outputs,
         }
         self.serial.bump();
     }
 
     pub fn to_json(&self) -> Vec<u8> {
-        let mut resources: Vec<ResourceState> = self.resources.values().cloned().collect();
+        let mut resources: Vec<&ResourceState> = self.resources.values().collect();
         resources.sort_by(|a, b| a.address.cmp(&b.address));
-        let file = StateFile {
+        let file = StateFileOut {
             format_version: FORMAT_VERSION,
-            tik_version: env!("CARGO_PKG_VERSION").to_string(),
+            tik_version: env!("CARGO_PKG_VERSION"),
             serial: self.serial,
-            lineage: self.lineage.clone(),
+            lineage: &self.lineage,
             resources,
-            outputs: self.outputs.clone(),
+            outputs: &self.outputs,
         };
         let mut bytes = serde_json::to_vec_pretty(&file).unwrap_or_default();
         bytes.push(b'\n');
@@ -271,7 +281,7 @@ impl State {
     /// Moves every resource under `from` to the same place under `to`, in memory.
     pub fn apply_moves(&mut self, from: &Address, to: &Address) -> Result<(), StateError> {
         for e in self.moves(from, to)? {
-            self.apply_entry(&e);
+            self.apply_entry(e);
         }
         Ok(())
     }
@@ -563,7 +573,7 @@ impl<'b> StateStore<'b> {
             None => self.backend.append_journal(&bytes)?,
         }
         self.journal_started = true;
-        self.state.apply_entry(&entry);
+        self.state.apply_entry(entry);
         Ok(())
     }
 
@@ -831,7 +841,7 @@ fn replay(
         );
         if base == serial {
             state.lineage = header.lineage;
-            for entry in &entries {
+            for entry in entries {
                 state.apply_entry(entry);
             }
             live = true;

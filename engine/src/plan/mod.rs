@@ -362,6 +362,8 @@ pub(crate) fn against_refreshed(
         return Err(diags);
     }
     let outputs = planned_outputs(config, state, &walk, options.destroy);
+    // A plan is held while it is applied: without the room left for more.
+    changes.shrink_to_fit();
     Ok(Plan {
         format_version: PLAN_FORMAT_VERSION,
         tik_version: env!("CARGO_PKG_VERSION").to_string(),
