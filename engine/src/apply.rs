@@ -49,10 +49,13 @@ pub enum ApplyEvent {
     Started {
         address: Address,
         action: Action,
+        /// A delete that only forgets the object (`Change::kept`).
+        kept: bool,
     },
     Finished {
         address: Address,
         action: Action,
+        kept: bool,
         elapsed: Duration,
         id: Option<String>,
     },
@@ -197,53 +200,17 @@ pub async fn apply<F: Future<Output = ()>>(
     let mut told: Vec<ApplyEvent> = Vec::new();
     // The changes in flight that count against `parallelism`.
     let mut busy = 0;
-    let counted = |driver: &Driver, u: usize| {
-        driver.units[u].work.as_ref().is_some_and(|w| {
-            !providers
-                .get(&w.change.provider)
-                .is_some_and(|p| p.in_state_only(&w.change.type_name))
-        })
-    };
     loop {
-        // Configuration is evaluated only so far ahead of what runs: what waits to
-        // start holds its planned attributes, so memory follows what is in flight,
-        // not the width of the graph.
-        while !driver.report.interrupted && driver.runnable.ready_len() < EVALUATE_AHEAD {
-            let Some(n) = driver.ready.pop().map(NodeIndex::new) else {
-                break;
-            };
-            if driver.blocked[n.index()] {
-                continue;
-            }
-            driver.eval(&mut walk, store, n, &planned, providers);
-        }
-        // Changes no provider call limits (state only) start in rounds of a bounded
-        // size, each recorded in one journal write.
-        let mut unlimited = 0;
-        while !driver.report.interrupted {
-            let Some(u) = driver.runnable.peek() else {
-                break;
-            };
-            let limited = !driver.units[u].barrier && counted(&driver, u);
-            if limited && busy >= parallelism {
-                break;
-            }
-            if !limited && !driver.units[u].barrier {
-                if unlimited == UNLIMITED_PER_ROUND {
-                    break;
-                }
-                unlimited += 1;
-            }
-            driver.runnable.pop();
-            if driver.units[u].barrier {
-                driver.pass(u);
-                continue;
-            }
-            busy += usize::from(limited);
-            driver
-                .start(u, store, providers, &mut starting, &mut |e| told.push(e))
-                .map_err(state_err)?;
-        }
+        driver.evaluate_ahead(&mut walk, store, &planned, providers);
+        let mut round = Round {
+            busy: &mut busy,
+            parallelism,
+            tasks: &mut starting,
+            told: &mut told,
+        };
+        driver
+            .start_round(store, providers, &mut round)
+            .map_err(state_err)?;
         store.flush().map_err(state_err)?;
         for e in told.drain(..) {
             on_event(e);
@@ -266,7 +233,7 @@ pub async fn apply<F: Future<Output = ()>>(
                             return Err(Diagnostic::new(format!("internal: a provider task failed: {e}")).into());
                         }
                     };
-                    busy -= usize::from(counted(&driver, u));
+                    busy -= usize::from(driver.counted(u, providers));
                     driver
                         .finish(u, result, elapsed, &mut walk, store, &mut |e| told.push(e))
                         .map_err(state_err)?;
@@ -432,7 +399,84 @@ struct Driver {
     in_flight: std::collections::BTreeMap<usize, (Instant, Progress)>,
 }
 
+/// What one round of starts shares with the loop around it.
+struct Round<'r> {
+    /// The changes in flight that count against `parallelism`.
+    busy: &'r mut usize,
+    parallelism: usize,
+    tasks: &'r mut Vec<Task>,
+    told: &'r mut Vec<ApplyEvent>,
+}
+
 impl Driver {
+    /// Evaluates the configuration nodes that are ready, but only so far ahead of
+    /// what runs: what waits to start holds its planned attributes, so memory
+    /// follows what is in flight, not the width of the graph.
+    fn evaluate_ahead(
+        &mut self,
+        walk: &mut Walk<'_>,
+        store: &StateStore<'_>,
+        planned: &HashMap<&Address, &Change>,
+        providers: &Providers,
+    ) {
+        while !self.report.interrupted && self.runnable.ready_len() < EVALUATE_AHEAD {
+            let Some(n) = self.ready.pop().map(NodeIndex::new) else {
+                break;
+            };
+            if self.blocked[n.index()] {
+                continue;
+            }
+            self.eval(walk, store, n, planned, providers);
+        }
+    }
+
+    /// Whether a change counts against `parallelism`: all do but those that live in
+    /// state alone.
+    fn counted(&self, u: usize, providers: &Providers) -> bool {
+        self.units[u].work.as_ref().is_some_and(|w| {
+            !providers
+                .get(&w.change.provider)
+                .is_some_and(|p| p.in_state_only(&w.change.type_name))
+        })
+    }
+
+    /// Starts what may start now: up to `parallelism` counted changes in flight,
+    /// and state-only ones in rounds of a bounded size (each round is one journal
+    /// write); barriers whose waits are over pass.
+    fn start_round(
+        &mut self,
+        store: &mut StateStore<'_>,
+        providers: &Providers,
+        round: &mut Round<'_>,
+    ) -> Result<(), StateError> {
+        let mut unlimited = 0;
+        while !self.report.interrupted {
+            let Some(u) = self.runnable.peek() else {
+                break;
+            };
+            let barrier = self.units[u].barrier;
+            let limited = !barrier && self.counted(u, providers);
+            if limited && *round.busy >= round.parallelism {
+                break;
+            }
+            if !limited && !barrier {
+                if unlimited == UNLIMITED_PER_ROUND {
+                    break;
+                }
+                unlimited += 1;
+            }
+            self.runnable.pop();
+            if barrier {
+                self.pass(u);
+                continue;
+            }
+            *round.busy += usize::from(limited);
+            let told = &mut *round.told;
+            self.start(u, store, providers, round.tasks, &mut |e| told.push(e))?;
+        }
+        Ok(())
+    }
+
     fn add_deletes(&mut self, plan: &Plan) {
         let first = self.units.len();
         let deletes: Vec<&Change> = plan
@@ -452,6 +496,7 @@ impl Driver {
                 sensitive: c.sensitive.clone(),
                 dependencies: c.dependencies.clone(),
                 create_before_destroy: c.create_before_destroy,
+                kept: c.kept,
             };
             let planned = c.before.clone().unwrap_or_default();
             self.units
@@ -685,6 +730,7 @@ impl Driver {
         on_event(ApplyEvent::Started {
             address: change.address.clone(),
             action: change.action,
+            kept: change.kept,
         });
         let request = ChangeRequest {
             address: change.address.clone(),
@@ -742,6 +788,7 @@ impl Driver {
                 on_event(ApplyEvent::Finished {
                     address: change.address.clone(),
                     action: change.action,
+                    kept: change.kept,
                     elapsed,
                     id,
                 });
@@ -749,6 +796,7 @@ impl Driver {
                     Action::Create => self.report.done.add += 1,
                     Action::Update => self.report.done.change += 1,
                     Action::Replace => self.report.done.replace += 1,
+                    Action::Delete if change.kept => self.report.done.keep += 1,
                     Action::Delete => self.report.done.destroy += 1,
                     Action::NoOp => {}
                 }

@@ -222,16 +222,24 @@ pub fn did_you_mean<'a>(
         .map(|(_, c)| format!("did you mean \"{c}\"?"))
 }
 
+/// Edits between two names, a swap of two neighbouring letters counting as one
+/// (optimal string alignment): `sprak` is one edit from `spark`.
 fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
+    let mut before: Vec<usize> = Vec::new();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
+    for i in 0..a.len() {
         let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        for j in 0..b.len() {
+            let cost = usize::from(a[i] != b[j]);
+            let mut d = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+            if i > 0 && j > 0 && a[i] == b[j - 1] && a[i - 1] == b[j] {
+                d = d.min(before[j - 1] + 1);
+            }
+            cur[j + 1] = d;
         }
-        prev = cur;
+        before = std::mem::replace(&mut prev, cur);
     }
     prev[b.len()]
 }
@@ -239,6 +247,20 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_swap_of_neighbouring_letters_is_one_edit() {
+        assert_eq!(edit_distance("sprak", "spark"), 1);
+        assert_eq!(edit_distance("titel", "title"), 1);
+        assert_eq!(edit_distance("abc", "abc"), 0);
+        assert_eq!(edit_distance("", "ab"), 2);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(
+            did_you_mean("sprak", ["spark", "etl"]).as_deref(),
+            Some("did you mean \"spark\"?")
+        );
+        assert_eq!(did_you_mean("zzzzz", ["spark"]), None);
+    }
 
     #[test]
     fn renders_file_line_column_and_caret() {

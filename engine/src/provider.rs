@@ -143,6 +143,17 @@ pub struct LayerRequest<'a> {
     pub what: &'a str,
 }
 
+/// A workspace or cluster block that could not be evaluated (something it needs
+/// failed, or its own attributes did): what a provider can still check of it.
+pub struct BlockCheck<'a> {
+    pub kind: BlockKind,
+    pub file: FileId,
+    pub span: Option<Range<usize>>,
+    pub body: &'a Body,
+    /// How messages name the block: `cluster "etl"`.
+    pub what: &'a str,
+}
+
 /// What a layer adds to a cluster.
 #[derive(Debug, Default)]
 pub struct Layer {
@@ -370,6 +381,14 @@ pub trait Provider: Send + Sync {
         Diagnostics::default()
     }
 
+    /// The mistakes this provider can tell in a block without its values (a
+    /// misspelt name of what it adds), for a block that could not be evaluated:
+    /// so that one run names every mistake. Where the block evaluates, `expand`
+    /// and `layer` report them instead.
+    fn check_block(&self, _block: &BlockCheck<'_>) -> Diagnostics {
+        Diagnostics::default()
+    }
+
     /// Adds resources of this provider to a cluster another provider has lowered;
     /// `None` where it adds nothing.
     fn layer(&self, _request: &LayerRequest<'_>) -> Result<Option<Layer>, Diagnostics> {
@@ -397,6 +416,13 @@ pub trait Provider: Send + Sync {
     /// and run no command, so `--parallelism`, which spares what they would call, does
     /// not count them.
     fn in_state_only(&self, _type_name: &str) -> bool {
+        false
+    }
+
+    /// Whether deleting this resource, as its attributes stand, leaves the object in
+    /// the world and only forgets it (a bucket kept on destroy): the plan says it
+    /// will be kept, not destroyed.
+    fn keeps_on_delete(&self, _type_name: &str, _attributes: &Map) -> bool {
         false
     }
 

@@ -8,7 +8,7 @@ use crate::diag::{did_you_mean, Diagnostic, Diagnostics, FileId, Location};
 use crate::eval::{Evaluator, Marks};
 use crate::graph::{Graph, Key};
 use crate::provider::{
-    BlockKind, ExpandRequest, LayerRequest, Providers, ResourceSpec, SiblingRef,
+    BlockCheck, BlockKind, ExpandRequest, LayerRequest, Providers, ResourceSpec, SiblingRef,
 };
 use crate::state::OutputState;
 use crate::value::{Map, Value};
@@ -835,7 +835,13 @@ impl<'c> Walk<'c> {
             BlockKind::Cluster => format!("cluster \"{name}\""),
         };
         let schema = self.block_schema(k, def, block_kind);
-        let (config, config_marks) = self.eval_block(k, def, &schema, &what, None)?;
+        let (config, config_marks) =
+            self.eval_block(k, def, &schema, &what, None)
+                .map_err(|mut d| {
+                    // What the providers can tell without its values is named too.
+                    d.0.extend(self.provider_checks(def, block_kind, &what).0);
+                    d
+                })?;
         let provider_name = match block_kind {
             BlockKind::Workspace => config.get("provider"),
             BlockKind::Cluster => config.get("workspace").and_then(|w| w.get("provider")),
@@ -1239,8 +1245,60 @@ impl<'c> Walk<'c> {
         }
     }
 
-    /// Evaluates an object's block against its schema; `what` names it in errors.
-    /// `bound` is the `count` or `each` of a repeated block's instance.
+    /// What providers can tell wrong in a workspace or cluster block without its
+    /// values (`Provider::check_block`).
+    fn provider_checks(
+        &self,
+        def: &crate::config::ObjectDef,
+        kind: BlockKind,
+        what: &str,
+    ) -> Diagnostics {
+        let check = BlockCheck {
+            kind,
+            file: def.file,
+            span: def.span.clone(),
+            body: &def.body,
+            what,
+        };
+        let mut diags = Diagnostics::default();
+        for p in self.providers.names().filter_map(|n| self.providers.get(n)) {
+            diags.0.extend(p.check_block(&check).0);
+        }
+        diags
+    }
+
+    /// The mistakes of a workspace or cluster block that is not evaluated because
+    /// something it reads failed: the names its schema and providers do not take.
+    /// Its other errors would only echo the first failure; these are its own.
+    pub fn check_unevaluated(&self, i: NodeIndex) -> Diagnostics {
+        let vertex = self.graph.vertex(i);
+        let Key::Object(kind, name) = &vertex.key else {
+            return Diagnostics::default();
+        };
+        let block_kind = match kind {
+            ObjectKind::Workspace => BlockKind::Workspace,
+            ObjectKind::Cluster => BlockKind::Cluster,
+            ObjectKind::Resource(_) => return Diagnostics::default(),
+        };
+        let module = &self.config.modules[vertex.module];
+        let Some(def) = vertex.object.and_then(|o| module.objects.get(o)) else {
+            return Diagnostics::default();
+        };
+        let Some(&k) = self.of_module[vertex.module].first() else {
+            return Diagnostics::default();
+        };
+        let what = match block_kind {
+            BlockKind::Workspace => format!("workspace \"{name}\""),
+            BlockKind::Cluster => format!("cluster \"{name}\""),
+        };
+        let schema = self.block_schema(k, def, block_kind);
+        let mut diags = body::check_names(&def.body, &schema, &what, def.file);
+        diags
+            .0
+            .extend(self.provider_checks(def, block_kind, &what).0);
+        diags
+    }
+
     /// The schema of a workspace or cluster block: the shared parts and its
     /// provider's. The provider is read first (a workspace's `provider`, a
     /// cluster's workspace's); where it is not known yet, every provider's parts
@@ -1278,6 +1336,8 @@ impl<'c> Walk<'c> {
         }
     }
 
+    /// Evaluates an object's block against its schema; `what` names it in errors.
+    /// `bound` is the `count` or `each` of a repeated block's instance.
     fn eval_block(
         &self,
         k: usize,

@@ -201,6 +201,40 @@ pub fn eval_body(
     }
 }
 
+/// The names in `body` that `schema` does not take, found without evaluating
+/// anything: for a block that cannot be evaluated because something it reads
+/// failed, so that its own mistakes are still named. A `dynamic` block's content
+/// is left to its evaluation.
+pub fn check_names(body: &Body, schema: &Schema, what: &str, file: FileId) -> Diagnostics {
+    let mut diags = Diagnostics::default();
+    for s in body.iter() {
+        match s {
+            Structure::Attribute(a) => {
+                let key = a.key.as_str();
+                if !schema.open && !schema.attributes.iter().any(|s| s.name == key) {
+                    diags.push(unsupported(schema, key, false, what, file, a.key.span()));
+                }
+            }
+            Structure::Block(b) if b.ident.as_str() == "dynamic" => {}
+            Structure::Block(b) => {
+                let key = b.ident.as_str();
+                let Some(spec) = schema.blocks.iter().find(|s| s.name == key) else {
+                    diags.push(unsupported(schema, key, true, what, file, b.ident.span()));
+                    continue;
+                };
+                let inner = match b.labels.first() {
+                    Some(l) => format!("{key} \"{}\"", l.as_str()),
+                    None => key.to_string(),
+                };
+                diags
+                    .0
+                    .extend(check_names(&b.body, &spec.schema, &inner, file).0);
+            }
+        }
+    }
+    diags
+}
+
 /// Where a body's blocks go as they are evaluated: its object, marks and errors.
 struct Nested<'o> {
     out: &'o mut Map,

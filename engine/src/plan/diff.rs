@@ -20,6 +20,7 @@ pub fn diff(
         sensitive: inst.sensitive.clone(),
         dependencies: inst.dependencies.clone(),
         create_before_destroy: inst.lifecycle.create_before_destroy,
+        kept: false,
     };
     let Some(prior) = prior else {
         change.action = Action::Create;

@@ -61,6 +61,10 @@ pub struct Change {
     pub dependencies: Vec<Address>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub create_before_destroy: bool,
+    /// A delete that leaves the object in the world and only forgets it (its
+    /// provider says so: a bucket kept on destroy).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub kept: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -206,6 +210,8 @@ pub struct Summary {
     pub change: usize,
     pub replace: usize,
     pub destroy: usize,
+    /// Deletes that leave the object in the world (`Change::kept`).
+    pub keep: usize,
 }
 
 impl Plan {
@@ -216,6 +222,7 @@ impl Plan {
                 Action::Create => s.add += 1,
                 Action::Update => s.change += 1,
                 Action::Replace => s.replace += 1,
+                Action::Delete if c.kept => s.keep += 1,
                 Action::Delete => s.destroy += 1,
                 Action::NoOp => {}
             }
@@ -287,6 +294,8 @@ pub(crate) fn against_refreshed(
             }
             if walk.graph.dependencies(i).any(|d| failed.contains(&d)) {
                 failed.insert(i);
+                // Its own misspelt names are still named; the rest would echo.
+                diags.0.extend(walk.check_unevaluated(i).0);
                 continue;
             }
             let object = match walk.eval_node(i) {
@@ -356,6 +365,7 @@ pub(crate) fn against_refreshed(
         options,
         included.is_some(),
         &blocks,
+        walk.providers,
         &mut diags,
     ));
     if !diags.is_empty() {
@@ -433,6 +443,7 @@ fn delete_changes(
     options: &PlanOptions,
     targeted: bool,
     blocks: &PreventDestroy,
+    providers: &Providers,
     diags: &mut Diagnostics,
 ) -> Vec<Change> {
     let mut deletes: Vec<&ResourceState> = state
@@ -467,6 +478,9 @@ fn delete_changes(
             sensitive: r.sensitive_attributes.clone(),
             dependencies: r.dependencies.clone(),
             create_before_destroy: false,
+            kept: providers
+                .get(&r.provider)
+                .is_some_and(|p| p.keeps_on_delete(&r.type_name, &r.attributes)),
         });
     }
     changes

@@ -333,6 +333,10 @@ impl Provider for AwsProvider {
         "aws"
     }
 
+    fn keeps_on_delete(&self, type_name: &str, attributes: &Map) -> bool {
+        type_name == "aws_s3_bucket" && storage::kept_on_delete(attributes)
+    }
+
     fn resource_types(&self) -> Vec<ResourceSchema> {
         let tagged = |mut v: Vec<A>| {
             v.push(A::optional("tags"));

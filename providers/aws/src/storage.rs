@@ -234,11 +234,17 @@ pub async fn apply_bucket(s3: &Client, change: &ChangeRequest) -> Result<Map, Pr
             // The data is the user's: unless told otherwise, tik only forgets the bucket.
             // A kept bucket loses tik's identity tags, so that no later refresh of
             // this state takes it for an orphan (and nobody destroys it as one).
-            if a.get("keep_on_destroy").and_then(Value::as_bool) != Some(false) {
+            if kept_on_delete(a) {
                 release(s3, name, a).await?;
                 return Ok(Map::new());
             }
             gone_ok("DeleteBucket", s3.delete_bucket().bucket(name).send().await)
         }
     }
+}
+
+/// Whether deleting the bucket only forgets it: unless `keep_on_destroy = false`,
+/// the data is the user's.
+pub fn kept_on_delete(attributes: &Map) -> bool {
+    attributes.get("keep_on_destroy").and_then(Value::as_bool) != Some(false)
 }

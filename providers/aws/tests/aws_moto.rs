@@ -391,8 +391,21 @@ async fn the_bucket_is_encrypted_and_kept_unless_the_configuration_says_otherwis
     assert!(w.attr("cluster.etl.node.head", "iam_instance_profile") == "lab-head-profile");
 
     // Destroying the workspace keeps the data: the bucket outlives it, forgotten by tik.
-    let (_, report) = w.destroy().await;
+    let (plan, report) = w.destroy().await;
     assert!(report.ok(), "{report:?}");
+    let kept: Vec<String> = plan
+        .changes
+        .iter()
+        .filter(|c| c.kept)
+        .map(|c| c.address.to_string())
+        .collect();
+    assert_eq!(
+        kept,
+        ["workspace.lab.bucket"],
+        "the plan says the bucket is kept"
+    );
+    assert_eq!((plan.summary().keep, report.done.keep), (1, 1));
+    assert_eq!(plan.summary().destroy, plan.changes.len() - 1);
     assert!(
         s3.head_bucket().bucket("lab-data").send().await.is_ok(),
         "the bucket is kept"
@@ -414,7 +427,13 @@ async fn the_bucket_is_encrypted_and_kept_unless_the_configuration_says_otherwis
             .replace("lab-data", "lab-scratch"),
     );
     assert!(w2.apply().await.1.ok());
-    assert!(w2.destroy().await.1.ok());
+    let (plan, report) = w2.destroy().await;
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(
+        (plan.summary().keep, report.done.keep),
+        (0, 0),
+        "nothing is kept"
+    );
     assert!(
         s3.head_bucket().bucket("lab-scratch").send().await.is_err(),
         "the bucket is deleted"
