@@ -314,6 +314,10 @@ impl LocalProvider {
                         message: format!("workspace directory {} does not exist", ws_dir.display()),
                     });
                 }
+                // What ran on a node of this name whose directory was deleted by hand
+                // still runs, at the address this one gets: it goes first.
+                sshd::stop(&dir);
+                sshd::end_processes(&dir);
                 fs::create_dir_all(&dir).map_err(io("create", &dir))?;
                 let cidr = change
                     .planned

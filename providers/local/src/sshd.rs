@@ -130,10 +130,18 @@ pub fn stop(dir: &Path) {
 
 /// Ends what still runs on a node that goes away, as a machine's end would: every
 /// process whose working directory is inside the node's directory (the services its
-/// steps started there). Linux's /proc tells; elsewhere nothing is found.
+/// steps started there), also when the directory is gone already (deleted by hand:
+/// its processes outlive it, and would hold the address a new node gets). Linux's
+/// /proc tells; elsewhere nothing is found.
 pub fn end_processes(dir: &Path) {
-    let Ok(dir) = dir.canonicalize() else {
-        return;
+    // A directory that is gone cannot be resolved: its parent can.
+    let dir = match (dir.canonicalize(), dir.parent(), dir.file_name()) {
+        (Ok(dir), _, _) => dir,
+        (Err(_), Some(parent), Some(name)) => match parent.canonicalize() {
+            Ok(parent) => parent.join(name),
+            Err(_) => return,
+        },
+        _ => return,
     };
     let Ok(entries) = fs::read_dir("/proc") else {
         return;
@@ -143,6 +151,9 @@ pub fn end_processes(dir: &Path) {
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().to_string();
             let cwd = fs::read_link(e.path().join("cwd")).ok()?;
+            // A deleted working directory reads as "PATH (deleted)".
+            let text = cwd.to_string_lossy();
+            let cwd = Path::new(text.strip_suffix(" (deleted)").unwrap_or(&text));
             (name.chars().all(|c| c.is_ascii_digit()) && cwd.starts_with(&dir)).then_some(name)
         })
         .collect();
