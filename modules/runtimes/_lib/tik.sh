@@ -22,6 +22,32 @@ with urllib.request.urlopen(sys.argv[1], timeout=60) as r, open(sys.argv[2], "wb
   fi
 }
 
+# tik_reachable URL: whether URL's server answers at all, with any status: a
+# download that failed at a server that answered is missing; one that found no
+# server needs another mirror.
+tik_reachable() {
+  if command -v curl >/dev/null 2>&1; then
+    curl -sS -o /dev/null --connect-timeout 10 --max-time 30 "$1" 2>/dev/null
+  elif command -v python3 >/dev/null 2>&1; then
+    python3 -c 'import sys, urllib.request, urllib.error
+try:
+    urllib.request.urlopen(sys.argv[1], timeout=10)
+except urllib.error.HTTPError:
+    pass
+except Exception:
+    sys.exit(1)' "$1"
+  fi
+}
+
+# tik_unreachable_fail URL: fails naming URL's server and the params that pick
+# another, when it does not answer at all; returns otherwise.
+tik_unreachable_fail() {
+  tik_reachable "$1" && return 0
+  host=${1#*://}
+  host=${host%%/*}
+  tik_fail "cannot reach $host to download $1: set the runtime's mirror param (or its url) to a copy this node can reach"
+}
+
 # tik_digest ALGO FILE: the hex digest of FILE (sha256 or sha512).
 tik_digest() {
   if command -v "${1}sum" >/dev/null 2>&1; then
@@ -60,8 +86,10 @@ tik_fetch() {
   mkdir -p "$(dirname "$file")" || exit 1
   case "$want" in
     "")
-      tik_get "$url.sha512" "$file.sha512" ||
+      tik_get "$url.sha512" "$file.sha512" || {
+        tik_unreachable_fail "$url"
         tik_fail "no checksum given and none published at $url.sha512: set the runtime's checksum param"
+      }
       want=$(tik_checksum_of "$(cat "$file.sha512")")
       rm -f "$file.sha512"
       case "$want" in
@@ -74,7 +102,10 @@ tik_fetch() {
     sums:*)
       # A published list of "HEX  name" lines (sha256sums.txt): the archive's line;
       # or a file of the bare digest alone (grafana's URL.sha256).
-      tik_get "${want#sums:}" "$file.sums" || tik_fail "cannot download the checksums ${want#sums:}"
+      tik_get "${want#sums:}" "$file.sums" || {
+        tik_unreachable_fail "${want#sums:}"
+        tik_fail "cannot download the checksums ${want#sums:}"
+      }
       want=$(awk -v n="$(basename "$url")" '$2 == n || $2 == "*" n || (NR == 1 && NF == 1) { print $1; exit }' "$file.sums")
       rm -f "$file.sums"
       [ -n "$want" ] || tik_fail "${2#sums:} lists no checksum for $(basename "$url")"
@@ -94,7 +125,11 @@ tik_fetch() {
     return 0
   fi
   echo "downloading $url"
-  tik_get "$url" "$file.part" || { rm -f "$file.part"; tik_fail "cannot download $url (set the runtime's mirror or url param to a reachable copy)"; }
+  tik_get "$url" "$file.part" || {
+    rm -f "$file.part"
+    tik_unreachable_fail "$url"
+    tik_fail "cannot download $url (set the runtime's mirror or url param to a reachable copy)"
+  }
   got=$(tik_digest "$algo" "$file.part")
   if [ "$got" != "$want" ]; then
     rm -f "$file.part"

@@ -10,7 +10,10 @@ runtime "grafana" {
   param "url" { default = "" }
   # Empty: the sha256 Grafana publishes beside the archive (URL.sha256).
   param "checksum" { default = "" }
-  param "port" { default = 3000 }
+  param "port" {
+    type    = number
+    default = 3000
+  }
   # The admin user's; a changed one is set on the next start.
   param "admin_password" {
     sensitive = true

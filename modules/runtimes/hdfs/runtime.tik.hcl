@@ -7,11 +7,21 @@ runtime "hdfs" {
   # Empty: ${mirror}/hadoop/common/hadoop-${version}/hadoop-${version}.tar.gz
   param "url" { default = "" }
   param "checksum" { default = "" }
-  param "namenode_port" { default = 9000 }
-  param "namenode_ui_port" { default = 9870 }
-  param "datanode_ui_port" { default = 9864 }
+  param "namenode_port" {
+    type    = number
+    default = 9000
+  }
+  param "namenode_ui_port" {
+    type    = number
+    default = 9870
+  }
+  param "datanode_ui_port" {
+    type    = number
+    default = 9864
+  }
   # Copies of each block; at most the number of DataNodes (workers) counts.
   param "replication" {
+    type    = number
     default = 2
     validation {
       condition     = param.replication >= 1 && floor(param.replication) == param.replication

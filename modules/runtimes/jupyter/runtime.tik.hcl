@@ -6,7 +6,10 @@ runtime "jupyter" {
   param "version" { default = "4.2.5" }
   param "python" { default = "python3" }
   param "pip_index" { default = "" }
-  param "port" { default = 8888 }
+  param "port" {
+    type    = number
+    default = 8888
+  }
   # The token that opens the lab: set it (from a sensitive variable).
   param "token" { sensitive = true }
 

@@ -10,9 +10,15 @@ runtime "kafka" {
   # Empty: ${mirror}/kafka/${version}/kafka_${scala_version}-${version}.tgz
   param "url" { default = "" }
   param "checksum" { default = "" }
-  param "port" { default = 9092 }
+  param "port" {
+    type    = number
+    default = 9092
+  }
   param "heap" { default = "1g" }
-  param "partitions" { default = 3 }
+  param "partitions" {
+    type    = number
+    default = 3
+  }
 
   service "broker" {
     on             = "workers"

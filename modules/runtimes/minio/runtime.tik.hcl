@@ -10,8 +10,14 @@ runtime "minio" {
   param "url" { default = "" }
   # Empty: the sha256 MinIO publishes beside the binary (URL.sha256sum).
   param "checksum" { default = "" }
-  param "port" { default = 9000 }
-  param "console_port" { default = 9001 }
+  param "port" {
+    type    = number
+    default = 9000
+  }
+  param "console_port" {
+    type    = number
+    default = 9001
+  }
   param "root_user" {
     default = "tik"
     validation {

@@ -7,8 +7,21 @@ case "$TIK_PARAM_INSTALL_METHOD" in
   package)
     major=${TIK_PARAM_VERSION%%.*}
     bin=""
+    if [ -z "$major" ]; then
+      # No version asked for: the distribution's own, whichever that is (15 on
+      # Debian 12), installed already or through its postgresql package.
+      newest() { for b in /usr/lib/postgresql/*/bin /usr/pgsql-*/bin; do [ -x "$b/postgres" ] && bin=$b; done; :; }
+      newest
+      if [ -z "$bin" ]; then
+        command -v apt-get >/dev/null 2>&1 ||
+          tik_fail "PostgreSQL is not installed and this node has no apt-get: install its server package, or use install_method = \"source\""
+        tik_apt_install postgresql
+        newest
+      fi
+      [ -n "$bin" ] || tik_fail "the postgresql package installed no server under /usr/lib/postgresql: set version to the major version to install"
+    fi
     for b in "/usr/lib/postgresql/$major/bin" "/usr/pgsql-$major/bin"; do
-      [ -x "$b/postgres" ] && bin=$b && break
+      [ -n "$major" ] && [ -x "$b/postgres" ] && bin=$b && break
     done
     if [ -z "$bin" ]; then
       command -v apt-get >/dev/null 2>&1 ||
@@ -20,7 +33,7 @@ case "$TIK_PARAM_INSTALL_METHOD" in
     ln -sfn "$bin" "$d/bin"
     ;;
   source)
-    v=$TIK_PARAM_VERSION
+    v=${TIK_PARAM_VERSION:-17.6}
     url=${TIK_PARAM_URL:-"$TIK_PARAM_MIRROR/source/v$v/postgresql-$v.tar.gz"}
     prefix="$d/postgresql-$v"
     if [ ! -x "$prefix/bin/postgres" ]; then
@@ -44,3 +57,6 @@ case "$TIK_PARAM_INSTALL_METHOD" in
   *) tik_fail "install_method must be \"source\" or \"package\", got \"$TIK_PARAM_INSTALL_METHOD\"" ;;
 esac
 "$d/bin/postgres" --version
+# psql and the server's tools on the PATH of `tik exec` and `tik ssh`.
+mkdir -p "$TIK_HOME/profile.d"
+printf '%s\n' 'export PATH="$TIK_HOME/postgres/bin:$PATH"' >"$TIK_HOME/profile.d/postgres.sh"

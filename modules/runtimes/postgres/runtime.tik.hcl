@@ -3,16 +3,24 @@
 runtime "postgres" {
   description = "PostgreSQL: a primary on the head, streaming replicas on workers"
 
-  # "source": upstream's source archive, built on the node (needs cc and make);
-  # "package": the distribution's packages (apt), major version ${version}'s first number.
-  param "install_method" { default = "source" }
-  param "version" { default = "17.6" }
+  param "install_method" {
+    allowed     = ["source", "package"]
+    default     = "source"
+    description = "source: upstream's release archive, built on the node (needs cc and make); package: the distribution's packages (apt)"
+  }
+  param "version" {
+    default     = ""
+    description = "empty: 17.6 from source, the distribution's own with package; with package, its first number picks the major version (PGDG's apt has them all)"
+  }
   param "mirror" { default = "https://ftp.postgresql.org/pub" }
   # Empty: ${mirror}/source/v${version}/postgresql-${version}.tar.gz
   param "url" { default = "" }
   # sha256 or sha512 hex; empty: the sha256 PostgreSQL publishes beside the archive.
   param "checksum" { default = "" }
-  param "port" { default = 5432 }
+  param "port" {
+    type    = number
+    default = 5432
+  }
   param "database" { default = "tik" }
   param "user" { default = "tik" }
   param "password" { sensitive = true }
@@ -24,6 +32,7 @@ runtime "postgres" {
   # of the first workers; they log in to the primary as replication_user, with
   # the password.
   param "replicas" {
+    type    = number
     default = 0
     validation {
       condition     = param.replicas >= 0 && param.replicas < length(cluster.nodes)

@@ -19,7 +19,10 @@ runtime "prometheus" {
   param "url" { default = "" }
   # Empty: the archive's line in the release's sha256sums.txt.
   param "checksum" { default = "" }
-  param "port" { default = 9090 }
+  param "port" {
+    type    = number
+    default = 9090
+  }
   # More scrape targets, "host:port" separated by commas.
   param "targets" { default = "" }
   param "retention" { default = "15d" }
@@ -27,12 +30,18 @@ runtime "prometheus" {
 
   # A node exporter on every node (its host's CPU, memory, disks, network), which
   # Prometheus scrapes as job "node".
-  param "node_exporter" { default = true }
+  param "node_exporter" {
+    type    = bool
+    default = true
+  }
   param "node_exporter_version" { default = "1.8.2" }
   param "node_exporter_mirror" { default = "https://github.com/prometheus/node_exporter/releases/download" }
   # Empty: the archive's line in the release's sha256sums.txt.
   param "node_exporter_checksum" { default = "" }
-  param "node_exporter_port" { default = 9100 }
+  param "node_exporter_port" {
+    type    = number
+    default = 9100
+  }
 
   service "server" {
     on    = "head"

@@ -5,8 +5,14 @@ runtime "ray" {
   param "version" { default = "2.37.0" }
   param "python" { default = "python3" }
   param "pip_index" { default = "" }
-  param "port" { default = 6379 }
-  param "dashboard_port" { default = 8265 }
+  param "port" {
+    type    = number
+    default = 6379
+  }
+  param "dashboard_port" {
+    type    = number
+    default = 8265
+  }
   # CPUs each node offers Ray; empty: what the node has.
   param "num_cpus" { default = "" }
 

@@ -35,3 +35,6 @@ mkdir -p "$dir/conf" "$dir/logs" "$dir/work"
 # and spark-shell on it find the cluster without SPARK_CONF_DIR.
 rm -rf "$home/conf" && ln -s "$dir/conf" "$home/conf"
 echo "Spark $V in $home"
+# spark-submit, spark-shell and pyspark on the PATH of `tik exec` and `tik ssh`.
+mkdir -p "$TIK_HOME/profile.d"
+printf '%s\n' 'export SPARK_HOME="$TIK_HOME/spark/current"' 'export PATH="$SPARK_HOME/bin:$PATH"' >"$TIK_HOME/profile.d/spark.sh"

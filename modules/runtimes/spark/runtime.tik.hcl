@@ -4,22 +4,63 @@
 runtime "spark" {
   description = "Apache Spark standalone: master on the head, workers on the workers"
 
-  param "version" { default = "3.5.7" }
-  param "install_method" { default = "archive" } # "archive" or "pip"
-  param "mirror" { default = "https://archive.apache.org/dist" }
-  # Empty: ${mirror}/spark/spark-${version}/spark-${version}-bin-hadoop3.tgz
-  param "url" { default = "" }
-  # sha512 of the archive (or sha256 of pyspark's sdist with pip); empty: the one
-  # Apache publishes beside the archive (with pip: PyPI's, over TLS).
-  param "checksum" { default = "" }
-  param "pip_index" { default = "" }
-  param "python" { default = "python3" }
-  param "master_port" { default = 7077 }
-  param "master_ui_port" { default = 8080 }
-  param "worker_ui_port" { default = 8081 }
-  param "worker_cores" { default = 1 }
-  param "worker_memory" { default = "1g" }
-  param "daemon_memory" { default = "512m" }
+  param "version" {
+    default     = "3.5.7"
+    description = "Spark's version; installed in $TIK_HOME/spark/current, spark-submit in its bin/"
+  }
+  param "install_method" {
+    allowed     = ["archive", "pip"]
+    default     = "archive"
+    description = "archive: Apache's binary release; pip: PyPI's pyspark, which carries Spark's jars"
+  }
+  param "mirror" {
+    default     = "https://archive.apache.org/dist"
+    description = "where Apache's archives are fetched from (an internal mirror, when the node has no internet)"
+  }
+  param "url" {
+    default     = ""
+    description = "the archive's address; empty: MIRROR/spark/spark-VERSION/spark-VERSION-bin-hadoop3.tgz"
+  }
+  param "checksum" {
+    default     = ""
+    description = "sha512 of the archive (sha256 of pyspark's sdist with pip); empty: the one published beside it"
+  }
+  param "pip_index" {
+    default     = ""
+    description = "the PyPI index pip uses with install_method = \"pip\"; empty: pip's default"
+  }
+  param "python" {
+    default     = "python3"
+    description = "the Python that runs pip and PySpark's workers"
+  }
+  param "master_port" {
+    type        = number
+    default     = 7077
+    description = "the master's port, for spark://HEAD:PORT"
+  }
+  param "master_ui_port" {
+    type        = number
+    default     = 8080
+    description = "the master's web UI"
+  }
+  param "worker_ui_port" {
+    type        = number
+    default     = 8081
+    description = "each worker's web UI"
+  }
+  param "worker_cores" {
+    type        = number
+    default     = 1
+    description = "cores each worker offers to applications"
+  }
+  param "worker_memory" {
+    default     = "1g"
+    description = "memory each worker offers to applications (512m, 4g)"
+  }
+  param "daemon_memory" {
+    default     = "512m"
+    description = "heap of the master and worker daemons themselves"
+  }
 
   service "master" {
     on             = "head"

@@ -3,7 +3,10 @@
 runtime "web" {
   description = "static web server on every node, from Python's standard library"
 
-  param "port" { default = 8000 }
+  param "port" {
+    type    = number
+    default = 8000
+  }
   param "title" { default = "tik" }
 
   service "server" {
@@ -16,7 +19,7 @@ runtime "web" {
       echo $! >"$TIK_HOME/web.pid"
     EOT
     stop      = file("stop.sh")
-    health    = "python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \"http://$TIK_NODE_IP:$TIK_PARAM_PORT/\""
+    health    = file("health.sh")
   }
 
   endpoint "url" { value = "http://${cluster.head.private_ip}:${param.port}/" }

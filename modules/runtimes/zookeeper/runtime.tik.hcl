@@ -21,6 +21,7 @@ runtime "zookeeper" {
   # How many nodes run a server: 1 is standalone on the head; 3 or 5 make an
   # ensemble that keeps serving while fewer than half of them are down.
   param "servers" {
+    type    = number
     default = 1
     validation {
       condition     = param.servers >= 1 && param.servers % 2 == 1
@@ -31,10 +32,19 @@ runtime "zookeeper" {
       error_message = "servers = ${param.servers} but the cluster has ${length(cluster.nodes)} nodes; give it more workers (their min) or fewer servers"
     }
   }
-  param "client_port" { default = 2181 }
+  param "client_port" {
+    type    = number
+    default = 2181
+  }
   # Between the servers of an ensemble: followers to the leader, and leader election.
-  param "peer_port" { default = 2888 }
-  param "election_port" { default = 3888 }
+  param "peer_port" {
+    type    = number
+    default = 2888
+  }
+  param "election_port" {
+    type    = number
+    default = 3888
+  }
   param "heap" { default = "512m" }
 
   service "server" {

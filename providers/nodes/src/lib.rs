@@ -21,8 +21,8 @@ use tik_engine::builtin::{DataProvider, DATA_TYPE};
 use tik_engine::diag::{Diagnostics, Sources};
 use tik_engine::eval::Marks;
 use tik_engine::provider::{
-    AttributeSchema, ChangeRequest, ExpandError, ExpandRequest, Layer, LayerRequest, Provider,
-    ProviderError, ReadRequest, ResourceSchema, ResourceSpec,
+    AttributeSchema, BlockCheck, BlockKind, ChangeRequest, ExpandError, ExpandRequest, Layer,
+    LayerRequest, Provider, ProviderError, ReadRequest, ResourceSchema, ResourceSpec,
 };
 use tik_engine::value::{Map, Value};
 
@@ -154,6 +154,19 @@ impl Provider for TikProvider {
         let (defs, diags) = runtime::load_all(root, sources);
         *self.runtimes.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(defs);
         diags
+    }
+
+    fn check_block(&self, block: &BlockCheck<'_>) -> Diagnostics {
+        if block.kind != BlockKind::Cluster {
+            return Diagnostics::default();
+        }
+        let site = runtime::Site {
+            file: block.file,
+            span: block.span.clone(),
+            body: block.body,
+            what: block.what,
+        };
+        runtime::check_names(&self.runtimes(), &site)
     }
 
     fn layer(&self, request: &LayerRequest<'_>) -> Result<Option<Layer>, Diagnostics> {

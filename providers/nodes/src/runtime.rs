@@ -25,7 +25,9 @@ use tik_engine::value::{Map, Value};
 include!(concat!(env!("OUT_DIR"), "/runtimes.rs"));
 
 mod expand;
-pub use expand::expand;
+mod reference;
+pub use expand::{check_names, expand};
+pub use reference::{ParamRef, RuntimeRef, ServiceRef};
 
 /// The type of a node step, and of the per-node session the steps run through.
 pub const STEP_TYPE: &str = "tik_step";
@@ -36,6 +38,23 @@ pub const CONTAINER_TYPE: &str = "tik_container";
 /// Whether a resource of this type is one of the node steps tik itself runs.
 pub fn is_node_step(type_name: &str) -> bool {
     [STEP_TYPE, SESSION_TYPE, CONTAINER_TYPE].contains(&type_name)
+}
+
+/// The node a step, session or container is on: its address without the part the
+/// node layer adds (`.session`, `.container`, `.runtime.R.service.S.STEP`). A plan
+/// shows them with their node.
+pub fn node_of(type_name: &str, address: &Address) -> Option<Address> {
+    let segments = &address.0;
+    let n = segments.len();
+    let named =
+        |i: usize, what: &str| matches!(segments.get(i), Some(Segment::Name(s)) if s == what);
+    let keep = match type_name {
+        SESSION_TYPE if n >= 1 && named(n - 1, "session") => n - 1,
+        CONTAINER_TYPE if n >= 1 && named(n - 1, "container") => n - 1,
+        STEP_TYPE if n >= 5 && named(n - 5, "runtime") && named(n - 3, "service") => n - 5,
+        _ => return None,
+    };
+    Some(Address(segments[..keep].to_vec()))
 }
 
 #[derive(Debug)]
@@ -49,12 +68,26 @@ pub struct RuntimeDef {
     pub after: Vec<String>,
     pub requires: Vec<String>,
     pub params: IndexMap<String, Option<Expression>>,
+    /// What each param declares of itself, for checks at plan time and for
+    /// `tik runtimes show`: its type, the values it allows, its description.
+    pub param_info: IndexMap<String, ParamInfo>,
+    /// What the runtime is, in one line.
+    pub description: Option<String>,
     /// Params declared `sensitive = true`: a step given one hides its env in plans.
     pub sensitive: Vec<String>,
     /// The params' rules, checked with `param` and `cluster` in scope.
     pub validations: Vec<(String, Validation)>,
     pub services: Vec<ServiceDef>,
     pub endpoints: IndexMap<String, Expression>,
+}
+
+/// A param's declared type (`type = number`), allowed values (`allowed =
+/// ["archive", "pip"]`) and description.
+#[derive(Debug, Default, Clone)]
+pub struct ParamInfo {
+    pub ty: Option<tik_engine::config::types::Type>,
+    pub allowed: Vec<Value>,
+    pub description: Option<String>,
 }
 
 #[derive(Debug)]
@@ -64,8 +97,38 @@ pub struct ServiceDef {
     pub body: Body,
 }
 
+/// What a `param` block takes.
+const PARAM_ATTRS: [&str; 5] = ["default", "type", "allowed", "description", "sensitive"];
+
+/// A param's value as its declaration allows it: converted to its type (`"3"` to
+/// 3 for a number), and one of its allowed values; or why not. Values known only
+/// after apply pass.
+pub fn check_param_value(name: &str, info: &ParamInfo, v: Value) -> Result<Value, String> {
+    if v == Value::Unknown {
+        return Ok(v);
+    }
+    let v = match &info.ty {
+        Some(t) => {
+            let shown = v.to_string();
+            t.convert(v)
+                .map_err(|_| format!("\"{name}\" takes a {t}, not {shown}"))?
+        }
+        None => v,
+    };
+    if info.allowed.is_empty() || info.allowed.contains(&v) {
+        return Ok(v);
+    }
+    let list: Vec<String> = info.allowed.iter().map(Value::to_string).collect();
+    Err(format!(
+        "\"{name}\" takes one of {}, not {v}",
+        list.join(", ")
+    ))
+}
+
 /// The steps of a service, in the order they run.
 const STEPS: [&str; 3] = ["install", "configure", "start"];
+/// What a service may declare to run, in the order a reader meets them.
+const SERVICE_STEPS: [&str; 5] = ["install", "configure", "start", "stop", "health"];
 const SERVICE_ATTRS: [&str; 8] = [
     "on",
     "ports",
@@ -157,6 +220,8 @@ fn parse(
         after: Vec::new(),
         requires: Vec::new(),
         params: IndexMap::new(),
+        param_info: IndexMap::new(),
+        description: None,
         validations: Vec::new(),
         sensitive: Vec::new(),
         services: Vec::new(),
@@ -174,7 +239,13 @@ fn parse(
                     Ok(v) => def.requires = v,
                     Err(d) => diags.push(d),
                 },
-                "description" => {}
+                "description" => match eval_literal(&a.value) {
+                    Ok(Value::String(text)) => def.description = Some(text),
+                    _ => diags.push(
+                        Diagnostic::new(format!("runtime \"{name}\": description takes a string"))
+                            .at(file, a.value.span()),
+                    ),
+                },
                 other => diags.push(
                     Diagnostic::new(format!("unsupported attribute \"{other}\" in runtime \"{name}\""))
                         .at(file, a.key.span())
@@ -323,9 +394,33 @@ impl RuntimeDef {
     ) {
         let file = self.file;
         let mut default = None;
+        let mut info = ParamInfo::default();
         for a in b.body.attributes() {
             match a.key.as_str() {
                 "default" => default = Some(a.value.clone()),
+                "type" => match tik_engine::config::types::Type::parse(&a.value) {
+                    Ok(t) => info.ty = Some(t),
+                    Err((message, span)) => diags.push(
+                        Diagnostic::new(format!("param \"{label}\": {message}")).at(file, span),
+                    ),
+                },
+                "allowed" => match eval_literal(&a.value) {
+                    Ok(Value::List(values)) if !values.is_empty() => info.allowed = values,
+                    _ => diags.push(
+                        Diagnostic::new(format!(
+                            "param \"{label}\": allowed takes a list of the values it allows"
+                        ))
+                        .at(file, a.value.span())
+                        .help("write allowed = [\"archive\", \"pip\"]"),
+                    ),
+                },
+                "description" => match eval_literal(&a.value) {
+                    Ok(Value::String(text)) => info.description = Some(text),
+                    _ => diags.push(
+                        Diagnostic::new(format!("param \"{label}\": description takes a string"))
+                            .at(file, a.value.span()),
+                    ),
+                },
                 "sensitive" => match eval_literal(&a.value) {
                     Ok(Value::Bool(true)) => self.sensitive.push(label.clone()),
                     Ok(Value::Bool(false)) => {}
@@ -336,14 +431,15 @@ impl RuntimeDef {
                         .at(file, a.key.span()),
                     ),
                 },
-                "description" | "type" => {}
                 other => diags.push(
                     Diagnostic::new(format!(
                         "unsupported attribute \"{other}\" in param \"{label}\""
                     ))
                     .at(file, a.key.span())
                     .help(
-                        "a param takes default, description and sensitive, and validation blocks",
+                        did_you_mean(other, PARAM_ATTRS).unwrap_or_else(|| {
+                            "a param takes default, type, allowed, description and sensitive, and validation blocks".into()
+                        }),
                     ),
                 ),
             }
@@ -366,6 +462,20 @@ impl RuntimeDef {
                 Err(d) => diags.push(d),
             }
         }
+        // A default the param's own type or list refuses is the definition's mistake.
+        if let (Some(expr), true) = (&default, info.ty.is_some() || !info.allowed.is_empty()) {
+            if let Ok(v) = eval_literal(expr) {
+                if let Err(message) = check_param_value(&label, &info, v) {
+                    diags.push(
+                        Diagnostic::new(format!(
+                            "the default does not fit its declaration: param {message}"
+                        ))
+                        .at(file, expr.span()),
+                    );
+                }
+            }
+        }
+        self.param_info.insert(label.clone(), info);
         self.params.insert(label, default);
     }
 

@@ -225,7 +225,7 @@ impl Runner {
         let home = target.home().to_string();
         // Watched like a step: an interrupted `tik exec` stops what it ran.
         let script = format!(
-            "{}cd \"$TIK_HOME\" || exit 1\n{}exit $rc\n",
+            "{}cd \"$TIK_HOME\" || exit 1\n{PROFILE}{}exit $rc\n",
             exports(attrs, &home),
             watched(command, "")
         );
@@ -619,8 +619,16 @@ pub fn login(attrs: &Map, command: Option<&str>) -> Result<Login, ProviderError>
                     let program = argv.remove(0);
                     (program, argv)
                 }
-                (None, Some(c)) => ("sh".to_string(), vec!["-c".to_string(), c.to_string()]),
-                (None, None) => (shell, Vec::new()),
+                (None, Some(c)) => (
+                    "sh".to_string(),
+                    vec!["-c".to_string(), format!("{PROFILE}{c}")],
+                ),
+                // A login shell in the node's home, with what its runtimes installed
+                // on its PATH.
+                (None, None) => (
+                    "sh".to_string(),
+                    vec!["-c".to_string(), format!("{PROFILE}exec \"$0\""), shell],
+                ),
             };
             Ok(Login {
                 program,
@@ -694,8 +702,16 @@ pub fn login(attrs: &Map, command: Option<&str>) -> Result<Login, ProviderError>
                     }
                     args.extend(["--".into(), line.join(" ")]);
                 }
-                (None, Some(c)) => args.extend(["--".into(), c.to_string()]),
-                (None, None) => {}
+                (None, Some(c)) => {
+                    args.extend(["--".into(), format!("{}{c}", login_prelude(&conn.home))])
+                }
+                (None, None) => {
+                    args.insert(0, "-t".into());
+                    args.extend([
+                        "--".into(),
+                        format!("{}exec \"${{SHELL:-sh}}\" -l", login_prelude(&conn.home)),
+                    ]);
+                }
             }
             Ok(Login {
                 program: "ssh".into(),
@@ -1167,6 +1183,24 @@ fn watched(script: &str, redirect: &str) -> String {
 /// The `export NAME='value'` lines of a node's environment. A home its provider
 /// gives as a relative path (a cloud node's `tik`) is under the login's `$HOME`,
 /// which a container's shell has from the login as `TIK_LOGIN_HOME`.
+/// What a runtime put on its node's `PATH` (and other settings), for a person's
+/// command or login: each runtime's install writes `$TIK_HOME/profile.d/NAME.sh`
+/// (`export PATH="$TIK_HOME/spark/current/bin:$PATH"`), and `tik exec` and `tik
+/// ssh` read them all, so that `spark-submit` works as typed.
+pub const PROFILE: &str = "for tik_profile in \"$TIK_HOME\"/profile.d/*.sh; do [ -r \"$tik_profile\" ] && . \"$tik_profile\"; done; unset tik_profile\n";
+
+/// A login's first lines on an ssh node: the node's home (relative to the login's
+/// own, unless absolute) as `TIK_HOME` and the working directory, and its profile.
+fn login_prelude(home: &str) -> String {
+    let at = if home.starts_with('/') {
+        shell_quote(home)
+    } else {
+        format!("\"$HOME\"/{}", shell_quote(home))
+    };
+    // A node no runtime has set up yet has no home: the login's own is used.
+    format!("TIK_HOME={at}; export TIK_HOME; cd \"$TIK_HOME\" 2>/dev/null; {PROFILE}")
+}
+
 fn exports(attrs: &Map, home: &str) -> String {
     let mut text: String = environment(attrs, home)
         .into_iter()

@@ -42,6 +42,7 @@ pub fn expand(
     // The last step on each node so far: the next runtime's steps come after it.
     let mut last = sessions(&on, wait.as_ref(), &mut out.specs);
     let mut diags = Diagnostics::default();
+    let mut ports = Ports::default();
     for name in &order {
         let rt = Runtime {
             defs,
@@ -85,8 +86,17 @@ pub fn expand(
         let made = Made {
             env: &env,
             param_marks: &param_marks,
+            site,
         };
-        let node_steps = steps(&rt, &on, &mut scope, &scope_marks, &made, &mut diags);
+        let node_steps = steps(
+            &rt,
+            &on,
+            &mut scope,
+            &scope_marks,
+            &made,
+            &mut ports,
+            &mut diags,
+        );
         out.specs.extend(chain(node_steps, nodes, &mut last));
         // Endpoints are the cluster's, not a node's.
         scope.shift_remove("node");
@@ -130,6 +140,8 @@ struct Checked<'a> {
 struct Made<'a> {
     env: &'a Map,
     param_marks: &'a Marks,
+    /// The cluster's block, for errors.
+    site: &'a Site<'a>,
 }
 
 /// A session per node, and its container where the cluster has one; returns the
@@ -176,31 +188,17 @@ fn params(rt: &Runtime<'_>, given: &Map, site: &Site<'_>, diags: &mut Diagnostic
     let mine = diags.0.len();
     let mut params = Map::new();
     for (k, v) in given {
-        if !def.params.contains_key(k) {
-            let d = Diagnostic::new(format!("runtime \"{name}\" has no param \"{k}\""));
-            let at = site
-                .runtime_block(name)
-                .and_then(|b| b.body.attributes().find(|a| a.key.as_str() == k))
-                .map(|a| a.key.span());
-            let d = match at {
-                Some(span) => d.at(site.file, span),
-                None => site.at_runtime(name, d),
-            };
-            diags.push(d.help(
-                did_you_mean(k, def.params.keys().map(String::as_str)).unwrap_or_else(|| {
-                    if def.params.is_empty() {
-                        format!("runtime \"{name}\" takes no params")
-                    } else {
-                        format!(
-                            "runtime \"{name}\" takes: {}",
-                            def.params.keys().cloned().collect::<Vec<_>>().join(", ")
-                        )
-                    }
-                }),
-            ));
+        if let Some(d) = unknown_param(name, def, k, site) {
+            diags.push(d);
             continue;
         }
-        params.insert(k.clone(), v.clone());
+        let info = def.param_info.get(k).cloned().unwrap_or_default();
+        match check_param_value(k, &info, v.clone()) {
+            Ok(v) => {
+                params.insert(k.clone(), v);
+            }
+            Err(message) => diags.push(bad_param_value(name, k, &info, v, message, site)),
+        }
     }
     for (k, default) in &def.params {
         if params.contains_key(k) {
@@ -222,6 +220,97 @@ fn params(rt: &Runtime<'_>, given: &Map, site: &Site<'_>, diags: &mut Diagnostic
         }
     }
     (diags.0.len() == mine).then_some(params)
+}
+
+/// The error for a param `k` the runtime does not declare, at the param.
+pub(crate) fn unknown_param(
+    name: &str,
+    def: &RuntimeDef,
+    k: &str,
+    site: &Site<'_>,
+) -> Option<Diagnostic> {
+    if def.params.contains_key(k) {
+        return None;
+    }
+    let d = Diagnostic::new(format!("runtime \"{name}\" has no param \"{k}\""));
+    let at = site
+        .runtime_block(name)
+        .and_then(|b| b.body.attributes().find(|a| a.key.as_str() == k))
+        .map(|a| a.key.span());
+    let d = match at {
+        Some(span) => d.at(site.file, span),
+        None => site.at_runtime(name, d),
+    };
+    Some(d.help(
+        did_you_mean(k, def.params.keys().map(String::as_str)).unwrap_or_else(|| {
+            if def.params.is_empty() {
+                format!("runtime \"{name}\" takes no params")
+            } else {
+                format!(
+                    "runtime \"{name}\" takes: {}",
+                    def.params.keys().cloned().collect::<Vec<_>>().join(", ")
+                )
+            }
+        }),
+    ))
+}
+
+/// The error for a param value its declaration refuses, at the value: with the
+/// allowed value it is closest to.
+fn bad_param_value(
+    name: &str,
+    k: &str,
+    info: &ParamInfo,
+    v: &Value,
+    message: String,
+    site: &Site<'_>,
+) -> Diagnostic {
+    let d = Diagnostic::new(format!("runtime \"{name}\": param {message}"));
+    let at = site
+        .runtime_block(name)
+        .and_then(|b| b.body.attributes().find(|a| a.key.as_str() == k))
+        .and_then(|a| a.value.span());
+    let d = match at {
+        Some(span) => d.at(site.file, Some(span)),
+        None => site.at_runtime(name, d),
+    };
+    let allowed: Vec<&str> = info.allowed.iter().filter_map(Value::as_str).collect();
+    let help = v
+        .as_str()
+        .and_then(|text| did_you_mean(text, allowed.iter().copied()))
+        .unwrap_or_else(|| format!("tik runtimes show {name} lists its params"));
+    d.help(help)
+}
+
+/// What can be told wrong in a cluster block's runtimes without evaluating it: a
+/// runtime that does not exist, a param it does not take. Checked where the
+/// cluster cannot be evaluated, so that one run still names these.
+pub fn check_names(defs: &IndexMap<String, RuntimeDef>, site: &Site<'_>) -> Diagnostics {
+    let blocks: Vec<&hcl_edit::structure::Block> = site
+        .body
+        .blocks()
+        .filter(|b| b.ident.as_str() == "runtime")
+        .collect();
+    let names: Vec<String> = blocks
+        .iter()
+        .filter_map(|b| b.labels.first().map(|l| l.as_str().to_string()))
+        .collect();
+    let mut diags = Diagnostics::default();
+    if let Err(d) = order(defs, &names, site) {
+        diags.0.extend(d.0);
+    }
+    for b in blocks {
+        let Some(name) = b.labels.first().map(|l| l.as_str()) else {
+            continue;
+        };
+        let Some(def) = defs.get(name) else { continue };
+        for a in b.body.attributes() {
+            diags
+                .0
+                .extend(unknown_param(name, def, a.key.as_str(), site));
+        }
+    }
+    diags
 }
 
 /// The params that are sensitive: given a sensitive value, or declared so.
@@ -321,6 +410,63 @@ fn validate(
     }
 }
 
+/// The ports the services on each node open, by who opens them: two that open the
+/// same port on one node cannot both start, and the plan says so.
+#[derive(Default)]
+struct Ports {
+    taken: HashMap<(usize, u64), (String, String)>,
+    told: std::collections::HashSet<(u64, String, String)>,
+}
+
+impl Ports {
+    /// Takes the ports a service declares on node `ni`; a port another service
+    /// there took is an error, once per pair of services.
+    fn take(
+        &mut self,
+        (ni, node): (usize, &NodeRef),
+        (rt, service): (&str, &str),
+        declared: Option<&Value>,
+        site: &Site<'_>,
+        diags: &mut Diagnostics,
+    ) {
+        let Some(Value::List(list)) = declared else {
+            return;
+        };
+        for p in list.iter().filter_map(Value::as_f64) {
+            if p < 0.0 || p.fract() != 0.0 {
+                continue;
+            }
+            let port = p as u64;
+            let me = (rt.to_string(), service.to_string());
+            match self.taken.get(&(ni, port)) {
+                None => {
+                    self.taken.insert((ni, port), me);
+                }
+                Some(first) if first == &me => {}
+                Some((other_rt, other_service)) => {
+                    let pair = (
+                        port,
+                        format!("{other_rt}.{other_service}"),
+                        format!("{rt}.{service}"),
+                    );
+                    if !self.told.insert(pair) {
+                        continue;
+                    }
+                    let d = Diagnostic::new(format!(
+                        "{}: port {port} is opened twice on {}: by runtime \"{other_rt}\" (service {other_service}) and runtime \"{rt}\" (service {service})",
+                        site.what,
+                        node.name
+                    ))
+                    .help(format!(
+                        "give one of them another port: tik runtimes show {rt} names its port params"
+                    ));
+                    diags.push(site.at_runtime(rt, d));
+                }
+            }
+        }
+    }
+}
+
 /// Each node's steps of one runtime, in the order its services' steps run there:
 /// (step name, spec) per node index.
 type NodeSteps = Vec<(usize, Vec<(String, ResourceSpec)>)>;
@@ -333,6 +479,7 @@ fn steps(
     scope: &mut Map,
     scope_marks: &Marks,
     made: &Made<'_>,
+    ports: &mut Ports,
     diags: &mut Diagnostics,
 ) -> NodeSteps {
     let def = rt.def;
@@ -371,6 +518,13 @@ fn steps(
                     continue;
                 }
             }
+            ports.take(
+                (ni, n),
+                (rt.name, &service.name),
+                attrs.get("ports"),
+                made.site,
+                diags,
+            );
             let service_steps = ServiceSteps {
                 service,
                 attrs: &attrs,
