@@ -95,6 +95,24 @@ pub(crate) struct Selection {
     pub(crate) destroy_orphans: bool,
 }
 
+/// How a plan is shown.
+#[derive(Args, Clone, Default)]
+pub(crate) struct PlanView {
+    /// Show every resource of the plan in full, each node step with its script,
+    /// instead of each node as one entry (--json always shows everything).
+    #[arg(long)]
+    pub(crate) verbose: bool,
+}
+
+impl PlanView {
+    pub(crate) fn style(&self, style: Style) -> Style {
+        Style {
+            verbose: self.verbose,
+            ..style
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Fetch the modules of git sources, check the configuration and prepare the
@@ -135,6 +153,11 @@ enum Command {
     /// Take an object made outside tik into state, at an address the configuration
     /// gives it.
     Import(commands::import::Run),
+    /// List the runtimes this project can use; `runtimes show NAME` shows one's
+    /// params, services, ports and endpoints.
+    Runtimes(commands::runtimes::Run),
+    /// Print a completion script for a shell: `tik completion bash > ~/.local/share/bash-completion/completions/tik`.
+    Completion(commands::completion::Run),
 }
 
 fn main() -> ExitCode {
@@ -150,6 +173,7 @@ fn main() -> ExitCode {
         color: !cli.no_color
             && std::env::var_os("NO_COLOR").is_none()
             && std::io::stdout().is_terminal(),
+        verbose: false,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -175,5 +199,41 @@ fn main() -> ExitCode {
             );
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every command, argument and flag says what it is for in `--help`.
+    #[test]
+    fn every_command_and_flag_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                let id = a.get_id().as_str();
+                if a.is_hide_set() || id == "help" || id == "version" {
+                    continue;
+                }
+                if a.get_help().is_none() && a.get_long_help().is_none() {
+                    missing.push(format!("{path}: {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let name = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                    missing.push(name.clone());
+                }
+                walk(sub, &name, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "tik", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "without help text:\n{}",
+            missing.join("\n")
+        );
     }
 }

@@ -1,7 +1,8 @@
 use crate::project::*;
 use crate::render::{self, Style};
-use crate::{Selection, VarArgs};
+use crate::{PlanView, Selection, VarArgs};
 use clap::{ArgAction, Args};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use tik_engine::apply::{ApplyEvent, ApplyOptions};
 use tik_engine::diag::Diagnostic;
@@ -19,12 +20,15 @@ pub(crate) struct Run {
     /// and calls nothing, is not counted).
     #[arg(long, default_value_t = 10)]
     pub(crate) parallelism: usize,
+    /// Read the world first (default true): --refresh=false plans from state alone.
     #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub(crate) refresh: bool,
     #[command(flatten)]
     pub(crate) vars: VarArgs,
     #[command(flatten)]
     pub(crate) selection: Selection,
+    #[command(flatten)]
+    pub(crate) view: PlanView,
 }
 
 pub(crate) async fn run(args: Run, dir: &Path, style: Style) -> Result<u8> {
@@ -35,7 +39,9 @@ pub(crate) async fn run(args: Run, dir: &Path, style: Style) -> Result<u8> {
         refresh,
         vars,
         selection,
+        view,
     } = args;
+    let style = view.style(style);
     if planfile.is_some()
         && (!vars.vars.is_empty()
             || !vars.var_files.is_empty()
@@ -107,7 +113,14 @@ pub(crate) async fn apply(
         }
         outln!();
     }
-    let mut on_event = |e: ApplyEvent| outln!("{}", render::apply_event(e, style));
+    // On a terminal, what runs stays in view with its time; elsewhere, plain lines.
+    let mut live = std::io::stdout()
+        .is_terminal()
+        .then(|| render::live::Live::new(plan.changes.len(), style));
+    let mut on_event = |e: ApplyEvent| match live.as_mut() {
+        Some(view) => view.event(e),
+        None => outln!("{}", render::apply_event(e, style)),
+    };
     let cancel = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -135,6 +148,9 @@ pub(crate) async fn apply(
         &mut on_event,
     )
     .await;
+    if let Some(view) = live {
+        view.finish();
+    }
     let report = match result {
         Ok(r) => r,
         Err(mut d) => {

@@ -1,20 +1,25 @@
 use super::apply::apply;
 use crate::project::*;
 use crate::render::Style;
-use crate::{Selection, VarArgs};
+use crate::{PlanView, Selection, VarArgs};
 use clap::Args;
 use std::path::Path;
 
 #[derive(Args)]
 pub(crate) struct Run {
+    /// Destroy without asking.
     #[arg(long)]
     pub(crate) auto_approve: bool,
+    /// How many deletes may run at once (`tik_data`, which lives in state alone
+    /// and calls nothing, is not counted).
     #[arg(long, default_value_t = 10)]
     pub(crate) parallelism: usize,
     #[command(flatten)]
     pub(crate) vars: VarArgs,
     #[command(flatten)]
     pub(crate) selection: Selection,
+    #[command(flatten)]
+    pub(crate) view: PlanView,
 }
 
 pub(crate) async fn run(args: Run, dir: &Path, style: Style) -> Result<u8> {
@@ -23,7 +28,9 @@ pub(crate) async fn run(args: Run, dir: &Path, style: Style) -> Result<u8> {
         parallelism,
         vars,
         selection,
+        view,
     } = args;
+    let style = view.style(style);
     let p = Project::load(dir)?;
     let _lock = LockGuard::take(p.backend()?, "destroy")?;
     let mut store = p.state()?;

@@ -7,8 +7,10 @@ use tik_engine::plan::Plan;
 
 #[derive(Args)]
 pub(crate) struct Run {
+    /// Print what drifted as JSON (see docs/json-output.md).
     #[arg(long, conflicts_with = "markdown")]
     pub(crate) json: bool,
+    /// Print a Markdown summary, for a CI job's page.
     #[arg(long)]
     pub(crate) markdown: bool,
 }

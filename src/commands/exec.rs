@@ -6,10 +6,12 @@ use tik_engine::diag::Diagnostic;
 
 #[derive(Args)]
 pub(crate) struct Run {
+    /// The cluster, as named in its block.
     pub(crate) cluster: String,
     /// Only this node: its name (worker-default-0) or address (worker["default"][0]).
     #[arg(long, value_name = "NODE")]
     pub(crate) node: Option<String>,
+    /// The command, after `--`: run by `sh -c` in each node's home.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub(crate) command: Vec<String>,
 }

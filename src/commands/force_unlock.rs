@@ -5,6 +5,7 @@ use std::path::Path;
 
 #[derive(Args)]
 pub(crate) struct Run {
+    /// The lock's ID, as the error that named the lock gave it.
     pub(crate) id: String,
     /// Remove it even though the run that holds it is still going.
     #[arg(long)]

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use tik_engine::diag::Diagnostic;
 
 pub(crate) mod apply;
+pub(crate) mod completion;
 pub(crate) mod destroy;
 pub(crate) mod drift;
 pub(crate) mod exec;
@@ -18,6 +19,7 @@ pub(crate) mod import;
 pub(crate) mod init;
 pub(crate) mod output;
 pub(crate) mod plan;
+pub(crate) mod runtimes;
 pub(crate) mod show;
 pub(crate) mod ssh;
 pub(crate) mod state;
@@ -55,5 +57,7 @@ pub(crate) async fn run(cli: Cli, style: Style) -> Result<u8> {
         Command::State(cmd) => state::state_command(&dir, cmd),
         Command::Import(args) => import::run(args, &dir, style).await,
         Command::ForceUnlock(args) => force_unlock::run(args, &dir, style).await,
+        Command::Completion(args) => completion::run(args),
+        Command::Runtimes(args) => runtimes::run(args, &dir, style).await,
     }
 }

@@ -6,7 +6,9 @@ use tik_engine::diag::Diagnostic;
 
 #[derive(Args)]
 pub(crate) struct Run {
+    /// Only this output (all of them by default).
     pub(crate) name: Option<String>,
+    /// Print as JSON.
     #[arg(long)]
     pub(crate) json: bool,
     /// Print a string output without quotes.

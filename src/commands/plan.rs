@@ -1,6 +1,6 @@
 use crate::project::*;
 use crate::render::{self, Style};
-use crate::{Selection, VarArgs};
+use crate::{PlanView, Selection, VarArgs};
 use clap::{ArgAction, Args};
 use std::path::{Path, PathBuf};
 use tik_engine::diag::Diagnostic;
@@ -26,6 +26,8 @@ pub(crate) struct Run {
     /// Print the plan as JSON (see docs/json-output.md).
     #[arg(long)]
     pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) view: PlanView,
 }
 
 pub(crate) async fn run(args: Run, dir: &Path, style: Style) -> Result<u8> {
@@ -37,7 +39,9 @@ pub(crate) async fn run(args: Run, dir: &Path, style: Style) -> Result<u8> {
         refresh,
         destroy,
         json,
+        view,
     } = args;
+    let style = view.style(style);
     let p = Project::load(dir)?;
     let _lock = LockGuard::take(p.backend()?, "plan")?;
     let store = p.state()?;

@@ -6,8 +6,12 @@ use tik_engine::diag::Diagnostic;
 
 #[derive(Args)]
 pub(crate) struct Run {
+    /// The cluster, as named in its block.
     pub(crate) cluster: String,
+    /// The node: its name (worker-default-0) or address (worker["default"][0]); the
+    /// head by default.
     pub(crate) node: Option<String>,
+    /// A command to run instead of a login shell, after `--`.
     #[arg(last = true, value_name = "COMMAND")]
     pub(crate) command: Vec<String>,
 }

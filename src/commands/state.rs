@@ -12,19 +12,30 @@ pub(crate) enum StateCommand {
     /// List the addresses in state.
     List,
     /// Show one resource's recorded attributes.
-    Show { address: String },
+    Show {
+        /// The resource's address, as `state list` prints it.
+        address: String,
+    },
     /// Forget resources (they are not destroyed); an address covers everything under it.
     Rm {
+        /// What to forget: resources, or an object or module covering them.
         #[arg(required = true)]
         addresses: Vec<String>,
     },
     /// Move resources to another address (after renaming a block); FROM covers everything under it.
-    Mv { from: String, to: String },
+    Mv {
+        /// Where state holds them now.
+        from: String,
+        /// Where the configuration has them now.
+        to: String,
+    },
     /// Print the state as JSON.
     Pull,
     /// Replace the state with a file from `state pull` (refused if it is another or an older state).
     Push {
+        /// A state file, as `state pull` printed it.
         file: PathBuf,
+        /// Replace even another lineage's or an older serial's state.
         #[arg(long)]
         force: bool,
     },

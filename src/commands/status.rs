@@ -7,6 +7,7 @@ use std::path::Path;
 pub(crate) struct Run {
     /// Only this cluster (all of them by default).
     pub(crate) cluster: Option<String>,
+    /// Print as JSON.
     #[arg(long)]
     pub(crate) json: bool,
 }

@@ -9,9 +9,15 @@ use tik_engine::plan::{Action, Change, Drift, DriftKind, Plan};
 use tik_engine::state::{ResourceState, State};
 use tik_engine::value::{key_repr, Hiding, Map, Value};
 
+pub mod live;
+mod nodes;
+pub mod runtimes;
+
 #[derive(Clone, Copy)]
 pub struct Style {
     pub color: bool,
+    /// Every resource of a plan in full (`--verbose`), not each node as one entry.
+    pub verbose: bool,
 }
 
 impl Style {
@@ -395,6 +401,7 @@ pub fn change<'a>(c: &'a Change, s: Style, seen: &mut Shown<'a>) -> String {
         Action::Create => "will be created",
         Action::Update => "will be updated in place",
         Action::Replace => "must be replaced",
+        Action::Delete if c.kept => "will be kept: tik forgets it and leaves it in place",
         Action::Delete => "will be destroyed",
         Action::NoOp => "is unchanged",
     };
@@ -402,7 +409,33 @@ pub fn change<'a>(c: &'a Change, s: Style, seen: &mut Shown<'a>) -> String {
     for r in &c.reasons {
         out.push_str(&format!("  # ({r})\n"));
     }
+    if c.kept {
+        // Nothing of it goes: no attribute is shown going.
+        let id = before.get("id").map(|v| format!(" {}", shown(v, false)));
+        out.push_str(&format!(
+            "  {} {}{} (its provider keeps it on destroy; to delete it, set that to false first)\n",
+            s.yellow("."),
+            c.type_name,
+            id.unwrap_or_default()
+        ));
+        return out;
+    }
     out.push_str(&format!("{} {} {{\n", s.symbol(c.action), c.type_name));
+    out.push_str(&attribute_lines(c, s, seen, true));
+    out.push_str("    }\n");
+    out
+}
+
+/// A change's attributes, one per line at six columns: all of a create's or a
+/// delete's, the changed ones of an update (with a count of those hidden, if
+/// `count_hidden`).
+fn attribute_lines<'a>(
+    c: &'a Change,
+    s: Style,
+    seen: &mut Shown<'a>,
+    count_hidden: bool,
+) -> String {
+    let mut out = String::new();
     let (had, has) = (c.before.as_ref(), c.after.as_ref());
     let mut keys: Vec<&'a String> = has
         .into_iter()
@@ -467,13 +500,12 @@ pub fn change<'a>(c: &'a Change, s: Style, seen: &mut Shown<'a>) -> String {
         out.push_str(&line);
         out.push('\n');
     }
-    if hidden > 0 && matches!(c.action, Action::Update | Action::Replace) {
+    if count_hidden && hidden > 0 && matches!(c.action, Action::Update | Action::Replace) {
         out.push_str(&format!(
             "        # ({hidden} unchanged attribute{} hidden)\n",
             if hidden == 1 { "" } else { "s" }
         ));
     }
-    out.push_str("    }\n");
     out
 }
 
@@ -543,8 +575,12 @@ pub fn summary_line(plan: &Plan) -> String {
         0 => String::new(),
         n => format!(", {n} to move"),
     };
+    let keep = match s.keep {
+        0 => String::new(),
+        n => format!(", {n} to keep"),
+    };
     format!(
-        "Plan: {} to add, {} to change, {} to replace, {} to destroy{moves}.",
+        "Plan: {} to add, {} to change, {} to replace, {} to destroy{keep}{moves}.",
         s.add, s.change, s.replace, s.destroy
     )
 }
@@ -591,6 +627,7 @@ pub fn plan(plan: &Plan, s: Style) -> String {
         out.push_str(&orphans(&plan.orphans, s));
         return out;
     }
+    let entries = nodes::entries(plan);
     if !plan.changes.is_empty() || !plan.moves.is_empty() {
         out.push_str("tik will perform the following actions:\n\n");
         for m in &plan.moves {
@@ -598,10 +635,25 @@ pub fn plan(plan: &Plan, s: Style) -> String {
             out.push_str("\n\n");
         }
         let mut seen = Shown::default();
-        for c in &plan.changes {
-            out.push_str(&change(c, s, &mut seen));
-            out.push('\n');
+        if s.verbose {
+            for c in &plan.changes {
+                out.push_str(&change(c, s, &mut seen));
+                out.push('\n');
+            }
+        } else {
+            let mut diffs = nodes::ShownDiffs::default();
+            for e in &entries {
+                match e {
+                    nodes::Entry::Change(c) => out.push_str(&change(c, s, &mut seen)),
+                    nodes::Entry::Node(g) => out.push_str(&g.render(s, &mut seen, &mut diffs)),
+                }
+                out.push('\n');
+            }
         }
+    }
+    if let Some(line) = nodes::NodeCounts::of(&entries).line() {
+        out.push_str(&s.bold(&line));
+        out.push('\n');
     }
     out.push_str(&s.bold(&summary_line(plan)));
     out.push('\n');
@@ -675,6 +727,7 @@ pub fn plan_json(plan: &Plan) -> serde_json::Value {
                 "after": hide(&c.after, &c.sensitive),
                 "after_unknown": unknown(&c.after),
                 "sensitive": c.sensitive,
+                "kept": c.kept,
             })
         })
         .collect();
@@ -1061,19 +1114,28 @@ fn verb(action: Action, done: bool) -> &'static str {
 /// One line of apply's progress.
 pub fn apply_event(e: ApplyEvent, style: Style) -> String {
     match e {
-        ApplyEvent::Started { address, action } => format!("{address}: {}...", verb(action, false)),
+        ApplyEvent::Started {
+            address,
+            kept: true,
+            ..
+        } => format!("{address}: Forgetting (kept in place)..."),
+        ApplyEvent::Started {
+            address, action, ..
+        } => format!("{address}: {}...", verb(action, false)),
         ApplyEvent::Finished {
             address,
             action,
+            kept,
             elapsed,
             id,
         } => {
             let id = id.map(|i| format!(" [id={i}]")).unwrap_or_default();
-            format!(
-                "{address}: {} after {}s{id}",
-                verb(action, true),
-                elapsed.as_secs()
-            )
+            let done = if kept {
+                "Forgotten, kept in place"
+            } else {
+                verb(action, true)
+            };
+            format!("{address}: {done} after {}s{id}", elapsed.as_secs())
         }
         ApplyEvent::Failed {
             address,
@@ -1115,15 +1177,19 @@ pub fn apply_report(
 ) -> (String, String) {
     let (mut out, mut err) = (String::new(), String::new());
     let d = &report.done;
+    let kept = match d.keep {
+        0 => String::new(),
+        n => format!(", {n} kept"),
+    };
     let totals = if plan.destroy {
-        format!("Resources: {} destroyed.", d.destroy)
+        format!("Resources: {} destroyed{kept}.", d.destroy)
     } else {
         let moved = match plan.moves.len() {
             0 => String::new(),
             n => format!(", {n} moved"),
         };
         format!(
-            "Resources: {} added, {} changed, {} replaced, {} destroyed{moved}.",
+            "Resources: {} added, {} changed, {} replaced, {} destroyed{kept}{moved}.",
             d.add, d.change, d.replace, d.destroy
         )
     };

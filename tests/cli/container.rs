@@ -123,7 +123,7 @@ fn services_run_in_a_container_per_node_and_a_new_image_reruns_them() {
 
     // Another image: every container anew, every step again in it.
     p.write("main.tik.hcl", &config(&images.0[1]));
-    let r = p.ok(&["plan"], 0);
+    let r = p.ok(&["plan", "--verbose"], 0);
     assert_eq!(
         r.stdout.matches("container must be replaced").count(),
         3,

@@ -562,3 +562,97 @@ fn moved_block_mistakes_are_named_where_written() {
         }
     }
 }
+
+#[test]
+fn one_run_names_every_mistake_even_behind_a_failed_workspace() {
+    let config = r#"workspace "dev" {
+  provider = "local"
+  network {
+    cidr = "127.88.0.0/33"
+  }
+}
+
+cluster "etl" {
+  workspace = workspace.dev
+  head { instance_typ = "small" }
+  workers "default" {
+    instance_type = "small"
+    min           = 1
+    max           = 2
+    dsik_gb       = 10
+  }
+  runtime "web" {
+    titel = "hi"
+  }
+  runtime "sprak" {}
+}
+"#;
+    let p = Project::new(&[("main.tik.hcl", config)]);
+    for command in [&["validate"][..], &["plan"]] {
+        let r = p.tik(command);
+        assert_eq!(r.code, 1, "{}", r.out());
+        let e = &r.stderr;
+        for (what, at, help) in [
+            (
+                "\"127.88.0.0/33\" has a bad prefix length",
+                "main.tik.hcl:4:12",
+                "",
+            ),
+            (
+                "unsupported attribute \"instance_typ\" in head",
+                "main.tik.hcl:10:10",
+                "did you mean \"instance_type\"?",
+            ),
+            (
+                "unsupported attribute \"dsik_gb\" in workers \"default\"",
+                "main.tik.hcl:15:5",
+                "did you mean \"disk_gb\"?",
+            ),
+            (
+                "runtime \"web\" has no param \"titel\"",
+                "main.tik.hcl:18:5",
+                "did you mean \"title\"?",
+            ),
+            (
+                "unknown runtime \"sprak\"",
+                "main.tik.hcl:20:3",
+                "did you mean \"spark\"?",
+            ),
+        ] {
+            let at_error = e
+                .find(what)
+                .unwrap_or_else(|| panic!("{what} missing:\n{e}"));
+            let rest = &e[at_error..];
+            assert!(rest.contains(&format!("--> {at}")), "{what} at {at}:\n{e}");
+            assert!(rest.contains(help), "{what}: {help}\n{e}");
+        }
+        assert_eq!(
+            e.matches("error:").count(),
+            5,
+            "nothing echoes the first:\n{e}"
+        );
+    }
+    // Fixed, they are all gone, and nothing else was waiting behind them.
+    let fixed = config
+        .replace("/33", "/16")
+        .replace("instance_typ ", "instance_type ")
+        .replace("dsik_gb", "disk_gb")
+        .replace("titel", "title")
+        .replace("sprak", "spark");
+    p.write("main.tik.hcl", &fixed);
+    p.ok(&["validate"], 0);
+}
+
+#[test]
+fn a_misspelt_reference_suggests_the_object_it_meant() {
+    let e = error_of(&[(
+        "main.tik.hcl",
+        "workspace \"dev\" {\n  provider = \"local\"\n}\ncluster \"spark\" {\n  workspace = workspace.dev\n}\noutput \"x\" {\n  value = cluster.sprak.name\n}\n",
+    )]);
+    assert!(
+        e.contains("reference to undeclared cluster \"cluster.sprak\""),
+        "{e}"
+    );
+    assert!(e.contains("did you mean \"spark\"?"), "{e}");
+    assert!(e.contains("--> main.tik.hcl:8:"), "{e}");
+}

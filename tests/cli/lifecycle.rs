@@ -348,3 +348,68 @@ fn an_object_taken_out_of_state_is_imported_back_by_its_id() {
         r.out()
     );
 }
+
+/// The README's drift demo: a node's directory deleted by hand. What ran on it is
+/// ended before it is made again at the same address, so its server starts and
+/// serves; health is that server's, not whatever answers on the port.
+#[test]
+fn a_node_deleted_by_hand_comes_back_serving_and_leaves_no_process_behind() {
+    let config = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart/main.tik.hcl"),
+    )
+    .unwrap();
+    let p = Project::new(&[("main.tik.hcl", &config)]);
+    p.ok(&["apply", "--auto-approve"], 0);
+    let dir = p.file(".tik/local/workspaces/dev/clusters/etl/worker-default-1");
+    let pid_of = || {
+        std::fs::read_to_string(dir.join("home/web.pid"))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    // Running: a process that ended but was not reaped yet (a zombie) is not.
+    let alive = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+        })
+    };
+    let old = pid_of();
+    assert!(alive(&old));
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        alive(&old),
+        "the server outlives its directory, as a process does"
+    );
+    p.ok(&["drift"], 2);
+    let r = p.ok(&["apply", "--auto-approve"], 0);
+    assert!(!r.stdout.contains("Address already in use"), "{}", r.out());
+    assert!(
+        !alive(&old),
+        "the old server was ended before the node came back"
+    );
+    let new = pid_of();
+    assert!(alive(&new));
+    p.ok(&["status"], 0);
+    // Now something else holds the port, and tik's server is gone: not healthy.
+    let _ = std::process::Command::new("kill").arg(&new).status();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while alive(&new) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let ip = std::fs::read_to_string(dir.join("node.json")).unwrap();
+    let ip: serde_json::Value = serde_json::from_str(&ip).unwrap();
+    let ip = ip["private_ip"].as_str().unwrap().to_string();
+    let mut impostor = std::process::Command::new("python3")
+        .args(["-m", "http.server", "8000", "--bind", &ip, "--directory"])
+        .arg(dir.join("home/web"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let status = p.ok(&["status"], 2).stdout;
+    let _ = impostor.kill();
+    let _ = impostor.wait();
+    assert!(status.contains("unhealthy"), "{status}");
+}

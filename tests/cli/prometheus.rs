@@ -135,7 +135,7 @@ fn prometheus_scrapes_a_node_exporter_on_every_node() {
         .unwrap()
         .success());
     wait_for_up(&server, &targets(Some(&ips[2])));
-    let plan = p.ok(&["plan"], 0);
+    let plan = p.ok(&["plan", "--verbose"], 0);
     assert!(
         plan.stdout.contains(
             "cluster.mon.node.worker[\"w\"][1].runtime.prometheus.service.node_exporter.start will run again"
@@ -158,7 +158,7 @@ fn prometheus_scrapes_a_node_exporter_on_every_node() {
 #[test]
 fn without_node_exporters_prometheus_scrapes_only_itself() {
     let p = Project::new(&[("main.tik.hcl", &config(&package(false)))]);
-    let plan = p.ok(&["plan"], 0).stdout;
+    let plan = p.ok(&["plan", "--verbose"], 0).stdout;
     assert!(!plan.contains("node_exporter.install"), "{plan}");
     assert!(
         plan.contains("\n            TIK_NODE_HOSTS=\"\"\n"),

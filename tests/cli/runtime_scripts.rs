@@ -168,13 +168,18 @@ fn fetch_verifies_downloads_and_keeps_only_good_ones() {
         assert_eq!(code, 0, "{out}");
         assert!(!out.contains("downloading"), "{out}");
     }
-    // And with the mirror gone, a missing file fails with what to set.
-    let (code, out) = with_helpers(&work, &format!("tik_fetch '{url}' '{sha256}' dl/new.tgz"));
-    assert_eq!(code, 1, "{out}");
-    assert!(
-        out.contains("set the runtime's mirror or url param"),
-        "{out}"
-    );
+    // And with the mirror gone, a missing file fails with what to set: the server
+    // is named as unreachable, with the mirror param, with a checksum or without.
+    let host = url.split('/').nth(2).unwrap().to_string();
+    for sum in [sha256.as_str(), ""] {
+        let (code, out) = with_helpers(&work, &format!("tik_fetch '{url}' '{sum}' dl/new.tgz"));
+        assert_eq!(code, 1, "{out}");
+        assert!(
+            out.contains(&format!("cannot reach {host} to download {url}: set the runtime's mirror param (or its url) to a copy this node can reach")),
+            "{out}"
+        );
+        assert!(!out.contains("checksum param"), "{out}");
+    }
 }
 
 #[test]

@@ -140,7 +140,7 @@ fn spark_from_pip_and_from_apaches_archive_runs_jobs_on_its_workers() {
             &format!("\"\"\n    mirror = \"{}\"", mirror.url),
         ),
     );
-    let plan = p.ok(&["plan", "--no-color"], 0).stdout;
+    let plan = p.ok(&["plan", "--no-color", "--verbose"], 0).stdout;
     for node in ["head", "worker[\"w\"][0]", "worker[\"w\"][1]"] {
         assert!(
             plan.contains(&format!("cluster.spark.node.{node}.runtime.spark.service.")),

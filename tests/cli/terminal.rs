@@ -63,3 +63,31 @@ fn paths_on_the_command_line_are_relative_to_dash_c() {
         r.out()
     );
 }
+
+#[test]
+fn apply_on_a_terminal_keeps_what_runs_in_view() {
+    let p = Project::new(&[
+        (
+            "main.tik.hcl",
+            "workspace \"dev\" {\n  provider = \"local\"\n}\ncluster \"c\" {\n  workspace = workspace.dev\n  runtime \"slow\" {}\n}\n",
+        ),
+        (
+            "runtimes/slow/runtime.tik.hcl",
+            "runtime \"slow\" {\n  description = \"takes its time\"\n  service \"s\" {\n    on      = \"head\"\n    install = \"sleep 1.5\"\n  }\n}\n",
+        ),
+    ]);
+    let tty = on_a_terminal(&p, "apply --auto-approve", true);
+    // The count above what runs, and the line of the step running with its time...
+    assert!(tty.contains(" done, 1 running, "), "{tty:?}");
+    assert!(
+        tty.contains("cluster.c.node.head.runtime.slow.service.s.install: Creating..."),
+        "{tty:?}"
+    );
+    // ...and what finished, as a pipe gets it.
+    assert!(
+        tty.contains("cluster.c.node.head.runtime.slow.service.s.install: Creation complete after"),
+        "{tty:?}"
+    );
+    let piped = p.ok(&["destroy", "--auto-approve"], 0).stdout;
+    assert!(!piped.contains(" running, "), "{piped}");
+}
