@@ -109,6 +109,12 @@ impl Project {
 
 /// A workspace and a cluster of a head and `workers` workers on the local provider.
 pub fn cluster_config(workers: u32, head_type: &str) -> String {
+    cluster_config_with(workers, head_type, "")
+}
+
+/// `cluster_config` with `extra` (whole lines: runtime blocks) at the end of the
+/// cluster block.
+pub fn cluster_config_with(workers: u32, head_type: &str, extra: &str) -> String {
     format!(
         r#"workspace "dev" {{
   provider = "local"
@@ -124,7 +130,7 @@ cluster "etl" {{
     min           = {workers}
     max           = 10
   }}
-}}
+{extra}}}
 
 output "head_ip" {{
   value = cluster.etl.node.head.private_ip
