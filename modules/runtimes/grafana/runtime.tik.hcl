@@ -3,20 +3,37 @@ runtime "grafana" {
   description = "Grafana on the head"
   after       = ["prometheus"]
 
-  param "version" { default = "11.2.2" }
-  param "arch" { default = "linux-amd64" }
-  param "mirror" { default = "https://dl.grafana.com/oss/release" }
+  param "version" {
+    default     = "11.2.2"
+    description = "Grafana's version"
+  }
+  param "arch" {
+    default     = "linux-amd64"
+    description = "the release's architecture"
+  }
+  param "mirror" {
+    default     = "https://dl.grafana.com/oss/release"
+    description = "where releases are fetched from"
+  }
   # Empty: ${mirror}/grafana-${version}.${arch}.tar.gz
-  param "url" { default = "" }
+  param "url" {
+    default     = ""
+    description = "the archive's address; empty: from mirror, version and arch"
+  }
   # Empty: the sha256 Grafana publishes beside the archive (URL.sha256).
-  param "checksum" { default = "" }
+  param "checksum" {
+    default     = ""
+    description = "sha256 of the archive; empty: the one published beside it"
+  }
   param "port" {
-    type    = number
-    default = 3000
+    type        = number
+    default     = 3000
+    description = "Grafana's port on the head"
   }
   # The admin user's; a changed one is set on the next start.
   param "admin_password" {
-    sensitive = true
+    sensitive   = true
+    description = "the admin user's password"
     validation {
       condition     = param.admin_password != "" && trimspace(param.admin_password) == param.admin_password
       error_message = "admin_password must not be empty nor begin or end with a space or line break: Grafana trims them"
@@ -24,7 +41,10 @@ runtime "grafana" {
   }
   # The default data source. Empty: the cluster's Prometheus on the head (port
   # 9090; the prometheus runtime); "none": no data source.
-  param "prometheus_url" { default = "" }
+  param "prometheus_url" {
+    default     = ""
+    description = "the default data source; empty: the cluster's Prometheus on the head; none: no data source"
+  }
 
   service "server" {
     on        = "head"

@@ -2,33 +2,52 @@
 runtime "hdfs" {
   description = "Apache Hadoop HDFS: NameNode on the head, DataNodes on the workers"
 
-  param "version" { default = "3.3.6" }
-  param "mirror" { default = "https://archive.apache.org/dist" }
+  param "version" {
+    default     = "3.3.6"
+    description = "Hadoop's version"
+  }
+  param "mirror" {
+    default     = "https://archive.apache.org/dist"
+    description = "where Apache's archives are fetched from"
+  }
   # Empty: ${mirror}/hadoop/common/hadoop-${version}/hadoop-${version}.tar.gz
-  param "url" { default = "" }
-  param "checksum" { default = "" }
+  param "url" {
+    default     = ""
+    description = "the archive's address; empty: from mirror and version"
+  }
+  param "checksum" {
+    default     = ""
+    description = "sha512 of the archive; empty: the one published beside it"
+  }
   param "namenode_port" {
-    type    = number
-    default = 9000
+    type        = number
+    default     = 9000
+    description = "the NameNode's RPC port (hdfs://HEAD:PORT)"
   }
   param "namenode_ui_port" {
-    type    = number
-    default = 9870
+    type        = number
+    default     = 9870
+    description = "the NameNode's web UI"
   }
   param "datanode_ui_port" {
-    type    = number
-    default = 9864
+    type        = number
+    default     = 9864
+    description = "each DataNode's web UI"
   }
   # Copies of each block; at most the number of DataNodes (workers) counts.
   param "replication" {
-    type    = number
-    default = 2
+    type        = number
+    default     = 2
+    description = "copies HDFS keeps of each block"
     validation {
       condition     = param.replication >= 1 && floor(param.replication) == param.replication
       error_message = "replication is how many copies of each block HDFS keeps: a whole number, 1 or more (got ${param.replication})"
     }
   }
-  param "heap" { default = "512m" }
+  param "heap" {
+    default     = "512m"
+    description = "heap of the NameNode and DataNodes"
+  }
 
   service "namenode" {
     on             = "head"

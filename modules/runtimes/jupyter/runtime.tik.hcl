@@ -3,15 +3,28 @@ runtime "jupyter" {
   description = "JupyterLab on the head"
   after       = ["spark"]
 
-  param "version" { default = "4.2.5" }
-  param "python" { default = "python3" }
-  param "pip_index" { default = "" }
+  param "version" {
+    default     = "4.2.5"
+    description = "JupyterLab's version (pip)"
+  }
+  param "python" {
+    default     = "python3"
+    description = "the Python that makes its venv"
+  }
+  param "pip_index" {
+    default     = ""
+    description = "the PyPI index pip uses; empty: pip's default"
+  }
   param "port" {
-    type    = number
-    default = 8888
+    type        = number
+    default     = 8888
+    description = "JupyterLab's port on the head"
   }
   # The token that opens the lab: set it (from a sensitive variable).
-  param "token" { sensitive = true }
+  param "token" {
+    sensitive   = true
+    description = "the token a browser logs in with"
+  }
 
   service "lab" {
     on        = "head"

@@ -4,20 +4,40 @@ runtime "kafka" {
   description = "Apache Kafka brokers on the workers, with ZooKeeper"
   requires    = ["zookeeper"]
 
-  param "version" { default = "3.7.1" }
-  param "scala_version" { default = "2.13" }
-  param "mirror" { default = "https://archive.apache.org/dist" }
-  # Empty: ${mirror}/kafka/${version}/kafka_${scala_version}-${version}.tgz
-  param "url" { default = "" }
-  param "checksum" { default = "" }
-  param "port" {
-    type    = number
-    default = 9092
+  param "version" {
+    default     = "3.7.1"
+    description = "Kafka's version"
   }
-  param "heap" { default = "1g" }
+  param "scala_version" {
+    default     = "2.13"
+    description = "the Scala build of the release"
+  }
+  param "mirror" {
+    default     = "https://archive.apache.org/dist"
+    description = "where Apache's archives are fetched from"
+  }
+  # Empty: ${mirror}/kafka/${version}/kafka_${scala_version}-${version}.tgz
+  param "url" {
+    default     = ""
+    description = "the archive's address; empty: from mirror and version"
+  }
+  param "checksum" {
+    default     = ""
+    description = "sha512 of the archive; empty: the one published beside it"
+  }
+  param "port" {
+    type        = number
+    default     = 9092
+    description = "each broker's port"
+  }
+  param "heap" {
+    default     = "1g"
+    description = "each broker's heap (1g, 512m)"
+  }
   param "partitions" {
-    type    = number
-    default = 3
+    type        = number
+    default     = 3
+    description = "partitions of a topic made without saying"
   }
 
   service "broker" {

@@ -3,30 +3,49 @@ runtime "minio" {
   description = "MinIO object storage on the head"
 
   # A MinIO release name (RELEASE.<date>).
-  param "version" { default = "RELEASE.2024-10-13T13-34-11Z" }
-  param "arch" { default = "linux-amd64" }
-  param "mirror" { default = "https://dl.min.io/server/minio/release" }
+  param "version" {
+    default     = "RELEASE.2024-10-13T13-34-11Z"
+    description = "MinIO's release"
+  }
+  param "arch" {
+    default     = "linux-amd64"
+    description = "the release's architecture"
+  }
+  param "mirror" {
+    default     = "https://dl.min.io/server/minio/release"
+    description = "where releases are fetched from"
+  }
   # Empty: ${mirror}/${arch}/archive/minio.${version}
-  param "url" { default = "" }
+  param "url" {
+    default     = ""
+    description = "the binary's address; empty: from mirror, arch and version"
+  }
   # Empty: the sha256 MinIO publishes beside the binary (URL.sha256sum).
-  param "checksum" { default = "" }
+  param "checksum" {
+    default     = ""
+    description = "sha256 of the binary; empty: the one published beside it"
+  }
   param "port" {
-    type    = number
-    default = 9000
+    type        = number
+    default     = 9000
+    description = "the S3 API's port on the head"
   }
   param "console_port" {
-    type    = number
-    default = 9001
+    type        = number
+    default     = 9001
+    description = "the web console's port"
   }
   param "root_user" {
-    default = "tik"
+    default     = "tik"
+    description = "the root user's name"
     validation {
       condition     = length(param.root_user) >= 3 && length(split("\n", param.root_user)) == 1
       error_message = "root_user must be at least 3 characters on one line, as MinIO requires (got \"${param.root_user}\")"
     }
   }
   param "root_password" {
-    sensitive = true
+    sensitive   = true
+    description = "the root user's password"
     validation {
       condition     = length(param.root_password) >= 8 && length(split("\n", param.root_password)) == 1
       error_message = "root_password must be at least 8 characters on one line, as MinIO requires"

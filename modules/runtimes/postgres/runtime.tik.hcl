@@ -12,34 +12,63 @@ runtime "postgres" {
     default     = ""
     description = "empty: 17.6 from source, the distribution's own with package; with package, its first number picks the major version (PGDG's apt has them all)"
   }
-  param "mirror" { default = "https://ftp.postgresql.org/pub" }
-  # Empty: ${mirror}/source/v${version}/postgresql-${version}.tar.gz
-  param "url" { default = "" }
-  # sha256 or sha512 hex; empty: the sha256 PostgreSQL publishes beside the archive.
-  param "checksum" { default = "" }
-  param "port" {
-    type    = number
-    default = 5432
+  param "mirror" {
+    default     = "https://ftp.postgresql.org/pub"
+    description = "where PostgreSQL's source archives are fetched from"
   }
-  param "database" { default = "tik" }
-  param "user" { default = "tik" }
-  param "password" { sensitive = true }
+  # Empty: ${mirror}/source/v${version}/postgresql-${version}.tar.gz
+  param "url" {
+    default     = ""
+    description = "the source archive's address; empty: from mirror and version"
+  }
+  # sha256 or sha512 hex; empty: the sha256 PostgreSQL publishes beside the archive.
+  param "checksum" {
+    default     = ""
+    description = "sha256 or sha512 of the archive; empty: the sha256 published beside it"
+  }
+  param "port" {
+    type        = number
+    default     = 5432
+    description = "the server's port"
+  }
+  param "database" {
+    default     = "tik"
+    description = "the database made for the cluster"
+  }
+  param "user" {
+    default     = "tik"
+    description = "the login role made for the cluster"
+  }
+  param "password" {
+    sensitive   = true
+    description = "the login role's password"
+  }
   # Who may connect with the password: a pg_hba address ("samenet": the node's subnets).
-  param "allowed" { default = "samenet" }
+  param "allowed" {
+    default     = "samenet"
+    description = "who may log in, as pg_hba.conf's address column (samenet, a CIDR)"
+  }
   # More postgresql.conf settings, name = value (on the primary and the replicas).
-  param "settings" { default = {} }
+  param "settings" {
+    default     = {}
+    description = "postgresql.conf settings, as a map"
+  }
   # Hot standbys that stream the primary's changes and serve reads, one on each
   # of the first workers; they log in to the primary as replication_user, with
   # the password.
   param "replicas" {
-    type    = number
-    default = 0
+    type        = number
+    default     = 0
+    description = "hot standbys on the first workers, streaming from the head"
     validation {
       condition     = param.replicas >= 0 && param.replicas < length(cluster.nodes)
       error_message = "replicas = ${param.replicas} but the cluster has ${length(cluster.nodes) - 1} workers to run them; give it more workers (their min) or fewer replicas"
     }
   }
-  param "replication_user" { default = "replicator" }
+  param "replication_user" {
+    default     = "replicator"
+    description = "the role replicas log in to the primary as"
+  }
 
   service "server" {
     on             = "head"

@@ -6,41 +6,78 @@ runtime "prometheus" {
   # "archive": upstream's release, downloaded and verified; "package": the node's
   # distribution's prometheus and prometheus-node-exporter, installed with apt-get.
   param "install_method" {
-    default = "archive"
+    default     = "archive"
+    description = "archive: upstream's release; package: the distribution's prometheus and node exporter (apt)"
     validation {
       condition     = contains(["archive", "package"], param.install_method)
       error_message = "install_method must be \"archive\" or \"package\""
     }
   }
-  param "version" { default = "2.53.2" }
-  param "arch" { default = "linux-amd64" }
-  param "mirror" { default = "https://github.com/prometheus/prometheus/releases/download" }
+  param "version" {
+    default     = "2.53.2"
+    description = "Prometheus's version (archive)"
+  }
+  param "arch" {
+    default     = "linux-amd64"
+    description = "the release's architecture"
+  }
+  param "mirror" {
+    default     = "https://github.com/prometheus/prometheus/releases/download"
+    description = "where releases are fetched from"
+  }
   # Empty: ${mirror}/v${version}/prometheus-${version}.${arch}.tar.gz
-  param "url" { default = "" }
+  param "url" {
+    default     = ""
+    description = "the archive's address; empty: from mirror, version and arch"
+  }
   # Empty: the archive's line in the release's sha256sums.txt.
-  param "checksum" { default = "" }
+  param "checksum" {
+    default     = ""
+    description = "sha256 of the archive; empty: its line in the release's sha256sums.txt"
+  }
   param "port" {
-    type    = number
-    default = 9090
+    type        = number
+    default     = 9090
+    description = "Prometheus's port on the head"
   }
   # More scrape targets, "host:port" separated by commas.
-  param "targets" { default = "" }
-  param "retention" { default = "15d" }
-  param "scrape_interval" { default = "15s" }
+  param "targets" {
+    default     = ""
+    description = "more scrape targets, host:port separated by commas"
+  }
+  param "retention" {
+    default     = "15d"
+    description = "how long samples are kept (15d)"
+  }
+  param "scrape_interval" {
+    default     = "15s"
+    description = "how often targets are scraped (15s)"
+  }
 
   # A node exporter on every node (its host's CPU, memory, disks, network), which
   # Prometheus scrapes as job "node".
   param "node_exporter" {
-    type    = bool
-    default = true
+    type        = bool
+    default     = true
+    description = "a node exporter on every node, scraped as job node"
   }
-  param "node_exporter_version" { default = "1.8.2" }
-  param "node_exporter_mirror" { default = "https://github.com/prometheus/node_exporter/releases/download" }
+  param "node_exporter_version" {
+    default     = "1.8.2"
+    description = "the node exporter's version (archive)"
+  }
+  param "node_exporter_mirror" {
+    default     = "https://github.com/prometheus/node_exporter/releases/download"
+    description = "where the node exporter's releases are fetched from"
+  }
   # Empty: the archive's line in the release's sha256sums.txt.
-  param "node_exporter_checksum" { default = "" }
+  param "node_exporter_checksum" {
+    default     = ""
+    description = "sha256 of its archive; empty: its line in the release's sha256sums.txt"
+  }
   param "node_exporter_port" {
-    type    = number
-    default = 9100
+    type        = number
+    default     = 9100
+    description = "each node exporter's port"
   }
 
   service "server" {

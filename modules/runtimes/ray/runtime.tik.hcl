@@ -2,19 +2,33 @@
 runtime "ray" {
   description = "Ray: head on the head, workers on the workers"
 
-  param "version" { default = "2.37.0" }
-  param "python" { default = "python3" }
-  param "pip_index" { default = "" }
+  param "version" {
+    default     = "2.37.0"
+    description = "Ray's version (pip: ray[default])"
+  }
+  param "python" {
+    default     = "python3"
+    description = "the Python that makes its venv"
+  }
+  param "pip_index" {
+    default     = ""
+    description = "the PyPI index pip uses; empty: pip's default"
+  }
   param "port" {
-    type    = number
-    default = 6379
+    type        = number
+    default     = 6379
+    description = "the head's GCS port, which workers join"
   }
   param "dashboard_port" {
-    type    = number
-    default = 8265
+    type        = number
+    default     = 8265
+    description = "the dashboard's port on the head"
   }
   # CPUs each node offers Ray; empty: what the node has.
-  param "num_cpus" { default = "" }
+  param "num_cpus" {
+    default     = ""
+    description = "CPUs each node offers to Ray; empty: all of them"
+  }
 
   service "head" {
     on             = "head"

@@ -4,10 +4,14 @@ runtime "web" {
   description = "static web server on every node, from Python's standard library"
 
   param "port" {
-    type    = number
-    default = 8000
+    type        = number
+    default     = 8000
+    description = "the port each node's server listens on"
   }
-  param "title" { default = "tik" }
+  param "title" {
+    default     = "tik"
+    description = "the page's title"
+  }
 
   service "server" {
     on        = "all"

@@ -6,23 +6,37 @@ runtime "zookeeper" {
   # "archive": Apache's release, downloaded and verified; "package": the node's
   # distribution's zookeeper package (Debian, Ubuntu), installed with apt-get.
   param "install_method" {
-    default = "archive"
+    default     = "archive"
+    description = "archive: Apache's release; package: the distribution's zookeeper (apt)"
     validation {
       condition     = contains(["archive", "package"], param.install_method)
       error_message = "install_method must be \"archive\" or \"package\""
     }
   }
-  param "version" { default = "3.8.4" }
-  param "mirror" { default = "https://archive.apache.org/dist" }
+  param "version" {
+    default     = "3.8.4"
+    description = "ZooKeeper's version (archive)"
+  }
+  param "mirror" {
+    default     = "https://archive.apache.org/dist"
+    description = "where Apache's archives are fetched from"
+  }
   # Empty: ${mirror}/zookeeper/zookeeper-${version}/apache-zookeeper-${version}-bin.tar.gz
-  param "url" { default = "" }
+  param "url" {
+    default     = ""
+    description = "the archive's address; empty: from mirror and version"
+  }
   # sha512 (or "sha256:HEX"); empty: the one Apache publishes beside the archive.
-  param "checksum" { default = "" }
+  param "checksum" {
+    default     = ""
+    description = "sha512 of the archive; empty: the one published beside it"
+  }
   # How many nodes run a server: 1 is standalone on the head; 3 or 5 make an
   # ensemble that keeps serving while fewer than half of them are down.
   param "servers" {
-    type    = number
-    default = 1
+    type        = number
+    default     = 1
+    description = "servers in the ensemble: 1, or an odd number on the head and the first workers"
     validation {
       condition     = param.servers >= 1 && param.servers % 2 == 1
       error_message = "servers must be odd (1, 3, 5, ...): an ensemble of 2n servers survives no more failures than one of 2n-1, and needs more of them to agree"
@@ -33,19 +47,25 @@ runtime "zookeeper" {
     }
   }
   param "client_port" {
-    type    = number
-    default = 2181
+    type        = number
+    default     = 2181
+    description = "the port clients connect to"
   }
   # Between the servers of an ensemble: followers to the leader, and leader election.
   param "peer_port" {
-    type    = number
-    default = 2888
+    type        = number
+    default     = 2888
+    description = "the port servers follow the leader on"
   }
   param "election_port" {
-    type    = number
-    default = 3888
+    type        = number
+    default     = 3888
+    description = "the port servers elect a leader on"
   }
-  param "heap" { default = "512m" }
+  param "heap" {
+    default     = "512m"
+    description = "each server's heap"
+  }
 
   service "server" {
     on    = node.index < param.servers
