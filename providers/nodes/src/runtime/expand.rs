@@ -265,15 +265,11 @@ fn bad_param_value(
     message: String,
     site: &Site<'_>,
 ) -> Diagnostic {
-    let d = Diagnostic::new(format!("runtime \"{name}\": param {message}"));
-    let at = site
-        .runtime_block(name)
-        .and_then(|b| b.body.attributes().find(|a| a.key.as_str() == k))
-        .and_then(|a| a.value.span());
-    let d = match at {
-        Some(span) => d.at(site.file, Some(span)),
-        None => site.at_runtime(name, d),
-    };
+    let d = site.at_param(
+        name,
+        k,
+        Diagnostic::new(format!("runtime \"{name}\": param {message}")),
+    );
     let allowed: Vec<&str> = info.allowed.iter().filter_map(Value::as_str).collect();
     let help = v
         .as_str()
