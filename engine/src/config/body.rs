@@ -358,6 +358,101 @@ fn dynamic_block(
     let Some(spec) = schema.blocks.iter().find(|s| s.name == kind) else {
         return Err(unsupported(schema, kind, true, into.what, file, kind_span));
     };
+    let DynamicParts {
+        for_each,
+        iterator,
+        labels,
+        content,
+    } = dynamic_parts(b, kind, file, example)?;
+    let missing = |what: &str| {
+        Diagnostic::new(format!("dynamic \"{kind}\" needs {what}"))
+            .at(file, b.ident.span())
+            .help(format!("write it as {example}"))
+    };
+    let for_each = for_each.ok_or_else(|| missing("for_each"))?;
+    let content = content.ok_or_else(|| missing("a content block"))?;
+    let label_expr = match (labels, spec.labeled) {
+        (Some(l), true) => Some(l),
+        (None, true) => {
+            return Err(missing(&format!(
+                "labels: each {kind} block has a name, as in labels = [{}.key]",
+                iterator.as_deref().unwrap_or(kind)
+            )))
+        }
+        (Some(l), false) => {
+            return Err(Diagnostic::new(format!("a {kind} block has no label"))
+                .at(file, l.span())
+                .help("remove labels"))
+        }
+        (None, false) => None,
+    };
+    let iterator = iterator.unwrap_or_else(|| kind.to_string());
+    let (value, marks) = ev
+        .eval_with_marks(for_each)
+        .map_err(|e| eval_error(file, e))?;
+    let refused =
+        |msg: String, help: &str| Diagnostic::new(msg).at(file, for_each.span()).help(help);
+    if !marks.is_empty() {
+        return Err(refused(
+            format!("the for_each of dynamic \"{kind}\" reads a sensitive value"),
+            "repeat over what is not secret (the names), and read the secret inside content",
+        ));
+    }
+    let items =
+        for_each_items(value, kind, ev.validating).map_err(|(msg, help)| refused(msg, help))?;
+    for (key, value) in items {
+        let mut checking = key == Value::Unknown;
+        let each: Map = [("key".to_string(), key), ("value".to_string(), value)]
+            .into_iter()
+            .collect();
+        ev.bind(&iterator, Value::Object(each));
+        let label = match label_expr.map(|e| label_of(e, kind, file, ev)).transpose() {
+            Ok(l) => l,
+            Err(d) => {
+                ev.unbind();
+                return Err(d);
+            }
+        };
+        let label = label.flatten();
+        // A label known only later (validate) leaves nothing to name the block by.
+        checking |= spec.labeled && label.is_none();
+        if checking {
+            // Into an object of its own: the block is only checked.
+            let (mut scratch, mut scratch_marks) = (Map::new(), Marks::default());
+            let mut check = Nested {
+                out: &mut scratch,
+                marks: &mut scratch_marks,
+                diags: &mut *into.diags,
+                file,
+                what: into.what,
+            };
+            let label = spec.labeled.then(|| label.unwrap_or_default());
+            check.add(spec, label, &content.body, content.ident.span(), ev);
+            // What the blocks hold is known only later.
+            into.out.insert(kind.to_string(), Value::Unknown);
+        } else {
+            into.add(spec, label, &content.body, content.ident.span(), ev);
+        }
+        ev.unbind();
+    }
+    Ok(())
+}
+
+/// What a `dynamic` block's body says, each part not yet checked for being there.
+struct DynamicParts<'b> {
+    for_each: Option<&'b Expression>,
+    iterator: Option<String>,
+    labels: Option<&'b Expression>,
+    content: Option<&'b hcl_edit::structure::Block>,
+}
+
+/// Reads a `dynamic "kind"` block's body, refusing what it cannot hold.
+fn dynamic_parts<'b>(
+    b: &'b hcl_edit::structure::Block,
+    kind: &str,
+    file: FileId,
+    example: &str,
+) -> Result<DynamicParts<'b>, Diagnostic> {
     let (mut for_each, mut iterator, mut labels, mut content) = (None, None, None, None);
     for s in b.body.iter() {
         match s {
@@ -400,41 +495,22 @@ fn dynamic_block(
             }
         }
     }
-    let missing = |what: &str| {
-        Diagnostic::new(format!("dynamic \"{kind}\" needs {what}"))
-            .at(file, b.ident.span())
-            .help(format!("write it as {example}"))
-    };
-    let for_each = for_each.ok_or_else(|| missing("for_each"))?;
-    let content = content.ok_or_else(|| missing("a content block"))?;
-    let label_expr = match (labels, spec.labeled) {
-        (Some(l), true) => Some(l),
-        (None, true) => {
-            return Err(missing(&format!(
-                "labels: each {kind} block has a name, as in labels = [{}.key]",
-                iterator.as_deref().unwrap_or(kind)
-            )))
-        }
-        (Some(l), false) => {
-            return Err(Diagnostic::new(format!("a {kind} block has no label"))
-                .at(file, l.span())
-                .help("remove labels"))
-        }
-        (None, false) => None,
-    };
-    let iterator = iterator.unwrap_or_else(|| kind.to_string());
-    let (value, marks) = ev
-        .eval_with_marks(for_each)
-        .map_err(|e| eval_error(file, e))?;
-    let refused =
-        |msg: String, help: &str| Diagnostic::new(msg).at(file, for_each.span()).help(help);
-    if !marks.is_empty() {
-        return Err(refused(
-            format!("the for_each of dynamic \"{kind}\" reads a sensitive value"),
-            "repeat over what is not secret (the names), and read the secret inside content",
-        ));
-    }
-    let items: Vec<(Value, Value)> = match value {
+    Ok(DynamicParts {
+        for_each,
+        iterator,
+        labels,
+        content,
+    })
+}
+
+/// The (key, value) pairs a dynamic block's `for_each` repeats over, or what is wrong
+/// with it (message and help). Validate checks an unknown one once, as any element.
+fn for_each_items(
+    value: Value,
+    kind: &str,
+    validating: bool,
+) -> Result<Vec<(Value, Value)>, (String, &'static str)> {
+    Ok(match value {
         Value::Object(map) => map
             .into_iter()
             .map(|(k, v)| (Value::String(k), v))
@@ -445,18 +521,15 @@ fn dynamic_block(
             .map(|(i, v)| (Value::Number(i as f64), v))
             .collect(),
         Value::Null => Vec::new(),
-        Value::Unknown if ev.validating => {
-            // Checked once, as any element.
-            vec![(Value::Unknown, Value::Unknown)]
-        }
+        Value::Unknown if validating => vec![(Value::Unknown, Value::Unknown)],
         Value::Unknown => {
-            return Err(refused(
+            return Err((
                 format!("the for_each of dynamic \"{kind}\" is known only after apply"),
                 "the blocks must be known to plan them: take it from variables and locals",
             ))
         }
         other => {
-            return Err(refused(
+            return Err((
                 format!(
                     "the for_each of dynamic \"{kind}\" takes a map or a list, not {}",
                     other.a_type()
@@ -464,43 +537,7 @@ fn dynamic_block(
                 "write for_each = var.pools, a map of what each block holds",
             ))
         }
-    };
-    for (key, value) in items {
-        let mut checking = key == Value::Unknown;
-        let each: Map = [("key".to_string(), key), ("value".to_string(), value)]
-            .into_iter()
-            .collect();
-        ev.bind(&iterator, Value::Object(each));
-        let label = match label_expr.map(|e| label_of(e, kind, file, ev)).transpose() {
-            Ok(l) => l,
-            Err(d) => {
-                ev.unbind();
-                return Err(d);
-            }
-        };
-        let label = label.flatten();
-        // A label known only later (validate) leaves nothing to name the block by.
-        checking |= spec.labeled && label.is_none();
-        if checking {
-            // Into an object of its own: the block is only checked.
-            let (mut scratch, mut scratch_marks) = (Map::new(), Marks::default());
-            let mut check = Nested {
-                out: &mut scratch,
-                marks: &mut scratch_marks,
-                diags: &mut *into.diags,
-                file,
-                what: into.what,
-            };
-            let label = spec.labeled.then(|| label.unwrap_or_default());
-            check.add(spec, label, &content.body, content.ident.span(), ev);
-            // What the blocks hold is known only later.
-            into.out.insert(kind.to_string(), Value::Unknown);
-        } else {
-            into.add(spec, label, &content.body, content.ident.span(), ev);
-        }
-        ev.unbind();
-    }
-    Ok(())
+    })
 }
 
 /// The label a dynamic block gives one block it makes: the one string of `labels`;

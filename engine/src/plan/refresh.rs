@@ -15,12 +15,7 @@ pub async fn refresh(state: &State, providers: &Providers) -> Result<Refreshed, 
     let mut known: IndexMap<String, Vec<ReadRequest>> = IndexMap::new();
     for ((provider, _), items) in &by_type {
         let entry = known.entry(provider.clone()).or_default();
-        entry.extend(items.iter().map(|r| ReadRequest {
-            address: r.address.clone(),
-            attributes: r.attributes.clone(),
-            pending: r.status == Status::Pending,
-            lineage: state.lineage.clone(),
-        }));
+        entry.extend(items.iter().map(|r| read_request(r, state)));
     }
     for provider in known.keys() {
         if let Some(p) = providers.get(provider) {
@@ -45,15 +40,7 @@ pub async fn refresh(state: &State, providers: &Providers) -> Result<Refreshed, 
                 items.len()
             )))
         })?;
-        let requests: Vec<ReadRequest> = items
-            .iter()
-            .map(|r| ReadRequest {
-                address: r.address.clone(),
-                attributes: r.attributes.clone(),
-                pending: r.status == Status::Pending,
-                lineage: state.lineage.clone(),
-            })
-            .collect();
+        let requests: Vec<ReadRequest> = items.iter().map(|r| read_request(r, state)).collect();
         let type_name = type_name.clone();
         reads.push(tokio::spawn(
             async move { p.read(&type_name, &requests).await },
@@ -82,43 +69,8 @@ pub async fn refresh(state: &State, providers: &Providers) -> Result<Refreshed, 
             }
         };
         for (r, now) in items.iter().zip(found) {
-            let (kind, after) = match (now, r.status) {
-                (None, Status::Pending) => (DriftKind::Unfinished, None),
-                (None, _) => (DriftKind::Deleted, None),
-                (Some(mut attrs), Status::Pending) => {
-                    let half_made = attrs.shift_remove(crate::provider::HALF_MADE).is_some();
-                    (
-                        DriftKind::Adopted,
-                        Some(ResourceState {
-                            attributes: attrs,
-                            status: if half_made {
-                                Status::Tainted
-                            } else {
-                                Status::Ready
-                            },
-                            ..(*r).clone()
-                        }),
-                    )
-                }
-                (Some(mut attrs), _) if attrs.contains_key(crate::provider::HALF_MADE) => {
-                    attrs.shift_remove(crate::provider::HALF_MADE);
-                    (
-                        DriftKind::Changed,
-                        Some(ResourceState {
-                            attributes: attrs,
-                            status: Status::Tainted,
-                            ..(*r).clone()
-                        }),
-                    )
-                }
-                (Some(attrs), _) if attrs != r.attributes => (
-                    DriftKind::Changed,
-                    Some(ResourceState {
-                        attributes: attrs,
-                        ..(*r).clone()
-                    }),
-                ),
-                (Some(_), _) => continue,
+            let Some((kind, after)) = drift_of(r, now) else {
+                continue;
             };
             drift.push(Drift {
                 address: r.address.clone(),
@@ -129,6 +81,77 @@ pub async fn refresh(state: &State, providers: &Providers) -> Result<Refreshed, 
             });
         }
     }
+    let orphans = orphans(discoveries, state, &mut diags).await;
+    if diags.is_empty() {
+        Ok(Refreshed { drift, orphans })
+    } else {
+        Err(diags)
+    }
+}
+
+/// What a provider is asked to read of one resource in state.
+fn read_request(r: &ResourceState, state: &State) -> ReadRequest {
+    ReadRequest {
+        address: r.address.clone(),
+        attributes: r.attributes.clone(),
+        pending: r.status == Status::Pending,
+        lineage: state.lineage.clone(),
+    }
+}
+
+/// How what a provider read (`now`) differs from the resource in state: its kind of
+/// drift and what state should hold after, or `None` where nothing drifted.
+fn drift_of(r: &ResourceState, now: Option<Map>) -> Option<(DriftKind, Option<ResourceState>)> {
+    Some(match (now, r.status) {
+        (None, Status::Pending) => (DriftKind::Unfinished, None),
+        (None, _) => (DriftKind::Deleted, None),
+        (Some(mut attrs), Status::Pending) => {
+            let half_made = attrs.shift_remove(crate::provider::HALF_MADE).is_some();
+            (
+                DriftKind::Adopted,
+                Some(ResourceState {
+                    attributes: attrs,
+                    status: if half_made {
+                        Status::Tainted
+                    } else {
+                        Status::Ready
+                    },
+                    ..(*r).clone()
+                }),
+            )
+        }
+        (Some(mut attrs), _) if attrs.contains_key(crate::provider::HALF_MADE) => {
+            attrs.shift_remove(crate::provider::HALF_MADE);
+            (
+                DriftKind::Changed,
+                Some(ResourceState {
+                    attributes: attrs,
+                    status: Status::Tainted,
+                    ..(*r).clone()
+                }),
+            )
+        }
+        (Some(attrs), _) if attrs != r.attributes => (
+            DriftKind::Changed,
+            Some(ResourceState {
+                attributes: attrs,
+                ..(*r).clone()
+            }),
+        ),
+        (Some(_), _) => return None,
+    })
+}
+
+/// A provider's discovery of what it holds, running.
+type Discovery =
+    tokio::task::JoinHandle<Result<Vec<crate::provider::Orphan>, crate::provider::ProviderError>>;
+
+/// What each provider's discovery found that state does not hold, by address.
+async fn orphans(
+    discoveries: Vec<(String, Discovery)>,
+    state: &State,
+    diags: &mut Diagnostics,
+) -> Vec<OrphanReport> {
     let mut orphans = Vec::new();
     for (provider, discovery) in discoveries {
         match discovery.await {
@@ -152,9 +175,5 @@ pub async fn refresh(state: &State, providers: &Providers) -> Result<Refreshed, 
         }
     }
     orphans.sort_by(|a, b| a.address.cmp(&b.address));
-    if diags.is_empty() {
-        Ok(Refreshed { drift, orphans })
-    } else {
-        Err(diags)
-    }
+    orphans
 }

@@ -689,82 +689,135 @@ fn cluster(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, ExpandError> {
     if let Some(pk) = get(c, &["ssh", "public_key"]) {
         key_config.insert("public_key".into(), pk.clone());
     }
-    let ssh = ssh_settings(c)?;
     let mut specs = vec![ResourceSpec::new(key.clone(), "aws_key_pair", key_config)];
-    let sg = get(ws, &["security_group", "id"])
-        .cloned()
-        .unwrap_or(Value::Unknown);
-    // Subnets tik made (`subnet["public"]`, `subnet["private-N"]`) or, in a shared VPC,
-    // the ones it found there: the head in a public one, workers spread over the private.
-    let (head_subnet, worker_subnets): (Value, Vec<Value>) =
-        match get(ws, &["vpc", "private_subnet_ids"]) {
-            Some(Value::List(private)) => {
-                let public = match get(ws, &["vpc", "public_subnet_ids"]) {
-                    Some(Value::List(p)) => p.first().cloned(),
-                    _ => None,
-                };
-                (
-                    public
-                        .or_else(|| private.first().cloned())
-                        .unwrap_or(Value::Unknown),
-                    private.clone(),
-                )
-            }
-            Some(_) => (Value::Unknown, Vec::new()),
-            None => {
-                let subnet = |k: &str| {
-                    get(ws, &["subnet", k, "id"])
-                        .cloned()
-                        .unwrap_or(Value::Unknown)
-                };
-                let privates: Vec<Value> = match get(ws, &["subnet"]) {
-                    Some(Value::Object(m)) => m
-                        .keys()
-                        .filter(|k| k.starts_with("private-"))
-                        .map(|k| subnet(k))
-                        .collect(),
-                    _ => Vec::new(),
-                };
-                (subnet("public"), privates)
-            }
-        };
+    let (head_subnet, worker_subnets) = cluster_subnets(ws);
     let empty = Map::new();
     let head = get(c, &["head"])
         .and_then(Value::as_object)
         .unwrap_or(&empty);
-    let image = get(head, &["image"])
-        .cloned()
-        .ok_or("head needs image = \"ami-...\" (the AMI nodes boot from)")?;
-    let head_type = get(head, &["instance_type"])
-        .cloned()
-        .ok_or("head needs instance_type, as in instance_type = \"m5.xlarge\"")?;
-    let node = |kind: &str,
-                node_name: String,
-                settings: &Map,
-                subnet_id: Value,
-                pool: Option<&str>|
-     -> Result<Map, String> {
+    let launch = Launch {
+        base: b,
+        image: get(head, &["image"])
+            .cloned()
+            .ok_or("head needs image = \"ami-...\" (the AMI nodes boot from)")?,
+        instance_type: get(head, &["instance_type"])
+            .cloned()
+            .ok_or("head needs instance_type, as in instance_type = \"m5.xlarge\"")?,
+        security_group: get(ws, &["security_group", "id"])
+            .cloned()
+            .unwrap_or(Value::Unknown),
+        key_name,
+        ws_name: ws_name.clone(),
+        ssh: ssh_settings(c)?,
+    };
+    // The key tik made, to log in with (none where the user gave public_key).
+    let instance = |path: Address, config: Map| {
+        ResourceSpec::new(path, "aws_instance", config).with_ref(
+            "ssh_private_key",
+            &key,
+            "private_key",
+        )
+    };
+    specs.push(instance(
+        Address::new().name("node").name("head"),
+        launch.node("head", format!("{name}-head"), head, head_subnet, None)?,
+    ));
+    if let Some(Value::Object(pools)) = get(c, &["workers"]) {
+        for (pool, settings) in pools {
+            let settings = settings.as_object().unwrap_or(&empty);
+            for (i, config) in launch.pool(name, pool, settings, &worker_subnets)? {
+                let path = Address::new()
+                    .name("node")
+                    .name("worker")
+                    .key(pool.clone())
+                    .index(i);
+                specs.push(instance(path, config));
+            }
+        }
+    }
+    Ok(specs)
+}
+
+/// Where a cluster's nodes go: the head's subnet and the workers' subnets. Subnets tik
+/// made (`subnet["public"]`, `subnet["private-N"]`) or, in a shared VPC, the ones it
+/// found there: the head in a public one, workers spread over the private.
+fn cluster_subnets(ws: &Map) -> (Value, Vec<Value>) {
+    match get(ws, &["vpc", "private_subnet_ids"]) {
+        Some(Value::List(private)) => {
+            let public = match get(ws, &["vpc", "public_subnet_ids"]) {
+                Some(Value::List(p)) => p.first().cloned(),
+                _ => None,
+            };
+            (
+                public
+                    .or_else(|| private.first().cloned())
+                    .unwrap_or(Value::Unknown),
+                private.clone(),
+            )
+        }
+        Some(_) => (Value::Unknown, Vec::new()),
+        None => {
+            let subnet = |k: &str| {
+                get(ws, &["subnet", k, "id"])
+                    .cloned()
+                    .unwrap_or(Value::Unknown)
+            };
+            let privates: Vec<Value> = match get(ws, &["subnet"]) {
+                Some(Value::Object(m)) => m
+                    .keys()
+                    .filter(|k| k.starts_with("private-"))
+                    .map(|k| subnet(k))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            (subnet("public"), privates)
+        }
+    }
+}
+
+/// What every node of one cluster launches with unless its block says otherwise.
+struct Launch {
+    base: Map,
+    image: Value,
+    instance_type: Value,
+    security_group: Value,
+    key_name: String,
+    ws_name: String,
+    ssh: Map,
+}
+
+impl Launch {
+    /// One `aws_instance`'s configuration: `settings` (the head block or a worker pool)
+    /// over the head's image and type.
+    fn node(
+        &self,
+        kind: &str,
+        node_name: String,
+        settings: &Map,
+        subnet_id: Value,
+        pool: Option<&str>,
+    ) -> Result<Map, String> {
         let image = get(settings, &["image"])
             .cloned()
-            .unwrap_or_else(|| image.clone());
+            .unwrap_or_else(|| self.image.clone());
         let itype = get(settings, &["instance_type"])
             .cloned()
-            .unwrap_or_else(|| head_type.clone());
+            .unwrap_or_else(|| self.instance_type.clone());
         let disk = Value::Number(whole(get(settings, &["disk_gb"]), "disk_gb", Some(100))? as f64);
         let hash = launch_hash(&[&image, &itype, &disk, &subnet_id]);
         let mut m = with(
-            b.clone(),
+            self.base.clone(),
             &[
                 ("name", Value::String(node_name)),
                 ("image", image),
                 ("instance_type", itype),
                 ("disk_gb", disk),
                 ("subnet_id", subnet_id),
-                ("security_group_id", sg.clone()),
-                ("key_name", Value::from(key_name.as_str())),
+                ("security_group_id", self.security_group.clone()),
+                ("key_name", Value::from(self.key_name.as_str())),
                 (
                     "iam_instance_profile",
-                    Value::String(format!("{ws_name}-{kind}-profile")),
+                    Value::String(format!("{}-{kind}-profile", self.ws_name)),
                 ),
             ],
         );
@@ -776,8 +829,8 @@ fn cluster(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, ExpandError> {
         };
         // How tik logs in to it; workers, in private subnets, through the head unless
         // tik runs where private addresses are reachable.
-        m.extend(ssh.clone());
-        if kind == "worker" && ssh.get("ssh_internal_ips") != Some(&Value::Bool(true)) {
+        m.extend(self.ssh.clone());
+        if kind == "worker" && self.ssh.get("ssh_internal_ips") != Some(&Value::Bool(true)) {
             m.insert("public_address".into(), Value::Bool(false));
         }
         if let Some(Value::Object(tags)) = m.get_mut("tags") {
@@ -788,53 +841,44 @@ fn cluster(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, ExpandError> {
             tags.insert("tik:launch-hash".into(), hash);
         }
         Ok(m)
-    };
-    specs.push(
-        ResourceSpec::new(
-            Address::new().name("node").name("head"),
-            "aws_instance",
-            node(
-                "head",
-                format!("{name}-head"),
-                head,
-                head_subnet.clone(),
-                None,
-            )?,
+    }
+
+    /// The `min` workers of one pool, numbered, spread over the private subnets one
+    /// availability zone after another.
+    fn pool(
+        &self,
+        cluster: &str,
+        pool: &str,
+        settings: &Map,
+        subnets: &[Value],
+    ) -> Result<Vec<(u64, Map)>, ExpandError> {
+        let at = |key: &'static str| move |e: String| ExpandError::at(&["workers", pool, key], e);
+        let min = whole(
+            get(settings, &["min"]),
+            &format!("workers \"{pool}\" min"),
+            None,
         )
-        // The key tik made, to log in with (none where the user gave public_key).
-        .with_ref("ssh_private_key", &key, "private_key"),
-    );
-    if let Some(Value::Object(pools)) = get(c, &["workers"]) {
-        for (pool, settings) in pools {
-            let settings = settings.as_object().unwrap_or(&empty);
-            let at =
-                |key: &'static str| move |e: String| ExpandError::at(&["workers", pool, key], e);
-            let min = whole(
-                get(settings, &["min"]),
-                &format!("workers \"{pool}\" min"),
-                None,
-            )
-            .map_err(at("min"))?;
-            let max = whole(
-                get(settings, &["max"]),
-                &format!("workers \"{pool}\" max"),
-                Some(min),
-            )
-            .map_err(at("max"))?;
-            if min > max {
-                return Err(at("max")(format!(
-                    "workers \"{pool}\": min ({min}) is more than max ({max})"
-                )));
-            }
-            for i in 0..min {
-                // Workers spread over the private subnets, one availability zone after another.
-                let subnet_id = match worker_subnets.len() {
+        .map_err(at("min"))?;
+        let max = whole(
+            get(settings, &["max"]),
+            &format!("workers \"{pool}\" max"),
+            Some(min),
+        )
+        .map_err(at("max"))?;
+        if min > max {
+            return Err(at("max")(format!(
+                "workers \"{pool}\": min ({min}) is more than max ({max})"
+            )));
+        }
+        (0..min)
+            .map(|i| {
+                let subnet_id = match subnets.len() {
                     0 => Value::Unknown,
-                    n => worker_subnets[i as usize % n].clone(),
+                    n => subnets[i as usize % n].clone(),
                 };
-                let mut config = node(
+                let mut config = self.node(
                     "worker",
-                    format!("{name}-{pool}-{i}"),
+                    format!("{cluster}-{pool}-{i}"),
                     settings,
                     subnet_id,
                     Some(pool),
@@ -844,20 +888,10 @@ fn cluster(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, ExpandError> {
                         config.insert(key.into(), v.clone());
                     }
                 }
-                let path = Address::new()
-                    .name("node")
-                    .name("worker")
-                    .key(pool.clone())
-                    .index(i);
-                specs.push(ResourceSpec::new(path, "aws_instance", config).with_ref(
-                    "ssh_private_key",
-                    &key,
-                    "private_key",
-                ));
-            }
-        }
+                Ok((i, config))
+            })
+            .collect()
     }
-    Ok(specs)
 }
 
 #[cfg(test)]

@@ -241,6 +241,90 @@ impl AwsProvider {
             .await
     }
 
+    /// NAT gateways. One that is gone is gone, unless it leaves the elastic IP it held
+    /// (a delete killed before ReleaseAddress): then it is read as half made, so that
+    /// its delete releases the address.
+    async fn read_nat_gateways(
+        &self,
+        items: &[ReadRequest],
+    ) -> Result<Vec<Option<Map>>, ProviderError> {
+        let mut found = self
+            .by_filter(items, "nat-gateway-id", |c, f| async move {
+                gateways::read_nat_gateways(&c, f).await
+            })
+            .await?;
+        for attrs in found.iter_mut() {
+            if attrs
+                .as_mut()
+                .is_some_and(|a| a.shift_remove(gateways::GONE).is_some())
+            {
+                match attrs.as_mut() {
+                    Some(a) if opt_s(a, "allocation_id").is_some() => {
+                        a.insert(HALF_MADE.to_string(), Value::Bool(true));
+                    }
+                    _ => *attrs = None,
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Key pairs, each with the private half tik recorded for it (or none).
+    async fn read_key_pairs(
+        &self,
+        items: &[ReadRequest],
+    ) -> Result<Vec<Option<Map>>, ProviderError> {
+        let mut found = self
+            .by_filter(items, "key-pair-id", |c, f| async move {
+                compute::read_key_pairs(&c, f).await
+            })
+            .await?;
+        for (item, attrs) in items.iter().zip(found.iter_mut()) {
+            let Some(attrs) = attrs else { continue };
+            // A key pair tik made whose create was cut short: its private half
+            // was only ever in CreateKeyPair's answer, which no one recorded, so
+            // nodes launched with it could never be logged in to. Made anew.
+            if item.pending && opt_s(&item.attributes, "public_key").is_none() {
+                attrs.insert(HALF_MADE.to_string(), Value::Bool(true));
+            }
+            // An imported key has no private half here (nor had one recorded
+            // before nodes took it to log in with).
+            attrs
+                .entry("private_key".to_string())
+                .or_insert(Value::Null);
+        }
+        Ok(found)
+    }
+
+    /// tik's IAM roles or instance profiles, from one listing of roles per target.
+    async fn read_iam(
+        &self,
+        items: &[ReadRequest],
+        type_name: &str,
+    ) -> Result<Vec<Option<Map>>, ProviderError> {
+        let mut results = vec![None; items.len()];
+        for (t, idxs) in by_target(items)? {
+            let roles = self.roles(&t).await?;
+            let group = idxs.iter().map(|&i| items[i].attributes.clone()).collect();
+            let found = if type_name == "aws_iam_role" {
+                iam::read_roles(&roles, group)
+            } else {
+                let found = iam::read_profiles(&roles, &[], group.clone());
+                if found.iter().all(Option::is_some) {
+                    found
+                } else {
+                    let iam_client = self.clients.get(&t).await.iam;
+                    let lone = iam::list_profiles(&iam_client).await?;
+                    iam::read_profiles(&roles, &lone, group)
+                }
+            };
+            for (i, f) in idxs.into_iter().zip(found) {
+                results[i] = f.map(|f| overlay(&items[i].attributes, &f));
+            }
+        }
+        Ok(results)
+    }
+
     /// Route tables, routes or associations, from the tables their items name.
     async fn in_route_tables(
         &self,
@@ -573,30 +657,7 @@ impl Provider for AwsProvider {
                 })
                 .await
             }
-            "aws_nat_gateway" => {
-                let mut found = self
-                    .by_filter(items, "nat-gateway-id", |c, f| async move {
-                        gateways::read_nat_gateways(&c, f).await
-                    })
-                    .await?;
-                // A gateway that is gone is gone, unless it leaves the elastic IP it held
-                // (a delete killed before ReleaseAddress): then it is read as half made,
-                // so that its delete releases the address.
-                for attrs in found.iter_mut() {
-                    if attrs
-                        .as_mut()
-                        .is_some_and(|a| a.shift_remove(gateways::GONE).is_some())
-                    {
-                        match attrs.as_mut() {
-                            Some(a) if opt_s(a, "allocation_id").is_some() => {
-                                a.insert(HALF_MADE.to_string(), Value::Bool(true));
-                            }
-                            _ => *attrs = None,
-                        }
-                    }
-                }
-                Ok(found)
-            }
+            "aws_nat_gateway" => self.read_nat_gateways(items).await,
             "aws_elastic_ip" => {
                 self.by_filter(items, "allocation-id", |c, f| async move {
                     gateways::read_addresses(&c, f).await
@@ -615,28 +676,7 @@ impl Provider for AwsProvider {
                 })
                 .await
             }
-            "aws_key_pair" => {
-                let mut found = self
-                    .by_filter(items, "key-pair-id", |c, f| async move {
-                        compute::read_key_pairs(&c, f).await
-                    })
-                    .await?;
-                for (item, attrs) in items.iter().zip(found.iter_mut()) {
-                    let Some(attrs) = attrs else { continue };
-                    // A key pair tik made whose create was cut short: its private half
-                    // was only ever in CreateKeyPair's answer, which no one recorded, so
-                    // nodes launched with it could never be logged in to. Made anew.
-                    if item.pending && opt_s(&item.attributes, "public_key").is_none() {
-                        attrs.insert(HALF_MADE.to_string(), Value::Bool(true));
-                    }
-                    // An imported key has no private half here (nor had one recorded
-                    // before nodes took it to log in with).
-                    attrs
-                        .entry("private_key".to_string())
-                        .or_insert(Value::Null);
-                }
-                Ok(found)
-            }
+            "aws_key_pair" => self.read_key_pairs(items).await,
             "aws_instance" => {
                 let mut found = self
                     .by_filter(items, "instance-id", |c, f| async move {
@@ -652,29 +692,7 @@ impl Provider for AwsProvider {
                 })
                 .await
             }
-            "aws_iam_role" | "aws_iam_instance_profile" => {
-                let mut results = vec![None; items.len()];
-                for (t, idxs) in by_target(items)? {
-                    let roles = self.roles(&t).await?;
-                    let group = idxs.iter().map(|&i| items[i].attributes.clone()).collect();
-                    let found = if type_name == "aws_iam_role" {
-                        iam::read_roles(&roles, group)
-                    } else {
-                        let found = iam::read_profiles(&roles, &[], group.clone());
-                        if found.iter().all(Option::is_some) {
-                            found
-                        } else {
-                            let iam_client = self.clients.get(&t).await.iam;
-                            let lone = iam::list_profiles(&iam_client).await?;
-                            iam::read_profiles(&roles, &lone, group)
-                        }
-                    };
-                    for (i, f) in idxs.into_iter().zip(found) {
-                        results[i] = f.map(|f| overlay(&items[i].attributes, &f));
-                    }
-                }
-                Ok(results)
-            }
+            "aws_iam_role" | "aws_iam_instance_profile" => self.read_iam(items, type_name).await,
             "aws_s3_bucket" => {
                 self.listed(items, |c, i| async move {
                     storage::read_buckets(&c.s3, i).await

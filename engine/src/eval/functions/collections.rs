@@ -2,7 +2,8 @@
 
 use super::*;
 
-pub(super) fn call(_ev: &mut Evaluator<'_>, name: &str, args: Vec<Value>) -> R {
+/// Conversions between types, and `length`.
+pub(super) fn convert(_ev: &mut Evaluator<'_>, name: &str, args: Vec<Value>) -> R {
     match name {
         "length" => {
             arity(&args, 1)?;
@@ -40,6 +41,13 @@ pub(super) fn call(_ev: &mut Evaluator<'_>, name: &str, args: Vec<Value>) -> R {
             arity(&args, 1)?;
             object(&args[0], "the argument").map(|m| Value::Object(m.clone()))
         }
+        other => Err(format!("unknown function {other}")),
+    }
+}
+
+/// Functions of lists.
+pub(super) fn lists(_ev: &mut Evaluator<'_>, name: &str, args: Vec<Value>) -> R {
+    match name {
         "concat" => {
             let mut out = Vec::new();
             for a in &args {
@@ -125,6 +133,13 @@ pub(super) fn call(_ev: &mut Evaluator<'_>, name: &str, args: Vec<Value>) -> R {
             s.sort();
             Ok(Value::List(s.into_iter().map(Value::from).collect()))
         }
+        other => Err(format!("unknown function {other}")),
+    }
+}
+
+/// Functions of maps, and `coalesce`.
+pub(super) fn maps(_ev: &mut Evaluator<'_>, name: &str, args: Vec<Value>) -> R {
+    match name {
         "keys" | "values" => {
             arity(&args, 1)?;
             let m = object(&args[0], "the argument")?;

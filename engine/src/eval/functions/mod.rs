@@ -120,9 +120,10 @@ pub(super) fn call(ev: &mut Evaluator<'_>, name: &str, args: Vec<Value>) -> R {
         "lower" | "upper" | "trimspace" | "trim" | "trimprefix" | "trimsuffix" | "startswith"
         | "endswith" | "substr" | "join" | "split" | "replace" | "regex" | "regexall"
         | "format" | "tostring" => strings::call,
-        "length" | "tobool" | "tolist" | "toset" | "distinct" | "tomap" | "concat" | "flatten"
-        | "compact" | "contains" | "index" | "element" | "slice" | "reverse" | "sort" | "keys"
-        | "values" | "lookup" | "merge" | "zipmap" | "coalesce" => collections::call,
+        "length" | "tobool" | "tolist" | "toset" | "distinct" | "tomap" => collections::convert,
+        "concat" | "flatten" | "compact" | "contains" | "index" | "element" | "slice"
+        | "reverse" | "sort" => collections::lists,
+        "keys" | "values" | "lookup" | "merge" | "zipmap" | "coalesce" => collections::maps,
         "jsonencode" | "jsondecode" | "sha256" => encoding::call,
         "file" | "fileexists" | "templatefile" => files::call,
         "cidrsubnet" => network::call,
