@@ -382,8 +382,15 @@ pub(crate) fn recorded_nodes(
     p: &Project,
     cluster: Option<&str>,
 ) -> Result<Vec<tik_nodes::nodes::Node>> {
-    let store = p.state()?;
-    tik_nodes::nodes::from_state(&store.state, cluster)
+    nodes_in(&p.state()?.state, cluster)
+}
+
+/// The nodes `state` records, of `cluster` or of all.
+pub(crate) fn nodes_in(
+    state: &tik_engine::state::State,
+    cluster: Option<&str>,
+) -> Result<Vec<tik_nodes::nodes::Node>> {
+    tik_nodes::nodes::from_state(state, cluster)
         .map_err(|e| Diagnostic::new(e.message).help_opt(e.help).into())
 }
 

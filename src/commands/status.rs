@@ -24,12 +24,15 @@ pub(crate) async fn status(
     style: Style,
 ) -> Result<u8> {
     let p = Project::load(dir)?;
-    let nodes = recorded_nodes(&p, cluster)?;
+    let store = p.state()?;
+    let nodes = nodes_in(&store.state, cluster)?;
+    let endpoints = tik_nodes::nodes::endpoints_from_state(&store.state, cluster);
+    drop(store);
     let services = tik_nodes::nodes::services(&step_runner(&p), &nodes).await;
     if json {
-        outln!("{}", render::status_json(&nodes, &services));
+        outln!("{}", render::status_json(&nodes, &services, &endpoints));
     } else {
-        out!("{}", render::status(&nodes, &services, style));
+        out!("{}", render::status(&nodes, &services, &endpoints, style));
     }
     Ok(if tik_nodes::nodes::all_well(&nodes, &services) {
         0

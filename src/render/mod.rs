@@ -644,7 +644,10 @@ pub fn plan(plan: &Plan, s: Style) -> String {
             let mut diffs = nodes::ShownDiffs::default();
             for e in &entries {
                 match e {
-                    nodes::Entry::Change(c) => out.push_str(&change(c, s, &mut seen)),
+                    nodes::Entry::Change(c) => match nodes::endpoints_change(c, s) {
+                        Some(short) => out.push_str(&short),
+                        None => out.push_str(&change(c, s, &mut seen)),
+                    },
                     nodes::Entry::Node(g) => out.push_str(&g.render(s, &mut seen, &mut diffs)),
                 }
                 out.push('\n');
@@ -926,6 +929,7 @@ pub fn drift_markdown(drift: &[Drift], orphans: &[tik_engine::plan::OrphanReport
 pub fn status(
     nodes: &[tik_nodes::nodes::Node],
     services: &[Vec<tik_nodes::nodes::Service>],
+    endpoints: &[tik_nodes::nodes::Endpoints],
     style: Style,
 ) -> String {
     use tik_nodes::nodes::{Outcome, ServiceState};
@@ -936,7 +940,8 @@ pub fn status(
     let (mut well, mut total) = (0, 0);
     for (n, list) in nodes.iter().zip(services) {
         if cluster != Some(n.cluster.as_str()) {
-            if cluster.is_some() {
+            if let Some(c) = cluster {
+                status_endpoints(&mut out, endpoints, c);
                 out.push('\n');
             }
             cluster = Some(&n.cluster);
@@ -1022,6 +1027,9 @@ pub fn status(
             ));
         }
     }
+    if let Some(c) = cluster {
+        status_endpoints(&mut out, endpoints, c);
+    }
     if total > 0 {
         out.push_str(&format!(
             "\n{well} of {total} service{} well.\n",
@@ -1048,6 +1056,37 @@ pub fn status(
     out
 }
 
+/// The endpoints of one cluster's runtimes, as the last apply recorded them.
+fn status_endpoints(out: &mut String, endpoints: &[tik_nodes::nodes::Endpoints], cluster: &str) {
+    let mine: Vec<(String, String)> = endpoints
+        .iter()
+        .filter(|e| e.cluster == cluster)
+        .flat_map(|e| {
+            e.values.iter().map(|(name, value)| {
+                let shown = match value {
+                    // Quoted where it holds what a terminal would act on.
+                    Some(Value::String(s)) if !s.chars().any(char::is_control) => s.clone(),
+                    Some(Value::Unknown) => "(not known: the apply that makes it did not end)".into(),
+                    Some(other) => other.to_string(),
+                    None => format!(
+                        "(sensitive: an output shows it, as cluster.{cluster}.runtime.{}.endpoint.{name})",
+                        e.runtime
+                    ),
+                };
+                (format!("{}.{name}", e.runtime), shown)
+            })
+        })
+        .collect();
+    if mine.is_empty() {
+        return;
+    }
+    let width = mine.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    out.push_str("  endpoints\n");
+    for (name, value) in mine {
+        out.push_str(&format!("    {name:width$}  {value}\n"));
+    }
+}
+
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or("")
 }
@@ -1056,6 +1095,7 @@ fn first_line(text: &str) -> &str {
 pub fn status_json(
     nodes: &[tik_nodes::nodes::Node],
     services: &[Vec<tik_nodes::nodes::Service>],
+    endpoints: &[tik_nodes::nodes::Endpoints],
 ) -> String {
     use serde_json::json;
     use tik_nodes::nodes::ServiceState;
@@ -1094,7 +1134,23 @@ pub fn status_json(
             })
         })
         .collect();
-    serde_json::to_string_pretty(&json!({ "nodes": list })).unwrap_or_default()
+    // A sensitive endpoint is listed with a null value and "sensitive": true.
+    let endpoints: Vec<serde_json::Value> = endpoints
+        .iter()
+        .flat_map(|e| {
+            e.values.iter().map(|(name, value)| {
+                json!({
+                    "cluster": e.cluster,
+                    "runtime": e.runtime,
+                    "name": name,
+                    "value": value.as_ref().map(Value::to_json),
+                    "sensitive": value.is_none(),
+                })
+            })
+        })
+        .collect();
+    serde_json::to_string_pretty(&json!({ "nodes": list, "endpoints": endpoints }))
+        .unwrap_or_default()
 }
 
 fn verb(action: Action, done: bool) -> &'static str {

@@ -10,7 +10,9 @@ use std::fmt::Write as _;
 use tik_engine::addr::Address;
 use tik_engine::plan::{Action, Change, Plan};
 use tik_engine::value::{Map, Value};
-use tik_nodes::runtime::{node_of, step_changes, step_runs, CONTAINER_TYPE, SESSION_TYPE};
+use tik_nodes::runtime::{
+    endpoints_shown, node_of, step_changes, step_runs, CONTAINER_TYPE, ENDPOINTS_TYPE, SESSION_TYPE,
+};
 
 /// One entry of the plan: a change of its own, or a node with what runs on it.
 pub(super) enum Entry<'a> {
@@ -326,4 +328,62 @@ fn member_note(c: &Change) -> String {
     } else {
         format!(" ({})", c.reasons.join("; "))
     }
+}
+
+/// A runtime's recorded endpoints, as one short entry: what `tik status` will list,
+/// each endpoint that comes or changes on a line of its own.
+pub(super) fn endpoints_change(c: &Change, s: Style) -> Option<String> {
+    if c.type_name != ENDPOINTS_TYPE {
+        return None;
+    }
+    let runtime = c
+        .after
+        .as_ref()
+        .or(c.before.as_ref())
+        .and_then(|a| a.get("runtime"))
+        .and_then(Value::as_str)
+        .unwrap_or("?");
+    let verb = match c.action {
+        Action::Create => "are recorded",
+        Action::Update | Action::Replace => "change",
+        Action::Delete => "are forgotten",
+        Action::NoOp => "are unchanged",
+    };
+    let mut out = format!(
+        "  {} {runtime}'s endpoints {verb} (tik status lists them)\n",
+        s.bold(&format!("# {}:", c.address))
+    );
+    let (before, after) = (
+        c.before.as_ref().map(endpoints_shown).unwrap_or_default(),
+        c.after.as_ref().map(endpoints_shown).unwrap_or_default(),
+    );
+    if c.action == Action::Delete {
+        return Some(out);
+    }
+    for (name, value) in &after {
+        match before.get(name) {
+            None => {
+                let _ = writeln!(
+                    out,
+                    "{} {name} = {}",
+                    s.symbol(Action::Create),
+                    super::shown(value, false)
+                );
+            }
+            Some(old) if old != value => {
+                let _ = writeln!(
+                    out,
+                    "{} {name} = {} -> {}",
+                    s.symbol(Action::Update),
+                    super::shown(old, false),
+                    super::shown(value, false)
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    for name in before.keys().filter(|k| !after.contains_key(*k)) {
+        let _ = writeln!(out, "{} {name}", s.symbol(Action::Delete));
+    }
+    Some(out)
 }

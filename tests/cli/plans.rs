@@ -26,7 +26,12 @@ fn a_plan_shows_each_node_with_what_runs_on_it_as_one_entry() {
         "{plan}"
     );
     assert!(
-        plan.contains("Nodes: 3 to add (9 steps to run).\nPlan: 16 to add, 0 to change, 0 to replace, 0 to destroy.\n"),
+        plan.contains("Nodes: 3 to add (9 steps to run).\nPlan: 17 to add, 0 to change, 0 to replace, 0 to destroy.\n"),
+        "{plan}"
+    );
+    // The runtime's endpoints, as tik status will list them, in one short entry.
+    assert!(
+        plan.contains("  # cluster.etl.endpoints[\"web\"]: web's endpoints are recorded (tik status lists them)\n  + url = \"http://(the head's address):8000/\"\n"),
         "{plan}"
     );
     // No script, no step record: those are one flag away.
@@ -34,9 +39,10 @@ fn a_plan_shows_each_node_with_what_runs_on_it_as_one_entry() {
         !plan.contains("tik_step") && !plan.contains("EOT"),
         "{plan}"
     );
-    // The bound for a 3-node cluster is 80; this one is 30 with its output.
+    // The bound for a 3-node cluster is 80; this one is 33 with its output
+    // and its endpoints.
     assert!(
-        plan.lines().count() <= 30,
+        plan.lines().count() <= 33,
         "{} lines:\n{plan}",
         plan.lines().count()
     );

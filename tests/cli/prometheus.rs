@@ -100,8 +100,8 @@ fn prometheus_scrapes_a_node_exporter_on_every_node() {
     let p = Cleanup(Project::new(&[("main.tik.hcl", &config(&package(true)))]));
     let r = p.ok(&["apply", "--auto-approve"], 0);
     assert!(
-        r.stdout.contains("Resources: 16 added"),
-        "the workspace, 3 nodes, their sessions, the server's 3 steps and 2 per exporter: {}",
+        r.stdout.contains("Resources: 17 added"),
+        "the workspace, 3 nodes, their sessions, the server's 3 steps, 2 per exporter and the endpoints' record: {}",
         r.out()
     );
     let url: String = serde_json::from_str(&p.ok(&["output", "--json", "url"], 0).stdout).unwrap();
@@ -164,7 +164,8 @@ fn without_node_exporters_prometheus_scrapes_only_itself() {
         plan.contains("\n            TIK_NODE_HOSTS=\"\"\n"),
         "{plan}"
     );
-    assert!(plan.contains("Plan: 10 to add"), "{plan}");
+    // (With the record of prometheus's endpoints.)
+    assert!(plan.contains("Plan: 11 to add"), "{plan}");
 }
 
 /// An upstream release on the test's mirror: `DIR/vVERSION/NAME-VERSION.linux-amd64.tar.gz`

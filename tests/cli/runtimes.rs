@@ -618,6 +618,14 @@ cluster "c" {
 #[test]
 fn the_default_transport_runs_steps_without_sshd() {
     let p = project("local");
+    // An endpoint that reads a sensitive param.
+    p.write(
+        "runtimes/echo/runtime.tik.hcl",
+        &RUNTIME.replace(
+            "  endpoint \"primary\"",
+            "  param \"token\" {\n    default   = \"tok-s3cret\"\n    sensitive = true\n  }\n  endpoint \"admin\" { value = \"http://${cluster.head.private_ip}:7700/?token=${param.token}\" }\n  endpoint \"primary\"",
+        ),
+    );
     let r = p.ok(&["apply", "--auto-approve"], 0);
     let ips = ips(&p);
     for ip in &ips[1..] {
@@ -628,6 +636,48 @@ fn the_default_transport_runs_steps_without_sshd() {
             r.out()
         );
     }
+    // tik status lists the runtime's endpoints as the apply made them, with the
+    // nodes' addresses; a sensitive one by name only.
+    let status = p.ok(&["status"], 0).stdout;
+    let line = |name: &str| {
+        status
+            .lines()
+            .skip_while(|l| *l != "  endpoints")
+            .find(|l| l.trim_start().starts_with(&format!("echo.{name} ")))
+            .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+    };
+    assert_eq!(
+        line("primary"),
+        Some(format!("http://{}:7700/", ips[0])),
+        "{status}"
+    );
+    let replicas: Vec<String> = ips[1..]
+        .iter()
+        .map(|ip| format!("http://{ip}:7700/"))
+        .collect();
+    assert_eq!(line("replicas"), Some(replicas.join(" ")), "{status}");
+    assert!(
+        line("admin").is_some_and(|l| l.starts_with("(sensitive")),
+        "{status}"
+    );
+    assert!(!status.contains("tok-s3cret"), "{status}");
+    let json = p.ok(&["status", "--json"], 0).stdout;
+    let json: serde_json::Value = serde_json::from_str(&json).expect("status --json");
+    let endpoints = json["endpoints"].as_array().expect("endpoints");
+    let primary = endpoints.iter().find(|e| e["name"] == "primary").unwrap();
+    assert_eq!(primary["cluster"], "c");
+    assert_eq!(primary["runtime"], "echo");
+    assert_eq!(
+        primary["value"],
+        format!("http://{}:7700/", ips[0]).as_str()
+    );
+    let admin = endpoints.iter().find(|e| e["name"] == "admin").unwrap();
+    assert_eq!(admin["sensitive"], true);
+    assert_eq!(admin["value"], serde_json::Value::Null);
+    assert!(
+        !p.read("tik.tikstate").contains("token=tok-s3cret"),
+        "the endpoint is not recorded"
+    );
     // A failing step stops that node's later steps only; the next apply resumes there.
     p.write("runtimes/echo/health.sh", "exit 1\n");
     p.write("main.tik.hcl", &config("local", "changed"));

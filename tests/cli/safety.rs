@@ -393,6 +393,11 @@ fn no_param_of_a_shipped_runtime_is_spliced_into_a_script() {
                 let Some(after) = c["after"].as_object() else {
                     continue;
                 };
+                // The endpoints' record is text tik status prints, never run: an
+                // endpoint says what the user gave (postgres's url names its database).
+                if c["type"] == "tik_endpoints" {
+                    continue;
+                }
                 for (k, v) in after.iter().filter(|(k, _)| *k != "env") {
                     assert!(
                         !v.to_string().contains("touch PWN"),

@@ -144,8 +144,8 @@ fn a_zookeeper_ensemble_elects_a_leader_replicates_and_survives_losing_it() {
     let p = Cleanup(Project::new(&[("main.tik.hcl", &config(3))]));
     let r = p.ok(&["apply", "--auto-approve"], 0);
     assert!(
-        r.stdout.contains("Resources: 16 added"),
-        "3 nodes, their sessions and 3 steps on each: {}",
+        r.stdout.contains("Resources: 17 added"),
+        "3 nodes, their sessions, 3 steps on each and the endpoints' record: {}",
         r.out()
     );
     let connect: String =

@@ -14,7 +14,7 @@ pub mod steps;
 
 use async_trait::async_trait;
 use indexmap::IndexMap;
-use runtime::{RuntimeDef, CONTAINER_TYPE, SESSION_TYPE, STEP_TYPE};
+use runtime::{RuntimeDef, CONTAINER_TYPE, ENDPOINTS_TYPE, SESSION_TYPE, STEP_TYPE};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tik_engine::builtin::{DataProvider, DATA_TYPE};
@@ -122,6 +122,17 @@ impl Provider for TikProvider {
                     AttributeSchema::optional("jump"),
                     AttributeSchema::optional("jump_host_key"),
                     AttributeSchema::computed("host_key"),
+                ],
+            ),
+            ResourceSchema::new(
+                ENDPOINTS_TYPE,
+                vec![
+                    AttributeSchema::optional("runtime"),
+                    AttributeSchema::optional("endpoints"),
+                    AttributeSchema::optional("sensitive"),
+                    AttributeSchema::optional("head_ip"),
+                    AttributeSchema::optional("head_public_ip"),
+                    AttributeSchema::computed("values"),
                 ],
             ),
             ResourceSchema::new(
@@ -242,6 +253,9 @@ impl Provider for TikProvider {
             STEP_TYPE => self.steps.apply_step(&change).await,
             SESSION_TYPE => self.steps.apply_session(&change).await,
             CONTAINER_TYPE => self.steps.apply_container(&change).await,
+            ENDPOINTS_TYPE if change.operation != tik_engine::provider::Operation::Delete => {
+                Ok(runtime::fill_recorded_endpoints(change.planned))
+            }
             _ => Ok(DataProvider::apply_data(change)),
         }
     }

@@ -293,6 +293,62 @@ pub fn from_state(state: &State, cluster: Option<&str>) -> Result<Vec<Node>, Not
     Ok(nodes)
 }
 
+/// What one runtime of a cluster said its endpoints were at the apply that made them.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    /// The cluster as `Node::cluster` names it.
+    pub cluster: String,
+    pub runtime: String,
+    /// By name: the value with its addresses filled in (unknown where the apply that
+    /// would have filled it in did not get there), or `None` for a sensitive one.
+    pub values: Vec<(String, Option<Value>)>,
+}
+
+/// The endpoints state records for each cluster's runtimes (of `cluster` only, if it
+/// is given), in state's order.
+pub fn endpoints_from_state(state: &State, cluster: Option<&str>) -> Vec<Endpoints> {
+    let mut out = Vec::new();
+    for (address, r) in &state.resources {
+        let s = &address.0;
+        if r.type_name != crate::runtime::ENDPOINTS_TYPE || s.len() < 4 {
+            continue;
+        }
+        // ... cluster NAME endpoints["runtime"]
+        let at = s.len() - 2;
+        let label = cluster_label(address, at);
+        if cluster.is_some_and(|c| c != label && c != Address(s[..at].to_vec()).to_string()) {
+            continue;
+        }
+        let mut values: Vec<(String, Option<Value>)> = match r.attributes.get("values") {
+            Some(Value::Object(m)) => m
+                .iter()
+                .map(|(k, v)| (k.clone(), Some(v.clone())))
+                .collect(),
+            _ => match r.attributes.get("endpoints") {
+                Some(Value::Object(m)) => m
+                    .keys()
+                    .map(|k| (k.clone(), Some(Value::Unknown)))
+                    .collect(),
+                _ => Vec::new(),
+            },
+        };
+        if let Some(Value::List(hidden)) = r.attributes.get("sensitive") {
+            values.extend(
+                hidden
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(|k| (k.to_string(), None)),
+            );
+        }
+        out.push(Endpoints {
+            cluster: label,
+            runtime: text(&r.attributes, "runtime").unwrap_or_default(),
+            values,
+        });
+    }
+    out
+}
+
 /// A service on a node, as `tik status` shows it.
 #[derive(Debug, Clone)]
 pub struct Service {

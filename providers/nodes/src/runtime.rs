@@ -34,6 +34,9 @@ pub const STEP_TYPE: &str = "tik_step";
 pub const SESSION_TYPE: &str = "tik_session";
 /// The type of a node's container, when the cluster runs its services in one.
 pub const CONTAINER_TYPE: &str = "tik_container";
+/// The type of what a cluster's runtime says its endpoints are, recorded by the apply
+/// that made them, for `tik status` to list: `cluster.etl.endpoints["spark"]`.
+pub const ENDPOINTS_TYPE: &str = "tik_endpoints";
 
 /// Whether a resource of this type is one of the node steps tik itself runs.
 pub fn is_node_step(type_name: &str) -> bool {
@@ -971,6 +974,81 @@ pub fn rerun_reasons(changed: &[&str]) -> Vec<String> {
     out
 }
 
+/// A runtime's recorded endpoints (`ENDPOINTS_TYPE`) as the nodes' addresses make them:
+/// the addresses come in as `head_ip`, `head_public_ip` and `ip_<i>`, set from the
+/// nodes when the change runs. Adds `values`, the endpoints with addresses filled in.
+pub fn fill_recorded_endpoints(mut attrs: Map) -> Map {
+    let text = |k: &str| attrs.get(k).cloned().unwrap_or(Value::Null);
+    let head = Map::from_iter([
+        ("private_ip".to_string(), text("head_ip")),
+        ("public_ip".to_string(), text("head_public_ip")),
+    ]);
+    let count = attrs
+        .keys()
+        .filter_map(|k| k.strip_prefix("ip_")?.parse::<usize>().ok())
+        .map(|i| i + 1)
+        .max()
+        .unwrap_or(0);
+    let nodes: Vec<Map> = (0..count)
+        .map(|i| Map::from_iter([("private_ip".to_string(), text(&format!("ip_{i}")))]))
+        .collect();
+    let nodes: Vec<Option<&Map>> = nodes.iter().map(Some).collect();
+    let values = match attrs.get("endpoints") {
+        Some(e) => fill_endpoint(e, Some(&head), &nodes),
+        None => Value::Object(Map::new()),
+    };
+    attrs.insert("values".into(), values);
+    attrs
+}
+
+/// A runtime's recorded endpoints as a plan shows them, by name: each address filled
+/// in where the record knows it, and named where it is known only after apply
+/// (`http://(the head's address):8080/`); a sensitive one is left out.
+pub fn endpoints_shown(attrs: &Map) -> Map {
+    fn show(v: &Value, attrs: &Map) -> Value {
+        match v {
+            Value::String(s) => {
+                let mut out = String::new();
+                let mut rest = s.as_str();
+                while let Some(at) = rest.find("${TIK_") {
+                    let Some(len) = rest[at..].find('}') else {
+                        break;
+                    };
+                    let var = &rest[at + 2..at + len];
+                    let (attr, name) = match var {
+                        "TIK_HEAD_IP" => ("head_ip".to_string(), "the head's address".to_string()),
+                        "TIK_HEAD_PUBLIC_IP" => (
+                            "head_public_ip".to_string(),
+                            "the head's public address".to_string(),
+                        ),
+                        v => match v.strip_prefix("TIK_IP_") {
+                            Some(i) => (format!("ip_{i}"), format!("node {i}'s address")),
+                            None => (String::new(), v.to_string()),
+                        },
+                    };
+                    out.push_str(&rest[..at]);
+                    match attrs.get(&attr).and_then(Value::as_str) {
+                        Some(ip) => out.push_str(ip),
+                        None => out.push_str(&format!("({name})")),
+                    }
+                    rest = &rest[at + len + 1..];
+                }
+                out.push_str(rest);
+                Value::String(out)
+            }
+            Value::List(l) => Value::List(l.iter().map(|v| show(v, attrs)).collect()),
+            Value::Object(m) => {
+                Value::Object(m.iter().map(|(k, v)| (k.clone(), show(v, attrs))).collect())
+            }
+            other => other.clone(),
+        }
+    }
+    match attrs.get("endpoints") {
+        Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), show(v, attrs))).collect(),
+        _ => Map::new(),
+    }
+}
+
 /// An endpoint's value with the addresses filled in from the nodes' attributes;
 /// unknown while a node it names has no address yet.
 pub fn fill_endpoint(value: &Value, head: Option<&Map>, nodes: &[Option<&Map>]) -> Value {
@@ -1033,5 +1111,53 @@ mod tests {
             Value::from("http://10.0.0.5:8080")
         );
         assert_eq!(fill_endpoint(&v, None, &[]), Value::Unknown);
+    }
+
+    /// What `tik status` lists: the recorded endpoints with the addresses the
+    /// change was given; a plan names those not known yet.
+    #[test]
+    fn recorded_endpoints_take_the_addresses_they_name() {
+        let endpoints = Value::Object(Map::from_iter([
+            ("ui".to_string(), Value::from("http://${TIK_HEAD_IP}:8080/")),
+            (
+                "all".to_string(),
+                Value::from("${TIK_IP_0}:2181,${TIK_IP_1}:2181"),
+            ),
+        ]));
+        let mut attrs = Map::from_iter([
+            ("endpoints".to_string(), endpoints),
+            ("head_ip".to_string(), Value::from("10.0.0.5")),
+        ]);
+        let shown = endpoints_shown(&attrs);
+        assert_eq!(shown["ui"], Value::from("http://10.0.0.5:8080/"));
+        assert_eq!(
+            shown["all"],
+            Value::from("(node 0's address):2181,(node 1's address):2181")
+        );
+        attrs.insert("ip_0".into(), Value::from("10.0.0.5"));
+        attrs.insert("ip_1".into(), Value::from("10.0.1.7"));
+        let filled = fill_recorded_endpoints(attrs);
+        assert_eq!(
+            filled["values"],
+            Value::Object(Map::from_iter([
+                ("ui".to_string(), Value::from("http://10.0.0.5:8080/")),
+                (
+                    "all".to_string(),
+                    Value::from("10.0.0.5:2181,10.0.1.7:2181")
+                ),
+            ]))
+        );
+        // A node with no address (its apply did not end): unknown, not a wrong text.
+        let filled = fill_recorded_endpoints(Map::from_iter([(
+            "endpoints".to_string(),
+            Value::Object(Map::from_iter([(
+                "ui".to_string(),
+                Value::from("http://${TIK_HEAD_IP}/"),
+            )])),
+        )]));
+        assert_eq!(
+            filled["values"],
+            Value::Object(Map::from_iter([("ui".to_string(), Value::Unknown)]))
+        );
     }
 }

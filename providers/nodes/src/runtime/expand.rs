@@ -100,7 +100,7 @@ pub fn expand(
         out.specs.extend(chain(node_steps, nodes, &mut last));
         // Endpoints are the cluster's, not a node's.
         scope.shift_remove("node");
-        endpoints(&rt, &scope, &scope_marks, &mut out, &mut diags);
+        endpoints(&rt, &on, &scope, &scope_marks, &mut out, &mut diags);
     }
     if diags.is_empty() {
         Ok(out)
@@ -750,12 +750,14 @@ fn chain(
 /// The runtime's endpoints, for the runtimes after it and the cluster's value.
 fn endpoints(
     rt: &Runtime<'_>,
+    on: &Cluster<'_>,
     scope: &Map,
     scope_marks: &Marks,
     out: &mut Expansion,
     diags: &mut Diagnostics,
 ) {
     let (name, def) = (rt.name, rt.def);
+    let (mut shown, mut hidden) = (Map::new(), Vec::new());
     for (ep, expr) in &def.endpoints {
         let mut ev = Evaluator::new(scope, &def.dir).with_marks(scope_marks);
         ev.embedded = def.embedded.as_ref();
@@ -763,10 +765,52 @@ fn endpoints(
             Ok(v) => {
                 if ev.take_touched() {
                     out.endpoint_marks.mark(&[name, "endpoint", ep.as_str()]);
+                    hidden.push(Value::from(ep.as_str()));
+                } else {
+                    shown.insert(ep.clone(), v.clone());
                 }
                 out.endpoints.push((name.to_string(), ep.clone(), v))
             }
             Err(e) => diags.push(scope_error(rt.defs, def, e)),
         }
     }
+    if !def.endpoints.is_empty() {
+        out.specs.push(endpoint_record(name, shown, hidden, on));
+    }
+}
+
+/// What `tik status` lists of a runtime's endpoints, recorded once the nodes they
+/// name have addresses: the values with placeholders, and what fills them in. A
+/// sensitive endpoint is recorded by name only; an output reads its value.
+fn endpoint_record(
+    runtime: &str,
+    shown: Map,
+    hidden: Vec<Value>,
+    on: &Cluster<'_>,
+) -> ResourceSpec {
+    let text = Value::Object(shown.clone()).to_json().to_string();
+    let config = Map::from_iter([
+        ("runtime".to_string(), Value::from(runtime)),
+        ("endpoints".to_string(), Value::Object(shown)),
+        ("sensitive".to_string(), Value::List(hidden)),
+    ]);
+    let mut spec = ResourceSpec::new(
+        Address::new().name("endpoints").key(runtime.to_string()),
+        ENDPOINTS_TYPE,
+        config,
+    );
+    let head = &on.head.rel;
+    let uses = |var: &str| text.contains(&format!("${{{var}}}"));
+    if uses("TIK_HEAD_IP") {
+        spec = spec.with_ref("head_ip", head, "private_ip");
+    }
+    if uses("TIK_HEAD_PUBLIC_IP") {
+        spec = spec.with_ref("head_public_ip", head, "public_ip");
+    }
+    for (i, n) in on.nodes.iter().enumerate() {
+        if uses(&format!("TIK_IP_{i}")) {
+            spec = spec.with_ref(&format!("ip_{i}"), &n.rel, "private_ip");
+        }
+    }
+    spec
 }
