@@ -65,6 +65,9 @@ pub fn show(r: &RuntimeRef, s: Style) -> String {
     if !r.after.is_empty() {
         let _ = writeln!(out, "Runs after: {}", r.after.join(", "));
     }
+    if r.download_once {
+        let _ = writeln!(out, "{DOWNLOAD_ONCE}");
+    }
     let _ = writeln!(out, "\n{}", s.bold("Params"));
     if r.params.is_empty() {
         out.push_str("  (none)\n");
@@ -115,6 +118,10 @@ fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
 }
 
+/// What `download_once = true` means, as the reference says it.
+const DOWNLOAD_ONCE: &str =
+    "Downloads once per cluster: the workers install after the head, from what it downloaded.";
+
 /// The reference of each runtime, as `docs/runtime-reference.md` holds it.
 pub fn markdown(refs: &[RuntimeRef]) -> String {
     let mut out = String::from(
@@ -127,6 +134,9 @@ pub fn markdown(refs: &[RuntimeRef]) -> String {
         }
         if !r.after.is_empty() {
             let _ = writeln!(out, "\nRuns after: {}.", r.after.join(", "));
+        }
+        if r.download_once {
+            let _ = writeln!(out, "\n{DOWNLOAD_ONCE}");
         }
         if !r.params.is_empty() {
             out.push_str("\n| param | takes | description |\n|---|---|---|\n");

@@ -168,6 +168,15 @@ fn two_runtimes_opening_one_port_on_a_node_are_refused_at_plan_time() {
         "once, not per step: {}",
         r.out()
     );
+    // The head serves its download cache on 7799: no runtime may take that port there.
+    p.write("main.tik.hcl", &config(7799));
+    let r = p.tik(&["plan"]);
+    assert_eq!(r.code, 1, "{}", r.out());
+    assert!(
+        r.stderr.contains("error: cluster \"etl\": port 7799 is opened twice on head: by tik's download cache (what the head downloaded, for the other nodes) and runtime \"minio\" (service server)\n"),
+        "{}",
+        r.out()
+    );
     p.write("main.tik.hcl", &config(9002));
     p.ok(&["validate"], 0);
     let plan = p.ok(&["plan"], 0).stdout;

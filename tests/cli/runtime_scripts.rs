@@ -3,7 +3,7 @@
 //! download kept), the apt helper against a local apt repository, the postgres
 //! replica's copy against a real primary, and every shipped script through `sh -n`.
 
-use crate::common::{digest, need_postgres, psql, Mirror};
+use crate::common::{digest, need_postgres, need_python_venv, psql, Mirror};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -180,6 +180,137 @@ fn fetch_verifies_downloads_and_keeps_only_good_ones() {
         );
         assert!(!out.contains("checksum param"), "{out}");
     }
+}
+
+/// Download once per cluster: the head fetches an archive and builds a pip call's
+/// wheels into its cache and serves them; a worker takes them from it (upstream
+/// gone) and checks each; a copy that went bad on the head is refused.
+#[test]
+fn the_head_downloads_once_and_the_other_nodes_take_it_from_it() {
+    need_python_venv();
+    let tmp = tempfile::tempdir().unwrap();
+    let served = tmp.path().join("served");
+    let dist = served.join("dist");
+    std::fs::create_dir_all(dist.join("thing-1.0")).unwrap();
+    std::fs::write(dist.join("thing-1.0/README"), "thing\n").unwrap();
+    let tar = Command::new("tar")
+        .args(["-czf", "thing-1.0.tgz", "thing-1.0"])
+        .current_dir(&dist)
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let sha512 = digest("sha512", &dist.join("thing-1.0.tgz"));
+    std::fs::write(
+        dist.join("thing-1.0.tgz.sha512"),
+        format!("{sha512}  thing-1.0.tgz\n"),
+    )
+    .unwrap();
+    // A package index (PEP 503's layout, as a directory listing) with one wheel.
+    let index = served.join("simple/thing");
+    std::fs::create_dir_all(&index).unwrap();
+    let wheel = Command::new("python3")
+        .args(["-c", r#"import sys, zipfile
+z = zipfile.ZipFile(sys.argv[1], "w")
+z.writestr("thing/__init__.py", "WHAT = 'thing 1.0'\n")
+z.writestr("thing-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: thing\nVersion: 1.0\n")
+z.writestr("thing-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+z.writestr("thing-1.0.dist-info/RECORD", "")
+z.close()"#])
+        .arg(index.join("thing-1.0-py3-none-any.whl"))
+        .status()
+        .unwrap();
+    assert!(wheel.success());
+    let mirror = Mirror::start(&served);
+    let url = format!("{}/dist/thing-1.0.tgz", mirror.url);
+    let simple = format!("{}/simple/", mirror.url);
+    // The head's own loopback address: the cache's port is fixed.
+    let ip = format!("127.79.{}.{}", std::process::id() % 250 + 1, 1);
+    let node = |role: &str, name: &str| {
+        let home = tmp.path().join(name);
+        format!(
+            "TIK_DOWNLOAD_ONCE=1 TIK_ROLE={role} TIK_HOME='{}' TIK_NODE_IP={ip} TIK_HEAD_IP={ip} TIK_RUNTIME=thing\n",
+            home.display()
+        )
+    };
+    let get = |role: &str, name: &str, checksum: &str| {
+        format!(
+            "{}tik_fetch '{url}' '{checksum}' \"$TIK_HOME/dl/thing.tgz\" && tik_pip_install \"$TIK_HOME/thing\" python3 '{simple}' thing==1.0 && \"$TIK_HOME/thing/venv/bin/python\" -c 'import thing; print(thing.WHAT)'",
+            node(role, name)
+        )
+    };
+    let server = tmp.path().join("head/cache-server/pid");
+    struct Stop(PathBuf);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            if let Ok(pid) = std::fs::read_to_string(&self.0) {
+                let _ = Command::new("kill").arg(pid.trim()).status();
+            }
+        }
+    }
+    let _stop = Stop(server.clone());
+
+    // A runtime that does not download once keeps no cache and serves nothing.
+    let (code, out) = with_helpers(
+        tmp.path(),
+        &get("head", "alone", "").replace("TIK_DOWNLOAD_ONCE=1 ", ""),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(!tmp.path().join("alone/cache").exists(), "{out}");
+    assert!(!tmp.path().join("alone/cache-server").exists(), "{out}");
+
+    let (code, out) = with_helpers(tmp.path(), &get("head", "head", ""));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("downloading"), "{out}");
+    assert!(server.exists(), "the head serves its cache: {out}");
+    // Upstream goes: what the worker gets comes from the head.
+    drop(mirror);
+    let (code, out) = with_helpers(
+        tmp.path(),
+        &get("worker", "w1", &format!("sha512:{sha512}")),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("took thing-1.0.tgz from the head's download cache"),
+        "{out}"
+    );
+    assert!(
+        out.contains("installed thing==1.0 from the head's download cache"),
+        "{out}"
+    );
+    assert_eq!(out.trim_end().lines().last(), Some("thing 1.0"), "{out}");
+    assert_eq!(
+        digest("sha512", &tmp.path().join("w1/dl/thing.tgz")),
+        sha512
+    );
+    // Copies that went bad on the head are refused, and with upstream gone nothing
+    // is installed.
+    let cache = tmp.path().join("head/cache");
+    std::fs::write(
+        cache.join(format!("sha512-{sha512}/thing-1.0.tgz")),
+        "not the archive",
+    )
+    .unwrap();
+    let (code, out) = with_helpers(
+        tmp.path(),
+        &format!(
+            "{}tik_fetch '{url}' 'sha512:{sha512}' \"$TIK_HOME/dl/thing.tgz\"",
+            node("worker", "w2")
+        ),
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("cannot reach"), "{out}");
+    assert!(!tmp.path().join("w2/dl/thing.tgz").exists());
+    assert!(!tmp.path().join("w2/dl/thing.tgz.part").exists());
+    std::fs::write(cache.join("pip/thing-1.0-py3-none-any.whl"), "not a wheel").unwrap();
+    let (code, out) = with_helpers(
+        tmp.path(),
+        &format!(
+            "{}tik_pip_install \"$TIK_HOME/thing\" python3 '{simple}' thing==1.0",
+            node("worker", "w2")
+        ),
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(!out.contains("from the head's download cache"), "{out}");
 }
 
 #[test]

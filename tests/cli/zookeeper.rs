@@ -255,8 +255,9 @@ fn an_ensemble_that_cannot_keep_a_quorum_is_refused_at_its_param() {
     p.write("main.tik.hcl", &config(1).replace("\"package\"", "\"apt\""));
     let r = p.ok(&["validate"], 1);
     assert!(
-        r.stderr
-            .contains("install_method must be \"archive\" or \"package\""),
+        r.stderr.contains(
+            "param \"install_method\" takes one of \"archive\", \"package\", not \"apt\""
+        ),
         "{}",
         r.out()
     );

@@ -74,6 +74,89 @@ tik_checksum_of() {
     END { print tolower(hex) }'
 }
 
+# The cluster's download cache, for a runtime that says download_once = true
+# (tik sets TIK_DOWNLOAD_ONCE=1 in its steps' environment). What the head
+# downloads (tik_fetch, tik_pip_install) it keeps under $TIK_HOME/cache and
+# serves on its private address, port 7799 (CACHE_PORT in tik's runtime.rs),
+# which the workspace's firewall opens only within it; the other nodes, whose
+# installs run after the head's, take it from there and verify it by the same
+# checksum (a pip call's wheels: by the sha256 the head listed for them). Where
+# the head has none or cannot be reached, a node downloads from upstream as
+# before. The server ends after 10 minutes in which nothing was asked of it.
+tik_cache_port=7799
+
+# tik_cache_url: prints the head's cache URL when this node is not the head and
+# the cache answers (within 3 s); fails otherwise.
+tik_cache_url() {
+  [ "${TIK_DOWNLOAD_ONCE:-}" = 1 ] && [ "${TIK_ROLE:-}" != head ] && [ -n "${TIK_HEAD_IP:-}" ] || return 1
+  case "$TIK_HEAD_IP" in *:*) _tik_host="[$TIK_HEAD_IP]" ;; *) _tik_host=$TIK_HEAD_IP ;; esac
+  if command -v curl >/dev/null 2>&1; then
+    curl -fsS -o /dev/null --connect-timeout 3 --max-time 5 "http://$_tik_host:$tik_cache_port/" 2>/dev/null
+  else
+    python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=3)' "http://$_tik_host:$tik_cache_port/" 2>/dev/null
+  fi || return 1
+  echo "http://$_tik_host:$tik_cache_port"
+}
+
+# tik_cache_put FILE DIR NAME: on the head, the cache holds FILE as DIR/NAME (a
+# link where it can be) and is served.
+tik_cache_put() {
+  [ "${TIK_DOWNLOAD_ONCE:-}" = 1 ] && [ "${TIK_ROLE:-}" = head ] || return 0
+  _tik_d="$TIK_HOME/cache/$2"
+  mkdir -p "$_tik_d" && { ln -f "$1" "$_tik_d/$3" 2>/dev/null || cp "$1" "$_tik_d/$3"; } || return 0
+  tik_cache_serve
+}
+
+# tik_cache_serve: on the head, the cache is served (started if it is not, its
+# idle clock set back if it is). Needs python3; without it the nodes download.
+tik_cache_serve() {
+  [ "${TIK_DOWNLOAD_ONCE:-}" = 1 ] && [ "${TIK_ROLE:-}" = head ] && [ -n "${TIK_NODE_IP:-}" ] || return 0
+  command -v python3 >/dev/null 2>&1 || return 0
+  mkdir -p "$TIK_HOME/cache" "$TIK_HOME/cache-server" || return 0
+  touch "$TIK_HOME/cache-server/fresh"
+  tik_alive "$TIK_HOME/cache-server/pid" && return 0
+  # Its working directory is the node's: a node that goes takes it along.
+  (cd "$TIK_HOME/cache-server" && tik_daemon pid server.log python3 -c '
+import http.server, os, sys, threading, time
+ip, port, root, fresh = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+last = [time.time()]
+class Cache(http.server.SimpleHTTPRequestHandler):
+    def __init__(self, *a, **k):
+        super().__init__(*a, directory=root, **k)
+    def send_head(self):
+        last[0] = time.time()
+        return super().send_head()
+class Server(http.server.ThreadingHTTPServer):
+    address_family = __import__("socket").AF_INET6 if ":" in ip else __import__("socket").AF_INET
+server = Server((ip, port), Cache)
+def idle():
+    while True:
+        time.sleep(5)
+        try:
+            last[0] = max(last[0], os.path.getmtime(fresh))
+        except OSError:
+            pass
+        if time.time() - last[0] > 600:
+            server.shutdown()
+            return
+threading.Thread(target=idle, daemon=True).start()
+server.serve_forever()
+' "$TIK_NODE_IP" "$tik_cache_port" "$TIK_HOME/cache" "$TIK_HOME/cache-server/fresh")
+}
+
+# tik_cache_take URL ALGO HEX FILE: FILE is the head's copy of URL's archive,
+# verified; fails (leaving nothing) where the head has none.
+tik_cache_take() {
+  _tik_cache=$(tik_cache_url) || return 1
+  tik_get "$_tik_cache/$2-$3/$(basename "$1")" "$4.part" 2>/dev/null &&
+    [ "$(tik_digest "$2" "$4.part")" = "$3" ] || {
+    rm -f "$4.part"
+    return 1
+  }
+  mv "$4.part" "$4"
+  echo "took $(basename "$1") from the head's download cache"
+}
+
 # tik_fetch URL CHECKSUM FILE: FILE holds URL's archive, verified. CHECKSUM is
 # "sha512:HEX", "sha256:HEX" or bare HEX (its length says which); "sums:LIST_URL"
 # takes it from a published list ("HEX  name" lines, or the digest alone); empty means the checksum
@@ -122,8 +205,10 @@ tik_fetch() {
     *) tik_fail "the checksum \"$2\" is not a sha256 or sha512 hex digest" ;;
   esac
   if [ -f "$file" ] && [ "$(tik_digest "$algo" "$file")" = "$want" ]; then
+    tik_cache_put "$file" "$algo-$want" "$(basename "$url")"
     return 0
   fi
+  tik_cache_take "$url" "$algo" "$want" "$file" && return 0
   echo "downloading $url"
   tik_get "$url" "$file.part" || {
     rm -f "$file.part"
@@ -136,6 +221,7 @@ tik_fetch() {
     tik_fail "checksum mismatch for $url: expected $algo $want, got $got; the download was removed"
   fi
   mv "$file.part" "$file"
+  tik_cache_put "$file" "$algo-$want" "$(basename "$url")"
 }
 
 # tik_unpack ARCHIVE DIR: DIR holds the archive's top directory's content, unpacked
@@ -264,7 +350,12 @@ tik_q() {
 }
 
 # tik_pip_install DIR PYTHON INDEX PIP_ARGS...: a venv in DIR/venv made with PYTHON,
-# and `pip install PIP_ARGS` into it (from INDEX when it is not empty).
+# and `pip install PIP_ARGS` into it (from INDEX when it is not empty). Once per
+# cluster (download_once): the head builds the wheels (pip wheel: what it downloads is checked
+# against the hashes a requirements file gives) into its download cache, listed
+# with their sha256 per pip call, and installs from them; the other nodes take
+# that call's wheels from the head, check each against the list, and install
+# them. Where the head has none (or cannot be reached), from the index as before.
 tik_pip_install() {
   dir=$1
   py=$2
@@ -274,6 +365,105 @@ tik_pip_install() {
     tik_fail "$TIK_RUNTIME needs $py on the node (apt-get install python3 python3-venv)"
   [ -x "$dir/venv/bin/python" ] || "$py" -m venv "$dir/venv" ||
     tik_fail "cannot create a venv with $py (apt-get install python3-venv)"
-  [ -z "$index" ] || set -- --index-url "$index" "$@"
-  "$dir/venv/bin/pip" install --quiet --disable-pip-version-check "$@"
+  _tik_pip="$dir/venv/bin/pip"
+  _tik_key=$(tik_pip_key "$@")
+  if [ "${TIK_DOWNLOAD_ONCE:-}" != 1 ]; then
+    :
+  elif [ "${TIK_ROLE:-}" = head ]; then
+    if tik_pip_build "$_tik_key" "$index" "$@"; then
+      tik_pip_from "$TIK_HOME/cache/pip" "$@" && return 0
+    fi
+  elif tik_pip_take "$_tik_key" "$TIK_HOME/.tik-wheels"; then
+    tik_pip_from "$TIK_HOME/.tik-wheels" "$@" 2>/dev/null && {
+      echo "installed $* from the head's download cache"
+      return 0
+    }
+  fi
+  tik_pip install "$index" "$@"
+}
+
+# tik_pip_key PIP_ARGS...: what names one pip call in the cache: its arguments, a
+# requirements file's content in place of its path (which differs per node).
+tik_pip_key() {
+  _tik_r=0
+  for _tik_a in "$@"; do
+    if [ "$_tik_r" = 1 ]; then cat "$_tik_a" 2>/dev/null; else printf '%s\n' "$_tik_a"; fi
+    _tik_r=0
+    [ "$_tik_a" != -r ] || _tik_r=1
+  done >"$dir/venv/pip-call"
+  tik_digest sha256 "$dir/venv/pip-call" | cut -c1-32
+  rm -f "$dir/venv/pip-call"
+}
+
+# tik_pip_build KEY INDEX PIP_ARGS...: on the head, the call's wheels are in the
+# cache (cache/pip, with those already there) and listed in cache/pip/sums-KEY.
+tik_pip_build() {
+  _tik_w="$TIK_HOME/cache/pip"
+  _tik_new="$_tik_w/new-$1"
+  _tik_k=$1
+  _tik_i=$2
+  shift 2
+  rm -rf "$_tik_new" && mkdir -p "$_tik_new" || return 1
+  tik_pip wheel "$_tik_i" --find-links "$_tik_w" -w "$_tik_new" "$@" >/dev/null || {
+    rm -rf "$_tik_new"
+    return 1
+  }
+  for _tik_f in "$_tik_new"/*.whl; do
+    [ -f "$_tik_f" ] || continue
+    printf '%s  %s\n' "$(tik_digest sha256 "$_tik_f")" "$(basename "$_tik_f")"
+  done >"$_tik_w/sums-$_tik_k.part"
+  mv "$_tik_new"/*.whl "$_tik_w"/ 2>/dev/null
+  rm -rf "$_tik_new"
+  mv "$_tik_w/sums-$_tik_k.part" "$_tik_w/sums-$_tik_k"
+  tik_cache_serve
+}
+
+# tik_pip_take KEY DIR: DIR holds the wheels the head listed for the call KEY,
+# each checked against its sha256 (those already there and right are kept).
+tik_pip_take() {
+  _tik_cache=$(tik_cache_url) || return 1
+  mkdir -p "$2" || return 1
+  tik_get "$_tik_cache/pip/sums-$1" "$2/sums-$1" 2>/dev/null || return 1
+  while read -r _tik_sum _tik_name; do
+    # A name is a file in the cache, nothing else.
+    case "$_tik_name" in "" | */* | .*) return 1 ;; esac
+    [ -f "$2/$_tik_name" ] && [ "$(tik_digest sha256 "$2/$_tik_name")" = "$_tik_sum" ] && continue
+    tik_get "$_tik_cache/pip/$_tik_name" "$2/$_tik_name.part" 2>/dev/null &&
+      [ "$(tik_digest sha256 "$2/$_tik_name.part")" = "$_tik_sum" ] || {
+      rm -f "$2/$_tik_name.part"
+      return 1
+    }
+    mv "$2/$_tik_name.part" "$2/$_tik_name"
+  done <"$2/sums-$1"
+}
+
+# tik_pip_from DIR PIP_ARGS...: pip install PIP_ARGS from the wheels in DIR alone.
+# A requirements file's hashes are those of what the index serves, not of the
+# wheels built from it (checked on the head, and by their sha256 since): left out.
+tik_pip_from() {
+  _tik_from=$1
+  shift
+  _tik_n=$#
+  _tik_r=0
+  for _tik_a in "$@"; do
+    if [ "$_tik_r" = 1 ]; then
+      sed 's/[[:space:]]*--hash=[^[:space:]]*//g' "$_tik_a" >"$_tik_a.wheels" || return 1
+      _tik_a="$_tik_a.wheels"
+    fi
+    _tik_r=0
+    [ "$_tik_a" != -r ] || _tik_r=1
+    set -- "$@" "$_tik_a"
+  done
+  shift "$_tik_n"
+  tik_pip install "" --no-index --find-links "$_tik_from" "$@"
+}
+
+# tik_pip COMMAND INDEX ARGS...: the venv's pip COMMAND (from INDEX when it is
+# not empty), quietly.
+tik_pip() {
+  _tik_c=$1
+  _tik_i=$2
+  shift 2
+  [ -z "$_tik_i" ] || set -- --index-url "$_tik_i" "$@"
+  "$_tik_pip" "$_tik_c" --quiet --disable-pip-version-check "$@"
 }

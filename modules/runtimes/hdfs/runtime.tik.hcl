@@ -1,6 +1,8 @@
 # Apache Hadoop HDFS: the NameNode on the head, a DataNode on every worker.
 runtime "hdfs" {
   description = "Apache Hadoop HDFS: NameNode on the head, DataNodes on the workers"
+  # The head downloads; the workers take it from the head.
+  download_once = true
 
   param "version" {
     default     = "3.3.6"

@@ -2,6 +2,8 @@
 # cluster, and streaming replicas on the first workers.
 runtime "postgres" {
   description = "PostgreSQL: a primary on the head, streaming replicas on workers"
+  # The head downloads; the workers take it from the head.
+  download_once = true
 
   param "install_method" {
     allowed     = ["source", "package"]

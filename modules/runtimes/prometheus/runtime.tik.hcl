@@ -2,16 +2,15 @@
 # cluster, and the targets it is given.
 runtime "prometheus" {
   description = "Prometheus on the head, node exporters on every node"
+  # The head downloads; the workers take it from the head.
+  download_once = true
 
   # "archive": upstream's release, downloaded and verified; "package": the node's
   # distribution's prometheus and prometheus-node-exporter, installed with apt-get.
   param "install_method" {
     default     = "archive"
     description = "archive: upstream's release; package: the distribution's prometheus and node exporter (apt)"
-    validation {
-      condition     = contains(["archive", "package"], param.install_method)
-      error_message = "install_method must be \"archive\" or \"package\""
-    }
+    allowed     = ["archive", "package"]
   }
   param "version" {
     default     = "2.53.2"

@@ -1,6 +1,8 @@
 # Ray: the head node's GCS and dashboard on the head, a Ray worker on every worker.
 runtime "ray" {
   description = "Ray: head on the head, workers on the workers"
+  # The head downloads; the workers take it from the head.
+  download_once = true
 
   param "version" {
     default     = "2.37.0"

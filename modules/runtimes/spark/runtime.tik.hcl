@@ -3,6 +3,8 @@
 # install_method = "pip", from PyPI's pyspark, which carries Spark's jars.
 runtime "spark" {
   description = "Apache Spark standalone: master on the head, workers on the workers"
+  # The head downloads; the workers take it from the head.
+  download_once = true
 
   param "version" {
     default     = "3.5.7"

@@ -2,16 +2,15 @@
 # first `servers` nodes (the head, then the workers in address order).
 runtime "zookeeper" {
   description = "Apache ZooKeeper: standalone on the head, or an ensemble"
+  # The head downloads; the workers take it from the head.
+  download_once = true
 
   # "archive": Apache's release, downloaded and verified; "package": the node's
   # distribution's zookeeper package (Debian, Ubuntu), installed with apt-get.
   param "install_method" {
     default     = "archive"
     description = "archive: Apache's release; package: the distribution's zookeeper (apt)"
-    validation {
-      condition     = contains(["archive", "package"], param.install_method)
-      error_message = "install_method must be \"archive\" or \"package\""
-    }
+    allowed     = ["archive", "package"]
   }
   param "version" {
     default     = "3.8.4"

@@ -131,8 +131,8 @@ pub fn stop(dir: &Path) {
 /// Ends what still runs on a node that goes away, as a machine's end would: every
 /// process whose working directory is inside the node's directory (the services its
 /// steps started there), also when the directory is gone already (deleted by hand:
-/// its processes outlive it, and would hold the address a new node gets). Linux's
-/// /proc tells; elsewhere nothing is found.
+/// its processes outlive it, and would hold the address a new node gets), and waits
+/// until they have. Linux's /proc tells; elsewhere nothing is found.
 pub fn end_processes(dir: &Path) {
     // A directory that is gone cannot be resolved: its parent can.
     let dir = match (dir.canonicalize(), dir.parent(), dir.file_name()) {
@@ -157,7 +157,33 @@ pub fn end_processes(dir: &Path) {
             (name.chars().all(|c| c.is_ascii_digit()) && cwd.starts_with(&dir)).then_some(name)
         })
         .collect();
-    if !pids.is_empty() {
-        let _ = Command::new("kill").args(&pids).output();
+    if pids.is_empty() {
+        return;
+    }
+    let _ = Command::new("kill").args(&pids).output();
+    // As a machine's end: they are gone when the node is. Ten seconds to end, as a
+    // stop step gives a service, then KILL.
+    let running = |pids: &[String]| -> Vec<String> {
+        pids.iter()
+            .filter(|p| {
+                // A zombie has ended; its parent has yet to read its exit.
+                fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|stat| {
+                    stat.rsplit(')')
+                        .next()
+                        .map(str::trim_start)
+                        .is_some_and(|r| !r.starts_with('Z'))
+                })
+            })
+            .cloned()
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut left = running(&pids);
+    while !left.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        left = running(&left);
+    }
+    if !left.is_empty() {
+        let _ = Command::new("kill").arg("-KILL").args(&left).output();
     }
 }

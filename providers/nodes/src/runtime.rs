@@ -34,6 +34,12 @@ pub const STEP_TYPE: &str = "tik_step";
 pub const SESSION_TYPE: &str = "tik_session";
 /// The type of a node's container, when the cluster runs its services in one.
 pub const CONTAINER_TYPE: &str = "tik_container";
+/// The port on which a cluster's head serves what its steps downloaded, for the other
+/// nodes to take from it rather than from upstream (`tik_cache_serve` in
+/// `_lib/tik.sh`, which names the same port), on the head's private address.
+pub const CACHE_PORT: u64 = 7799;
+/// Who holds `CACHE_PORT` in the port check: no runtime, whose names are never empty.
+const CACHE_OWNER: &str = "";
 /// The type of what a cluster's runtime says its endpoints are, recorded by the apply
 /// that made them, for `tik status` to list: `cluster.etl.endpoints["spark"]`.
 pub const ENDPOINTS_TYPE: &str = "tik_endpoints";
@@ -76,6 +82,9 @@ pub struct RuntimeDef {
     pub param_info: IndexMap<String, ParamInfo>,
     /// What the runtime is, in one line.
     pub description: Option<String>,
+    /// `download_once = true`: the other nodes' install steps run after the head's,
+    /// so that they take what the head downloaded from its cache (`_lib/tik.sh`).
+    pub download_once: bool,
     /// Params declared `sensitive = true`: a step given one hides its env in plans.
     pub sensitive: Vec<String>,
     /// The params' rules, checked with `param` and `cluster` in scope.
@@ -225,6 +234,7 @@ fn parse(
         params: IndexMap::new(),
         param_info: IndexMap::new(),
         description: None,
+        download_once: false,
         validations: Vec::new(),
         sensitive: Vec::new(),
         services: Vec::new(),
@@ -249,12 +259,20 @@ fn parse(
                             .at(file, a.value.span()),
                     ),
                 },
+                "download_once" => match eval_literal(&a.value) {
+                    Ok(Value::Bool(b)) => def.download_once = b,
+                    _ => diags.push(
+                        Diagnostic::new(format!("runtime \"{name}\": download_once takes true or false"))
+                            .at(file, a.value.span())
+                            .help("true: the workers install after the head, from what it downloaded"),
+                    ),
+                },
                 other => diags.push(
                     Diagnostic::new(format!("unsupported attribute \"{other}\" in runtime \"{name}\""))
                         .at(file, a.key.span())
                         .help(
-                            did_you_mean(other, ["after", "requires", "description"])
-                                .unwrap_or_else(|| "a runtime takes after, requires, description and param, service and endpoint blocks".into()),
+                            did_you_mean(other, ["after", "requires", "description", "download_once"])
+                                .unwrap_or_else(|| "a runtime takes after, requires, description, download_once and param, service and endpoint blocks".into()),
                         ),
                 ),
             },

@@ -43,6 +43,12 @@ pub fn expand(
     let mut last = sessions(&on, wait.as_ref(), &mut out.specs);
     let mut diags = Diagnostics::default();
     let mut ports = Ports::default();
+    // The head serves what it downloaded to the other nodes (see _lib/tik.sh).
+    if let Some(hi) = nodes.iter().position(|n| n.head) {
+        ports
+            .taken
+            .insert((hi, CACHE_PORT), (CACHE_OWNER.into(), String::new()));
+    }
     for name in &order {
         let rt = Runtime {
             defs,
@@ -74,7 +80,7 @@ pub fn expand(
         if !diags.is_empty() {
             continue;
         }
-        let env: Map = params
+        let mut env: Map = params
             .iter()
             .map(|(k, v)| {
                 let text = v
@@ -83,6 +89,10 @@ pub fn expand(
                 (env_name(k), Value::String(text))
             })
             .collect();
+        // The head keeps and serves what it downloads; the others take it (_lib/tik.sh).
+        if rt.def.download_once {
+            env.insert("TIK_DOWNLOAD_ONCE".into(), Value::from("1"));
+        }
         let made = Made {
             env: &env,
             param_marks: &param_marks,
@@ -97,7 +107,8 @@ pub fn expand(
             &mut ports,
             &mut diags,
         );
-        out.specs.extend(chain(node_steps, nodes, &mut last));
+        out.specs
+            .extend(chain(node_steps, nodes, &mut last, rt.def.download_once));
         // Endpoints are the cluster's, not a node's.
         scope.shift_remove("node");
         endpoints(&rt, &on, &scope, &scope_marks, &mut out, &mut diags);
@@ -448,8 +459,14 @@ impl Ports {
                     if !self.told.insert(pair) {
                         continue;
                     }
+                    let first = if other_rt == CACHE_OWNER {
+                        "tik's download cache (what the head downloaded, for the other nodes)"
+                            .to_string()
+                    } else {
+                        format!("runtime \"{other_rt}\" (service {other_service})")
+                    };
                     let d = Diagnostic::new(format!(
-                        "{}: port {port} is opened twice on {}: by runtime \"{other_rt}\" (service {other_service}) and runtime \"{rt}\" (service {service})",
+                        "{}: port {port} is opened twice on {}: by {first} and runtime \"{rt}\" (service {service})",
                         site.what,
                         node.name
                     ))
@@ -714,13 +731,15 @@ fn wire(spec: &mut ResourceSpec, on: &Cluster<'_>, n: &NodeRef) {
 }
 
 /// Chains each node's steps after what ran there before (`last`), and starts the
-/// workers' services after the head's.
+/// workers' services after the head's; a runtime that downloads once has the
+/// workers install after the head too.
 fn chain(
     mut node_steps: NodeSteps,
     nodes: &[NodeRef],
     last: &mut HashMap<Address, Address>,
+    download_once: bool,
 ) -> Vec<ResourceSpec> {
-    let mut head_starts: Vec<Address> = Vec::new();
+    let (mut head_installs, mut head_starts) = (Vec::new(), Vec::new());
     for (ni, steps) in &mut node_steps {
         let n = &nodes[*ni];
         for (step, spec) in steps.iter_mut() {
@@ -728,16 +747,23 @@ fn chain(
                 spec.depends_on.push(prev.clone());
             }
             last.insert(n.rel.clone(), spec.path.clone());
-            if n.head && step == "start" {
-                head_starts.push(spec.path.clone());
+            match step.as_str() {
+                "install" if n.head => head_installs.push(spec.path.clone()),
+                "start" if n.head => head_starts.push(spec.path.clone()),
+                _ => {}
             }
         }
     }
     let mut out = Vec::new();
     for (ni, steps) in node_steps {
         for (step, mut spec) in steps {
-            if !nodes[ni].head && step == "start" {
-                spec.depends_on.extend(head_starts.iter().cloned());
+            match step.as_str() {
+                // What the head downloaded, the other nodes take from it.
+                "install" if download_once && !nodes[ni].head => {
+                    spec.depends_on.extend(head_installs.iter().cloned())
+                }
+                "start" if !nodes[ni].head => spec.depends_on.extend(head_starts.iter().cloned()),
+                _ => {}
             }
             spec.depends_on.sort();
             spec.depends_on.dedup();

@@ -15,6 +15,8 @@ pub struct RuntimeRef {
     pub shipped: bool,
     pub requires: Vec<String>,
     pub after: Vec<String>,
+    /// The workers install after the head, from what it downloaded.
+    pub download_once: bool,
     pub params: Vec<ParamRef>,
     pub services: Vec<ServiceRef>,
     /// Each endpoint's name and the expression it is made of.
@@ -119,6 +121,7 @@ impl RuntimeRef {
             shipped: def.embedded.is_some(),
             requires: def.requires.clone(),
             after: def.after.clone(),
+            download_once: def.download_once,
             params,
             services,
             endpoints: def
