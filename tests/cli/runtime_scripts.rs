@@ -290,25 +290,19 @@ z.close()"#])
         "not the archive",
     )
     .unwrap();
-    let (code, out) = with_helpers(
-        tmp.path(),
-        &format!(
-            "{}tik_fetch '{url}' 'sha512:{sha512}' \"$TIK_HOME/dl/thing.tgz\"",
-            node("worker", "w2")
-        ),
-    );
+    let on_w2 =
+        |script: &str| with_helpers(tmp.path(), &format!("{}{script}", node("worker", "w2")));
+    let (code, out) = on_w2(&format!(
+        "tik_fetch '{url}' 'sha512:{sha512}' \"$TIK_HOME/dl/thing.tgz\""
+    ));
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("cannot reach"), "{out}");
     assert!(!tmp.path().join("w2/dl/thing.tgz").exists());
     assert!(!tmp.path().join("w2/dl/thing.tgz.part").exists());
     std::fs::write(cache.join("pip/thing-1.0-py3-none-any.whl"), "not a wheel").unwrap();
-    let (code, out) = with_helpers(
-        tmp.path(),
-        &format!(
-            "{}tik_pip_install \"$TIK_HOME/thing\" python3 '{simple}' thing==1.0",
-            node("worker", "w2")
-        ),
-    );
+    let (code, out) = on_w2(&format!(
+        "tik_pip_install \"$TIK_HOME/thing\" python3 '{simple}' thing==1.0"
+    ));
     assert_ne!(code, 0, "{out}");
     assert!(!out.contains("from the head's download cache"), "{out}");
 }
