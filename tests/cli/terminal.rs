@@ -91,3 +91,40 @@ fn apply_on_a_terminal_keeps_what_runs_in_view() {
     let piped = p.ok(&["destroy", "--auto-approve"], 0).stdout;
     assert!(!piped.contains(" running, "), "{piped}");
 }
+
+/// A step that fails while the live view shows it: the failure and its output are
+/// printed as a pipe gets them, the view ends before the summary, and the exit code
+/// says the apply failed.
+#[test]
+fn a_failure_on_a_terminal_ends_the_live_view_with_what_failed() {
+    let p = Project::new(&[
+        (
+            "main.tik.hcl",
+            "workspace \"dev\" {\n  provider = \"local\"\n}\ncluster \"c\" {\n  workspace = workspace.dev\n  runtime \"broken\" {}\n}\n",
+        ),
+        (
+            "runtimes/broken/runtime.tik.hcl",
+            "runtime \"broken\" {\n  description = \"fails\"\n  service \"s\" {\n    on      = \"head\"\n    install = \"sleep 1.5; echo the-disk-is-full >&2; exit 3\"\n  }\n}\n",
+        ),
+    ]);
+    let out = common::on_a_terminal(&p, "apply --auto-approve", "", &[("NO_COLOR", Some("1"))]);
+    let tty = String::from_utf8_lossy(&out.stdout).into_owned();
+    // `script -e` exits with tik's code.
+    assert_eq!(out.status.code(), Some(1), "{tty:?}");
+    assert!(
+        tty.contains(" 1 running, "),
+        "the view showed the step: {tty:?}"
+    );
+    assert!(
+        tty.contains("cluster.c.node.head.runtime.broken.service.s.install: create failed: StepFailed: install failed (exit 3)"),
+        "{tty:?}"
+    );
+    assert!(tty.contains("the-disk-is-full"), "{tty:?}");
+    // The view's last count has the failure; nothing of it after the summary.
+    let summary = tty.rfind("Apply failed").expect("a summary");
+    assert!(
+        tty[..summary].contains("3 done, 0 running, 0 left, 1 failed"),
+        "{tty:?}"
+    );
+    assert!(!tty[summary..].contains(" running, "), "{tty:?}");
+}
