@@ -1,7 +1,7 @@
 //! What a user finds without reading the source: the runtimes and what they take,
 //! param mistakes caught at plan time, shell completion.
 
-use crate::common::Project;
+use crate::common::{self, Project};
 
 #[test]
 fn runtimes_lists_shipped_and_project_runtimes_and_shows_one() {
@@ -103,10 +103,22 @@ fn completion_scripts_cover_every_command() {
 
 #[test]
 fn what_a_runtime_installs_is_on_the_path_of_exec_and_ssh() {
+    on_the_path_of_exec_and_ssh("local");
+}
+
+/// The same over a real sshd per node: `tik ssh` logs in to the node's home with
+/// the runtime's profile read, interactively and with a command.
+#[test]
+fn what_a_runtime_installs_is_on_the_path_of_ssh_over_sshd() {
+    common::need_sshd();
+    on_the_path_of_exec_and_ssh("ssh");
+}
+
+fn on_the_path_of_exec_and_ssh(transport: &str) {
     let p = Project::new(&[
         (
             "main.tik.hcl",
-            "workspace \"dev\" {\n  provider = \"local\"\n}\ncluster \"c\" {\n  workspace = workspace.dev\n  workers \"w\" {\n    min = 1\n    max = 1\n  }\n  runtime \"greeter\" {}\n}\n",
+            &format!("workspace \"dev\" {{\n  provider = \"local\"\n  transport = \"{transport}\"\n}}\ncluster \"c\" {{\n  workspace = workspace.dev\n  workers \"w\" {{\n    min = 1\n    max = 1\n  }}\n  runtime \"greeter\" {{}}\n}}\n"),
         ),
         (
             "runtimes/greeter/runtime.tik.hcl",
@@ -144,6 +156,14 @@ fn what_a_runtime_installs_is_on_the_path_of_exec_and_ssh() {
         ),
         "{}",
         r.out()
+    );
+    // A login as a user types it: the shell starts in the node's home, the
+    // runtime's command found.
+    let out = common::on_a_terminal(&p, "ssh c", "greet\nexit\n", &[]);
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        tty.contains(&format!("hello from head in {}", home("head").display())),
+        "{tty}"
     );
 }
 

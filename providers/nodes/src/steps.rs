@@ -703,13 +703,24 @@ pub fn login(attrs: &Map, command: Option<&str>) -> Result<Login, ProviderError>
                     args.extend(["--".into(), line.join(" ")]);
                 }
                 (None, Some(c)) => {
-                    args.extend(["--".into(), format!("{}{c}", login_prelude(&conn.home))])
+                    args.extend(["--".into(), format!("{}{c}", login_prelude(attrs, &conn.home))])
                 }
                 (None, None) => {
                     args.insert(0, "-t".into());
+                    // The user's login profile runs first (a login shell), and may set
+                    // PATH anew (Debian's /etc/profile does): the node's home and its
+                    // runtimes' profile come after it, then the interactive shell.
+                    let after_login = format!(
+                        "cd \"$TIK_HOME\" 2>/dev/null; {}; exec \"${{SHELL:-sh}}\" -i",
+                        PROFILE.trim_end()
+                    );
                     args.extend([
                         "--".into(),
-                        format!("{}exec \"${{SHELL:-sh}}\" -l", login_prelude(&conn.home)),
+                        format!(
+                            "{}exec \"${{SHELL:-sh}}\" -l -c {}",
+                            login_prelude(attrs, &conn.home),
+                            shell_quote(&after_login)
+                        ),
                     ]);
                 }
             }
@@ -1191,14 +1202,20 @@ pub const PROFILE: &str = "for tik_profile in \"$TIK_HOME\"/profile.d/*.sh; do [
 
 /// A login's first lines on an ssh node: the node's home (relative to the login's
 /// own, unless absolute) as `TIK_HOME` and the working directory, and its profile.
-fn login_prelude(home: &str) -> String {
+fn login_prelude(attrs: &Map, home: &str) -> String {
     let at = if home.starts_with('/') {
         shell_quote(home)
     } else {
         format!("\"$HOME\"/{}", shell_quote(home))
     };
+    // What a step and `tik exec` see too: the node's name, cluster, addresses.
+    let env: String = environment(attrs, home)
+        .into_iter()
+        .filter(|(k, _)| k != "TIK_HOME")
+        .map(|(k, v)| format!("{k}={}; export {k}; ", shell_quote(&v)))
+        .collect();
     // A node no runtime has set up yet has no home: the login's own is used.
-    format!("TIK_HOME={at}; export TIK_HOME; cd \"$TIK_HOME\" 2>/dev/null; {PROFILE}")
+    format!("TIK_HOME={at}; export TIK_HOME; {env}cd \"$TIK_HOME\" 2>/dev/null; {PROFILE}")
 }
 
 fn exports(attrs: &Map, home: &str) -> String {
