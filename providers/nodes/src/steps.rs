@@ -702,9 +702,10 @@ pub fn login(attrs: &Map, command: Option<&str>) -> Result<Login, ProviderError>
                     }
                     args.extend(["--".into(), line.join(" ")]);
                 }
-                (None, Some(c)) => {
-                    args.extend(["--".into(), format!("{}{c}", login_prelude(attrs, &conn.home))])
-                }
+                (None, Some(c)) => args.extend([
+                    "--".into(),
+                    format!("{}{c}", login_prelude(attrs, &conn.home)),
+                ]),
                 (None, None) => {
                     args.insert(0, "-t".into());
                     // The user's login profile runs first (a login shell), and may set

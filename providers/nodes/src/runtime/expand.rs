@@ -43,8 +43,12 @@ pub fn expand(
     let mut last = sessions(&on, wait.as_ref(), &mut out.specs);
     let mut diags = Diagnostics::default();
     let mut ports = Ports::default();
-    // The head serves what it downloaded to the other nodes (see _lib/tik.sh).
-    if let Some(hi) = nodes.iter().position(|n| n.head) {
+    // The head serves what it downloaded to the other nodes (see _lib/tik.sh), for
+    // the runtimes that download once.
+    let serves = order
+        .iter()
+        .any(|r| defs.get(r).is_some_and(|d| d.download_once));
+    if let Some(hi) = nodes.iter().position(|n| n.head).filter(|_| serves) {
         ports
             .taken
             .insert((hi, CACHE_PORT), (CACHE_OWNER.into(), String::new()));
