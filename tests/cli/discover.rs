@@ -197,6 +197,12 @@ fn two_runtimes_opening_one_port_on_a_node_are_refused_at_plan_time() {
         "{}",
         r.out()
     );
+    // Without a runtime that downloads once, nothing holds it.
+    p.write(
+        "main.tik.hcl",
+        &config(7799).replace("  runtime \"hdfs\" {\n    replication = 1\n  }\n", ""),
+    );
+    p.ok(&["validate"], 0);
     p.write("main.tik.hcl", &config(9002));
     p.ok(&["validate"], 0);
     let plan = p.ok(&["plan"], 0).stdout;
