@@ -200,17 +200,40 @@ pub async fn apply<F: Future<Output = ()>>(
     let mut told: Vec<ApplyEvent> = Vec::new();
     // The changes in flight that count against `parallelism`.
     let mut busy = 0;
+    let mut inline: Vec<Task> = Vec::new();
     loop {
-        driver.evaluate_ahead(&mut walk, store, &planned, providers);
-        let mut round = Round {
-            busy: &mut busy,
-            parallelism,
-            tasks: &mut starting,
-            told: &mut told,
-        };
-        driver
-            .start_round(store, providers, &mut round)
-            .map_err(state_err)?;
+        // State-only changes run as they become ready, inside the round: nothing of
+        // them exists outside state, so a crash before the round's journal write
+        // loses nothing, and a chain of them costs one write per round, not one each.
+        let mut ran = 0;
+        loop {
+            driver.evaluate_ahead(&mut walk, store, &planned, providers);
+            let mut round = Round {
+                busy: &mut busy,
+                parallelism,
+                tasks: &mut starting,
+                inline: &mut inline,
+                told: &mut told,
+            };
+            driver
+                .start_round(store, providers, &mut round)
+                .map_err(state_err)?;
+            if inline.is_empty() || ran >= UNLIMITED_PER_ROUND {
+                break;
+            }
+            for task in inline.drain(..) {
+                match run_inline(task) {
+                    Ok((u, result, elapsed)) => {
+                        ran += 1;
+                        driver
+                            .finish(u, result, elapsed, &mut walk, store, &mut |e| told.push(e))
+                            .map_err(state_err)?;
+                    }
+                    Err(waiting) => starting.push(waiting),
+                }
+            }
+        }
+        starting.append(&mut inline);
         store.flush().map_err(state_err)?;
         for e in told.drain(..) {
             on_event(e);
@@ -289,6 +312,16 @@ pub async fn apply<F: Future<Output = ()>>(
         return Err(driver.diags);
     }
     Ok(driver.report)
+}
+
+/// A state-only change's result, when its provider has it at once (as it should:
+/// nothing outside state is waited for); else the change, to run as any other.
+fn run_inline(mut task: Task) -> Result<TaskResult, Task> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match task.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(r) => Ok(r),
+        std::task::Poll::Pending => Err(task),
+    }
 }
 
 /// A plan applies only to the state and configuration it was made from; a new
@@ -405,6 +438,8 @@ struct Round<'r> {
     busy: &'r mut usize,
     parallelism: usize,
     tasks: &'r mut Vec<Task>,
+    /// The state-only changes started: run within the round (see `run_inline`).
+    inline: &'r mut Vec<Task>,
     told: &'r mut Vec<ApplyEvent>,
 }
 
@@ -472,7 +507,12 @@ impl Driver {
             }
             *round.busy += usize::from(limited);
             let told = &mut *round.told;
-            self.start(u, store, providers, round.tasks, &mut |e| told.push(e))?;
+            let tasks = if limited {
+                &mut *round.tasks
+            } else {
+                &mut *round.inline
+            };
+            self.start(u, store, providers, tasks, &mut |e| told.push(e))?;
         }
         Ok(())
     }
