@@ -202,38 +202,16 @@ pub async fn apply<F: Future<Output = ()>>(
     let mut busy = 0;
     let mut inline: Vec<Task> = Vec::new();
     loop {
-        // State-only changes run as they become ready, inside the round: nothing of
-        // them exists outside state, so a crash before the round's journal write
-        // loses nothing, and a chain of them costs one write per round, not one each.
-        let mut ran = 0;
-        loop {
-            driver.evaluate_ahead(&mut walk, store, &planned, providers);
-            let mut round = Round {
-                busy: &mut busy,
-                parallelism,
-                tasks: &mut starting,
-                inline: &mut inline,
-                told: &mut told,
-            };
-            driver
-                .start_round(store, providers, &mut round)
-                .map_err(state_err)?;
-            if inline.is_empty() || ran >= UNLIMITED_PER_ROUND {
-                break;
-            }
-            for task in inline.drain(..) {
-                match run_inline(task) {
-                    Ok((u, result, elapsed)) => {
-                        ran += 1;
-                        driver
-                            .finish(u, result, elapsed, &mut walk, store, &mut |e| told.push(e))
-                            .map_err(state_err)?;
-                    }
-                    Err(waiting) => starting.push(waiting),
-                }
-            }
-        }
-        starting.append(&mut inline);
+        let mut round = Round {
+            busy: &mut busy,
+            parallelism,
+            tasks: &mut starting,
+            inline: &mut inline,
+            told: &mut told,
+        };
+        driver
+            .run_round(&mut walk, store, &planned, providers, &mut round)
+            .map_err(state_err)?;
         store.flush().map_err(state_err)?;
         for e in told.drain(..) {
             on_event(e);
@@ -473,6 +451,41 @@ impl Driver {
                 .get(&w.change.provider)
                 .is_some_and(|p| p.in_state_only(&w.change.type_name))
         })
+    }
+
+    /// One round: evaluates what is ready and starts what may start. State-only
+    /// changes run as they become ready, inside the round: nothing of them exists
+    /// outside state, so a crash before the round's journal write loses nothing, and
+    /// a chain of them costs one write per round (up to `UNLIMITED_PER_ROUND`), not
+    /// one each.
+    fn run_round(
+        &mut self,
+        walk: &mut Walk<'_>,
+        store: &mut StateStore<'_>,
+        planned: &HashMap<&Address, &Change>,
+        providers: &Providers,
+        round: &mut Round<'_>,
+    ) -> Result<(), StateError> {
+        let mut ran = 0;
+        loop {
+            self.evaluate_ahead(walk, store, planned, providers);
+            self.start_round(store, providers, round)?;
+            if round.inline.is_empty() || ran >= UNLIMITED_PER_ROUND {
+                break;
+            }
+            for task in std::mem::take(round.inline) {
+                match run_inline(task) {
+                    Ok((u, result, elapsed)) => {
+                        ran += 1;
+                        let told = &mut *round.told;
+                        self.finish(u, result, elapsed, walk, store, &mut |e| told.push(e))?;
+                    }
+                    Err(waiting) => round.tasks.push(waiting),
+                }
+            }
+        }
+        round.tasks.append(round.inline);
+        Ok(())
     }
 
     /// Starts what may start now: up to `parallelism` counted changes in flight,
