@@ -48,6 +48,18 @@ fn run_step(prelude: &str, files: &[&str], env: &[(&str, &str)]) -> (i32, String
     outcome(out)
 }
 
+/// `dir/NAME.tgz`, made of `dir/NAME` as upstreams pack their releases.
+fn pack(dir: &Path, name: &str) -> PathBuf {
+    let archive = format!("{name}.tgz");
+    let tar = Command::new("tar")
+        .args(["-czf", &archive, name])
+        .current_dir(dir)
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    dir.join(archive)
+}
+
 #[test]
 fn fetch_verifies_downloads_and_keeps_only_good_ones() {
     let tmp = tempfile::tempdir().unwrap();
@@ -55,13 +67,7 @@ fn fetch_verifies_downloads_and_keeps_only_good_ones() {
     let dist = served.join("dist/thing-1.0");
     std::fs::create_dir_all(dist.join("thing-1.0/bin")).unwrap();
     std::fs::write(dist.join("thing-1.0/bin/thing"), "#!/bin/sh\necho thing\n").unwrap();
-    let archive = dist.join("thing-1.0.tgz");
-    let tar = Command::new("tar")
-        .args(["-czf", "thing-1.0.tgz", "thing-1.0"])
-        .current_dir(&dist)
-        .status()
-        .unwrap();
-    assert!(tar.success());
+    let archive = pack(&dist, "thing-1.0");
     let sha512 = digest("sha512", &archive);
     let sha256 = digest("sha256", &archive);
     // Apache publishes gpg's layout: "name: HEX HEX ...", upper case, over lines.
@@ -193,13 +199,7 @@ fn the_head_downloads_once_and_the_other_nodes_take_it_from_it() {
     let dist = served.join("dist");
     std::fs::create_dir_all(dist.join("thing-1.0")).unwrap();
     std::fs::write(dist.join("thing-1.0/README"), "thing\n").unwrap();
-    let tar = Command::new("tar")
-        .args(["-czf", "thing-1.0.tgz", "thing-1.0"])
-        .current_dir(&dist)
-        .status()
-        .unwrap();
-    assert!(tar.success());
-    let sha512 = digest("sha512", &dist.join("thing-1.0.tgz"));
+    let sha512 = digest("sha512", &pack(&dist, "thing-1.0"));
     std::fs::write(
         dist.join("thing-1.0.tgz.sha512"),
         format!("{sha512}  thing-1.0.tgz\n"),
