@@ -9,6 +9,44 @@ pub struct Project {
     pub dir: tempfile::TempDir,
 }
 
+/// A project takes along what its test left running (a service of a cluster the test
+/// never destroyed): every process whose command line names the project's directory
+/// or whose working directory is inside it.
+impl Drop for Project {
+    fn drop(&mut self) {
+        let dir = self.dir.path();
+        let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        let needle = dir.display().to_string();
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        let pids: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .chars()
+                    .all(|c| c.is_ascii_digit())
+            })
+            .filter(|e| {
+                let named = std::fs::read(e.path().join("cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&needle));
+                let inside =
+                    std::fs::read_link(e.path().join("cwd")).is_ok_and(|c| c.starts_with(&dir));
+                named || inside
+            })
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|pid| *pid != std::process::id().to_string())
+            .collect();
+        if !pids.is_empty() {
+            let _ = Command::new("kill")
+                .args(&pids)
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
 pub struct Run {
     pub code: i32,
     pub stdout: String,
