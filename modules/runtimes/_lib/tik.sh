@@ -148,13 +148,18 @@ server.serve_forever()
 # verified; fails (leaving nothing) where the head has none.
 tik_cache_take() {
   _tik_cache=$(tik_cache_url) || return 1
-  tik_get "$_tik_cache/$2-$3/$(basename "$1")" "$4.part" 2>/dev/null &&
-    [ "$(tik_digest "$2" "$4.part")" = "$3" ] || {
+  tik_get_checked "$_tik_cache/$2-$3/$(basename "$1")" "$2" "$3" "$4" || return 1
+  echo "took $(basename "$1") from the head's download cache"
+}
+
+# tik_get_checked URL ALGO HEX FILE: FILE is what URL serves, of that digest; fails
+# (leaving nothing) where it cannot be had or does not match.
+tik_get_checked() {
+  tik_get "$1" "$4.part" 2>/dev/null && [ "$(tik_digest "$2" "$4.part")" = "$3" ] || {
     rm -f "$4.part"
     return 1
   }
   mv "$4.part" "$4"
-  echo "took $(basename "$1") from the head's download cache"
 }
 
 # tik_fetch URL CHECKSUM FILE: FILE holds URL's archive, verified. CHECKSUM is
@@ -428,12 +433,7 @@ tik_pip_take() {
     # A name is a file in the cache, nothing else.
     case "$_tik_name" in "" | */* | .*) return 1 ;; esac
     [ -f "$2/$_tik_name" ] && [ "$(tik_digest sha256 "$2/$_tik_name")" = "$_tik_sum" ] && continue
-    tik_get "$_tik_cache/pip/$_tik_name" "$2/$_tik_name.part" 2>/dev/null &&
-      [ "$(tik_digest sha256 "$2/$_tik_name.part")" = "$_tik_sum" ] || {
-      rm -f "$2/$_tik_name.part"
-      return 1
-    }
-    mv "$2/$_tik_name.part" "$2/$_tik_name"
+    tik_get_checked "$_tik_cache/pip/$_tik_name" sha256 "$_tik_sum" "$2/$_tik_name" || return 1
   done <"$2/sums-$1"
 }
 
