@@ -17,27 +17,14 @@ impl Drop for Project {
         let dir = self.dir.path();
         let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
         let needle = dir.display().to_string();
-        let Ok(entries) = std::fs::read_dir("/proc") else {
-            return;
-        };
-        let pids: Vec<String> = entries
-            .filter_map(|e| e.ok())
-            .filter(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .chars()
-                    .all(|c| c.is_ascii_digit())
-            })
-            .filter(|e| {
-                let named = std::fs::read(e.path().join("cmdline"))
-                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&needle));
-                let inside =
-                    std::fs::read_link(e.path().join("cwd")).is_ok_and(|c| c.starts_with(&dir));
-                named || inside
-            })
-            .map(|e| e.file_name().to_string_lossy().to_string())
-            .filter(|pid| *pid != std::process::id().to_string())
-            .collect();
+        let me = std::process::id().to_string();
+        let pids: Vec<String> = processes(|p| {
+            cmdline_holds(p, &needle)
+                || std::fs::read_link(p.join("cwd")).is_ok_and(|c| c.starts_with(&dir))
+        })
+        .into_iter()
+        .filter(|pid| *pid != me)
+        .collect();
         if !pids.is_empty() {
             let _ = Command::new("kill")
                 .args(&pids)
@@ -253,6 +240,17 @@ pub fn need_python_venv() {
 
 /// The pids of the processes whose command line holds `needle`.
 pub fn processes_with(needle: &str) -> Vec<String> {
+    processes(|p| cmdline_holds(p, needle))
+}
+
+/// Whether the command line of the process at `/proc/PID` holds `needle`.
+fn cmdline_holds(proc_dir: &Path, needle: &str) -> bool {
+    std::fs::read(proc_dir.join("cmdline"))
+        .is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+}
+
+/// The pids of the processes whose /proc directory `keep` takes.
+fn processes(keep: impl Fn(&Path) -> bool) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -264,11 +262,7 @@ pub fn processes_with(needle: &str) -> Vec<String> {
                 .chars()
                 .all(|c| c.is_ascii_digit())
         })
-        .filter(|e| {
-            std::fs::read(e.path().join("cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).contains(needle))
-                .unwrap_or(false)
-        })
+        .filter(|e| keep(&e.path()))
         .map(|e| e.file_name().to_string_lossy().to_string())
         .collect()
 }
