@@ -143,6 +143,12 @@ enum Command {
     /// Log in to a node (the head by default) with the host key its session recorded;
     /// words after `--` run instead of a login shell.
     Ssh(commands::ssh::Run),
+    /// Record the size a worker pool should have, within its min and max: the
+    /// controller, or the next apply, adds or removes workers to reach it.
+    Scale(commands::scale::Run),
+    /// Keep clusters as the configuration last applied and the recorded pool sizes
+    /// say: each round reads them and repairs what is lost, one log line per action.
+    Controller(commands::controller::Run),
     /// Print the dependency graph in Graphviz DOT.
     Graph,
     /// Read and edit state.

@@ -366,6 +366,7 @@ pub(crate) fn empty_plan() -> Plan {
         orphans: Vec::new(),
         targets: Vec::new(),
         moves: Vec::new(),
+        pools: Vec::new(),
     }
 }
 

@@ -10,7 +10,9 @@ use crate::plan::{diff, Action, Change, Plan, Summary};
 use crate::provider::{
     ChangeRequest, Operation, Progress, Provider, ProviderError, Providers, SiblingRef,
 };
-use crate::state::{JournalEntry, OutputState, ResourceState, StateError, StateStore, Status};
+use crate::state::{
+    Applied, JournalEntry, OutputState, ResourceState, Sizes, State, StateError, StateStore, Status,
+};
 use crate::value::{Map, Value};
 use crate::walk::{InputValue, Inputs, ObjectEval, Walk};
 use indexmap::IndexMap;
@@ -164,6 +166,7 @@ pub async fn apply<F: Future<Output = ()>>(
             .map(|(k, v)| (k.clone(), InputValue::Value(v.clone())))
             .collect(),
         missing_unknown: false,
+        sizes: planned_sizes(plan),
     };
     let mut walk = Walk::new(config, providers, inputs)?;
     let graph_order = walk.graph.topo_order(config)?;
@@ -278,6 +281,22 @@ pub async fn apply<F: Future<Output = ()>>(
                 .record(JournalEntry::Outputs { outputs })
                 .map_err(state_err)?;
         }
+        let whole =
+            plan.targets.is_empty() && driver.report.failures.is_empty() && driver.diags.is_empty();
+        if whole {
+            let applied = (!plan.destroy).then(|| Applied::of(plan));
+            let same = |a: &Applied, b: &Applied| a.config == b.config && a.inputs == b.inputs;
+            let changed = match (&applied, &store.state.applied) {
+                (Some(a), Some(b)) => !same(a, b),
+                (None, None) => false,
+                _ => true,
+            };
+            if changed {
+                store
+                    .record(JournalEntry::Applied { applied })
+                    .map_err(state_err)?;
+            }
+        }
     }
     store.save().map_err(state_err)?;
     if !driver.diags.is_empty() {
@@ -343,7 +362,55 @@ fn record_drift_and_moves(store: &mut StateStore<'_>, plan: &Plan) -> Result<(),
             store.record(e)?;
         }
     }
+    for e in size_records(&store.state, plan) {
+        store.record(e)?;
+    }
     Ok(())
+}
+
+/// The sizes the plan expanded its clusters with, where state records one.
+fn planned_sizes(plan: &Plan) -> Sizes {
+    let mut sizes = Sizes::new();
+    for p in plan.pools.iter().filter(|p| p.recorded.is_some()) {
+        sizes
+            .entry(p.cluster.clone())
+            .or_default()
+            .insert(p.pool.clone(), p.size);
+    }
+    sizes
+}
+
+/// What apply changes in the recorded sizes: one that the pool's bounds moved is
+/// recorded within them (a later change of bounds starts from there); one of a pool
+/// or cluster the configuration no longer has is forgotten, unless the plan is
+/// `--target`ed and so does not see every pool.
+fn size_records(state: &State, plan: &Plan) -> Vec<JournalEntry> {
+    let size = |cluster: &Address, pool: &str, size| JournalEntry::Size {
+        cluster: cluster.clone(),
+        pool: pool.to_string(),
+        size,
+    };
+    let mut records: Vec<JournalEntry> = plan
+        .pools
+        .iter()
+        .filter(|p| p.recorded.is_some_and(|r| r != p.size))
+        .map(|p| size(&p.cluster, &p.pool, Some(p.size)))
+        .collect();
+    if plan.targets.is_empty() {
+        let planned: HashSet<(&Address, &str)> = plan
+            .pools
+            .iter()
+            .map(|p| (&p.cluster, p.pool.as_str()))
+            .collect();
+        for (cluster, pools) in &state.sizes {
+            for pool in pools.keys() {
+                if !planned.contains(&(cluster, pool.as_str())) {
+                    records.push(size(cluster, pool, None));
+                }
+            }
+        }
+    }
+    records
 }
 
 /// The objects a failure kept from running (`blocked`), by address.

@@ -68,12 +68,30 @@ pub struct OutputState {
 /// Root outputs by name, in the order the configuration declares them.
 pub type Outputs = IndexMap<String, OutputState>;
 
+/// The sizes `tik scale` (or the controller) asked of worker pools: by cluster, then
+/// pool. A plan takes a recorded size as the pool's desired size, within its `min`
+/// and `max`; a pool with none has `min` workers.
+pub type Sizes = IndexMap<Address, IndexMap<String, u64>>;
+
+/// What the last whole apply applied: the configuration's hash and its variables'.
+/// The controller acts only for the configuration applied, never for files edited
+/// since.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    pub config: String,
+    pub inputs: String,
+    /// When it was first applied.
+    pub at: String,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct State {
     pub serial: Serial,
     pub lineage: String,
     pub resources: IndexMap<Address, ResourceState>,
     pub outputs: IndexMap<String, OutputState>,
+    pub sizes: Sizes,
+    pub applied: Option<Applied>,
 }
 
 /// A snapshot as read (its format version is checked on the raw JSON first).
@@ -83,6 +101,10 @@ struct StateFile {
     lineage: String,
     resources: Vec<ResourceState>,
     outputs: IndexMap<String, OutputState>,
+    #[serde(default)]
+    sizes: Sizes,
+    #[serde(default)]
+    applied: Option<Applied>,
 }
 
 /// A snapshot as written: [`StateFile`]'s fields, borrowed from the state, so that
@@ -95,6 +117,10 @@ struct StateFileOut<'s> {
     lineage: &'s str,
     resources: Vec<&'s ResourceState>,
     outputs: &'s IndexMap<String, OutputState>,
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    sizes: &'s Sizes,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    applied: &'s Option<Applied>,
 }
 
 /// One journal line: a change to apply on top of the snapshot.
@@ -109,6 +135,16 @@ pub enum JournalEntry {
     },
     Outputs {
         outputs: IndexMap<String, OutputState>,
+    },
+    /// A pool's desired size; `None` forgets it (the pool goes back to its `min`).
+    Size {
+        cluster: Address,
+        pool: String,
+        size: Option<u64>,
+    },
+    /// What a whole apply applied; `None` after a destroy.
+    Applied {
+        applied: Option<Applied>,
     },
 }
 
@@ -163,6 +199,8 @@ impl State {
             lineage,
             resources: IndexMap::new(),
             outputs: IndexMap::new(),
+            sizes: Sizes::new(),
+            applied: None,
         }
     }
 
@@ -175,6 +213,24 @@ impl State {
                 self.resources.shift_remove(&address);
             }
             JournalEntry::Outputs { outputs } => self.outputs = outputs,
+            JournalEntry::Size {
+                cluster,
+                pool,
+                size,
+            } => match size {
+                Some(n) => {
+                    self.sizes.entry(cluster).or_default().insert(pool, n);
+                }
+                None => {
+                    if let Some(pools) = self.sizes.get_mut(&cluster) {
+                        pools.shift_remove(&pool);
+                        if pools.is_empty() {
+                            self.sizes.shift_remove(&cluster);
+                        }
+                    }
+                }
+            },
+            JournalEntry::Applied { applied } => self.applied = applied,
         }
         self.serial.bump();
     }
@@ -189,6 +245,8 @@ impl State {
             lineage: &self.lineage,
             resources,
             outputs: &self.outputs,
+            sizes: &self.sizes,
+            applied: &self.applied,
         };
         let mut bytes = serde_json::to_vec_pretty(&file).unwrap_or_default();
         bytes.push(b'\n');
@@ -246,6 +304,8 @@ impl State {
             lineage: file.lineage,
             resources,
             outputs: file.outputs,
+            sizes: file.sizes,
+            applied: file.applied,
         })
     }
 }
@@ -351,6 +411,20 @@ impl State {
                         ..r.clone()
                     },
                 });
+            }
+        }
+        // A moved cluster keeps the sizes asked of its pools.
+        for (cluster, pools) in &self.sizes {
+            if let Some(new) = rename(cluster) {
+                for (pool, &n) in pools {
+                    let size = |cluster: &Address, size| JournalEntry::Size {
+                        cluster: cluster.clone(),
+                        pool: pool.clone(),
+                        size,
+                    };
+                    entries.push(size(cluster, None));
+                    entries.push(size(&new, Some(n)));
+                }
             }
         }
         Ok(entries)
@@ -1129,5 +1203,56 @@ mod tests {
             .unwrap_err()
             .message
             .contains("not a tik state"));
+    }
+
+    #[test]
+    fn sizes_and_the_last_apply_survive_the_journal_the_fold_and_a_move() {
+        let backend = MemoryBackend::default();
+        let mut store = StateStore::load(&backend).unwrap();
+        let etl = Address::new().name("cluster").name("etl");
+        let size = |cluster: &Address, pool: &str, size| JournalEntry::Size {
+            cluster: cluster.clone(),
+            pool: pool.into(),
+            size,
+        };
+        let mut node = resource("x");
+        node.address = etl.clone().name("node").name("head");
+        store.record(JournalEntry::Put { resource: node }).unwrap();
+        store.record(size(&etl, "default", Some(3))).unwrap();
+        store.record(size(&etl, "big", Some(1))).unwrap();
+        let applied = Applied {
+            config: "c".into(),
+            inputs: "i".into(),
+            at: "2026-12-07T00:00:00Z".into(),
+        };
+        store
+            .record(JournalEntry::Applied {
+                applied: Some(applied.clone()),
+            })
+            .unwrap();
+        // Replayed from the journal alone, as after a crash.
+        let again = StateStore::load(&backend).unwrap();
+        assert_eq!(again.state.sizes[&etl]["default"], 3);
+        assert_eq!(again.state.applied.as_ref(), Some(&applied));
+        // Folded into the snapshot and read back.
+        store.save().unwrap();
+        let again = StateStore::load(&backend).unwrap();
+        assert_eq!(again.state, store.state);
+        // A moved cluster takes its sizes along.
+        let renamed = Address::new().name("cluster").name("batch");
+        store.move_all(&etl, &renamed).unwrap();
+        assert!(!store.state.sizes.contains_key(&etl));
+        assert_eq!(store.state.sizes[&renamed]["big"], 1);
+        // Forgetting a pool's size leaves the other; the last one takes its cluster.
+        store.record(size(&renamed, "big", None)).unwrap();
+        assert_eq!(store.state.sizes[&renamed].len(), 1);
+        store.record(size(&renamed, "default", None)).unwrap();
+        assert!(store.state.sizes.is_empty());
+        // A state without either reads as before, and writes neither.
+        let text = String::from_utf8(State::new("l".into()).to_json()).unwrap();
+        assert!(
+            !text.contains("sizes") && !text.contains("applied"),
+            "{text}"
+        );
     }
 }

@@ -10,10 +10,11 @@ use crate::graph::{Graph, Key};
 use crate::provider::{
     BlockCheck, BlockKind, ExpandRequest, LayerRequest, Providers, ResourceSpec, SiblingRef,
 };
-use crate::state::OutputState;
+use crate::state::{OutputState, Sizes};
 use crate::value::{Map, Value};
 use indexmap::IndexMap;
 use petgraph::graph::NodeIndex;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::path::PathBuf;
@@ -36,6 +37,76 @@ pub struct Inputs {
     pub values: IndexMap<String, InputValue>,
     /// For `tik validate`: a required variable without a value is unknown, not an error.
     pub missing_unknown: bool,
+    /// The pool sizes state records (`tik scale`): a cluster's expansion gets each,
+    /// within the pool's `min` and `max`.
+    pub sizes: Sizes,
+}
+
+/// A worker pool as the walk found it: its bounds and the size its cluster was
+/// expanded with (the recorded one within `min`..`max`, else `min`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pool {
+    pub cluster: Address,
+    pub pool: String,
+    pub min: u64,
+    pub max: u64,
+    pub size: u64,
+    /// What state records for it, before the bounds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<u64>,
+}
+
+impl Pool {
+    /// The pools of a cluster's evaluated block with their sizes, and the block as
+    /// its provider expands it: a pool with a recorded size gets `size`. A pool whose
+    /// bounds are not whole numbers is left to its provider, which says why.
+    fn of_cluster(cluster: &Address, config: &Map, sizes: &Sizes) -> (Vec<Pool>, Option<Map>) {
+        let Some(Value::Object(pools)) = config.get("workers") else {
+            return (Vec::new(), None);
+        };
+        let whole = |v: Option<&Value>| match v {
+            Some(Value::Number(n)) if *n >= 0.0 && n.fract() == 0.0 && *n <= 1e15 => {
+                Some(*n as u64)
+            }
+            _ => None,
+        };
+        let recorded = sizes.get(cluster);
+        let mut found = Vec::new();
+        let mut sized = pools.clone();
+        for (name, settings) in pools {
+            let Some(min) = whole(settings.get("min")) else {
+                continue;
+            };
+            let max = match settings.get("max") {
+                None | Some(Value::Null) => Some(min),
+                v => whole(v),
+            };
+            let Some(max) = max.filter(|&m| m >= min) else {
+                continue;
+            };
+            let asked = recorded.and_then(|r| r.get(name)).copied();
+            let size = asked.map_or(min, |n| n.clamp(min, max));
+            if asked.is_some() {
+                if let Some(Value::Object(s)) = sized.get_mut(name) {
+                    s.insert("size".into(), Value::Number(size as f64));
+                }
+            }
+            found.push(Pool {
+                cluster: cluster.clone(),
+                pool: name.clone(),
+                min,
+                max,
+                size,
+                recorded: asked,
+            });
+        }
+        let expanded = found.iter().any(|p| p.recorded.is_some()).then(|| {
+            let mut c = config.clone();
+            c.insert("workers".into(), Value::Object(sized));
+            c
+        });
+        (found, expanded)
+    }
 }
 
 /// One resource a configuration object wants.
@@ -207,6 +278,8 @@ pub struct Walk<'c> {
     names: HashMap<String, Address>,
     pub root_variables: Map,
     pub root_outputs: IndexMap<String, OutputState>,
+    /// Every cluster's worker pools, in the order the walk expanded them.
+    pub pools: Vec<Pool>,
 }
 
 impl<'c> Walk<'c> {
@@ -270,6 +343,7 @@ impl<'c> Walk<'c> {
             names: HashMap::new(),
             root_variables: Map::new(),
             root_outputs: IndexMap::new(),
+            pools: Vec::new(),
         };
         walk.add_instance(ModuleInstance {
             module: 0,
@@ -868,11 +942,17 @@ impl<'c> Walk<'c> {
             &provider_name,
         )?;
         let provider = self.provider(&provider_name, &what, def)?;
+        let mut sized = None;
+        if block_kind == BlockKind::Cluster {
+            let (pools, with_sizes) = Pool::of_cluster(&block.address, &config, &self.inputs.sizes);
+            self.pools.extend(pools);
+            sized = with_sizes;
+        }
         let specs = provider
             .expand(&ExpandRequest {
                 kind: block_kind,
                 name: &own_name,
-                config: &config,
+                config: sized.as_ref().unwrap_or(&config),
             })
             .map_err(|e| {
                 let span = body::span_of(&def.body, &e.path).or(def.span.clone());
@@ -1701,6 +1781,60 @@ fn mark_sensitive<'s>(
 mod tests {
     use super::*;
     use crate::provider::{AttributeSchema, ResourceSchema};
+
+    #[test]
+    fn a_recorded_size_sizes_its_pool_within_the_bounds() {
+        let etl = Address::new().name("cluster").name("etl");
+        let pool = |min: Value, max: Option<f64>| {
+            let mut m = Map::new();
+            m.insert("min".into(), min);
+            if let Some(max) = max {
+                m.insert("max".into(), Value::Number(max));
+            }
+            Value::Object(m)
+        };
+        let mut pools = Map::new();
+        pools.insert("a".into(), pool(Value::Number(1.0), Some(4.0)));
+        pools.insert("b".into(), pool(Value::Number(2.0), None));
+        pools.insert("c".into(), pool(Value::Unknown, Some(3.0)));
+        pools.insert("d".into(), pool(Value::Number(1.5), Some(3.0)));
+        let mut config = Map::new();
+        config.insert("workers".into(), Value::Object(pools));
+        // Nothing recorded: each pool at its min, the block as it was.
+        let (found, sized) = Pool::of_cluster(&etl, &config, &Sizes::new());
+        let sizes: Vec<(&str, u64, u64)> = found
+            .iter()
+            .map(|p| (p.pool.as_str(), p.size, p.max))
+            .collect();
+        assert_eq!(sizes, [("a", 1, 4), ("b", 2, 2)]);
+        assert!(sized.is_none());
+        // Recorded sizes, one above max: within the bounds, and given to the block.
+        let mut recorded = Sizes::new();
+        recorded.insert(
+            etl.clone(),
+            [
+                ("a".to_string(), 9),
+                ("b".to_string(), 2),
+                ("c".to_string(), 2),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        let (found, sized) = Pool::of_cluster(&etl, &config, &recorded);
+        assert_eq!((found[0].size, found[0].recorded), (4, Some(9)));
+        assert_eq!((found[1].size, found[1].recorded), (2, Some(2)));
+        let sized = sized.unwrap();
+        let size_of = |pool: &str| {
+            sized["workers"]
+                .get(pool)
+                .and_then(|p| p.get("size"))
+                .cloned()
+        };
+        assert_eq!(size_of("a"), Some(Value::Number(4.0)));
+        // A pool whose bounds are not whole numbers is its provider's to report.
+        assert_eq!(size_of("c"), None);
+        assert_eq!(found.len(), 2);
+    }
 
     #[test]
     fn a_copy_of_a_secret_is_secret_through_chains_of_copies() {

@@ -9,6 +9,7 @@ use tik_engine::diag::Diagnostic;
 
 pub(crate) mod apply;
 pub(crate) mod completion;
+pub(crate) mod controller;
 pub(crate) mod destroy;
 pub(crate) mod drift;
 pub(crate) mod exec;
@@ -20,6 +21,7 @@ pub(crate) mod init;
 pub(crate) mod output;
 pub(crate) mod plan;
 pub(crate) mod runtimes;
+pub(crate) mod scale;
 pub(crate) mod show;
 pub(crate) mod ssh;
 pub(crate) mod state;
@@ -59,5 +61,7 @@ pub(crate) async fn run(cli: Cli, style: Style) -> Result<u8> {
         Command::ForceUnlock(args) => force_unlock::run(args, &dir, style).await,
         Command::Completion(args) => completion::run(args),
         Command::Runtimes(args) => runtimes::run(args, &dir, style).await,
+        Command::Scale(args) => scale::run(args, &dir, style).await,
+        Command::Controller(args) => controller::run(args, &dir, style).await,
     }
 }

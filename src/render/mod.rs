@@ -9,6 +9,7 @@ use tik_engine::plan::{Action, Change, Drift, DriftKind, Plan};
 use tik_engine::state::{ResourceState, State};
 use tik_engine::value::{key_repr, Hiding, Map, Value};
 
+pub mod controller;
 pub mod live;
 mod nodes;
 pub mod runtimes;
@@ -654,6 +655,7 @@ pub fn plan(plan: &Plan, s: Style) -> String {
             }
         }
     }
+    out.push_str(&sized_pools(plan, s));
     if let Some(line) = nodes::NodeCounts::of(&entries).line() {
         out.push_str(&s.bold(&line));
         out.push('\n');
@@ -677,6 +679,58 @@ pub fn plan(plan: &Plan, s: Style) -> String {
     }
     out.push_str(&orphans(&plan.orphans, s));
     out
+}
+
+/// The pools whose size `tik scale` (or the controller) recorded, as the plan sized
+/// them: what explains workers that `min` alone would not.
+fn sized_pools(plan: &Plan, s: Style) -> String {
+    let mut out = String::new();
+    for p in plan.pools.iter() {
+        let Some(recorded) = p.recorded else { continue };
+        let bounds = if recorded == p.size {
+            String::new()
+        } else {
+            format!(", {recorded} recorded is outside the bounds now")
+        };
+        out.push_str(&s.bold(&format!(
+            "Pool sized by tik scale: cluster {}, workers \"{}\": {} (min {}, max {}{bounds})\n",
+            tik_engine::scale::cluster_label(&p.cluster),
+            p.pool,
+            p.size,
+            p.min,
+            p.max,
+        )));
+    }
+    out
+}
+
+/// What `tik scale` says it recorded.
+pub fn scaled(scaled: &tik_engine::scale::Scaled, changed: bool, s: Style) -> String {
+    let p = &scaled.pool;
+    let which = format!(
+        "cluster {}, workers \"{}\"",
+        tik_engine::scale::cluster_label(&p.cluster),
+        p.pool
+    );
+    if !changed {
+        return format!(
+            "{which}: {} workers is already its recorded size; nothing changed.\n",
+            scaled.size
+        );
+    }
+    format!(
+        "{} {which}: {} workers (was {}; min {}, max {}).\nThe controller, or the next tik apply, brings the pool there{}.\n",
+        s.green("Recorded"),
+        scaled.size,
+        p.size,
+        p.min,
+        p.max,
+        if scaled.size < p.size {
+            ": the newest workers go first, after their services stop"
+        } else {
+            ""
+        }
+    )
 }
 
 /// Attributes as JSON, with "(sensitive)" for those named in `sensitive`.
@@ -769,8 +823,20 @@ pub fn plan_json(plan: &Plan) -> serde_json::Value {
         "changes": changes,
         "moves": plan.moves.iter().map(|m| serde_json::json!({ "from": m.from.to_string(), "to": m.to.to_string() })).collect::<Vec<_>>(),
         "outputs": outputs,
+        "pools": plan.pools.iter().map(pool_json).collect::<Vec<_>>(),
         "summary": plan.summary(),
         "has_changes": plan.has_changes(),
+    })
+}
+
+fn pool_json(p: &tik_engine::walk::Pool) -> serde_json::Value {
+    serde_json::json!({
+        "cluster": p.cluster.to_string(),
+        "pool": p.pool,
+        "min": p.min,
+        "max": p.max,
+        "size": p.size,
+        "recorded": p.recorded,
     })
 }
 
@@ -834,6 +900,7 @@ pub fn state_json(state: &State) -> serde_json::Value {
         "lineage": state.lineage,
         "resources": resources,
         "outputs": outputs,
+        "sizes": state.sizes.iter().map(|(c, pools)| (c.to_string(), serde_json::json!(pools))).collect::<serde_json::Map<_, _>>(),
     })
 }
 
@@ -851,6 +918,15 @@ pub fn state(state: &State) -> String {
     if !state.outputs.is_empty() {
         out.push_str("Outputs:\n\n");
         out.push_str(&outputs(&state.outputs));
+    }
+    if !state.sizes.is_empty() {
+        out.push_str("\nPool sizes (tik scale):\n\n");
+        for (cluster, pools) in &state.sizes {
+            for (pool, n) in pools {
+                let label = tik_engine::scale::cluster_label(cluster);
+                out.push_str(&format!("cluster {label}, workers \"{pool}\" = {n}\n"));
+            }
+        }
     }
     out
 }

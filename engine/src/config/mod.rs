@@ -271,9 +271,12 @@ impl Config {
         if !loader.diags.is_empty() {
             return Err((loader.sources, loader.diags));
         }
+        // By paths within the project: the same files elsewhere (a head's copy of what
+        // apply ran) hash the same.
         let mut hasher = Sha256::new();
         for f in loader.sources.iter() {
-            hasher.update(f.path.to_string_lossy().as_bytes());
+            let path = f.path.strip_prefix(&dir).unwrap_or(&f.path);
+            hasher.update(path.to_string_lossy().as_bytes());
             hasher.update([0]);
             hasher.update(f.text.as_bytes());
             hasher.update([0]);

@@ -24,7 +24,7 @@ use crate::diag::{Diagnostic, Diagnostics};
 use crate::provider::{planned_attributes, Providers, ReadRequest, ResourceSchema};
 use crate::state::{JournalEntry, OutputState, ResourceState, State, Status};
 use crate::value::{Map, Value};
-use crate::walk::{Inputs, Instance, Walk};
+use crate::walk::{Inputs, Instance, Pool, Walk};
 use indexmap::IndexMap;
 use petgraph::graph::NodeIndex;
 use serde::{Deserialize, Serialize};
@@ -173,6 +173,10 @@ pub struct Plan {
     /// block that gained `count` (its resource is now `[0]`) or lost it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub moves: Vec<Move>,
+    /// Every cluster's worker pools with the size the plan gives each: apply expands
+    /// the clusters with the same sizes, and records a size the bounds changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<Pool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -272,6 +276,10 @@ pub(crate) fn against_refreshed(
     inputs: Inputs,
     options: &PlanOptions,
 ) -> Result<Plan, Diagnostics> {
+    let inputs = Inputs {
+        sizes: state.sizes.clone(),
+        ..inputs
+    };
     let mut walk = Walk::new(config, providers, inputs)?;
     // make_plan has moved what they say in `state`; here they are checked for validate.
     explicit_moves(config)?;
@@ -388,7 +396,38 @@ pub(crate) fn against_refreshed(
         orphans: Vec::new(),
         targets: options.targets.clone(),
         moves: Vec::new(),
+        pools: std::mem::take(&mut walk.pools),
     })
+}
+
+impl crate::state::Applied {
+    /// What applying `plan` in whole applies: its configuration's hash, and a hash
+    /// of its variables' values (salted with the state's lineage; state holds what
+    /// they made anyway).
+    pub fn of(plan: &Plan) -> Self {
+        crate::state::Applied {
+            config: plan.config_hash.clone(),
+            inputs: plan.inputs_hash(),
+            at: crate::timefmt::now_utc(),
+        }
+    }
+}
+
+impl Plan {
+    /// The hash `Applied::inputs` records for this plan's variables.
+    pub fn inputs_hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update(self.lineage.as_bytes());
+        hasher.update([0]);
+        let json = Value::Object(self.variables.clone()).to_json();
+        hasher.update(json.to_string().as_bytes());
+        hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
 }
 
 /// Orphans the plan adopts, by address: their records hold only what the provider

@@ -870,7 +870,15 @@ impl Launch {
                 "workers \"{pool}\": min ({min}) is more than max ({max})"
             )));
         }
-        (0..min)
+        // The size `tik scale` asked, which the engine keeps within the bounds.
+        let size = whole(
+            get(settings, &["size"]),
+            &format!("workers \"{pool}\" size"),
+            Some(min),
+        )
+        .map_err(at("min"))?
+        .clamp(min, max);
+        (0..size)
             .map(|i| {
                 let subnet_id = match subnets.len() {
                     0 => Value::Unknown,

@@ -674,7 +674,9 @@ fn expand_cluster(request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, Expa
                     format!("workers \"{pool}\": the local provider has no spot nodes; remove spot = true"),
                 ));
             }
-            for i in 0..min {
+            // The size `tik scale` asked, which the engine keeps within the bounds.
+            let size = whole(settings, pool, "size", Some(min))?.clamp(min, max);
+            for i in 0..size {
                 let mut config = node_config(
                     &workspace,
                     request.name,

@@ -1,0 +1,231 @@
+//! The cluster controller's round: plan the watched clusters against what exists, and
+//! when something is wrong (a node lost, a pool short of its recorded size) take the
+//! lock and apply that plan. It acts only for the configuration last applied in
+//! whole, so files edited since and not applied are never applied by it; and it
+//! holds the state lock only while it changes something.
+
+use crate::addr::Address;
+use crate::apply::{apply, ApplyEvent, ApplyOptions, ApplyReport};
+use crate::config::{Config, ObjectKind};
+use crate::diag::{did_you_mean, Diagnostic, Diagnostics};
+use crate::ops::make_plan;
+use crate::plan::{Plan, PlanOptions};
+use crate::provider::Providers;
+use crate::state::{Backend, LockInfo, Locked, State, StateStore};
+use crate::walk::Inputs;
+use std::future::Future;
+
+/// How a round ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Everything watched is as the configuration and the recorded sizes say.
+    Idle,
+    /// The configuration here is not the one last applied: the round did nothing.
+    Paused(String),
+    /// Something needed doing, but another run holds the state lock.
+    Waiting(LockInfo),
+    /// The round applied `plan`: what changed is in `report`.
+    Acted {
+        plan: Box<Plan>,
+        report: ApplyReport,
+    },
+}
+
+/// What a controller keeps.
+#[derive(Debug, Clone)]
+pub struct Watch {
+    /// The clusters, by address.
+    pub clusters: Vec<Address>,
+    /// Whether it keeps the whole configuration: with no cluster named, what depends
+    /// on the clusters (a file listing their addresses) follows a replaced node;
+    /// with some named, only they and what they need are planned.
+    pub everything: bool,
+}
+
+impl Watch {
+    fn targets(&self) -> Vec<Address> {
+        if self.everything {
+            Vec::new()
+        } else {
+            self.clusters.clone()
+        }
+    }
+}
+
+/// The clusters a controller watches: those named (a root cluster by its name, one
+/// in a module by its address), or every cluster of the configuration. An unknown
+/// name gets the close one.
+pub fn watched(config: &Config, named: &[String]) -> Result<Watch, Diagnostics> {
+    let mut all: Vec<Address> = Vec::new();
+    let mut prefix: Vec<Address> = vec![Address::new(); config.modules.len()];
+    for (mi, m) in config.modules.iter().enumerate() {
+        for c in m.calls.values() {
+            prefix[c.child] = prefix[mi].clone().name("module").name(c.name.clone());
+        }
+    }
+    for (mi, m) in config.modules.iter().enumerate() {
+        for o in m.objects.iter().filter(|o| o.kind == ObjectKind::Cluster) {
+            all.push(prefix[mi].clone().name("cluster").name(o.name.clone()));
+        }
+    }
+    if named.is_empty() {
+        if all.is_empty() {
+            return Err(
+                Diagnostic::new("this configuration has no cluster to watch")
+                    .help("the controller keeps clusters: add a cluster block and apply it")
+                    .into(),
+            );
+        }
+        return Ok(Watch {
+            clusters: all,
+            everything: true,
+        });
+    }
+    let labels: Vec<String> = all.iter().map(crate::scale::cluster_label).collect();
+    let mut picked = Vec::new();
+    for name in named {
+        let found = all
+            .iter()
+            .zip(&labels)
+            .find(|(a, l)| *l == name || a.to_string() == *name);
+        match found {
+            Some((a, _)) if !picked.contains(a) => picked.push(a.clone()),
+            Some(_) => {}
+            None => {
+                return Err(
+                    Diagnostic::new(format!("no cluster \"{name}\" in this configuration"))
+                        .help(
+                            did_you_mean(name, labels.iter().map(String::as_str))
+                                .unwrap_or_else(|| format!("its clusters: {}", labels.join(", "))),
+                        )
+                        .into(),
+                )
+            }
+        }
+    }
+    Ok(Watch {
+        clusters: picked,
+        everything: false,
+    })
+}
+
+/// Why the controller may not act for this configuration against `state`, if it may
+/// not: nothing applied yet, or files or variables that differ from the last whole
+/// apply.
+pub fn not_applied(state: &State, plan: &Plan) -> Option<String> {
+    let Some(applied) = &state.applied else {
+        return Some(if state.resources.is_empty() {
+            "nothing is applied yet: run tik apply first".into()
+        } else {
+            "state records no whole apply by this version of tik: run tik apply once".into()
+        });
+    };
+    if applied.config != plan.config_hash {
+        return Some(format!(
+            "the configuration files differ from those applied at {}: the controller applies no edit; run tik apply",
+            applied.at
+        ));
+    }
+    if applied.inputs != plan.inputs_hash() {
+        return Some(format!(
+            "the variables differ from those applied at {}: give the controller the --var and --var-file that apply had",
+            applied.at
+        ));
+    }
+    None
+}
+
+/// What one round needs: the configuration and providers, where state is, the
+/// variables and what is watched.
+pub struct Round<'a> {
+    pub config: &'a Config,
+    pub providers: &'a Providers,
+    pub backend: &'a dyn Backend,
+    pub inputs: &'a Inputs,
+    pub watch: &'a Watch,
+    pub parallelism: usize,
+}
+
+impl Round<'_> {
+    async fn plan(&self, state: &State) -> Result<Plan, Diagnostics> {
+        let options = PlanOptions {
+            targets: self.watch.targets(),
+            ..PlanOptions::default()
+        };
+        make_plan(
+            self.config,
+            self.providers,
+            state,
+            self.inputs.clone(),
+            &options,
+            true,
+        )
+        .await
+    }
+
+    /// One round: read, and act where the watched clusters are not as they should be.
+    /// `cancel` interrupts an apply in progress as Ctrl-C does `tik apply`'s.
+    pub async fn run<F: Future<Output = ()>>(
+        &self,
+        cancel: F,
+        on_plan: &mut dyn FnMut(&Plan),
+        on_event: &mut dyn FnMut(ApplyEvent),
+    ) -> Result<Outcome, Diagnostics> {
+        let store = StateStore::load(self.backend)?;
+        let plan = self.plan(&store.state).await?;
+        if let Some(why) = not_applied(&store.state, &plan) {
+            return Ok(Outcome::Paused(why));
+        }
+        if !plan.has_changes() && plan.drift.is_empty() {
+            return Ok(Outcome::Idle);
+        }
+        drop(store);
+        let info = LockInfo::new("controller");
+        match self.backend.lock(&info)? {
+            Locked::Held(holder) => return Ok(Outcome::Waiting(holder)),
+            Locked::Taken { .. } => {}
+        }
+        let result = self.locked(cancel, on_plan, on_event).await;
+        let unlocked = self.backend.unlock(&info.id);
+        let outcome = result?;
+        unlocked?;
+        Ok(outcome)
+    }
+
+    /// The round's part under the lock: state and the world read again, for what
+    /// changed while the lock was free (an apply of new files pauses it).
+    async fn locked<F: Future<Output = ()>>(
+        &self,
+        cancel: F,
+        on_plan: &mut dyn FnMut(&Plan),
+        on_event: &mut dyn FnMut(ApplyEvent),
+    ) -> Result<Outcome, Diagnostics> {
+        let mut store = StateStore::load(self.backend)?;
+        let plan = self.plan(&store.state).await?;
+        if let Some(why) = not_applied(&store.state, &plan) {
+            return Ok(Outcome::Paused(why));
+        }
+        if !plan.has_changes() && plan.drift.is_empty() {
+            return Ok(Outcome::Idle);
+        }
+        on_plan(&plan);
+        let options = ApplyOptions {
+            parallelism: self.parallelism.max(1),
+            ..ApplyOptions::default()
+        };
+        let report = apply(
+            self.config,
+            self.providers,
+            &mut store,
+            &plan,
+            &options,
+            cancel,
+            on_event,
+        )
+        .await?;
+        Ok(Outcome::Acted {
+            plan: Box::new(plan),
+            report,
+        })
+    }
+}

@@ -1,0 +1,309 @@
+//! `tik controller`: rounds that keep clusters at the configuration last applied and
+//! the recorded pool sizes, and act only then.
+
+use crate::common::{cluster_config, http_get, Project};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn node_dir(p: &Project, name: &str) -> std::path::PathBuf {
+    p.file(&format!(".tik/local/workspaces/dev/clusters/etl/{name}"))
+}
+
+fn quickstart() -> String {
+    std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart/main.tik.hcl"),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_round_replaces_a_lost_worker_and_brings_a_pool_to_its_recorded_size() {
+    let p = Project::new(&[("main.tik.hcl", &cluster_config(2, "small"))]);
+    p.ok(&["apply", "--auto-approve"], 0);
+    // Nothing wrong: the round reads and does nothing, state untouched.
+    let state = p.read("tik.tikstate");
+    let r = p.ok(&["controller", "--once"], 0);
+    assert!(
+        r.stdout.contains("watching cluster etl (state: "),
+        "{}",
+        r.out()
+    );
+    assert!(!r.stdout.contains("acting"), "{}", r.out());
+    assert_eq!(p.read("tik.tikstate"), state);
+
+    std::fs::remove_dir_all(node_dir(&p, "worker-default-1")).unwrap();
+    let r = p.ok(&["controller", "etl", "--once"], 0);
+    assert!(
+        r.stdout
+            .contains("cluster.etl.node.worker[\"default\"][1] was deleted outside of tik"),
+        "{}",
+        r.out()
+    );
+    assert!(
+        r.stdout
+            .contains("acting: Plan: 1 to add, 0 to change, 0 to replace, 0 to destroy."),
+        "{}",
+        r.out()
+    );
+    assert!(
+        r.stdout
+            .contains("cluster.etl.node.worker[\"default\"][1]: Creation complete"),
+        "{}",
+        r.out()
+    );
+    assert!(
+        r.stdout
+            .contains("round done: 1 added, 0 changed, 0 replaced, 0 destroyed"),
+        "{}",
+        r.out()
+    );
+    assert!(node_dir(&p, "worker-default-1").exists());
+    // What the controller did is neither drift nor a change.
+    p.ok(&["drift"], 0);
+    p.ok(&["plan", "--detailed-exitcode"], 0);
+
+    // A recorded size: the round brings the pool there, and back down newest first.
+    p.ok(&["scale", "etl", "4"], 0);
+    let r = p.ok(&["controller", "--once"], 0);
+    assert!(r.stdout.contains("round done: 2 added"), "{}", r.out());
+    assert!(node_dir(&p, "worker-default-3").exists());
+    p.ok(&["scale", "etl", "3"], 0);
+    let r = p.ok(&["controller", "--once"], 0);
+    assert!(
+        r.stdout
+            .contains("round done: 0 added, 0 changed, 0 replaced, 1 destroyed"),
+        "{}",
+        r.out()
+    );
+    assert!(!node_dir(&p, "worker-default-3").exists());
+    assert!(node_dir(&p, "worker-default-2").exists());
+    p.ok(&["plan", "--detailed-exitcode"], 0);
+
+    // An unknown cluster gets the close name, and nothing runs.
+    let r = p.ok(&["controller", "elt", "--once"], 1);
+    assert!(
+        r.stderr
+            .contains("no cluster \"elt\" in this configuration"),
+        "{}",
+        r.out()
+    );
+    assert!(r.stderr.contains("did you mean \"etl\"?"), "{}", r.out());
+    let r = p.ok(&["controller", "--once", "--interval", "soon"], 1);
+    assert!(
+        r.stderr.contains("--interval: \"soon\" is not a duration"),
+        "{}",
+        r.out()
+    );
+}
+
+#[test]
+fn files_edited_and_not_applied_pause_the_controller() {
+    let p = Project::new(&[("main.tik.hcl", &cluster_config(1, "small"))]);
+    // Nothing applied yet: nothing to keep.
+    let r = p.ok(&["controller", "--once"], 2);
+    assert!(
+        r.stdout.contains("paused: nothing is applied yet"),
+        "{}",
+        r.out()
+    );
+    p.ok(&["apply", "--auto-approve"], 0);
+    std::fs::remove_dir_all(node_dir(&p, "worker-default-0")).unwrap();
+    // An edit not applied: the controller applies neither it nor the repair.
+    p.write("main.tik.hcl", &cluster_config(1, "large"));
+    let state = p.read("tik.tikstate");
+    let r = p.ok(&["controller", "--once"], 2);
+    assert!(
+        r.stdout
+            .contains("paused: the configuration files differ from those applied at "),
+        "{}",
+        r.out()
+    );
+    assert_eq!(p.read("tik.tikstate"), state);
+    assert!(!node_dir(&p, "worker-default-0").exists());
+    assert!(p
+        .read(".tik/local/workspaces/dev/clusters/etl/head/node.json")
+        .contains("\"small\""));
+    // Other variables than apply had pause it too.
+    p.write(
+        "main.tik.hcl",
+        &cluster_config(1, "small").replace(
+            "workspace \"dev\"",
+            "variable \"tag\" {\n  default = \"a\"\n}\n\nworkspace \"dev\"",
+        ),
+    );
+    p.ok(&["apply", "--auto-approve"], 0);
+    std::fs::remove_dir_all(node_dir(&p, "worker-default-0")).unwrap();
+    let r = p.ok(&["controller", "--once", "--var", "tag=b"], 2);
+    assert!(
+        r.stdout.contains("paused: the variables differ"),
+        "{}",
+        r.out()
+    );
+    assert!(!node_dir(&p, "worker-default-0").exists());
+    let r = p.ok(&["controller", "--once", "--var", "tag=a"], 0);
+    assert!(r.stdout.contains("round done: 1 added"), "{}", r.out());
+}
+
+#[test]
+fn a_round_that_needs_the_lock_while_an_apply_holds_it_names_the_holder() {
+    let p = Project::new(&[("main.tik.hcl", &cluster_config(1, "small"))]);
+    p.ok(&["apply", "--auto-approve"], 0);
+    std::fs::remove_dir_all(node_dir(&p, "worker-default-0")).unwrap();
+    // An apply waiting for its "yes" holds the lock.
+    let mut apply = p
+        .command(&["apply"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(apply.stdout.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("Enter a value") {
+        let mut buf = [0u8; 256];
+        let n = std::io::Read::read(out.get_mut(), &mut buf).unwrap();
+        assert!(n > 0, "apply ended before asking: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let r = p.ok(&["controller", "--once"], 2);
+    assert!(
+        r.stdout.contains("waiting: the state lock is held by "),
+        "{}",
+        r.out()
+    );
+    assert!(r.stdout.contains("(operation apply, since "), "{}", r.out());
+    assert!(!node_dir(&p, "worker-default-0").exists());
+    apply.stdin.take().unwrap().write_all(b"no\n").unwrap();
+    apply.wait().unwrap();
+    p.ok(&["controller", "--once"], 0);
+    assert!(node_dir(&p, "worker-default-0").exists());
+}
+
+/// A controller running in the background: its log lines as they come.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    log: Vec<String>,
+}
+
+impl Running {
+    fn start(p: &Project, args: &[&str]) -> Running {
+        let mut child = p
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines,
+            log: Vec::new(),
+        }
+    }
+
+    /// Waits for a line holding `text`; fails with the log after `secs`.
+    fn wait_for(&mut self, text: &str, secs: u64) -> Instant {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let hit = line.contains(text);
+                    self.log.push(line);
+                    if hit {
+                        return Instant::now();
+                    }
+                }
+                Err(_) => panic!("no line with {text:?} in {secs}s:\n{}", self.log.join("\n")),
+            }
+        }
+    }
+
+    fn stop(mut self) -> Vec<String> {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait().unwrap();
+        self.log.extend(self.lines.try_iter());
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
+            self.log.push(line);
+        }
+        assert!(
+            status.success(),
+            "the controller exits 0 on SIGTERM:\n{}",
+            self.log.join("\n")
+        );
+        self.log
+    }
+}
+
+#[test]
+fn a_running_controller_brings_back_a_lost_worker_serving_and_lets_an_apply_in() {
+    let p = Project::new(&[("main.tik.hcl", &quickstart())]);
+    p.ok(&["apply", "--auto-approve"], 0);
+    let node = |name: &str| -> serde_json::Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(node_dir(&p, name).join("node.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    let mut c = Running::start(&p, &["controller", "--interval", "300ms"]);
+    c.wait_for("watching cluster etl", 30);
+
+    let lost = Instant::now();
+    std::fs::remove_dir_all(node_dir(&p, "worker-default-1")).unwrap();
+    c.wait_for("was deleted outside of tik", 60);
+    c.wait_for("round done", 120);
+    let ip = node("worker-default-1")["private_ip"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http_get(&format!("{ip}:8000")).is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the new worker's web server does not answer"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!(
+        "a lost worker serving again {:.1}s after its loss",
+        lost.elapsed().as_secs_f64()
+    );
+    // The inventory that lists the workers followed: nothing is left for an apply.
+    p.ok(&["plan", "--detailed-exitcode"], 0);
+    p.ok(&["status"], 0);
+    // A user's apply gets in between rounds (waiting for the lock where a round
+    // holds it), and its change stays.
+    p.write(
+        "main.tik.hcl",
+        &quickstart().replace("default     = 2", "default     = 3"),
+    );
+    p.ok(&["apply", "--auto-approve", "--lock-timeout", "60s"], 0);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(node_dir(&p, "worker-default-2").exists());
+    let log = c.stop();
+    assert!(
+        log.last().is_some_and(|l| l.ends_with("stopped")),
+        "{}",
+        log.join("\n")
+    );
+    assert!(
+        !log.iter()
+            .any(|l| l.contains("destroyed") && !l.contains("0 destroyed")),
+        "the controller undid nothing:\n{}",
+        log.join("\n")
+    );
+    p.ok(&["plan", "--detailed-exitcode"], 0);
+    p.ok(&["destroy", "--auto-approve"], 0);
+}
