@@ -249,6 +249,22 @@ impl Running {
 
 #[test]
 fn a_running_controller_brings_back_a_lost_worker_serving_and_lets_an_apply_in() {
+    keeps_a_lost_worker_serving("local");
+}
+
+#[test]
+fn a_running_controller_brings_back_a_lost_worker_with_its_sshd() {
+    crate::common::need_sshd();
+    keeps_a_lost_worker_serving("ssh");
+}
+
+fn keeps_a_lost_worker_serving(transport: &str) {
+    let quickstart = || {
+        quickstart().replace(
+            "  provider = \"local\"\n",
+            &format!("  provider = \"local\"\n  transport = \"{transport}\"\n"),
+        )
+    };
     let p = Project::new(&[("main.tik.hcl", &quickstart())]);
     p.ok(&["apply", "--auto-approve"], 0);
     let node = |name: &str| -> serde_json::Value {
@@ -277,9 +293,11 @@ fn a_running_controller_brings_back_a_lost_worker_serving_and_lets_an_apply_in()
         std::thread::sleep(Duration::from_millis(100));
     }
     eprintln!(
-        "a lost worker serving again {:.1}s after its loss",
+        "transport {transport}: a lost worker serving again {:.1}s after its loss",
         lost.elapsed().as_secs_f64()
     );
+    // Its steps ran through its transport: over ssh, its new sshd answers.
+    p.ok(&["exec", "etl", "--node", "worker-default-1", "--", "echo", "hello"], 0);
     // The inventory that lists the workers followed: nothing is left for an apply.
     p.ok(&["plan", "--detailed-exitcode"], 0);
     p.ok(&["status"], 0);
