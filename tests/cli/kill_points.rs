@@ -372,6 +372,64 @@ fn a_kill_at_any_write_of_the_state_loses_nothing() {
     report("kill points", covered, &failures);
 }
 
+/// A controller round that replaces a lost worker and grows its pool to a recorded
+/// size, killed at each of its write points: what it made is in state, and the next
+/// round finishes the work.
+#[test]
+fn a_kill_at_any_write_of_a_controller_round_loses_nothing() {
+    need_strace();
+    let scratch = tempfile::tempdir().unwrap();
+    let round = ["controller", "--once"];
+    let prepare = || {
+        let p = Project::new(&[("main.tik.hcl", CONFIG)]);
+        p.ok(&["apply", "--auto-approve"], 0);
+        std::fs::remove_dir_all(p.path().join(".tik/local/workspaces/w/clusters/c/worker-default-1"))
+            .unwrap();
+        p.ok(&["scale", "c", "4"], 0);
+        p
+    };
+    let p = prepare();
+    let log = scratch.path().join("trace.log");
+    assert!(!traced(&p, &round, &log, None));
+    let points = write_points(&log);
+    assert!(points.len() >= 4, "only {} write points traced", points.len());
+    p.ok(&["destroy", "--auto-approve"], 0);
+    let (mut killed, mut failures) = (0, Vec::new());
+    for (syscall, when) in &points {
+        let p = prepare();
+        let context = format!("a controller round killed at {syscall} #{when}");
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let hit = traced(&p, &round, &scratch.path().join("kill.log"), Some((syscall, *when)));
+            nothing_unknown(&p, &context);
+            let r = p.tik(&round);
+            assert_eq!(r.code, 0, "{context}: the next round\n{}", r.out());
+            nothing_unknown(&p, &context);
+            run(&p, &with(&["plan", "--detailed-exitcode"], &[]), 0, &context);
+            let workers = what_exists(&p)
+                .iter()
+                .filter(|a| a.starts_with("cluster.c.node.worker") && !a.contains('#'))
+                .count();
+            assert!(workers >= 4, "{context}: {:?}", what_exists(&p));
+            run(&p, &with(&["destroy", "--auto-approve"], &[]), 0, &context);
+            assert!(what_exists(&p).is_empty(), "{context}: destroy left {:?}", what_exists(&p));
+            hit
+        }));
+        match outcome {
+            Ok(hit) => killed += usize::from(hit),
+            Err(e) => {
+                let _ = p.tik(&["destroy", "--auto-approve"]);
+                failures.push(failure(e, context));
+            }
+        }
+    }
+    assert!(
+        killed * 5 >= points.len() * 4,
+        "the controller was killed at only {killed} of {} traced write points",
+        points.len()
+    );
+    report("controller kill points", points.len(), &failures);
+}
+
 /// A node whose create is killed before its `node.json` is in place (the provider's own
 /// write point), then the pool shrinks below it: its directory and address go too.
 #[test]
