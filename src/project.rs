@@ -367,6 +367,7 @@ pub(crate) fn empty_plan() -> Plan {
         targets: Vec::new(),
         moves: Vec::new(),
         pools: Vec::new(),
+        controls: Vec::new(),
     }
 }
 

@@ -617,6 +617,7 @@ impl Driver {
                 dependencies: c.dependencies.clone(),
                 create_before_destroy: c.create_before_destroy,
                 kept: c.kept,
+                unhealthy: false,
             };
             let planned = c.before.clone().unwrap_or_default();
             self.units

@@ -98,6 +98,12 @@ pub struct ResourceSchema {
     /// Why an update of these attributes is made, in the type's own words (a node
     /// step says what makes it run again); by default an update gives no reasons.
     pub update_reasons: Option<UpdateReasons>,
+    /// The attribute a read sets false when the object is there but not well (a
+    /// start step's service that fails its health check). An update for it alone,
+    /// or the replacement of an object a failed change tainted, is a failed check
+    /// (`Change::unhealthy`): the controller waits for several in a row before it
+    /// acts, and replaces the object's node after repeated ones.
+    pub health: Option<&'static str>,
 }
 
 impl ResourceSchema {
@@ -108,6 +114,7 @@ impl ResourceSchema {
             failed_update_taints: false,
             tainted_reason: None,
             update_reasons: None,
+            health: None,
         }
     }
 

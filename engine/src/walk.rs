@@ -280,6 +280,8 @@ pub struct Walk<'c> {
     pub root_outputs: IndexMap<String, OutputState>,
     /// Every cluster's worker pools, in the order the walk expanded them.
     pub pools: Vec<Pool>,
+    /// Every cluster's controller settings.
+    pub controls: Vec<crate::controller::Control>,
 }
 
 impl<'c> Walk<'c> {
@@ -344,6 +346,7 @@ impl<'c> Walk<'c> {
             root_variables: Map::new(),
             root_outputs: IndexMap::new(),
             pools: Vec::new(),
+            controls: Vec::new(),
         };
         walk.add_instance(ModuleInstance {
             module: 0,
@@ -947,6 +950,15 @@ impl<'c> Walk<'c> {
             let (pools, with_sizes) = Pool::of_cluster(&block.address, &config, &self.inputs.sizes);
             self.pools.extend(pools);
             sized = with_sizes;
+            let control = crate::controller::Control::of_cluster(&block.address, &config).map_err(
+                |(path, message)| {
+                    let span = body::span_of(&def.body, &path).or(def.span.clone());
+                    Diagnostics::from(
+                        Diagnostic::new(format!("{what}: {message}")).at(def.file, span),
+                    )
+                },
+            )?;
+            self.controls.push(control);
         }
         let specs = provider
             .expand(&ExpandRequest {

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tik_engine::controller::{watched, Outcome, Round};
+use tik_engine::controller::{watched, Event, Memory, Outcome, Round};
 use tik_engine::diag::Diagnostic;
 use tokio::sync::Notify;
 
@@ -88,8 +88,9 @@ pub(crate) async fn run(args: Run, dir: &Path, style: Style) -> Result<u8> {
     // What the last round said when it could not act, so that it is said once.
     let mut said: Option<String> = None;
     let mut first = true;
+    let mut memory = Memory::default();
     loop {
-        let code = round(&args, dir, style, &stop, &mut said, first).await;
+        let code = round(&args, dir, style, &stop, &mut said, &mut memory, first).await;
         first = false;
         let code = match code {
             Ok(code) => code,
@@ -130,6 +131,7 @@ async fn round(
     style: Style,
     stop: &Stop,
     said: &mut Option<String>,
+    memory: &mut Memory,
     first: bool,
 ) -> Result<u8> {
     let p = Project::load(dir)?;
@@ -160,23 +162,29 @@ async fn round(
         watch: &watch,
         parallelism: args.parallelism,
     };
-    let mut on_plan = |plan: &tik_engine::plan::Plan| {
-        for line in render::controller::found(plan) {
-            logln(&line);
-        }
-    };
-    let mut on_event = |e| {
-        if let Some(line) = render::controller::event(e, style) {
+    let mut on_event = |e: Event<'_>| {
+        for line in render::controller::event(e, style) {
             logln(&line);
         }
     };
     let outcome = r
-        .run(stop.wait(), &mut on_plan, &mut on_event)
+        .run(memory, stop.wait(), &mut on_event)
         .await
         .map_err(|d| p.fail(d))?;
     let (code, note) = match &outcome {
         Outcome::Idle => (0, None),
         Outcome::Paused(why) => (2, Some(format!("paused: {why}"))),
+        Outcome::BackingOff(b) => (
+            2,
+            Some(format!(
+                "backing off until {} ({}s) after {} failed round{}: {}",
+                b.until_utc,
+                b.wait.as_secs(),
+                b.failures,
+                if b.failures == 1 { "" } else { "s" },
+                b.reason
+            )),
+        ),
         Outcome::Waiting(holder) => (
             2,
             Some(format!(

@@ -2,19 +2,39 @@
 
 use super::{apply_event, drift, summary_line, Style};
 use tik_engine::apply::{ApplyEvent, ApplyReport};
+use tik_engine::controller::{Event, Heal};
 use tik_engine::plan::Plan;
 
-/// A change's line; a change starting says nothing (its end, or its progress, does).
-pub fn event(e: ApplyEvent, style: Style) -> Option<String> {
+/// The lines of what a round tells as it goes; a change starting says nothing (its
+/// end, or its progress, does).
+pub fn event(e: Event<'_>, style: Style) -> Vec<String> {
     match e {
-        ApplyEvent::Started { .. } => None,
-        e => Some(apply_event(e, style).trim_start().to_string()),
+        Event::Change(ApplyEvent::Started { .. }) => Vec::new(),
+        Event::Change(e) => vec![apply_event(e, style).trim_start().to_string()],
+        Event::Acting(plan) => found(plan),
+        Event::Failing(f) => vec![format!(
+            "{}: its health check failed ({} of {} rounds in a row before it is recovered)",
+            f.check,
+            f.rounds.min(f.of),
+            f.of
+        )],
+        Event::Healing(Heal::Restart { check, attempt, of }) => vec![format!(
+            "{check}: restarting it (recovery {attempt} of {of} before its node is replaced)"
+        )],
+        Event::Healing(Heal::Replace {
+            check,
+            node,
+            attempts,
+        }) => vec![format!(
+            "{node}: replacing the node: {check} kept failing its health check after {attempts} restart{}",
+            if *attempts == 1 { "" } else { "s" }
+        )],
     }
 }
 
 /// What a round found wrong, before it acts: each drift on one line, then the plan's
 /// totals.
-pub fn found(plan: &Plan) -> Vec<String> {
+fn found(plan: &Plan) -> Vec<String> {
     let plain = Style {
         color: false,
         verbose: false,

@@ -297,7 +297,18 @@ fn keeps_a_lost_worker_serving(transport: &str) {
         lost.elapsed().as_secs_f64()
     );
     // Its steps ran through its transport: over ssh, its new sshd answers.
-    p.ok(&["exec", "etl", "--node", "worker-default-1", "--", "echo", "hello"], 0);
+    p.ok(
+        &[
+            "exec",
+            "etl",
+            "--node",
+            "worker-default-1",
+            "--",
+            "echo",
+            "hello",
+        ],
+        0,
+    );
     // The inventory that lists the workers followed: nothing is left for an apply.
     p.ok(&["plan", "--detailed-exitcode"], 0);
     p.ok(&["status"], 0);
@@ -324,4 +335,126 @@ fn keeps_a_lost_worker_serving(transport: &str) {
     );
     p.ok(&["plan", "--detailed-exitcode"], 0);
     p.ok(&["destroy", "--auto-approve"], 0);
+}
+
+/// A service whose health is a file: sick while `$TIK_HOME/sick` exists, which a start
+/// removes where `$TIK_HOME/cure` exists. Each start is counted in `$TIK_HOME/starts`.
+const FLAKY: &str = r#"
+runtime "flaky" {
+  description = "a service that is well unless its node holds a file named sick"
+  service "s" {
+    on     = "workers"
+    start  = "echo started >>\"$TIK_HOME/starts\"; if [ -e \"$TIK_HOME/cure\" ]; then rm -f \"$TIK_HOME/sick\"; fi"
+    stop   = "true"
+    health = "test ! -e \"$TIK_HOME/sick\""
+    health_timeout = 2
+  }
+}
+"#;
+
+#[test]
+fn a_service_failing_its_checks_is_restarted_after_its_threshold_then_its_node_replaced() {
+    let config = crate::common::cluster_config_with(
+        1,
+        "small",
+        "  runtime \"flaky\" {}\n  controller {\n    unhealthy_after   = 2\n    recovery_attempts = 2\n  }\n",
+    );
+    let p = Project::new(&[
+        ("main.tik.hcl", &config),
+        ("runtimes/flaky/runtime.tik.hcl", FLAKY),
+    ]);
+    p.ok(&["apply", "--auto-approve"], 0);
+    let home = node_dir(&p, "worker-default-0").join("home");
+    let starts = || {
+        std::fs::read_to_string(home.join("starts"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    assert_eq!(starts(), 1);
+    let node_id = || p.read(".tik/local/workspaces/dev/clusters/etl/worker-default-0/node.json");
+    let first_node = node_id();
+
+    let mut c = Running::start(&p, &["controller", "--interval", "300ms"]);
+    c.wait_for("watching cluster etl", 30);
+    let check = "cluster.etl.node.worker[\"default\"][0].runtime.flaky.service.s.start";
+    // A service a restart cures: restarted once, after its threshold, and well again.
+    std::fs::write(home.join("cure"), "").unwrap();
+    std::fs::write(home.join("sick"), "").unwrap();
+    c.wait_for(
+        &format!("{check}: its health check failed (2 of 2 rounds"),
+        30,
+    );
+    c.wait_for(&format!("{check}: restarting it (recovery 1 of 2"), 5);
+    c.wait_for(
+        "round done: 0 added, 1 changed, 0 replaced, 0 destroyed",
+        30,
+    );
+    assert_eq!(starts(), 2);
+    assert!(!home.join("sick").exists());
+    // One that stays sick: its restarts fail, and then its node is replaced.
+    std::fs::remove_file(home.join("cure")).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    std::fs::write(home.join("sick"), "").unwrap();
+    c.wait_for(
+        &format!("{check}: its health check failed (1 of 2 rounds"),
+        30,
+    );
+    c.wait_for(
+        &format!("{check}: its health check failed (2 of 2 rounds"),
+        30,
+    );
+    c.wait_for(&format!("{check}: restarting it (recovery 2 of 2"), 5);
+    // The restart runs the start step, whose service does not become well: a failed
+    // recovery, counted as one.
+    c.wait_for("round failed: 0 added, 0 changed", 30);
+    assert_eq!(starts(), 3, "the restart ran the start step again");
+    c.wait_for(
+        &format!("cluster.etl.node.worker[\"default\"][0]: replacing the node: {check} kept failing its health check after 2 restarts"),
+        30,
+    );
+    c.wait_for("round done", 60);
+    // A new node, whose service is well: no more failed checks.
+    assert_ne!(node_id(), first_node);
+    assert_eq!(starts(), 1, "the new node started its service once");
+    std::thread::sleep(Duration::from_secs(2));
+    let log = c.stop();
+    let after = log.iter().rposition(|l| l.contains("round done")).unwrap();
+    assert!(
+        !log[after..]
+            .iter()
+            .any(|l| l.contains("health check failed")),
+        "{}",
+        log.join("\n")
+    );
+    p.ok(&["status"], 0);
+    p.ok(&["plan", "--detailed-exitcode"], 0);
+}
+
+#[test]
+fn a_bad_controller_block_is_named_where_it_is_written() {
+    let config = crate::common::cluster_config_with(
+        1,
+        "small",
+        "  controller {\n    backoff = \"5m\"\n    recovery_atempts = 2\n  }\n",
+    );
+    let p = Project::new(&[("main.tik.hcl", &config)]);
+    let r = p.ok(&["validate"], 1);
+    assert!(r.stderr.contains("recovery_atempts"), "{}", r.out());
+    assert!(
+        r.stderr.contains("did you mean \"recovery_attempts\"?"),
+        "{}",
+        r.out()
+    );
+    let fixed = config.replace("    recovery_atempts = 2\n", "");
+    p.write("main.tik.hcl", &fixed);
+    let r = p.ok(&["validate"], 1);
+    assert!(
+        r.stderr.contains(
+            "controller backoff must be a whole number from 1 to 86400 seconds, got \"5m\""
+        ),
+        "{}",
+        r.out()
+    );
+    assert!(r.stderr.contains("main.tik.hcl:16:15"), "{}", r.out());
 }

@@ -383,8 +383,11 @@ fn a_kill_at_any_write_of_a_controller_round_loses_nothing() {
     let prepare = || {
         let p = Project::new(&[("main.tik.hcl", CONFIG)]);
         p.ok(&["apply", "--auto-approve"], 0);
-        std::fs::remove_dir_all(p.path().join(".tik/local/workspaces/w/clusters/c/worker-default-1"))
-            .unwrap();
+        std::fs::remove_dir_all(
+            p.path()
+                .join(".tik/local/workspaces/w/clusters/c/worker-default-1"),
+        )
+        .unwrap();
         p.ok(&["scale", "c", "4"], 0);
         p
     };
@@ -392,26 +395,44 @@ fn a_kill_at_any_write_of_a_controller_round_loses_nothing() {
     let log = scratch.path().join("trace.log");
     assert!(!traced(&p, &round, &log, None));
     let points = write_points(&log);
-    assert!(points.len() >= 4, "only {} write points traced", points.len());
+    assert!(
+        points.len() >= 4,
+        "only {} write points traced",
+        points.len()
+    );
     p.ok(&["destroy", "--auto-approve"], 0);
     let (mut killed, mut failures) = (0, Vec::new());
     for (syscall, when) in &points {
         let p = prepare();
         let context = format!("a controller round killed at {syscall} #{when}");
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let hit = traced(&p, &round, &scratch.path().join("kill.log"), Some((syscall, *when)));
+            let hit = traced(
+                &p,
+                &round,
+                &scratch.path().join("kill.log"),
+                Some((syscall, *when)),
+            );
             nothing_unknown(&p, &context);
             let r = p.tik(&round);
             assert_eq!(r.code, 0, "{context}: the next round\n{}", r.out());
             nothing_unknown(&p, &context);
-            run(&p, &with(&["plan", "--detailed-exitcode"], &[]), 0, &context);
+            run(
+                &p,
+                &with(&["plan", "--detailed-exitcode"], &[]),
+                0,
+                &context,
+            );
             let workers = what_exists(&p)
                 .iter()
                 .filter(|a| a.starts_with("cluster.c.node.worker") && !a.contains('#'))
                 .count();
             assert!(workers >= 4, "{context}: {:?}", what_exists(&p));
             run(&p, &with(&["destroy", "--auto-approve"], &[]), 0, &context);
-            assert!(what_exists(&p).is_empty(), "{context}: destroy left {:?}", what_exists(&p));
+            assert!(
+                what_exists(&p).is_empty(),
+                "{context}: destroy left {:?}",
+                what_exists(&p)
+            );
             hit
         }));
         match outcome {

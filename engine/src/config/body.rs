@@ -616,6 +616,13 @@ pub fn shared_schema(kind: crate::provider::BlockKind) -> Schema {
             .block("head", Schema::default())
             .labeled_block("workers", Schema::default().attr("min").attr("max"))
             .block(
+                "controller",
+                Schema::default()
+                    .attr("unhealthy_after")
+                    .attr("recovery_attempts")
+                    .attr("backoff"),
+            )
+            .block(
                 "container",
                 Schema::default()
                     .attr("image")

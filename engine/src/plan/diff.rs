@@ -21,6 +21,7 @@ pub fn diff(
         dependencies: inst.dependencies.clone(),
         create_before_destroy: inst.lifecycle.create_before_destroy,
         kept: false,
+        unhealthy: false,
     };
     let Some(prior) = prior else {
         change.action = Action::Create;
@@ -72,7 +73,17 @@ pub fn diff(
             change.reasons.push(format!("{name} forces replacement"));
         }
     }
+    // A failed health check, or a step tainted by a failed (re)start: the controller
+    // counts these as failed checks of the object before it acts.
+    let health_only = schema
+        .health
+        .is_some_and(|h| changed.iter().all(|c| *c == h));
+    let tainted_only = prior.status == Status::Tainted
+        && prior.type_name == inst.type_name
+        && !force_replace
+        && change.reasons.len() == 1;
     if !change.reasons.is_empty() {
+        change.unhealthy = health_only && tainted_only;
         change.action = Action::Replace;
         change.after = Some(planned_attributes(schema, &inst.config));
     } else if !changed.is_empty() {
@@ -84,6 +95,7 @@ pub fn diff(
             }
         }
         change.after = Some(after);
+        change.unhealthy = health_only;
         if let Some(reasons) = schema.update_reasons {
             change.reasons = reasons(&changed);
         }

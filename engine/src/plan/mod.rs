@@ -65,6 +65,11 @@ pub struct Change {
     /// provider says so: a bucket kept on destroy).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub kept: bool,
+    /// A change whose one cause is a failed health check (its type's
+    /// `ResourceSchema::health` attribute read false), or a failed change that
+    /// tainted it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unhealthy: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,6 +182,9 @@ pub struct Plan {
     /// the clusters with the same sizes, and records a size the bounds changed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pools: Vec<Pool>,
+    /// Every cluster's controller settings (its `controller` block, or defaults).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub controls: Vec<crate::controller::Control>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -397,6 +405,7 @@ pub(crate) fn against_refreshed(
         targets: options.targets.clone(),
         moves: Vec::new(),
         pools: std::mem::take(&mut walk.pools),
+        controls: std::mem::take(&mut walk.controls),
     })
 }
 
@@ -520,6 +529,7 @@ fn delete_changes(
             kept: providers
                 .get(&r.provider)
                 .is_some_and(|p| p.keeps_on_delete(&r.type_name, &r.attributes)),
+            unhealthy: false,
         });
     }
     changes

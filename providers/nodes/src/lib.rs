@@ -108,6 +108,7 @@ impl Provider for TikProvider {
         step.failed_update_taints = true;
         step.tainted_reason = Some("it failed at the last apply");
         step.update_reasons = Some(runtime::rerun_reasons);
+        step.health = Some("running");
         vec![
             DataProvider::schema(),
             step,

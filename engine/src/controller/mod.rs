@@ -13,7 +13,14 @@ use crate::plan::{Plan, PlanOptions};
 use crate::provider::Providers;
 use crate::state::{Backend, LockInfo, Locked, State, StateStore};
 use crate::walk::Inputs;
+use std::collections::HashSet;
 use std::future::Future;
+use std::time::Duration;
+
+mod memory;
+mod settings;
+pub use memory::{control_of, Backoff, Failing, Heal, Memory};
+pub use settings::Control;
 
 /// How a round ended.
 #[derive(Debug)]
@@ -24,6 +31,9 @@ pub enum Outcome {
     Paused(String),
     /// Something needed doing, but another run holds the state lock.
     Waiting(LockInfo),
+    /// Something needed doing, but a round failed a while ago: rounds read and
+    /// wait until the backoff ends.
+    BackingOff(Backoff),
     /// The round applied `plan`: what changed is in `report`.
     Acted {
         plan: Box<Plan>,
@@ -146,11 +156,37 @@ pub struct Round<'a> {
     pub parallelism: usize,
 }
 
+/// What a round tells as it goes, for the log.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A service failed its health check this round.
+    Failing(&'a Failing),
+    /// What the round does about a service that kept failing.
+    Healing(&'a Heal),
+    /// The plan the round applies now.
+    Acting(&'a Plan),
+    /// A change of that apply.
+    Change(ApplyEvent),
+}
+
+/// What a round acts on: the whole plan of what it watches, or heals.
+enum Act<'h> {
+    Repair,
+    Heal(&'h [Heal]),
+}
+
 impl Round<'_> {
-    async fn plan(&self, state: &State) -> Result<Plan, Diagnostics> {
-        let options = PlanOptions {
-            targets: self.watch.targets(),
-            ..PlanOptions::default()
+    async fn plan(&self, state: &State, act: &Act<'_>) -> Result<Plan, Diagnostics> {
+        let options = match act {
+            Act::Repair => PlanOptions {
+                targets: self.watch.targets(),
+                ..PlanOptions::default()
+            },
+            Act::Heal(heals) => PlanOptions {
+                targets: heals.iter().map(|h| h.target().0.clone()).collect(),
+                replace: heals.iter().filter_map(|h| h.target().1.cloned()).collect(),
+                ..PlanOptions::default()
+            },
         };
         make_plan(
             self.config,
@@ -164,20 +200,32 @@ impl Round<'_> {
     }
 
     /// One round: read, and act where the watched clusters are not as they should be.
-    /// `cancel` interrupts an apply in progress as Ctrl-C does `tik apply`'s.
+    /// A service failing its health check is restarted only after its cluster's
+    /// `unhealthy_after` rounds in a row, and its node replaced after
+    /// `recovery_attempts` restarts; after a round whose changes failed, rounds only
+    /// read until the backoff ends. `cancel` interrupts an apply in progress as
+    /// Ctrl-C does `tik apply`'s.
     pub async fn run<F: Future<Output = ()>>(
         &self,
+        memory: &mut Memory,
         cancel: F,
-        on_plan: &mut dyn FnMut(&Plan),
-        on_event: &mut dyn FnMut(ApplyEvent),
+        on: &mut dyn FnMut(Event<'_>),
     ) -> Result<Outcome, Diagnostics> {
         let store = StateStore::load(self.backend)?;
-        let plan = self.plan(&store.state).await?;
+        let plan = self.plan(&store.state, &Act::Repair).await?;
         if let Some(why) = not_applied(&store.state, &plan) {
             return Ok(Outcome::Paused(why));
         }
-        if !plan.has_changes() && plan.drift.is_empty() {
+        let (failing, due) = memory.observe(&plan, &store.state);
+        for f in &failing {
+            on(Event::Failing(f));
+        }
+        let repairs = needs_repair(&plan);
+        if !repairs && due.is_empty() {
             return Ok(Outcome::Idle);
+        }
+        if let Some(b) = memory.backing_off() {
+            return Ok(Outcome::BackingOff(b.clone()));
         }
         drop(store);
         let info = LockInfo::new("controller");
@@ -185,10 +233,56 @@ impl Round<'_> {
             Locked::Held(holder) => return Ok(Outcome::Waiting(holder)),
             Locked::Taken { .. } => {}
         }
-        let result = self.locked(cancel, on_plan, on_event).await;
+        let act = if repairs {
+            Act::Repair
+        } else {
+            for h in &due {
+                on(Event::Healing(h));
+            }
+            Act::Heal(&due)
+        };
+        let result = self.locked(&act, cancel, on).await;
         let unlocked = self.backend.unlock(&info.id);
         let outcome = result?;
         unlocked?;
+        let Outcome::Acted { plan, report } = &outcome else {
+            return Ok(outcome);
+        };
+        if !repairs {
+            // A recovery that failed (a restart whose service never became well) is
+            // an attempt all the same: after enough of them the node goes.
+            memory.healed(&due);
+        } else {
+            if report.ok() {
+                // A repair restarts what fails its checks too.
+                let restarted: Vec<Heal> = plan
+                    .changes
+                    .iter()
+                    .filter(|c| c.unhealthy)
+                    .map(|c| Heal::Restart {
+                        check: c.address.clone(),
+                        attempt: 0,
+                        of: 0,
+                    })
+                    .collect();
+                memory.healed(&restarted);
+            }
+            // A repair that failed (a node that cannot be created) waits before the
+            // next try.
+            let base = plan
+                .controls
+                .iter()
+                .filter(|c| self.watch.clusters.contains(&c.cluster))
+                .map(|c| c.backoff)
+                .min()
+                .unwrap_or(30);
+            let reason = report
+                .failures
+                .first()
+                .map(|(what, why)| format!("{what}: {why}"))
+                .unwrap_or_else(|| "the round was interrupted".into());
+            memory.round_ended(report.ok(), Duration::from_secs(base), reason);
+        }
         Ok(outcome)
     }
 
@@ -196,19 +290,19 @@ impl Round<'_> {
     /// changed while the lock was free (an apply of new files pauses it).
     async fn locked<F: Future<Output = ()>>(
         &self,
+        act: &Act<'_>,
         cancel: F,
-        on_plan: &mut dyn FnMut(&Plan),
-        on_event: &mut dyn FnMut(ApplyEvent),
+        on: &mut dyn FnMut(Event<'_>),
     ) -> Result<Outcome, Diagnostics> {
         let mut store = StateStore::load(self.backend)?;
-        let plan = self.plan(&store.state).await?;
+        let plan = self.plan(&store.state, act).await?;
         if let Some(why) = not_applied(&store.state, &plan) {
             return Ok(Outcome::Paused(why));
         }
         if !plan.has_changes() && plan.drift.is_empty() {
             return Ok(Outcome::Idle);
         }
-        on_plan(&plan);
+        on(Event::Acting(&plan));
         let options = ApplyOptions {
             parallelism: self.parallelism.max(1),
             ..ApplyOptions::default()
@@ -220,7 +314,7 @@ impl Round<'_> {
             &plan,
             &options,
             cancel,
-            on_event,
+            &mut |e| on(Event::Change(e)),
         )
         .await?;
         Ok(Outcome::Acted {
@@ -228,4 +322,19 @@ impl Round<'_> {
             report,
         })
     }
+}
+
+/// Whether the plan has anything to do besides restarting services that failed
+/// their health check (which waits for their threshold): a lost node, a pool off
+/// its size, drift.
+fn needs_repair(plan: &Plan) -> bool {
+    let unhealthy: HashSet<&Address> = plan
+        .changes
+        .iter()
+        .filter(|c| c.unhealthy)
+        .map(|c| &c.address)
+        .collect();
+    plan.changes.iter().any(|c| !c.unhealthy)
+        || plan.drift.iter().any(|d| !unhealthy.contains(&d.address))
+        || !plan.moves.is_empty()
 }
