@@ -189,8 +189,13 @@ struct Running {
 
 impl Running {
     fn start(p: &Project, args: &[&str]) -> Running {
-        let mut child = p
-            .command(args)
+        Running::start_env(p, args, &[])
+    }
+
+    fn start_env(p: &Project, args: &[&str], env: &[(&str, &str)]) -> Running {
+        let mut command = p.command(args);
+        command.envs(env.iter().copied());
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -457,4 +462,106 @@ fn a_bad_controller_block_is_named_where_it_is_written() {
         r.out()
     );
     assert!(r.stderr.contains("main.tik.hcl:16:15"), "{}", r.out());
+}
+
+/// On moto: an instance terminated by hand is replaced; a round whose replacement
+/// meets no capacity (from the fault proxy, once) backs off, and the round after the
+/// backoff makes it.
+#[test]
+fn on_aws_a_terminated_worker_is_replaced_after_a_capacity_error_backs_off() {
+    use crate::moto::{Faults, Moto};
+    let moto = Moto::start();
+    let faults = Faults::start(
+        &moto,
+        r#"[{"when": ["Action=RunInstances"], "status": 500, "code": "InsufficientInstanceCapacity",
+            "message": "We currently do not have sufficient m5.large capacity in the Availability Zone you requested.",
+            "times": 1}]"#,
+    );
+    let config = r#"workspace "lab" {
+  provider = "aws"
+  region   = "us-east-1"
+}
+
+cluster "etl" {
+  workspace = workspace.lab
+  head {
+    image         = "ami-03cf127a"
+    instance_type = "m5.large"
+  }
+  workers "default" {
+    min = 2
+    max = 4
+  }
+  controller {
+    backoff = 2
+  }
+}
+"#;
+    let p = Project::new(&[("main.tik.hcl", config)]);
+    let on_moto = [("AWS_ENDPOINT_URL", moto.endpoint.as_str())];
+    let r = p.tik_env(&["apply", "--auto-approve"], &on_moto);
+    assert_eq!(r.code, 0, "{}", r.out());
+    let state: serde_json::Value = serde_json::from_str(&p.read("tik.tikstate")).unwrap();
+    let id_of = |state: &serde_json::Value| {
+        state["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["address"] == "cluster.etl.node.worker[\"default\"][1]")
+            .map(|r| r["attributes"]["id"].as_str().unwrap().to_string())
+    };
+    let old = id_of(&state).unwrap();
+    crate::common::block_on(async {
+        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&moto.endpoint)
+            .load()
+            .await;
+        aws_sdk_ec2::Client::new(&conf)
+            .terminate_instances()
+            .instance_ids(&old)
+            .send()
+            .await
+            .expect("terminate by hand");
+    });
+    let mut c = Running::start_env(
+        &p,
+        &["controller", "--interval", "300ms"],
+        &[("AWS_ENDPOINT_URL", faults.endpoint.as_str())],
+    );
+    c.wait_for(
+        "cluster.etl.node.worker[\"default\"][1] was deleted outside of tik",
+        60,
+    );
+    c.wait_for("InsufficientInstanceCapacity", 60);
+    c.wait_for("round failed: 0 added", 30);
+    let backing = c.wait_for("backing off until ", 30);
+    c.wait_for(
+        "round done: 1 added, 0 changed, 0 replaced, 0 destroyed",
+        60,
+    );
+    let waited = backing.elapsed();
+    let log = c.stop();
+    assert_eq!(
+        log.iter()
+            .filter(|l| l.contains("backing off until"))
+            .count(),
+        1,
+        "said once:\n{}",
+        log.join("\n")
+    );
+    // The round after the failure waited out the backoff (2 s from the failure).
+    assert!(
+        waited >= Duration::from_secs(1),
+        "{waited:?}:\n{}",
+        log.join("\n")
+    );
+    assert_eq!(faults.fired(), [1], "one capacity error");
+    let state: serde_json::Value = serde_json::from_str(&p.read("tik.tikstate")).unwrap();
+    let new = id_of(&state).unwrap();
+    assert_ne!(new, old);
+    let r = p.tik_env(&["plan", "--detailed-exitcode"], &on_moto);
+    assert_eq!(r.code, 0, "{}", r.out());
+    let r = p.tik_env(&["destroy", "--auto-approve"], &on_moto);
+    assert_eq!(r.code, 0, "{}", r.out());
 }
