@@ -32,6 +32,15 @@ pub fn cluster_label(cluster: &Address) -> String {
     }
 }
 
+/// The address of a cluster named as `cluster_label` names it.
+pub fn cluster_address(label: &str) -> Option<Address> {
+    if label.contains('.') {
+        Address::parse(label).ok()
+    } else {
+        Some(Address::new().name("cluster").name(label))
+    }
+}
+
 /// Checks `request` against `pools`: an unknown cluster or pool gets the close name,
 /// a size that is not a whole number or is outside the pool's bounds says which.
 pub fn request(pools: &[Pool], request: &Request<'_>) -> Result<Scaled, Diagnostics> {

@@ -456,6 +456,44 @@ pub trait Backend: Send + Sync {
     /// Removes the lock whose id is `id` when the run that took it is gone; one whose
     /// holder still runs only when `force`.
     fn force_unlock(&self, id: &str, force: bool) -> Result<(), StateError>;
+    /// A record kept beside the state under a plain `name` (see `record_name`): a
+    /// controller's status. It is not state: written whole without the lock, read
+    /// whole, `None` where there is none.
+    fn read_record(&self, name: &str) -> Result<Option<Vec<u8>>, StateError>;
+    fn write_record(&self, name: &str, bytes: &[u8]) -> Result<(), StateError>;
+    fn remove_record(&self, name: &str) -> Result<(), StateError>;
+}
+
+/// Whether `name` may name a record beside the state: letters, digits, `-`, `_` and
+/// `.`, not starting with a dot; what a backend turns into a file or object name.
+pub fn record_name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// A plain record name for any text (a cluster's address): what is not a letter,
+/// digit or `-` becomes `_` and its hex code, so that two texts never share a name.
+pub fn record_name(prefix: &str, text: &str) -> String {
+    let mut name = String::from(prefix);
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' {
+            name.push(b as char);
+        } else {
+            name.push_str(&format!("_{b:02x}"));
+        }
+    }
+    name
+}
+
+/// The error a backend gives for a record name that is not plain.
+pub fn bad_record_name(name: &str) -> StateError {
+    StateError::new(format!(
+        "{name:?} is not a plain record name; tik keeps no record under it"
+    ))
 }
 
 /// What one attempt to take the lock found.
@@ -540,6 +578,15 @@ macro_rules! forward_backend {
             }
             fn force_unlock(&self, id: &str, force: bool) -> Result<(), StateError> {
                 (**self).force_unlock(id, force)
+            }
+            fn read_record(&self, name: &str) -> Result<Option<Vec<u8>>, StateError> {
+                (**self).read_record(name)
+            }
+            fn write_record(&self, name: &str, bytes: &[u8]) -> Result<(), StateError> {
+                (**self).write_record(name, bytes)
+            }
+            fn remove_record(&self, name: &str) -> Result<(), StateError> {
+                (**self).remove_record(name)
             }
         }
     };
@@ -946,9 +993,14 @@ fn replay(
 pub struct MemoryBackend {
     snapshot: std::sync::Mutex<Option<Vec<u8>>>,
     journal: std::sync::Mutex<Vec<u8>>,
+    records: std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>,
 }
 
 impl MemoryBackend {
+    fn records(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Vec<u8>>> {
+        self.records.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The journal as it stands, as a crash would leave it.
     pub fn journal(&self) -> Vec<u8> {
         self.journal.lock().map(|j| j.clone()).unwrap_or_default()
@@ -999,6 +1051,20 @@ impl Backend for MemoryBackend {
         Ok(())
     }
     fn force_unlock(&self, _: &str, _: bool) -> Result<(), StateError> {
+        Ok(())
+    }
+    fn read_record(&self, name: &str) -> Result<Option<Vec<u8>>, StateError> {
+        Ok(self.records().get(name).cloned())
+    }
+    fn write_record(&self, name: &str, bytes: &[u8]) -> Result<(), StateError> {
+        if !record_name_ok(name) {
+            return Err(bad_record_name(name));
+        }
+        self.records().insert(name.to_string(), bytes.to_vec());
+        Ok(())
+    }
+    fn remove_record(&self, name: &str) -> Result<(), StateError> {
+        self.records().remove(name);
         Ok(())
     }
 }

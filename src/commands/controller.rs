@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tik_engine::controller::{watched, Event, Memory, Outcome, Round};
+use tik_engine::controller::{watched, Memory, Outcome, Registration, Round};
 use tik_engine::diag::Diagnostic;
 use tokio::sync::Notify;
 
@@ -84,64 +84,17 @@ pub(crate) async fn run(args: Run, dir: &Path, style: Style) -> Result<u8> {
     if args.parallelism == 0 {
         return Err(Diagnostic::new("--parallelism must be at least 1").into());
     }
-    let stop = Stop::listen();
-    // What the last round said when it could not act, so that it is said once.
-    let mut said: Option<String> = None;
-    let mut first = true;
-    let mut memory = Memory::default();
-    loop {
-        let code = round(&args, dir, style, &stop, &mut said, &mut memory, first).await;
-        first = false;
-        let code = match code {
-            Ok(code) => code,
-            // A configuration that does not load now (an edit in progress) waits for
-            // the next round, as files that differ from the applied ones do.
-            Err(f) if !args.once => {
-                let text = f.diags.render(&f.sources);
-                if said.as_deref() != Some(text.as_str()) {
-                    logln(&format!("cannot run a round:\n{}", text.trim_end()));
-                    said = Some(text);
-                }
-                2
-            }
-            Err(f) => return Err(f),
-        };
-        if args.once {
-            return Ok(code);
-        }
-        if stop.asked() {
-            break;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = stop.wait() => break,
-        }
-    }
-    logln("stopped");
-    Ok(0)
-}
-
-fn logln(text: &str) {
-    outln!("{} {text}", tik_engine::timefmt::now_utc());
-}
-
-async fn round(
-    args: &Run,
-    dir: &Path,
-    style: Style,
-    stop: &Stop,
-    said: &mut Option<String>,
-    memory: &mut Memory,
-    first: bool,
-) -> Result<u8> {
-    let p = Project::load(dir)?;
-    let watch = watched(&p.config, &args.clusters).map_err(|d| p.fail(d))?;
-    if first {
+    let registration = {
+        let p = Project::load(dir)?;
+        let watch = watched(&p.config, &args.clusters).map_err(|d| p.fail(d))?;
         let names: Vec<String> = watch
             .clusters
             .iter()
             .map(tik_engine::scale::cluster_label)
             .collect();
+        let registration =
+            Registration::claim(p.backend()?, &watch.clusters, "in the foreground", interval)
+                .map_err(|d| p.fail(d))?;
         logln(&format!(
             "watching {} {} (state: {})",
             if names.len() == 1 {
@@ -152,63 +105,170 @@ async fn round(
             names.join(", "),
             p.backend()?.describe()
         ));
+        registration
+    };
+    let mut c = Controller {
+        args: &args,
+        dir,
+        style,
+        stop: Stop::listen(),
+        said: None,
+        memory: Memory::default(),
+        registration,
+        lines: Vec::new(),
+    };
+    let code = c.rounds(interval).await;
+    c.finish();
+    code
+}
+
+fn logln(text: &str) {
+    outln!("{} {text}", tik_engine::timefmt::now_utc());
+}
+
+/// A running controller: what it keeps between rounds.
+struct Controller<'a> {
+    args: &'a Run,
+    dir: &'a Path,
+    style: Style,
+    stop: Arc<Stop>,
+    /// What the last round said when it could not act, so that it is said once.
+    said: Option<String>,
+    memory: Memory,
+    registration: Registration,
+    /// This round's log lines, for the status record.
+    lines: Vec<String>,
+}
+
+impl Controller<'_> {
+    fn log(&mut self, text: &str) {
+        let line = format!("{} {text}", tik_engine::timefmt::now_utc());
+        outln!("{line}");
+        self.lines.push(line);
     }
-    let inputs = p.inputs(&args.vars)?;
-    let r = Round {
-        config: &p.config,
-        providers: &p.providers,
-        backend: p.backend()?,
-        inputs: &inputs,
-        watch: &watch,
-        parallelism: args.parallelism,
-    };
-    let mut on_event = |e: Event<'_>| {
-        for line in render::controller::event(e, style) {
-            logln(&line);
+
+    /// Says `note` unless the last round said it.
+    fn note(&mut self, note: String) {
+        if self.said.as_ref() != Some(&note) {
+            self.log(&note);
+            self.said = Some(note);
         }
-    };
-    let outcome = r
-        .run(memory, stop.wait(), &mut on_event)
-        .await
-        .map_err(|d| p.fail(d))?;
-    let (code, note) = match &outcome {
-        Outcome::Idle => (0, None),
-        Outcome::Paused(why) => (2, Some(format!("paused: {why}"))),
-        Outcome::BackingOff(b) => (
-            2,
-            Some(format!(
-                "backing off until {} ({}s) after {} failed round{}: {}",
-                b.until_utc,
-                b.wait.as_secs(),
-                b.failures,
-                if b.failures == 1 { "" } else { "s" },
-                b.reason
-            )),
-        ),
-        Outcome::Waiting(holder) => (
-            2,
-            Some(format!(
-                "waiting: the state lock is held by {} (operation {}, since {})",
-                holder.who, holder.operation, holder.created
-            )),
-        ),
-        Outcome::Acted { report, .. } => {
-            logln(&render::controller::round(report));
-            *said = None;
-            (u8::from(!report.ok()), None)
-        }
-    };
-    match note {
-        Some(n) if said.as_ref() != Some(&n) => {
-            logln(&n);
-            *said = Some(n);
-        }
-        Some(_) => {}
-        None if matches!(outcome, Outcome::Idle) && said.is_some() => {
-            logln("the watched clusters are as they should be");
-            *said = None;
-        }
-        None => {}
     }
-    Ok(code)
+
+    async fn rounds(&mut self, interval: Duration) -> Result<u8> {
+        loop {
+            let code = match self.round().await {
+                Ok(code) => code,
+                // A configuration that does not load now (an edit in progress) waits
+                // for the next round, as files that differ from the applied ones do.
+                Err(f) if !self.args.once => {
+                    let text = f.diags.render(&f.sources);
+                    self.note(format!("cannot run a round:\n{}", text.trim_end()));
+                    2
+                }
+                Err(f) => return Err(f),
+            };
+            if self.args.once {
+                return Ok(code);
+            }
+            if self.stop.asked() {
+                return Ok(0);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = self.stop.wait() => return Ok(0),
+            }
+        }
+    }
+
+    /// Marks the status record stopped: `tik status` says so.
+    fn finish(self) {
+        let stopped = Project::load(self.dir).and_then(|p| {
+            let backend = p.backend()?;
+            self.registration.stop(backend).map_err(|d| p.fail(d))
+        });
+        if let Err(f) = stopped {
+            errln!(
+                "warning: could not mark the controller's status record stopped:\n{}",
+                f.diags.render(&f.sources).trim_end()
+            );
+        }
+        if !self.args.once {
+            logln("stopped");
+        }
+    }
+
+    async fn round(&mut self) -> Result<u8> {
+        let p = Project::load(self.dir)?;
+        let watch = watched(&p.config, &self.args.clusters).map_err(|d| p.fail(d))?;
+        let inputs = p.inputs(&self.args.vars)?;
+        let r = Round {
+            config: &p.config,
+            providers: &p.providers,
+            backend: p.backend()?,
+            inputs: &inputs,
+            watch: &watch,
+            parallelism: self.args.parallelism,
+        };
+        let style = self.style;
+        let stop = self.stop.clone();
+        let lines = &mut self.lines;
+        let outcome = r
+            .run(&mut self.memory, stop.wait(), &mut |e| {
+                for text in render::controller::event(e, style) {
+                    let line = format!("{} {text}", tik_engine::timefmt::now_utc());
+                    outln!("{line}");
+                    lines.push(line);
+                }
+            })
+            .await
+            .map_err(|d| p.fail(d))?;
+        let (code, note, summary) = match &outcome {
+            Outcome::Idle => (0, None, "idle".to_string()),
+            Outcome::Paused(why) => (2, Some(format!("paused: {why}")), String::new()),
+            Outcome::BackingOff(b) => (
+                2,
+                Some(format!(
+                    "backing off until {} ({}s) after {} failed round{}: {}",
+                    b.until_utc,
+                    b.wait.as_secs(),
+                    b.failures,
+                    if b.failures == 1 { "" } else { "s" },
+                    b.reason
+                )),
+                String::new(),
+            ),
+            Outcome::Waiting(holder) => (
+                2,
+                Some(format!(
+                    "waiting: the state lock is held by {} (operation {}, since {})",
+                    holder.who, holder.operation, holder.created
+                )),
+                String::new(),
+            ),
+            Outcome::Acted { report, .. } => {
+                let line = render::controller::round(report);
+                self.log(&line);
+                self.said = None;
+                (u8::from(!report.ok()), None, line)
+            }
+        };
+        let summary = match note {
+            Some(n) => {
+                self.note(n.clone());
+                n
+            }
+            None if matches!(outcome, Outcome::Idle) && self.said.is_some() => {
+                self.log("the watched clusters are as they should be");
+                self.said = None;
+                summary
+            }
+            None => summary,
+        };
+        let lines = std::mem::take(&mut self.lines);
+        self.registration
+            .round(p.backend()?, &summary, lines)
+            .map_err(|d| p.fail(d))?;
+        Ok(code)
+    }
 }

@@ -28,11 +28,28 @@ pub(crate) async fn status(
     let nodes = nodes_in(&store.state, cluster)?;
     let endpoints = tik_nodes::nodes::endpoints_from_state(&store.state, cluster);
     drop(store);
+    let mut controllers = Vec::new();
+    let mut labels: Vec<&str> = nodes.iter().map(|n| n.cluster.as_str()).collect();
+    labels.dedup();
+    for label in labels {
+        let Some(address) = tik_engine::scale::cluster_address(label) else {
+            continue;
+        };
+        if let Some(seen) = tik_engine::controller::read_status(p.backend()?, &address)? {
+            controllers.push((label.to_string(), seen));
+        }
+    }
     let services = tik_nodes::nodes::services(&step_runner(&p), &nodes).await;
     if json {
-        outln!("{}", render::status_json(&nodes, &services, &endpoints));
+        outln!(
+            "{}",
+            render::status_json(&nodes, &services, &endpoints, &controllers)
+        );
     } else {
-        out!("{}", render::status(&nodes, &services, &endpoints, style));
+        out!(
+            "{}",
+            render::status(&nodes, &services, &endpoints, &controllers, style)
+        );
     }
     Ok(if tik_nodes::nodes::all_well(&nodes, &services) {
         0

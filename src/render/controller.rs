@@ -2,7 +2,7 @@
 
 use super::{apply_event, drift, summary_line, Style};
 use tik_engine::apply::{ApplyEvent, ApplyReport};
-use tik_engine::controller::{Event, Heal};
+use tik_engine::controller::{Event, Heal, Seen};
 use tik_engine::plan::Plan;
 
 /// The lines of what a round tells as it goes; a change starting says nothing (its
@@ -71,4 +71,52 @@ pub fn round(report: &ApplyReport) -> String {
     } else {
         format!("round done: {totals}")
     }
+}
+
+/// A cluster's controller as `tik status` shows it, under the cluster, from its
+/// status record: where it runs, its last round, its last actions.
+pub fn status(out: &mut String, controllers: &[(String, Seen)], cluster: &str, style: Style) {
+    let Some((_, seen)) = controllers.iter().find(|(c, _)| c == cluster) else {
+        return;
+    };
+    let s = &seen.status;
+    let last = match &s.last_round {
+        Some(at) => format!("; last round {at}: {}", s.last_outcome),
+        None => String::new(),
+    };
+    let head = match (&s.stopped, seen.alive) {
+        (Some(at), _) => format!(
+            "stopped at {at} (ran {} as {}, pid {}){last}",
+            s.on, s.who, s.pid
+        ),
+        (None, true) => format!(
+            "running {} as {} (pid {}) since {}{last}",
+            s.on, s.who, s.pid, s.started
+        ),
+        (None, false) => style.yellow(&format!(
+            "not heard from for {}s (ran {} as {}, pid {}): it may have died{last}",
+            seen.silent_for, s.on, s.who, s.pid
+        )),
+    };
+    out.push_str(&format!("  controller  {head}\n"));
+    for line in s.actions.iter().rev().take(5).rev() {
+        out.push_str(&format!("    {}\n", super::first_line(line)));
+    }
+}
+
+/// The same for `tik status --json`.
+pub fn status_json(controllers: &[(String, Seen)]) -> serde_json::Value {
+    serde_json::Value::Array(
+        controllers
+            .iter()
+            .map(|(cluster, seen)| {
+                serde_json::json!({
+                    "cluster": cluster,
+                    "running": seen.alive,
+                    "silent_for_seconds": seen.silent_for,
+                    "status": seen.status,
+                })
+            })
+            .collect(),
+    )
 }

@@ -1006,6 +1006,7 @@ pub fn status(
     nodes: &[tik_nodes::nodes::Node],
     services: &[Vec<tik_nodes::nodes::Service>],
     endpoints: &[tik_nodes::nodes::Endpoints],
+    controllers: &[(String, tik_engine::controller::Seen)],
     style: Style,
 ) -> String {
     use tik_nodes::nodes::{Outcome, ServiceState};
@@ -1018,6 +1019,7 @@ pub fn status(
         if cluster != Some(n.cluster.as_str()) {
             if let Some(c) = cluster {
                 status_endpoints(&mut out, endpoints, c);
+                controller::status(&mut out, controllers, c, style);
                 out.push('\n');
             }
             cluster = Some(&n.cluster);
@@ -1105,6 +1107,7 @@ pub fn status(
     }
     if let Some(c) = cluster {
         status_endpoints(&mut out, endpoints, c);
+        controller::status(&mut out, controllers, c, style);
     }
     if total > 0 {
         out.push_str(&format!(
@@ -1172,6 +1175,7 @@ pub fn status_json(
     nodes: &[tik_nodes::nodes::Node],
     services: &[Vec<tik_nodes::nodes::Service>],
     endpoints: &[tik_nodes::nodes::Endpoints],
+    controllers: &[(String, tik_engine::controller::Seen)],
 ) -> String {
     use serde_json::json;
     use tik_nodes::nodes::ServiceState;
@@ -1225,8 +1229,11 @@ pub fn status_json(
             })
         })
         .collect();
-    serde_json::to_string_pretty(&json!({ "nodes": list, "endpoints": endpoints }))
-        .unwrap_or_default()
+    let controllers = controller::status_json(controllers);
+    serde_json::to_string_pretty(
+        &json!({ "nodes": list, "endpoints": endpoints, "controllers": controllers }),
+    )
+    .unwrap_or_default()
 }
 
 fn verb(action: Action, done: bool) -> &'static str {

@@ -316,7 +316,27 @@ fn keeps_a_lost_worker_serving(transport: &str) {
     );
     // The inventory that lists the workers followed: nothing is left for an apply.
     p.ok(&["plan", "--detailed-exitcode"], 0);
-    p.ok(&["status"], 0);
+    // Status says where the controller runs and what it did last.
+    let status = p.ok(&["status"], 0).stdout;
+    assert!(
+        status.contains("  controller  running in the foreground as "),
+        "{status}"
+    );
+    assert!(status.contains("round done: "), "{status}");
+    let json: serde_json::Value =
+        serde_json::from_str(&p.ok(&["status", "--json"], 0).stdout).unwrap();
+    assert_eq!(json["controllers"][0]["cluster"], "etl", "{json}");
+    assert_eq!(json["controllers"][0]["running"], true, "{json}");
+    // A second controller for the cluster is refused, naming the first.
+    let r = p.ok(&["controller", "--once"], 1);
+    assert!(
+        r.stderr
+            .contains("cluster etl is kept by another controller: ")
+            && r.stderr
+                .contains(&format!("(pid {}, in the foreground)", c.child.id())),
+        "{}",
+        r.out()
+    );
     // A user's apply gets in between rounds (waiting for the lock where a round
     // holds it), and its change stays.
     p.write(
@@ -332,6 +352,8 @@ fn keeps_a_lost_worker_serving(transport: &str) {
         "{}",
         log.join("\n")
     );
+    let status = p.ok(&["status"], 0).stdout;
+    assert!(status.contains("  controller  stopped at "), "{status}");
     assert!(
         !log.iter()
             .any(|l| l.contains("destroyed") && !l.contains("0 destroyed")),

@@ -19,8 +19,10 @@ use std::time::Duration;
 
 mod memory;
 mod settings;
+mod status;
 pub use memory::{control_of, Backoff, Failing, Heal, Memory};
 pub use settings::Control;
+pub use status::{read as read_status, Registration, Seen, Status, BEAT_EVERY};
 
 /// How a round ended.
 #[derive(Debug)]

@@ -51,6 +51,14 @@ impl LocalBackend {
         self.sibling(".lock")
     }
 
+    /// Where a record beside the state lives: `tik.tikstate.records/NAME.json`.
+    fn record_path(&self, name: &str) -> Result<PathBuf, StateError> {
+        if !tik_engine::state::record_name_ok(name) {
+            return Err(tik_engine::state::bad_record_name(name));
+        }
+        Ok(self.sibling(".records").join(format!("{name}.json")))
+    }
+
     pub fn backup_path(&self) -> PathBuf {
         self.sibling(".backup")
     }
@@ -173,6 +181,36 @@ impl Backend for LocalBackend {
             .map_err(|e| io_error("open", &path, e))?;
         f.write_all(bytes)
             .map_err(|e| io_error("append to", &path, e))
+    }
+
+    fn read_record(&self, name: &str) -> Result<Option<Vec<u8>>, StateError> {
+        read_optional(&self.record_path(name)?)
+    }
+
+    fn write_record(&self, name: &str, bytes: &[u8]) -> Result<(), StateError> {
+        let path = self.record_path(name)?;
+        let dir = self.sibling(".records");
+        fs::create_dir_all(&dir).map_err(|e| io_error("create the directory", &dir, e))?;
+        let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o700));
+        // Whole or not at all: a reader never sees half a record.
+        let tmp = dir.join(format!("{name}.tmp"));
+        let _ = fs::remove_file(&tmp);
+        let mut f = private()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| io_error("create", &tmp, e))?;
+        f.write_all(bytes).map_err(|e| io_error("write", &tmp, e))?;
+        drop(f);
+        fs::rename(&tmp, &path).map_err(|e| io_error("replace", &path, e))
+    }
+
+    fn remove_record(&self, name: &str) -> Result<(), StateError> {
+        let path = self.record_path(name)?;
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(io_error("remove", &path, e)),
+            _ => Ok(()),
+        }
     }
 
     fn lock(&self, info: &LockInfo) -> Result<Locked, StateError> {

@@ -226,6 +226,14 @@ impl<S: ObjectStore> ObjectBackend<S> {
         format!("{}{suffix}", self.store.base())
     }
 
+    /// The object a record beside the state is kept in: `STATE.records/NAME`.
+    fn record_object(&self, name: &str) -> Result<String, StateError> {
+        if !tik_engine::state::record_name_ok(name) {
+            return Err(tik_engine::state::bad_record_name(name));
+        }
+        Ok(self.name(&format!(".records/{name}")))
+    }
+
     fn epoch_prefix(version: Option<&str>) -> String {
         match version {
             Some(v) => format!(".journal/{}/", name_safe(v)),
@@ -456,6 +464,35 @@ impl<S: ObjectStore> Backend for ObjectBackend<S> {
             .help("another run wrote it without holding the lock, or took over this run's lock; run tik plan to see the state as it is now")),
             Err((what, e)) => Err(e.into_state(&what)),
         }
+    }
+
+    fn read_record(&self, name: &str) -> Result<Option<Vec<u8>>, StateError> {
+        let what = format!("cannot read the record {name} of {}", self.store.describe());
+        Ok(self
+            .get(self.record_object(name)?)?
+            .map_err(|e| e.into_state(&what))?
+            .map(|o| o.bytes))
+    }
+
+    fn write_record(&self, name: &str, bytes: &[u8]) -> Result<(), StateError> {
+        let what = format!(
+            "cannot write the record {name} of {}",
+            self.store.describe()
+        );
+        self.put(self.record_object(name)?, bytes.to_vec(), Condition::Any)?
+            .map_err(|e| e.into_state(&what))
+            .map(|_| ())
+    }
+
+    fn remove_record(&self, name: &str) -> Result<(), StateError> {
+        let what = format!(
+            "cannot remove the record {name} of {}",
+            self.store.describe()
+        );
+        let object = self.record_object(name)?;
+        let store = self.store.clone();
+        self.run(async move { store.delete(vec![object]).await })?
+            .map_err(|e| e.into_state(&what))
     }
 
     fn lock(&self, info: &LockInfo) -> Result<Locked, StateError> {

@@ -16,6 +16,7 @@ use tik_engine::state::{Backend, LockInfo, Locked, StateError, SEALED_MAGIC};
 
 const SNAPSHOT: &[u8] = b"tik-state-snapshot";
 const JOURNAL: &[u8] = b"tik-state-journal";
+const RECORD: &[u8] = b"tik-state-record";
 const LINE: &[u8] = b"sealed ";
 
 /// Where the data keys that seal state come from: a key in an environment variable,
@@ -233,6 +234,23 @@ impl<B: Backend> Backend for Sealed<B> {
 
     fn lock(&self, info: &LockInfo) -> Result<Locked, StateError> {
         self.inner.lock(info)
+    }
+
+    fn read_record(&self, name: &str) -> Result<Option<Vec<u8>>, StateError> {
+        let what = format!("the record {name} of {}", self.describe());
+        match self.inner.read_record(name)? {
+            Some(stored) => Ok(Some(self.key.open(&stored, RECORD, &what)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn write_record(&self, name: &str, bytes: &[u8]) -> Result<(), StateError> {
+        self.inner
+            .write_record(name, &self.key.seal(bytes, RECORD)?)
+    }
+
+    fn remove_record(&self, name: &str) -> Result<(), StateError> {
+        self.inner.remove_record(name)
     }
 
     fn unlock(&self, id: &str) -> Result<(), StateError> {
