@@ -285,7 +285,9 @@ pub async fn apply<F: Future<Output = ()>>(
             plan.targets.is_empty() && driver.report.failures.is_empty() && driver.diags.is_empty();
         if whole {
             let applied = (!plan.destroy).then(|| Applied::of(plan));
-            let same = |a: &Applied, b: &Applied| a.config == b.config && a.inputs == b.inputs;
+            let same = |a: &Applied, b: &Applied| {
+                a.config == b.config && a.inputs == b.inputs && a.variables == b.variables
+            };
             let changed = match (&applied, &store.state.applied) {
                 (Some(a), Some(b)) => !same(a, b),
                 (None, None) => false,

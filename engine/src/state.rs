@@ -73,13 +73,17 @@ pub type Outputs = IndexMap<String, OutputState>;
 /// and `max`; a pool with none has `min` workers.
 pub type Sizes = IndexMap<Address, IndexMap<String, u64>>;
 
-/// What the last whole apply applied: the configuration's hash and its variables'.
-/// The controller acts only for the configuration applied, never for files edited
-/// since.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What the last whole apply applied: the configuration's hash, and its variables
+/// with their hash. The controller acts only for the configuration applied, never
+/// for files edited since, and plans with these variables.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Applied {
     pub config: String,
     pub inputs: String,
+    /// The root variables' values it planned with (sensitive ones too: state holds
+    /// what they made anyway): what the controller plans with.
+    #[serde(default)]
+    pub variables: Map,
     /// When it was first applied.
     pub at: String,
 }
@@ -1289,6 +1293,7 @@ mod tests {
         let applied = Applied {
             config: "c".into(),
             inputs: "i".into(),
+            variables: Map::new(),
             at: "2026-12-07T00:00:00Z".into(),
         };
         store

@@ -1,6 +1,6 @@
+use crate::backends;
 use crate::project::*;
 use crate::render::{self, Style};
-use crate::{backends, VarArgs};
 use clap::Args;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,8 +26,6 @@ pub(crate) struct Run {
     /// How many changes a round may run at once.
     #[arg(long, default_value_t = 10)]
     pub(crate) parallelism: usize,
-    #[command(flatten)]
-    pub(crate) vars: VarArgs,
 }
 
 /// Set on Ctrl-C or SIGTERM: the round in progress stops starting changes, and no
@@ -201,12 +199,10 @@ impl Controller<'_> {
     async fn round(&mut self) -> Result<u8> {
         let p = Project::load(self.dir)?;
         let watch = watched(&p.config, &self.args.clusters).map_err(|d| p.fail(d))?;
-        let inputs = p.inputs(&self.args.vars)?;
         let r = Round {
             config: &p.config,
             providers: &p.providers,
             backend: p.backend()?,
-            inputs: &inputs,
             watch: &watch,
             parallelism: self.args.parallelism,
         };

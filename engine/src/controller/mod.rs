@@ -12,7 +12,7 @@ use crate::ops::make_plan;
 use crate::plan::{Plan, PlanOptions};
 use crate::provider::Providers;
 use crate::state::{Backend, LockInfo, Locked, State, StateStore};
-use crate::walk::Inputs;
+use crate::walk::{InputValue, Inputs};
 use std::collections::HashSet;
 use std::future::Future;
 use std::time::Duration;
@@ -121,30 +121,43 @@ pub fn watched(config: &Config, named: &[String]) -> Result<Watch, Diagnostics> 
     })
 }
 
-/// Why the controller may not act for this configuration against `state`, if it may
-/// not: nothing applied yet, or files or variables that differ from the last whole
-/// apply.
-pub fn not_applied(state: &State, plan: &Plan) -> Option<String> {
+/// The inputs of the controller's plans: the variables the last whole apply had, as
+/// state records them. Or why the controller may not act for `config` against
+/// `state`: nothing applied yet, or files that differ from those applied.
+pub fn applied_inputs(config: &Config, state: &State) -> Result<Inputs, String> {
     let Some(applied) = &state.applied else {
-        return Some(if state.resources.is_empty() {
+        return Err(if state.resources.is_empty() {
             "nothing is applied yet: run tik apply first".into()
         } else {
             "state records no whole apply by this version of tik: run tik apply once".into()
         });
     };
-    if applied.config != plan.config_hash {
-        return Some(format!(
+    if applied.config != config.hash {
+        return Err(format!(
             "the configuration files differ from those applied at {}: the controller applies no edit; run tik apply",
             applied.at
         ));
     }
-    if applied.inputs != plan.inputs_hash() {
-        return Some(format!(
-            "the variables differ from those applied at {}: give the controller the --var and --var-file that apply had",
+    Ok(Inputs {
+        values: applied
+            .variables
+            .iter()
+            .map(|(k, v)| (k.clone(), InputValue::Value(v.clone())))
+            .collect(),
+        ..Inputs::default()
+    })
+}
+
+/// Whether `plan` evaluated the variables as the last whole apply did (it took
+/// them from state, so only a state recorded without them differs).
+fn same_variables(state: &State, plan: &Plan) -> Option<String> {
+    let applied = state.applied.as_ref()?;
+    (applied.inputs != plan.inputs_hash()).then(|| {
+        format!(
+            "the variables evaluate otherwise than those applied at {}: run tik apply once",
             applied.at
-        ));
-    }
-    None
+        )
+    })
 }
 
 /// What one round needs: the configuration and providers, where state is, the
@@ -153,7 +166,6 @@ pub struct Round<'a> {
     pub config: &'a Config,
     pub providers: &'a Providers,
     pub backend: &'a dyn Backend,
-    pub inputs: &'a Inputs,
     pub watch: &'a Watch,
     pub parallelism: usize,
 }
@@ -178,7 +190,17 @@ enum Act<'h> {
 }
 
 impl Round<'_> {
-    async fn plan(&self, state: &State, act: &Act<'_>) -> Result<Plan, Diagnostics> {
+    /// The plan of `act`, with the variables state recorded; `Err(why)` where the
+    /// controller may not act (paused).
+    async fn plan(
+        &self,
+        state: &State,
+        act: &Act<'_>,
+    ) -> Result<Result<Plan, String>, Diagnostics> {
+        let inputs = match applied_inputs(self.config, state) {
+            Ok(inputs) => inputs,
+            Err(why) => return Ok(Err(why)),
+        };
         let options = match act {
             Act::Repair => PlanOptions {
                 targets: self.watch.targets(),
@@ -190,15 +212,11 @@ impl Round<'_> {
                 ..PlanOptions::default()
             },
         };
-        make_plan(
-            self.config,
-            self.providers,
-            state,
-            self.inputs.clone(),
-            &options,
-            true,
-        )
-        .await
+        let plan = make_plan(self.config, self.providers, state, inputs, &options, true).await?;
+        Ok(match same_variables(state, &plan) {
+            Some(why) => Err(why),
+            None => Ok(plan),
+        })
     }
 
     /// One round: read, and act where the watched clusters are not as they should be.
@@ -214,10 +232,10 @@ impl Round<'_> {
         on: &mut dyn FnMut(Event<'_>),
     ) -> Result<Outcome, Diagnostics> {
         let store = StateStore::load(self.backend)?;
-        let plan = self.plan(&store.state, &Act::Repair).await?;
-        if let Some(why) = not_applied(&store.state, &plan) {
-            return Ok(Outcome::Paused(why));
-        }
+        let plan = match self.plan(&store.state, &Act::Repair).await? {
+            Ok(plan) => plan,
+            Err(why) => return Ok(Outcome::Paused(why)),
+        };
         let (failing, due) = memory.observe(&plan, &store.state);
         for f in &failing {
             on(Event::Failing(f));
@@ -297,10 +315,10 @@ impl Round<'_> {
         on: &mut dyn FnMut(Event<'_>),
     ) -> Result<Outcome, Diagnostics> {
         let mut store = StateStore::load(self.backend)?;
-        let plan = self.plan(&store.state, act).await?;
-        if let Some(why) = not_applied(&store.state, &plan) {
-            return Ok(Outcome::Paused(why));
-        }
+        let plan = match self.plan(&store.state, act).await? {
+            Ok(plan) => plan,
+            Err(why) => return Ok(Outcome::Paused(why)),
+        };
         if !plan.has_changes() && plan.drift.is_empty() {
             return Ok(Outcome::Idle);
         }

@@ -67,7 +67,19 @@ impl Status {
         let window = GONE_AFTER
             .max(Duration::from_millis(self.interval_ms).saturating_mul(3))
             .as_secs();
-        self.stopped.is_none() && now.saturating_sub(self.seen) <= window
+        self.stopped.is_none() && now.saturating_sub(self.seen) <= window && !self.gone_here()
+    }
+
+    /// Whether it ran on this machine and its process is gone (killed, say): then
+    /// its record is no claim, however fresh.
+    fn gone_here(&self) -> bool {
+        let here = LockInfo::new("controller").who;
+        if self.who != here || self.pid == std::process::id() {
+            return false;
+        }
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", self.pid)).unwrap_or_default();
+        // A pid taken since by another program is not it either.
+        !cmdline.split(|b| *b == 0).any(|arg| arg == b"controller")
     }
 }
 
@@ -238,8 +250,16 @@ mod tests {
         let seen = read(&backend, &etl).unwrap().unwrap();
         assert_eq!(seen.status.actions, ["a line"]);
         assert_eq!(seen.status.last_outcome, "acted");
-        // One silent for long is taken to be gone.
+        // One whose process on this machine is gone is gone, however fresh.
+        let mut dead = seen.status.clone();
+        dead.pid = u32::MAX;
+        backend
+            .write_record(&record_of(&etl), &serde_json::to_vec(&dead).unwrap())
+            .unwrap();
+        assert!(!read(&backend, &etl).unwrap().unwrap().alive);
+        // One silent for long is taken to be gone, wherever it ran.
         let mut old = seen.status.clone();
+        old.who = "someone@elsewhere".into();
         old.seen -= 100;
         backend
             .write_record(&record_of(&etl), &serde_json::to_vec(&old).unwrap())

@@ -417,6 +417,7 @@ impl crate::state::Applied {
         crate::state::Applied {
             config: plan.config_hash.clone(),
             inputs: plan.inputs_hash(),
+            variables: plan.variables.clone(),
             at: crate::timefmt::now_utc(),
         }
     }
