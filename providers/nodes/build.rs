@@ -5,12 +5,23 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../modules/runtimes");
+    // Where the crate is now: read when the script runs, not baked in when it was
+    // compiled (a build script built in another checkout sharing the target
+    // directory would look there, and embed nothing).
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let root = Path::new(&manifest).join("../../modules/runtimes");
     println!("cargo:rerun-if-changed={}", root.display());
     let mut out = String::from("pub static EMBEDDED_RUNTIMES: &[(&str, &str, &str)] = &[\n");
     let mut runtimes: Vec<_> = std::fs::read_dir(&root)
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-        .unwrap_or_default();
+        .unwrap_or_else(|e| panic!("cannot read the shipped runtimes in {}: {e}", root.display()))
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .collect();
+    assert!(
+        runtimes.iter().any(|p| p.join("runtime.tik.hcl").is_file()),
+        "{} holds no runtime: tik would ship without its runtimes",
+        root.display()
+    );
     runtimes.sort();
     for dir in runtimes.iter().filter(|p| p.is_dir()) {
         println!("cargo:rerun-if-changed={}", dir.display());
