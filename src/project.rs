@@ -174,10 +174,9 @@ impl Project {
         })?;
         private_dirs(&dir.join(".tik"));
         let mut providers = Providers::new();
-        providers.add(Arc::new(tik_nodes::TikProvider::new(
-            dir.join(".tik").join("logs"),
-        )));
-        providers.add(Arc::new(LocalProvider::new(dir.clone())));
+        let tik = Arc::new(tik_nodes::TikProvider::new(dir.join(".tik").join("logs")));
+        providers.add(tik.clone());
+        providers.add(Arc::new(LocalProvider::new(local_project(&dir))));
         providers.add(Arc::new(tik_provider_aws::AwsProvider::default()));
         let (config, fetched) = Config::load_fetching(&dir, fetch, &providers)
             .map_err(|(sources, diags)| Failure { sources, diags })?;
@@ -202,6 +201,7 @@ impl Project {
                 })
             }
         };
+        tik.set_bundle(controller_bundle(&dir, &chosen, encryption.as_ref()));
         let project = Project {
             dir,
             config,
@@ -246,6 +246,61 @@ impl Project {
         let files: Vec<&Path> = vars.var_files.iter().map(PathBuf::as_path).collect();
         tik_engine::ops::gather_inputs(std::env::vars(), &files, &vars.vars)
             .map_err(|d| self.fail(d))
+    }
+}
+
+/// Where the local provider keeps its machines: the project's `.tik/local`, or the
+/// one `TIK_LOCAL_PROJECT` names (a controller on a head runs from a copy of the
+/// project, and keeps the machines of the project it was installed from).
+fn local_project(dir: &Path) -> PathBuf {
+    std::env::var_os("TIK_LOCAL_PROJECT")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| dir.to_path_buf())
+}
+
+/// What a controller on a head (`controller { on = "head" }`) is installed with:
+/// this binary, this project, this backend with its paths made absolute, and the
+/// environment that finds the same machines and the state's key. A controller on a
+/// head gets back the bundle it was installed with, so that its plans agree with
+/// the apply that installed it.
+fn controller_bundle(
+    dir: &Path,
+    chosen: &backends::Chosen,
+    encryption: Option<&backends::Encryption>,
+) -> tik_nodes::on_head::Bundle {
+    use tik_nodes::on_head::{Bundle, ORIGIN};
+    if let Some(b) = std::env::var(ORIGIN)
+        .ok()
+        .and_then(|text| serde_json::from_str::<Bundle>(&text).ok())
+    {
+        return b;
+    }
+    let mut backend = chosen.clone();
+    if backend.kind == "local" {
+        backend.settings.insert("path".into(), chosen.place(dir));
+    }
+    let recorded = backends::Recorded {
+        backend_config: backend.settings.clone(),
+        backend,
+        encryption: encryption.cloned(),
+    };
+    let mut env = vec![(
+        "TIK_LOCAL_PROJECT".to_string(),
+        local_project(dir).display().to_string(),
+    )];
+    if let Some(name) = encryption.and_then(|e| e.get("key_env")) {
+        if let Ok(value) = std::env::var(name) {
+            env.push((name.clone(), value));
+        }
+    }
+    Bundle {
+        binary: std::env::current_exe()
+            .and_then(|p| p.canonicalize())
+            .unwrap_or_default(),
+        project: dir.to_path_buf(),
+        backend: serde_json::to_string_pretty(&recorded).unwrap_or_default(),
+        env,
     }
 }
 

@@ -137,6 +137,8 @@ pub enum BlockKind {
 pub struct LayerRequest<'a> {
     /// The cluster's own name (its `name`, or its label).
     pub cluster: &'a str,
+    /// Its address in the configuration (`cluster.etl`, `module.team.cluster.etl`).
+    pub address: &'a Address,
     /// The evaluated block, and which of its parts read a sensitive value.
     pub config: &'a Map,
     pub marks: &'a Marks,

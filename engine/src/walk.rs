@@ -985,6 +985,7 @@ impl<'c> Walk<'c> {
             for layer in self.providers.all() {
                 let request = LayerRequest {
                     cluster: &own_name,
+                    address: &block.address,
                     config: &config,
                     marks: &config_marks,
                     resources: specs.iter().map(|(s, _)| (&s.path, &s.config)).collect(),

@@ -13,7 +13,12 @@ fn main() {
     println!("cargo:rerun-if-changed={}", root.display());
     let mut out = String::from("pub static EMBEDDED_RUNTIMES: &[(&str, &str, &str)] = &[\n");
     let mut runtimes: Vec<_> = std::fs::read_dir(&root)
-        .unwrap_or_else(|e| panic!("cannot read the shipped runtimes in {}: {e}", root.display()))
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot read the shipped runtimes in {}: {e}",
+                root.display()
+            )
+        })
         .filter_map(|e| e.ok())
         .map(|e| e.path())
         .collect();

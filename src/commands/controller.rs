@@ -26,6 +26,9 @@ pub(crate) struct Run {
     /// How many changes a round may run at once.
     #[arg(long, default_value_t = 10)]
     pub(crate) parallelism: usize,
+    /// Where it runs, in words, for tik status (the service on a head says so).
+    #[arg(long, hide = true, default_value = "in the foreground")]
+    pub(crate) running_on: String,
 }
 
 /// Set on Ctrl-C or SIGTERM: the round in progress stops starting changes, and no
@@ -82,6 +85,12 @@ pub(crate) async fn run(args: Run, dir: &Path, style: Style) -> Result<u8> {
     if args.parallelism == 0 {
         return Err(Diagnostic::new("--parallelism must be at least 1").into());
     }
+    // By its path, not as `.`: a controller on a head has its project copied anew
+    // over the directory it started in.
+    let absolute = std::env::current_dir()
+        .map_err(|e| Diagnostic::new(format!("cannot tell the current directory: {e}")))?
+        .join(dir);
+    let dir = absolute.as_path();
     let registration = {
         let p = Project::load(dir)?;
         let watch = watched(&p.config, &args.clusters).map_err(|d| p.fail(d))?;
@@ -91,7 +100,7 @@ pub(crate) async fn run(args: Run, dir: &Path, style: Style) -> Result<u8> {
             .map(tik_engine::scale::cluster_label)
             .collect();
         let registration =
-            Registration::claim(p.backend()?, &watch.clusters, "in the foreground", interval)
+            Registration::claim(p.backend()?, &watch.clusters, &args.running_on, interval)
                 .map_err(|d| p.fail(d))?;
         logln(&format!(
             "watching {} {} (state: {})",

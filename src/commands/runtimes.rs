@@ -7,7 +7,7 @@ use crate::render::{self, Style};
 use clap::{Args, Subcommand};
 use std::path::Path;
 use tik_engine::diag::{did_you_mean, Diagnostic, Sources};
-use tik_nodes::runtime::{load_all, RuntimeRef};
+use tik_nodes::runtime::{listed, load_all, RuntimeRef};
 
 #[derive(Args)]
 pub(crate) struct Run {
@@ -35,7 +35,7 @@ pub(crate) async fn run(args: Run, dir: &Path, style: Style) -> Result<u8> {
     if !diags.is_empty() {
         return Err(Failure { sources, diags });
     }
-    let refs: Vec<RuntimeRef> = defs.values().map(RuntimeRef::of).collect();
+    let refs: Vec<RuntimeRef> = listed(defs.values());
     match args.show {
         None if args.markdown => out!("{}", render::runtimes::markdown(&refs)),
         None => out!("{}", render::runtimes::list(&refs, style)),

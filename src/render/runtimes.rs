@@ -183,7 +183,7 @@ mod tests {
         let empty = tempfile::tempdir().unwrap();
         let (defs, diags) = tik_nodes::runtime::load_all(empty.path(), &mut Sources::default());
         assert!(diags.is_empty(), "{diags:?}");
-        let refs: Vec<RuntimeRef> = defs.values().map(RuntimeRef::of).collect();
+        let refs: Vec<RuntimeRef> = tik_nodes::runtime::listed(defs.values());
         let made = markdown(&refs);
         let path =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/runtime-reference.md");

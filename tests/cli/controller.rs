@@ -590,3 +590,93 @@ cluster "etl" {
     let r = p.tik_env(&["destroy", "--auto-approve"], &on_moto);
     assert_eq!(r.code, 0, "{}", r.out());
 }
+
+/// Polls `check` every 100 ms until it holds; fails saying `what` after `secs`.
+fn eventually(what: &str, secs: u64, mut check: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !check() {
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "{what}: not within {secs}s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    start.elapsed()
+}
+
+#[test]
+fn a_controller_on_the_head_keeps_the_cluster_follows_applies_and_goes_with_destroy() {
+    let with_head_controller = |workers: &str| {
+        quickstart()
+            .replace(
+                "  runtime \"web\" {",
+                "  controller {\n    on       = \"head\"\n    interval = 1\n  }\n\n  runtime \"web\" {",
+            )
+            .replace("default     = 2", &format!("default     = {workers}"))
+    };
+    let p = Project::new(&[("main.tik.hcl", &with_head_controller("2"))]);
+    let r = p.ok(&["plan"], 0);
+    assert!(
+        r.stdout
+            .contains("_controller controller: install, configure, start"),
+        "{}",
+        r.out()
+    );
+    p.ok(&["apply", "--auto-approve"], 0);
+    let status = || p.tik(&["status"]).stdout;
+    eventually("the head's controller runs and is idle", 60, || {
+        let s = status();
+        s.contains("controller  running on the head (head) of cluster etl as ")
+            && s.contains(": idle")
+    });
+    // A lost worker comes back without anyone running tik.
+    std::fs::remove_dir_all(node_dir(&p, "worker-default-1")).unwrap();
+    let took = eventually("the head's controller brings the worker back", 60, || {
+        node_dir(&p, "worker-default-1").join("node.json").exists() && p.tik(&["status"]).code == 0
+    });
+    eprintln!(
+        "the head's controller had the worker back in {:.1}s",
+        took.as_secs_f64()
+    );
+    p.ok(&["plan", "--detailed-exitcode"], 0);
+    // An apply of new files (waiting for the lock where a round holds it) installs
+    // them on the head: the controller keeps three workers from then on.
+    p.write("main.tik.hcl", &with_head_controller("3"));
+    p.ok(&["apply", "--auto-approve", "--lock-timeout", "60s"], 0);
+    let copy = node_dir(&p, "head").join("home/controller/project/main.tik.hcl");
+    assert!(
+        std::fs::read_to_string(copy)
+            .unwrap()
+            .contains("default     = 3"),
+        "apply copied the files it applied to the head"
+    );
+    std::fs::remove_dir_all(node_dir(&p, "worker-default-2")).unwrap();
+    eventually(
+        "the head's controller brings the third worker back",
+        60,
+        || node_dir(&p, "worker-default-2").join("node.json").exists(),
+    );
+    // The controller dies: its supervisor starts it again.
+    let pid_of = || -> Option<u64> {
+        let json: serde_json::Value =
+            serde_json::from_str(&p.tik(&["status", "--json"]).stdout).ok()?;
+        let c = &json["controllers"][0];
+        (c["running"] == true)
+            .then(|| c["status"]["pid"].as_u64())
+            .flatten()
+    };
+    let first = pid_of().expect("a running controller");
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &first.to_string()])
+        .status();
+    eventually("the supervisor starts the controller again", 60, || {
+        pid_of().is_some_and(|p| p != first)
+    });
+    // Destroy (waiting for the lock where a round holds it) stops it, and nothing of
+    // it is left running.
+    p.ok(&["destroy", "--auto-approve", "--lock-timeout", "60s"], 0);
+    let home = p.path().canonicalize().unwrap().display().to_string();
+    eventually("nothing of the controller is left", 20, || {
+        crate::common::processes_with(&format!("{home}/.tik/local")).is_empty()
+    });
+}

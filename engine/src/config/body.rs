@@ -620,7 +620,9 @@ pub fn shared_schema(kind: crate::provider::BlockKind) -> Schema {
                 Schema::default()
                     .attr("unhealthy_after")
                     .attr("recovery_attempts")
-                    .attr("backoff"),
+                    .attr("backoff")
+                    .attr("interval")
+                    .attr("on"),
             )
             .block(
                 "container",

@@ -16,13 +16,19 @@ pub struct Control {
     /// Seconds a round waits after a round whose changes failed (a node that cannot
     /// be created); doubled after each failure in a row, up to 16 times.
     pub backoff: u64,
+    /// Seconds between rounds of the controller apply installs on the head.
+    pub interval: u64,
+    /// Whether apply installs a controller on the cluster's head (`on = "head"`);
+    /// otherwise one runs where a person starts `tik controller`.
+    pub on_head: bool,
 }
 
-const KEYS: [(&str, u64, u64, u64); 3] = [
+const KEYS: [(&str, u64, u64, u64); 4] = [
     // name, default, least, most
     ("unhealthy_after", 3, 1, 1000),
     ("recovery_attempts", 3, 0, 1000),
     ("backoff", 30, 1, 86_400),
+    ("interval", 5, 1, 3600),
 ];
 
 impl Control {
@@ -32,6 +38,8 @@ impl Control {
             unhealthy_after: KEYS[0].1,
             recovery_attempts: KEYS[1].1,
             backoff: KEYS[2].1,
+            interval: KEYS[3].1,
+            on_head: false,
         }
     }
 
@@ -52,7 +60,11 @@ impl Control {
                     *n as u64
                 }
                 Some(other) => {
-                    let unit = if *key == "backoff" { " seconds" } else { "" };
+                    let unit = if matches!(*key, "backoff" | "interval") {
+                        " seconds"
+                    } else {
+                        ""
+                    };
                     return Err((
                         vec!["controller".into(), key.to_string()],
                         format!(
@@ -64,9 +76,23 @@ impl Control {
             match i {
                 0 => c.unhealthy_after = n,
                 1 => c.recovery_attempts = n,
-                _ => c.backoff = n,
+                2 => c.backoff = n,
+                _ => c.interval = n,
             }
         }
+        c.on_head = match block.get("on") {
+            None | Some(Value::Null) | Some(Value::Unknown) => false,
+            Some(Value::String(s)) if s == "head" => true,
+            Some(Value::String(s)) if s == "here" => false,
+            Some(other) => {
+                return Err((
+                    vec!["controller".into(), "on".into()],
+                    format!(
+                        "controller on must be \"head\" (apply installs a controller on the cluster's head) or \"here\" (you run tik controller where you want it), got {other}"
+                    ),
+                ))
+            }
+        };
         Ok(c)
     }
 }
@@ -103,7 +129,10 @@ mod tests {
             (c.unhealthy_after, c.recovery_attempts, c.backoff),
             (2, 3, 5)
         );
+        let c = Control::of_cluster(&etl, &block(&[("on", Value::from("head"))])).unwrap();
+        assert!(c.on_head);
         for (key, bad) in [
+            ("on", Value::from("laptop")),
             ("unhealthy_after", Value::Number(0.0)),
             ("recovery_attempts", Value::Number(1.5)),
             ("backoff", Value::from("5m")),
@@ -111,7 +140,7 @@ mod tests {
             let (path, message) = Control::of_cluster(&etl, &block(&[(key, bad)])).unwrap_err();
             assert_eq!(path, ["controller", key]);
             assert!(
-                message.starts_with(&format!("controller {key} must be a whole number")),
+                message.starts_with(&format!("controller {key} must be")),
                 "{message}"
             );
         }

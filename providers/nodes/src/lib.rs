@@ -9,6 +9,7 @@
 //! keeps the engine's `tik_data`, which it hands to `tik_engine::builtin`.
 
 pub mod nodes;
+pub mod on_head;
 pub mod runtime;
 pub mod steps;
 
@@ -31,6 +32,10 @@ pub struct TikProvider {
     steps: Arc<steps::Runner>,
     /// The runtimes of the project loaded last (`Provider::load`).
     runtimes: Mutex<Arc<IndexMap<String, RuntimeDef>>>,
+    /// That project's files, for a controller on a head.
+    files: Mutex<on_head::Files>,
+    /// What the command line says a controller on a head needs.
+    bundle: Mutex<Option<on_head::Bundle>>,
 }
 
 impl TikProvider {
@@ -39,7 +44,15 @@ impl TikProvider {
         TikProvider {
             steps: Arc::new(steps::Runner::new(log_dir)),
             runtimes: Mutex::new(Arc::new(IndexMap::new())),
+            files: Mutex::new(on_head::Files::default()),
+            bundle: Mutex::new(None),
         }
+    }
+
+    /// Where tik's binary is, the state backend's settings and the environment that a
+    /// controller on a head (`controller { on = "head" }`) runs with.
+    pub fn set_bundle(&self, bundle: on_head::Bundle) {
+        *self.bundle.lock().unwrap_or_else(|e| e.into_inner()) = Some(bundle);
     }
 
     /// The runtimes clusters can run: the shipped ones and the project's own.
@@ -163,6 +176,8 @@ impl Provider for TikProvider {
     }
 
     fn load(&self, root: &Path, sources: &mut Sources) -> Diagnostics {
+        // The configuration's own files, before the runtimes' join them.
+        *self.files.lock().unwrap_or_else(|e| e.into_inner()) = on_head::Files::of(root, sources);
         let (defs, diags) = runtime::load_all(root, sources);
         *self.runtimes.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(defs);
         diags
@@ -189,10 +204,40 @@ impl Provider for TikProvider {
             body: request.body,
             what: request.what,
         };
+        // What the block as a whole is wrong in points at it.
+        let at_block = |d: Diagnostics| {
+            Diagnostics(
+                d.0.into_iter()
+                    .map(|d| d.at(request.file, request.span.clone()))
+                    .collect(),
+            )
+        };
+        on_head::written_by_hand(request.config, request.what).map_err(at_block)?;
+        let with_controller;
+        let config = if on_head::asked(request.config) {
+            let bundle = self
+                .bundle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let files = self.files.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let label = tik_engine::scale::cluster_label(request.address);
+            with_controller = on_head::with_controller(
+                request.config,
+                &label,
+                bundle.as_ref(),
+                &files,
+                request.what,
+            )
+            .map_err(at_block)?;
+            &with_controller
+        } else {
+            request.config
+        };
         let added = runtime::expand(
             &self.runtimes(),
             request.cluster,
-            (request.config, request.marks),
+            (config, request.marks),
             &nodes,
             &site,
         )?;

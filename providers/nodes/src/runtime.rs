@@ -27,7 +27,7 @@ include!(concat!(env!("OUT_DIR"), "/runtimes.rs"));
 mod expand;
 mod reference;
 pub use expand::{check_names, expand};
-pub use reference::{ParamRef, RuntimeRef, ServiceRef};
+pub use reference::{listed, ParamRef, RuntimeRef, ServiceRef};
 
 /// The type of a node step, and of the per-node session the steps run through.
 pub const STEP_TYPE: &str = "tik_step";
@@ -661,10 +661,20 @@ pub fn order(
                 ),
             })
             .help(
-                did_you_mean(&name, defs.keys().map(String::as_str)).unwrap_or_else(|| {
+                did_you_mean(
+                    &name,
+                    defs.keys()
+                        .map(String::as_str)
+                        .filter(|k| !k.starts_with('_')),
+                )
+                .unwrap_or_else(|| {
                     format!(
                         "the runtimes are: {} (or add runtimes/{name}/runtime.tik.hcl)",
-                        defs.keys().cloned().collect::<Vec<_>>().join(", ")
+                        defs.keys()
+                            .filter(|k| !k.starts_with('_'))
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )
                 }),
             );

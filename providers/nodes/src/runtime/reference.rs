@@ -56,6 +56,15 @@ fn text(expr: &Expression) -> String {
     }
 }
 
+/// The runtimes a user may name, as `tik runtimes` lists them: all but tik's own
+/// (`_controller`, which `controller { on = "head" }` asks for).
+pub fn listed<'d>(defs: impl IntoIterator<Item = &'d RuntimeDef>) -> Vec<RuntimeRef> {
+    defs.into_iter()
+        .map(RuntimeRef::of)
+        .filter(|r| !(r.shipped && r.name.starts_with('_')))
+        .collect()
+}
+
 impl RuntimeRef {
     pub fn of(def: &RuntimeDef) -> RuntimeRef {
         let default_of = |name: &str| -> Option<String> {

@@ -1,0 +1,185 @@
+//! `controller { on = "head" }`: the cluster's head runs tik's controller as a
+//! service, the shipped `_controller` runtime. Apply copies it tik's binary, the
+//! configuration's files as applied and the state backend's settings; the controller
+//! there plans with the variables state records.
+
+use crate::steps::shell_quote;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use tik_engine::diag::{Diagnostic, Diagnostics, Sources};
+use tik_engine::value::{Map, Value};
+
+/// The runtime that runs the controller.
+pub const RUNTIME: &str = "_controller";
+
+/// What the command line tells the provider for a controller on a head: the binary
+/// to copy, the project the files come from, the backend's settings as
+/// `.tik/backend.json` holds them (with paths made absolute), and the environment the
+/// controller needs (where the local provider keeps its machines, a state key's
+/// variable). The controller on the head gets it back whole in `ORIGIN`, so that its
+/// own plans give the `_controller` service the same params as the apply that
+/// installed it, and do not install it again.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Bundle {
+    pub binary: PathBuf,
+    pub project: PathBuf,
+    pub backend: String,
+    pub env: Vec<(String, String)>,
+}
+
+/// The variable that hands the controller on a head the bundle it was installed with.
+pub const ORIGIN: &str = "TIK_CONTROLLER_ORIGIN";
+
+impl Bundle {
+    /// The `export` lines of the controller's environment: the bundle's, and the
+    /// bundle itself in `ORIGIN`.
+    fn exports(&self) -> String {
+        let mut lines: String = self
+            .env
+            .iter()
+            .map(|(k, v)| format!("export {k}={}\n", shell_quote(v)))
+            .collect();
+        let origin = serde_json::to_string(self).unwrap_or_default();
+        lines.push_str(&format!("export {ORIGIN}={}\n", shell_quote(&origin)));
+        lines
+    }
+}
+
+/// The configuration's files, as `Provider::load` saw them: relative to the project,
+/// and a hash of their contents.
+#[derive(Debug, Clone, Default)]
+pub struct Files {
+    pub files: Vec<String>,
+    pub hash: String,
+}
+
+impl Files {
+    /// The files of `sources` within `root` (the shipped runtimes are in the binary).
+    pub fn of(root: &Path, sources: &Sources) -> Files {
+        let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+        let mut files: Vec<(String, &str)> = sources
+            .iter()
+            .filter_map(|f| {
+                let rel = f.path.strip_prefix(&root).ok()?;
+                Some((rel.to_string_lossy().into_owned(), f.text.as_str()))
+            })
+            .collect();
+        files.sort();
+        files.dedup_by(|a, b| a.0 == b.0);
+        let mut hasher = Sha256::new();
+        for (path, text) in &files {
+            hasher.update(path.as_bytes());
+            hasher.update([0]);
+            hasher.update(text.as_bytes());
+            hasher.update([0]);
+        }
+        Files {
+            hash: hasher
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+            files: files.into_iter().map(|(p, _)| p).collect(),
+        }
+    }
+}
+
+/// A `runtime "_controller"` block written by hand: refused, as tik fills it.
+pub fn written_by_hand(config: &Map, what: &str) -> Result<(), Diagnostics> {
+    let written = config.get("runtime").and_then(|r| r.get(RUNTIME)).is_some();
+    if written {
+        return Err(Diagnostic::new(format!(
+            "{what}: runtime \"{RUNTIME}\" is tik's own controller service"
+        ))
+        .help("ask for it with controller { on = \"head\" } in the cluster, and remove the runtime block")
+        .into());
+    }
+    Ok(())
+}
+
+/// Whether the cluster's block asks for a controller on its head.
+pub fn asked(config: &Map) -> bool {
+    config
+        .get("controller")
+        .and_then(|c| c.get("on"))
+        .and_then(Value::as_str)
+        == Some("head")
+}
+
+/// The cluster's block with the `_controller` runtime added, its params filled; or
+/// why it cannot be.
+pub fn with_controller(
+    config: &Map,
+    label: &str,
+    bundle: Option<&Bundle>,
+    files: &Files,
+    what: &str,
+) -> Result<Map, Diagnostics> {
+    let fail = |message: String, help: &str| -> Diagnostics {
+        Diagnostic::new(format!("{what}: {message}"))
+            .help(help)
+            .into()
+    };
+    // The head copies the binary and the files from this machine's paths: a head
+    // elsewhere (a cloud's) cannot, and would fail at apply.
+    let provider = config
+        .get("workspace")
+        .and_then(|w| w.get("provider"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if provider != "local" {
+        return Err(fail(
+            format!("controller on = \"head\" is not available on the {provider} provider yet: its head would copy tik and the configuration from this machine's files"),
+            "run tik controller on a machine of yours (a CI runner, a VM) instead, and remove on = \"head\"",
+        ));
+    }
+    let Some(bundle) = bundle else {
+        return Err(fail(
+            "controller on = \"head\" needs tik to say where its binary and state are, and it did not".into(),
+            "run it with the tik command line",
+        ));
+    };
+    if let Some(bad) = files.files.iter().find(|f| f.chars().any(char::is_control)) {
+        return Err(fail(
+            format!("the file {bad:?} of the configuration has a control character in its name: the head cannot be given it"),
+            "rename the file",
+        ));
+    }
+    let interval = config
+        .get("controller")
+        .and_then(|c| c.get("interval"))
+        .and_then(Value::as_f64)
+        .unwrap_or(5.0);
+    if let Some((bad, _)) = bundle.env.iter().find(|(k, _)| {
+        k.is_empty()
+            || k.starts_with(|c: char| c.is_ascii_digit())
+            || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    }) {
+        return Err(fail(
+            format!("{bad:?} is not a name an environment variable can have"),
+            "name the encryption key's variable with letters, digits and _",
+        ));
+    }
+    let env = bundle.exports();
+    let mut params = Map::new();
+    for (k, v) in [
+        ("cluster", Value::from(label)),
+        ("interval", Value::Number(interval)),
+        ("binary", Value::from(bundle.binary.display().to_string())),
+        ("project", Value::from(bundle.project.display().to_string())),
+        ("files", Value::from(files.files.join("\n"))),
+        ("config_hash", Value::from(files.hash.clone())),
+        ("backend", Value::from(bundle.backend.clone())),
+        ("env", Value::from(env)),
+    ] {
+        params.insert(k.into(), v);
+    }
+    let mut config = config.clone();
+    let mut runtimes = match config.get("runtime") {
+        Some(Value::Object(m)) => m.clone(),
+        _ => Map::new(),
+    };
+    runtimes.insert(RUNTIME.into(), Value::Object(params));
+    config.insert("runtime".into(), Value::Object(runtimes));
+    Ok(config)
+}
