@@ -374,6 +374,7 @@ pub(crate) fn plan_options(sel: &Selection, destroy: bool) -> Result<PlanOptions
         },
         targets: parse_addresses(&sel.targets)?,
         replace: parse_addresses(&sel.replace)?,
+        skip_health: false,
     })
 }
 

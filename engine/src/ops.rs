@@ -119,8 +119,9 @@ fn read_var_file(path: &Path) -> Result<Map, Diagnostics> {
 pub async fn refreshed(
     state: &State,
     providers: &Providers,
+    skip_health: bool,
 ) -> Result<(State, plan::Refreshed), Diagnostics> {
-    let found = plan::refresh(state, providers).await?;
+    let found = plan::refresh(state, providers, skip_health).await?;
     let mut now = state.clone();
     for d in &found.drift {
         // Applied in memory only: a plan writes nothing.
@@ -188,7 +189,7 @@ pub async fn make_plan(
     refresh: bool,
 ) -> Result<Plan, Diagnostics> {
     let (mut now, mut found) = if refresh {
-        refreshed(state, providers).await?
+        refreshed(state, providers, options.skip_health).await?
     } else {
         (state.clone(), plan::Refreshed::default())
     };

@@ -29,7 +29,7 @@ pub(crate) async fn run(args: Run, dir: &Path, style: Style) -> Result<u8> {
         .help("point tik at the state the applies write (tik init --backend-config ..., TIK_BACKEND_*), or apply first")
         .into());
     }
-    let (_, found) = tik_engine::ops::refreshed(&store.state, &p.providers)
+    let (_, found) = tik_engine::ops::refreshed(&store.state, &p.providers, false)
         .await
         .map_err(|d| p.fail(d))?;
     let (drift, orphans) = (found.drift, found.orphans);

@@ -13,7 +13,7 @@ pub fn event(e: Event<'_>, style: Style) -> Vec<String> {
         Event::Change(e) => vec![apply_event(e, style).trim_start().to_string()],
         Event::Acting(plan) => found(plan),
         Event::Failing(f) => vec![format!(
-            "{}: its health check failed ({} of {} rounds in a row before it is recovered)",
+            "{}: its health check failed ({} of {} checks in a row before it is recovered)",
             f.check,
             f.rounds.min(f.of),
             f.of

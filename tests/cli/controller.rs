@@ -387,7 +387,7 @@ fn a_service_failing_its_checks_is_restarted_after_its_threshold_then_its_node_r
     let config = crate::common::cluster_config_with(
         1,
         "small",
-        "  runtime \"flaky\" {}\n  controller {\n    unhealthy_after   = 2\n    recovery_attempts = 2\n  }\n",
+        "  runtime \"flaky\" {}\n  controller {\n    unhealthy_after   = 2\n    recovery_attempts = 2\n    health_interval   = 1\n  }\n",
     );
     let p = Project::new(&[
         ("main.tik.hcl", &config),
@@ -412,7 +412,7 @@ fn a_service_failing_its_checks_is_restarted_after_its_threshold_then_its_node_r
     std::fs::write(home.join("cure"), "").unwrap();
     std::fs::write(home.join("sick"), "").unwrap();
     c.wait_for(
-        &format!("{check}: its health check failed (2 of 2 rounds"),
+        &format!("{check}: its health check failed (2 of 2 checks"),
         30,
     );
     c.wait_for(&format!("{check}: restarting it (recovery 1 of 2"), 5);
@@ -427,11 +427,11 @@ fn a_service_failing_its_checks_is_restarted_after_its_threshold_then_its_node_r
     std::thread::sleep(Duration::from_secs(1));
     std::fs::write(home.join("sick"), "").unwrap();
     c.wait_for(
-        &format!("{check}: its health check failed (1 of 2 rounds"),
+        &format!("{check}: its health check failed (1 of 2 checks"),
         30,
     );
     c.wait_for(
-        &format!("{check}: its health check failed (2 of 2 rounds"),
+        &format!("{check}: its health check failed (2 of 2 checks"),
         30,
     );
     c.wait_for(&format!("{check}: restarting it (recovery 2 of 2"), 5);

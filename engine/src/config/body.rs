@@ -622,6 +622,7 @@ pub fn shared_schema(kind: crate::provider::BlockKind) -> Schema {
                     .attr("recovery_attempts")
                     .attr("backoff")
                     .attr("interval")
+                    .attr("health_interval")
                     .attr("on"),
             )
             .block(

@@ -1,4 +1,4 @@
-//! What a controller remembers between rounds: how many rounds in a row each service
+//! What a controller remembers between rounds: how many checks in a row each service
 //! failed its health check, how often it was recovered, and how long to wait after a
 //! round whose changes failed.
 
@@ -70,6 +70,9 @@ pub struct Memory {
     failing: HashMap<Address, u64>,
     recovered: HashMap<Address, Recovery>,
     backoff: Option<Backoff>,
+    /// When the last round that checked health started, and how often one does.
+    checked: Option<Instant>,
+    every: Option<Duration>,
 }
 
 /// The settings that hold for `address`: those of the cluster it is in.
@@ -169,6 +172,22 @@ impl Memory {
                 }
             }
         }
+    }
+
+    /// How often rounds check health (a cluster's `health_interval`).
+    pub fn health_every(&mut self, every: Duration) {
+        self.every = Some(every);
+    }
+
+    /// Whether this round checks health: the first does, then one every
+    /// `health_every` (10 s until told).
+    pub fn health_due(&mut self) -> bool {
+        let every = self.every.unwrap_or(Duration::from_secs(10));
+        let due = self.checked.is_none_or(|c| c.elapsed() >= every);
+        if due {
+            self.checked = Some(Instant::now());
+        }
+        due
     }
 
     /// The wait in force, if any.

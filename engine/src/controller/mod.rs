@@ -183,9 +183,10 @@ pub enum Event<'a> {
     Change(ApplyEvent),
 }
 
-/// What a round acts on: the whole plan of what it watches, or heals.
+/// What a round acts on: the whole plan of what it watches (its services' health
+/// checked or not), or heals.
 enum Act<'h> {
-    Repair,
+    Repair { health: bool },
     Heal(&'h [Heal]),
 }
 
@@ -202,8 +203,9 @@ impl Round<'_> {
             Err(why) => return Ok(Err(why)),
         };
         let options = match act {
-            Act::Repair => PlanOptions {
+            Act::Repair { health } => PlanOptions {
                 targets: self.watch.targets(),
+                skip_health: !health,
                 ..PlanOptions::default()
             },
             Act::Heal(heals) => PlanOptions {
@@ -221,7 +223,8 @@ impl Round<'_> {
 
     /// One round: read, and act where the watched clusters are not as they should be.
     /// A service failing its health check is restarted only after its cluster's
-    /// `unhealthy_after` rounds in a row, and its node replaced after
+    /// `unhealthy_after` failed checks in a row (a check every `health_interval`),
+    /// and its node replaced after
     /// `recovery_attempts` restarts; after a round whose changes failed, rounds only
     /// read until the backoff ends. `cancel` interrupts an apply in progress as
     /// Ctrl-C does `tik apply`'s.
@@ -232,11 +235,28 @@ impl Round<'_> {
         on: &mut dyn FnMut(Event<'_>),
     ) -> Result<Outcome, Diagnostics> {
         let store = StateStore::load(self.backend)?;
-        let plan = match self.plan(&store.state, &Act::Repair).await? {
+        // Health is checked every `health_interval` (the least of the watched
+        // clusters', as the last plan said); the rounds between read the nodes alone.
+        let health = memory.health_due();
+        let repair = Act::Repair { health };
+        let plan = match self.plan(&store.state, &repair).await? {
             Ok(plan) => plan,
             Err(why) => return Ok(Outcome::Paused(why)),
         };
-        let (failing, due) = memory.observe(&plan, &store.state);
+        if let Some(every) = plan
+            .controls
+            .iter()
+            .filter(|c| self.watch.clusters.contains(&c.cluster))
+            .map(|c| c.health_interval)
+            .min()
+        {
+            memory.health_every(Duration::from_secs(every));
+        }
+        let (failing, due) = if health {
+            memory.observe(&plan, &store.state)
+        } else {
+            (Vec::new(), Vec::new())
+        };
         for f in &failing {
             on(Event::Failing(f));
         }
@@ -254,7 +274,7 @@ impl Round<'_> {
             Locked::Taken { .. } => {}
         }
         let act = if repairs {
-            Act::Repair
+            repair
         } else {
             for h in &due {
                 on(Event::Healing(h));

@@ -18,17 +18,21 @@ pub struct Control {
     pub backoff: u64,
     /// Seconds between rounds of the controller apply installs on the head.
     pub interval: u64,
+    /// Seconds between the rounds that check its services' health (a check runs a
+    /// process per service); the rounds between look for lost nodes alone.
+    pub health_interval: u64,
     /// Whether apply installs a controller on the cluster's head (`on = "head"`);
     /// otherwise one runs where a person starts `tik controller`.
     pub on_head: bool,
 }
 
-const KEYS: [(&str, u64, u64, u64); 4] = [
+const KEYS: [(&str, u64, u64, u64); 5] = [
     // name, default, least, most
     ("unhealthy_after", 3, 1, 1000),
     ("recovery_attempts", 3, 0, 1000),
     ("backoff", 30, 1, 86_400),
     ("interval", 5, 1, 3600),
+    ("health_interval", 10, 1, 3600),
 ];
 
 impl Control {
@@ -39,6 +43,7 @@ impl Control {
             recovery_attempts: KEYS[1].1,
             backoff: KEYS[2].1,
             interval: KEYS[3].1,
+            health_interval: KEYS[4].1,
             on_head: false,
         }
     }
@@ -60,7 +65,7 @@ impl Control {
                     *n as u64
                 }
                 Some(other) => {
-                    let unit = if matches!(*key, "backoff" | "interval") {
+                    let unit = if matches!(*key, "backoff" | "interval" | "health_interval") {
                         " seconds"
                     } else {
                         ""
@@ -77,7 +82,8 @@ impl Control {
                 0 => c.unhealthy_after = n,
                 1 => c.recovery_attempts = n,
                 2 => c.backoff = n,
-                _ => c.interval = n,
+                3 => c.interval = n,
+                _ => c.health_interval = n,
             }
         }
         c.on_head = match block.get("on") {

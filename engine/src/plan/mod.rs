@@ -272,6 +272,10 @@ pub struct PlanOptions {
     pub orphans: OrphanAction,
     pub targets: Vec<Address>,
     pub replace: Vec<Address>,
+    /// Refresh reads no type whose schema has a `health` attribute (a start step,
+    /// whose read is its service's health check): the controller checks health less
+    /// often than it looks for lost nodes.
+    pub skip_health: bool,
 }
 
 /// The plan against `state`, which refresh has already brought up to date: the

@@ -3,10 +3,24 @@
 use super::*;
 
 /// Reads every resource in state from its provider, one call per resource type,
-/// all types at once. Returns the differences; `state` is left as it is.
-pub async fn refresh(state: &State, providers: &Providers) -> Result<Refreshed, Diagnostics> {
+/// all types at once (without `skip_health`, those whose read is a health check).
+/// Returns the differences; `state` is left as it is.
+pub async fn refresh(
+    state: &State,
+    providers: &Providers,
+    skip_health: bool,
+) -> Result<Refreshed, Diagnostics> {
     let mut by_type: IndexMap<(String, String), Vec<&ResourceState>> = IndexMap::new();
-    for r in state.resources.values() {
+    let checks_health = |type_name: &str| {
+        providers
+            .schema(type_name)
+            .is_some_and(|(_, s)| s.health.is_some())
+    };
+    for r in state
+        .resources
+        .values()
+        .filter(|r| !(skip_health && checks_health(&r.type_name)))
+    {
         by_type
             .entry((r.provider.clone(), r.type_name.clone()))
             .or_default()
