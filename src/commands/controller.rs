@@ -40,21 +40,27 @@ struct Stop {
 }
 
 impl Stop {
+    /// Listens from now on: the handlers are in place before this returns, so a
+    /// signal that comes at once (a supervisor stopping a controller just started)
+    /// still stops it cleanly.
     fn listen() -> Arc<Stop> {
+        use tokio::signal::unix::{signal, SignalKind};
         let stop = Arc::new(Stop::default());
         let s = stop.clone();
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
         tokio::spawn(async move {
-            let term = async {
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(mut t) => {
-                        t.recv().await;
+            let wait = |sig: Option<tokio::signal::unix::Signal>| async move {
+                match sig {
+                    Some(mut sig) => {
+                        sig.recv().await;
                     }
-                    Err(_) => std::future::pending::<()>().await,
+                    None => std::future::pending::<()>().await,
                 }
             };
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term => {}
+                _ = wait(term) => {}
+                _ = wait(int) => {}
             }
             s.asked.store(true, Ordering::SeqCst);
             s.notify.notify_waiters();
@@ -87,6 +93,7 @@ pub(crate) async fn run(args: Run, dir: &Path, style: Style) -> Result<u8> {
     }
     // By its path, not as `.`: a controller on a head has its project copied anew
     // over the directory it started in.
+    let stop = Stop::listen();
     let absolute = std::env::current_dir()
         .map_err(|e| Diagnostic::new(format!("cannot tell the current directory: {e}")))?
         .join(dir);
@@ -118,7 +125,7 @@ pub(crate) async fn run(args: Run, dir: &Path, style: Style) -> Result<u8> {
         args: &args,
         dir,
         style,
-        stop: Stop::listen(),
+        stop,
         said: None,
         memory: Memory::default(),
         registration,

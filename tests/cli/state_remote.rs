@@ -796,3 +796,78 @@ fn state_is_encrypted_at_rest_and_init_migrates_in_and_out_of_it() {
         stored
     );
 }
+
+/// `tik scale` and the controller with their state in S3, encrypted: the recorded
+/// size and the controller's status record are in the store, sealed; status reads
+/// it back, and a second controller is refused through it.
+#[test]
+fn the_controller_keeps_its_state_and_its_record_in_s3_sealed() {
+    let moto = Moto::start();
+    make_bucket(&moto.endpoint, false);
+    let config = format!(
+        "tik {{\n  backend \"s3\" {{\n    bucket = \"{BUCKET}\"\n    key    = \"{KEY}\"\n    region = \"us-east-1\"\n  }}\n  encryption {{\n    key_env = \"TIK_STATE_KEY\"\n  }}\n}}\n\n{}",
+        common::cluster_config(1, "small")
+    );
+    let key = [("TIK_STATE_KEY", KEY_A)];
+    let p = Project::new(&[("main.tik.hcl", &config)]);
+    let r = p.tik_env(
+        &[
+            "init",
+            "--backend-config",
+            &format!("endpoint={}", moto.endpoint),
+        ],
+        &key,
+    );
+    assert_eq!(r.code, 0, "{}", lines(&r));
+    let run = |args: &[&str], code: i32| {
+        let r = p.tik_env(args, &key);
+        assert_eq!(r.code, code, "tik {}: {}", args.join(" "), lines(&r));
+        r
+    };
+    run(&["apply", "--auto-approve"], 0);
+    run(&["scale", "etl", "2"], 0);
+    let r = run(&["controller", "--once"], 0);
+    assert!(r.stdout.contains("round done: 1 added"), "{}", lines(&r));
+    run(&["plan", "--detailed-exitcode"], 0);
+    let record = format!("{KEY}.records/controller-cluster_2eetl");
+    let stored = get_object(&moto.endpoint, &record).expect("the record is in the bucket");
+    assert!(
+        stored.starts_with("tik-sealed") || !stored.contains("who"),
+        "sealed: {stored}"
+    );
+    let state = get_object(&moto.endpoint, KEY).unwrap();
+    assert!(!state.contains("\"sizes\""), "the state is sealed");
+    let status = run(&["status"], 0).stdout;
+    assert!(status.contains("  controller  stopped at "), "{status}");
+    // A running one is named to a second, through the store.
+    let mut first = p
+        .command(&["controller", "--interval", "1s"])
+        .env("TIK_STATE_KEY", KEY_A)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = p.tik_env(&["status"], &key).stdout;
+        if s.contains("  controller  running in the foreground") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the controller never said it runs: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let r = run(&["controller", "--once"], 1);
+    assert!(
+        r.stderr
+            .contains("cluster etl is kept by another controller"),
+        "{}",
+        lines(&r)
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status();
+    assert!(first.wait().unwrap().success());
+    run(&["destroy", "--auto-approve"], 0);
+}
