@@ -7,6 +7,7 @@
 use crate::addr::Address;
 use crate::diag::{Diagnostics, FileId, Sources};
 use crate::eval::Marks;
+use crate::state::ResourceState;
 use crate::value::{Map, Value};
 use async_trait::async_trait;
 use hcl_edit::structure::Body;
@@ -181,6 +182,18 @@ pub struct ExpandRequest<'a> {
     pub name: &'a str,
     /// The evaluated block; for a cluster, `workspace` holds the workspace's value.
     pub config: &'a Map,
+}
+
+/// What a runtime said of its cluster's work, for the controller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Demand {
+    /// The record asked (`cluster.etl.scaling["spark"]`).
+    pub source: Address,
+    /// How many more workers its work wants; or why it could not tell (a command
+    /// that failed, printed something else, or ran too long).
+    pub more: Result<u64, String>,
+    /// The workers with nothing to do, by address; `None` where it cannot tell.
+    pub idle: Option<Result<Vec<Address>, String>>,
 }
 
 /// Why a block cannot be lowered into resources, and where: `path` names the
@@ -437,6 +450,13 @@ pub trait Provider: Send + Sync {
 
     /// Called before the reads of one refresh, which may then share calls between types.
     async fn begin_refresh(&self) {}
+
+    /// For the controller: how busy the clusters of `resources` (what state records
+    /// within the watched clusters) say they are, one answer per record of this
+    /// provider that can tell (a runtime's `scaling` block). None by default.
+    async fn demand(&self, _resources: &[ResourceState]) -> Vec<Demand> {
+        Vec::new()
+    }
 
     /// Objects tagged with this state's `lineage` that are not among `known` (the state's
     /// resources of this provider): orphans, such as resources removed from state by hand.

@@ -141,6 +141,7 @@ mod tests {
             max,
             size: min,
             recorded: None,
+            idle_timeout: None,
         }
     }
 

@@ -42,6 +42,10 @@ pub struct Inputs {
     pub sizes: Sizes,
 }
 
+/// A setting at fault: the path of its attribute from the block down
+/// (`["workers", "default", "idle_timeout"]`), and why.
+pub type Fault = (Vec<String>, String);
+
 /// A worker pool as the walk found it: its bounds and the size its cluster was
 /// expanded with (the recorded one within `min`..`max`, else `min`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,15 +58,23 @@ pub struct Pool {
     /// What state records for it, before the bounds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recorded: Option<u64>,
+    /// Seconds a worker may have nothing to do before the controller removes it:
+    /// set, the pool scales on demand (its runtimes' `scaling` commands).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<u64>,
 }
 
 impl Pool {
     /// The pools of a cluster's evaluated block with their sizes, and the block as
     /// its provider expands it: a pool with a recorded size gets `size`. A pool whose
     /// bounds are not whole numbers is left to its provider, which says why.
-    fn of_cluster(cluster: &Address, config: &Map, sizes: &Sizes) -> (Vec<Pool>, Option<Map>) {
+    fn of_cluster(
+        cluster: &Address,
+        config: &Map,
+        sizes: &Sizes,
+    ) -> Result<(Vec<Pool>, Option<Map>), Fault> {
         let Some(Value::Object(pools)) = config.get("workers") else {
-            return (Vec::new(), None);
+            return Ok((Vec::new(), None));
         };
         let whole = |v: Option<&Value>| match v {
             Some(Value::Number(n)) if *n >= 0.0 && n.fract() == 0.0 && *n <= 1e15 => {
@@ -86,6 +98,20 @@ impl Pool {
             };
             let asked = recorded.and_then(|r| r.get(name)).copied();
             let size = asked.map_or(min, |n| n.clamp(min, max));
+            let idle_timeout = match settings.get("idle_timeout") {
+                None | Some(Value::Null) | Some(Value::Unknown) => None,
+                Some(Value::Number(n)) if n.fract() == 0.0 && *n >= 1.0 && *n <= 86_400.0 => {
+                    Some(*n as u64)
+                }
+                Some(other) => {
+                    return Err((
+                        vec!["workers".into(), name.clone(), "idle_timeout".into()],
+                        format!(
+                            "workers \"{name}\" idle_timeout must be a whole number of seconds from 1 to 86400, got {other}"
+                        ),
+                    ))
+                }
+            };
             if asked.is_some() {
                 if let Some(Value::Object(s)) = sized.get_mut(name) {
                     s.insert("size".into(), Value::Number(size as f64));
@@ -98,6 +124,7 @@ impl Pool {
                 max,
                 size,
                 recorded: asked,
+                idle_timeout,
             });
         }
         let expanded = found.iter().any(|p| p.recorded.is_some()).then(|| {
@@ -105,7 +132,7 @@ impl Pool {
             c.insert("workers".into(), Value::Object(sized));
             c
         });
-        (found, expanded)
+        Ok((found, expanded))
     }
 }
 
@@ -947,17 +974,16 @@ impl<'c> Walk<'c> {
         let provider = self.provider(&provider_name, &what, def)?;
         let mut sized = None;
         if block_kind == BlockKind::Cluster {
-            let (pools, with_sizes) = Pool::of_cluster(&block.address, &config, &self.inputs.sizes);
+            let at = |(path, message): Fault| {
+                let span = body::span_of(&def.body, &path).or(def.span.clone());
+                Diagnostics::from(Diagnostic::new(format!("{what}: {message}")).at(def.file, span))
+            };
+            let (pools, with_sizes) =
+                Pool::of_cluster(&block.address, &config, &self.inputs.sizes).map_err(at)?;
             self.pools.extend(pools);
             sized = with_sizes;
-            let control = crate::controller::Control::of_cluster(&block.address, &config).map_err(
-                |(path, message)| {
-                    let span = body::span_of(&def.body, &path).or(def.span.clone());
-                    Diagnostics::from(
-                        Diagnostic::new(format!("{what}: {message}")).at(def.file, span),
-                    )
-                },
-            )?;
+            let control =
+                crate::controller::Control::of_cluster(&block.address, &config).map_err(at)?;
             self.controls.push(control);
         }
         let specs = provider
@@ -1814,7 +1840,7 @@ mod tests {
         let mut config = Map::new();
         config.insert("workers".into(), Value::Object(pools));
         // Nothing recorded: each pool at its min, the block as it was.
-        let (found, sized) = Pool::of_cluster(&etl, &config, &Sizes::new());
+        let (found, sized) = Pool::of_cluster(&etl, &config, &Sizes::new()).unwrap();
         let sizes: Vec<(&str, u64, u64)> = found
             .iter()
             .map(|p| (p.pool.as_str(), p.size, p.max))
@@ -1833,7 +1859,7 @@ mod tests {
             .into_iter()
             .collect(),
         );
-        let (found, sized) = Pool::of_cluster(&etl, &config, &recorded);
+        let (found, sized) = Pool::of_cluster(&etl, &config, &recorded).unwrap();
         assert_eq!((found[0].size, found[0].recorded), (4, Some(9)));
         assert_eq!((found[1].size, found[1].recorded), (2, Some(2)));
         let sized = sized.unwrap();

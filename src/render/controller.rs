@@ -18,6 +18,26 @@ pub fn event(e: Event<'_>, style: Style) -> Vec<String> {
             f.rounds.min(f.of),
             f.of
         )],
+        Event::DemandUnknown(d) => {
+            let why = match (&d.more, &d.idle) {
+                (Err(e), _) => format!("its demand command {e}"),
+                (_, Some(Err(e))) => format!("its idle command {e}"),
+                _ => return Vec::new(),
+            };
+            vec![format!(
+                "{}: {} (no scaling decision from it)",
+                d.source,
+                super::first_line(&why)
+            )]
+        }
+        Event::Scaling(s) => vec![format!(
+            "cluster {}, workers \"{}\": {} -> {} workers ({})",
+            tik_engine::scale::cluster_label(&s.cluster),
+            s.pool,
+            s.from,
+            s.to,
+            s.why
+        )],
         Event::Healing(Heal::Restart { check, attempt, of }) => vec![format!(
             "{check}: restarting it (recovery {attempt} of {of} before its node is replaced)"
         )],

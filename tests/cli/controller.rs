@@ -680,3 +680,106 @@ fn a_controller_on_the_head_keeps_the_cluster_follows_applies_and_goes_with_dest
         crate::common::processes_with(&format!("{home}/.tik/local")).is_empty()
     });
 }
+
+/// A queue whose work is files on the head: `wanted` holds how many more workers it
+/// wants, `idle` the addresses of the workers with nothing to do; `hang` makes its
+/// demand command hang.
+const QUEUE: &str = r#"
+runtime "queue" {
+  description = "a queue whose work is files on the head"
+  service "q" {
+    on    = "head"
+    start = "mkdir -p \"$TIK_HOME/queue\""
+  }
+  scaling {
+    demand  = "if [ -e \"$TIK_HOME/queue/hang\" ]; then sleep 30; fi; cat \"$TIK_HOME/queue/wanted\" 2>/dev/null || echo 0"
+    idle    = "cat \"$TIK_HOME/queue/idle\" 2>/dev/null || true"
+    timeout = 2
+  }
+}
+"#;
+
+#[test]
+fn a_pool_scales_on_its_runtimes_demand_and_sheds_its_newest_idle_workers() {
+    let config = cluster_config(1, "small")
+        .replace(
+            "    min           = 1\n    max           = 10\n",
+            "    min           = 1\n    max           = 4\n    idle_timeout  = 2\n",
+        )
+        .replace(
+            "output \"head_ip\"",
+            "output \"unused\" {\n  value = 1\n}\n\noutput \"head_ip\"",
+        )
+        .replace(
+            "  workers \"default\" {",
+            "  runtime \"queue\" {}\n  controller {\n    health_interval = 1\n  }\n  workers \"default\" {",
+        );
+    let p = Project::new(&[
+        ("main.tik.hcl", &config),
+        ("runtimes/queue/runtime.tik.hcl", QUEUE),
+    ]);
+    p.ok(&["apply", "--auto-approve"], 0);
+    let queue = node_dir(&p, "head").join("home/queue");
+    let ip = |name: &str| -> String {
+        let n: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(node_dir(&p, name).join("node.json")).unwrap(),
+        )
+        .unwrap();
+        n["private_ip"].as_str().unwrap().to_string()
+    };
+    let mut c = Running::start(&p, &["controller", "--interval", "300ms"]);
+    c.wait_for("watching cluster etl", 30);
+    // Work that wants two more workers: they are added, within max.
+    std::fs::write(queue.join("wanted"), "2\n").unwrap();
+    c.wait_for(
+        "cluster etl, workers \"default\": 1 -> 3 workers (queue want 2 more workers)",
+        30,
+    );
+    std::fs::write(queue.join("wanted"), "0\n").unwrap();
+    c.wait_for("round done: 4 added", 60); // two nodes and their sessions
+    assert!(node_dir(&p, "worker-default-2").exists());
+    p.ok(&["plan", "--detailed-exitcode"], 0);
+    // What it prints wrong, or a command that hangs, decides nothing and is said.
+    std::fs::write(queue.join("wanted"), "lots\n").unwrap();
+    c.wait_for(
+        "cluster.etl.scaling[\"queue\"]: its demand command printed \"lots\", not a whole number of workers (no scaling decision from it)",
+        30,
+    );
+    std::fs::write(queue.join("hang"), "").unwrap();
+    c.wait_for("its demand command still running after 2 s: stopped it", 30);
+    std::fs::remove_file(queue.join("hang")).unwrap();
+    std::fs::write(queue.join("wanted"), "0\n").unwrap();
+    // The oldest idle alone: the newest go first, so none goes.
+    std::fs::write(queue.join("idle"), format!("{}\n", ip("worker-default-0"))).unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    // The two newest idle: they go once idle for idle_timeout, down to min.
+    let newest = format!(
+        "{}\n{}\n{}\n",
+        ip("worker-default-0"),
+        ip("worker-default-1"),
+        ip("worker-default-2")
+    );
+    std::fs::write(queue.join("idle"), newest).unwrap();
+    c.wait_for(
+        "cluster etl, workers \"default\": 3 -> 1 workers (2 workers had nothing to do for 2s)",
+        30,
+    );
+    c.wait_for(
+        "round done: 0 added, 0 changed, 0 replaced, 4 destroyed",
+        60,
+    );
+    let log = c.stop();
+    assert!(
+        !log.iter().any(|l| l.contains("3 -> 2 workers")),
+        "the oldest idle worker alone removed nothing:\n{}",
+        log.join("\n")
+    );
+    assert!(node_dir(&p, "worker-default-0").exists());
+    assert!(
+        !node_dir(&p, "worker-default-1").exists() && !node_dir(&p, "worker-default-2").exists()
+    );
+    p.ok(&["plan", "--detailed-exitcode"], 0);
+    let shown: serde_json::Value =
+        serde_json::from_str(&p.ok(&["show", "--json"], 0).stdout).unwrap();
+    assert_eq!(shown["sizes"]["cluster.etl"]["default"], 1, "{shown}");
+}

@@ -614,7 +614,13 @@ pub fn shared_schema(kind: crate::provider::BlockKind) -> Schema {
                     .attr("wait"),
             )
             .block("head", Schema::default())
-            .labeled_block("workers", Schema::default().attr("min").attr("max"))
+            .labeled_block(
+                "workers",
+                Schema::default()
+                    .attr("min")
+                    .attr("max")
+                    .attr("idle_timeout"),
+            )
             .block(
                 "controller",
                 Schema::default()

@@ -73,6 +73,10 @@ pub struct Memory {
     /// When the last round that checked health started, and how often one does.
     checked: Option<Instant>,
     every: Option<Duration>,
+    /// Since when each worker has had nothing to do, as its runtimes said.
+    idle_since: HashMap<Address, Instant>,
+    /// What each scaling record last said wrong, so that it is said once.
+    demand_said: HashMap<Address, String>,
 }
 
 /// The settings that hold for `address`: those of the cluster it is in.
@@ -188,6 +192,35 @@ impl Memory {
             self.checked = Some(Instant::now());
         }
         due
+    }
+
+    /// Notes the workers idle now (the others are busy again), and returns how long
+    /// each has been.
+    pub fn idle(&mut self, idle: &[Address]) -> HashMap<Address, Duration> {
+        self.idle_since.retain(|a, _| idle.contains(a));
+        let now = Instant::now();
+        idle.iter()
+            .map(|a| {
+                let since = *self.idle_since.entry(a.clone()).or_insert(now);
+                (a.clone(), now.duration_since(since))
+            })
+            .collect()
+    }
+
+    /// Whether `what` is new for `source` (said once until it changes or clears).
+    pub fn demand_news(&mut self, source: &Address, what: Option<&str>) -> bool {
+        match what {
+            Some(w) => {
+                self.demand_said
+                    .insert(source.clone(), w.to_string())
+                    .as_deref()
+                    != Some(w)
+            }
+            None => {
+                self.demand_said.remove(source);
+                false
+            }
+        }
     }
 
     /// The wait in force, if any.

@@ -11,15 +11,17 @@ use crate::diag::{did_you_mean, Diagnostic, Diagnostics};
 use crate::ops::make_plan;
 use crate::plan::{Plan, PlanOptions};
 use crate::provider::Providers;
-use crate::state::{Backend, LockInfo, Locked, State, StateStore};
+use crate::state::{Backend, JournalEntry, LockInfo, Locked, State, StateStore};
 use crate::walk::{InputValue, Inputs};
 use std::collections::HashSet;
 use std::future::Future;
 use std::time::Duration;
 
+mod demand;
 mod memory;
 mod settings;
 mod status;
+pub use demand::{Scale, MORE_PER_ROUND};
 pub use memory::{control_of, Backoff, Failing, Heal, Memory};
 pub use settings::Control;
 pub use status::{read as read_status, Registration, Seen, Status, BEAT_EVERY};
@@ -181,13 +183,22 @@ pub enum Event<'a> {
     Acting(&'a Plan),
     /// A change of that apply.
     Change(ApplyEvent),
+    /// A runtime's scaling commands could not tell how busy its cluster is (said
+    /// once until what they say changes).
+    DemandUnknown(&'a crate::provider::Demand),
+    /// A size the round records for an on-demand pool.
+    Scaling(&'a Scale),
 }
 
 /// What a round acts on: the whole plan of what it watches (its services' health
 /// checked or not), or heals.
 enum Act<'h> {
-    Repair { health: bool },
+    Repair {
+        health: bool,
+    },
     Heal(&'h [Heal]),
+    /// Records these sizes, then applies what they make.
+    Scale(&'h [Scale]),
 }
 
 impl Round<'_> {
@@ -206,6 +217,11 @@ impl Round<'_> {
             Act::Repair { health } => PlanOptions {
                 targets: self.watch.targets(),
                 skip_health: !health,
+                ..PlanOptions::default()
+            },
+            Act::Scale(_) => PlanOptions {
+                targets: self.watch.targets(),
+                skip_health: true,
                 ..PlanOptions::default()
             },
             Act::Heal(heals) => PlanOptions {
@@ -261,7 +277,14 @@ impl Round<'_> {
             on(Event::Failing(f));
         }
         let repairs = needs_repair(&plan);
-        if !repairs && due.is_empty() {
+        // With nothing to repair or heal, a round that checks health asks the
+        // on-demand pools' runtimes how busy they are.
+        let scales = if health && !repairs && due.is_empty() {
+            self.on_demand(memory, &plan, &store.state, on).await?
+        } else {
+            Vec::new()
+        };
+        if !repairs && due.is_empty() && scales.is_empty() {
             return Ok(Outcome::Idle);
         }
         if let Some(b) = memory.backing_off() {
@@ -273,13 +296,19 @@ impl Round<'_> {
             Locked::Held(holder) => return Ok(Outcome::Waiting(holder)),
             Locked::Taken { .. } => {}
         }
+        let healing = !repairs && !due.is_empty();
         let act = if repairs {
             repair
-        } else {
+        } else if healing {
             for h in &due {
                 on(Event::Healing(h));
             }
             Act::Heal(&due)
+        } else {
+            for s in &scales {
+                on(Event::Scaling(s));
+            }
+            Act::Scale(&scales)
         };
         let result = self.locked(&act, cancel, on).await;
         let unlocked = self.backend.unlock(&info.id);
@@ -288,7 +317,7 @@ impl Round<'_> {
         let Outcome::Acted { plan, report } = &outcome else {
             return Ok(outcome);
         };
-        if !repairs {
+        if healing {
             // A recovery that failed (a restart whose service never became well) is
             // an attempt all the same: after enough of them the node goes.
             memory.healed(&due);
@@ -335,6 +364,17 @@ impl Round<'_> {
         on: &mut dyn FnMut(Event<'_>),
     ) -> Result<Outcome, Diagnostics> {
         let mut store = StateStore::load(self.backend)?;
+        if let Act::Scale(scales) = act {
+            // Recorded as `tik scale` records them, before the plan that makes them.
+            for s in scales.iter() {
+                store.record(JournalEntry::Size {
+                    cluster: s.cluster.clone(),
+                    pool: s.pool.clone(),
+                    size: Some(s.to),
+                })?;
+            }
+            store.save()?;
+        }
         let plan = match self.plan(&store.state, act).await? {
             Ok(plan) => plan,
             Err(why) => return Ok(Outcome::Paused(why)),

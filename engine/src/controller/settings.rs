@@ -50,7 +50,7 @@ impl Control {
 
     /// The settings of a cluster's evaluated block; an error names the attribute at
     /// fault (`["controller", "backoff"]`) and why.
-    pub fn of_cluster(cluster: &Address, config: &Map) -> Result<Control, (Vec<String>, String)> {
+    pub fn of_cluster(cluster: &Address, config: &Map) -> Result<Control, crate::walk::Fault> {
         let mut c = Control::defaults(cluster);
         let Some(Value::Object(block)) = config.get("controller") else {
             return Ok(c);

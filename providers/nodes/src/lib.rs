@@ -11,20 +11,22 @@
 pub mod nodes;
 pub mod on_head;
 pub mod runtime;
+mod scaling;
 pub mod steps;
 
 use async_trait::async_trait;
 use indexmap::IndexMap;
-use runtime::{RuntimeDef, CONTAINER_TYPE, ENDPOINTS_TYPE, SESSION_TYPE, STEP_TYPE};
+use runtime::{RuntimeDef, CONTAINER_TYPE, ENDPOINTS_TYPE, SCALING_TYPE, SESSION_TYPE, STEP_TYPE};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tik_engine::builtin::{DataProvider, DATA_TYPE};
 use tik_engine::diag::{Diagnostics, Sources};
 use tik_engine::eval::Marks;
 use tik_engine::provider::{
-    AttributeSchema, BlockCheck, BlockKind, ChangeRequest, ExpandError, ExpandRequest, Layer,
-    LayerRequest, Provider, ProviderError, ReadRequest, ResourceSchema, ResourceSpec,
+    AttributeSchema, BlockCheck, BlockKind, ChangeRequest, Demand, ExpandError, ExpandRequest,
+    Layer, LayerRequest, Provider, ProviderError, ReadRequest, ResourceSchema, ResourceSpec,
 };
+use tik_engine::state::ResourceState;
 use tik_engine::value::{Map, Value};
 
 /// The `tik` provider: `tik_data`, and the node steps of runtimes.
@@ -116,6 +118,29 @@ impl Provider for TikProvider {
         step.push(AttributeSchema::optional("host_key"));
         step.push(AttributeSchema::optional("jump_host_key"));
         step.push(AttributeSchema::computed("hash"));
+        // A runtime's scaling commands: what the controller runs on the head.
+        let mut scaling: Vec<AttributeSchema> = step_attrs
+            .iter()
+            .filter(|a| {
+                ![
+                    "service",
+                    "step",
+                    "script",
+                    "after_hash",
+                    "stop",
+                    "health",
+                    "health_timeout",
+                ]
+                .contains(a)
+            })
+            .map(|a| AttributeSchema::optional(a))
+            .collect();
+        scaling.extend(
+            ["demand", "idle", "timeout", "host_key", "jump_host_key"]
+                .into_iter()
+                .map(AttributeSchema::optional),
+        );
+        let scaling = ResourceSchema::new(SCALING_TYPE, scaling);
         let mut step = ResourceSchema::new(STEP_TYPE, step);
         // A step that failed on rerun may have stopped its service: in part.
         step.failed_update_taints = true;
@@ -125,6 +150,7 @@ impl Provider for TikProvider {
         vec![
             DataProvider::schema(),
             step,
+            scaling,
             ResourceSchema::new(
                 SESSION_TYPE,
                 vec![
@@ -294,6 +320,10 @@ impl Provider for TikProvider {
         }
     }
 
+    async fn demand(&self, resources: &[ResourceState]) -> Vec<Demand> {
+        scaling::ask_all(&self.steps, resources).await
+    }
+
     async fn apply(&self, change: ChangeRequest) -> Result<Map, ProviderError> {
         match change.type_name.as_str() {
             STEP_TYPE => self.steps.apply_step(&change).await,
@@ -302,6 +332,11 @@ impl Provider for TikProvider {
             ENDPOINTS_TYPE if change.operation != tik_engine::provider::Operation::Delete => {
                 Ok(runtime::fill_recorded_endpoints(change.planned))
             }
+            // Recorded for the controller, with what reaches the head; runs nothing.
+            SCALING_TYPE if change.operation != tik_engine::provider::Operation::Delete => {
+                Ok(change.planned)
+            }
+            SCALING_TYPE => Ok(Map::new()),
             _ => Ok(DataProvider::apply_data(change)),
         }
     }

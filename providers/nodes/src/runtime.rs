@@ -43,6 +43,9 @@ const CACHE_OWNER: &str = "";
 /// The type of what a cluster's runtime says its endpoints are, recorded by the apply
 /// that made them, for `tik status` to list: `cluster.etl.endpoints["spark"]`.
 pub const ENDPOINTS_TYPE: &str = "tik_endpoints";
+/// A runtime's `scaling` commands with what runs them on the head: kept in state
+/// for the controller, which asks them how busy the cluster is.
+pub const SCALING_TYPE: &str = "tik_scaling";
 
 /// Whether a resource of this type is one of the node steps tik itself runs.
 pub fn is_node_step(type_name: &str) -> bool {
@@ -91,7 +94,14 @@ pub struct RuntimeDef {
     pub validations: Vec<(String, Validation)>,
     pub services: Vec<ServiceDef>,
     pub endpoints: IndexMap<String, Expression>,
+    /// Its `scaling` block: commands on the head that tell the controller how busy
+    /// the cluster is (`demand`: how many more workers its work wants; `idle`: the
+    /// addresses of the workers with nothing to do), each within `timeout`.
+    pub scaling: Option<ServiceDef>,
 }
+
+/// What a `scaling` block takes.
+const SCALING_ATTRS: [&str; 3] = ["demand", "idle", "timeout"];
 
 /// A param's declared type (`type = number`), allowed values (`allowed =
 /// ["archive", "pip"]`) and description.
@@ -239,6 +249,7 @@ fn parse(
         sensitive: Vec::new(),
         services: Vec::new(),
         endpoints: IndexMap::new(),
+        scaling: None,
     };
     let mut diags = Diagnostics::default();
     for s in block.body.into_iter() {
@@ -276,6 +287,9 @@ fn parse(
                         ),
                 ),
             },
+            Structure::Block(b) if b.ident.as_str() == "scaling" => {
+                def.set_scaling(&b, &mut diags)
+            }
             Structure::Block(b) => {
                 let kind = b.ident.as_str().to_string();
                 let Some(label) = b.labels.first().map(|l| l.as_str().to_string()) else {
@@ -303,8 +317,8 @@ fn parse(
                         Diagnostic::new(format!("unsupported block \"{other}\" in runtime \"{name}\""))
                             .at(file, b.ident.span())
                             .help(
-                                did_you_mean(other, ["param", "service", "endpoint"])
-                                    .unwrap_or_else(|| "a runtime takes param, service and endpoint blocks".into()),
+                                did_you_mean(other, ["param", "service", "endpoint", "scaling"])
+                                    .unwrap_or_else(|| "a runtime takes param, service, endpoint and scaling blocks".into()),
                             ),
                     ),
                 }
@@ -501,6 +515,45 @@ impl RuntimeDef {
     }
 
     /// A `service "NAME"` block, kept to be evaluated on each node.
+    fn set_scaling(&mut self, b: &hcl_edit::structure::Block, diags: &mut Diagnostics) {
+        let file = self.file;
+        let here = |d: Diagnostic| d.at(file, b.ident.span());
+        if self.scaling.is_some() {
+            diags.push(
+                here(Diagnostic::new(format!(
+                    "runtime \"{}\" has two scaling blocks",
+                    self.name
+                )))
+                .help("keep one"),
+            );
+            return;
+        }
+        for a in b.body.attributes() {
+            let key = a.key.as_str();
+            if !SCALING_ATTRS.contains(&key) {
+                diags.push(
+                    Diagnostic::new(format!("unsupported attribute \"{key}\" in scaling"))
+                        .at(file, a.key.span())
+                        .help(did_you_mean(key, SCALING_ATTRS).unwrap_or_else(|| {
+                            format!("a scaling block takes: {}", SCALING_ATTRS.join(", "))
+                        })),
+                );
+            }
+        }
+        if b.body.get_attribute("demand").is_none() {
+            diags.push(here(Diagnostic::new(format!(
+                "the scaling block of runtime \"{}\" has no demand",
+                self.name
+            )))
+            .help("demand = a command on the head printing how many more workers the work wants (0 when none)"));
+        }
+        self.scaling = Some(ServiceDef {
+            name: "scaling".into(),
+            span: b.ident.span(),
+            body: b.body.clone(),
+        });
+    }
+
     fn add_service(
         &mut self,
         label: String,

@@ -165,6 +165,34 @@ impl Runner {
         }
     }
 
+    /// Runs `script` on the node `attrs` name (a runtime's scaling command) and
+    /// returns what it printed; within `limit`, or an error that says what happened.
+    pub async fn ask(&self, attrs: &Map, script: &str, limit: Duration) -> Result<String, String> {
+        let target = self.target(attrs).await.map_err(|e| e.message)?;
+        let wrapped = wrapped(attrs, target.home(), script);
+        let out = tokio::time::timeout(limit, run_sh(&target, &wrapped, true))
+            .await
+            .map_err(|_| format!("still running after {} s: stopped it", limit.as_secs()))??;
+        if !out.status.success() {
+            let said = output_text(&out.stdout, &out.stderr);
+            let last = said
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
+            return Err(format!(
+                "exit {}{}",
+                out.status.code().unwrap_or(-1),
+                if last.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", last.trim())
+                }
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// Runs a service's health check once on its node.
     pub async fn check(&self, attrs: &Map, health: &str) -> Health {
         let target = match self.target(attrs).await {

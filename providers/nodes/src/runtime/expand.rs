@@ -113,6 +113,11 @@ pub fn expand(
         );
         out.specs
             .extend(chain(node_steps, nodes, &mut last, rt.def.download_once));
+        if rt.def.scaling.is_some() {
+            scope.insert("node".to_string(), node_scope(head_index(nodes), nodes));
+            out.specs
+                .extend(scaling(&rt, &on, &scope, &scope_marks, &made, &mut diags));
+        }
         // Endpoints are the cluster's, not a node's.
         scope.shift_remove("node");
         endpoints(&rt, &on, &scope, &scope_marks, &mut out, &mut diags);
@@ -807,6 +812,92 @@ fn endpoints(
     if !def.endpoints.is_empty() {
         out.specs.push(endpoint_record(name, shown, hidden, on));
     }
+}
+
+fn head_index(nodes: &[NodeRef]) -> usize {
+    nodes.iter().position(|n| n.head).unwrap_or(0)
+}
+
+/// The record of a runtime's `scaling` block (`scaling["spark"]`): its commands,
+/// evaluated as a head step's are, with the params they name and what reaches the
+/// head, for the controller to run.
+fn scaling(
+    rt: &Runtime<'_>,
+    on: &Cluster<'_>,
+    scope: &Map,
+    scope_marks: &Marks,
+    made: &Made<'_>,
+    diags: &mut Diagnostics,
+) -> Option<ResourceSpec> {
+    let block = rt.def.scaling.as_ref()?;
+    let mut ev = Evaluator::new(scope, &rt.def.dir).with_marks(scope_marks);
+    ev.embedded = rt.def.embedded.as_ref();
+    let mut attrs = Map::new();
+    let mut secret = false;
+    for a in block.body.attributes() {
+        match ev.eval(&a.value) {
+            Ok(v) => {
+                secret |= ev.take_touched();
+                attrs.insert(a.key.as_str().to_string(), v);
+            }
+            Err(e) => diags.push(scope_error(rt.defs, rt.def, e)),
+        }
+    }
+    let text = |k: &str| attrs.get(k).and_then(|v| v.to_template_string());
+    let (Some(demand), idle) = (text("demand"), text("idle")) else {
+        return None;
+    };
+    let timeout = match attrs.get("timeout") {
+        None | Some(Value::Null) => 20.0,
+        Some(Value::Number(n)) if *n >= 1.0 && *n <= 3600.0 => *n,
+        Some(other) => {
+            diags.push(
+                Diagnostic::new(format!(
+                    "runtime \"{}\": scaling timeout must be a number of seconds from 1 to 3600, got {}",
+                    rt.name,
+                    other.to_json()
+                ))
+                .at(rt.def.file, block.span.clone()),
+            );
+            return None;
+        }
+    };
+    let used = |k: &String| {
+        demand.contains(k.as_str()) || idle.as_ref().is_some_and(|i| i.contains(k.as_str()))
+    };
+    let env: Map = made
+        .env
+        .iter()
+        .filter(|(k, _)| used(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let head = on.head;
+    let config = Map::from_iter([
+        ("node".to_string(), Value::from(head.rel.to_string())),
+        ("node_name".to_string(), Value::from(head.name.as_str())),
+        ("role".to_string(), Value::from("head")),
+        ("cluster".to_string(), Value::from(on.name)),
+        ("runtime".to_string(), Value::from(rt.name)),
+        ("demand".to_string(), Value::String(demand.clone())),
+        (
+            "idle".to_string(),
+            idle.clone().map_or(Value::Null, Value::String),
+        ),
+        ("timeout".to_string(), Value::Number(timeout)),
+        ("env".to_string(), Value::Object(env)),
+    ]);
+    let mut spec = ResourceSpec::new(
+        Address::new().name("scaling").key(rt.name.to_string()),
+        SCALING_TYPE,
+        config,
+    );
+    let sensitive = secret || made.param_marks.keys().any(|p| used(&env_name(p)));
+    if sensitive {
+        spec.sensitive
+            .extend(["env".to_string(), "demand".to_string(), "idle".to_string()]);
+    }
+    wire(&mut spec, on, head);
+    Some(spec)
 }
 
 /// What `tik status` lists of a runtime's endpoints, recorded once the nodes they
