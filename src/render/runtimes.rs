@@ -68,6 +68,9 @@ pub fn show(r: &RuntimeRef, s: Style) -> String {
     if r.download_once {
         let _ = writeln!(out, "{DOWNLOAD_ONCE}");
     }
+    if r.scales {
+        let _ = writeln!(out, "{SCALES}");
+    }
     let _ = writeln!(out, "\n{}", s.bold("Params"));
     if r.params.is_empty() {
         out.push_str("  (none)\n");
@@ -122,6 +125,9 @@ fn cell(text: &str) -> String {
 const DOWNLOAD_ONCE: &str =
     "Downloads once per cluster: the workers install after the head, from what it downloaded.";
 
+/// What a `scaling` block means, as the reference says it.
+const SCALES: &str = "Scales on demand: tells the controller how many more workers its work wants and which are idle (a pool with idle_timeout follows it).";
+
 /// The reference of each runtime, as `docs/runtime-reference.md` holds it.
 pub fn markdown(refs: &[RuntimeRef]) -> String {
     let mut out = String::from(
@@ -137,6 +143,9 @@ pub fn markdown(refs: &[RuntimeRef]) -> String {
         }
         if r.download_once {
             let _ = writeln!(out, "\n{DOWNLOAD_ONCE}");
+        }
+        if r.scales {
+            let _ = writeln!(out, "\n{SCALES}");
         }
         if !r.params.is_empty() {
             out.push_str("\n| param | takes | description |\n|---|---|---|\n");

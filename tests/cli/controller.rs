@@ -783,3 +783,99 @@ fn a_pool_scales_on_its_runtimes_demand_and_sheds_its_newest_idle_workers() {
         serde_json::from_str(&p.ok(&["show", "--json"], 0).stdout).unwrap();
     assert_eq!(shown["sizes"]["cluster.etl"]["default"], 1, "{shown}");
 }
+
+/// A PySpark application on the head that holds one core for `secs`, in the
+/// background: its exit status tells whether it ran.
+fn spark_app(p: &Project, name: &str, secs: u64) -> Child {
+    let job = format!(
+        "cat >{name}.py <<'EOF'\nimport time\nfrom pyspark import SparkContext\nsc = SparkContext(appName=\"{name}\")\nsc.parallelize([0], 1).map(lambda _: time.sleep({secs})).collect()\nsc.stop()\nEOF\nspark/current/bin/spark-submit --conf spark.cores.max=1 --conf spark.executor.cores=1 {name}.py 2>{name}.err || {{ tail -30 {name}.err; exit 1; }}"
+    );
+    p.command(&["exec", "spark", "--node", "head", "--", &job])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn spark_work_that_waits_gets_a_worker_which_goes_once_idle() {
+    crate::spark::need_java_and_pip();
+    let config = format!(
+        r#"workspace "lab" {{
+  provider = "local"
+}}
+
+cluster "spark" {{
+  workspace = workspace.lab
+  head {{}}
+  workers "w" {{
+    min          = 1
+    max          = 2
+    idle_timeout = 15
+  }}
+  runtime "spark" {{
+    install_method = "pip"
+    checksum       = "{}"
+  }}
+  controller {{
+    health_interval = 2
+  }}
+}}
+"#,
+        crate::spark::PYSPARK_SHA256
+    );
+    let p = crate::common::Cleanup(Project::new(&[("main.tik.hcl", &config)]));
+    p.ok(&["apply", "--auto-approve"], 0);
+    let mut c = Running::start(&p, &["controller", "--interval", "1s"]);
+    c.wait_for("watching cluster spark", 30);
+    // One application takes the one worker's core; the next one waits for a worker.
+    let mut holds = spark_app(&p, "holds", 60);
+    let head: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(node_dir_of(&p, "spark", "head").join("node.json")).unwrap(),
+    )
+    .unwrap();
+    let url = format!("http://{}:8080/json/", head["private_ip"].as_str().unwrap());
+    let running = |state: &str| {
+        let probe = format!(
+            "python3 -c 'import json, sys, urllib.request\ns = json.load(urllib.request.urlopen(sys.argv[1]))\nprint(sum(1 for a in s[\"activeapps\"] if a[\"state\"] == sys.argv[2]))' {url} {state}"
+        );
+        p.tik(&["exec", "spark", "--node", "head", "--", &probe])
+            .stdout
+            .trim()
+            .to_string()
+    };
+    eventually("the first application runs", 120, || {
+        running("RUNNING") == "1"
+    });
+    let mut waits = spark_app(&p, "waits", 5);
+    c.wait_for(
+        "cluster spark, workers \"w\": 1 -> 2 workers (spark want 1 more worker)",
+        120,
+    );
+    c.wait_for("round done: ", 300);
+    assert!(
+        waits.wait().unwrap().success(),
+        "the waiting application ran on the new worker"
+    );
+    assert!(holds.wait().unwrap().success());
+    // Idle again: the new worker goes once it has had nothing to do for 15 s.
+    c.wait_for(
+        "cluster spark, workers \"w\": 2 -> 1 workers (1 worker had nothing to do for 15s)",
+        180,
+    );
+    c.wait_for("round done: 0 added", 120);
+    let log = c.stop();
+    assert!(
+        !log.iter().any(|l| l.contains("no scaling decision")),
+        "{}",
+        log.join("\n")
+    );
+    assert!(!node_dir_of(&p, "spark", "worker-w-1").exists());
+    p.ok(&["plan", "--detailed-exitcode"], 0);
+    p.ok(&["destroy", "--auto-approve"], 0);
+}
+
+fn node_dir_of(p: &Project, cluster: &str, name: &str) -> std::path::PathBuf {
+    p.file(&format!(
+        ".tik/local/workspaces/lab/clusters/{cluster}/{name}"
+    ))
+}

@@ -9,10 +9,10 @@ use crate::common::{checksum_line, need_python_venv, need_sshd, Cleanup, Mirror,
 use std::process::Command;
 
 /// pyspark 3.5.7's sdist on PyPI: pip's hash-checking mode verifies it.
-const PYSPARK_SHA256: &str =
+pub(crate) const PYSPARK_SHA256: &str =
     "sha256:80e36514e0c5c126d35a26adf4f405cd4a69de96a8ea8a3c1e9a65fce2fb4eaa";
 
-fn need_java_and_pip() {
+pub(crate) fn need_java_and_pip() {
     let java = Command::new("java").arg("-version").output();
     assert!(
         java.is_ok_and(|o| o.status.success()),

@@ -86,6 +86,13 @@ runtime "spark" {
     health_timeout = 120
   }
 
+  # For a pool with idle_timeout: an application the master keeps waiting wants a
+  # worker; a worker with no core in use is idle.
+  scaling {
+    demand = file("demand.sh")
+    idle   = file("idle.sh")
+  }
+
   endpoint "master_url" { value = "spark://${cluster.head.private_ip}:${param.master_port}" }
   endpoint "ui_url" { value = "http://${cluster.head.private_ip}:${param.master_ui_port}/" }
 }

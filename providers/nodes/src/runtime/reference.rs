@@ -17,6 +17,8 @@ pub struct RuntimeRef {
     pub after: Vec<String>,
     /// The workers install after the head, from what it downloaded.
     pub download_once: bool,
+    /// Its `scaling` block tells the controller how busy the cluster is.
+    pub scales: bool,
     pub params: Vec<ParamRef>,
     pub services: Vec<ServiceRef>,
     /// Each endpoint's name and the expression it is made of.
@@ -131,6 +133,7 @@ impl RuntimeRef {
             requires: def.requires.clone(),
             after: def.after.clone(),
             download_once: def.download_once,
+            scales: def.scaling.is_some(),
             params,
             services,
             endpoints: def
