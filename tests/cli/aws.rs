@@ -40,16 +40,6 @@ async fn ec2(endpoint: &str) -> aws_sdk_ec2::Client {
     aws_sdk_ec2::Client::new(&conf)
 }
 
-async fn terminate(endpoint: &str, id: &str) {
-    ec2(endpoint)
-        .await
-        .terminate_instances()
-        .instance_ids(id)
-        .send()
-        .await
-        .expect("terminate by hand");
-}
-
 #[test]
 fn plan_apply_drift_and_destroy_on_aws() {
     let moto = Moto::start();
@@ -92,7 +82,7 @@ fn plan_apply_drift_and_destroy_on_aws() {
         .to_string();
     tokio::runtime::Runtime::new()
         .unwrap()
-        .block_on(terminate(&moto.endpoint, &worker));
+        .block_on(moto.terminate(&worker));
     let r = p.ok(&["drift"], 2);
     assert!(
         r.stdout

@@ -536,19 +536,7 @@ cluster "etl" {
             .map(|r| r["attributes"]["id"].as_str().unwrap().to_string())
     };
     let old = id_of(&state).unwrap();
-    crate::common::block_on(async {
-        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(&moto.endpoint)
-            .load()
-            .await;
-        aws_sdk_ec2::Client::new(&conf)
-            .terminate_instances()
-            .instance_ids(&old)
-            .send()
-            .await
-            .expect("terminate by hand");
-    });
+    crate::common::block_on(moto.terminate(&old));
     let mut c = Running::start_env(
         &p,
         &["controller", "--interval", "300ms"],

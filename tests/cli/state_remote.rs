@@ -623,19 +623,7 @@ fn the_ci_drift_workflow_runs_from_a_fresh_clone() {
             })
         })
         .unwrap_or_else(|| panic!("the worker's id: {}", lines(&shown)));
-    block_on(async {
-        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(&moto.endpoint)
-            .load()
-            .await;
-        aws_sdk_ec2::Client::new(&conf)
-            .terminate_instances()
-            .instance_ids(&id)
-            .send()
-            .await
-            .unwrap();
-    });
+    block_on(moto.terminate(&id));
     let fresh = Project::new(&[("main.tik.hcl", &config)]);
     let r = drift(&fresh);
     assert_eq!(r.code, 2, "{}", lines(&r));

@@ -313,69 +313,37 @@ mod tests {
         let failing = plan_of(vec![unhealthy(&check.to_string())]);
         let well = plan_of(Vec::new());
         let mut m = Memory::default();
+        // What is due once the check failed twice more in a row (the threshold).
+        let twice = |m: &mut Memory| {
+            m.observe(&failing, &state);
+            let (_, due) = m.observe(&failing, &state);
+            m.healed(&due);
+            due
+        };
+        let restart = |attempt| Heal::Restart {
+            check: check.clone(),
+            attempt,
+            of: 2,
+        };
         // One failed check is not enough; a pass in between starts again.
         let (f, due) = m.observe(&failing, &state);
         assert_eq!((f[0].rounds, f[0].of, due.len()), (1, 2, 0));
         m.observe(&well, &state);
-        assert!(m.observe(&failing, &state).1.is_empty());
-        let (_, due) = m.observe(&failing, &state);
-        assert_eq!(
-            due,
-            [Heal::Restart {
-                check: check.clone(),
-                attempt: 1,
-                of: 2
-            }]
-        );
-        m.healed(&due);
-        m.observe(&failing, &state);
-        let (_, due) = m.observe(&failing, &state);
-        assert_eq!(
-            due,
-            [Heal::Restart {
-                check: check.clone(),
-                attempt: 2,
-                of: 2
-            }]
-        );
-        m.healed(&due);
-        m.observe(&failing, &state);
-        let (_, due) = m.observe(&failing, &state);
-        assert_eq!(
-            due,
-            [Heal::Replace {
-                check: check.clone(),
-                node: node.clone(),
-                attempts: 2
-            }]
-        );
-        m.healed(&due);
+        assert_eq!(twice(&mut m), [restart(1)]);
+        assert_eq!(twice(&mut m), [restart(2)]);
+        let replace = Heal::Replace {
+            check: check.clone(),
+            node: node.clone(),
+            attempts: 2,
+        };
+        assert_eq!(twice(&mut m), [replace]);
         // A new node's service starts afresh.
-        assert!(m.observe(&failing, &state).1.is_empty());
-        let (_, due) = m.observe(&failing, &state);
-        assert_eq!(
-            due,
-            [Heal::Restart {
-                check: check.clone(),
-                attempt: 1,
-                of: 2
-            }]
-        );
-        m.healed(&due);
+        assert_eq!(twice(&mut m), [restart(1)]);
         // Well for three times its threshold: its recoveries are forgotten.
         for _ in 0..6 {
             m.observe(&well, &state);
         }
-        m.observe(&failing, &state);
-        let (_, due) = m.observe(&failing, &state);
-        assert_eq!(
-            due,
-            [Heal::Restart {
-                check,
-                attempt: 1,
-                of: 2
-            }]
-        );
+        assert_eq!(twice(&mut m), [restart(1)]);
     }
 
     #[test]

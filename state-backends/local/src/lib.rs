@@ -93,6 +93,22 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
     }
 }
 
+/// Writes `bytes` to a new private file at `path` (whatever was there goes first),
+/// synced to disk when `sync`: the first half of replacing a file by a rename.
+fn write_fresh(path: &Path, bytes: &[u8], sync: bool) -> Result<(), StateError> {
+    let _ = fs::remove_file(path);
+    let mut f = private()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| io_error("create", path, e))?;
+    f.write_all(bytes).map_err(|e| io_error("write", path, e))?;
+    if sync {
+        f.sync_all().map_err(|e| io_error("sync", path, e))?;
+    }
+    Ok(())
+}
+
 /// Options that create a file only its owner can read: snapshots, journals and
 /// backups hold private keys and every sensitive value.
 fn private() -> OpenOptions {
@@ -137,15 +153,7 @@ impl Backend for LocalBackend {
             fs::create_dir_all(dir).map_err(|e| io_error("create the directory", dir, e))?;
         }
         let tmp = self.sibling(".tmp");
-        let _ = fs::remove_file(&tmp);
-        let mut f = private()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|e| io_error("create", &tmp, e))?;
-        f.write_all(bytes).map_err(|e| io_error("write", &tmp, e))?;
-        f.sync_all().map_err(|e| io_error("sync", &tmp, e))?;
-        drop(f);
+        write_fresh(&tmp, bytes, true)?;
         if self.path.exists() {
             let backup_tmp = self.sibling(".backup.tmp");
             fs::copy(&self.path, &backup_tmp)
@@ -194,14 +202,7 @@ impl Backend for LocalBackend {
         let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o700));
         // Whole or not at all: a reader never sees half a record.
         let tmp = dir.join(format!("{name}.tmp"));
-        let _ = fs::remove_file(&tmp);
-        let mut f = private()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|e| io_error("create", &tmp, e))?;
-        f.write_all(bytes).map_err(|e| io_error("write", &tmp, e))?;
-        drop(f);
+        write_fresh(&tmp, bytes, false)?;
         fs::rename(&tmp, &path).map_err(|e| io_error("replace", &path, e))
     }
 

@@ -27,6 +27,17 @@ impl Moto {
         aws_sdk_ec2::Client::new(&conf)
     }
 
+    /// Terminates an instance by hand, as a spot reclaim or a person would.
+    pub async fn terminate(&self, id: &str) {
+        self.ec2()
+            .await
+            .terminate_instances()
+            .instance_ids(id)
+            .send()
+            .await
+            .expect("terminate by hand");
+    }
+
     /// A VPC made by hand, as a user's own network would be.
     pub async fn vpc(&self, cidr: &str) -> String {
         let out = self
