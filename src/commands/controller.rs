@@ -235,35 +235,16 @@ impl Controller<'_> {
             })
             .await
             .map_err(|d| p.fail(d))?;
-        let (code, note, summary) = match &outcome {
-            Outcome::Idle => (0, None, "idle".to_string()),
-            Outcome::Paused(why) => (2, Some(format!("paused: {why}")), String::new()),
-            Outcome::BackingOff(b) => (
-                2,
-                Some(format!(
-                    "backing off until {} ({}s) after {} failed round{}: {}",
-                    b.until_utc,
-                    b.wait.as_secs(),
-                    b.failures,
-                    if b.failures == 1 { "" } else { "s" },
-                    b.reason
-                )),
-                String::new(),
-            ),
-            Outcome::Waiting(holder) => (
-                2,
-                Some(format!(
-                    "waiting: the state lock is held by {} (operation {}, since {})",
-                    holder.who, holder.operation, holder.created
-                )),
-                String::new(),
-            ),
+        let note = render::controller::note(&outcome);
+        let (code, summary) = match &outcome {
+            Outcome::Idle => (0, "idle".to_string()),
             Outcome::Acted { report, .. } => {
                 let line = render::controller::round(report);
                 self.log(&line);
                 self.said = None;
-                (u8::from(!report.ok()), None, line)
+                (u8::from(!report.ok()), line)
             }
+            _ => (2, String::new()),
         };
         let summary = match note {
             Some(n) => {

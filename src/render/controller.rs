@@ -2,7 +2,7 @@
 
 use super::{apply_event, drift, summary_line, Style};
 use tik_engine::apply::{ApplyEvent, ApplyReport};
-use tik_engine::controller::{Event, Heal, Seen};
+use tik_engine::controller::{Event, Heal, Outcome, Seen};
 use tik_engine::plan::Plan;
 
 /// The lines of what a round tells as it goes; a change starting says nothing (its
@@ -70,6 +70,26 @@ fn found(plan: &Plan) -> Vec<String> {
         .collect();
     lines.push(format!("acting: {}", summary_line(plan)));
     lines
+}
+
+/// What a round that could not act says (once, until it says something else).
+pub fn note(outcome: &Outcome) -> Option<String> {
+    match outcome {
+        Outcome::Paused(why) => Some(format!("paused: {why}")),
+        Outcome::BackingOff(b) => Some(format!(
+            "backing off until {} ({}s) after {} failed round{}: {}",
+            b.until_utc,
+            b.wait.as_secs(),
+            b.failures,
+            if b.failures == 1 { "" } else { "s" },
+            b.reason
+        )),
+        Outcome::Waiting(holder) => Some(format!(
+            "waiting: the state lock is held by {} (operation {}, since {})",
+            holder.who, holder.operation, holder.created
+        )),
+        Outcome::Idle | Outcome::Acted { .. } => None,
+    }
 }
 
 /// The line that ends a round that acted.

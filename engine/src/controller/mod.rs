@@ -364,6 +364,10 @@ impl Round<'_> {
         on: &mut dyn FnMut(Event<'_>),
     ) -> Result<Outcome, Diagnostics> {
         let mut store = StateStore::load(self.backend)?;
+        if let Err(why) = applied_inputs(self.config, &store.state) {
+            // An apply of other files came in while the lock was free.
+            return Ok(Outcome::Paused(why));
+        }
         if let Act::Scale(scales) = act {
             // Recorded as `tik scale` records them, before the plan that makes them.
             for s in scales.iter() {
