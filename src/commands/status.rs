@@ -35,8 +35,11 @@ pub(crate) async fn status(
         let Some(address) = tik_engine::scale::cluster_address(label) else {
             continue;
         };
-        if let Some(seen) = tik_engine::controller::read_status(p.backend()?, &address)? {
-            controllers.push((label.to_string(), seen));
+        // Only a status: one that cannot be read is said, and the rest shown.
+        match tik_engine::controller::read_status(p.backend()?, &address) {
+            Ok(Some(seen)) => controllers.push((label.to_string(), seen)),
+            Ok(None) => {}
+            Err(e) => errln!("warning: cannot read cluster {label}'s controller record: {e}"),
         }
     }
     let services = tik_nodes::nodes::services(&step_runner(&p), &nodes).await;

@@ -119,28 +119,37 @@ pub fn status(out: &mut String, controllers: &[(String, Seen)], cluster: &str, s
     let Some((_, seen)) = controllers.iter().find(|(c, _)| c == cluster) else {
         return;
     };
+    // A record is read from the store, written by whoever could write there: what
+    // it says reaches the terminal without its control characters.
+    let clean = |t: &str| -> String {
+        t.chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect()
+    };
     let s = &seen.status;
+    let (on, who, started) = (clean(&s.on), clean(&s.who), clean(&s.started));
     let last = match &s.last_round {
-        Some(at) => format!("; last round {at}: {}", s.last_outcome),
+        Some(at) => format!("; last round {}: {}", clean(at), clean(&s.last_outcome)),
         None => String::new(),
     };
     let head = match (&s.stopped, seen.alive) {
         (Some(at), _) => format!(
-            "stopped at {at} (ran {} as {}, pid {}){last}",
-            s.on, s.who, s.pid
+            "stopped at {} (ran {on} as {who}, pid {}){last}",
+            clean(at),
+            s.pid
         ),
         (None, true) => format!(
-            "running {} as {} (pid {}) since {}{last}",
-            s.on, s.who, s.pid, s.started
+            "running {on} as {who} (pid {}) since {started}{last}",
+            s.pid
         ),
         (None, false) => style.yellow(&format!(
-            "not heard from for {}s (ran {} as {}, pid {}): it may have died{last}",
-            seen.silent_for, s.on, s.who, s.pid
+            "not heard from for {}s (ran {on} as {who}, pid {}): it may have died{last}",
+            seen.silent_for, s.pid
         )),
     };
     out.push_str(&format!("  controller  {head}\n"));
     for line in s.actions.iter().rev().take(5).rev() {
-        out.push_str(&format!("    {}\n", super::first_line(line)));
+        out.push_str(&format!("    {}\n", clean(super::first_line(line))));
     }
 }
 

@@ -867,3 +867,27 @@ fn node_dir_of(p: &Project, cluster: &str, name: &str) -> std::path::PathBuf {
         ".tik/local/workspaces/lab/clusters/{cluster}/{name}"
     ))
 }
+
+/// A status record is read from the store: one holding control characters prints
+/// none, and one that does not parse is left out.
+#[test]
+fn a_hostile_or_broken_status_record_does_not_reach_the_terminal() {
+    let p = Project::new(&[("main.tik.hcl", &cluster_config(1, "small"))]);
+    p.ok(&["apply", "--auto-approve"], 0);
+    p.ok(&["controller", "--once"], 0);
+    let record = "tik.tikstate.records/controller-cluster_2eetl.json";
+    let mut json: serde_json::Value = serde_json::from_str(&p.read(record)).unwrap();
+    json["who"] = "evil\u{1b}]0;pwned\u{7}@host".into();
+    json["actions"] = serde_json::json!(["\u{1b}[2Jcleared"]);
+    p.write(record, &json.to_string());
+    let r = p.ok(&["status"], 0);
+    assert!(
+        !r.stdout.contains('\u{1b}') && !r.stdout.contains('\u{7}'),
+        "{:?}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("evil?]0;pwned?@host"), "{}", r.stdout);
+    p.write(record, "{not json");
+    let r = p.ok(&["status"], 0);
+    assert!(!r.stdout.contains("  controller  "), "{}", r.out());
+}
