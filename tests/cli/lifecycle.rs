@@ -413,3 +413,73 @@ fn a_node_deleted_by_hand_comes_back_serving_and_leaves_no_process_behind() {
     let _ = impostor.wait();
     assert!(status.contains("unhealthy"), "{status}");
 }
+
+/// A runtime that downloads once: its workers' install steps run after the head's,
+/// which they take the download from. The head's install takes 2 s and leaves a
+/// marker; a worker's install fails where the marker is not there yet.
+#[test]
+fn a_download_once_runtimes_workers_install_after_the_head() {
+    let runtime = r#"
+runtime "once" {
+  description   = "installs on the head first"
+  download_once = true
+  param "marker" {}
+  service "s" {
+    on      = "all"
+    install = "if [ \"$TIK_ROLE\" = head ]; then sleep 2; echo done >\"$TIK_PARAM_MARKER\"; else test -e \"$TIK_PARAM_MARKER\" || { echo 'the head has not installed yet' >&2; exit 1; }; fi"
+  }
+}
+"#;
+    let p = Project::new(&[("runtimes/once/runtime.tik.hcl", runtime)]);
+    let marker = p.path().join("head-installed");
+    p.write(
+        "main.tik.hcl",
+        &crate::common::cluster_config_with(
+            2,
+            "small",
+            &format!(
+                "  runtime \"once\" {{\n    marker = \"{}\"\n  }}\n",
+                marker.display()
+            ),
+        ),
+    );
+    let r = p.ok(&["apply", "--auto-approve"], 0);
+    assert!(!r.out().contains("has not installed yet"), "{}", r.out());
+    p.ok(&["destroy", "--auto-approve"], 0);
+}
+
+/// A removed node's processes end with it, as a machine's do: one that takes two
+/// seconds to end on SIGTERM has ended when destroy returns.
+#[test]
+fn a_removed_nodes_processes_have_ended_when_destroy_returns() {
+    let runtime = r#"
+runtime "slow" {
+  description = "a process slow to end"
+  service "s" {
+    on    = "workers"
+    start = "nohup sh -c 'trap \"sleep 2; exit 0\" TERM; while :; do sleep 0.1; done' >/dev/null 2>&1 &\necho $! >slow.pid"
+  }
+}
+"#;
+    let p = Project::new(&[
+        ("runtimes/slow/runtime.tik.hcl", runtime),
+        (
+            "main.tik.hcl",
+            &crate::common::cluster_config_with(1, "small", "  runtime \"slow\" {}\n"),
+        ),
+    ]);
+    p.ok(&["apply", "--auto-approve"], 0);
+    let pid = std::fs::read_to_string(node_dir(&p, "worker-default-0").join("home/slow.pid"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let alive = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+        })
+    };
+    assert!(alive(&pid));
+    p.ok(&["destroy", "--auto-approve"], 0);
+    assert!(!alive(&pid), "the worker's process outlived its node");
+}
