@@ -594,15 +594,22 @@ fn eventually(what: &str, secs: u64, mut check: impl FnMut() -> bool) -> Duratio
 
 #[test]
 fn a_controller_on_the_head_keeps_the_cluster_follows_applies_and_goes_with_destroy() {
+    // With a runtime of the project's own whose script is a file of its directory:
+    // the head's copy has it too.
     let with_head_controller = |workers: &str| {
         quickstart()
             .replace(
                 "  runtime \"web\" {",
-                "  controller {\n    on       = \"head\"\n    interval = 1\n  }\n\n  runtime \"web\" {",
+                "  controller {\n    on       = \"head\"\n    interval = 1\n  }\n\n  runtime \"note\" {}\n\n  runtime \"web\" {",
             )
             .replace("default     = 2", &format!("default     = {workers}"))
     };
-    let p = Project::new(&[("main.tik.hcl", &with_head_controller("2"))]);
+    let note = "runtime \"note\" {\n  description = \"a note on the head\"\n  service \"n\" {\n    on    = \"head\"\n    start = file(\"start.sh\")\n  }\n}\n";
+    let p = Project::new(&[
+        ("main.tik.hcl", &with_head_controller("2")),
+        ("runtimes/note/runtime.tik.hcl", note),
+        ("runtimes/note/start.sh", "echo noted >note.txt\n"),
+    ]);
     let r = p.ok(&["plan"], 0);
     assert!(
         r.stdout

@@ -34,8 +34,8 @@ pub struct TikProvider {
     steps: Arc<steps::Runner>,
     /// The runtimes of the project loaded last (`Provider::load`).
     runtimes: Mutex<Arc<IndexMap<String, RuntimeDef>>>,
-    /// That project's files, for a controller on a head.
-    files: Mutex<on_head::Files>,
+    /// That project's directory, whose files a controller on a head gets.
+    root: Mutex<PathBuf>,
     /// What the command line says a controller on a head needs.
     bundle: Mutex<Option<on_head::Bundle>>,
 }
@@ -46,7 +46,7 @@ impl TikProvider {
         TikProvider {
             steps: Arc::new(steps::Runner::new(log_dir)),
             runtimes: Mutex::new(Arc::new(IndexMap::new())),
-            files: Mutex::new(on_head::Files::default()),
+            root: Mutex::new(PathBuf::new()),
             bundle: Mutex::new(None),
         }
     }
@@ -202,8 +202,7 @@ impl Provider for TikProvider {
     }
 
     fn load(&self, root: &Path, sources: &mut Sources) -> Diagnostics {
-        // The configuration's own files, before the runtimes' join them.
-        *self.files.lock().unwrap_or_else(|e| e.into_inner()) = on_head::Files::of(root, sources);
+        *self.root.lock().unwrap_or_else(|e| e.into_inner()) = root.to_path_buf();
         let (defs, diags) = runtime::load_all(root, sources);
         *self.runtimes.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(defs);
         diags
@@ -246,13 +245,13 @@ impl Provider for TikProvider {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
-            let files = self.files.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let root = self.root.lock().unwrap_or_else(|e| e.into_inner()).clone();
             let label = tik_engine::scale::cluster_label(request.address);
             with_controller = on_head::with_controller(
                 request.config,
                 &label,
                 bundle.as_ref(),
-                &files,
+                &root,
                 request.what,
             )
             .map_err(at_block)?;

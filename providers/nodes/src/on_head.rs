@@ -6,7 +6,7 @@
 use crate::steps::shell_quote;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use tik_engine::diag::{Diagnostic, Diagnostics, Sources};
+use tik_engine::diag::{Diagnostic, Diagnostics};
 use tik_engine::value::{Map, Value};
 
 /// The runtime that runs the controller.
@@ -45,42 +45,82 @@ impl Bundle {
     }
 }
 
-/// The configuration's files, as `Provider::load` saw them: relative to the project,
-/// and a hash of their contents.
+/// The project's files as the head gets them, relative to the project, and a hash
+/// of their contents: every file of the project directory (what its configuration
+/// reads with `file()` and its runtimes' scripts too), but what tik keeps for
+/// itself in `.tik/` (its fetched modules are copied), git's, and state files.
 #[derive(Debug, Clone, Default)]
 pub struct Files {
     pub files: Vec<String>,
     pub hash: String,
 }
 
+/// At most this much is copied to a head.
+const MOST_FILES: usize = 10_000;
+const MOST_BYTES: u64 = 100 << 20;
+
 impl Files {
-    /// The files of `sources` within `root` (the shipped runtimes are in the binary).
-    pub fn of(root: &Path, sources: &Sources) -> Files {
+    pub fn of(root: &Path) -> Result<Files, String> {
         let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
-        let mut files: Vec<(String, &str)> = sources
-            .iter()
-            .filter_map(|f| {
-                let rel = f.path.strip_prefix(&root).ok()?;
-                Some((rel.to_string_lossy().into_owned(), f.text.as_str()))
-            })
-            .collect();
-        files.sort();
-        files.dedup_by(|a, b| a.0 == b.0);
+        let mut found: Vec<String> = Vec::new();
+        let mut bytes = 0u64;
+        let mut todo: Vec<PathBuf> = vec![root.clone()];
+        while let Some(dir) = todo.pop() {
+            let entries = std::fs::read_dir(&dir)
+                .map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+            for e in entries.flatten() {
+                let path = e.path();
+                let Ok(rel) = path.strip_prefix(&root) else {
+                    continue;
+                };
+                let rel = rel.to_string_lossy().into_owned();
+                let Ok(kind) = e.file_type() else { continue };
+                if kind.is_dir() {
+                    let skipped = rel == ".git"
+                        || (rel == ".tik" || rel.starts_with(".tik/"))
+                            && rel != ".tik/modules"
+                            && !rel.starts_with(".tik/modules/")
+                            && !".tik/modules".starts_with(&rel);
+                    if !skipped {
+                        todo.push(path);
+                    }
+                    continue;
+                }
+                // Regular files only (a link may lead anywhere); no state.
+                if !kind.is_file()
+                    || rel.contains(".tikstate")
+                    || rel.starts_with(".tik/") && !rel.starts_with(".tik/modules/")
+                {
+                    continue;
+                }
+                bytes += e.metadata().map(|m| m.len()).unwrap_or(0);
+                found.push(rel);
+                if found.len() > MOST_FILES || bytes > MOST_BYTES {
+                    return Err(format!(
+                        "the project directory holds more than {MOST_FILES} files or {} MB, too much to copy to a head",
+                        MOST_BYTES >> 20
+                    ));
+                }
+            }
+        }
+        found.sort();
         let mut hasher = Sha256::new();
-        for (path, text) in &files {
-            hasher.update(path.as_bytes());
+        for rel in &found {
+            let text =
+                std::fs::read(root.join(rel)).map_err(|e| format!("cannot read {rel}: {e}"))?;
+            hasher.update(rel.as_bytes());
             hasher.update([0]);
-            hasher.update(text.as_bytes());
+            hasher.update(&text);
             hasher.update([0]);
         }
-        Files {
+        Ok(Files {
             hash: hasher
                 .finalize()
                 .iter()
                 .map(|b| format!("{b:02x}"))
                 .collect(),
-            files: files.into_iter().map(|(p, _)| p).collect(),
-        }
+            files: found,
+        })
     }
 }
 
@@ -112,7 +152,7 @@ pub fn with_controller(
     config: &Map,
     label: &str,
     bundle: Option<&Bundle>,
-    files: &Files,
+    root: &Path,
     what: &str,
 ) -> Result<Map, Diagnostics> {
     let fail = |message: String, help: &str| -> Diagnostics {
@@ -139,6 +179,12 @@ pub fn with_controller(
             "run it with the tik command line",
         ));
     };
+    let files = Files::of(root).map_err(|e| {
+        fail(
+            e,
+            "keep data the configuration does not read outside the project directory",
+        )
+    })?;
     if let Some(bad) = files.files.iter().find(|f| f.chars().any(char::is_control)) {
         return Err(fail(
             format!("the file {bad:?} of the configuration has a control character in its name: the head cannot be given it"),
@@ -182,4 +228,45 @@ pub fn with_controller(
     runtimes.insert(RUNTIME.into(), Value::Object(params));
     config.insert("runtime".into(), Value::Object(runtimes));
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_head_gets_the_projects_files_but_tiks_own_gits_and_state() {
+        let d = tempfile::tempdir().unwrap();
+        for f in [
+            "main.tik.hcl",
+            "runtimes/x/runtime.tik.hcl",
+            "runtimes/x/start.sh",
+            "templates/inventory.tpl",
+            ".git/config",
+            ".tik/backend.json",
+            ".tik/local/workspaces/dev/clusters/etl/head/home/controller/project/main.tik.hcl",
+            ".tik/modules/net/main.tik.hcl",
+            "tik.tikstate",
+            "tik.tikstate.journal",
+        ] {
+            let p = d.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, f).unwrap();
+        }
+        std::os::unix::fs::symlink("/etc/passwd", d.path().join("link")).unwrap();
+        let files = Files::of(d.path()).unwrap();
+        assert_eq!(
+            files.files,
+            [
+                ".tik/modules/net/main.tik.hcl",
+                "main.tik.hcl",
+                "runtimes/x/runtime.tik.hcl",
+                "runtimes/x/start.sh",
+                "templates/inventory.tpl",
+            ]
+        );
+        // Another content, another hash.
+        std::fs::write(d.path().join("runtimes/x/start.sh"), "changed").unwrap();
+        assert_ne!(Files::of(d.path()).unwrap().hash, files.hash);
+    }
 }
