@@ -237,6 +237,15 @@ impl Round<'_> {
         })
     }
 
+    /// The least of a setting over the watched clusters' `controller` blocks.
+    fn least(&self, plan: &Plan, setting: impl Fn(&Control) -> u64) -> Option<u64> {
+        plan.controls
+            .iter()
+            .filter(|c| self.watch.clusters.contains(&c.cluster))
+            .map(setting)
+            .min()
+    }
+
     /// One round: read, and act where the watched clusters are not as they should be.
     /// A service failing its health check is restarted only after its cluster's
     /// `unhealthy_after` failed checks in a row (a check every `health_interval`),
@@ -259,13 +268,7 @@ impl Round<'_> {
             Ok(plan) => plan,
             Err(why) => return Ok(Outcome::Paused(why)),
         };
-        if let Some(every) = plan
-            .controls
-            .iter()
-            .filter(|c| self.watch.clusters.contains(&c.cluster))
-            .map(|c| c.health_interval)
-            .min()
-        {
+        if let Some(every) = self.least(&plan, |c| c.health_interval) {
             memory.health_every(Duration::from_secs(every));
         }
         let (failing, due) = if health {
@@ -338,13 +341,7 @@ impl Round<'_> {
             }
             // A repair that failed (a node that cannot be created) waits before the
             // next try.
-            let base = plan
-                .controls
-                .iter()
-                .filter(|c| self.watch.clusters.contains(&c.cluster))
-                .map(|c| c.backoff)
-                .min()
-                .unwrap_or(30);
+            let base = self.least(plan, |c| c.backoff).unwrap_or(30);
             let reason = report
                 .failures
                 .first()
