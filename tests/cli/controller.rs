@@ -633,7 +633,8 @@ fn a_controller_on_the_head_keeps_the_cluster_follows_applies_and_goes_with_dest
         "the head's controller had the worker back in {:.1}s",
         took.as_secs_f64()
     );
-    p.ok(&["plan", "--detailed-exitcode"], 0);
+    // The round that brought it back may still hold the lock: a person waits for it.
+    p.ok(&["plan", "--detailed-exitcode", "--lock-timeout", "60s"], 0);
     // An apply of new files (waiting for the lock where a round holds it) installs
     // them on the head: the controller keeps three workers from then on.
     p.write("main.tik.hcl", &with_head_controller("3"));
