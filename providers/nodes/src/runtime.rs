@@ -1039,6 +1039,7 @@ pub fn rerun_reasons(changed: &[&str]) -> Vec<String> {
                 "its node's session is new: it runs again only if the node shows another host key"
             }
             "container" => "its node's container is new",
+            "put" => "what it copies to the node changed",
             "running" => {
                 "its service is not running: its health check failed when tik read the nodes"
             }

@@ -9,6 +9,7 @@
 //! to a log file per node, and the tail of it into the error of a failed step.
 
 mod agent;
+mod put;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -145,6 +146,7 @@ impl Runner {
                             .await?;
                     }
                 }
+                self.put(&target, a, &address, step).await?;
                 self.run(&target, a, &address, step, script, STEP_LIMIT)
                     .await?;
                 if step == "start" {
@@ -461,6 +463,58 @@ impl Runner {
             ])),
         );
         Ok(attrs)
+    }
+
+    /// Copies what the step's `put` asks for to the node, before its script runs.
+    async fn put(
+        &self,
+        target: &Target,
+        attrs: &Map,
+        address: &str,
+        step: &str,
+    ) -> Result<(), ProviderError> {
+        let fail = |message: String| ProviderError {
+            code: Some("StepFailed".into()),
+            message: format!(
+                "{step} failed on {}: {message}",
+                attrs
+                    .get("node_name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("the node"),
+            ),
+        };
+        for p in put::of(attrs).map_err(fail)? {
+            let started = Instant::now();
+            let input = p.input().map_err(fail)?;
+            let mut script = String::from("set -u\n");
+            script.push_str(&exports(attrs, target.home()));
+            script.push_str(&p.script());
+            let result = tokio::time::timeout(STEP_LIMIT, run_fed(target, &script, &input))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(format!(
+                        "still copying after {} s: stopped",
+                        STEP_LIMIT.as_secs()
+                    ))
+                });
+            let (code, output) = match result {
+                Ok(out) => (
+                    out.status.code().unwrap_or(-1),
+                    output_text(&out.stdout, &out.stderr),
+                ),
+                Err(e) => (-1, e),
+            };
+            let what = format!("{step}: copy {}", p.describe());
+            self.log(attrs, address, &what, code, started.elapsed(), &output);
+            if code != 0 {
+                return Err(fail(format!(
+                    "copying {} failed (exit {code}):\n{}",
+                    p.describe(),
+                    tail(&output)
+                )));
+            }
+        }
+        Ok(())
     }
 
     async fn run(
@@ -849,14 +903,17 @@ const LINGER: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(20) {
 /// script tik sends the node and ends when its stdin, which only tik holds, closes.
 struct Link {
     agent: agent::Agent,
+    /// For a command with an input of its own (a file copied to the node).
+    session: Arc<openssh::Session>,
 }
 
 impl Link {
     async fn keep(session: openssh::Session) -> Result<Link, ProviderError> {
-        let agent = agent::Agent::start(session)
+        let session = Arc::new(session);
+        let agent = agent::Agent::start(session.clone())
             .await
             .map_err(ProviderError::new)?;
-        Ok(Link { agent })
+        Ok(Link { agent, session })
     }
 }
 
@@ -1304,6 +1361,84 @@ async fn run_sh(
                 stdout: done.stdout,
                 stderr: done.stderr,
             })
+        }
+    }
+}
+
+/// Runs `sh -c SCRIPT` on a target with `input` as its stdin: locally, or over a
+/// channel of its own on the node's connection (the agent's stdin carries its
+/// requests); into a container with its engine's `exec -i`.
+async fn run_fed(
+    target: &Target,
+    script: &str,
+    input: &put::Input,
+) -> Result<std::process::Output, String> {
+    use tokio::io::AsyncWriteExt;
+    let inside;
+    let script = match &target.container {
+        Some(c) => {
+            inside = c.wrap(script);
+            &inside
+        }
+        None => script,
+    };
+    let mut reader = input.reader().await?;
+    let copy = |e: std::io::Error| format!("cannot send the file to the node: {e}");
+    match &target.via {
+        Via::Local => {
+            let mut child = tokio::process::Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(|e| format!("cannot run sh: {e}"))?;
+            if let Some(mut stdin) = child.stdin.take() {
+                // A script that ends early (it failed) closes its stdin: its output
+                // says why.
+                let sent = tokio::io::copy(&mut reader, &mut stdin).await;
+                let _ = stdin.shutdown().await;
+                drop(stdin);
+                let out = child
+                    .wait_with_output()
+                    .await
+                    .map_err(|e| format!("cannot run sh: {e}"))?;
+                if out.status.success() {
+                    sent.map_err(copy)?;
+                }
+                return Ok(out);
+            }
+            Err("sh took no input".into())
+        }
+        Via::Ssh(link) => {
+            let mut child = link
+                .session
+                .clone()
+                .arc_command("sh")
+                .arg("-c")
+                .arg(script)
+                .stdin(openssh::Stdio::piped())
+                .stdout(openssh::Stdio::piped())
+                .stderr(openssh::Stdio::piped())
+                .spawn()
+                .await
+                .map_err(|e| format!("cannot run sh on the node: {}", error_chain(&e)))?;
+            let Some(mut stdin) = child.stdin().take() else {
+                return Err("sh on the node took no input".into());
+            };
+            let sent = tokio::io::copy(&mut reader, &mut stdin).await;
+            let _ = stdin.shutdown().await;
+            drop(stdin);
+            let out = child
+                .wait_with_output()
+                .await
+                .map_err(|e| format!("cannot run sh on the node: {}", error_chain(&e)))?;
+            if out.status.success() {
+                sent.map_err(copy)?;
+            }
+            Ok(out)
         }
     }
 }

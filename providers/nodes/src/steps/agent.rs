@@ -47,8 +47,8 @@ pub(super) struct Agent {
 
 impl Agent {
     /// Starts the agent on a connection and waits until it answers.
-    pub(super) async fn start(session: Session) -> Result<Agent, String> {
-        let mut child = Arc::new(session)
+    pub(super) async fn start(session: Arc<Session>) -> Result<Agent, String> {
+        let mut child = session
             .arc_command("sh")
             .arg("-c")
             .arg(SCRIPT)
