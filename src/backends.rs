@@ -296,7 +296,7 @@ impl Chosen {
         }
     }
 
-    fn get(&self, k: &str) -> Option<String> {
+    pub(crate) fn get(&self, k: &str) -> Option<String> {
         self.settings.get(k).filter(|v| !v.is_empty()).cloned()
     }
 

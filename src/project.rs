@@ -177,7 +177,8 @@ impl Project {
         let tik = Arc::new(tik_nodes::TikProvider::new(dir.join(".tik").join("logs")));
         providers.add(tik.clone());
         providers.add(Arc::new(LocalProvider::new(local_project(&dir))));
-        providers.add(Arc::new(tik_provider_aws::AwsProvider::default()));
+        let aws = Arc::new(tik_provider_aws::AwsProvider::default());
+        providers.add(aws.clone());
         let (config, fetched) = Config::load_fetching(&dir, fetch, &providers)
             .map_err(|(sources, diags)| Failure { sources, diags })?;
         let recorded = backends::read_record(&dir)?;
@@ -202,6 +203,7 @@ impl Project {
             }
         };
         tik.set_bundle(controller_bundle(&dir, &chosen, encryption.as_ref()));
+        aws.set_state(state_access(&chosen, encryption.as_ref()));
         let project = Project {
             dir,
             config,
@@ -294,13 +296,40 @@ fn controller_bundle(
             env.push((name.clone(), value));
         }
     }
+    let binary = std::env::current_exe()
+        .and_then(|p| p.canonicalize())
+        .unwrap_or_default();
     Bundle {
-        binary: std::env::current_exe()
-            .and_then(|p| p.canonicalize())
-            .unwrap_or_default(),
+        binary_id: tik_nodes::on_head::binary_id(&binary),
+        platform: tik_nodes::on_head::this_platform(),
+        binary,
         project: dir.to_path_buf(),
         backend: serde_json::to_string_pretty(&recorded).unwrap_or_default(),
         env,
+    }
+}
+
+/// Where the state is, as the AWS provider gives a head that runs the controller
+/// access to it.
+fn state_access(
+    chosen: &backends::Chosen,
+    encryption: Option<&backends::Encryption>,
+) -> tik_provider_aws::StateAccess {
+    if chosen.kind != "s3" {
+        return tik_provider_aws::StateAccess::Other(chosen.kind.clone());
+    }
+    let kms_keys = [
+        chosen.get("kms_key_id"),
+        encryption.and_then(|e| e.get("kms_key_id")).cloned(),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|k| !k.is_empty())
+    .collect();
+    tik_provider_aws::StateAccess::S3 {
+        bucket: chosen.get("bucket").unwrap_or_default(),
+        key: chosen.get("key").unwrap_or_default(),
+        kms_keys,
     }
 }
 

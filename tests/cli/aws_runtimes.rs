@@ -6,12 +6,13 @@
 //! the service answers.
 
 use crate::common::{
-    http_get, lineage, need_podman, need_sshd, on_a_terminal, podman, Cleanup, Containers, Images,
-    Project, Run,
+    block_on, http_get, lineage, need_podman, need_sshd, on_a_terminal, podman, Cleanup,
+    Containers, Images, Project, Run,
 };
 use crate::moto::Moto;
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 const PORT: u16 = 2222;
 
@@ -73,6 +74,12 @@ output "key" {{ value = cluster.etl.key_pair.private_key }}
 /// directory of its own: one "node" of the cluster on this machine. Its log
 /// (`sshd.log`) names the nodes it forwards connections to.
 fn sshd(dir: &Path, ip: &str, public_key: &str) {
+    sshd_with(dir, ip, public_key, "");
+}
+
+/// `sshd`, its sessions given the environment `env` too (`NAME=value ...`), as a
+/// machine's own settings would give it.
+fn sshd_with(dir: &Path, ip: &str, public_key: &str, env: &str) {
     std::fs::create_dir_all(dir.join("home")).unwrap();
     let host_key = dir.join("host_key");
     let keygen = Command::new("ssh-keygen")
@@ -88,7 +95,7 @@ fn sshd(dir: &Path, ip: &str, public_key: &str) {
         format!(
             "ListenAddress {ip}:{PORT}\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
-             StrictModes no\nPermitRootLogin prohibit-password\nSetEnv HOME={}\n\
+             StrictModes no\nPermitRootLogin prohibit-password\nSetEnv HOME={} {env}\n\
              LogLevel DEBUG1\n",
             host_key.display(),
             dir.join("sshd.pid").display(),
@@ -508,4 +515,284 @@ fn services_run_in_a_container_on_each_aws_node() {
         let ip = private_ip(node);
         assert_eq!(http_get(&format!("{ip}:7782")), None, "{name} stopped");
     }
+}
+
+/// A process of the test's, ended with it.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The head's own controller on AWS (`controller { on = "head" }`): apply copies tik
+/// and the project to the head over SSH, gives the workspace's head role what the
+/// controller needs (the nodes, the state in S3), and the controller there keeps the
+/// cluster with the role's credentials, which it gets from the instance metadata
+/// service as on EC2 (an emulator on loopback that assumes the role on moto), never
+/// from this machine: a worker terminated by hand is replaced by the head alone.
+#[test]
+fn a_controller_on_an_aws_head_keeps_the_cluster_with_the_heads_role() {
+    need_sshd();
+    let moto = Moto::start();
+    block_on(async {
+        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&moto.endpoint)
+            .load()
+            .await;
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&conf)
+                .force_path_style(true)
+                .build(),
+        );
+        s3.create_bucket().bucket("lab-state").send().await.unwrap();
+    });
+    let config = format!(
+        r#"tik {{
+  backend "s3" {{
+    bucket = "lab-state"
+    key    = "etl/tik.tikstate"
+    region = "us-east-1"
+  }}
+}}
+
+workspace "lab" {{
+  provider = "aws"
+  region   = "us-east-1"
+  endpoint = "{}"
+  network {{
+    cidr = "127.82.0.0/16"
+  }}
+}}
+
+cluster "etl" {{
+  workspace = workspace.lab
+  ssh {{
+    user             = "{}"
+    port             = {PORT}
+    use_internal_ips = true
+    wait             = 2
+  }}
+  head {{
+    image         = "ami-03cf127a"
+    instance_type = "m5.large"
+  }}
+  workers "default" {{
+    min = 1
+    max = 2
+  }}
+  controller {{
+    on       = "head"
+    interval = 1
+    backoff  = 1
+  }}
+}}
+
+"#,
+        moto.endpoint,
+        whoami()
+    );
+    let p = Cleanup(Project::new(&[("main.tik.hcl", &config)]));
+    p.ok(
+        &[
+            "init",
+            "--backend-config",
+            &format!("endpoint={}", moto.endpoint),
+        ],
+        0,
+    );
+    // The nodes are made; nothing answers SSH on them yet.
+    let r = p.ok(&["apply", "--auto-approve"], 1);
+    assert!(
+        r.out().contains("did not answer SSH within 2 s"),
+        "{}",
+        r.out()
+    );
+    // What the failed apply recorded, from the state in S3.
+    let attribute = |address: &str, name: &str| -> String {
+        let pulled = p.ok(&["state", "pull"], 0).stdout;
+        let state: serde_json::Value = serde_json::from_str(&pulled).unwrap();
+        state["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["address"] == address)
+            .unwrap_or_else(|| panic!("{address} is in state"))["attributes"][name]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let worker = "cluster.etl.node.worker[\"default\"][0]";
+    let head_ip = attribute("cluster.etl.node.head", "private_ip");
+    let worker_ip = attribute(worker, "private_ip");
+    let public = public_half(&p, &attribute("cluster.etl.key_pair", "private_key"));
+
+    // The nodes' sshds keep their homes and logs where tik keeps its own files
+    // (the local provider's nodes too), not among the project's files, which apply
+    // copies to the head.
+    // The head's metadata service hands out its role's credentials; its sshd gives
+    // its sessions nothing of this machine's (no keys, no endpoints) but where that
+    // service is, as EC2 does.
+    let imds_port = crate::moto::free_port();
+    std::fs::create_dir_all(p.file(".tik/test-nodes")).unwrap();
+    let imds_log = p.file(".tik/test-nodes/imds.log");
+    let python = crate::moto::moto_server().with_file_name("python");
+    let _imds = Stopped(
+        Command::new(&python)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/imds.py"))
+            .args([&imds_port.to_string(), &moto.endpoint, "lab-head-role"])
+            .arg(&imds_log)
+            .spawn()
+            .expect("the metadata service emulator starts"),
+    );
+    crate::moto::wait_for(imds_port, "the metadata service emulator");
+    sshd_with(
+        &p.file(".tik/test-nodes/head"),
+        &head_ip,
+        &public,
+        &format!("AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:{imds_port}"),
+    );
+    sshd(&p.file(".tik/test-nodes/w0"), &worker_ip, &public);
+
+    // Apply installs the controller on the head: tik's binary and the project
+    // copied over SSH, the role given what the controller needs.
+    let r = p.ok(&["apply", "--auto-approve"], 0);
+    assert!(
+        r.stdout
+            .contains("_controller.service.controller.start: Creation complete"),
+        "{}",
+        r.out()
+    );
+    let home = p.file(".tik/test-nodes/head/home/tik/controller");
+    assert!(home.join("bin/tik").exists(), "tik's binary is on the head");
+    assert!(home.join("project/main.tik.hcl").exists(), "{}", r.out());
+    let policy = p.ok(&["state", "show", "cluster.etl.controller_policy"], 0);
+    for needed in [
+        "arn:aws:s3:::lab-state/etl/tik.tikstate*",
+        "ec2:RunInstances",
+        "ec2:TerminateInstances",
+        "iam:PassRole",
+        "lab-head-role",
+    ] {
+        assert!(policy.stdout.contains(needed), "{needed}: {}", policy.out());
+    }
+    // The controller's log on the head, its last lines.
+    let log = || {
+        let text = std::fs::read_to_string(home.join("controller.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    };
+    let running = Instant::now();
+    while !p.tik(&["status"]).stdout.contains(": idle") {
+        assert!(
+            running.elapsed() < Duration::from_secs(120),
+            "the head's controller never became idle:\n{}\n{}",
+            p.tik(&["status"]).out(),
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let status = p.ok(&["status"], 0).out();
+    assert!(
+        status.contains("controller  running on the head (etl-head) of cluster etl as "),
+        "{status}\n{}",
+        log()
+    );
+    // It read and wrote the state with the role's credentials.
+    let asked = std::fs::read_to_string(&imds_log).unwrap_or_default();
+    assert!(
+        asked.contains("GET /latest/meta-data/iam/security-credentials/lab-head-role 200"),
+        "{asked}"
+    );
+
+    // A worker terminated by hand: the head's controller makes another, which gets
+    // an sshd as soon as it has an address, and sets it up.
+    let ec2 = block_on(moto.ec2());
+    let instances = || -> Vec<(String, String, String)> {
+        block_on(async {
+            let out = ec2.describe_instances().send().await.unwrap();
+            out.reservations()
+                .iter()
+                .flat_map(|r| r.instances())
+                .map(|i| {
+                    (
+                        i.instance_id().unwrap_or_default().to_string(),
+                        i.private_ip_address().unwrap_or_default().to_string(),
+                        i.state()
+                            .and_then(|s| s.name())
+                            .map(|n| n.as_str().to_string())
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+    };
+    let before = instances();
+    let (old, _, _) = before
+        .iter()
+        .find(|(_, ip, _)| *ip == worker_ip)
+        .expect("the worker's instance")
+        .clone();
+    block_on(moto.terminate(&old));
+    let lost = Instant::now();
+    let new_ip = loop {
+        let new = instances()
+            .into_iter()
+            .find(|(id, _, state)| state == "running" && !before.iter().any(|b| b.0 == *id));
+        if let Some((_, ip, _)) = new {
+            break ip;
+        }
+        assert!(
+            lost.elapsed() < Duration::from_secs(120),
+            "the head's controller made no new worker:\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    sshd(&p.file(".tik/test-nodes/w0b"), &new_ip, &public);
+    let r = p.ok(
+        &["plan", "--detailed-exitcode", "--lock-timeout", "120s"],
+        0,
+    );
+    assert!(r.stdout.contains("No changes"), "{}", r.out());
+    assert_eq!(attribute(worker, "private_ip"), new_ip, "{}", log());
+    let status = p.ok(&["status"], 0).stdout;
+    assert!(status.contains("Creation complete"), "{status}\n{}", log());
+
+    // Destroy stops it (the role loses its policy before the role goes), and
+    // nothing of it is left running.
+    let r = p.ok(&["destroy", "--auto-approve", "--lock-timeout", "120s"], 0);
+    assert!(r.stdout.contains("Destroy complete!"), "{}", r.out());
+    let gone = Instant::now();
+    while !crate::common::processes_with(&home.display().to_string()).is_empty() {
+        assert!(
+            gone.elapsed() < Duration::from_secs(30),
+            "the controller still runs"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A controller on an AWS head reads the state with the head's role: a state in a
+/// file on this machine is out of its reach, and the plan says so where the cluster
+/// is written, changing nothing.
+#[test]
+fn a_controller_on_an_aws_head_needs_the_state_where_the_head_can_read_it() {
+    let moto = Moto::start();
+    let config = config(&moto.endpoint, "ubuntu", true, 83).replace(
+        "  runtime \"hello\" {}",
+        "  controller {\n    on = \"head\"\n  }",
+    );
+    let p = Project::new(&[("main.tik.hcl", &config)]);
+    let r = p.ok(&["plan"], 1);
+    assert!(
+        r.stderr.contains("main.tik.hcl:")
+            && r.stderr.contains("the state is in a local backend; keep it in s3"),
+        "{}",
+        r.out()
+    );
+    assert!(!p.file("tik.tikstate").exists());
 }

@@ -845,3 +845,44 @@ fn configuration_files_hold_any_home_and_password_as_given() {
     );
     assert!(!other.join("grafana").exists());
 }
+
+/// The controller's install on a head: the binary apply copied is kept only where
+/// it can run, and a head of another kind is told what to do.
+#[test]
+fn the_controllers_install_keeps_only_a_binary_the_head_can_run() {
+    let d = tempfile::tempdir().unwrap();
+    let home = d.path().display().to_string();
+    let uname = |flag: &str| {
+        let out = Command::new("uname").arg(flag).output().expect("uname runs");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let here = format!("{} {}", uname("-s"), uname("-m"));
+    let bin = d.path().join("controller/bin");
+    let copied = || {
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::write(bin.join("tik.new"), "#!/bin/sh\necho tik\n").unwrap();
+    };
+    copied();
+    let (code, out) = run_step(
+        "",
+        &["_controller/install.sh"],
+        &[("TIK_HOME", &home), ("TIK_PARAM_PLATFORM", "Linux riscv64")],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "the tik that ran apply is built for Linux riscv64, and this head is {here}: run tik apply with a tik built for {here}"
+        )),
+        "{out}"
+    );
+    assert!(!bin.join("tik").exists() && !bin.join("tik.new").exists());
+    copied();
+    let (code, out) = run_step(
+        "",
+        &["_controller/install.sh"],
+        &[("TIK_HOME", &home), ("TIK_PARAM_PLATFORM", &here)],
+    );
+    assert_eq!(code, 0, "{out}");
+    let run = Command::new(bin.join("tik")).output().expect("it runs");
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "tik\n");
+}

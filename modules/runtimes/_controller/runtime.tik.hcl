@@ -11,14 +11,8 @@ runtime "_controller" {
     type        = number
     description = "seconds between its rounds"
   }
-  param "binary" {
-    description = "the tik binary it runs, copied from where apply ran"
-  }
-  param "project" {
-    description = "the directory the configuration's files are copied from"
-  }
-  param "files" {
-    description = "the configuration's files, one per line, relative to project"
+  param "platform" {
+    description = "the system and machine tik's binary runs on, as uname -s and -m say them"
   }
   param "config_hash" {
     description = "a hash of the files' contents: another one copies them again"

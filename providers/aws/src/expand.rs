@@ -1,13 +1,17 @@
 //! How workspace and cluster blocks become AWS resources, with deterministic names.
 
+use crate::StateAccess;
 use tik_engine::addr::Address;
 use tik_engine::provider::{BlockKind, ExpandError, ExpandRequest, ResourceSpec, Schema};
 use tik_engine::value::{Map, Value};
 
-pub fn expand(request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, ExpandError> {
+pub fn expand(
+    request: &ExpandRequest<'_>,
+    state: Option<&StateAccess>,
+) -> Result<Vec<ResourceSpec>, ExpandError> {
     match request.kind {
         BlockKind::Workspace => workspace(request.name, request.config),
-        BlockKind::Cluster => cluster(request.name, request.config),
+        BlockKind::Cluster => cluster(request.name, request.config, state),
     }
 }
 
@@ -677,7 +681,90 @@ fn ssh_settings(c: &Map) -> Result<Map, String> {
     Ok(m)
 }
 
-fn cluster(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, ExpandError> {
+/// What tik's controller on a cluster's head may do with its workspace's head
+/// role: read what a plan of the cluster reads (instances, the network, roles and
+/// profiles, buckets), make and end nodes with their profiles, and reach the state.
+/// A repair beyond the nodes (a subnet, a role) is for a person's apply.
+fn controller_policy(
+    ws_name: &str,
+    state: Option<&StateAccess>,
+) -> Result<serde_json::Value, String> {
+    let mut statements = vec![
+        serde_json::json!({
+            "Sid": "ReadWhatAPlanReads",
+            "Effect": "Allow",
+            "Action": [
+                "ec2:Describe*",
+                "iam:GetAccountAuthorizationDetails",
+                "iam:GetInstanceProfile",
+                "iam:ListInstanceProfiles",
+                "s3:ListAllMyBuckets",
+                "s3:GetBucketTagging",
+                "s3:GetEncryptionConfiguration"
+            ],
+            "Resource": "*"
+        }),
+        serde_json::json!({
+            "Sid": "MakeAndEndNodes",
+            "Effect": "Allow",
+            "Action": ["ec2:RunInstances", "ec2:TerminateInstances", "ec2:CreateTags"],
+            "Resource": "*"
+        }),
+        serde_json::json!({
+            "Sid": "LaunchWithTheNodesProfiles",
+            "Effect": "Allow",
+            "Action": "iam:PassRole",
+            "Resource": format!("arn:aws:iam::*:role{}{ws_name}-*", crate::iam::PATH)
+        }),
+    ];
+    match state {
+        None => {}
+        Some(StateAccess::Other(kind)) => {
+            return Err(format!(
+                "controller on = \"head\": a head on AWS reads the state with its role, and the state is in a {kind} backend; keep it in s3 (tik {{ backend \"s3\" {{ ... }} }}, then tik init --migrate-state), or run tik controller on a machine of yours"
+            ))
+        }
+        Some(StateAccess::S3 {
+            bucket,
+            key,
+            kms_keys,
+        }) => {
+            statements.push(serde_json::json!({
+                "Sid": "TheState",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                "Resource": format!("arn:aws:s3:::{bucket}/{key}*")
+            }));
+            statements.push(serde_json::json!({
+                "Sid": "TheStatesBucket",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket"],
+                "Resource": format!("arn:aws:s3:::{bucket}")
+            }));
+            if !kms_keys.is_empty() {
+                // A key given by alias or id is authorized by its ARN, which tik
+                // does not know here.
+                let keys: Vec<String> = kms_keys
+                    .iter()
+                    .map(|k| if k.starts_with("arn:") { k.clone() } else { "*".into() })
+                    .collect();
+                statements.push(serde_json::json!({
+                    "Sid": "TheStatesKeys",
+                    "Effect": "Allow",
+                    "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+                    "Resource": keys
+                }));
+            }
+        }
+    }
+    Ok(serde_json::json!({ "Version": "2012-10-17", "Statement": statements }))
+}
+
+fn cluster(
+    name: &str,
+    c: &Map,
+    state: Option<&StateAccess>,
+) -> Result<Vec<ResourceSpec>, ExpandError> {
     let ws = get(c, &["workspace"])
         .and_then(Value::as_object)
         .ok_or("workspace must refer to a workspace block")?;
@@ -734,6 +821,21 @@ fn cluster(name: &str, c: &Map) -> Result<Vec<ResourceSpec>, ExpandError> {
                 specs.push(instance(path, config));
             }
         }
+    }
+    if get(c, &["controller", "on"]).and_then(Value::as_str) == Some("head") {
+        let policy = controller_policy(&ws_name, state)?;
+        specs.push(ResourceSpec::new(
+            Address::new().name("controller_policy"),
+            "aws_iam_role_policy",
+            without_tags(with(
+                launch.base.clone(),
+                &[
+                    ("role_name", Value::String(format!("{ws_name}-head-role"))),
+                    ("name", Value::String(format!("tik-controller-{name}"))),
+                    ("policy", Value::String(policy.to_string())),
+                ],
+            )),
+        ));
     }
     Ok(specs)
 }
@@ -946,7 +1048,7 @@ mod tests {
 
     #[test]
     fn workers_are_reached_through_the_head_unless_private_addresses_are_reachable() {
-        let specs = cluster("c", &cluster_with(None)).unwrap();
+        let specs = cluster("c", &cluster_with(None), None).unwrap();
         let head = node(&specs, "node.head");
         let worker = node(&specs, "node.worker[\"w\"][0]");
         assert_eq!(head["ssh_user"], Value::from("ubuntu"));
@@ -965,7 +1067,7 @@ mod tests {
         );
 
         let internal = cluster_with(Some(obj(&[("use_internal_ips", Value::Bool(true))])));
-        let specs = cluster("c", &internal).unwrap();
+        let specs = cluster("c", &internal, None).unwrap();
         let worker = node(&specs, "node.worker[\"w\"][0]");
         assert_eq!(worker.get("public_address"), None);
         assert_eq!(worker["ssh_internal_ips"], Value::Bool(true));
@@ -974,7 +1076,7 @@ mod tests {
     #[test]
     fn ssh_settings_that_cannot_work_are_refused_with_the_fix() {
         let err = |pairs: &[(&str, Value)]| {
-            cluster("c", &cluster_with(Some(obj(pairs))))
+            cluster("c", &cluster_with(Some(obj(pairs))), None)
                 .unwrap_err()
                 .message
         };
@@ -994,8 +1096,57 @@ mod tests {
             &cluster_with(Some(obj(&[
                 ("private_key_file", Value::from("~/.ssh/id")),
                 ("public_key", Value::from("ssh-ed25519 AAAA me")),
-            ])))
+            ]))),
+            None
         )
         .is_ok());
+    }
+
+    #[test]
+    fn a_head_that_runs_the_controller_has_its_role_reach_the_nodes_and_the_state() {
+        let policy_of = |specs: &[ResourceSpec]| -> Option<serde_json::Value> {
+            let spec = specs
+                .iter()
+                .find(|s| s.type_name == "aws_iam_role_policy")?;
+            assert_eq!(spec.config["role_name"], Value::from("lab-head-role"));
+            assert_eq!(spec.config["name"], Value::from("tik-controller-c"));
+            serde_json::from_str(spec.config["policy"].as_str().unwrap()).ok()
+        };
+        // None without controller { on = "head" }.
+        let mut c = cluster_with(None);
+        assert!(policy_of(&cluster("c", &c, None).unwrap()).is_none());
+        c.insert(
+            "controller".into(),
+            Value::Object(obj(&[("on", Value::from("head"))])),
+        );
+        let state = StateAccess::S3 {
+            bucket: "team".into(),
+            key: "prod/etl.tikstate".into(),
+            kms_keys: vec!["arn:aws:kms:us-east-1:1:key/k".into(), "alias/state".into()],
+        };
+        let policy = policy_of(&cluster("c", &c, Some(&state)).unwrap()).unwrap();
+        let text = policy.to_string();
+        for needed in [
+            "\"ec2:RunInstances\"",
+            "\"ec2:TerminateInstances\"",
+            "\"ec2:Describe*\"",
+            "\"iam:GetAccountAuthorizationDetails\"",
+            "arn:aws:iam::*:role/tik/lab-*",
+            "arn:aws:s3:::team/prod/etl.tikstate*",
+            "\"arn:aws:s3:::team\"",
+            "arn:aws:kms:us-east-1:1:key/k",
+        ] {
+            assert!(text.contains(needed), "{needed}: {text}");
+        }
+        // Nothing of another workspace's roles, nor of other objects of the bucket.
+        assert!(!text.contains("arn:aws:s3:::team/*"), "{text}");
+        // A backend the head's role cannot reach is refused where the cluster is.
+        let e = cluster("c", &c, Some(&StateAccess::Other("gcs".into())))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("the state is in a gcs backend; keep it in s3"),
+            "{e}"
+        );
     }
 }

@@ -320,6 +320,64 @@ pub async fn apply_role(iam: &Client, change: &ChangeRequest) -> Result<Map, Pro
     }
 }
 
+/// Inline policies tik put on its roles beside their own (`aws_iam_role_policy`: a
+/// controller's on its workspace's head role), by role and policy name, from the
+/// roles' listing.
+pub fn read_role_policies(roles: &[RoleDetail], items: Vec<Map>) -> Vec<Option<Map>> {
+    items
+        .into_iter()
+        .map(|mut item| {
+            let role = opt_s(&item, "role_name")?;
+            let name = opt_s(&item, "name")?;
+            let document = roles
+                .iter()
+                .find(|r| r.role_name() == Some(role))?
+                .role_policy_list()
+                .iter()
+                .find(|p| p.policy_name() == Some(name))?
+                .policy_document()?;
+            item.insert("policy".into(), Value::String(canonical_policy(document)));
+            Some(item)
+        })
+        .collect()
+}
+
+/// Puts an inline policy on a role, or takes it off. The role's own policy has
+/// tik's name, which a role policy may not take.
+pub async fn apply_role_policy(iam: &Client, change: &ChangeRequest) -> Result<Map, ProviderError> {
+    let a = &change.planned;
+    let role = s(a, "role_name")?;
+    let name = s(a, "name")?;
+    if name == POLICY_NAME {
+        return Err(ProviderError::new(format!(
+            "the role policy name \"{POLICY_NAME}\" is the role's own policy's"
+        )));
+    }
+    match change.operation {
+        Operation::Create | Operation::Update => {
+            iam.put_role_policy()
+                .role_name(role)
+                .policy_name(name)
+                .policy_document(s(a, "policy")?)
+                .send()
+                .await
+                .map_err(|e| api_error("PutRolePolicy", e))?;
+            let mut attrs = a.clone();
+            canonicalize(&mut attrs);
+            Ok(attrs)
+        }
+        Operation::Delete => {
+            let r = iam
+                .delete_role_policy()
+                .role_name(role)
+                .policy_name(name)
+                .send()
+                .await;
+            gone_ok("DeleteRolePolicy", r)
+        }
+    }
+}
+
 fn canonicalize(attrs: &mut Map) {
     for key in ["policy", "assume_policy"] {
         if let Some(text) = attrs.get(key).and_then(Value::as_str).map(canonical_policy) {

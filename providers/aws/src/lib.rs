@@ -61,6 +61,23 @@ pub struct AwsProvider {
     /// IAM's roles with their profiles, read in this refresh: roles, profiles and the
     /// orphan search share one listing.
     roles: PerRefresh<Target, Vec<aws_sdk_iam::types::RoleDetail>>,
+    /// Where this run's state is, for the role of a head that runs tik's controller.
+    state: std::sync::Mutex<Option<StateAccess>>,
+}
+
+/// Where the state a controller on a head reads and writes is kept, as the head's
+/// role must be allowed to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateAccess {
+    /// An S3 backend: its bucket, its key (the journal, lock and records are beside
+    /// it), and the KMS keys it encrypts with (the objects' or the state's own).
+    S3 {
+        bucket: String,
+        key: String,
+        kms_keys: Vec<String>,
+    },
+    /// Another backend, by kind: a head on AWS has no credentials for it.
+    Other(String),
 }
 
 /// Results read at most once per refresh, whichever type asks first.
@@ -96,6 +113,12 @@ impl<K: std::hash::Hash + Eq, T: Clone> PerRefresh<K, T> {
 }
 
 impl AwsProvider {
+    /// Tells where the state is: a cluster whose head runs the controller gives its
+    /// head's role access to it.
+    pub fn set_state(&self, access: StateAccess) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(access);
+    }
+
     /// How many API operations this provider has made (retries not counted).
     pub fn api_calls(&self) -> u64 {
         self.clients.calls.get()
@@ -308,6 +331,8 @@ impl AwsProvider {
             let group = idxs.iter().map(|&i| items[i].attributes.clone()).collect();
             let found = if type_name == "aws_iam_role" {
                 iam::read_roles(&roles, group)
+            } else if type_name == "aws_iam_role_policy" {
+                iam::read_role_policies(&roles, group)
             } else {
                 let found = iam::read_profiles(&roles, &[], group.clone());
                 if found.iter().all(Option::is_some) {
@@ -523,6 +548,14 @@ impl Provider for AwsProvider {
                 ],
             ),
             schema(
+                "aws_iam_role_policy",
+                vec![
+                    A::required("role_name").force_new(),
+                    A::required("name").force_new(),
+                    A::required("policy"),
+                ],
+            ),
+            schema(
                 "aws_iam_instance_profile",
                 vec![
                     A::required("name").force_new(),
@@ -614,7 +647,8 @@ impl Provider for AwsProvider {
     }
 
     fn expand(&self, request: &ExpandRequest<'_>) -> Result<Vec<ResourceSpec>, ExpandError> {
-        expand::expand(request)
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        expand::expand(request, state.as_ref())
     }
 
     async fn read(
@@ -692,7 +726,9 @@ impl Provider for AwsProvider {
                 })
                 .await
             }
-            "aws_iam_role" | "aws_iam_instance_profile" => self.read_iam(items, type_name).await,
+            "aws_iam_role" | "aws_iam_instance_profile" | "aws_iam_role_policy" => {
+                self.read_iam(items, type_name).await
+            }
             "aws_s3_bucket" => {
                 self.listed(items, |c, i| async move {
                     storage::read_buckets(&c.s3, i).await
@@ -749,6 +785,7 @@ impl Provider for AwsProvider {
             "aws_existing_vpc" => shared::apply_existing(&ec2, &change).await,
             "aws_iam_role" => iam::apply_role(&clients.iam, &change).await,
             "aws_iam_instance_profile" => iam::apply_profile(&clients.iam, &change).await,
+            "aws_iam_role_policy" => iam::apply_role_policy(&clients.iam, &change).await,
             "aws_s3_bucket" => storage::apply_bucket(&clients.s3, &change).await,
             "aws_vpc" => network::apply_vpc(&ec2, &change).await,
             "aws_internet_gateway" => network::apply_internet_gateway(&ec2, &change).await,

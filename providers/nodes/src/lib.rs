@@ -107,6 +107,7 @@ impl Provider for TikProvider {
             "head_public_ip",
             "container",
             "jump",
+            "put",
         ];
         let mut step: Vec<AttributeSchema> = step_attrs
             .iter()
@@ -130,6 +131,7 @@ impl Provider for TikProvider {
                     "stop",
                     "health",
                     "health_timeout",
+                    "put",
                 ]
                 .contains(a)
             })
@@ -239,6 +241,7 @@ impl Provider for TikProvider {
         };
         on_head::written_by_hand(request.config, request.what).map_err(at_block)?;
         let with_controller;
+        let mut puts = Vec::new();
         let config = if on_head::asked(request.config) {
             let bundle = self
                 .bundle
@@ -255,17 +258,19 @@ impl Provider for TikProvider {
                 request.what,
             )
             .map_err(at_block)?;
-            &with_controller
+            puts = with_controller.1;
+            &with_controller.0
         } else {
             request.config
         };
-        let added = runtime::expand(
+        let mut added = runtime::expand(
             &self.runtimes(),
             request.cluster,
             (config, request.marks),
             &nodes,
             &site,
         )?;
+        on_head::add_puts(&mut added.specs, &puts);
         let mut marks = Marks::default();
         marks.put(&["runtime"], added.endpoint_marks);
         Ok(Some(Layer {

@@ -22,9 +22,41 @@ pub const RUNTIME: &str = "_controller";
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Bundle {
     pub binary: PathBuf,
+    /// What tells one build of the binary from another (its size and time): another
+    /// one is copied to the head again.
+    #[serde(default)]
+    pub binary_id: String,
+    /// The system and machine the binary runs on, as `uname -s` and `uname -m` say
+    /// them (`Linux x86_64`).
+    #[serde(default)]
+    pub platform: String,
     pub project: PathBuf,
     pub backend: String,
     pub env: Vec<(String, String)>,
+}
+
+/// The platform this binary was built for, as `uname -s` and `uname -m` name it.
+pub fn this_platform() -> String {
+    let os = match std::env::consts::OS {
+        "linux" => "Linux",
+        "macos" => "Darwin",
+        other => other,
+    };
+    format!("{os} {}", std::env::consts::ARCH)
+}
+
+/// What tells a build of the binary at `path` from another: its size and when it
+/// was written.
+pub fn binary_id(path: &Path) -> String {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return String::new();
+    };
+    let written = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    format!("{}-{written}", meta.len())
 }
 
 /// The variable that hands the controller on a head the bundle it was installed with.
@@ -104,23 +136,38 @@ impl Files {
             }
         }
         found.sort();
-        let mut hasher = Sha256::new();
+        let mut hash = FilesHash::default();
         for rel in &found {
             let text =
                 std::fs::read(root.join(rel)).map_err(|e| format!("cannot read {rel}: {e}"))?;
-            hasher.update(rel.as_bytes());
-            hasher.update([0]);
-            hasher.update(&text);
-            hasher.update([0]);
+            hash.add(rel, &text);
         }
         Ok(Files {
-            hash: hasher
-                .finalize()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
+            hash: hash.hex(),
             files: found,
         })
+    }
+}
+
+/// The hash of a project's files, each by its path and contents: what a plan
+/// computes, and what the copy apply sends must have.
+#[derive(Default)]
+pub struct FilesHash(Sha256);
+
+impl FilesHash {
+    pub fn add(&mut self, rel: &str, contents: &[u8]) {
+        self.0.update(rel.as_bytes());
+        self.0.update([0]);
+        self.0.update(contents);
+        self.0.update([0]);
+    }
+
+    pub fn hex(self) -> String {
+        self.0
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 }
 
@@ -146,38 +193,46 @@ pub fn asked(config: &Map) -> bool {
         == Some("head")
 }
 
-/// The cluster's block with the `_controller` runtime added, its params filled; or
-/// why it cannot be.
+/// What a step of the `_controller` runtime copies to the head, by step name.
+pub type Puts = Vec<(&'static str, Value)>;
+
+/// The cluster's block with the `_controller` runtime added, its params filled, and
+/// what its steps copy to the head (by step: `install` the binary, `configure` the
+/// project's files); or why it cannot be.
 pub fn with_controller(
     config: &Map,
     label: &str,
     bundle: Option<&Bundle>,
     root: &Path,
     what: &str,
-) -> Result<Map, Diagnostics> {
+) -> Result<(Map, Puts), Diagnostics> {
     let fail = |message: String, help: &str| -> Diagnostics {
         Diagnostic::new(format!("{what}: {message}"))
             .help(help)
             .into()
     };
-    // The head copies the binary and the files from this machine's paths: a head
-    // elsewhere (a cloud's) cannot, and would fail at apply.
-    let provider = config
-        .get("workspace")
-        .and_then(|w| w.get("provider"))
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    if provider != "local" {
-        return Err(fail(
-            format!("controller on = \"head\" is not available on the {provider} provider yet: its head would copy tik and the configuration from this machine's files"),
-            "run tik controller on a machine of yours (a CI runner, a VM) instead, and remove on = \"head\"",
-        ));
-    }
     let Some(bundle) = bundle else {
         return Err(fail(
             "controller on = \"head\" needs tik to say where its binary and state are, and it did not".into(),
             "run it with the tik command line",
         ));
+    };
+    let provider = config
+        .get("workspace")
+        .and_then(|w| w.get("provider"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    // A head of the local provider is this machine; any other is elsewhere, and
+    // reads the state where it is shared, with its own credentials.
+    let backend = if provider == "local" {
+        bundle.backend.clone()
+    } else {
+        remote_backend(&bundle.backend).map_err(|e| {
+            fail(
+                e,
+                "keep the state where the head can read it: tik { backend \"s3\" { ... } }, then tik init --migrate-state",
+            )
+        })?
     };
     let files = Files::of(root).map_err(|e| {
         fail(
@@ -206,16 +261,19 @@ pub fn with_controller(
             "name the encryption key's variable with letters, digits and _",
         ));
     }
-    let env = bundle.exports();
+    let mut env = bundle.exports();
+    if provider != "local" {
+        // A profile the backend block names is this machine's credentials: the head
+        // reads the state with its own.
+        env.push_str("export TIK_BACKEND_PROFILE=''\n");
+    }
     let mut params = Map::new();
     for (k, v) in [
         ("cluster", Value::from(label)),
         ("interval", Value::Number(interval)),
-        ("binary", Value::from(bundle.binary.display().to_string())),
-        ("project", Value::from(bundle.project.display().to_string())),
-        ("files", Value::from(files.files.join("\n"))),
+        ("platform", Value::from(bundle.platform.clone())),
         ("config_hash", Value::from(files.hash.clone())),
-        ("backend", Value::from(bundle.backend.clone())),
+        ("backend", Value::from(backend)),
         ("env", Value::from(env)),
     ] {
         params.insert(k.into(), v);
@@ -227,7 +285,71 @@ pub fn with_controller(
     };
     runtimes.insert(RUNTIME.into(), Value::Object(params));
     config.insert("runtime".into(), Value::Object(runtimes));
-    Ok(config)
+    let copy = |pairs: &[(&str, String)]| {
+        Value::List(vec![Value::Object(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), Value::from(v.as_str())))
+                .collect(),
+        )])
+    };
+    let puts = vec![
+        (
+            "install",
+            copy(&[
+                ("from", bundle.binary.display().to_string()),
+                ("to", "controller/bin/tik.new".into()),
+                ("id", bundle.binary_id.clone()),
+            ]),
+        ),
+        (
+            "configure",
+            copy(&[
+                ("from", bundle.project.display().to_string()),
+                ("files", files.files.join("\n")),
+                ("to", "controller/project.new".into()),
+                ("id", files.hash.clone()),
+            ]),
+        ),
+    ];
+    Ok((config, puts))
+}
+
+/// The backend's settings as a head elsewhere than this machine uses them: a state
+/// file here is out of its reach, and a profile of this machine's credentials is
+/// not on it (it reads the state with its own, its cloud role's).
+fn remote_backend(text: &str) -> Result<String, String> {
+    let mut recorded: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| format!("tik could not read its backend's settings: {e}"))?;
+    let kind = recorded["backend"]["kind"].as_str().unwrap_or("local");
+    if kind == "local" {
+        return Err(
+            "controller on = \"head\" needs the state where the head can read it, and it is in a file on this machine".into(),
+        );
+    }
+    for at in ["/backend/settings", "/backend_config"] {
+        if let Some(settings) = recorded.pointer_mut(at).and_then(|v| v.as_object_mut()) {
+            if settings.contains_key("profile") {
+                settings.insert("profile".into(), serde_json::Value::from(""));
+            }
+        }
+    }
+    serde_json::to_string_pretty(&recorded)
+        .map_err(|e| format!("tik could not write its backend's settings: {e}"))
+}
+
+/// Adds the copies `with_controller` asked for to the `_controller` runtime's steps.
+pub fn add_puts(specs: &mut [tik_engine::provider::ResourceSpec], puts: &[(&str, Value)]) {
+    for spec in specs.iter_mut() {
+        let of = |k: &str| spec.config.get(k).and_then(Value::as_str);
+        if of("runtime") != Some(RUNTIME) {
+            continue;
+        }
+        let Some((_, put)) = puts.iter().find(|(step, _)| of("step") == Some(step)) else {
+            continue;
+        };
+        spec.config.insert("put".into(), put.clone());
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 mod faults;
 mod server;
 pub use faults::Faults;
-pub use server::Moto;
+#[allow(unused_imports)]
+pub use server::{free_port, moto_server, wait_for, Moto};
 
 use std::sync::Arc;
 use tik_engine::apply::{apply, ApplyOptions, ApplyReport};
