@@ -404,6 +404,7 @@ pub(crate) fn plan_options(sel: &Selection, destroy: bool) -> Result<PlanOptions
         targets: parse_addresses(&sel.targets)?,
         replace: parse_addresses(&sel.replace)?,
         skip_health: false,
+        exclude: Vec::new(),
     })
 }
 
@@ -450,6 +451,7 @@ pub(crate) fn empty_plan() -> Plan {
         outputs: Vec::new(),
         orphans: Vec::new(),
         targets: Vec::new(),
+        exclude: Vec::new(),
         moves: Vec::new(),
         pools: Vec::new(),
         controls: Vec::new(),

@@ -187,6 +187,7 @@ pub async fn apply<F: Future<Output = ()>>(
             Kahn::fifo().of_graph(&walk.graph.graph)
         },
         included: crate::plan::included_nodes(&walk, config, &graph_order, &plan.targets),
+        exclude: plan.exclude.clone(),
     };
     driver.add_deletes(plan);
 
@@ -281,8 +282,10 @@ pub async fn apply<F: Future<Output = ()>>(
                 .record(JournalEntry::Outputs { outputs })
                 .map_err(state_err)?;
         }
-        let whole =
-            plan.targets.is_empty() && driver.report.failures.is_empty() && driver.diags.is_empty();
+        let whole = plan.targets.is_empty()
+            && plan.exclude.is_empty()
+            && driver.report.failures.is_empty()
+            && driver.diags.is_empty();
         if whole {
             let applied = (!plan.destroy).then(|| Applied::of(plan));
             let same = |a: &Applied, b: &Applied| {
@@ -475,6 +478,8 @@ struct Driver {
     ready: Kahn,
     /// With targets: the nodes the plan covered.
     included: Option<crate::plan::Included>,
+    /// What the plan kept as it is (`Plan::exclude`).
+    exclude: Vec<Address>,
     /// Changes running now: since when, and what their provider notes.
     in_flight: std::collections::BTreeMap<usize, (Instant, Progress)>,
 }
@@ -708,6 +713,8 @@ impl Driver {
         let mut new_units = Vec::new();
         // Siblings as the plan saw them: what attributes taken from them resolve to now.
         let mut planned_siblings: HashMap<Address, Map> = HashMap::new();
+        let exclude = self.exclude.clone();
+        let mut kept = crate::plan::Kept::new(&exclude);
         for inst in &mut run.eval.instances {
             if !self
                 .included
@@ -721,11 +728,20 @@ impl Driver {
                 }
                 continue;
             }
+            let prior = store.state.resources.get(&inst.address);
+            if kept.keeps(inst, prior.is_some()) {
+                // Excluded: as the plan left it.
+                if let Some(prior) = prior {
+                    run.values
+                        .insert(inst.address.clone(), prior.attributes.clone());
+                    planned_siblings.insert(inst.address.clone(), prior.attributes.clone());
+                }
+                continue;
+            }
             inst.resolve_refs(&planned_siblings);
             let Some((_, schema)) = providers.schema(&inst.type_name) else {
                 continue;
             };
-            let prior = store.state.resources.get(&inst.address);
             let expected = planned
                 .get(&inst.address)
                 .map(|c| c.action)

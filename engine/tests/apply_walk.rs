@@ -251,6 +251,50 @@ async fn a_target_plans_only_it_and_what_it_needs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_is_excluded_is_kept_as_it_is_with_what_needs_it_missing() {
+    let cfg = |count: usize, value: &str| {
+        format!(
+            "workspace \"w\" {{\n  provider = \"fake\"\n  region   = \"r\"\n}}\nresource \"fake_thing\" \"t\" {{\n  count = {count}\n  value = \"{value}\"\n}}\n"
+        )
+    };
+    let s = setup(&cfg(3, "a"), 0);
+    let excluding = |addresses: &[&str]| PlanOptions {
+        exclude: addresses
+            .iter()
+            .map(|a| tik_engine::addr::Address::parse(a).unwrap())
+            .collect(),
+        ..Default::default()
+    };
+    // The workspace's net kept (it does not exist): its sub, which takes the net's
+    // id, is not made either.
+    let mut calls = run(&s, excluding(&["workspace.w.net"]), 10).await;
+    calls.sort();
+    assert_eq!(
+        calls,
+        [
+            "create fake_thing.t[0]",
+            "create fake_thing.t[1]",
+            "create fake_thing.t[2]"
+        ]
+    );
+    // Kept things that exist are not changed, nor deleted.
+    std::fs::write(s.dir.path().join("main.tik.hcl"), cfg(1, "b")).unwrap();
+    let mut calls = run(&s, excluding(&["fake_thing.t[2]", "workspace.w"]), 10).await;
+    calls.sort();
+    assert_eq!(calls, ["delete fake_thing.t[1]", "update fake_thing.t[0]"]);
+    let mut calls = run(&s, PlanOptions::default(), 10).await;
+    calls.sort();
+    assert_eq!(
+        calls,
+        [
+            "create workspace.w.net",
+            "create workspace.w.sub",
+            "delete fake_thing.t[2]"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expansion_takes_sibling_attributes_once_they_exist() {
     let cfg = |region: &str| {
         format!("workspace \"w\" {{\n  provider = \"fake\"\n  region   = \"{region}\"\n}}\n")

@@ -5,6 +5,7 @@
 
 mod deletes;
 mod diff;
+mod exclude;
 mod moves;
 mod refresh;
 mod targets;
@@ -13,6 +14,7 @@ pub(crate) use deletes::delete_order;
 pub use deletes::order_deletes;
 pub(crate) use diff::fill_unread;
 pub use diff::{diff, planned_value};
+pub(crate) use exclude::Kept;
 pub use moves::{explicit_moves, implied_moves};
 use moves::{held_instances, instances_of};
 pub use refresh::refresh;
@@ -174,6 +176,9 @@ pub struct Plan {
     /// `--target`s: apply walks only these and what they depend on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<Address>,
+    /// What the plan keeps as it is (`PlanOptions::exclude`): apply keeps it alike.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<Address>,
     /// Records that change address and nothing else, before any change: a resource
     /// block that gained `count` (its resource is now `[0]`) or lost it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -276,6 +281,10 @@ pub struct PlanOptions {
     /// whose read is its service's health check): the controller checks health less
     /// often than it looks for lost nodes.
     pub skip_health: bool,
+    /// Kept as they are (a controller's pool that backs off, by its workers'
+    /// address): nothing is planned within them, nor for what needs one of them that
+    /// does not exist.
+    pub exclude: Vec<Address>,
 }
 
 /// The plan against `state`, which refresh has already brought up to date: the
@@ -302,6 +311,7 @@ pub(crate) fn against_refreshed(
     let mut diags = Diagnostics::default();
     let blocks = PreventDestroy::of(config);
     let included = included_nodes(&walk, config, &order, &options.targets);
+    let mut kept = Kept::new(&options.exclude);
     if !options.destroy {
         // An error here ends the plan: without the whole configuration, what is
         // missing from it cannot be told from what was removed. What does not
@@ -335,6 +345,13 @@ pub(crate) fn against_refreshed(
                     if let Some(prior) = state.resources.get(&inst.address) {
                         values.insert(inst.address.clone(), prior.attributes.clone());
                     }
+                    continue;
+                }
+                if kept.keeps(inst, state.resources.contains_key(&inst.address)) {
+                    if let Some(prior) = state.resources.get(&inst.address) {
+                        values.insert(inst.address.clone(), prior.attributes.clone());
+                    }
+                    wanted.insert(inst.address.clone());
                     continue;
                 }
                 inst.resolve_refs(&values);
@@ -379,15 +396,19 @@ pub(crate) fn against_refreshed(
             return Err(diags);
         }
     }
-    changes.extend(delete_changes(
-        state,
-        &wanted,
-        options,
-        included.is_some(),
-        &blocks,
-        walk.providers,
-        &mut diags,
-    ));
+    changes.extend(
+        delete_changes(
+            state,
+            &wanted,
+            options,
+            included.is_some(),
+            &blocks,
+            walk.providers,
+            &mut diags,
+        )
+        .into_iter()
+        .filter(|c| !kept.covers(&c.address)),
+    );
     if !diags.is_empty() {
         return Err(diags);
     }
@@ -407,6 +428,7 @@ pub(crate) fn against_refreshed(
         outputs,
         orphans: Vec::new(),
         targets: options.targets.clone(),
+        exclude: options.exclude.clone(),
         moves: Vec::new(),
         pools: std::mem::take(&mut walk.pools),
         controls: std::mem::take(&mut walk.controls),
