@@ -38,6 +38,15 @@ pub fn event(e: Event<'_>, style: Style) -> Vec<String> {
             s.to,
             s.why
         )],
+        Event::Superseded { scale, now } => vec![format!(
+            "cluster {}, workers \"{}\": not {} -> {} workers ({}): its size was set to {} meanwhile, which stands",
+            tik_engine::scale::cluster_label(&scale.cluster),
+            scale.pool,
+            scale.from,
+            scale.to,
+            scale.why,
+            now.map_or_else(|| "its default".to_string(), |n| n.to_string())
+        )],
         Event::Healing(Heal::Restart { check, attempt, of }) => vec![format!(
             "{check}: restarting it (recovery {attempt} of {of} before its node is replaced)"
         )],
@@ -77,7 +86,13 @@ pub fn note(outcome: &Outcome) -> Option<String> {
     match outcome {
         Outcome::Paused(why) => Some(format!("paused: {why}")),
         Outcome::BackingOff(b) => Some(format!(
-            "backing off until {} ({}s) after {} failed round{}: {}",
+            "{}backing off until {} ({}s) after {} failed round{}: {}",
+            b.pool
+                .as_ref()
+                .map_or_else(String::new, |(cluster, pool)| format!(
+                    "cluster {}, workers \"{pool}\": ",
+                    tik_engine::scale::cluster_label(cluster)
+                )),
             b.until_utc,
             b.wait.as_secs(),
             b.failures,

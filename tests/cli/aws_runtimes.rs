@@ -790,7 +790,8 @@ fn a_controller_on_an_aws_head_needs_the_state_where_the_head_can_read_it() {
     let r = p.ok(&["plan"], 1);
     assert!(
         r.stderr.contains("main.tik.hcl:")
-            && r.stderr.contains("the state is in a local backend; keep it in s3"),
+            && r.stderr
+                .contains("the state is in a local backend; keep it in s3"),
         "{}",
         r.out()
     );

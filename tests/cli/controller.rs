@@ -461,6 +461,40 @@ fn a_service_failing_its_checks_is_restarted_after_its_threshold_then_its_node_r
     p.ok(&["plan", "--detailed-exitcode"], 0);
 }
 
+/// Health is checked every `health_interval`, not every round: a service that
+/// turns sick right after a check is found at the next one, the rounds between
+/// reading the nodes alone.
+#[test]
+fn health_is_checked_every_health_interval_not_every_round() {
+    let config = crate::common::cluster_config_with(
+        1,
+        "small",
+        "  runtime \"flaky\" {}\n  controller {\n    health_interval = 4\n  }\n",
+    );
+    let p = Project::new(&[
+        ("main.tik.hcl", &config),
+        ("runtimes/flaky/runtime.tik.hcl", FLAKY),
+    ]);
+    p.ok(&["apply", "--auto-approve"], 0);
+    let home = node_dir(&p, "worker-default-0").join("home");
+    let mut c = Running::start(&p, &["controller", "--interval", "200ms"]);
+    // The first round checks health (status shows its end); the next check is 4 s
+    // after it.
+    c.wait_for("watching cluster etl", 30);
+    eventually("the first round ends", 30, || {
+        p.tik(&["status"]).stdout.contains(": idle")
+    });
+    let sick = Instant::now();
+    std::fs::write(home.join("sick"), "").unwrap();
+    c.wait_for("its health check failed (1 of 3 checks", 30);
+    let found = sick.elapsed();
+    c.stop();
+    assert!(
+        found >= Duration::from_secs(2),
+        "found after {found:?}: a check every round (200 ms) would have found it at once"
+    );
+}
+
 #[test]
 fn a_bad_controller_block_is_named_where_it_is_written() {
     let config = crate::common::cluster_config_with(
@@ -575,6 +609,94 @@ cluster "etl" {
     assert_ne!(new, old);
     let r = p.tik_env(&["plan", "--detailed-exitcode"], &on_moto);
     assert_eq!(r.code, 0, "{}", r.out());
+    let r = p.tik_env(&["destroy", "--auto-approve"], &on_moto);
+    assert_eq!(r.code, 0, "{}", r.out());
+}
+
+/// On moto: a pool whose nodes cannot be made (no GPU capacity, from the fault
+/// proxy, every time) backs off alone: the controller says so while nothing else is
+/// wrong, and meanwhile replaces a worker of another pool terminated by hand.
+#[test]
+fn on_aws_a_pool_without_capacity_backs_off_alone_and_the_others_are_kept() {
+    use crate::moto::{Faults, Moto};
+    let moto = Moto::start();
+    let faults = Faults::start(
+        &moto,
+        r#"[{"when": ["Action=RunInstances", "InstanceType=g4dn.xlarge"], "status": 500,
+            "code": "InsufficientInstanceCapacity",
+            "message": "We currently do not have sufficient g4dn.xlarge capacity in the Availability Zone you requested.",
+            "times": 1000}]"#,
+    );
+    let config = r#"workspace "lab" {
+  provider = "aws"
+  region   = "us-east-1"
+}
+
+cluster "etl" {
+  workspace = workspace.lab
+  head {
+    image         = "ami-03cf127a"
+    instance_type = "m5.large"
+  }
+  workers "cpu" {
+    min = 1
+    max = 2
+  }
+  workers "gpu" {
+    instance_type = "g4dn.xlarge"
+    min           = 1
+    max           = 2
+  }
+  controller {
+    backoff = 600
+  }
+}
+"#;
+    let p = Project::new(&[("main.tik.hcl", config)]);
+    let on_moto = [("AWS_ENDPOINT_URL", moto.endpoint.as_str())];
+    let r = p.tik_env(&["apply", "--auto-approve"], &on_moto);
+    assert_eq!(r.code, 0, "{}", r.out());
+    // The state as tik reads it (its file and its journal).
+    let id_of = |pool: &str| {
+        let pulled = p.ok(&["state", "pull", "--lock-timeout", "60s"], 0).stdout;
+        let state: serde_json::Value = serde_json::from_str(&pulled).unwrap();
+        state["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["address"] == format!("cluster.etl.node.worker[\"{pool}\"][0]"))
+            .and_then(|r| r["attributes"]["id"].as_str().map(str::to_string))
+    };
+    let (cpu, gpu) = (id_of("cpu").unwrap(), id_of("gpu").unwrap());
+    crate::common::block_on(moto.terminate(&cpu));
+    crate::common::block_on(moto.terminate(&gpu));
+    let mut c = Running::start_env(
+        &p,
+        &["controller", "--interval", "300ms"],
+        &[("AWS_ENDPOINT_URL", faults.endpoint.as_str())],
+    );
+    // One round makes both: the cpu worker is made, the gpu one meets no capacity.
+    c.wait_for("round failed: 1 added", 60);
+    c.wait_for("cluster etl, workers \"gpu\": backing off until ", 30);
+    let first_cpu = id_of("cpu").expect("a new cpu worker");
+    assert_ne!(first_cpu, cpu);
+    assert_eq!(id_of("gpu"), None);
+    // While the gpu pool waits, a lost cpu worker is replaced all the same.
+    crate::common::block_on(moto.terminate(&first_cpu));
+    c.wait_for(
+        "cluster.etl.node.worker[\"cpu\"][0] was deleted outside of tik",
+        60,
+    );
+    c.wait_for(
+        "round done: 1 added, 0 changed, 0 replaced, 0 destroyed",
+        60,
+    );
+    let log = c.stop();
+    let new_cpu = id_of("cpu").expect("another cpu worker");
+    assert_ne!(new_cpu, first_cpu);
+    assert_eq!(id_of("gpu"), None, "{}", log.join("\n"));
+    // The gpu pool was tried once: it waits its 600 s.
+    assert_eq!(faults.fired(), [1], "{}", log.join("\n"));
     let r = p.tik_env(&["destroy", "--auto-approve"], &on_moto);
     assert_eq!(r.code, 0, "{}", r.out());
 }
@@ -778,6 +900,65 @@ fn a_pool_scales_on_its_runtimes_demand_and_sheds_its_newest_idle_workers() {
     let shown: serde_json::Value =
         serde_json::from_str(&p.ok(&["show", "--json"], 0).stdout).unwrap();
     assert_eq!(shown["sizes"]["cluster.etl"]["default"], 1, "{shown}");
+}
+
+/// A person's `tik scale` that lands while a round decides a pool's size on demand
+/// (between the round's read and its lock) stands: the round drops its own
+/// decision, says so, and brings the pool to the person's size.
+#[test]
+fn a_tik_scale_landing_while_a_round_decides_stands() {
+    let p = Project::new(&[]);
+    // The queue's demand command is where the person's scale lands: it runs `tik
+    // scale` once, then tells that its work wants two more workers, once.
+    let queue = format!(
+        r#"runtime "queue" {{
+  service "q" {{
+    on    = "head"
+    start = "mkdir -p \"$TIK_HOME/queue\""
+  }}
+  scaling {{
+    demand  = "q=\"$TIK_HOME/queue\"; [ -e \"$q/wanted\" ] || {{ echo 0; exit 0; }}; if [ -e \"$q/person\" ]; then rm \"$q/person\"; (cd '{}' && '{}' scale etl 2) >/dev/null 2>&1 || exit 1; fi; cat \"$q/wanted\"; rm \"$q/wanted\""
+    idle    = "true"
+    timeout = 30
+  }}
+}}
+"#,
+        p.path().display(),
+        crate::common::tik_bin()
+    );
+    let config = cluster_config(1, "small")
+        .replace(
+            "    min           = 1\n    max           = 10\n",
+            "    min           = 1\n    max           = 4\n    idle_timeout  = 600\n",
+        )
+        .replace(
+            "  workers \"default\" {",
+            "  runtime \"queue\" {}\n  controller {\n    health_interval = 1\n  }\n  workers \"default\" {",
+        );
+    p.write("main.tik.hcl", &config);
+    p.write("runtimes/queue/runtime.tik.hcl", &queue);
+    p.ok(&["apply", "--auto-approve"], 0);
+    let q = node_dir(&p, "head").join("home/queue");
+    let mut c = Running::start(&p, &["controller", "--interval", "300ms"]);
+    c.wait_for("watching cluster etl", 30);
+    std::fs::write(q.join("person"), "").unwrap();
+    std::fs::write(q.join("wanted"), "2\n").unwrap();
+    c.wait_for(
+        "cluster etl, workers \"default\": not 1 -> 3 workers (queue want 2 more workers): its size was set to 2 meanwhile, which stands",
+        30,
+    );
+    c.wait_for("round done: 2 added", 60); // the person's node and its session
+    let log = c.stop();
+    assert!(
+        !log.iter().any(|l| l.contains(": 1 -> 3 workers (")),
+        "the round recorded no size of its own:\n{}",
+        log.join("\n")
+    );
+    let shown: serde_json::Value =
+        serde_json::from_str(&p.ok(&["show", "--json"], 0).stdout).unwrap();
+    assert_eq!(shown["sizes"]["cluster.etl"]["default"], 2, "{shown}");
+    assert!(!node_dir(&p, "worker-default-2").exists());
+    p.ok(&["plan", "--detailed-exitcode"], 0);
 }
 
 /// A PySpark application on the head that holds one core for `secs`, in the

@@ -853,7 +853,10 @@ fn the_controllers_install_keeps_only_a_binary_the_head_can_run() {
     let d = tempfile::tempdir().unwrap();
     let home = d.path().display().to_string();
     let uname = |flag: &str| {
-        let out = Command::new("uname").arg(flag).output().expect("uname runs");
+        let out = Command::new("uname")
+            .arg(flag)
+            .output()
+            .expect("uname runs");
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     };
     let here = format!("{} {}", uname("-s"), uname("-m"));

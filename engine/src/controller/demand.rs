@@ -25,6 +25,9 @@ pub struct Scale {
     pub from: u64,
     pub to: u64,
     pub why: String,
+    /// The size state recorded for the pool when the round decided: one recorded
+    /// since (a person's `tik scale`) stands, and this decision is dropped.
+    pub seen: Option<u64>,
 }
 
 impl Round<'_> {
@@ -172,6 +175,7 @@ fn scale(pool: &Pool, to: u64, why: String) -> Scale {
         from: pool.size,
         to,
         why,
+        seen: pool.recorded,
     }
 }
 

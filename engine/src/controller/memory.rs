@@ -48,6 +48,43 @@ pub struct Backoff {
     pub failures: u32,
     /// What failed.
     pub reason: String,
+    /// The pool that waits, by its cluster and name; `None`: the whole watched set
+    /// (what failed is in no pool).
+    pub pool: Option<PoolKey>,
+}
+
+/// A pool by its cluster and name.
+pub type PoolKey = (Address, String);
+
+/// Where a cluster's pool's workers are: providers put them at
+/// `node.worker["POOL"][I]` under the cluster.
+pub fn workers_of(pool: &PoolKey) -> Address {
+    pool.0
+        .clone()
+        .name("node")
+        .name("worker")
+        .key(pool.1.clone())
+}
+
+impl Backoff {
+    /// A wait after `failures` failed rounds in a row: the base doubled per failure
+    /// after the first, up to 16 times.
+    fn after(failures: u32, base: Duration, reason: String, pool: Option<PoolKey>) -> Backoff {
+        let wait = base.saturating_mul(1 << (failures - 1).min(4));
+        let until_utc = SystemTime::now()
+            .checked_add(wait)
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| crate::timefmt::format_utc(d.as_secs()))
+            .unwrap_or_default();
+        Backoff {
+            until: Instant::now() + wait,
+            until_utc,
+            wait,
+            failures,
+            reason,
+            pool,
+        }
+    }
 }
 
 /// A service failing its checks now.
@@ -70,6 +107,8 @@ pub struct Memory {
     failing: HashMap<Address, u64>,
     recovered: HashMap<Address, Recovery>,
     backoff: Option<Backoff>,
+    /// The waits of pools a node of which could not be made: the other pools go on.
+    pools_off: HashMap<PoolKey, Backoff>,
     /// When the last round that checked health started, and how often one does.
     checked: Option<Instant>,
     every: Option<Duration>,
@@ -228,26 +267,48 @@ impl Memory {
         self.backoff.as_ref().filter(|b| Instant::now() < b.until)
     }
 
-    /// A round acted: a failed one starts or doubles the wait, a good one ends it.
-    pub fn round_ended(&mut self, ok: bool, base: Duration, reason: String) {
-        if ok {
-            self.backoff = None;
-            return;
-        }
-        let failures = self.backoff.as_ref().map_or(0, |b| b.failures) + 1;
-        let wait = base.saturating_mul(1 << (failures - 1).min(4));
-        let until_utc = SystemTime::now()
-            .checked_add(wait)
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map(|d| crate::timefmt::format_utc(d.as_secs()))
-            .unwrap_or_default();
-        self.backoff = Some(Backoff {
-            until: Instant::now() + wait,
-            until_utc,
-            wait,
-            failures,
-            reason,
+    /// The pools waiting now.
+    pub fn pools_backing_off(&self) -> Vec<&Backoff> {
+        let now = Instant::now();
+        let mut off: Vec<&Backoff> = self.pools_off.values().filter(|b| now < b.until).collect();
+        off.sort_by(|a, b| a.pool.cmp(&b.pool));
+        off
+    }
+
+    /// A round acted. What failed in a pool (`failed`, each with the pool its
+    /// address is in) starts or doubles that pool's wait; what failed outside every
+    /// pool (or a round cut short: `failed` empty, `ok` false) the whole set's. A
+    /// part that went well ends its wait; the pools the round kept as they are
+    /// (`kept`) keep theirs.
+    pub fn round_ended(
+        &mut self,
+        ok: bool,
+        base: Duration,
+        failed: &[(Option<PoolKey>, String)],
+        kept: &[PoolKey],
+    ) {
+        let whole = failed
+            .iter()
+            .find(|(pool, _)| pool.is_none())
+            .map(|(_, why)| why.clone())
+            .or_else(|| (!ok && failed.is_empty()).then(|| "the round was interrupted".into()));
+        self.backoff = whole.map(|reason| {
+            let failures = self.backoff.as_ref().map_or(0, |b| b.failures) + 1;
+            Backoff::after(failures, base, reason, None)
         });
+        let failed_pools: HashMap<&PoolKey, &String> = failed
+            .iter()
+            .filter_map(|(pool, why)| pool.as_ref().map(|p| (p, why)))
+            .collect();
+        self.pools_off
+            .retain(|p, _| kept.contains(p) || failed_pools.contains_key(p));
+        for (pool, why) in failed_pools {
+            let failures = self.pools_off.get(pool).map_or(0, |b| b.failures) + 1;
+            self.pools_off.insert(
+                pool.clone(),
+                Backoff::after(failures, base, why.clone(), Some(pool.clone())),
+            );
+        }
     }
 }
 
@@ -353,13 +414,43 @@ mod tests {
         let base = Duration::from_secs(30);
         let waits: Vec<u64> = (0..6)
             .map(|_| {
-                m.round_ended(false, base, "no capacity".into());
+                m.round_ended(false, base, &[(None, "no capacity".into())], &[]);
                 m.backing_off().unwrap().wait.as_secs()
             })
             .collect();
         assert_eq!(waits, [30, 60, 120, 240, 480, 480]);
         assert!(m.backing_off().unwrap().until_utc.ends_with('Z'));
-        m.round_ended(true, base, String::new());
+        m.round_ended(true, base, &[], &[]);
         assert!(m.backing_off().is_none());
+        // A node of a pool that could not be made: that pool waits, the rest goes on;
+        // a round that kept it as it is leaves its wait, one that made it ends it.
+        let gpu: PoolKey = (address("cluster.etl"), "gpu".into());
+        let cpu: PoolKey = (address("cluster.etl"), "cpu".into());
+        m.round_ended(
+            false,
+            base,
+            &[(Some(gpu.clone()), "no capacity".into())],
+            &[],
+        );
+        assert!(m.backing_off().is_none());
+        let off = m.pools_backing_off();
+        assert_eq!(off.len(), 1);
+        assert_eq!(off[0].pool.as_ref(), Some(&gpu));
+        assert_eq!(off[0].wait, base);
+        m.round_ended(
+            false,
+            base,
+            &[(Some(gpu.clone()), "no capacity".into())],
+            &[cpu],
+        );
+        assert_eq!(m.pools_backing_off()[0].wait, base * 2);
+        m.round_ended(true, base, &[], std::slice::from_ref(&gpu));
+        assert_eq!(m.pools_backing_off().len(), 1);
+        m.round_ended(true, base, &[], &[]);
+        assert!(m.pools_backing_off().is_empty());
+        assert_eq!(
+            workers_of(&gpu).to_string(),
+            "cluster.etl.node.worker[\"gpu\"]"
+        );
     }
 }

@@ -22,7 +22,7 @@ mod memory;
 mod settings;
 mod status;
 pub use demand::{Scale, MORE_PER_ROUND};
-pub use memory::{control_of, Backoff, Failing, Heal, Memory};
+pub use memory::{control_of, workers_of, Backoff, Failing, Heal, Memory, PoolKey};
 pub use settings::Control;
 pub use status::{read as read_status, Registration, Seen, Status, BEAT_EVERY};
 
@@ -188,17 +188,24 @@ pub enum Event<'a> {
     DemandUnknown(&'a crate::provider::Demand),
     /// A size the round records for an on-demand pool.
     Scaling(&'a Scale),
+    /// A size the round decided and dropped: the pool's recorded size changed since
+    /// it read it (a person's `tik scale`), and that one stands.
+    Superseded { scale: &'a Scale, now: Option<u64> },
 }
 
 /// What a round acts on: the whole plan of what it watches (its services' health
-/// checked or not), or heals.
+/// checked or not, the pools that back off kept as they are), or heals.
 enum Act<'h> {
     Repair {
         health: bool,
+        exclude: &'h [Address],
     },
     Heal(&'h [Heal]),
     /// Records these sizes, then applies what they make.
-    Scale(&'h [Scale]),
+    Scale {
+        scales: &'h [Scale],
+        exclude: &'h [Address],
+    },
 }
 
 impl Round<'_> {
@@ -214,14 +221,16 @@ impl Round<'_> {
             Err(why) => return Ok(Err(why)),
         };
         let options = match act {
-            Act::Repair { health } => PlanOptions {
+            Act::Repair { health, exclude } => PlanOptions {
                 targets: self.watch.targets(),
                 skip_health: !health,
+                exclude: exclude.to_vec(),
                 ..PlanOptions::default()
             },
-            Act::Scale(_) => PlanOptions {
+            Act::Scale { exclude, .. } => PlanOptions {
                 targets: self.watch.targets(),
                 skip_health: true,
+                exclude: exclude.to_vec(),
                 ..PlanOptions::default()
             },
             Act::Heal(heals) => PlanOptions {
@@ -263,7 +272,15 @@ impl Round<'_> {
         // Health is checked every `health_interval` (the least of the watched
         // clusters', as the last plan said); the rounds between read the nodes alone.
         let health = memory.health_due();
-        let repair = Act::Repair { health };
+        // A pool a node of which could not be made waits, kept as it is; the rest
+        // goes on.
+        let held: Vec<Backoff> = memory.pools_backing_off().into_iter().cloned().collect();
+        let held_pools: Vec<PoolKey> = held.iter().filter_map(|b| b.pool.clone()).collect();
+        let exclude: Vec<Address> = held_pools.iter().map(workers_of).collect();
+        let repair = Act::Repair {
+            health,
+            exclude: &exclude,
+        };
         let plan = match self.plan(&store.state, &repair).await? {
             Ok(plan) => plan,
             Err(why) => return Ok(Outcome::Paused(why)),
@@ -279,16 +296,33 @@ impl Round<'_> {
         for f in &failing {
             on(Event::Failing(f));
         }
-        let repairs = needs_repair(&plan);
+        let repairs = needs_repair(&plan, &exclude);
+        // A node of a pool that waits is not replaced either.
+        let due: Vec<Heal> = due
+            .into_iter()
+            .filter(|h| {
+                !matches!(h, Heal::Replace { node, .. } if exclude.iter().any(|e| node.within(e)))
+            })
+            .collect();
         // With nothing to repair or heal, a round that checks health asks the
         // on-demand pools' runtimes how busy they are.
-        let scales = if health && !repairs && due.is_empty() {
-            self.on_demand(memory, &plan, &store.state, on).await?
+        let scales: Vec<Scale> = if health && !repairs && due.is_empty() {
+            self.on_demand(memory, &plan, &store.state, on)
+                .await?
+                .into_iter()
+                .filter(|s| !held_pools.contains(&(s.cluster.clone(), s.pool.clone())))
+                .collect()
         } else {
             Vec::new()
         };
         if !repairs && due.is_empty() && scales.is_empty() {
-            return Ok(Outcome::Idle);
+            // What waits is said as long as the pool is not as it should be.
+            return Ok(
+                match held.iter().find(|b| pending(b, &plan, &store.state)) {
+                    Some(b) => Outcome::BackingOff(b.clone()),
+                    None => Outcome::Idle,
+                },
+            );
         }
         if let Some(b) = memory.backing_off() {
             return Ok(Outcome::BackingOff(b.clone()));
@@ -308,10 +342,10 @@ impl Round<'_> {
             }
             Act::Heal(&due)
         } else {
-            for s in &scales {
-                on(Event::Scaling(s));
+            Act::Scale {
+                scales: &scales,
+                exclude: &exclude,
             }
-            Act::Scale(&scales)
         };
         let result = self.locked(&act, cancel, on).await;
         let unlocked = self.backend.unlock(&info.id);
@@ -340,14 +374,23 @@ impl Round<'_> {
                 memory.healed(&restarted);
             }
             // A repair that failed (a node that cannot be created) waits before the
-            // next try.
+            // next try: the pool of the node alone, or the whole watched set where
+            // what failed is in no pool.
             let base = self.least(plan, |c| c.backoff).unwrap_or(30);
-            let reason = report
+            let failed: Vec<(Option<PoolKey>, String)> = report
                 .failures
-                .first()
-                .map(|(what, why)| format!("{what}: {why}"))
-                .unwrap_or_else(|| "the round was interrupted".into());
-            memory.round_ended(report.ok(), Duration::from_secs(base), reason);
+                .iter()
+                .map(|(what, why)| {
+                    let pool = Address::parse(what).ok().and_then(|a| {
+                        plan.pools
+                            .iter()
+                            .map(|p| (p.cluster.clone(), p.pool.clone()))
+                            .find(|p| a.within(&workers_of(p)))
+                    });
+                    (pool, format!("{what}: {why}"))
+                })
+                .collect();
+            memory.round_ended(report.ok(), Duration::from_secs(base), &failed, &held_pools);
         }
         Ok(outcome)
     }
@@ -365,9 +408,22 @@ impl Round<'_> {
             // An apply of other files came in while the lock was free.
             return Ok(Outcome::Paused(why));
         }
-        if let Act::Scale(scales) = act {
-            // Recorded as `tik scale` records them, before the plan that makes them.
+        if let Act::Scale { scales, .. } = act {
+            // Recorded as `tik scale` records them, before the plan that makes them;
+            // but a size recorded since the round read state is a person's, and
+            // stands.
             for s in scales.iter() {
+                let now = store
+                    .state
+                    .sizes
+                    .get(&s.cluster)
+                    .and_then(|pools| pools.get(&s.pool))
+                    .copied();
+                if now != s.seen {
+                    on(Event::Superseded { scale: s, now });
+                    continue;
+                }
+                on(Event::Scaling(s));
                 store.record(JournalEntry::Size {
                     cluster: s.cluster.clone(),
                     pool: s.pool.clone(),
@@ -407,8 +463,8 @@ impl Round<'_> {
 
 /// Whether the plan has anything to do besides restarting services that failed
 /// their health check (which waits for their threshold): a lost node, a pool off
-/// its size, drift.
-fn needs_repair(plan: &Plan) -> bool {
+/// its size, drift (but within a pool that waits, `exclude`).
+fn needs_repair(plan: &Plan, exclude: &[Address]) -> bool {
     let unhealthy: HashSet<&Address> = plan
         .changes
         .iter()
@@ -416,6 +472,29 @@ fn needs_repair(plan: &Plan) -> bool {
         .map(|c| &c.address)
         .collect();
     plan.changes.iter().any(|c| !c.unhealthy)
-        || plan.drift.iter().any(|d| !unhealthy.contains(&d.address))
+        || plan.drift.iter().any(|d| {
+            !unhealthy.contains(&d.address) && !exclude.iter().any(|e| d.address.within(e))
+        })
         || !plan.moves.is_empty()
+}
+
+/// Whether a pool that waits is not as it should be: a worker of it lost, or
+/// fewer or more workers than its size.
+fn pending(b: &Backoff, plan: &Plan, state: &State) -> bool {
+    let Some(pool) = &b.pool else {
+        return false;
+    };
+    let workers = workers_of(pool);
+    if plan.drift.iter().any(|d| d.address.within(&workers)) {
+        return true;
+    }
+    let have = state
+        .resources
+        .keys()
+        .filter(|a| a.0.len() == workers.0.len() + 1 && a.starts_with(&workers))
+        .count() as u64;
+    plan.pools
+        .iter()
+        .find(|p| p.cluster == pool.0 && p.pool == pool.1)
+        .is_some_and(|p| p.size != have)
 }
