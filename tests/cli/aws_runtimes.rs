@@ -538,16 +538,7 @@ fn a_controller_on_an_aws_head_keeps_the_cluster_with_the_heads_role() {
     need_sshd();
     let moto = Moto::start();
     block_on(async {
-        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(&moto.endpoint)
-            .load()
-            .await;
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&conf)
-                .force_path_style(true)
-                .build(),
-        );
+        let s3 = moto.s3().await;
         s3.create_bucket().bucket("lab-state").send().await.unwrap();
     });
     let config = format!(

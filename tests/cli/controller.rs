@@ -382,12 +382,13 @@ runtime "flaky" {
 }
 "#;
 
-#[test]
-fn a_service_failing_its_checks_is_restarted_after_its_threshold_then_its_node_replaced() {
+/// A cluster whose one worker runs the flaky service, applied, with these
+/// `controller` settings: the project, and the worker's home.
+fn flaky_cluster(controller: &str) -> (Project, std::path::PathBuf) {
     let config = crate::common::cluster_config_with(
         1,
         "small",
-        "  runtime \"flaky\" {}\n  controller {\n    unhealthy_after   = 2\n    recovery_attempts = 2\n    health_interval   = 1\n  }\n",
+        &format!("  runtime \"flaky\" {{}}\n  controller {{\n{controller}  }}\n"),
     );
     let p = Project::new(&[
         ("main.tik.hcl", &config),
@@ -395,6 +396,14 @@ fn a_service_failing_its_checks_is_restarted_after_its_threshold_then_its_node_r
     ]);
     p.ok(&["apply", "--auto-approve"], 0);
     let home = node_dir(&p, "worker-default-0").join("home");
+    (p, home)
+}
+
+#[test]
+fn a_service_failing_its_checks_is_restarted_after_its_threshold_then_its_node_replaced() {
+    let (p, home) = flaky_cluster(
+        "    unhealthy_after   = 2\n    recovery_attempts = 2\n    health_interval   = 1\n",
+    );
     let starts = || {
         std::fs::read_to_string(home.join("starts"))
             .unwrap_or_default()
@@ -466,17 +475,7 @@ fn a_service_failing_its_checks_is_restarted_after_its_threshold_then_its_node_r
 /// reading the nodes alone.
 #[test]
 fn health_is_checked_every_health_interval_not_every_round() {
-    let config = crate::common::cluster_config_with(
-        1,
-        "small",
-        "  runtime \"flaky\" {}\n  controller {\n    health_interval = 4\n  }\n",
-    );
-    let p = Project::new(&[
-        ("main.tik.hcl", &config),
-        ("runtimes/flaky/runtime.tik.hcl", FLAKY),
-    ]);
-    p.ok(&["apply", "--auto-approve"], 0);
-    let home = node_dir(&p, "worker-default-0").join("home");
+    let (p, home) = flaky_cluster("    health_interval = 4\n");
     let mut c = Running::start(&p, &["controller", "--interval", "200ms"]);
     // The first round checks health (status shows its end); the next check is 4 s
     // after it.

@@ -1037,17 +1037,9 @@ fn s3_kill_at(
 fn a_kill_after_any_write_of_s3_state_loses_nothing() {
     let moto = Moto::start();
     block_on(async {
-        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(&moto.endpoint)
-            .load()
-            .await;
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&conf)
-                .force_path_style(true)
-                .build(),
-        );
-        s3.create_bucket()
+        moto.s3()
+            .await
+            .create_bucket()
             .bucket("kill-state")
             .send()
             .await

@@ -357,6 +357,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_head_elsewhere_reads_shared_state_with_its_own_credentials() {
+        let local = r#"{"backend": {"kind": "local", "settings": {"path": "/p/tik.tikstate"}}}"#;
+        let e = remote_backend(local).unwrap_err();
+        assert!(e.contains("in a file on this machine"), "{e}");
+        let s3 = r#"{"backend": {"kind": "s3", "settings": {"bucket": "b", "key": "k", "profile": "dev"}},
+                     "backend_config": {"profile": "ops", "endpoint": "http://e"}}"#;
+        let out: serde_json::Value = serde_json::from_str(&remote_backend(s3).unwrap()).unwrap();
+        assert_eq!(out["backend"]["settings"]["profile"], "");
+        assert_eq!(out["backend_config"]["profile"], "");
+        assert_eq!(out["backend"]["settings"]["bucket"], "b");
+        assert_eq!(out["backend_config"]["endpoint"], "http://e");
+        assert!(remote_backend("not json").is_err());
+    }
+
+    #[test]
     fn the_head_gets_the_projects_files_but_tiks_own_gits_and_state() {
         let d = tempfile::tempdir().unwrap();
         for f in [

@@ -929,6 +929,14 @@ impl Target {
         &self.home
     }
 
+    /// `script` as it runs on the target: in its container where it has one.
+    fn inside<'s>(&self, script: &'s str) -> std::borrow::Cow<'s, str> {
+        match &self.container {
+            Some(c) => std::borrow::Cow::Owned(c.wrap(script)),
+            None => std::borrow::Cow::Borrowed(script),
+        }
+    }
+
     /// The same node, on its host rather than in its container.
     fn host(&self) -> Target {
         Target {
@@ -1323,14 +1331,8 @@ async fn run_sh(
     script: &str,
     watched: bool,
 ) -> Result<std::process::Output, String> {
-    let inside;
-    let script = match &target.container {
-        Some(c) => {
-            inside = c.wrap(script);
-            &inside
-        }
-        None => script,
-    };
+    let inside = target.inside(script);
+    let script: &str = &inside;
     match &target.via {
         Via::Local => {
             let stdin = if watched {
@@ -1373,15 +1375,8 @@ async fn run_fed(
     script: &str,
     input: &put::Input,
 ) -> Result<std::process::Output, String> {
-    use tokio::io::AsyncWriteExt;
-    let inside;
-    let script = match &target.container {
-        Some(c) => {
-            inside = c.wrap(script);
-            &inside
-        }
-        None => script,
-    };
+    let inside = target.inside(script);
+    let script: &str = &inside;
     let mut reader = input.reader().await?;
     let copy = |e: std::io::Error| format!("cannot send the file to the node: {e}");
     match &target.via {
@@ -1395,22 +1390,18 @@ async fn run_fed(
                 .kill_on_drop(true)
                 .spawn()
                 .map_err(|e| format!("cannot run sh: {e}"))?;
-            if let Some(mut stdin) = child.stdin.take() {
-                // A script that ends early (it failed) closes its stdin: its output
-                // says why.
-                let sent = tokio::io::copy(&mut reader, &mut stdin).await;
-                let _ = stdin.shutdown().await;
-                drop(stdin);
-                let out = child
-                    .wait_with_output()
-                    .await
-                    .map_err(|e| format!("cannot run sh: {e}"))?;
-                if out.status.success() {
-                    sent.map_err(copy)?;
-                }
-                return Ok(out);
+            let Some(stdin) = child.stdin.take() else {
+                return Err("sh took no input".into());
+            };
+            // Fed while its output is read: neither waits on the other's pipe.
+            let (sent, out) = tokio::join!(feed(&mut reader, stdin), child.wait_with_output());
+            let out = out.map_err(|e| format!("cannot run sh: {e}"))?;
+            // A script that ended early (it failed) closed its stdin: its output says
+            // why.
+            if out.status.success() {
+                sent.map_err(copy)?;
             }
-            Err("sh took no input".into())
+            Ok(out)
         }
         Via::Ssh(link) => {
             let mut child = link
@@ -1425,22 +1416,28 @@ async fn run_fed(
                 .spawn()
                 .await
                 .map_err(|e| format!("cannot run sh on the node: {}", error_chain(&e)))?;
-            let Some(mut stdin) = child.stdin().take() else {
+            let Some(stdin) = child.stdin().take() else {
                 return Err("sh on the node took no input".into());
             };
-            let sent = tokio::io::copy(&mut reader, &mut stdin).await;
-            let _ = stdin.shutdown().await;
-            drop(stdin);
-            let out = child
-                .wait_with_output()
-                .await
-                .map_err(|e| format!("cannot run sh on the node: {}", error_chain(&e)))?;
+            let (sent, out) = tokio::join!(feed(&mut reader, stdin), child.wait_with_output());
+            let out = out.map_err(|e| format!("cannot run sh on the node: {}", error_chain(&e)))?;
             if out.status.success() {
                 sent.map_err(copy)?;
             }
             Ok(out)
         }
     }
+}
+
+/// Copies `reader` into a script's stdin, then closes it.
+async fn feed(
+    reader: &mut (dyn tokio::io::AsyncRead + Unpin + Send),
+    mut stdin: impl tokio::io::AsyncWrite + Unpin,
+) -> std::io::Result<u64> {
+    use tokio::io::AsyncWriteExt;
+    let sent = tokio::io::copy(reader, &mut stdin).await;
+    let _ = stdin.shutdown().await;
+    sent
 }
 
 /// Runs a script on a target: exit code and output.

@@ -28,6 +28,20 @@ impl Moto {
         aws_sdk_ec2::Client::new(&conf)
     }
 
+    /// An S3 client, paths in the URL as moto's server takes them.
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .load()
+            .await;
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&conf)
+                .force_path_style(true)
+                .build(),
+        )
+    }
+
     /// Terminates an instance by hand, as a spot reclaim or a person would.
     pub async fn terminate(&self, id: &str) {
         self.ec2()
