@@ -259,8 +259,14 @@ impl Controller<'_> {
             None => summary,
         };
         let lines = std::mem::take(&mut self.lines);
+        let waiting = self
+            .memory
+            .waits()
+            .into_iter()
+            .map(render::controller::backoff)
+            .collect();
         self.registration
-            .round(p.backend()?, &summary, lines)
+            .round(p.backend()?, &summary, lines, waiting)
             .map_err(|d| p.fail(d))?;
         Ok(code)
     }

@@ -2,7 +2,7 @@
 
 use super::{apply_event, drift, summary_line, Style};
 use tik_engine::apply::{ApplyEvent, ApplyReport};
-use tik_engine::controller::{Event, Heal, Outcome, Seen};
+use tik_engine::controller::{Backoff, Event, Heal, Outcome, Seen};
 use tik_engine::plan::Plan;
 
 /// The lines of what a round tells as it goes; a change starting says nothing (its
@@ -81,24 +81,29 @@ fn found(plan: &Plan) -> Vec<String> {
     lines
 }
 
+/// A wait after failed rounds, of a pool or of the whole watched set, in words.
+pub fn backoff(b: &Backoff) -> String {
+    format!(
+        "{}backing off until {} ({}s) after {} failed round{}: {}",
+        b.pool
+            .as_ref()
+            .map_or_else(String::new, |(cluster, pool)| format!(
+                "cluster {}, workers \"{pool}\": ",
+                tik_engine::scale::cluster_label(cluster)
+            )),
+        b.until_utc,
+        b.wait.as_secs(),
+        b.failures,
+        if b.failures == 1 { "" } else { "s" },
+        super::first_line(&b.reason)
+    )
+}
+
 /// What a round that could not act says (once, until it says something else).
 pub fn note(outcome: &Outcome) -> Option<String> {
     match outcome {
         Outcome::Paused(why) => Some(format!("paused: {why}")),
-        Outcome::BackingOff(b) => Some(format!(
-            "{}backing off until {} ({}s) after {} failed round{}: {}",
-            b.pool
-                .as_ref()
-                .map_or_else(String::new, |(cluster, pool)| format!(
-                    "cluster {}, workers \"{pool}\": ",
-                    tik_engine::scale::cluster_label(cluster)
-                )),
-            b.until_utc,
-            b.wait.as_secs(),
-            b.failures,
-            if b.failures == 1 { "" } else { "s" },
-            b.reason
-        )),
+        Outcome::BackingOff(b) => Some(backoff(b)),
         Outcome::Waiting(holder) => Some(format!(
             "waiting: the state lock is held by {} (operation {}, since {})",
             holder.who, holder.operation, holder.created
@@ -163,6 +168,14 @@ pub fn status(out: &mut String, controllers: &[(String, Seen)], cluster: &str, s
         )),
     };
     out.push_str(&format!("  controller  {head}\n"));
+    if seen.alive {
+        for w in &s.waiting {
+            out.push_str(&format!(
+                "    {}\n",
+                style.yellow(&clean(super::first_line(w)))
+            ));
+        }
+    }
     for line in s.actions.iter().rev().take(5).rev() {
         out.push_str(&format!("    {}\n", clean(super::first_line(line))));
     }

@@ -690,6 +690,14 @@ cluster "etl" {
         "round done: 1 added, 0 changed, 0 replaced, 0 destroyed",
         60,
     );
+    // tik status shows what waits beside the last round, which acted.
+    let status = p.tik_env(&["status"], &on_moto).out();
+    assert!(
+        status.contains(": round done: 1 added")
+            && status.contains("    cluster etl, workers \"gpu\": backing off until ")
+            && status.contains("InsufficientInstanceCapacity"),
+        "{status}"
+    );
     let log = c.stop();
     let new_cpu = id_of("cpu").expect("another cpu worker");
     assert_ne!(new_cpu, first_cpu);

@@ -267,6 +267,13 @@ impl Memory {
         self.backoff.as_ref().filter(|b| Instant::now() < b.until)
     }
 
+    /// Every wait in force: the whole watched set's, then the pools'.
+    pub fn waits(&self) -> Vec<&Backoff> {
+        let mut all: Vec<&Backoff> = self.backing_off().into_iter().collect();
+        all.extend(self.pools_backing_off());
+        all
+    }
+
     /// The pools waiting now.
     pub fn pools_backing_off(&self) -> Vec<&Backoff> {
         let now = Instant::now();

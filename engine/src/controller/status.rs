@@ -36,6 +36,10 @@ pub struct Status {
     pub last_outcome: String,
     /// Its last action lines, oldest first, each with its time.
     pub actions: Vec<String>,
+    /// What waits now after failed rounds (a pool without capacity, say), a line
+    /// each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting: Vec<String>,
     /// When it stopped, if it stopped cleanly.
     pub stopped: Option<String>,
 }
@@ -149,6 +153,7 @@ impl Registration {
                 last_round: None,
                 last_outcome: "starting".into(),
                 actions: Vec::new(),
+                waiting: Vec::new(),
                 stopped: None,
             },
             written: None,
@@ -182,16 +187,20 @@ impl Registration {
     }
 
     /// Notes a round that ended with `outcome` and logged `actions` (each line with
-    /// its time). Written when there is something new, or every `BEAT_EVERY`; a
-    /// record another controller has taken over ends this one.
+    /// its time), with what waits after it. Written when there is something new, or
+    /// every `BEAT_EVERY`; a record another controller has taken over ends this one.
     pub fn round(
         &mut self,
         backend: &dyn Backend,
         outcome: &str,
         actions: Vec<String>,
+        waiting: Vec<String>,
     ) -> Result<(), Diagnostics> {
         self.status.last_round = Some(crate::timefmt::now_utc());
-        let new = outcome != self.status.last_outcome || !actions.is_empty();
+        let new = outcome != self.status.last_outcome
+            || !actions.is_empty()
+            || waiting != self.status.waiting;
+        self.status.waiting = waiting;
         self.status.last_outcome = outcome.to_string();
         self.status.actions.extend(actions);
         let over = self.status.actions.len().saturating_sub(ACTIONS_KEPT);
@@ -245,10 +254,16 @@ mod tests {
         let mut second =
             Registration::claim(&backend, &watched, "here", Duration::from_secs(5)).unwrap();
         second
-            .round(&backend, "acted", vec!["a line".into()])
+            .round(
+                &backend,
+                "acted",
+                vec!["a line".into()],
+                vec!["a pool waits".into()],
+            )
             .unwrap();
         let seen = read(&backend, &etl).unwrap().unwrap();
         assert_eq!(seen.status.actions, ["a line"]);
+        assert_eq!(seen.status.waiting, ["a pool waits"]);
         assert_eq!(seen.status.last_outcome, "acted");
         // One whose process on this machine is gone is gone, however fresh.
         let mut dead = seen.status.clone();
