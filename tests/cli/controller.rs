@@ -522,6 +522,29 @@ fn a_bad_controller_block_is_named_where_it_is_written() {
     assert!(r.stderr.contains("main.tik.hcl:16:15"), "{}", r.out());
 }
 
+/// An AWS cluster (the API at AWS_ENDPOINT_URL) with these worker pools, whose
+/// controller backs off `backoff` seconds.
+fn aws_cluster(workers: &str, backoff: u64) -> String {
+    format!(
+        r#"workspace "lab" {{
+  provider = "aws"
+  region   = "us-east-1"
+}}
+
+cluster "etl" {{
+  workspace = workspace.lab
+  head {{
+    image         = "ami-03cf127a"
+    instance_type = "m5.large"
+  }}
+{workers}  controller {{
+    backoff = {backoff}
+  }}
+}}
+"#
+    )
+}
+
 /// On moto: an instance terminated by hand is replaced; a round whose replacement
 /// meets no capacity (from the fault proxy, once) backs off, and the round after the
 /// backoff makes it.
@@ -535,27 +558,11 @@ fn on_aws_a_terminated_worker_is_replaced_after_a_capacity_error_backs_off() {
             "message": "We currently do not have sufficient m5.large capacity in the Availability Zone you requested.",
             "times": 1}]"#,
     );
-    let config = r#"workspace "lab" {
-  provider = "aws"
-  region   = "us-east-1"
-}
-
-cluster "etl" {
-  workspace = workspace.lab
-  head {
-    image         = "ami-03cf127a"
-    instance_type = "m5.large"
-  }
-  workers "default" {
-    min = 2
-    max = 4
-  }
-  controller {
-    backoff = 2
-  }
-}
-"#;
-    let p = Project::new(&[("main.tik.hcl", config)]);
+    let config = aws_cluster(
+        "  workers \"default\" {\n    min = 2\n    max = 4\n  }\n",
+        2,
+    );
+    let p = Project::new(&[("main.tik.hcl", &config)]);
     let on_moto = [("AWS_ENDPOINT_URL", moto.endpoint.as_str())];
     let r = p.tik_env(&["apply", "--auto-approve"], &on_moto);
     assert_eq!(r.code, 0, "{}", r.out());
@@ -626,32 +633,11 @@ fn on_aws_a_pool_without_capacity_backs_off_alone_and_the_others_are_kept() {
             "message": "We currently do not have sufficient g4dn.xlarge capacity in the Availability Zone you requested.",
             "times": 1000}]"#,
     );
-    let config = r#"workspace "lab" {
-  provider = "aws"
-  region   = "us-east-1"
-}
-
-cluster "etl" {
-  workspace = workspace.lab
-  head {
-    image         = "ami-03cf127a"
-    instance_type = "m5.large"
-  }
-  workers "cpu" {
-    min = 1
-    max = 2
-  }
-  workers "gpu" {
-    instance_type = "g4dn.xlarge"
-    min           = 1
-    max           = 2
-  }
-  controller {
-    backoff = 600
-  }
-}
-"#;
-    let p = Project::new(&[("main.tik.hcl", config)]);
+    let config = aws_cluster(
+        "  workers \"cpu\" {\n    min = 1\n    max = 2\n  }\n  workers \"gpu\" {\n    instance_type = \"g4dn.xlarge\"\n    min           = 1\n    max           = 2\n  }\n",
+        600,
+    );
+    let p = Project::new(&[("main.tik.hcl", &config)]);
     let on_moto = [("AWS_ENDPOINT_URL", moto.endpoint.as_str())];
     let r = p.tik_env(&["apply", "--auto-approve"], &on_moto);
     assert_eq!(r.code, 0, "{}", r.out());

@@ -6,7 +6,7 @@ mod gcs_server;
 
 use crate::common;
 use crate::common::{block_on, Cleanup, Project, Run};
-use crate::moto::{Faults, Moto};
+use crate::moto::{s3_at as s3, Faults, Moto};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -23,19 +23,6 @@ fn s3_config(resources: &[&str]) -> String {
         ));
     }
     text
-}
-
-async fn s3(endpoint: &str) -> aws_sdk_s3::Client {
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .load()
-        .await;
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&conf)
-            .force_path_style(true)
-            .build(),
-    )
 }
 
 fn make_bucket(endpoint: &str, versioning: bool) {

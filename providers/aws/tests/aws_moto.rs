@@ -330,19 +330,6 @@ async fn a_no_op_plan_of_100_workers_reads_each_type_once() {
     );
 }
 
-async fn s3(moto: &Moto) -> aws_sdk_s3::Client {
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(&moto.endpoint)
-        .load()
-        .await;
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&conf)
-            .force_path_style(true)
-            .build(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bucket_is_encrypted_and_kept_unless_the_configuration_says_otherwise() {
     let moto = Moto::start();
@@ -354,7 +341,7 @@ async fn the_bucket_is_encrypted_and_kept_unless_the_configuration_says_otherwis
     );
     let w = World::new(&cfg);
     assert!(w.apply().await.1.ok());
-    let s3 = s3(&moto).await;
+    let s3 = moto.s3().await;
     let enc = s3
         .get_bucket_encryption()
         .bucket("lab-data")
@@ -518,7 +505,7 @@ async fn bucket_tags_and_encryption_changed_by_hand_are_drift_and_fixed() {
     let (_, report) = w.apply().await;
     assert!(report.ok(), "{report:?}");
     assert_eq!(w.attr("workspace.lab.bucket", "tags")["team"], "data");
-    let s3 = s3(&moto).await;
+    let s3 = moto.s3().await;
     // By hand: the team tag is changed (tik's own tags kept) and KMS replaces AES256.
     let mut tags: Vec<Tag> = s3
         .get_bucket_tagging()

@@ -30,16 +30,7 @@ impl Moto {
 
     /// An S3 client, paths in the URL as moto's server takes them.
     pub async fn s3(&self) -> aws_sdk_s3::Client {
-        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(&self.endpoint)
-            .load()
-            .await;
-        aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&conf)
-                .force_path_style(true)
-                .build(),
-        )
+        s3_at(&self.endpoint).await
     }
 
     /// Terminates an instance by hand, as a spot reclaim or a person would.
@@ -68,6 +59,21 @@ impl Moto {
             .expect("a VPC id")
             .to_string()
     }
+}
+
+/// An S3 client for the server at `endpoint` (moto's, or a proxy in front of it),
+/// paths in the URL as moto takes them.
+pub async fn s3_at(endpoint: &str) -> aws_sdk_s3::Client {
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .load()
+        .await;
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&conf)
+            .force_path_style(true)
+            .build(),
+    )
 }
 
 /// A configuration directory, the AWS provider, and state in memory.
