@@ -687,8 +687,15 @@ fn ssh_settings(c: &Map) -> Result<Map, String> {
 /// A repair beyond the nodes (a subnet, a role) is for a person's apply.
 fn controller_policy(
     ws_name: &str,
+    cluster: &str,
     state: Option<&StateAccess>,
 ) -> Result<serde_json::Value, String> {
+    let role = |kind: &str| {
+        format!(
+            "arn:aws:iam::*:role{}{ws_name}-{kind}-role",
+            crate::iam::PATH
+        )
+    };
     let mut statements = vec![
         serde_json::json!({
             "Sid": "ReadWhatAPlanReads",
@@ -705,16 +712,26 @@ fn controller_policy(
             "Resource": "*"
         }),
         serde_json::json!({
-            "Sid": "MakeAndEndNodes",
+            "Sid": "MakeNodes",
             "Effect": "Allow",
-            "Action": ["ec2:RunInstances", "ec2:TerminateInstances", "ec2:CreateTags"],
+            "Action": ["ec2:RunInstances", "ec2:CreateTags"],
             "Resource": "*"
+        }),
+        serde_json::json!({
+            "Sid": "EndTheClustersNodes",
+            "Effect": "Allow",
+            "Action": "ec2:TerminateInstances",
+            "Resource": "*",
+            "Condition": { "StringEquals": {
+                "aws:ResourceTag/tik:workspace": ws_name,
+                "aws:ResourceTag/tik:cluster": cluster
+            } }
         }),
         serde_json::json!({
             "Sid": "LaunchWithTheNodesProfiles",
             "Effect": "Allow",
             "Action": "iam:PassRole",
-            "Resource": format!("arn:aws:iam::*:role{}{ws_name}-*", crate::iam::PATH)
+            "Resource": [role("head"), role("worker")]
         }),
     ];
     match state {
@@ -823,7 +840,7 @@ fn cluster(
         }
     }
     if get(c, &["controller", "on"]).and_then(Value::as_str) == Some("head") {
-        let policy = controller_policy(&ws_name, state)?;
+        let policy = controller_policy(&ws_name, name, state)?;
         specs.push(ResourceSpec::new(
             Address::new().name("controller_policy"),
             "aws_iam_role_policy",
@@ -1131,7 +1148,8 @@ mod tests {
             "\"ec2:TerminateInstances\"",
             "\"ec2:Describe*\"",
             "\"iam:GetAccountAuthorizationDetails\"",
-            "arn:aws:iam::*:role/tik/lab-*",
+            "arn:aws:iam::*:role/tik/lab-worker-role",
+            "\"aws:ResourceTag/tik:cluster\":\"c\"",
             "arn:aws:s3:::team/prod/etl.tikstate*",
             "\"arn:aws:s3:::team\"",
             "arn:aws:kms:us-east-1:1:key/k",
