@@ -164,6 +164,23 @@ struct Made<'a> {
     site: &'a Site<'a>,
 }
 
+impl Made<'_> {
+    /// The params the commands `texts` name, as their environment (only those: a
+    /// change of another param reruns nothing), and whether one of them holds a
+    /// secret.
+    fn named_in(&self, texts: &[&str]) -> (Map, bool) {
+        let used = |k: &str| texts.iter().any(|t| t.contains(k));
+        let env = self
+            .env
+            .iter()
+            .filter(|(k, _)| used(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let secret = self.param_marks.keys().any(|p| used(&env_name(p)));
+        (env, secret)
+    }
+}
+
 /// A session per node, and its container where the cluster has one; returns the
 /// last of them on each node, which its first step comes after.
 fn sessions(
@@ -638,18 +655,12 @@ impl ServiceSteps<'_> {
             } else {
                 (None, None)
             };
-            let used = |k: &String| {
-                [Some(&script), stop.as_ref(), health.as_ref()]
-                    .into_iter()
-                    .flatten()
-                    .any(|s| s.contains(k.as_str()))
-            };
-            let step_env: Map = made
-                .env
-                .iter()
-                .filter(|(k, _)| used(k))
-                .map(|(k, v)| (k.clone(), v.clone()))
+            let commands: Vec<&str> = [Some(&script), stop.as_ref(), health.as_ref()]
+                .into_iter()
+                .flatten()
+                .map(String::as_str)
                 .collect();
+            let (step_env, secret_env) = made.named_in(&commands);
             let mut c = Map::from_iter([
                 ("node".to_string(), Value::from(n.rel.to_string())),
                 ("node_name".to_string(), Value::from(n.name.as_str())),
@@ -682,7 +693,7 @@ impl ServiceSteps<'_> {
             }
             done.push(format!("{script}\0{}", c["env"].to_json()));
             let mut spec = ResourceSpec::new(rel, STEP_TYPE, c);
-            if made.param_marks.keys().any(|p| used(&env_name(p))) {
+            if secret_env {
                 spec.sensitive.push("env".into());
             }
             for (attr, from) in [("script", step), ("stop", "stop"), ("health", "health")] {
@@ -862,15 +873,10 @@ fn scaling(
             return None;
         }
     };
-    let used = |k: &String| {
-        demand.contains(k.as_str()) || idle.as_ref().is_some_and(|i| i.contains(k.as_str()))
-    };
-    let env: Map = made
-        .env
-        .iter()
-        .filter(|(k, _)| used(k))
-        .map(|(k, v)| (k.clone(), v.clone()))
+    let commands: Vec<&str> = std::iter::once(demand.as_str())
+        .chain(idle.as_deref())
         .collect();
+    let (env, secret_env) = made.named_in(&commands);
     let head = on.head;
     let config = Map::from_iter([
         ("node".to_string(), Value::from(head.rel.to_string())),
@@ -891,7 +897,7 @@ fn scaling(
         SCALING_TYPE,
         config,
     );
-    let sensitive = secret || made.param_marks.keys().any(|p| used(&env_name(p)));
+    let sensitive = secret || secret_env;
     if sensitive {
         spec.sensitive
             .extend(["env".to_string(), "demand".to_string(), "idle".to_string()]);
