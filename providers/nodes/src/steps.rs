@@ -489,7 +489,7 @@ impl Runner {
             let mut script = String::from("set -u\n");
             script.push_str(&exports(attrs, target.home()));
             script.push_str(&p.script());
-            let result = tokio::time::timeout(STEP_LIMIT, run_fed(target, &script, &input))
+            let result = tokio::time::timeout(STEP_LIMIT, run_fed(target, &script, input))
                 .await
                 .unwrap_or_else(|_| {
                     Err(format!(
@@ -1373,7 +1373,7 @@ async fn run_sh(
 async fn run_fed(
     target: &Target,
     script: &str,
-    input: &put::Input,
+    input: put::Input,
 ) -> Result<std::process::Output, String> {
     let inside = target.inside(script);
     let script: &str = &inside;

@@ -147,14 +147,14 @@ pub(super) enum Input {
 }
 
 impl Input {
-    pub async fn reader(&self) -> Result<Box<dyn tokio::io::AsyncRead + Unpin + Send>, String> {
+    pub async fn reader(self) -> Result<Box<dyn tokio::io::AsyncRead + Unpin + Send>, String> {
         Ok(match self {
             Input::File(p) => Box::new(
-                tokio::fs::File::open(p)
+                tokio::fs::File::open(&p)
                     .await
                     .map_err(|e| format!("cannot read {}: {e}", p.display()))?,
             ),
-            Input::Bytes(b) => Box::new(std::io::Cursor::new(b.clone())),
+            Input::Bytes(b) => Box::new(std::io::Cursor::new(b)),
         })
     }
 }
