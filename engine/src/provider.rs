@@ -196,6 +196,14 @@ pub struct Demand {
     pub idle: Option<Result<Vec<Address>, String>>,
 }
 
+impl Demand {
+    /// The cluster a runtime's scaling record is in: `cluster.etl` for
+    /// `cluster.etl.scaling["spark"]`.
+    pub fn cluster_of(record: &Address) -> Address {
+        Address(record.0[..record.0.len().saturating_sub(2)].to_vec())
+    }
+}
+
 /// Why a block cannot be lowered into resources, and where: `path` names the
 /// attribute at fault from the block down (`["network", "cidr"]`,
 /// `["workers", "default", "min"]`), so the error points at its value; an empty

@@ -206,7 +206,7 @@ fn idle_workers(demands: &[Demand]) -> Vec<Address> {
     let mut by_cluster: HashMap<Address, Option<Vec<Address>>> = HashMap::new();
     for d in demands {
         let Some(idle) = &d.idle else { continue };
-        let cluster = Address(d.source.0[..d.source.0.len().saturating_sub(2)].to_vec());
+        let cluster = Demand::cluster_of(&d.source);
         let entry = by_cluster.entry(cluster).or_insert_with(|| match idle {
             Ok(list) => Some(list.clone()),
             Err(_) => None,

@@ -37,7 +37,7 @@ pub async fn ask_all(runner: &Arc<Runner>, resources: &[ResourceState]) -> Vec<D
 /// The nodes of the record's cluster (`cluster.etl.scaling["x"]` is in
 /// `cluster.etl`), by private address.
 fn nodes_of(record: &Address, resources: &[ResourceState]) -> Vec<(String, Address)> {
-    let cluster = Address(record.0[..record.0.len().saturating_sub(2)].to_vec());
+    let cluster = tik_engine::provider::Demand::cluster_of(record);
     resources
         .iter()
         .filter(|r| r.address.starts_with(&cluster))
