@@ -241,13 +241,7 @@ pub async fn apply_role(iam: &Client, change: &ChangeRequest) -> Result<Map, Pro
                 .send()
                 .await
                 .map_err(|e| api_error("CreateRole", e))?;
-            iam.put_role_policy()
-                .role_name(name)
-                .policy_name(POLICY_NAME)
-                .policy_document(s(a, "policy")?)
-                .send()
-                .await
-                .map_err(|e| api_error("PutRolePolicy", e))?;
+            put_policy(iam, name, POLICY_NAME, s(a, "policy")?).await?;
             let mut attrs = a.clone();
             attrs.insert(
                 "id".into(),
@@ -263,13 +257,7 @@ pub async fn apply_role(iam: &Client, change: &ChangeRequest) -> Result<Map, Pro
         Operation::Update => {
             let prior = change.prior.clone().unwrap_or_default();
             if prior.get("policy") != a.get("policy") {
-                iam.put_role_policy()
-                    .role_name(name)
-                    .policy_name(POLICY_NAME)
-                    .policy_document(s(a, "policy")?)
-                    .send()
-                    .await
-                    .map_err(|e| api_error("PutRolePolicy", e))?;
+                put_policy(iam, name, POLICY_NAME, s(a, "policy")?).await?;
             }
             if prior.get("tags") != a.get("tags") {
                 let keep = iam_tags(crate::attrs::user_tag_pairs(a));
@@ -308,13 +296,7 @@ pub async fn apply_role(iam: &Client, change: &ChangeRequest) -> Result<Map, Pro
             Ok(attrs)
         }
         Operation::Delete => {
-            let r = iam
-                .delete_role_policy()
-                .role_name(name)
-                .policy_name(POLICY_NAME)
-                .send()
-                .await;
-            gone_ok("DeleteRolePolicy", r)?;
+            delete_policy(iam, name, POLICY_NAME).await?;
             gone_ok("DeleteRole", iam.delete_role().role_name(name).send().await)
         }
     }
@@ -355,27 +337,41 @@ pub async fn apply_role_policy(iam: &Client, change: &ChangeRequest) -> Result<M
     }
     match change.operation {
         Operation::Create | Operation::Update => {
-            iam.put_role_policy()
-                .role_name(role)
-                .policy_name(name)
-                .policy_document(s(a, "policy")?)
-                .send()
-                .await
-                .map_err(|e| api_error("PutRolePolicy", e))?;
+            put_policy(iam, role, name, s(a, "policy")?).await?;
             let mut attrs = a.clone();
             canonicalize(&mut attrs);
             Ok(attrs)
         }
-        Operation::Delete => {
-            let r = iam
-                .delete_role_policy()
-                .role_name(role)
-                .policy_name(name)
-                .send()
-                .await;
-            gone_ok("DeleteRolePolicy", r)
-        }
+        Operation::Delete => delete_policy(iam, role, name).await,
     }
+}
+
+/// Puts the inline policy `name` on `role`.
+async fn put_policy(
+    iam: &Client,
+    role: &str,
+    name: &str,
+    document: &str,
+) -> Result<(), ProviderError> {
+    iam.put_role_policy()
+        .role_name(role)
+        .policy_name(name)
+        .policy_document(document)
+        .send()
+        .await
+        .map_err(|e| api_error("PutRolePolicy", e))?;
+    Ok(())
+}
+
+/// Takes the inline policy `name` off `role`; one already gone is fine.
+async fn delete_policy(iam: &Client, role: &str, name: &str) -> Result<Map, ProviderError> {
+    let r = iam
+        .delete_role_policy()
+        .role_name(role)
+        .policy_name(name)
+        .send()
+        .await;
+    gone_ok("DeleteRolePolicy", r)
 }
 
 fn canonicalize(attrs: &mut Map) {
